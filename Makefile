@@ -1,0 +1,34 @@
+# isoinspect developer entry points. All targets must be run as root (the host is set up for real).
+#   make setup   idempotent host + venv set-up (fast when nothing to do)
+#   make test    setup, start dockerd, run the whole test suite
+#   make demo    setup, run a busybox container, print the host capability report
+#   make clean   remove caches and build leftovers (keeps .venv; `make distclean` removes it too)
+SHELL := /bin/bash
+VENV ?= .venv
+PYTHON := $(VENV)/bin/python
+ISOINSPECT := $(VENV)/bin/isoinspect
+PYTEST_ARGS ?=
+
+.PHONY: setup dockerd test demo clean distclean
+
+setup:
+	scripts/setup.sh
+
+dockerd: setup
+	scripts/start-dockerd.sh
+
+# pytest's exit code is make's: 5 ("no tests collected") fails like any other failure.
+test: setup dockerd
+	$(PYTHON) -m pytest -q tests $(PYTEST_ARGS)
+
+demo: setup
+	$(ISOINSPECT) run --rm busybox echo hello
+	$(ISOINSPECT) doctor
+
+clean:
+	rm -rf .pytest_cache build
+	find . -path ./.venv -prune -o -path ./.git -prune -o \
+	    \( -name __pycache__ -type d -o -name '*.egg-info' -type d \) -print0 | xargs -0r rm -rf
+
+distclean: clean
+	rm -rf $(VENV)

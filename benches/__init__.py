@@ -1,0 +1,1 @@
+"""Start-up benchmarks and limit verification against peer runtimes."""

@@ -1,0 +1,34 @@
+"""Benchmark targets: one way each to start an isolated ``true`` (see ``base.Target``).
+
+``default_targets()`` is the set the start-up benchmark compares; ``REFERENCE`` is the peer
+ratios are taken against. Add a target by writing a module here and listing it below.
+"""
+
+from __future__ import annotations
+
+from isoinspect.benches.targets.base import Target, TargetError, safe_version
+from isoinspect.benches.targets.host import HostExec, UnshareTarget
+from isoinspect.benches.targets.isoinspect import IsoinspectCLI, IsoinspectLibrary
+from isoinspect.benches.targets.runc import RuncTarget
+
+REFERENCE = "runc"
+
+__all__ = ["REFERENCE", "HostExec", "IsoinspectCLI", "IsoinspectLibrary", "RuncTarget", "Target",
+           "TargetError", "UnshareTarget", "default_targets", "safe_version", "select"]
+
+
+def default_targets() -> list[Target]:
+    return [HostExec(), UnshareTarget(), IsoinspectCLI(), IsoinspectLibrary("start"),
+            IsoinspectLibrary("lifecycle"), RuncTarget()]
+
+
+def select(names: list[str] | None) -> list[Target]:
+    """The default targets, or those named (ValueError naming the unknown ones)."""
+    targets = default_targets()
+    if not names:
+        return targets
+    known = {t.name: t for t in targets}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ValueError(f"unknown target(s) {', '.join(unknown)}; known: {', '.join(known)}")
+    return [known[n] for n in names]

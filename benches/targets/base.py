@@ -1,0 +1,196 @@
+"""The ``Target`` interface and the helpers every target shares.
+
+A target is one way to start an isolated workload (DESIGN.md section 1). The benchmark runner only
+talks to this interface, so adding crun, runsc, Docker or a QEMU guest later means adding a module
+here, not changing the runner:
+
+* ``available()`` says whether the target can run on this host, and why not (never raises);
+* ``prepare(workdir)`` puts the image in the target's own format under ``workdir`` (untimed);
+* ``start_once()`` starts ``true`` once and returns the measured seconds (start to ready);
+  ``last_phases`` may then hold an optional breakdown of that one start;
+* ``cleanup()`` removes everything ``prepare`` and the starts left behind, even after Ctrl-C.
+
+Timing uses ``time.perf_counter_ns`` (CLOCK_MONOTONIC on Linux). Subprocess targets are started
+with ``posix_spawn`` (vfork + exec in glibc) rather than ``subprocess``, so the harness adds
+about as little as possible on top of the peer it measures, and the same amount for every peer.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+
+BUSYBOX_CANDIDATES = ("/bin/busybox", "/usr/bin/busybox")
+
+
+class TargetError(RuntimeError):
+    """One start failed (non-zero exit, missing file, ...): the runner records it."""
+
+
+class Target:
+    """One way to start a container-like workload; subclasses fill in the blanks."""
+
+    #: short unique name used in tables, JSON and ``--targets``
+    name = "target"
+    #: what ``start_once`` measures: "lifecycle" (start .. the workload exited and was cleaned
+    #: up, what ``runc run`` or ``docker run --rm`` cost a caller) or "start-to-exec" (start ..
+    #: the workload's command was exec'd; only in-process targets can see that moment)
+    measures = "lifecycle"
+    #: slow targets (VMs, Docker) are skipped by ``--quick``
+    slow = False
+    #: one line a reader of the table needs (what is and is not included)
+    notes = ""
+
+    def __init__(self) -> None:
+        self.last_phases: dict[str, float] = {}
+        self.workdir: str | None = None
+
+    # -- the interface -----------------------------------------------------------------------
+
+    def version(self) -> str:
+        return ""
+
+    def available(self) -> tuple[bool, str]:
+        return True, ""
+
+    def prepare(self, workdir: str) -> None:
+        self.workdir = workdir
+
+    def start_once(self) -> float:
+        raise NotImplementedError
+
+    def cleanup(self) -> None:
+        pass
+
+    # -- pytest-benchmark adapter ------------------------------------------------------------
+    # pytest-benchmark times a function call itself, so a target splits a start into untimed
+    # setup, the timed operation and untimed teardown. The default times all of start_once().
+
+    def bench_setup(self) -> object:
+        return None
+
+    def bench_operation(self, state: object) -> object:
+        return self.start_once()
+
+    def bench_teardown(self, state: object, result: object = None) -> None:
+        pass
+
+    def describe(self) -> dict:
+        return {"name": self.name, "measures": self.measures, "notes": self.notes,
+                "version": safe_version(self)}
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name}>"
+
+
+def safe_version(target: Target) -> str:
+    try:
+        return target.version()
+    except Exception as exc:  # a version probe must never stop a benchmark
+        return f"unknown ({exc})"
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+def find_busybox() -> str | None:
+    for path in BUSYBOX_CANDIDATES:
+        if os.path.isfile(path) and os.access(path, os.X_OK):
+            return path
+    return None
+
+
+def which(program: str) -> str | None:
+    found = shutil.which(program)
+    return os.path.realpath(found) if found else None
+
+
+def first_line(argv: list[str], line: int = 0) -> str:
+    """A line of a program's output (version probes); empty when it fails."""
+    try:
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    lines = (result.stdout or result.stderr).strip().splitlines()
+    return lines[line].strip() if len(lines) > line else ""
+
+
+class Spawner:
+    """Start a program with posix_spawn, wait for it and time it; stdio to /dev/null.
+
+    stderr goes to a scratch file so a failing start can say why. The file descriptors are
+    opened once (outside the timed region) and closed by ``close()``.
+    """
+
+    def __init__(self, env: dict | None = None, scratch_dir: str | None = None) -> None:
+        self.env = dict(os.environ if env is None else env)
+        self._null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+        if scratch_dir:
+            self._err = os.open(os.path.join(scratch_dir, "stderr.log"),
+                                os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        else:
+            self._err = self._null
+        self._actions = [(os.POSIX_SPAWN_DUP2, self._null, 0),
+                         (os.POSIX_SPAWN_DUP2, self._null, 1),
+                         (os.POSIX_SPAWN_DUP2, self._err, 2)]
+
+    def run(self, argv: list[str]) -> float:
+        """Spawn ``argv`` (argv[0] an absolute path), wait; seconds; TargetError if it failed."""
+        if self._err != self._null:
+            os.ftruncate(self._err, 0)
+            os.lseek(self._err, 0, os.SEEK_SET)
+        begin = time.perf_counter_ns()
+        pid = os.posix_spawn(argv[0], argv, self.env, file_actions=self._actions)
+        try:
+            _, status = os.waitpid(pid, 0)
+        except BaseException:
+            reap(pid)
+            raise
+        end = time.perf_counter_ns()
+        code = os.waitstatus_to_exitcode(status)
+        if code != 0:
+            raise TargetError(f"{' '.join(argv)} exited {code}: {self.stderr_text()}")
+        return (end - begin) / 1e9
+
+    def stderr_text(self, limit: int = 2000) -> str:
+        if self._err == self._null:
+            return ""
+        os.lseek(self._err, 0, os.SEEK_SET)
+        return os.read(self._err, limit).decode(errors="replace").strip()
+
+    def close(self) -> None:
+        for fd in {self._null, self._err}:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+def reap(pid: int, grace: float = 10.0) -> None:
+    """Wait for a child after an interruption: let it finish (it runs ``true``), then SIGKILL.
+
+    Killing runc or our CLI at once would leave its container behind; both forward SIGINT and
+    SIGTERM to the container and clean up, so the child gets ``grace`` seconds first.
+    """
+    deadline = time.monotonic() + grace
+    while True:
+        try:
+            done, _ = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            return
+        except KeyboardInterrupt:
+            continue
+        if done:
+            return
+        if time.monotonic() >= deadline:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            deadline = float("inf")
+        try:
+            time.sleep(0.01)
+        except KeyboardInterrupt:
+            continue

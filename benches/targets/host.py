@@ -1,0 +1,71 @@
+"""Baselines without a container runtime: a plain fork+exec and ``unshare``."""
+
+from __future__ import annotations
+
+import os
+
+from isoinspect.benches.targets.base import Spawner, Target, find_busybox, first_line, which
+
+
+class HostExec(Target):
+    """fork+exec of ``busybox true`` on the host: the floor every runtime stands on."""
+
+    name = "host-exec"
+    notes = "posix_spawn + waitpid of busybox true, no isolation"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.busybox = find_busybox()
+        self.spawner: Spawner | None = None
+
+    def version(self) -> str:
+        return first_line([self.busybox, "--help"]) if self.busybox else ""
+
+    def available(self) -> tuple[bool, str]:
+        if not self.busybox:
+            return False, "busybox not found (install busybox-static)"
+        return True, ""
+
+    def argv(self) -> list[str]:
+        return [self.busybox, "true"]
+
+    def prepare(self, workdir: str) -> None:
+        super().prepare(workdir)
+        scratch = os.path.join(workdir, self.name)
+        os.makedirs(scratch, exist_ok=True)
+        self.spawner = Spawner(scratch_dir=scratch)
+
+    def start_once(self) -> float:
+        return self.spawner.run(self.argv())
+
+    def cleanup(self) -> None:
+        if self.spawner:
+            self.spawner.close()
+            self.spawner = None
+
+
+class UnshareTarget(HostExec):
+    """``unshare -fmpiun busybox true``: the kernel's namespace cost, no runtime around it."""
+
+    name = "unshare"
+    notes = "new mount, pid, ipc, uts and net namespaces (fork), no cgroup, no rootfs"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.unshare = which("unshare")
+
+    def version(self) -> str:
+        return first_line([self.unshare, "--version"]) if self.unshare else ""
+
+    def available(self) -> tuple[bool, str]:
+        ok, reason = super().available()
+        if not ok:
+            return ok, reason
+        if not self.unshare:
+            return False, "unshare not found (util-linux)"
+        if os.geteuid() != 0:
+            return False, "unshare -m/-n needs root"
+        return True, ""
+
+    def argv(self) -> list[str]:
+        return [self.unshare, "-fmpiun", self.busybox, "true"]

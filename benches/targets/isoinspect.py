@@ -1,0 +1,285 @@
+"""isoinspect itself: the CLI as a user runs it, and the library from a long-lived process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+from isoinspect.benches.targets.base import Spawner, Target, TargetError
+
+IMAGE = "busybox"
+COMMAND = ["true"]
+
+
+def cli_path() -> str | None:
+    """The ``isoinspect`` script next to this interpreter (the venv's), else on PATH."""
+    candidate = os.path.join(os.path.dirname(sys.executable), "isoinspect")
+    if os.access(candidate, os.X_OK):
+        return candidate
+    import shutil
+
+    return shutil.which("isoinspect")
+
+
+def package_version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return f"isoinspect {version('isoinspect')}"
+    except Exception:
+        return "isoinspect (not installed)"
+
+
+def runtime_import_problem() -> str:
+    """Why the runtime library cannot be imported, or '' when it can."""
+    try:
+        from isoinspect.runtime.runtime import Runtime  # noqa: F401
+        from isoinspect.runtime.spec import ContainerSpec  # noqa: F401
+    except Exception as exc:
+        return f"isoinspect.runtime does not import: {type(exc).__name__}: {exc}"
+    return ""
+
+
+def ensure_base_root(workdir: str) -> str:
+    """A root under ``workdir`` holding busybox:latest, made once per workdir; its path.
+
+    Targets copy it (``cp -a``; layers stay shared: image records point at the base root's
+    layer directories), so the base root lives until the whole workdir is removed.
+    """
+    root = os.path.join(workdir, "isoroot-base")
+    marker = os.path.join(root, ".ready")
+    if not os.path.exists(marker):
+        from isoinspect.runtime.base_image import ensure_base_image
+        from isoinspect.runtime.runtime import Runtime
+
+        ensure_base_image(Runtime(root).images)
+        with open(marker, "w"):
+            pass
+    return root
+
+
+def base_layer_dir(workdir: str) -> str:
+    """The unpacked root file system of busybox:latest (one layer), for peers' bundles."""
+    from isoinspect.runtime.runtime import Runtime
+
+    runtime = Runtime(ensure_base_root(workdir))
+    info = runtime.images.start_info(runtime.images.resolve(IMAGE))
+    return info["layers"][0]
+
+
+def private_root(workdir: str, name: str) -> str:
+    root = os.path.join(workdir, f"isoroot-{name}")
+    if not os.path.isdir(root):
+        subprocess.run(["cp", "-a", ensure_base_root(workdir), root], check=True)
+    return root
+
+
+def clean_root(root: str) -> list[str]:
+    """Remove every container of ``root`` and its (empty) cgroup parents; the ids removed."""
+    from isoinspect.runtime.runtime import Runtime
+
+    leftovers = []
+    runtime = Runtime(root)
+    try:
+        records = runtime.list(all_containers=True)
+    except Exception:
+        records = []
+    for record in records:
+        leftovers.append(record["id"])
+        try:
+            runtime.remove(record["id"], force=True)
+        except Exception:
+            pass
+    remove_cgroup_parents(runtime.roots.cgroup_root, runtime.roots.cgroup_parent)
+    return leftovers
+
+
+def remove_cgroup_parents(cgroup_root: str, parent: str) -> None:
+    """rmdir ``parent`` in every hierarchy (v1 controllers, the unified one, or pure v2)."""
+    try:
+        hierarchies = os.listdir(cgroup_root)
+    except OSError:
+        return
+    candidates = [os.path.join(cgroup_root, h, parent) for h in hierarchies]
+    candidates.append(os.path.join(cgroup_root, parent))  # pure cgroup v2
+    for path in candidates:
+        if os.path.isdir(path):
+            try:
+                os.rmdir(path)
+            except OSError:
+                pass
+
+
+def _needs_root() -> tuple[bool, str]:
+    if os.geteuid() != 0:
+        return False, "isoinspect needs root"
+    return True, ""
+
+
+class IsoinspectCLI(Target):
+    """``isoinspect --root R run --rm busybox true`` as a subprocess, wall clock."""
+
+    name = "isoinspect-cli"
+    notes = "interpreter start + fast launcher + create/start/wait/remove (overlay, seccomp)"
+
+    def __init__(self, cli: str | None = None) -> None:
+        super().__init__()
+        self.cli = cli or cli_path()
+        self.root: str | None = None
+        self.spawner: Spawner | None = None
+
+    def version(self) -> str:
+        return package_version()
+
+    def available(self) -> tuple[bool, str]:
+        if not self.cli:
+            return False, "the isoinspect CLI is not installed (make setup)"
+        problem = runtime_import_problem()
+        if problem:
+            return False, problem
+        return _needs_root()
+
+    def argv(self) -> list[str]:
+        return [self.cli, "--root", self.root, "run", "--rm", IMAGE, *COMMAND]
+
+    def prepare(self, workdir: str) -> None:
+        super().prepare(workdir)
+        self.root = private_root(workdir, self.name)
+        scratch = os.path.join(workdir, self.name)
+        os.makedirs(scratch, exist_ok=True)
+        env = dict(os.environ)
+        env.pop("ISOINSPECT_ROOT", None)
+        self.spawner = Spawner(env=env, scratch_dir=scratch)
+
+    def start_once(self) -> float:
+        return self.spawner.run(self.argv())
+
+    def cleanup(self) -> None:
+        if self.spawner:
+            self.spawner.close()
+            self.spawner = None
+        if self.root:
+            clean_root(self.root)
+
+
+class IsoinspectLibrary(Target):
+    """The library in this process: ``Runtime.create/start/wait_child/remove``.
+
+    ``mode="start"`` measures ``Started.startup_seconds`` (the start() call .. the exec of the
+    container's command, taken by the runtime itself); ``mode="lifecycle"`` measures the wall
+    time of create + start + wait + remove, the same span ``runc run`` covers.
+    Either way ``last_phases`` holds the phases of the run.
+    """
+
+    def __init__(self, mode: str = "start") -> None:
+        super().__init__()
+        if mode not in ("start", "lifecycle"):
+            raise ValueError(f"mode must be 'start' or 'lifecycle', not {mode!r}")
+        self.mode = mode
+        self.name = "isoinspect-lib" if mode == "start" else "isoinspect-lib-lifecycle"
+        self.measures = "start-to-exec" if mode == "start" else "lifecycle"
+        self.notes = ("Runtime.start() to exec of the command, in process" if mode == "start"
+                      else "create + start + wait + remove, in process")
+        self.runtime = None
+        self.spec = None
+        self.root: str | None = None
+        self._null = -1
+
+    def version(self) -> str:
+        return package_version()
+
+    def available(self) -> tuple[bool, str]:
+        problem = runtime_import_problem()
+        if problem:
+            return False, problem
+        return _needs_root()
+
+    def prepare(self, workdir: str) -> None:
+        super().prepare(workdir)
+        from isoinspect.runtime.runtime import Runtime
+        from isoinspect.runtime.spec import ContainerSpec
+
+        self.root = private_root(workdir, self.name)
+        self.runtime = Runtime(self.root)
+        self.spec = ContainerSpec(IMAGE, list(COMMAND), remove=True, network="none")
+        self._null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+
+    # -- one start, in phases ----------------------------------------------------------------
+
+    def _create(self) -> dict:
+        return self.runtime.create(self.spec)
+
+    def _start(self, record: dict):
+        return self.runtime.start(record, stdio=(self._null, self._null, self._null))
+
+    def _finish(self, record: dict, started) -> int | None:
+        """Wait (if started) and remove; safe after an interruption at any point."""
+        code = None
+        try:
+            if started is not None:
+                if started.record.get("status") == "running":
+                    code = self.runtime.wait_child(started)
+                else:
+                    code = started.record.get("exit_code")
+        finally:
+            try:
+                self.runtime.remove(record["id"], force=True)
+            except Exception:
+                pass
+        return code
+
+    def start_once(self) -> float:
+        t0 = time.perf_counter_ns()
+        record = self._create()
+        t1 = time.perf_counter_ns()
+        started = None
+        try:
+            started = self._start(record)
+            t2 = time.perf_counter_ns()
+            code = self.runtime.wait_child(started)
+            t3 = time.perf_counter_ns()
+            self.runtime.remove(record["id"], force=True)
+            t4 = time.perf_counter_ns()
+        except BaseException:
+            if started is not None:
+                _kill(started.pid)
+            self._finish(record, started)
+            raise
+        if code != 0:
+            raise TargetError(f"container exited {code}")
+        self.last_phases = {"create": (t1 - t0) / 1e9, "start_to_exec": started.startup_seconds,
+                            "start_call": (t2 - t1) / 1e9, "wait": (t3 - t2) / 1e9,
+                            "remove": (t4 - t3) / 1e9}
+        if self.mode == "start":
+            return started.startup_seconds
+        return (t4 - t0) / 1e9
+
+    # pytest-benchmark: in "start" mode time only start(); create and wait+remove are untimed.
+    def bench_setup(self) -> object:
+        return self._create() if self.mode == "start" else None
+
+    def bench_operation(self, state: object) -> object:
+        if self.mode == "start":
+            return self._start(state)
+        return self.start_once()
+
+    def bench_teardown(self, state: object, result: object = None) -> None:
+        if self.mode == "start" and state is not None:
+            self._finish(state, result)
+
+    def cleanup(self) -> None:
+        if self._null >= 0:
+            os.close(self._null)
+            self._null = -1
+        if self.root:
+            clean_root(self.root)
+
+
+def _kill(pid: int) -> None:
+    """SIGKILL a container's PID 1 after an interruption (wait_child reaps it afterwards)."""
+    try:
+        os.kill(pid, 9)
+    except ProcessLookupError:
+        pass

@@ -1,0 +1,1 @@
+"""The isoinspect command line: parses arguments and calls the library."""

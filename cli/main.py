@@ -1,0 +1,278 @@
+"""The click command group: argument parsing only; every command calls the library.
+
+``run`` is also served by a click-free fast path (entry.py) built from the same option table.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+import click
+
+from isoinspect.cli.options import RUN_OPTIONS
+from isoinspect.cli.run_cmd import execute_run
+from isoinspect.runtime.errors import IsoinspectError
+
+
+class _Group(click.Group):
+    """Turns IsoinspectError into one line on stderr and the error's exit code."""
+
+    def invoke(self, ctx: click.Context):  # type: ignore[override]
+        try:
+            return super().invoke(ctx)
+        except IsoinspectError as exc:
+            click.echo(f"isoinspect: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("isoinspect: interrupted", err=True)
+            ctx.exit(130)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["--help"]})
+@click.option("--root", envvar="ISOINSPECT_ROOT", default=None, metavar="DIR",
+              help="State directory (default /var/lib/isoinspect and /run/isoinspect).")
+@click.version_option(package_name="isoinspect")
+@click.pass_context
+def cli(ctx: click.Context, root: str | None) -> None:
+    """isoinspect: a container runtime that shows what the kernel did to isolate it."""
+    ctx.obj = {"root": root}
+
+
+def _runtime(ctx: click.Context):
+    from isoinspect.runtime.runtime import Runtime, require_root
+
+    require_root()
+    return Runtime(ctx.obj["root"])
+
+
+def _run_command() -> click.Command:
+    """Build ``run`` from the shared option table."""
+
+    def callback(**kwargs):
+        ctx = click.get_current_context()
+        image, command = kwargs.pop("image"), kwargs.pop("command")
+        for key, value in list(kwargs.items()):
+            if isinstance(value, tuple):
+                kwargs[key] = list(value)
+        ctx.exit(execute_run(ctx.obj["root"], kwargs, image, list(command)))
+
+    params: list[click.Parameter] = []
+    for flags, dest, kind, metavar, help_text in RUN_OPTIONS:
+        if kind == "flag":
+            params.append(click.Option(list(flags), dest, is_flag=True, help=help_text))
+        else:
+            params.append(click.Option(list(flags), dest, multiple=kind == "multi",
+                                       metavar=metavar, help=help_text,
+                                       default="none" if dest == "network" else None))
+    params.append(click.Argument(["image"]))
+    params.append(click.Argument(["command"], nargs=-1, type=click.UNPROCESSED))
+    return click.Command("run", callback=callback, params=params,
+                         context_settings={"allow_interspersed_args": False,
+                                           "help_option_names": ["--help"]},
+                         help="Run a command in a new container (Docker's flags).")
+
+
+cli.add_command(_run_command())
+
+
+def _age(timestamp: float) -> str:
+    seconds = max(0, int(time.time() - timestamp))
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size:
+            count = seconds // size
+            return f"{count} {unit}{'s' if count > 1 else ''}"
+    return f"{seconds} second{'s' if seconds != 1 else ''}"
+
+
+def _status(record: dict) -> str:
+    if record["status"] == "running":
+        return f"Up {_age(record['started_at'])}"
+    if record["status"] == "exited":
+        return f"Exited ({record['exit_code']}) {_age(record['finished_at'])} ago"
+    return "Created"
+
+
+@cli.command("ps")
+@click.option("-a", "--all", "all_", is_flag=True, help="Show stopped containers too.")
+@click.option("-q", "--quiet", is_flag=True, help="Only print ids.")
+@click.pass_context
+def ps_cmd(ctx: click.Context, all_: bool, quiet: bool) -> None:
+    """List containers."""
+    records = _runtime(ctx).list(all_)
+    if quiet:
+        for record in records:
+            click.echo(record["id"][:12])
+        return
+    rows = [("CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "NAMES")]
+    for r in records:
+        command = " ".join(r["argv"])
+        command = command if len(command) <= 20 else command[:19] + "…"
+        rows.append((r["id"][:12], r["image"], f'"{command}"', f"{_age(r['created'])} ago",
+                     _status(r), r["name"]))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        click.echo("   ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip())
+
+
+@cli.command("logs")
+@click.option("-f", "--follow", is_flag=True, help="Keep printing until the container exits.")
+@click.argument("container")
+@click.pass_context
+def logs_cmd(ctx: click.Context, follow: bool, container: str) -> None:
+    """Print the output of a detached container."""
+    runtime = _runtime(ctx)
+    record = runtime.get(container)
+    if not record["log"]:
+        raise IsoinspectError(f"container {record['name']} ran in the foreground: it has no log")
+    out = sys.stdout.buffer
+    with open(record["log"], "rb") as handle:
+        while True:
+            chunk = handle.read(65536)
+            if chunk:
+                out.write(chunk)
+                out.flush()
+                continue
+            if not follow or runtime.get(record["id"])["status"] != "running":
+                out.write(handle.read())
+                break
+            time.sleep(0.1)
+
+
+@cli.command("exec", context_settings={"allow_interspersed_args": False})
+@click.option("-d", "--detach", is_flag=True, help="Run the command in the background.")
+@click.option("-e", "--env", multiple=True, metavar="K=V", help="Set an environment variable.")
+@click.option("-w", "--workdir", default=None, metavar="DIR", help="Working directory.")
+@click.option("-u", "--user", default=None, metavar="UID[:GID]", help="User to run as.")
+@click.argument("container")
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+@click.pass_context
+def exec_cmd(ctx: click.Context, detach: bool, env: tuple, workdir: str | None,
+             user: str | None, container: str, command: tuple) -> None:
+    """Run a command in a running container."""
+    from isoinspect.runtime.execute import exec_in_container
+
+    ctx.exit(exec_in_container(_runtime(ctx), container, list(command), env=list(env),
+                               workdir=workdir, user=user, detach=detach))
+
+
+def _parse_signal(value: str) -> int:
+    import signal
+
+    text = value.upper()
+    if text.isdigit():
+        return int(text)
+    name = text if text.startswith("SIG") else f"SIG{text}"
+    try:
+        return int(signal.Signals[name])
+    except KeyError:
+        raise IsoinspectError(f"invalid signal: {value}") from None
+
+
+@cli.command("kill")
+@click.option("-s", "--signal", "sig", default="KILL", help="Signal to send (name or number).")
+@click.argument("containers", nargs=-1, required=True)
+@click.pass_context
+def kill_cmd(ctx: click.Context, sig: str, containers: tuple) -> None:
+    """Send a signal to running containers."""
+    runtime, number = _runtime(ctx), _parse_signal(sig)
+    for ref in containers:
+        runtime.kill(ref, number)
+        click.echo(ref)
+
+
+@cli.command("stop")
+@click.option("-t", "--time", "timeout", default=10, type=float, show_default=True,
+              help="Seconds to wait after SIGTERM before SIGKILL.")
+@click.argument("containers", nargs=-1, required=True)
+@click.pass_context
+def stop_cmd(ctx: click.Context, timeout: float, containers: tuple) -> None:
+    """Stop running containers (SIGTERM, then SIGKILL)."""
+    runtime = _runtime(ctx)
+    for ref in containers:
+        runtime.stop(ref, timeout)
+        click.echo(ref)
+
+
+@cli.command("rm")
+@click.option("-f", "--force", is_flag=True, help="Kill a running container first.")
+@click.argument("containers", nargs=-1, required=True)
+@click.pass_context
+def rm_cmd(ctx: click.Context, force: bool, containers: tuple) -> None:
+    """Remove containers."""
+    runtime = _runtime(ctx)
+    for ref in containers:
+        runtime.remove(ref, force)
+        click.echo(ref)
+
+
+@cli.command("wait")
+@click.argument("containers", nargs=-1, required=True)
+@click.pass_context
+def wait_cmd(ctx: click.Context, containers: tuple) -> None:
+    """Block until containers stop, then print their exit codes."""
+    runtime = _runtime(ctx)
+    for ref in containers:
+        click.echo(runtime.wait(ref)["exit_code"])
+
+
+@cli.command("inspect")
+@click.argument("containers", nargs=-1, required=True)
+@click.pass_context
+def inspect_cmd(ctx: click.Context, containers: tuple) -> None:
+    """Show containers' configuration and state as JSON."""
+    from isoinspect.runtime.describe import describe_container
+
+    runtime = _runtime(ctx)
+    click.echo(json.dumps([describe_container(runtime, runtime.get(ref))
+                           for ref in containers], indent=4))
+
+
+@cli.command("images")
+@click.option("-q", "--quiet", is_flag=True, help="Only print image ids.")
+@click.option("--ensure-base", is_flag=True,
+              help="Create the built-in busybox:latest image if it is missing.")
+@click.pass_context
+def images_cmd(ctx: click.Context, quiet: bool, ensure_base: bool) -> None:
+    """List images."""
+    runtime = _runtime(ctx)
+    if ensure_base:
+        from isoinspect.runtime.base_image import ensure_base_image
+
+        image_id, created = ensure_base_image(runtime.images)
+        click.echo(f"busybox:latest {'created' if created else 'present'}: {image_id[:12]}",
+                   err=True)
+    images = runtime.images.list_images()
+    if quiet:
+        for image in images:
+            click.echo(image["id"][:12])
+        return
+    rows = [("REPOSITORY", "TAG", "IMAGE ID", "SIZE")]
+    rows += [(i["repository"], i["tag"], i["id"][:12], f"{i['size'] / 1e6:.1f}MB")
+             for i in images]
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    for row in rows:
+        click.echo("   ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip())
+
+
+@cli.command("gc")
+@click.pass_context
+def gc_cmd(ctx: click.Context) -> None:
+    """Clean what crashed runtimes left behind (cgroups, records, mounts)."""
+    from isoinspect.runtime.gc import collect
+
+    for line in collect(_runtime(ctx)):
+        click.echo(line)
+
+
+def _register_optional() -> None:
+    """Commands that live in other parts of the project."""
+    try:
+        from isoinspect.cli.doctor_cmd import doctor
+    except ImportError:
+        return
+    cli.add_command(doctor)
+
+
+_register_optional()

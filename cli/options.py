@@ -1,0 +1,83 @@
+"""The ``run`` command's options, declared once.
+
+Both the click command (help, errors, completion) and the fast start path (entry.py, which must
+not import click) are built from this table, so the two parsers cannot drift apart.
+Each option: (flags, dest, kind, metavar, help); kind is "flag", "value" or "multi".
+"""
+
+from __future__ import annotations
+
+RUN_OPTIONS: tuple[tuple[tuple[str, ...], str, str, str, str], ...] = (
+    (("--rm",), "rm", "flag", "", "Remove the container when it exits."),
+    (("-d", "--detach"), "detach", "flag", "", "Run in the background and print the id."),
+    (("--name",), "name", "value", "NAME", "Assign a name to the container."),
+    (("-e", "--env"), "env", "multi", "K=V", "Set an environment variable (repeatable)."),
+    (("-w", "--workdir"), "workdir", "value", "DIR", "Working directory inside the container."),
+    (("-u", "--user"), "user", "value", "UID[:GID]", "User (name or id) to run as."),
+    (("--hostname", "-h"), "hostname", "value", "NAME", "Container host name."),
+    (("--read-only",), "read_only", "flag", "", "Mount the root file system read-only."),
+    (("-m", "--memory"), "memory", "value", "BYTES", "Memory limit, e.g. 64m."),
+    (("--memory-swap",), "memory_swap", "value", "BYTES",
+     "Memory plus swap limit; -1 for unlimited swap."),
+    (("--cpus",), "cpus", "value", "N", "Number of CPUs (CFS quota), e.g. 0.5."),
+    (("-c", "--cpu-shares"), "cpu_shares", "value", "N", "Relative CPU weight (default 1024)."),
+    (("--cpuset-cpus",), "cpuset_cpus", "value", "LIST", "CPUs to run on, e.g. 0-1."),
+    (("--pids-limit",), "pids_limit", "value", "N", "Maximum number of processes (-1: none)."),
+    (("--network", "--net"), "network", "value", "MODE", "none (default) or host."),
+    (("--cap-add",), "cap_add", "multi", "CAP", "Add a Linux capability."),
+    (("--cap-drop",), "cap_drop", "multi", "CAP", "Drop a Linux capability."),
+    (("--entrypoint",), "entrypoint", "value", "CMD", "Override the image's entrypoint."),
+    (("--security-opt",), "security_opt", "multi", "OPT",
+     "seccomp=unconfined disables the default seccomp profile."),
+)
+
+DEFAULTS = {dest: ([] if kind == "multi" else (False if kind == "flag" else None))
+            for _, dest, kind, _, _ in RUN_OPTIONS}
+DEFAULTS["network"] = "none"
+
+
+class FastParseError(Exception):
+    """The fast parser gave up; the click command reports the problem properly."""
+
+
+def parse_run_args(args: list[str]) -> tuple[dict, str, list[str]]:
+    """Parse ``run`` arguments without click: (options, image, command).
+
+    Options stop at the image name, as in Docker. Anything unusual (help, an unknown option,
+    a missing value) raises FastParseError so the caller falls back to click.
+    """
+    by_flag = {flag: (dest, kind) for flags, dest, kind, _, _ in RUN_OPTIONS for flag in flags}
+    options = {k: (list(v) if isinstance(v, list) else v) for k, v in DEFAULTS.items()}
+    index = 0
+    while index < len(args):
+        arg = args[index]
+        if arg == "--":
+            index += 1
+            break
+        if not arg.startswith("-") or arg == "-":
+            break
+        flag, eq, inline = arg.partition("=")
+        if flag not in by_flag:
+            raise FastParseError(arg)
+        dest, kind = by_flag[flag]
+        if kind == "flag":
+            if eq:
+                raise FastParseError(arg)
+            options[dest] = True
+            index += 1
+            continue
+        if eq:
+            value = inline
+            index += 1
+        elif index + 1 < len(args):
+            value = args[index + 1]
+            index += 2
+        else:
+            raise FastParseError(arg)
+        if kind == "multi":
+            options[dest].append(value)
+        else:
+            options[dest] = value
+    if index >= len(args):
+        raise FastParseError("missing image")
+    return options, args[index], args[index + 1:]

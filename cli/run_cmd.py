@@ -1,0 +1,44 @@
+"""What ``isoinspect run`` does once its arguments are parsed (shared by click and fast path)."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from isoinspect.runtime.errors import IsoinspectError
+
+
+def execute_run(root: str | None, options: dict, image: str, command: list[str]) -> int:
+    """Run a container as the options say; return the exit code for the CLI."""
+    from isoinspect.runtime.runtime import Runtime
+    from isoinspect.runtime.spec import ContainerSpec
+
+    security = options.get("security_opt") or []
+    for item in security:
+        if item not in ("seccomp=unconfined", "no-new-privileges", "no-new-privileges:true"):
+            raise IsoinspectError(f"invalid --security-opt {item!r}")
+    entrypoint = options.get("entrypoint")
+    spec = ContainerSpec.from_flags(
+        image, list(command), memory=options["memory"], memory_swap=options["memory_swap"],
+        cpus=options["cpus"], cpu_shares=options["cpu_shares"],
+        cpuset_cpus=options["cpuset_cpus"], pids_limit=options["pids_limit"],
+        env=options["env"], user=options["user"], name=options["name"],
+        workdir=options["workdir"], hostname=options["hostname"],
+        read_only=options["read_only"], network=options["network"] or "none",
+        remove=options["rm"], detach=options["detach"], cap_add=options["cap_add"],
+        cap_drop=options["cap_drop"], seccomp="seccomp=unconfined" not in security,
+        entrypoint=[entrypoint] if entrypoint else None)
+    runtime = Runtime(root)
+    if spec.detach:
+        from isoinspect.runtime.detach import run_detached
+
+        record = run_detached(runtime, spec)
+        sys.stdout.write(record["id"] + "\n")
+        return 0
+    return runtime.run(spec)
+
+
+def report_error(exc: IsoinspectError) -> int:
+    """One line on stderr, no traceback; return the exit code."""
+    os.write(2, f"isoinspect: {exc}\n".encode(errors="replace"))
+    return exc.exit_code

@@ -1,0 +1,1 @@
+"""eBPF probes (BCC) and cgroupfs readers; knows nothing of our runtime."""

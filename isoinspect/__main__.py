@@ -1,0 +1,6 @@
+"""Allow ``python -m isoinspect``."""
+import sys
+
+from isoinspect.cli.entry import main
+
+sys.exit(main())

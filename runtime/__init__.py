@@ -1,0 +1,1 @@
+"""Container runtime: images, containers, namespaces, cgroups, security."""

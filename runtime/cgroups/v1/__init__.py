@@ -1,0 +1,1 @@
+"""cgroup v1 (legacy and hybrid hierarchies) driver."""

@@ -1,0 +1,95 @@
+"""cgroup v1 driver (legacy and hybrid hosts): one directory per controller hierarchy.
+
+Controllers are modules (memory, cpu, cpuacct, cpuset, pids, devices, freezer, blkio) that each
+expose ``needed(res)``, ``apply(dir, res) -> warnings`` and ``stats(dir)``; the manager only
+iterates. Combined mounts ("cpu,cpuacct") share one directory, created and joined once.
+"""
+
+from __future__ import annotations
+
+import errno
+
+from .. import fs
+from ..manager import ROOT, CgroupManager, v1_hierarchies
+from . import blkio, cpu, cpuacct, cpuset, devices, freezer, memory, pids
+
+CONTROLLERS = (cpu, cpuacct, cpuset, memory, devices, freezer, blkio, pids)
+
+
+class V1Manager(CgroupManager):
+    """``hierarchies`` maps controller name -> mount dir (see manager.v1_hierarchies);
+    ``unified`` is the controller-less cgroup2 mount of a hybrid host, joined too (for a
+    per-container v2 cgroup id) when given."""
+
+    version = 1
+
+    def __init__(self, path: str, root: str = ROOT, hierarchies: dict[str, str] | None = None,
+                 unified: str | None = None) -> None:
+        super().__init__(path, root)
+        if hierarchies is None:
+            hierarchies = v1_hierarchies(root)
+        self.mounts = {c.NAME: hierarchies[c.NAME] for c in CONTROLLERS if c.NAME in hierarchies}
+        self.unified = unified
+        self._by_controller = {name: mount + "/" + self.path
+                               for name, mount in self.mounts.items()}
+        unique: list[str] = []
+        for directory in self._by_controller.values():
+            if directory not in unique:
+                unique.append(directory)
+        if unified:
+            unique.append(unified + "/" + self.path)
+        self._dirs = unique
+
+    def dirs(self) -> list[str]:
+        return list(self._dirs)
+
+    def controller_dir(self, name: str) -> str | None:
+        """This cgroup's directory in controller ``name``'s hierarchy (None if not mounted)."""
+        return self._by_controller.get(name)
+
+    def create(self) -> None:
+        cpuset_dir = self._by_controller.get("cpuset")
+        for directory in self._dirs:
+            if directory == cpuset_dir:
+                cpuset.prepare(self.mounts["cpuset"], self.path)
+            else:
+                fs.make_dir(directory)
+
+    def apply(self, resources) -> list[str]:
+        resources.validate()
+        missing = [c.NAME for c in CONTROLLERS if c.needed(resources) and c.NAME not in self.mounts]
+        if missing:
+            raise OSError(errno.ENOENT, f"cgroup v1: the requested limits need the "
+                          f"{', '.join(missing)} hierarchy, which is not mounted under {self.root}")
+        warnings: list[str] = []
+        for controller in CONTROLLERS:
+            if controller.needed(resources):
+                warnings += controller.apply(self._by_controller[controller.NAME], resources)
+        return warnings
+
+    def _freezer_dir(self) -> str:
+        directory = self._by_controller.get("freezer")
+        if directory is None:
+            raise OSError(errno.ENOENT, f"cgroup v1: no freezer hierarchy under {self.root}")
+        return directory
+
+    def freeze(self, timeout: float = 2.0) -> None:
+        freezer.freeze(self._freezer_dir(), timeout)
+
+    def thaw(self, timeout: float = 2.0) -> None:
+        freezer.thaw(self._freezer_dir(), timeout)
+
+    def _can_freeze(self) -> bool:
+        return "freezer" in self.mounts
+
+    def stats(self) -> dict:
+        out: dict[str, dict] = {}
+        for controller in CONTROLLERS:
+            directory = self._by_controller.get(controller.NAME)
+            section = controller.stats(directory) if directory else None
+            if section is not None:
+                out.setdefault(controller.SECTION, {}).update(section)
+        return out
+
+    def _unified_dir(self) -> str | None:
+        return self.unified + "/" + self.path if self.unified else None

@@ -1,0 +1,36 @@
+"""v2 io controller: io.max, one line per device "MAJ:MIN rbps=N wbps=N riops=N wiops=N"
+("max" lifts a limit; the v1-style value 0 maps to it); stats from io.stat
+("MAJ:MIN rbytes=N wbytes=N rios=N wios=N dbytes=N dios=N")."""
+
+from __future__ import annotations
+
+from .. import fs
+
+NAME = "io"
+SECTION = "io"
+KEYS = (("blkio_read_bps", "rbps"), ("blkio_write_bps", "wbps"),
+        ("blkio_read_iops", "riops"), ("blkio_write_iops", "wiops"))
+
+
+def needed(res) -> bool:
+    return any(getattr(res, field) is not None for field, _ in KEYS)
+
+
+def apply(directory: str, res) -> list[str]:
+    per_device: dict[str, list[str]] = {}
+    for field, key in KEYS:
+        for major, minor, value in getattr(res, field) or ():
+            per_device.setdefault(f"{major}:{minor}", []).append(f"{key}={value or 'max'}")
+    for device, settings in per_device.items():
+        fs.write_value(directory, "io.max", device + " " + " ".join(settings))
+    return []
+
+
+def stats(directory: str) -> dict | None:
+    stat = fs.read_nested(directory, "io.stat")
+    if stat is None:
+        return None
+    totals = fs.sum_by_key(stat.values(), ("rbytes", "wbytes", "rios", "wios"))
+    return {"read_bytes": totals["rbytes"], "write_bytes": totals["wbytes"],
+            "read_ios": totals["rios"], "write_ios": totals["wios"], "devices": stat,
+            "pressure": fs.read_nested(directory, "io.pressure")}

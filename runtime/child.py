@@ -1,0 +1,136 @@
+"""What the container's first process does between clone() and exec() of the user's command.
+
+Runs as PID 1 of the new PID namespace, in fresh mnt/uts/ipc/net namespaces. The parent
+prepared a ``plan`` dict so this side only makes system calls. Nothing here may return into the
+caller's Python stack: any failure is written to the error pipe and the process _exits with
+Docker's codes (125 set-up failed, 126 not executable, 127 command not found). On success the
+error pipe (close-on-exec) simply closes, which tells the parent the command is running.
+"""
+
+from __future__ import annotations
+
+import os
+
+from isoinspect.runtime import rootfs
+from isoinspect.runtime.linux import capabilities, paths_policy, rlimits
+from isoinspect.runtime.linux import syscalls as sc
+from isoinspect.runtime.linux.loopback import bring_up_loopback
+from isoinspect.runtime.users import resolve_user
+
+EXIT_SETUP_FAILED = 125
+EXIT_NOT_EXECUTABLE = 126
+EXIT_NOT_FOUND = 127
+
+
+class ExecFailure(Exception):
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def run_child(plan: dict) -> None:
+    """Set the container up and exec its command; never returns."""
+    err_fd = plan["err_fd"]
+    code = EXIT_SETUP_FAILED
+    try:
+        _setup(plan)
+        exec_command(plan)
+    except ExecFailure as failure:
+        message, code = str(failure), failure.code
+    except BaseException as exc:  # report everything: this is a forked copy of the caller
+        message = f"container set-up failed: {_describe(exc)}"
+    try:
+        os.write(err_fd, message.encode(errors="replace")[:4000])
+    finally:
+        os._exit(code)
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.filename:
+        return f"{exc.strerror or exc} ({exc.filename})"
+    return str(exc) or type(exc).__name__
+
+
+def _setup(plan: dict) -> None:
+    if plan["pdeathsig"]:
+        sc.prctl(sc.PR_SET_PDEATHSIG, plan["pdeathsig"])
+    _wire_stdio(plan)
+    for procs in plan["cgroup_procs"]:
+        with open(procs, "w") as handle:
+            handle.write("0")
+    if plan["new_cgroupns"]:
+        sc.unshare(sc.CLONE_NEWCGROUP)
+    os.umask(0o022)
+    root = plan["rootfs"]
+    rootfs.make_mounts_private()
+    rootfs.mount_overlay(root, plan["lower"], plan["upper"], plan["work"])
+    rootfs.write_identity_files(root, plan["hostname"])
+    rootfs.mount_proc_sys(root, plan["own_net"])
+    if plan["cgroup2"]:
+        rootfs.mount_cgroup2(root)
+    rootfs.populate_dev(root)
+    paths_policy.mask_paths(root, plan["masked_paths"])
+    paths_policy.readonly_paths(root, plan["readonly_paths"])
+    rootfs.pivot_into(root)
+    if plan["read_only"]:
+        rootfs.remount_root_readonly()
+    sc.sethostname(plan["hostname"])
+    if plan["own_net"]:
+        bring_up_loopback()
+    drop_privileges(plan)
+
+
+def _wire_stdio(plan: dict) -> None:
+    for target, source in enumerate(plan["stdio"]):
+        if source is not None and source != target:
+            os.dup2(source, target)
+
+
+def drop_privileges(plan: dict) -> None:
+    """rlimits, user, capabilities, no_new_privs and seccomp, in the order the kernel needs.
+
+    Shared with ``exec`` into a running container. Seccomp comes last so the filter does not
+    have to allow the set-up calls themselves.
+    """
+    rlimits.apply_rlimits(plan["rlimits"])
+    uid, gid, groups, home = resolve_user(plan["user"])
+    plan["home"] = home
+    capabilities.switch_user(uid, gid, groups, plan["caps"])
+    sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
+    if plan["seccomp"]:
+        sc.load_seccomp_filter(plan["seccomp"])
+
+
+def exec_command(plan: dict) -> None:
+    argv = plan["argv"]
+    env = plan["env"]
+    if not any(item.startswith("HOME=") for item in env):
+        env = env + [f"HOME={plan.get('home', '/')}"]
+    try:
+        os.chdir(plan["workdir"])
+    except OSError as exc:
+        raise ExecFailure(f"cannot chdir to working directory {plan['workdir']!r}: "
+                           f"{exc.strerror}", EXIT_SETUP_FAILED) from None
+    environ = dict(item.split("=", 1) if "=" in item else (item, "") for item in env)
+    program = argv[0]
+    if "/" in program:
+        candidates = [program]
+    else:
+        path = environ.get("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+        candidates = [f"{d or '.'}/{program}" for d in path.split(":")]
+    denied = None
+    for candidate in candidates:
+        try:
+            os.execve(candidate, argv, environ)
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        except PermissionError as exc:
+            denied = exc
+        except OSError as exc:
+            raise ExecFailure(f'exec: "{program}": {exc.strerror}', EXIT_NOT_EXECUTABLE) \
+                from None
+    if denied is not None:
+        raise ExecFailure(f'exec: "{program}": permission denied', EXIT_NOT_EXECUTABLE)
+    if "/" in program:
+        raise ExecFailure(f'exec: "{program}": no such file or directory', EXIT_NOT_FOUND)
+    raise ExecFailure(f'exec: "{program}": executable file not found in $PATH', EXIT_NOT_FOUND)

@@ -1,0 +1,70 @@
+"""Detached containers (``run -d``): a small monitor process outlives the CLI.
+
+The CLI forks a monitor in its own session; the monitor starts the container with its output
+appended to containers/<id>/container.log, tells the CLI (over a pipe) that the command runs or
+why it failed, then waits for the container, records its exit code and, with ``--rm``, removes
+it. This is the role conmon or containerd-shim play for other runtimes.
+"""
+
+from __future__ import annotations
+
+import os
+
+from isoinspect.runtime.errors import IsoinspectError
+from isoinspect.runtime.runtime import Runtime
+from isoinspect.runtime.spec import ContainerSpec
+
+
+def run_detached(runtime: Runtime, spec: ContainerSpec) -> dict:
+    """Create and start a container in the background; return its record once it runs."""
+    record = runtime.create(spec)
+    log_path = runtime.containers.dir(record["id"], "container.log")
+    record["log"] = log_path
+    runtime.containers.save(record)
+    read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
+    monitor = os.fork()
+    if monitor == 0:
+        _monitor(runtime, record, spec, log_path, write_fd)  # never returns
+    os.close(write_fd)
+    with os.fdopen(read_fd, "rb") as pipe:
+        reply = pipe.read()
+    # The monitor double-forks nothing: it stays our child until we exit, then init adopts it.
+    if reply.startswith(b"ok"):
+        return runtime.containers.load(record["id"])
+    code_text, _, message = reply.partition(b" ")
+    try:
+        code = int(code_text)
+    except ValueError:
+        code, message = 125, reply or b"the monitor died before the container started"
+    if spec.remove:
+        try:
+            runtime.remove(record["id"], force=True)
+        except IsoinspectError:
+            pass
+    raise IsoinspectError(message.decode(errors="replace"), exit_code=code)
+
+
+def _monitor(runtime: Runtime, record: dict, spec: ContainerSpec, log_path: str,
+             write_fd: int) -> None:
+    code = 0
+    try:
+        os.setsid()
+        devnull = os.open("/dev/null", os.O_RDWR)
+        log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+        for fd in (0, 1, 2):
+            os.dup2(devnull if fd == 0 else log_fd, fd)
+        try:
+            started = runtime.start(record, stdio=(0, 1, 2), die_with_parent=False)
+        except IsoinspectError as exc:
+            os.write(write_fd, f"{exc.exit_code} {exc}".encode())
+            os._exit(0)
+        os.write(write_fd, b"ok")
+        os.close(write_fd)
+        for fd in (1, 2):
+            os.dup2(devnull, fd)
+        runtime.wait_child(started)
+        if spec.remove:
+            runtime.remove(record["id"], force=True)
+    except BaseException:
+        code = 1
+    os._exit(code)

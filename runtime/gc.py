@@ -1,0 +1,140 @@
+"""``isoinspect gc``: clean what crashed or killed runtimes left behind.
+
+A runtime killed at any point can leave: a record still marked running whose process is gone,
+a --rm container never removed, a cgroup directory with no container, a half-created container
+directory (no record), staging directories and temporary files, and (if a future feature mounts
+on the host) mounts under our directories. Mounts of a container live in its own mount namespace
+and vanish with it, so normally there are none on the host.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+
+from isoinspect.runtime import process
+from isoinspect.runtime.cgroups import list_children, make_manager
+from isoinspect.runtime.errors import IsoinspectError
+from isoinspect.runtime.runtime import Runtime
+
+_GRACE_SECONDS = 60.0  # a directory younger than this may belong to a start in progress
+
+
+def collect(runtime: Runtime, grace: float = _GRACE_SECONDS) -> list[str]:
+    """Clean up; return one line per thing cleaned."""
+    done: list[str] = []
+    live = set()
+    now = time.time()
+    for cid in runtime.containers.ids():
+        try:
+            record = runtime.containers.load(cid)
+        except IsoinspectError:
+            if now - _mtime(runtime.containers.dir(cid)) > grace:
+                shutil.rmtree(runtime.containers.dir(cid), ignore_errors=True)
+                done.append(f"removed incomplete container directory {cid[:12]}")
+            else:
+                live.add(cid)
+            continue
+        alive = process.is_alive(record["pid"], record["pid_ticks"])
+        if record["status"] == "running" and not alive:
+            record = runtime.refresh(record)
+            done.append(f"marked {record['name']} exited (its monitor died)")
+        if record["status"] == "created" and now - record["created"] < grace:
+            live.add(cid)
+            continue
+        if alive:
+            live.add(cid)
+            continue
+        if record["spec"].get("remove"):
+            runtime.remove(cid, force=True)
+            done.append(f"removed --rm container {record['name']}")
+            continue
+        live.add(cid)
+        manager = make_manager(record["cgroup"], runtime.roots.cgroup_root)
+        if manager.exists():
+            manager.kill_all(9)
+            manager.remove()
+            done.append(f"removed cgroup of stopped container {record['name']}")
+    done += _orphan_cgroups(runtime, live)
+    done += _stale_names(runtime)
+    done += _staging(runtime, grace)
+    done += _mounts(runtime)
+    return done
+
+
+def _mtime(path: str) -> float:
+    try:
+        return os.stat(path).st_mtime
+    except FileNotFoundError:
+        return 0.0
+
+
+def _orphan_cgroups(runtime: Runtime, live: set[str]) -> list[str]:
+    done = []
+    parent = runtime.roots.cgroup_parent
+    for name in list_children(parent, runtime.roots.cgroup_root):
+        if name in live or os.path.isdir(runtime.containers.dir(name)):
+            continue
+        manager = make_manager(f"{parent}/{name}", runtime.roots.cgroup_root)
+        manager.kill_all(9)
+        manager.remove()
+        done.append(f"removed orphan cgroup {parent}/{name}")
+    return done
+
+
+def _stale_names(runtime: Runtime) -> list[str]:
+    done = []
+    try:
+        names = os.listdir(runtime.containers.names)
+    except FileNotFoundError:
+        return done
+    for name in names:
+        path = os.path.join(runtime.containers.names, name)
+        try:
+            with open(path) as handle:
+                cid = handle.read().strip()
+        except OSError:
+            continue
+        if not cid or not os.path.isdir(runtime.containers.dir(cid)):
+            if not cid and time.time() - _mtime(path) < 5:
+                continue  # being written right now
+            os.unlink(path)
+            done.append(f"freed name {name}")
+    return done
+
+
+def _staging(runtime: Runtime, grace: float) -> list[str]:
+    done = []
+    layers = runtime.roots.data("layers")
+    try:
+        entries = os.listdir(layers)
+    except FileNotFoundError:
+        return done
+    for entry in entries:
+        path = os.path.join(layers, entry)
+        if entry.startswith(".staging-") and time.time() - _mtime(path) > grace:
+            shutil.rmtree(path, ignore_errors=True)
+            done.append(f"removed unfinished layer {entry}")
+    return done
+
+
+def _mounts(runtime: Runtime) -> list[str]:
+    """Unmount anything mounted on the host under our directories (deepest first)."""
+    from isoinspect.runtime.linux import syscalls as sc
+
+    prefixes = (runtime.roots.data_dir + "/", runtime.roots.run_dir + "/")
+    targets = []
+    with open("/proc/self/mountinfo") as handle:
+        for line in handle:
+            target = line.split()[4].replace("\\040", " ")
+            if target.startswith(prefixes) and "/netns/" not in target:
+                targets.append(target)
+    done = []
+    for target in sorted(targets, key=len, reverse=True):
+        try:
+            sc.umount2(target, sc.MNT_DETACH)
+            done.append(f"unmounted {target}")
+        except OSError:
+            pass
+    return done

@@ -1,0 +1,483 @@
+"""Host checks for ``isoinspect doctor``: what the runtime needs, tried for real, never guessed.
+
+Every check returns a :class:`Check` (name, ok, detail, impact). ``ok`` is True (works), False
+(does not work) or None (could not be tested). Checks that change kernel state do it in a child
+process in private namespaces (overlay, pivot_root, namespaces) or undo it before returning
+(cgroups: a test cgroup is created and removed), so running them leaves the host as it was.
+
+Paths default to the real kernel interfaces and are arguments, so unit tests can point them at a
+temporary tree. Nothing here is imported on the container start path.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+# ----------------------------------------------------------------------------- result type
+
+
+@dataclass(frozen=True)
+class Check:
+    """One host fact. ``status`` is derived unless given: ok / missing / degraded / unknown
+    (or a more precise word such as "unsupported")."""
+
+    name: str
+    ok: bool | None
+    detail: str = ""
+    impact: str = ""
+    degraded: bool = False          # not ok, but isoinspect works around it
+    data: dict[str, Any] = field(default_factory=dict, compare=False)
+    status_override: str | None = None
+
+    @property
+    def status(self) -> str:
+        if self.status_override:
+            return self.status_override
+        if self.ok is True:
+            return "ok"
+        if self.ok is None:
+            return "unknown"
+        return "degraded" if self.degraded else "missing"
+
+    def as_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out.pop("status_override")
+        out["status"] = self.status
+        return out
+
+
+def _run(argv: list[str], timeout: float = 10.0, **kw: Any) -> subprocess.CompletedProcess:
+    return subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                          timeout=timeout, **kw)
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
+# ----------------------------------------------------------------------------- host basics
+
+
+def check_root(euid: int | None = None) -> Check:
+    euid = os.geteuid() if euid is None else euid
+    if euid == 0:
+        return Check("root", True, "running as uid 0")
+    return Check("root", False, f"running as uid {euid}",
+                 "containers, cgroups and eBPF need root: run isoinspect with sudo")
+
+
+def check_kernel() -> Check:
+    uts = os.uname()
+    return Check("kernel", True, f"{uts.release} ({uts.machine})",
+                 data={"release": uts.release, "version": uts.version, "machine": uts.machine})
+
+
+# ----------------------------------------------------------------------------- cgroups
+#
+# NOTE: isoinspect.runtime.cgroups (another engineer's work) will provide detect_setup(root);
+# until that lands, the small mountinfo reader below is the doctor's own detection. Switch
+# detect_cgroup_setup() over to it once it exists so there is one source of truth.
+
+V1_CORE_CONTROLLERS = ("cpu", "memory", "pids")
+
+
+def parse_cgroup_mounts(mountinfo: str) -> list[dict[str, Any]]:
+    """cgroup/cgroup2 mounts from /proc/<pid>/mountinfo text.
+
+    Each entry: {"mountpoint", "fstype", "controllers" (v1 controllers from the super options;
+    named hierarchies like name=systemd give [] and "name")}.
+    """
+    mounts = []
+    for line in mountinfo.splitlines():
+        if " - " not in line:
+            continue
+        pre, post = line.split(" - ", 1)
+        pre_f, post_f = pre.split(), post.split()
+        if len(pre_f) < 5 or len(post_f) < 3:
+            continue
+        fstype = post_f[0]
+        if fstype not in ("cgroup", "cgroup2"):
+            continue
+        mountpoint = pre_f[4].replace("\\040", " ")
+        controllers: list[str] = []
+        name = None
+        if fstype == "cgroup":
+            for opt in post_f[2].split(","):
+                if opt.startswith("name="):
+                    name = opt[5:]
+                elif opt not in ("rw", "ro", "relatime", "noatime", "nosuid", "nodev", "noexec",
+                                 "clone_children", "xattr", "nsdelegate", "noprefix") \
+                        and "=" not in opt:
+                    controllers.append(opt)
+        mounts.append({"mountpoint": mountpoint, "fstype": fstype,
+                       "controllers": controllers, "name": name})
+    return mounts
+
+
+def classify_cgroup_mounts(mounts: list[dict[str, Any]]) -> str:
+    """legacy (v1 only) / hybrid (v1 controllers + a cgroup2 mount) / unified (v2 only) / none."""
+    has_v1 = any(m["fstype"] == "cgroup" and m["controllers"] for m in mounts)
+    has_v2 = any(m["fstype"] == "cgroup2" for m in mounts)
+    if has_v1 and has_v2:
+        return "hybrid"
+    if has_v1:
+        return "legacy"
+    if has_v2:
+        return "unified"
+    return "none"
+
+
+def detect_cgroup_setup(mountinfo_path: str = "/proc/self/mountinfo") -> dict[str, Any]:
+    """{"mode", "v1": {controller: mountpoint}, "v2_mount", "v2_controllers": [...]}."""
+    with open(mountinfo_path) as handle:
+        mounts = parse_cgroup_mounts(handle.read())
+    v1: dict[str, str] = {}
+    v2_mount = None
+    for mount in mounts:
+        if mount["fstype"] == "cgroup":
+            for controller in mount["controllers"]:
+                v1.setdefault(controller, mount["mountpoint"])
+        elif v2_mount is None:
+            v2_mount = mount["mountpoint"]
+    v2_controllers: list[str] = []
+    if v2_mount:
+        try:
+            with open(os.path.join(v2_mount, "cgroup.controllers")) as handle:
+                v2_controllers = handle.read().split()
+        except OSError:
+            pass
+    return {"mode": classify_cgroup_mounts(mounts), "v1": v1, "v2_mount": v2_mount,
+            "v2_controllers": v2_controllers}
+
+
+def check_cgroup_mode(setup: dict[str, Any]) -> Check:
+    mode = setup["mode"]
+    v2 = setup["v2_mount"]
+    if mode == "hybrid":
+        return Check("cgroup mode", True,
+                     f"hybrid: v1 controllers under /sys/fs/cgroup/<controller>, cgroup2 at {v2}"
+                     f" (v2 controllers: {', '.join(setup['v2_controllers']) or 'none'})",
+                     "containers use the v1 controllers; cgroup v2 is tested in a QEMU guest",
+                     data={"mode": mode})
+    if mode == "legacy":
+        return Check("cgroup mode", True, "legacy: cgroup v1 only",
+                     "containers use the v1 controllers", data={"mode": mode})
+    if mode == "unified":
+        return Check("cgroup mode", True, f"unified: cgroup v2 only at {v2}",
+                     "containers use cgroup v2", data={"mode": mode})
+    return Check("cgroup mode", False, "no cgroup filesystem mounted",
+                 "resource limits and the cgroup readers are unavailable", data={"mode": mode})
+
+
+def check_cgroup_controllers(setup: dict[str, Any]) -> list[Check]:
+    v1 = sorted(setup["v1"])
+    checks = []
+    if v1:
+        missing = [c for c in V1_CORE_CONTROLLERS if c not in setup["v1"]]
+        checks.append(Check(
+            "cgroup v1 controllers", not missing or setup["mode"] == "unified",
+            ", ".join(v1) + (f" (missing: {', '.join(missing)})" if missing else ""),
+            f"limits on {', '.join(missing)} unavailable" if missing else "",
+            degraded=bool(missing), data={"controllers": v1}))
+    else:
+        checks.append(Check("cgroup v1 controllers", None if setup["mode"] == "unified" else False,
+                            "none mounted", "" if setup["mode"] == "unified" else
+                            "resource limits unavailable", data={"controllers": []},
+                            status_override="n/a" if setup["mode"] == "unified" else None))
+    v2c = setup["v2_controllers"]
+    if setup["v2_mount"] is None:
+        checks.append(Check("cgroup v2 controllers", None, "cgroup2 not mounted",
+                            "cgroup v2 is tested in a QEMU guest", data={"controllers": []},
+                            status_override="n/a"))
+    else:
+        missing = [c for c in V1_CORE_CONTROLLERS if c not in v2c]
+        usable_v2 = not missing
+        checks.append(Check(
+            "cgroup v2 controllers", usable_v2 if setup["mode"] == "unified" else True,
+            f"{setup['v2_mount']}: {', '.join(v2c) or 'none'}",
+            "" if usable_v2 else ("v2 limits are tested in a QEMU guest (the host's controllers "
+                                  "are on v1)" if setup["mode"] == "hybrid"
+                                  else f"limits on {', '.join(missing)} unavailable"),
+            degraded=not usable_v2, data={"controllers": v2c, "mount": setup["v2_mount"]}))
+    return checks
+
+
+def _probe_cgroup_dir(parent: str, writes: dict[str, str]) -> str | None:
+    """mkdir a child of *parent*, write *writes* into it, rmdir it. None if fine, else why."""
+    path = os.path.join(parent, f"isoinspect-doctor-{os.getpid()}")
+    try:
+        os.mkdir(path)
+    except OSError as exc:
+        return f"mkdir in {parent}: {exc.strerror}"
+    try:
+        for name, value in writes.items():
+            file = os.path.join(path, name)
+            if not os.path.exists(file):
+                return f"{file} missing"
+            try:
+                with open(file, "w") as handle:
+                    handle.write(value)
+            except OSError as exc:
+                return f"write {value} > {name}: {exc.strerror}"
+        return None
+    finally:
+        try:
+            os.rmdir(path)
+        except OSError:
+            pass
+
+
+def check_cgroups_usable(setup: dict[str, Any]) -> Check:
+    """Create a cgroup for cpu, memory and pids and set a limit in each, then remove it."""
+    mode = setup["mode"]
+    problems: list[str] = []
+    tried: list[str] = []
+    if mode in ("legacy", "hybrid"):
+        probes = {"cpu": {"cpu.cfs_quota_us": "50000"},
+                  "memory": {"memory.limit_in_bytes": str(64 << 20)},
+                  "pids": {"pids.max": "64"}}
+        for controller, writes in probes.items():
+            mountpoint = setup["v1"].get(controller)
+            if not mountpoint:
+                problems.append(f"{controller}: not mounted")
+                continue
+            tried.append(controller)
+            why = _probe_cgroup_dir(mountpoint, writes)
+            if why:
+                problems.append(f"{controller}: {why}")
+        where = "v1"
+    elif mode == "unified":
+        root = setup["v2_mount"]
+        try:
+            with open(os.path.join(root, "cgroup.subtree_control")) as handle:
+                enabled = handle.read().split()
+        except OSError:
+            enabled = []
+        writes = {}
+        if "pids" in enabled:
+            writes["pids.max"] = "64"
+        if "memory" in enabled:
+            writes["memory.max"] = str(64 << 20)
+        if "cpu" in enabled:
+            writes["cpu.max"] = "50000 100000"
+        tried = sorted(writes)
+        why = _probe_cgroup_dir(root, writes)
+        if why:
+            problems.append(why)
+        missing = [c for c in V1_CORE_CONTROLLERS if c not in setup["v2_controllers"]]
+        if missing:
+            problems.append(f"controllers not available: {', '.join(missing)}")
+        where = f"v2 ({', '.join(enabled) or 'no'} controllers enabled in {root})"
+    else:
+        return Check("cgroups usable", False, "no cgroup filesystem",
+                     "containers run without resource limits")
+    if problems:
+        return Check("cgroups usable", False, "; ".join(problems),
+                     "resource limits cannot be applied: fix the cgroup mounts or run as root",
+                     data={"mode": mode})
+    return Check("cgroups usable", True,
+                 f"created a cgroup and set limits ({', '.join(tried)}) on {where}",
+                 data={"mode": mode})
+
+
+# ----------------------------------------------------------------------------- overlayfs
+
+
+def _filesystems(path: str = "/proc/filesystems") -> set[str]:
+    try:
+        with open(path) as handle:
+            return {line.split()[-1] for line in handle if line.strip()}
+    except OSError:
+        return set()
+
+
+def _fstype(path: str) -> str:
+    """Filesystem type of the mount holding *path* (findmnt; stat -f says ext2/ext3 for ext4)."""
+    for argv in (["findmnt", "-n", "-o", "FSTYPE", "--target", path],
+                 ["stat", "-f", "-c", "%T", path]):
+        try:
+            result = _run(argv, timeout=5)
+        except (OSError, subprocess.SubprocessError):
+            continue
+        if result.returncode == 0 and result.stdout.strip():
+            return result.stdout.strip().splitlines()[0]
+    return "?"
+
+
+def check_overlayfs(tmp_parent: str | None = None) -> Check:
+    """Mount an overlay for real in a private mount namespace child and write through it."""
+    name = "overlayfs"
+    if "overlay" not in _filesystems():
+        return Check(name, False, "overlay not in /proc/filesystems (module not loaded?)",
+                     "images cannot be layered: containers need a copied rootfs")
+    unshare = shutil.which("unshare")
+    if not unshare:
+        return Check(name, None, "unshare(1) missing (util-linux): could not test",
+                     "install util-linux")
+    work = tempfile.mkdtemp(prefix="isoinspect-doctor-ovl-", dir=tmp_parent)
+    try:
+        for sub in ("lower", "upper", "work", "merged"):
+            os.mkdir(os.path.join(work, sub))
+        with open(os.path.join(work, "lower", "from-lower"), "w") as handle:
+            handle.write("lower\n")
+        script = ('set -e; cd "$1"; '
+                  'mount -t overlay overlay -o lowerdir=lower,upperdir=upper,workdir=work merged; '
+                  'cat merged/from-lower >/dev/null; echo written > merged/from-upper; '
+                  'umount merged')
+        result = _run([unshare, "--mount", "--propagation", "private", "sh", "-c", script,
+                       "sh", work], timeout=15)
+        upper_ok = os.path.exists(os.path.join(work, "upper", "from-upper"))
+        fs = _fstype(work)
+        if result.returncode == 0 and upper_ok:
+            return Check(name, True, f"overlay mounted and written (upper on {fs})",
+                         data={"fs": fs})
+        return Check(name, False,
+                     f"overlay mount failed on {fs}: "
+                     f"{_last_line(result.stderr) or 'exit ' + str(result.returncode)}",
+                     "images cannot be layered: containers need a copied rootfs",
+                     data={"fs": fs})
+    except subprocess.TimeoutExpired:
+        return Check(name, False, "overlay test timed out", "images cannot be layered")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+# ----------------------------------------------------------------------------- namespaces
+
+NAMESPACE_TYPES = ("mnt", "pid", "uts", "ipc", "net", "cgroup", "user", "time")
+_UNSHARE_ARGS = {
+    "mnt": ["--mount"], "pid": ["--pid", "--fork"], "uts": ["--uts"], "ipc": ["--ipc"],
+    "net": ["--net"], "cgroup": ["--cgroup"], "user": ["--user"], "time": ["--time", "--fork"],
+}
+_NS_IMPACT = {
+    "mnt": "no container filesystem isolation: isoinspect cannot run containers",
+    "pid": "containers would see host processes: isoinspect cannot run containers",
+    "uts": "no private hostname: isoinspect cannot run containers",
+    "ipc": "no IPC isolation: isoinspect cannot run containers",
+    "net": "no network isolation: isoinspect cannot run containers",
+    "cgroup": "containers see the host's cgroup paths (--cgroupns is refused)",
+    "user": "rootless/user-namespaced containers are refused",
+    "time": "--timens is refused; the time-namespace cost is not measured",
+}
+
+
+def check_namespace(ns: str) -> Check:
+    """Really create a namespace of type *ns* with unshare(1) and run ``true`` inside it."""
+    name = f"namespace {ns}"
+    if not os.path.exists(f"/proc/self/ns/{ns if ns != 'pid' else 'pid'}"):
+        return Check(name, False, f"/proc/self/ns/{ns} missing (kernel built without it)",
+                     _NS_IMPACT[ns])
+    unshare = shutil.which("unshare")
+    if not unshare:
+        return Check(name, None, "unshare(1) missing (util-linux): could not test",
+                     "install util-linux")
+    try:
+        result = _run([unshare, *_UNSHARE_ARGS[ns], "true"], timeout=10)
+    except subprocess.TimeoutExpired:
+        return Check(name, False, "unshare timed out", _NS_IMPACT[ns])
+    if result.returncode == 0:
+        return Check(name, True, f"created (unshare {' '.join(_UNSHARE_ARGS[ns])})")
+    return Check(name, False, _last_line(result.stderr) or f"exit {result.returncode}",
+                 _NS_IMPACT[ns])
+
+
+def check_namespaces() -> list[Check]:
+    return [check_namespace(ns) for ns in NAMESPACE_TYPES]
+
+
+# ----------------------------------------------------------------------------- seccomp
+
+_SECCOMP_PROBE = r"""
+import errno, json, os
+try:
+    import seccomp
+except ImportError as exc:
+    print(json.dumps({"import": False, "error": str(exc)})); raise SystemExit(0)
+out = {"import": True, "file": getattr(seccomp, "__file__", "?")}
+f = seccomp.SyscallFilter(seccomp.ALLOW)
+f.add_rule(seccomp.ERRNO(errno.EOPNOTSUPP), "uname")
+f.load()
+try:
+    os.uname(); out["enforced"] = False
+except OSError as exc:
+    out["enforced"] = exc.errno == errno.EOPNOTSUPP
+print(json.dumps(out))
+"""
+
+
+def check_seccomp(python: str | None = None) -> Check:
+    """Import Debian's python3-seccomp and load a real filter in a child (uname -> EOPNOTSUPP)."""
+    name = "seccomp"
+    try:
+        result = _run([python or sys.executable, "-c", _SECCOMP_PROBE], timeout=20)
+    except subprocess.TimeoutExpired:
+        return Check(name, None, "seccomp probe timed out")
+    try:
+        info = json.loads(result.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        return Check(name, False, f"probe failed: {_last_line(result.stderr)}",
+                     "containers run without a seccomp filter")
+    if not info.get("import"):
+        return Check(name, False, f"python module seccomp not importable ({info.get('error')})",
+                     "install python3-seccomp (and use a venv with --system-site-packages); "
+                     "until then containers run without a seccomp filter")
+    if info.get("enforced"):
+        return Check(name, True, "python3-seccomp imported; a filter was loaded and enforced",
+                     data={"module": info.get("file")})
+    return Check(name, False, "filter loaded but not enforced",
+                 "containers run without a seccomp filter")
+
+
+# ----------------------------------------------------------------------------- pivot_root
+
+
+def check_pivot_root(tmp_parent: str | None = None) -> Check:
+    """pivot_root(2) into a bind-mounted temp dir inside a private mount namespace child."""
+    name = "pivot_root"
+    unshare, pivot = shutil.which("unshare"), shutil.which("pivot_root")
+    if not unshare or not pivot:
+        return Check(name, None, "unshare(1)/pivot_root(8) missing (util-linux): could not test")
+    new_root = tempfile.mkdtemp(prefix="isoinspect-doctor-pivot-", dir=tmp_parent)
+    try:
+        os.mkdir(os.path.join(new_root, "old"))
+        script = f'set -e; mount --bind "$1" "$1"; cd "$1"; {pivot} . old'
+        result = _run([unshare, "--mount", "--propagation", "private", "sh", "-c", script,
+                       "sh", new_root], timeout=10)
+        if result.returncode == 0:
+            return Check(name, True, "pivot_root into a bind mount worked")
+        return Check(name, False, _last_line(result.stderr) or f"exit {result.returncode}",
+                     "root filesystem cannot be switched (e.g. rootfs on ramfs): "
+                     "containers would need chroot, which isoinspect does not do")
+    except subprocess.TimeoutExpired:
+        return Check(name, False, "pivot_root test timed out")
+    finally:
+        shutil.rmtree(new_root, ignore_errors=True)
+
+
+# ----------------------------------------------------------------------------- all
+
+
+def host_checks() -> list[Check]:
+    return [check_root(), check_kernel(), check_overlayfs(), check_seccomp(), check_pivot_root()]
+
+
+def cgroup_checks(mountinfo_path: str = "/proc/self/mountinfo") -> list[Check]:
+    try:
+        setup = detect_cgroup_setup(mountinfo_path)
+    except OSError as exc:
+        return [Check("cgroup mode", False, f"cannot read {mountinfo_path}: {exc.strerror}")]
+    return [check_cgroup_mode(setup), *check_cgroup_controllers(setup),
+            check_cgroups_usable(setup)]
+
+
+def run_all() -> dict[str, list[Check]]:
+    """Section name -> checks, in display order."""
+    return {"Host": host_checks(), "cgroups": cgroup_checks(), "Namespaces": check_namespaces()}

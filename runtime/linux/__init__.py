@@ -1,0 +1,1 @@
+"""Thin wrappers over Linux system calls that Python 3.11 does not expose."""

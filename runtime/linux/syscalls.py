@@ -1,0 +1,200 @@
+"""ctypes wrappers for the system calls a container runtime needs and Python 3.11 lacks.
+
+Python 3.11 has no os.unshare/os.setns and no mount, pivot_root, sethostname or prctl, so they
+are called through libc here. This is the one place that knows syscall numbers and flag values;
+everything else imports names from it. Errors become OSError with the errno, like os.* calls.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+# Namespace flags (linux/sched.h).
+CLONE_NEWNS = 0x00020000
+CLONE_NEWCGROUP = 0x02000000
+CLONE_NEWUTS = 0x04000000
+CLONE_NEWIPC = 0x08000000
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWPID = 0x20000000
+CLONE_NEWNET = 0x40000000
+CLONE_NEWTIME = 0x00000080
+
+NAMESPACE_FLAGS = {
+    "mnt": CLONE_NEWNS,
+    "cgroup": CLONE_NEWCGROUP,
+    "uts": CLONE_NEWUTS,
+    "ipc": CLONE_NEWIPC,
+    "user": CLONE_NEWUSER,
+    "pid": CLONE_NEWPID,
+    "net": CLONE_NEWNET,
+    "time": CLONE_NEWTIME,
+}
+
+# Mount flags (linux/mount.h).
+MS_RDONLY = 1
+MS_NOSUID = 2
+MS_NODEV = 4
+MS_NOEXEC = 8
+MS_REMOUNT = 32
+MS_NOATIME = 1024
+MS_BIND = 4096
+MS_REC = 16384
+MS_PRIVATE = 1 << 18
+MS_SLAVE = 1 << 19
+MS_SHARED = 1 << 20
+MS_STRICTATIME = 1 << 24
+MNT_DETACH = 2
+
+# prctl options (linux/prctl.h).
+PR_SET_PDEATHSIG = 1
+PR_SET_NAME = 15
+PR_CAPBSET_READ = 23
+PR_CAPBSET_DROP = 24
+PR_SET_SECUREBITS = 28
+PR_SET_NO_NEW_PRIVS = 38
+PR_GET_NO_NEW_PRIVS = 39
+PR_SET_CHILD_SUBREAPER = 36
+PR_CAP_AMBIENT = 47
+PR_CAP_AMBIENT_CLEAR_ALL = 4
+PR_SET_SECCOMP = 22
+SECCOMP_MODE_FILTER = 2
+
+# x86_64 syscall numbers for calls libc has no wrapper for (or where we want the raw one).
+SYS_clone = 56
+SIGCHLD = 17
+SYS_pivot_root = 155
+SYS_setns = 308
+SYS_capget = 125
+SYS_capset = 126
+
+
+def _check(result: int, what: str, path: str | None = None) -> int:
+    if result == -1:
+        err = ctypes.get_errno()
+        if path is not None:
+            raise OSError(err, f"{what}: {os.strerror(err)}", path)
+        raise OSError(err, f"{what}: {os.strerror(err)}")
+    return result
+
+
+def _b(value: str | bytes | None) -> bytes | None:
+    if value is None or isinstance(value, bytes):
+        return value
+    return os.fsencode(value)
+
+
+def unshare(flags: int) -> None:
+    """Move the calling process into new namespaces of the given CLONE_NEW* kinds."""
+    _check(_libc.unshare(ctypes.c_int(flags)), "unshare")
+
+
+def setns(fd: int, nstype: int = 0) -> None:
+    """Join the namespace behind an open /proc/<pid>/ns/<kind> descriptor."""
+    _check(_libc.syscall(SYS_setns, ctypes.c_int(fd), ctypes.c_int(nstype)), "setns")
+
+
+def clone_process(flags: int) -> int:
+    """fork() with namespace flags: returns the child's pid in the parent and 0 in the child.
+
+    The raw clone syscall with no new stack behaves like fork, so the child continues in Python.
+    Unlike os.fork, CPython's after-fork hooks do not run: the child must only make system calls
+    and then exec or _exit. With CLONE_NEWPID the child is PID 1 of a new PID namespace while
+    staying the caller's child, so the caller can wait for it and read its exit status.
+    """
+    pid = _libc.syscall(SYS_clone, ctypes.c_ulong(flags | SIGCHLD), None, None, None, None)
+    return _check(pid, "clone")
+
+
+def mount(source: str | None, target: str, fstype: str | None, flags: int = 0,
+          data: str | None = None) -> None:
+    """mount(2); raises OSError naming the target on failure."""
+    _check(_libc.mount(_b(source), _b(target), _b(fstype), ctypes.c_ulong(flags), _b(data)),
+           "mount", target)
+
+
+def umount2(target: str, flags: int = 0) -> None:
+    """umount2(2), e.g. with MNT_DETACH for a lazy unmount."""
+    _check(_libc.umount2(_b(target), ctypes.c_int(flags)), "umount", target)
+
+
+def pivot_root(new_root: str, put_old: str) -> None:
+    """pivot_root(2): make new_root the root of the calling mount namespace."""
+    _check(_libc.syscall(SYS_pivot_root, _b(new_root), _b(put_old)), "pivot_root", new_root)
+
+
+def sethostname(name: str) -> None:
+    """sethostname(2) in the caller's UTS namespace."""
+    raw = name.encode()
+    _check(_libc.sethostname(raw, ctypes.c_size_t(len(raw))), "sethostname")
+
+
+def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> int:
+    """prctl(2) with integer arguments."""
+    return _check(_libc.prctl(ctypes.c_int(option), ctypes.c_ulong(arg2), ctypes.c_ulong(arg3),
+                              ctypes.c_ulong(arg4), ctypes.c_ulong(arg5)), "prctl")
+
+
+def set_name(name: str) -> None:
+    """Set the calling thread's comm name (shown by ps), at most 15 bytes."""
+    buf = ctypes.create_string_buffer(name.encode()[:15])
+    _check(_libc.prctl(ctypes.c_int(PR_SET_NAME), buf, 0, 0, 0), "prctl(PR_SET_NAME)")
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
+                ("inheritable", ctypes.c_uint32)]
+
+
+_LINUX_CAPABILITY_VERSION_3 = 0x20080522
+
+
+def capset(effective: int, permitted: int, inheritable: int) -> None:
+    """Set the calling thread's capability sets (64-bit masks)."""
+    header = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)
+    data = (_CapData * 2)()
+    for index, shift in ((0, 0), (1, 32)):
+        data[index].effective = (effective >> shift) & 0xFFFFFFFF
+        data[index].permitted = (permitted >> shift) & 0xFFFFFFFF
+        data[index].inheritable = (inheritable >> shift) & 0xFFFFFFFF
+    _check(_libc.syscall(SYS_capset, ctypes.byref(header), ctypes.byref(data)), "capset")
+
+
+def capget(pid: int = 0) -> tuple[int, int, int]:
+    """Return (effective, permitted, inheritable) masks of a thread (0: the caller)."""
+    header = _CapHeader(_LINUX_CAPABILITY_VERSION_3, pid)
+    data = (_CapData * 2)()
+    _check(_libc.syscall(SYS_capget, ctypes.byref(header), ctypes.byref(data)), "capget")
+    eff, perm, inh = (getattr(data[0], f) | (getattr(data[1], f) << 32)
+                      for f in ("effective", "permitted", "inheritable"))
+    return eff, perm, inh
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+
+def load_seccomp_filter(program: bytes) -> None:
+    """Install a classic-BPF seccomp filter (8 bytes per instruction) on the calling thread.
+
+    The caller must have set no_new_privs or hold CAP_SYS_ADMIN.
+    """
+    if len(program) % 8:
+        raise ValueError("seccomp program length is not a multiple of 8")
+    buf = ctypes.create_string_buffer(program, len(program))
+    prog = _SockFprog(len(program) // 8, ctypes.cast(buf, ctypes.c_void_p))
+    _check(_libc.prctl(ctypes.c_int(PR_SET_SECCOMP), ctypes.c_ulong(SECCOMP_MODE_FILTER),
+                       ctypes.byref(prog), 0, 0), "prctl(PR_SET_SECCOMP)")
+
+
+# Appended for runtime/linux/capabilities.py and paths_policy.py.
+PR_SET_KEEPCAPS = 8  # keep the permitted set across setuid() from 0 to non-zero
+MS_NODIRATIME = 2048
+MS_RELATIME = 1 << 21

@@ -1,0 +1,137 @@
+"""Container records on disk: one directory per container, safe under concurrent commands.
+
+  containers/<id>/state.bin   the record (marshal: fast to read and write on the start path)
+  containers/<id>/upper, work overlayfs upper and work dirs (the container's writes)
+  containers/<id>/rootfs      mount point of the overlay, inside the container's mount ns only
+  containers/<id>/container.log  output of a detached container
+  names/<name>                holds the id; created with O_EXCL so a name is taken exactly once
+
+Records are replaced atomically (write + rename), so a reader never sees half a record.
+"""
+
+from __future__ import annotations
+
+import marshal
+import os
+
+from isoinspect.runtime.fsutil import remove_tree
+from isoinspect.runtime.errors import Conflict, IsoinspectError, NotFound
+from isoinspect.runtime.roots import Roots
+
+_NAME_FIRST = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+_NAME_REST = _NAME_FIRST | set("_.-")
+_ADJECTIVES = ("brave", "calm", "eager", "fast", "keen", "lucid", "quiet", "sharp", "swift",
+               "tidy", "vivid", "witty", "bold", "crisp", "nimble", "steady")
+_NOUNS = ("otter", "falcon", "lynx", "heron", "badger", "marten", "osprey", "kestrel", "ibis",
+          "gecko", "puffin", "wombat", "tapir", "okapi", "quokka", "serval")
+
+
+def validate_name(name: str) -> str:
+    """Docker's rule: [a-zA-Z0-9][a-zA-Z0-9_.-]+."""
+    if len(name) < 2 or name[0] not in _NAME_FIRST or not set(name) <= _NAME_REST:
+        raise IsoinspectError(f"invalid container name {name!r}: only [a-zA-Z0-9][a-zA-Z0-9_.-] "
+                              "are allowed, at least 2 characters")
+    return name
+
+
+class ContainerStore:
+    """Create, find, update and delete container records under ``roots.data_dir``."""
+
+    def __init__(self, roots: Roots) -> None:
+        self.roots = roots
+        self.base = roots.data("containers")
+        self.names = roots.data("names")
+
+    def dir(self, cid: str, *parts: str) -> str:
+        return os.path.join(self.base, cid, *parts)
+
+    def allocate(self, name: str | None) -> tuple[str, str]:
+        """A fresh id and a reserved name (the given one, or a generated one)."""
+        cid = os.urandom(32).hex()
+        os.makedirs(self.names, exist_ok=True)
+        if name is not None:
+            self._reserve(validate_name(name), cid)
+            return cid, name
+        seed = os.urandom(3)
+        for attempt in range(32):
+            generated = f"{_ADJECTIVES[seed[0] % 16]}_{_NOUNS[seed[1] % 16]}"
+            if attempt:
+                generated += f"_{cid[attempt:attempt + 4]}"
+            try:
+                self._reserve(generated, cid)
+                return cid, generated
+            except Conflict:
+                continue
+        self._reserve(f"isoinspect_{cid[:12]}", cid)
+        return cid, f"isoinspect_{cid[:12]}"
+
+    def _reserve(self, name: str, cid: str) -> None:
+        path = os.path.join(self.names, name)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            other = self._read_name(name) or "?"
+            raise Conflict(f'the container name "{name}" is already in use by container '
+                           f'"{other[:12]}"') from None
+        try:
+            os.write(fd, cid.encode())
+        finally:
+            os.close(fd)
+
+    def _read_name(self, name: str) -> str | None:
+        try:
+            with open(os.path.join(self.names, name)) as handle:
+                return handle.read().strip() or None
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+
+    def release_name(self, name: str, cid: str) -> None:
+        """Free a name, but only if it still belongs to ``cid``."""
+        if self._read_name(name) == cid:
+            try:
+                os.unlink(os.path.join(self.names, name))
+            except FileNotFoundError:
+                pass
+
+    def save(self, record: dict) -> None:
+        path = self.dir(record["id"], "state.bin")
+        tmp = f"{path}.{os.getpid()}"
+        with open(tmp, "wb") as handle:
+            marshal.dump(record, handle)
+        os.replace(tmp, path)
+
+    def load(self, cid: str) -> dict:
+        try:
+            with open(self.dir(cid, "state.bin"), "rb") as handle:
+                return marshal.load(handle)
+        except FileNotFoundError:
+            raise NotFound(f"no such container: {cid[:12]}") from None
+        except (EOFError, ValueError, TypeError):
+            raise IsoinspectError(f"container {cid[:12]} has a corrupt record") from None
+
+    def ids(self) -> list[str]:
+        try:
+            return [e for e in os.listdir(self.base) if len(e) == 64]
+        except FileNotFoundError:
+            return []
+
+    def lookup(self, ref: str) -> str:
+        """Container id for a full id, a name or a unique id prefix; NotFound otherwise."""
+        if not ref:
+            raise NotFound("no such container: ''")
+        if len(ref) == 64 and os.path.isdir(self.dir(ref)):
+            return ref
+        by_name = self._read_name(ref) if "/" not in ref and not ref.startswith(".") else None
+        if by_name and os.path.isdir(self.dir(by_name)):
+            return by_name
+        matches = [cid for cid in self.ids() if cid.startswith(ref)]
+        if len(matches) == 1:
+            return matches[0]
+        if len(matches) > 1:
+            raise IsoinspectError(f"multiple containers match {ref!r}: use more characters")
+        raise NotFound(f"no such container: {ref}")
+
+    def delete(self, record: dict) -> None:
+        """Remove a container's directory and free its name."""
+        self.release_name(record.get("name", ""), record["id"])
+        remove_tree(self.dir(record["id"]))

@@ -1,0 +1,106 @@
+"""The container's root file system, assembled inside its own mount namespace.
+
+Everything here runs in the container's child process after it has a private mount namespace,
+so every mount disappears with the namespace: a crash cannot leak a mount on the host.
+Order: overlay root, /proc, /sys, /dev (tmpfs with the standard nodes), /dev/pts, /dev/shm,
+/dev/mqueue, then pivot_root, which drops the host's tree from view.
+"""
+
+from __future__ import annotations
+
+import os
+
+from isoinspect.runtime.linux import syscalls as sc
+
+_S_IFCHR = 0o020000
+# name, major, minor: the nodes Docker creates in every container's /dev.
+STANDARD_DEVICES = (("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8),
+                    ("urandom", 1, 9), ("tty", 5, 0))
+STANDARD_LINKS = (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
+                  ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2"),
+                  ("ptmx", "pts/ptmx"), ("core", "/proc/kcore"))
+_NOSUID_NODEV_NOEXEC = sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC
+
+
+def make_mounts_private() -> None:
+    """Stop mount events from the container reaching the host (rslave, like runc's default)."""
+    sc.mount(None, "/", None, sc.MS_REC | sc.MS_SLAVE)
+
+
+def mount_overlay(target: str, lower_dirs: list[str], upper: str, work: str) -> None:
+    """The image layers (read-only, top first) under a per-container writable upper dir."""
+    data = f"lowerdir={':'.join(lower_dirs)},upperdir={upper},workdir={work}"
+    sc.mount("overlay", target, "overlay", 0, data)
+
+
+def _ensure_dir(path: str, mode: int = 0o755) -> None:
+    try:
+        os.mkdir(path, mode)
+    except FileExistsError:
+        pass
+
+
+def mount_proc_sys(root: str, own_network: bool) -> None:
+    """A /proc of the container's PID namespace and a read-only /sys."""
+    _ensure_dir(f"{root}/proc", 0o555)
+    sc.mount("proc", f"{root}/proc", "proc", _NOSUID_NODEV_NOEXEC)
+    _ensure_dir(f"{root}/sys", 0o555)
+    flags = _NOSUID_NODEV_NOEXEC | sc.MS_RDONLY
+    if own_network:
+        sc.mount("sysfs", f"{root}/sys", "sysfs", flags)
+    else:
+        # sysfs can only be mounted fresh in a netns we own; share the host's, read-only.
+        sc.mount("/sys", f"{root}/sys", None, sc.MS_BIND | sc.MS_REC)
+        sc.mount(None, f"{root}/sys", None, sc.MS_BIND | sc.MS_REMOUNT | flags)
+
+
+def mount_cgroup2(root: str) -> None:
+    """On a cgroup v2 host: the container's own cgroup (via its cgroup ns) at /sys/fs/cgroup."""
+    target = f"{root}/sys/fs/cgroup"
+    if os.path.isdir(target):
+        sc.mount("cgroup2", target, "cgroup2", _NOSUID_NODEV_NOEXEC | sc.MS_RDONLY)
+
+
+def populate_dev(root: str) -> None:
+    """/dev as a small tmpfs holding the standard nodes, links, pts, shm and mqueue."""
+    dev = f"{root}/dev"
+    _ensure_dir(dev)
+    sc.mount("tmpfs", dev, "tmpfs", sc.MS_NOSUID | sc.MS_STRICTATIME, "mode=755,size=65536k")
+    for name, major, minor in STANDARD_DEVICES:
+        path = f"{dev}/{name}"
+        os.mknod(path, 0o666 | _S_IFCHR, os.makedev(major, minor))
+        os.chmod(path, 0o666)
+    for name, target in STANDARD_LINKS:
+        os.symlink(target, f"{dev}/{name}")
+    os.mkdir(f"{dev}/pts", 0o755)
+    sc.mount("devpts", f"{dev}/pts", "devpts", sc.MS_NOSUID | sc.MS_NOEXEC,
+             "newinstance,ptmxmode=0666,mode=0620,gid=5")
+    os.mkdir(f"{dev}/shm", 0o1777)
+    sc.mount("shm", f"{dev}/shm", "tmpfs", _NOSUID_NODEV_NOEXEC, "mode=1777,size=65536k")
+    os.mkdir(f"{dev}/mqueue", 0o755)
+    sc.mount("mqueue", f"{dev}/mqueue", "mqueue", _NOSUID_NODEV_NOEXEC)
+
+
+def write_identity_files(root: str, hostname: str) -> None:
+    """/etc/hostname and /etc/hosts naming the container, as Docker writes them."""
+    etc = f"{root}/etc"
+    if not os.path.isdir(etc):
+        return
+    with open(f"{etc}/hostname", "w") as handle:
+        handle.write(hostname + "\n")
+    with open(f"{etc}/hosts", "w") as handle:
+        handle.write("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+                     f"127.0.1.1\t{hostname}\n")
+
+
+def pivot_into(root: str) -> None:
+    """Make ``root`` the container's / and detach the host's tree (pivot_root, not chroot)."""
+    os.chdir(root)
+    sc.pivot_root(".", ".")
+    sc.umount2(".", sc.MNT_DETACH)
+    os.chdir("/")
+
+
+def remount_root_readonly() -> None:
+    """--read-only: the container's root becomes read-only after everything is mounted."""
+    sc.mount(None, "/", None, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY)

@@ -1,0 +1,390 @@
+"""The runtime: create, start, wait for, stop and remove containers.
+
+``Runtime(...).run(spec)`` is the library API benchmarks call from a long-lived process; the CLI
+calls the same methods. The caller that starts a container is its monitor: it waits for the
+container's PID 1 and records the exit code (a detached run forks a small monitor for that).
+
+Start sequence (no round trips between parent and child):
+  parent: validate -> resolve image -> reserve name -> dirs -> cgroup (limits applied)
+  clone(NEWNS|NEWUTS|NEWIPC|NEWPID[|NEWNET]) -> child joins its cgroup itself, unshares the
+  cgroup ns, mounts, pivot_root, drops privileges, execs. The parent learns the exec happened
+  when the close-on-exec error pipe reaches EOF with nothing written.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from isoinspect.runtime import child, process
+from isoinspect.runtime.cgroup_warmup import wait_warmup
+from isoinspect.runtime.cgroups import make_manager
+from isoinspect.runtime.cgroups.resources import DEFAULT_DEVICE_RULES, Resources
+from isoinspect.runtime.errors import Conflict, IsoinspectError
+from isoinspect.runtime.images import ImageStore
+from isoinspect.runtime.linux import capabilities, paths_policy, rlimits, seccomp_profile
+from isoinspect.runtime.linux import syscalls as sc
+from isoinspect.runtime.records import ContainerStore
+from isoinspect.runtime.roots import Roots
+from isoinspect.runtime.spec import ContainerSpec
+
+SIGKILL, SIGTERM = 9, 15
+_FORWARDED_SIGNALS = (1, 2, 3, 15)  # HUP, INT, QUIT, TERM
+
+
+def require_root() -> None:
+    if os.geteuid() != 0:
+        raise IsoinspectError("isoinspect must run as root (namespaces, mounts and cgroups "
+                              "need it): try sudo", exit_code=1)
+
+
+class Started:
+    """A container whose command is running: its host pid and when it got there."""
+
+    __slots__ = ("record", "pid", "ready_ns", "begin_ns")
+
+    def __init__(self, record: dict, pid: int, begin_ns: int, ready_ns: int) -> None:
+        self.record, self.pid, self.begin_ns, self.ready_ns = record, pid, begin_ns, ready_ns
+
+    @property
+    def startup_seconds(self) -> float:
+        """From the start() call to the exec of the container's command."""
+        return (self.ready_ns - self.begin_ns) / 1e9
+
+
+class Runtime:
+    """One isoinspect installation (state root + cgroup root)."""
+
+    def __init__(self, root: str | None = None, cgroup_root: str = "/sys/fs/cgroup") -> None:
+        self.roots = Roots(root, cgroup_root=cgroup_root)
+        self.images = ImageStore(self.roots)
+        self.containers = ContainerStore(self.roots)
+        self._seccomp: bytes | None = None
+        self._cgroup_setup: str | None = None
+        self._rlimits: list | None = None
+
+    # -- creating --------------------------------------------------------------------------
+
+    def create(self, spec: ContainerSpec) -> dict:
+        """Prepare a container (record, dirs, cgroup with limits); nothing runs yet."""
+        require_root()
+        image_id = self.images.resolve(spec.image)
+        info = self.images.start_info(image_id)
+        argv = self._command(spec, info)
+        cid, name = self.containers.allocate(spec.name)
+        record = {
+            "id": cid, "name": name, "image": spec.image, "image_id": image_id,
+            "created": time.time(), "status": "created", "pid": 0, "pid_ticks": None,
+            "started_at": 0.0, "finished_at": 0.0, "exit_code": None, "error": "",
+            "argv": argv, "spec": spec.to_dict(), "cgroup": f"{self.roots.cgroup_parent}/{cid}",
+            "lower": info["layers"], "env": self._environment(spec, info),
+            "workdir": spec.workdir or info["workdir"], "user": spec.user or info["user"],
+            "hostname": spec.hostname or cid[:12], "log": "",
+        }
+        try:
+            for sub in ("upper", "work", "rootfs"):
+                os.makedirs(self.containers.dir(cid, sub))
+            manager = make_manager(record["cgroup"], self.roots.cgroup_root)
+            manager.create()
+            manager.apply(self._resources(spec))
+            self.containers.save(record)
+        except BaseException:
+            self._discard(record)
+            raise
+        return record
+
+    @staticmethod
+    def _command(spec: ContainerSpec, info: dict) -> list[str]:
+        entrypoint = spec.entrypoint if spec.entrypoint is not None else info["entrypoint"]
+        argv = list(entrypoint) + (spec.command or ([] if spec.entrypoint else info["cmd"]))
+        if not argv:
+            raise IsoinspectError("no command specified")
+        return argv
+
+    @staticmethod
+    def _environment(spec: ContainerSpec, info: dict) -> list[str]:
+        merged: dict[str, str] = {}
+        for item in info["env"] + spec.env:
+            key, _, value = item.partition("=")
+            merged[key] = value
+        merged.setdefault("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+        merged["HOSTNAME"] = spec.hostname or ""
+        return [f"{k}={v}" for k, v in merged.items() if k != "HOSTNAME" or v]
+
+    @staticmethod
+    def _resources(spec: ContainerSpec) -> Resources:
+        return Resources(memory=spec.memory, memory_swap=spec.memory_swap,
+                         cpu_quota_us=spec.cpu_quota_us, cpu_period_us=spec.cpu_period_us,
+                         cpu_shares=spec.cpu_shares, cpuset_cpus=spec.cpuset_cpus,
+                         pids_limit=spec.pids_limit, device_rules=DEFAULT_DEVICE_RULES)
+
+    # -- starting --------------------------------------------------------------------------
+
+    def start(self, record: dict, stdio: tuple = (None, None, None),
+              die_with_parent: bool = True) -> Started:
+        """Clone the container's PID 1 and return once its command has been exec'd.
+
+        ``stdio`` gives file descriptors for the container's 0/1/2 (None: inherit).
+        With ``die_with_parent`` the container is SIGKILLed if this process dies (foreground
+        runs), so a killed CLI never leaves an orphan container behind.
+        """
+        if record["status"] != "created":
+            raise Conflict(f"container {record['name']} is {record['status']}, not created")
+        begin = time.monotonic_ns()
+        spec = record["spec"]
+        read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
+        plan = self._plan(record, spec, write_fd, stdio, die_with_parent)
+        flags = sc.CLONE_NEWNS | sc.CLONE_NEWUTS | sc.CLONE_NEWIPC | sc.CLONE_NEWPID
+        if spec["network"] != "host":
+            flags |= sc.CLONE_NEWNET
+        wait_warmup()
+        try:
+            pid = sc.clone_process(flags)
+        except BaseException:
+            os.close(read_fd)
+            os.close(write_fd)
+            raise
+        if pid == 0:
+            child.run_child(plan)  # never returns
+        os.close(write_fd)
+        ticks = process.start_ticks(pid)
+        record.update(status="running", pid=pid, pid_ticks=ticks, started_at=time.time())
+        message = _read_all(read_fd)
+        ready = time.monotonic_ns()
+        if message:
+            _, status = os.waitpid(pid, 0)
+            record.update(status="exited", exit_code=process.exit_code_from_status(status),
+                          finished_at=time.time(), error=message.decode(errors="replace"))
+            self.containers.save(record)
+            self._release_cgroup(record)
+            raise IsoinspectError(record["error"], exit_code=record["exit_code"])
+        self.containers.save(record)
+        return Started(record, pid, begin, ready)
+
+    def _plan(self, record: dict, spec: dict, err_fd: int, stdio: tuple,
+              die_with_parent: bool) -> dict:
+        manager = make_manager(record["cgroup"], self.roots.cgroup_root)
+        return {
+            "err_fd": err_fd, "stdio": stdio, "pdeathsig": SIGKILL if die_with_parent else 0,
+            "cgroup_procs": manager.procs_files(), "new_cgroupns": True,
+            "rootfs": self.containers.dir(record["id"], "rootfs"), "lower": record["lower"],
+            "upper": self.containers.dir(record["id"], "upper"),
+            "work": self.containers.dir(record["id"], "work"),
+            "hostname": record["hostname"], "own_net": spec["network"] != "host",
+            "cgroup2": self._cgroup_mode() == "unified", "read_only": spec["read_only"],
+            "masked_paths": paths_policy.MASKED_PATHS,
+            "readonly_paths": paths_policy.READONLY_PATHS,
+            "rlimits": self.default_rlimits(), "user": record["user"],
+            "caps": capabilities.parse_capabilities(spec["cap_add"], spec["cap_drop"]),
+            "seccomp": self._seccomp_program() if spec["seccomp"] else None,
+            "argv": record["argv"], "env": record["env"], "workdir": record["workdir"],
+        }
+
+    def default_rlimits(self) -> list:
+        """Docker's default rlimits, capped to what this host allows (computed once)."""
+        if self._rlimits is None:
+            self._rlimits = rlimits.default_rlimits()
+        return self._rlimits
+
+    def _seccomp_program(self) -> bytes:
+        if self._seccomp is None:
+            cache = self.roots.data("seccomp")
+            try:
+                self._seccomp = seccomp_profile.load_default_filter_bytes(cache)
+            except ModuleNotFoundError:
+                # First use under the fast launcher (python -I -S): libseccomp's bindings live
+                # in the system site-packages; load them once to build the cached program.
+                import site
+
+                site.main()
+                self._seccomp = seccomp_profile.load_default_filter_bytes(cache)
+        return self._seccomp
+
+    def _cgroup_mode(self) -> str:
+        if self._cgroup_setup is None:
+            from isoinspect.runtime.cgroups import detect_setup
+            self._cgroup_setup = detect_setup(self.roots.cgroup_root)
+        return self._cgroup_setup
+
+    # -- waiting and finishing -------------------------------------------------------------
+
+    def wait_child(self, started: Started, forward_signals: bool = False) -> int:
+        """Wait for a container this process started; record and return its exit code."""
+        previous = _install_forwarders(started.pid) if forward_signals else {}
+        try:
+            while True:
+                try:
+                    _, status = os.waitpid(started.pid, 0)
+                    break
+                except ChildProcessError:
+                    status = 255 << 8
+                    break
+                except InterruptedError:
+                    continue
+        finally:
+            _restore_handlers(previous)
+        record = started.record
+        record.update(status="exited", exit_code=process.exit_code_from_status(status),
+                      finished_at=time.time())
+        self.containers.save(record)
+        self._release_cgroup(record)
+        return record["exit_code"]
+
+    def run(self, spec: ContainerSpec, stdio: tuple = (None, None, None)) -> int:
+        """Create, start and wait for a container in the foreground; return its exit code."""
+        record = self.create(spec)
+        try:
+            started = self.start(record, stdio)
+            return self.wait_child(started, forward_signals=True)
+        finally:
+            if spec.remove and os.path.isdir(self.containers.dir(record["id"])):
+                self.remove(record["id"], force=True)
+
+    def _release_cgroup(self, record: dict) -> None:
+        make_manager(record["cgroup"], self.roots.cgroup_root).remove()
+
+    # -- managing --------------------------------------------------------------------------
+
+    def get(self, ref: str) -> dict:
+        """The current record of a container, with a dead monitor's container marked exited."""
+        return self.refresh(self.containers.load(self.containers.lookup(ref)))
+
+    def refresh(self, record: dict) -> dict:
+        """Mark a 'running' container whose process is gone as exited (its monitor died)."""
+        if record["status"] == "running" and not process.is_alive(record["pid"],
+                                                                  record["pid_ticks"]):
+            time.sleep(0.02)  # the monitor may be writing the exit code right now
+            record = self.containers.load(record["id"])
+            if record["status"] == "running":
+                record.update(status="exited", exit_code=255, finished_at=time.time(),
+                              error="the container's monitor died; exit code unknown")
+                self.containers.save(record)
+        return record
+
+    def list(self, all_containers: bool = False) -> list[dict]:
+        records = []
+        for cid in self.containers.ids():
+            try:
+                record = self.refresh(self.containers.load(cid))
+            except IsoinspectError:
+                continue
+            if all_containers or record["status"] == "running":
+                records.append(record)
+        return sorted(records, key=lambda r: r["created"], reverse=True)
+
+    def kill(self, ref: str, signal_number: int = SIGKILL) -> dict:
+        record = self.get(ref)
+        if record["status"] != "running":
+            raise Conflict(f"container {record['name']} is not running")
+        try:
+            os.kill(record["pid"], signal_number)
+        except ProcessLookupError:
+            pass
+        return record
+
+    def stop(self, ref: str, timeout: float = 10.0) -> dict:
+        """SIGTERM, then SIGKILL after ``timeout`` seconds, like ``docker stop``."""
+        record = self.get(ref)
+        if record["status"] != "running":
+            return record
+        for sig, grace in ((SIGTERM, timeout), (SIGKILL, 10.0)):
+            try:
+                os.kill(record["pid"], sig)
+            except ProcessLookupError:
+                break
+            if self._wait_gone(record, grace):
+                break
+        return self.wait(record["id"], timeout=10.0)
+
+    def _wait_gone(self, record: dict, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while process.is_alive(record["pid"], record["pid_ticks"]):
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.01)
+        return True
+
+    def wait(self, ref: str, timeout: float | None = None) -> dict:
+        """Block until the container has exited and its exit code is recorded."""
+        cid = self.containers.lookup(ref)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            record = self.containers.load(cid)
+            if record["status"] == "exited":
+                return record
+            if record["status"] == "created":
+                raise Conflict(f"container {record['name']} was never started")
+            if not process.is_alive(record["pid"], record["pid_ticks"]):
+                return self.refresh(record)
+            if deadline is not None and time.monotonic() >= deadline:
+                raise IsoinspectError(f"timed out waiting for container {record['name']}")
+            time.sleep(0.01)
+
+    def remove(self, ref: str, force: bool = False) -> dict:
+        """Delete a container; a running one only with ``force`` (it is killed first)."""
+        record = self.get(ref)
+        if record["status"] == "running":
+            if not force:
+                raise Conflict(f"you cannot remove a running container {record['id'][:12]}. "
+                               "Stop the container before attempting removal or use -f")
+            self.kill(record["id"], SIGKILL)
+            self._wait_gone(record, 10.0)
+        manager = make_manager(record["cgroup"], self.roots.cgroup_root)
+        if manager.exists():
+            manager.kill_all(SIGKILL)
+            manager.remove()
+        self.containers.delete(record)
+        return record
+
+    def _discard(self, record: dict) -> None:
+        """Undo a half-made container (used when create fails)."""
+        try:
+            make_manager(record["cgroup"], self.roots.cgroup_root).remove()
+        finally:
+            self.containers.delete(record)
+
+
+def _read_all(fd: int) -> bytes:
+    chunks = []
+    try:
+        while True:
+            try:
+                chunk = os.read(fd, 4096)
+            except InterruptedError:
+                continue
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+    return b"".join(chunks)
+
+
+def _install_forwarders(pid: int) -> dict:
+    """Forward SIGINT/SIGTERM/SIGHUP/SIGQUIT to the container (the _signal C module is used
+    directly: the signal package imports enum, which costs milliseconds on the start path)."""
+    import _signal
+
+    def forward(signum: int, _frame: object) -> None:
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            pass
+
+    previous = {}
+    for signum in _FORWARDED_SIGNALS:
+        try:
+            previous[signum] = _signal.signal(signum, forward)
+        except (OSError, ValueError):
+            pass
+    return previous
+
+
+def _restore_handlers(previous: dict) -> None:
+    import _signal
+
+    for signum, handler in previous.items():
+        try:
+            _signal.signal(signum, handler)
+        except (OSError, ValueError, TypeError):
+            pass

@@ -1,0 +1,111 @@
+"""What a user asks for when starting a container, validated before the host is touched.
+
+Like runc's config validation, every check runs before any directory, cgroup or namespace is
+created, so bad input never leaves anything behind.
+"""
+
+from __future__ import annotations
+
+from isoinspect.runtime import units
+from isoinspect.runtime.errors import IsoinspectError
+
+NETWORK_MODES = ("none", "host")
+DEFAULT_NAMESPACES = ("mnt", "pid", "uts", "ipc", "net", "cgroup")
+
+
+class ContainerSpec:
+    """A container to create: image, command, environment, limits, isolation options.
+
+    Limits are already parsed (bytes, CFS quota) here; ``from_flags`` parses Docker-style
+    strings for the CLI, while library callers may pass numbers directly.
+    """
+
+    __slots__ = ("image", "command", "name", "env", "workdir", "user", "hostname", "read_only",
+                 "memory", "memory_swap", "cpu_quota_us", "cpu_period_us", "cpu_shares",
+                 "cpuset_cpus", "pids_limit", "network", "remove", "detach", "userns",
+                 "cap_add", "cap_drop", "seccomp", "entrypoint", "labels")
+
+    def __init__(self, image: str, command: list[str] | None = None, *, name: str | None = None,
+                 env: list[str] | None = None, workdir: str | None = None,
+                 user: str | None = None, hostname: str | None = None, read_only: bool = False,
+                 memory: int | None = None, memory_swap: int | None = None,
+                 cpu_quota_us: int | None = None, cpu_period_us: int = units.CFS_PERIOD_US,
+                 cpu_shares: int | None = None, cpuset_cpus: str | None = None,
+                 pids_limit: int | None = None, network: str = "none", remove: bool = False,
+                 detach: bool = False, userns: bool = False, cap_add: list[str] | None = None,
+                 cap_drop: list[str] | None = None, seccomp: bool = True,
+                 entrypoint: list[str] | None = None, labels: dict | None = None) -> None:
+        self.image = image
+        self.command = list(command or [])
+        self.name = name
+        self.env = list(env or [])
+        self.workdir = workdir
+        self.user = user
+        self.hostname = hostname
+        self.read_only = read_only
+        self.memory = memory
+        self.memory_swap = memory_swap
+        self.cpu_quota_us = cpu_quota_us
+        self.cpu_period_us = cpu_period_us
+        self.cpu_shares = cpu_shares
+        self.cpuset_cpus = cpuset_cpus
+        self.pids_limit = pids_limit
+        self.network = network
+        self.remove = remove
+        self.detach = detach
+        self.userns = userns
+        self.cap_add = list(cap_add or [])
+        self.cap_drop = list(cap_drop or [])
+        self.seccomp = seccomp
+        self.entrypoint = entrypoint
+        self.labels = dict(labels or {})
+        self.validate()
+
+    @classmethod
+    def from_flags(cls, image: str, command: list[str], *, memory: str | None = None,
+                   memory_swap: str | None = None, cpus: str | None = None,
+                   cpu_shares: str | None = None, cpuset_cpus: str | None = None,
+                   pids_limit: str | None = None, env: list[str] | tuple = (),
+                   user: str | None = None, **rest) -> "ContainerSpec":
+        """Build a spec from the CLI's strings (``--memory 64m``, ``--cpus 0.5``, ...)."""
+        quota = units.parse_cpus(cpus)[0] if cpus is not None else None
+        return cls(
+            image, command,
+            memory=units.parse_bytes(memory) if memory is not None else None,
+            memory_swap=units.parse_memory_swap(memory_swap) if memory_swap is not None else None,
+            cpu_quota_us=quota,
+            cpu_shares=units.parse_int(cpu_shares, "--cpu-shares", 2)
+            if cpu_shares is not None else None,
+            cpuset_cpus=units.parse_cpuset(cpuset_cpus) if cpuset_cpus is not None else None,
+            pids_limit=units.parse_int(pids_limit, "--pids-limit", -1)
+            if pids_limit is not None else None,
+            env=units.parse_env(list(env)),
+            user=user, **rest)
+
+    def validate(self) -> None:
+        """Cross-field checks; raises IsoinspectError with one line naming the problem."""
+        if self.network not in NETWORK_MODES:
+            raise IsoinspectError(f"invalid value {self.network!r} for --network: "
+                                  f"expected one of {', '.join(NETWORK_MODES)}")
+        if self.memory is not None and self.memory < 6 * 1024 * 1024 and self.memory != 0:
+            raise IsoinspectError("minimum memory limit allowed is 6MB")
+        if self.memory_swap is not None and self.memory_swap != -1:
+            if self.memory is None:
+                raise IsoinspectError("you should always set --memory when using --memory-swap")
+            if self.memory_swap < self.memory:
+                raise IsoinspectError("--memory-swap must be larger than or equal to --memory")
+        if self.cpu_shares is not None and not 2 <= self.cpu_shares <= 262144:
+            raise IsoinspectError("--cpu-shares must be between 2 and 262144")
+        if self.user is not None:
+            units.parse_user(self.user)
+        if self.workdir is not None and not self.workdir.startswith("/"):
+            raise IsoinspectError(f"the working directory {self.workdir!r} is invalid: it needs "
+                                  "to be an absolute path")
+        if self.hostname is not None and (not 0 < len(self.hostname) <= 64
+                                          or "/" in self.hostname):
+            raise IsoinspectError(f"invalid hostname {self.hostname!r}")
+        if self.remove and self.detach:
+            pass  # allowed: the monitor removes the container when it exits
+
+    def to_dict(self) -> dict:
+        return {slot: getattr(self, slot) for slot in self.__slots__}

@@ -1,0 +1,122 @@
+"""Parsers for Docker-style flag values (--memory 64m, --cpus 0.5, -u 1000:1000, -e K=V).
+
+Each raises IsoinspectError with a one-line message naming the flag and the bad value.
+"""
+
+from __future__ import annotations
+
+import os
+
+from isoinspect.runtime.errors import IsoinspectError
+
+_SIZE_SUFFIXES = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+CFS_PERIOD_US = 100_000
+
+
+def parse_bytes(value: str | int, flag: str = "--memory") -> int:
+    """'64m' -> 67108864; '1g', '512k', '1048576' and '64MiB'/'64mb' are accepted like Docker."""
+    if isinstance(value, int):
+        if value < 0:
+            raise IsoinspectError(f"invalid value {value!r} for {flag}: must not be negative")
+        return value
+    text = value.strip().lower()
+    for tail in ("ib", "b"):
+        if len(text) > 1 and text.endswith(tail) and text[-len(tail) - 1] in "kmgt":
+            text = text[: -len(tail)]
+            break
+    number, suffix = text, ""
+    if text and text[-1] in _SIZE_SUFFIXES and not text[-1].isdigit():
+        number, suffix = text[:-1], text[-1]
+    try:
+        amount = float(number)
+    except ValueError:
+        raise IsoinspectError(
+            f"invalid value {value!r} for {flag}: expected a size like 64m, 512k or 1g") from None
+    if amount < 0 or amount != amount:
+        raise IsoinspectError(f"invalid value {value!r} for {flag}: must not be negative")
+    return int(amount * _SIZE_SUFFIXES[suffix])
+
+
+def parse_memory_swap(value: str, flag: str = "--memory-swap") -> int:
+    """Docker semantics: total of memory and swap in bytes, -1 for unlimited swap."""
+    if value.strip() == "-1":
+        return -1
+    return parse_bytes(value, flag)
+
+
+def parse_cpus(value: str | float, flag: str = "--cpus") -> tuple[int, int]:
+    """'0.5' -> (quota_us, period_us) = (50000, 100000), as Docker derives CFS quota."""
+    try:
+        cpus = float(value)
+    except (TypeError, ValueError):
+        raise IsoinspectError(f"invalid value {value!r} for {flag}: expected a number of CPUs "
+                              "like 0.5 or 2") from None
+    if not cpus > 0 or cpus > 4096:
+        raise IsoinspectError(f"invalid value {value!r} for {flag}: must be greater than 0")
+    quota = int(round(cpus * CFS_PERIOD_US))
+    if quota < 1000:
+        raise IsoinspectError(f"invalid value {value!r} for {flag}: below the 0.01 CPU minimum")
+    return quota, CFS_PERIOD_US
+
+
+def parse_int(value: str | int, flag: str, minimum: int | None = None) -> int:
+    """An integer flag value with an optional lower bound."""
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise IsoinspectError(f"invalid value {value!r} for {flag}: expected an integer") from None
+    if minimum is not None and number < minimum:
+        raise IsoinspectError(f"invalid value {value!r} for {flag}: must be at least {minimum}")
+    return number
+
+
+def parse_cpuset(value: str, flag: str = "--cpuset-cpus") -> str:
+    """'0', '0-1', '0,2-3': checked for shape and against the CPUs this host has."""
+    text = value.strip()
+    cpus: set[int] = set()
+    try:
+        for part in text.split(","):
+            low, dash, high = part.partition("-")
+            first, last = int(low), int(high if dash else low)
+            if first < 0 or last < first:
+                raise ValueError
+            cpus.update(range(first, last + 1))
+    except ValueError:
+        raise IsoinspectError(f"invalid value {value!r} for {flag}: expected a list like 0-1,3") \
+            from None
+    available = _online_cpus()
+    missing = sorted(cpus - available) if available else []
+    if missing:
+        raise IsoinspectError(f"invalid value {value!r} for {flag}: CPU {missing[0]} is not "
+                              f"available on this host")
+    return text
+
+
+def _online_cpus() -> set[int]:
+    try:
+        return set(os.sched_getaffinity(0))
+    except OSError:
+        return set()
+
+
+def parse_env(items: list[str] | tuple[str, ...]) -> list[str]:
+    """-e K=V entries; a bare -e K takes K from the caller's environment like Docker."""
+    result = []
+    for item in items:
+        key, sep, _ = item.partition("=")
+        if not key:
+            raise IsoinspectError(f"invalid environment variable {item!r}: empty name")
+        if sep:
+            result.append(item)
+        elif key in os.environ:
+            result.append(f"{key}={os.environ[key]}")
+    return result
+
+
+def parse_user(value: str) -> tuple[str, str | None]:
+    """'-u UID[:GID]' or names: returns the two parts, resolved later inside the image."""
+    user, _, group = value.partition(":")
+    if not user:
+        raise IsoinspectError(f"invalid value {value!r} for --user: expected UID[:GID]")
+    return user, (group or None)
+

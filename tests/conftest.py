@@ -1,0 +1,93 @@
+"""Shared fixtures: a private isoinspect root per test, the real CLI, leak checks."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+VENV_BIN = os.path.dirname(sys.executable)
+CLI = os.path.join(VENV_BIN, "isoinspect")
+
+
+def pytest_report_header(config):
+    return f"isoinspect CLI: {CLI}; euid {os.geteuid()}"
+
+
+class Iso:
+    """Runs the real ``isoinspect`` CLI against a private state root."""
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+        self.env = dict(os.environ, ISOINSPECT_ROOT=root)
+        from isoinspect.runtime.roots import Roots
+
+        self.roots = Roots(root)
+
+    def __call__(self, *args: str, check: bool = False, timeout: float = 60,
+                 input: str | None = None) -> subprocess.CompletedProcess:
+        result = subprocess.run([CLI, *args], env=self.env, capture_output=True, text=True,
+                                timeout=timeout, input=input)
+        if check and result.returncode != 0:
+            raise AssertionError(f"isoinspect {' '.join(args)} exited {result.returncode}: "
+                                 f"{result.stderr}")
+        return result
+
+    def popen(self, *args: str, **kwargs) -> subprocess.Popen:
+        return subprocess.Popen([CLI, *args], env=self.env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, **kwargs)
+
+    def cgroup_dirs(self) -> list[str]:
+        """Our cgroup directories that still exist in any hierarchy."""
+        found = []
+        base = "/sys/fs/cgroup"
+        for hierarchy in os.listdir(base):
+            parent = os.path.join(base, hierarchy, self.roots.cgroup_parent)
+            if os.path.isdir(parent):
+                found += [os.path.join(parent, d) for d in os.listdir(parent)
+                          if os.path.isdir(os.path.join(parent, d))]
+        return found
+
+    def host_mounts(self) -> list[str]:
+        with open("/proc/self/mountinfo") as handle:
+            return [line for line in handle if self.root in line]
+
+    def remove_parents(self) -> None:
+        base = "/sys/fs/cgroup"
+        for hierarchy in os.listdir(base):
+            parent = os.path.join(base, hierarchy, self.roots.cgroup_parent)
+            if os.path.isdir(parent):
+                try:
+                    os.rmdir(parent)
+                except OSError:
+                    pass
+
+
+@pytest.fixture(scope="session")
+def base_root(tmp_path_factory):
+    """A root holding busybox:latest, made once and copied per test (layers are shared)."""
+    root = str(tmp_path_factory.mktemp("isoroot-base"))
+    subprocess.run([CLI, "--root", root, "images", "--ensure-base"], check=True,
+                   capture_output=True)
+    return root
+
+
+@pytest.fixture
+def iso(tmp_path, base_root):
+    """A private root with the base image; asserts nothing leaked when the test ends."""
+    if os.geteuid() != 0:
+        pytest.skip("containers need root (this suite runs as root in CI)")
+    root = str(tmp_path / "root")
+    subprocess.run(["cp", "-a", base_root, root], check=True)
+    helper = Iso(root)
+    yield helper
+    subprocess.run([CLI, "--root", root, "rm", "-f",
+                    *[line for line in helper("ps", "-aq").stdout.split()]],
+                   capture_output=True, env=helper.env)
+    leftovers = helper.cgroup_dirs()
+    mounts = helper.host_mounts()
+    helper.remove_parents()
+    assert not leftovers, f"cgroups left behind: {leftovers}"
+    assert not mounts, f"mounts left behind: {mounts}"

@@ -1,0 +1,345 @@
+"""cgroup v1 driver against fake trees built from files recorded on the hybrid CI host and in a
+legacy ("cpu,cpuacct" combined) guest, plus setup detection from recorded mountinfo."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from isoinspect.runtime.cgroups import fs
+from isoinspect.runtime.cgroups import DEFAULT_DEVICE_RULES, Resources, make_manager
+from isoinspect.runtime.cgroups.manager import (
+    cgroup_mounts, detect_setup, list_children, unified_mount, v1_hierarchies)
+from isoinspect.runtime.cgroups.v1.manager import V1Manager
+
+_spec = importlib.util.spec_from_file_location(
+    "cgroup_trees", Path(__file__).resolve().parents[1] / "fixtures" / "cgroupv2" / "trees.py")
+trees = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(trees)
+
+CONTAINER = trees.CONTAINER
+HYBRID, LEGACY, UNIFIED = (str(trees.MOUNTINFO_HYBRID), str(trees.MOUNTINFO_LEGACY),
+                           str(trees.MOUNTINFO_UNIFIED))
+
+
+@pytest.fixture
+def root(tmp_path):
+    return trees.v1_tree(tmp_path)
+
+
+@pytest.fixture
+def recorded(tmp_path):
+    return trees.v1_tree(tmp_path, fresh=False)
+
+
+@pytest.fixture
+def legacy(tmp_path):
+    return trees.v1_tree(tmp_path / "legacy", layout="legacy", fresh=False)
+
+
+@pytest.fixture
+def writes(monkeypatch):
+    return trees.record_writes(monkeypatch)
+
+
+def read(root, controller, name, where=CONTAINER):
+    return Path(root, controller, where, name).read_text().strip()
+
+
+def manager_for(root) -> V1Manager:
+    cg = make_manager(CONTAINER, root=root, mountinfo=None)
+    assert isinstance(cg, V1Manager)
+    return cg
+
+
+# ---- detection from recorded mountinfo ----------------------------------------------------------
+
+@pytest.mark.parametrize("mountinfo, setup", [(HYBRID, "hybrid"), (LEGACY, "legacy"),
+                                              (UNIFIED, "unified")])
+def test_detect_setup_from_recorded_mountinfo(mountinfo, setup):
+    assert detect_setup("/sys/fs/cgroup", mountinfo) == setup
+
+
+def test_detect_setup_from_files(root, legacy):
+    assert detect_setup(root, None) == "hybrid"
+    assert detect_setup(legacy, None) == "legacy"
+
+
+def test_hierarchies_hybrid_host_separate_cpu_and_cpuacct():
+    found = v1_hierarchies("/sys/fs/cgroup", HYBRID)
+    assert found["cpu"] == "/sys/fs/cgroup/cpu" and found["cpuacct"] == "/sys/fs/cgroup/cpuacct"
+    assert found["name=systemd"] == "/sys/fs/cgroup/systemd"
+    assert set(found) == {"cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "blkio",
+                          "pids", "name=systemd"}
+    assert unified_mount("/sys/fs/cgroup", HYBRID) == "/sys/fs/cgroup/unified"
+
+
+def test_hierarchies_legacy_combined_cpu_cpuacct():
+    found = v1_hierarchies("/sys/fs/cgroup", LEGACY)
+    assert found["cpu"] == found["cpuacct"] == "/sys/fs/cgroup/cpu,cpuacct"
+    assert found["net_cls"] == found["net_prio"] == "/sys/fs/cgroup/net_cls,net_prio"
+    assert unified_mount("/sys/fs/cgroup", LEGACY) is None
+
+
+def test_mountinfo_escapes_and_other_roots(tmp_path):
+    info = tmp_path / "mountinfo"
+    info.write_text(
+        "30 1 0:28 / /sys/fs/cgroup rw - tmpfs tmpfs rw\n"
+        "31 30 0:29 / /sys/fs/cgroup/cpu\\040x rw,relatime - cgroup cgroup rw,xattr,cpu\n"
+        "32 1 0:30 / /elsewhere/memory rw,relatime - cgroup cgroup rw,memory\n")
+    assert cgroup_mounts(str(info)) == [("cgroup", "/sys/fs/cgroup/cpu x", ["cpu"]),
+                                        ("cgroup", "/elsewhere/memory", ["memory"])]
+    assert v1_hierarchies("/sys/fs/cgroup", str(info)) == {"cpu": "/sys/fs/cgroup/cpu x"}
+    assert cgroup_mounts(str(tmp_path / "missing")) == []
+
+
+# ---- manager layout ----------------------------------------------------------------------------
+
+def test_hybrid_dirs_include_unified_for_a_cgroup_id(root):
+    cg = manager_for(root)
+    assert cg.dirs() == [os.path.join(root, c, CONTAINER) for c in trees.V1_CONTROLLERS] + \
+        [os.path.join(root, "unified", CONTAINER)]
+    assert cg.cgroup_id() == os.stat(os.path.join(root, "unified", CONTAINER)).st_ino
+    plain = make_manager(CONTAINER, root=root, mountinfo=None, join_unified=False)
+    assert len(plain.procs_files()) == 8 and plain.cgroup_id() is None
+
+
+def test_legacy_combined_mount_is_one_dir(legacy):
+    cg = manager_for(legacy)
+    combined = os.path.join(legacy, "cpu,cpuacct", CONTAINER)
+    assert cg.controller_dir("cpu") == cg.controller_dir("cpuacct") == combined
+    assert cg.dirs().count(combined) == 1 and len(cg.dirs()) == 7
+    assert cg.procs_files()[0] == combined + "/cgroup.procs"
+
+
+def test_create_copies_cpuset_down_every_level(root):
+    manager_for(root).create()
+    for where in ("isoinspect", CONTAINER):
+        assert read(root, "cpuset", "cpuset.cpus", where) == "0-1"
+        assert read(root, "cpuset", "cpuset.mems", where) == "0"
+
+
+def test_create_keeps_existing_cpuset_and_makes_missing_dirs(root, writes):
+    Path(root, "cpuset", "isoinspect", "cpuset.cpus").write_text("1\n")
+    Path(root, "cpuset", "isoinspect", "cpuset.mems").write_text("0\n")
+    cg = make_manager("isoinspect/other", root=root, mountinfo=None)
+    Path(root, "cpuset", "isoinspect", "other").mkdir()  # cgroupfs would fill these in
+    Path(root, "cpuset", "isoinspect", "other", "cpuset.cpus").write_text("")
+    Path(root, "cpuset", "isoinspect", "other", "cpuset.mems").write_text("")
+    cg.create()
+    assert all(os.path.isdir(d) for d in cg.dirs())
+    assert read(root, "cpuset", "cpuset.cpus", "isoinspect/other") == "1"  # from its parent
+    assert [(n, v) for _, n, v in writes] == [("cpuset.cpus", "1"), ("cpuset.mems", "0")]
+
+
+# ---- apply -------------------------------------------------------------------------------------
+
+def test_apply_writes_expected_values(root):
+    cg = manager_for(root)
+    warnings = cg.apply(Resources(memory=32 << 20, memory_reservation=16 << 20, cpus=0.5,
+                                  cpu_shares=512, pids_limit=10, cpuset_cpus="0",
+                                  cpuset_mems="0"))
+    assert warnings == []
+    assert read(root, "memory", "memory.limit_in_bytes") == "33554432"
+    assert read(root, "memory", "memory.memsw.limit_in_bytes") == trees.V1_UNLIMITED  # untouched
+    assert read(root, "memory", "memory.soft_limit_in_bytes") == "16777216"
+    assert read(root, "cpu", "cpu.cfs_quota_us") == "50000"
+    assert read(root, "cpu", "cpu.cfs_period_us") == "100000"
+    assert read(root, "cpu", "cpu.shares") == "512"
+    assert read(root, "pids", "pids.max") == "10"
+    assert read(root, "cpuset", "cpuset.cpus") == "0"
+
+
+def test_memsw_after_limit_when_it_fits(root, writes):
+    manager_for(root).apply(Resources(memory=64 << 20, memory_swap=96 << 20))
+    assert [(n, v) for _, n, v in writes] == [("memory.limit_in_bytes", "67108864"),
+                                              ("memory.memsw.limit_in_bytes", "100663296")]
+
+
+def test_memsw_first_when_raising_above_current_memsw(recorded, writes):
+    # recorded: limit = memsw = 64 MiB; raising memory to 128 MiB needs memsw raised first
+    manager_for(recorded).apply(Resources(memory=128 << 20, memory_swap=256 << 20))
+    assert [(n, v) for _, n, v in writes] == [("memory.memsw.limit_in_bytes", "268435456"),
+                                              ("memory.limit_in_bytes", "134217728")]
+
+
+def test_unlimited_swap_and_unlimited_memory(recorded, writes):
+    manager_for(recorded).apply(Resources(memory=-1))
+    assert [(n, v) for _, n, v in writes] == [("memory.memsw.limit_in_bytes", "-1"),
+                                              ("memory.limit_in_bytes", "-1")]
+
+
+def test_swap_unsupported_without_memsw_is_a_warning(root, writes):
+    for name in os.listdir(os.path.join(root, "memory", CONTAINER)):
+        if name.startswith("memory.memsw."):
+            os.unlink(os.path.join(root, "memory", CONTAINER, name))
+    cg = manager_for(root)
+    warnings = cg.apply(Resources(memory=64 << 20, memory_swap=128 << 20))
+    assert len(warnings) == 1 and "swap accounting" in warnings[0]
+    assert [(n, v) for _, n, v in writes] == [("memory.limit_in_bytes", "67108864")]
+    assert cg.stats()["memory"]["swap_limit"] == "unsupported"
+
+
+@pytest.mark.parametrize("kwargs, expected", [
+    ({"cpu_quota_us": -1}, [("cpu.cfs_quota_us", "-1")]),
+    ({"cpu_quota_us": 20000, "cpu_period_us": 50000},
+     [("cpu.cfs_period_us", "50000"), ("cpu.cfs_quota_us", "20000")]),
+    ({"pids_limit": -1}, [("pids.max", "max")]),
+    ({"pids_limit": 0}, [("pids.max", "max")]),
+    ({"pids_limit": 7}, [("pids.max", "7")]),
+    ({"cpuset_mems": "0"}, [("cpuset.mems", "0")]),
+    ({}, []),
+])
+def test_apply_writes_only_what_is_set(root, writes, kwargs, expected):
+    manager_for(root).apply(Resources(**kwargs))
+    assert [(n, v) for _, n, v in writes] == expected
+
+
+def test_device_rules_deny_all_then_allow_in_order(root, writes):
+    manager_for(root).apply(Resources(device_rules=DEFAULT_DEVICE_RULES))
+    devices_dir = os.path.join(root, "devices", CONTAINER)
+    assert all(d == devices_dir for d, _, _ in writes)
+    assert [(n, v) for _, n, v in writes] == [
+        ("devices.deny", "a *:* rwm"), ("devices.allow", "c *:* m"), ("devices.allow", "b *:* m"),
+        ("devices.allow", "c 1:3 rwm"), ("devices.allow", "c 1:5 rwm"),
+        ("devices.allow", "c 1:7 rwm"), ("devices.allow", "c 5:0 rwm"),
+        ("devices.allow", "c 5:1 rwm"), ("devices.allow", "c 5:2 rwm"),
+        ("devices.allow", "c 1:8 rwm"), ("devices.allow", "c 1:9 rwm"),
+        ("devices.allow", "c 136:* rwm")]
+
+
+def test_blkio_one_line_per_write(root, writes):
+    manager_for(root).apply(Resources(blkio_read_bps=[(254, 0, 1048576)],
+                                      blkio_write_iops=[(254, 0, 100), (8, 0, 0)]))
+    assert [(n, v) for _, n, v in writes] == [
+        ("blkio.throttle.read_bps_device", "254:0 1048576"),
+        ("blkio.throttle.write_iops_device", "254:0 100"),
+        ("blkio.throttle.write_iops_device", "8:0 0")]
+
+
+def test_missing_hierarchy_for_a_requested_limit_is_an_error(tmp_path, writes):
+    root = trees.v1_tree(tmp_path)
+    os.rename(os.path.join(root, "blkio"), os.path.join(root, "not-a-controller"))
+    cg = manager_for(root)
+    assert cg.controller_dir("blkio") is None
+    with pytest.raises(OSError, match="need the blkio hierarchy, which is not mounted"):
+        cg.apply(Resources(pids_limit=5, blkio_read_bps=[(8, 0, 1)]))
+    assert writes == []
+    cg.apply(Resources(pids_limit=5))  # limits of mounted controllers still work
+    assert "blkio" not in cg.stats() and cg.stats()["pids"]["limit"] == 5
+
+
+def test_bad_values_raise_before_writing(root, writes):
+    res = Resources()
+    res.pids_limit = -2
+    with pytest.raises(ValueError, match="pids_limit"):
+        manager_for(root).apply(res)
+    assert writes == []
+
+
+# ---- stats from recorded files -----------------------------------------------------------------
+
+def test_stats_from_recorded_hybrid_host(recorded):
+    stats = manager_for(recorded).stats()
+    memory = stats["memory"]
+    assert (memory["usage"], memory["peak"], memory["limit"]) == (409600, 67108864, 67108864)
+    assert (memory["swap_limit"], memory["reservation"]) == (0, 16777216)
+    assert (memory["oom_kill"], memory["under_oom"], memory["max_hits"]) == (1, 0, 0)
+    cpu = stats["cpu"]
+    assert (cpu["nr_periods"], cpu["nr_throttled"], cpu["throttled_usec"]) == (27, 5, 228443)
+    assert (cpu["quota_us"], cpu["period_us"], cpu["shares"]) == (50000, 100000, 1024)
+    assert (cpu["usage_usec"], cpu["user_usec"], cpu["system_usec"]) == (361562, 243969, 103947)
+    assert stats["pids"] == {"current": 1, "limit": 10, "max_hits": 3, "peak": 10}
+    io = stats["io"]
+    assert (io["read_bytes"], io["write_bytes"], io["read_ios"], io["write_ios"]) == \
+        (1191936, 1048576, 271, 256)
+    assert io["devices"]["254:0"]["read_ios"] == 271
+    assert stats["devices"]["list"] == ["c *:* m", "b *:* m", "c 1:3 rwm", "c 1:5 rwm",
+                                        "c 136:* rwm"]
+    assert stats["cpuset"]["cpus"] == "0"
+    assert stats["freezer"] == {"state": "THAWED", "frozen": False}
+
+
+def test_stats_legacy_combined_cpu_cpuacct(legacy):
+    cpu = manager_for(legacy).stats()["cpu"]
+    assert (cpu["nr_periods"], cpu["nr_throttled"], cpu["throttled_usec"]) == (8, 7, 348883)
+    assert (cpu["usage_usec"], cpu["user_usec"], cpu["system_usec"]) == (411478, 412000, 0)
+
+
+def test_stats_missing_files_and_old_kernels(recorded):
+    memory_dir = os.path.join(recorded, "memory", CONTAINER)
+    Path(memory_dir, "memory.oom_control").write_text("oom_kill_disable 0\nunder_oom 0\n")
+    assert manager_for(recorded).stats()["memory"]["oom_kill"] is None  # before Linux 4.13
+    for name in os.listdir(memory_dir):
+        os.unlink(os.path.join(memory_dir, name))
+    os.unlink(os.path.join(recorded, "cpuacct", CONTAINER, "cpuacct.usage"))
+    stats = manager_for(recorded).stats()
+    assert "memory" not in stats
+    assert "usage_usec" not in stats["cpu"] and stats["cpu"]["nr_throttled"] == 5
+
+
+# ---- freezer, tasks, kill, remove --------------------------------------------------------------
+
+def test_freeze_and_thaw_write_freezer_state(root):
+    cg = manager_for(root)
+    cg.freeze(timeout=0.5)
+    assert read(root, "freezer", "freezer.state") == "FROZEN"
+    assert cg.stats()["freezer"]["frozen"] is True
+    cg.thaw(timeout=0.5)
+    assert read(root, "freezer", "freezer.state") == "THAWED"
+
+
+def test_freeze_waits_while_freezing(root, monkeypatch):
+    state = Path(root, "freezer", CONTAINER, "freezer.state")
+    reads = []
+    real = fs.read_value
+
+    def freezing_twice(directory, name):
+        if name == "freezer.state":
+            reads.append(name)
+            if len(reads) <= 2:
+                return "FREEZING"
+        return real(directory, name)
+
+    monkeypatch.setattr(fs, "read_value", freezing_twice)
+    manager_for(root).freeze(timeout=1)
+    assert len(reads) == 3 and state.read_text() == "FROZEN"
+
+
+def test_add_task_joins_every_hierarchy(root):
+    cg = manager_for(root)
+    cg.add_task(4242)
+    for procs in cg.procs_files():
+        assert Path(procs).read_text() == "4242"
+    assert cg.pids() == [4242]
+
+
+def test_pids_is_the_union_over_hierarchies(recorded):
+    Path(recorded, "pids", CONTAINER, "cgroup.procs").write_text("16352\n777\n")
+    assert manager_for(recorded).pids() == [777, 16352]
+
+
+def test_kill_all_freezes_signals_and_thaws(root, writes):
+    child = subprocess.Popen(["sleep", "30"])
+    try:
+        Path(root, "memory", CONTAINER, "cgroup.procs").write_text(f"{child.pid}\n")
+        assert manager_for(root).kill_all(15) == 1
+        assert child.wait(timeout=5) == -15
+    finally:
+        child.kill()
+        child.wait()
+    assert [v for _, n, v in writes if n == "freezer.state"] == ["FROZEN", "THAWED"]
+
+
+def test_remove_all_hierarchies_and_list_children(root):
+    cg = manager_for(root)
+    assert list_children(root=root, mountinfo=None) == ["test"]
+    cg.remove()
+    assert not cg.exists()
+    assert all(os.path.isdir(os.path.dirname(d)) for d in cg.dirs())  # parents stay
+    assert list_children(root=root, mountinfo=None) == []
+    cg.remove()  # already gone: no error
