@@ -342,6 +342,18 @@ def _write_json(path: str, data: dict) -> None:
     os.replace(tmp, path)
 
 
+def _interrupt_on_signals() -> None:
+    """SIGINT and SIGTERM stop the run like Ctrl-C (measured samples kept, targets cleaned
+    up), also when started in the background, where a shell leaves SIGINT ignored."""
+    import signal
+
+    def interrupt(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m isoinspect.benches.startup",
                                      description="Start-up latency of isoinspect vs its peers.")
@@ -358,6 +370,7 @@ def main(argv: list[str] | None = None) -> int:
         targets = select(args.targets.split(",") if args.targets else None)
     except ValueError as exc:
         parser.error(str(exc))
+    _interrupt_on_signals()
     try:
         result = run_startup(targets, runs=args.runs, warmup=args.warmup, quick=args.quick,
                              json_out=args.json, workdir=args.workdir)

@@ -72,12 +72,27 @@ def _setup(plan: dict) -> None:
     paths_policy.mask_paths(root, plan["masked_paths"])
     paths_policy.readonly_paths(root, plan["readonly_paths"])
     rootfs.pivot_into(root)
+    if plan.get("sync_fd", -1) >= 0:
+        _wait_for_parent(plan["sync_fd"])
     if plan["read_only"]:
         rootfs.remount_root_readonly()
     sc.sethostname(plan["hostname"])
     if plan["own_net"]:
         bring_up_loopback()
     drop_privileges(plan)
+
+
+def _wait_for_parent(fd: int) -> None:
+    """Block until the parent's pre-start hooks (e.g. network set-up) are done."""
+    while True:
+        try:
+            answer = os.read(fd, 1)
+            break
+        except InterruptedError:
+            continue
+    os.close(fd)
+    if answer != b"g":
+        os._exit(EXIT_SETUP_FAILED)  # the parent failed and reports why
 
 
 def _wire_stdio(plan: dict) -> None:

@@ -20,9 +20,7 @@ def describe_container(runtime: Runtime, record: dict) -> dict:
     spec = record["spec"]
     running = record["status"] == "running" and process.is_alive(record["pid"],
                                                                    record["pid_ticks"])
-    from isoinspect.runtime.cgroups import make_manager
-
-    manager = make_manager(record["cgroup"], runtime.roots.cgroup_root)
+    manager = runtime.cgroup(record)
     stats = manager.stats() if running else {}
     return {
         "Id": record["id"],

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 
 from isoinspect.runtime import child, process
-from isoinspect.runtime.cgroups import make_manager
 from isoinspect.runtime.errors import Conflict, IsoinspectError
 from isoinspect.runtime.linux import capabilities
 from isoinspect.runtime.linux import syscalls as sc
@@ -46,7 +45,7 @@ def exec_in_container(runtime: Runtime, ref: str, argv: list[str], env: list[str
         "seccomp": runtime._seccomp_program() if spec["seccomp"] else None,
         "argv": argv, "env": [f"{k}={v}" for k, v in merged.items()],
         "workdir": workdir or record["workdir"],
-        "cgroup_procs": make_manager(record["cgroup"], runtime.roots.cgroup_root).procs_files(),
+        "cgroup_procs": runtime.cgroup(record).procs_files(),
     }
     read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
     helper = os.fork()

@@ -51,12 +51,13 @@ def collect(runtime: Runtime, grace: float = _GRACE_SECONDS) -> list[str]:
             done.append(f"removed --rm container {record['name']}")
             continue
         live.add(cid)
-        manager = make_manager(record["cgroup"], runtime.roots.cgroup_root)
+        manager = runtime.cgroup(record)
         if manager.exists():
             manager.kill_all(9)
             manager.remove()
             done.append(f"removed cgroup of stopped container {record['name']}")
     done += _orphan_cgroups(runtime, live)
+    _remove_empty_parents(runtime)
     done += _stale_names(runtime)
     done += _staging(runtime, grace)
     done += _mounts(runtime)
@@ -81,6 +82,14 @@ def _orphan_cgroups(runtime: Runtime, live: set[str]) -> list[str]:
         manager.remove()
         done.append(f"removed orphan cgroup {parent}/{name}")
     return done
+
+
+def _remove_empty_parents(runtime: Runtime) -> None:
+    """Drop our parent cgroup directories when no container is left under them."""
+    try:
+        make_manager(runtime.roots.cgroup_parent, runtime.roots.cgroup_root).remove(timeout=0)
+    except OSError:
+        pass  # containers still live under it
 
 
 def _stale_names(runtime: Runtime) -> list[str]:

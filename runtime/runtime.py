@@ -62,6 +62,11 @@ class Runtime:
         self._seccomp: bytes | None = None
         self._cgroup_setup: str | None = None
         self._rlimits: list | None = None
+        self._managers: dict = {}
+        # Objects with wants(record), prestart(runtime, record, pid) and
+        # poststop(runtime, record): run after clone, before the container's exec (networking,
+        # the inspector registering the container's cgroup), and after it exits.
+        self.prestart_hooks: list = []
 
     # -- creating --------------------------------------------------------------------------
 
@@ -84,7 +89,7 @@ class Runtime:
         try:
             for sub in ("upper", "work", "rootfs"):
                 os.makedirs(self.containers.dir(cid, sub))
-            manager = make_manager(record["cgroup"], self.roots.cgroup_root)
+            manager = self.cgroup(record)
             manager.create()
             manager.apply(self._resources(spec))
             self.containers.save(record)
@@ -133,7 +138,12 @@ class Runtime:
         begin = time.monotonic_ns()
         spec = record["spec"]
         read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
+        hooks = [hook for hook in self.prestart_hooks if hook.wants(record)]
+        sync_read = sync_write = -1
+        if hooks:
+            sync_read, sync_write = os.pipe2(os.O_CLOEXEC)
         plan = self._plan(record, spec, write_fd, stdio, die_with_parent)
+        plan["sync_fd"] = sync_read
         flags = sc.CLONE_NEWNS | sc.CLONE_NEWUTS | sc.CLONE_NEWIPC | sc.CLONE_NEWPID
         if spec["network"] != "host":
             flags |= sc.CLONE_NEWNET
@@ -141,14 +151,18 @@ class Runtime:
         try:
             pid = sc.clone_process(flags)
         except BaseException:
-            os.close(read_fd)
-            os.close(write_fd)
+            for fd in (read_fd, write_fd, sync_read, sync_write):
+                if fd >= 0:
+                    os.close(fd)
             raise
         if pid == 0:
             child.run_child(plan)  # never returns
         os.close(write_fd)
         ticks = process.start_ticks(pid)
         record.update(status="running", pid=pid, pid_ticks=ticks, started_at=time.time())
+        if hooks:
+            os.close(sync_read)
+            self._run_prestart_hooks(hooks, record, pid, sync_write, read_fd)
         message = _read_all(read_fd)
         ready = time.monotonic_ns()
         if message:
@@ -157,13 +171,42 @@ class Runtime:
                           finished_at=time.time(), error=message.decode(errors="replace"))
             self.containers.save(record)
             self._release_cgroup(record)
+            self._run_poststop_hooks(record)
             raise IsoinspectError(record["error"], exit_code=record["exit_code"])
         self.containers.save(record)
         return Started(record, pid, begin, ready)
 
+    def _run_prestart_hooks(self, hooks: list, record: dict, pid: int, sync_write: int,
+                            read_fd: int) -> None:
+        """Run hooks while the container waits before exec; on failure kill it, re-raise."""
+        try:
+            for hook in hooks:
+                hook.prestart(self, record, pid)
+        except BaseException:
+            os.close(sync_write)
+            os.kill(pid, SIGKILL)
+            os.waitpid(pid, 0)
+            os.close(read_fd)
+            record.update(status="exited", exit_code=125, finished_at=time.time())
+            self.containers.save(record)
+            self._release_cgroup(record)
+            self._run_poststop_hooks(record)
+            raise
+        os.write(sync_write, b"g")
+        os.close(sync_write)
+
+    def _run_poststop_hooks(self, record: dict) -> None:
+        """Undo what pre-start hooks made (e.g. a veth); errors must not hide the exit."""
+        for hook in self.prestart_hooks:
+            if hook.wants(record):
+                try:
+                    hook.poststop(self, record)
+                except Exception:  # noqa: BLE001 - best effort; `gc` retries
+                    pass
+
     def _plan(self, record: dict, spec: dict, err_fd: int, stdio: tuple,
               die_with_parent: bool) -> dict:
-        manager = make_manager(record["cgroup"], self.roots.cgroup_root)
+        manager = self.cgroup(record)
         return {
             "err_fd": err_fd, "stdio": stdio, "pdeathsig": SIGKILL if die_with_parent else 0,
             "cgroup_procs": manager.procs_files(), "new_cgroupns": True,
@@ -228,6 +271,7 @@ class Runtime:
                       finished_at=time.time())
         self.containers.save(record)
         self._release_cgroup(record)
+        self._run_poststop_hooks(record)
         return record["exit_code"]
 
     def run(self, spec: ContainerSpec, stdio: tuple = (None, None, None)) -> int:
@@ -240,8 +284,16 @@ class Runtime:
             if spec.remove and os.path.isdir(self.containers.dir(record["id"])):
                 self.remove(record["id"], force=True)
 
+    def cgroup(self, record: dict):
+        """The cgroup manager of a container (built once per container and process)."""
+        manager = self._managers.get(record["id"])
+        if manager is None:
+            manager = self._managers[record["id"]] = make_manager(record["cgroup"],
+                                                                   self.roots.cgroup_root)
+        return manager
+
     def _release_cgroup(self, record: dict) -> None:
-        make_manager(record["cgroup"], self.roots.cgroup_root).remove()
+        self.cgroup(record).remove()
 
     # -- managing --------------------------------------------------------------------------
 
@@ -329,18 +381,20 @@ class Runtime:
                                "Stop the container before attempting removal or use -f")
             self.kill(record["id"], SIGKILL)
             self._wait_gone(record, 10.0)
-        manager = make_manager(record["cgroup"], self.roots.cgroup_root)
+        manager = self.cgroup(record)
         if manager.exists():
             manager.kill_all(SIGKILL)
             manager.remove()
+        self._managers.pop(record["id"], None)
         self.containers.delete(record)
         return record
 
     def _discard(self, record: dict) -> None:
         """Undo a half-made container (used when create fails)."""
         try:
-            make_manager(record["cgroup"], self.roots.cgroup_root).remove()
+            self.cgroup(record).remove()
         finally:
+            self._managers.pop(record["id"], None)
             self.containers.delete(record)
 
 

@@ -180,6 +180,18 @@ def cgroup_mounts(mountinfo: str | None = MOUNTINFO) -> list[tuple[str, str, lis
     """
     if mountinfo is None:
         return []
+    if mountinfo == MOUNTINFO and _HOST_MOUNTS:
+        return _HOST_MOUNTS[0]
+    mounts = _parse_cgroup_mounts(mountinfo)
+    if mountinfo == MOUNTINFO:
+        _HOST_MOUNTS.append(mounts)  # cgroup mounts do not change under a running process
+    return mounts
+
+
+_HOST_MOUNTS: list[list[tuple[str, str, list[str]]]] = []
+
+
+def _parse_cgroup_mounts(mountinfo: str) -> list[tuple[str, str, list[str]]]:
     try:
         with open(mountinfo, encoding="utf-8", errors="replace") as handle:
             lines = handle.read().splitlines()
