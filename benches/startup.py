@@ -367,15 +367,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", help="prepare images here (default: a temporary dir)")
     args = parser.parse_args(argv)
     try:
-        targets = select(args.targets.split(",") if args.targets else None)
+        return run_command(args.targets, args.runs, args.warmup, args.quick, args.json,
+                           args.workdir)
     except ValueError as exc:
         parser.error(str(exc))
+        return 2
+
+
+def run_command(target_names: str | None, runs: int, warmup: int, quick: bool,
+                json_out: str | None, workdir: str | None) -> int:
+    """What both `isoinspect bench startup` and `python -m ...startup` do; ValueError for
+    bad arguments. Exit code: 130 when interrupted, 1 when no target measured anything."""
+    targets = select(target_names.split(",") if target_names else None)
     _interrupt_on_signals()
-    try:
-        result = run_startup(targets, runs=args.runs, warmup=args.warmup, quick=args.quick,
-                             json_out=args.json, workdir=args.workdir)
-    except ValueError as exc:
-        parser.error(str(exc))
+    result = run_startup(targets, runs=runs, warmup=warmup, quick=quick, json_out=json_out,
+                         workdir=workdir)
     if result["interrupted"]:
         return 130
     measured = [d for d in result["targets"].values() if d["samples"]]

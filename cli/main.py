@@ -157,6 +157,21 @@ def exec_cmd(ctx: click.Context, detach: bool, env: tuple, workdir: str | None,
                                workdir=workdir, user=user, detach=detach))
 
 
+def _for_each(ctx: click.Context, refs: tuple, action) -> None:
+    """Apply ``action`` to every container like Docker: echo each one done, report each
+    failure on its own line, and exit 1 at the end if any failed."""
+    failed = False
+    for ref in refs:
+        try:
+            action(ref)
+            click.echo(ref)
+        except IsoinspectError as exc:
+            click.echo(f"isoinspect: {exc}", err=True)
+            failed = True
+    if failed:
+        ctx.exit(1)
+
+
 def _parse_signal(value: str) -> int:
     import signal
 
@@ -177,9 +192,7 @@ def _parse_signal(value: str) -> int:
 def kill_cmd(ctx: click.Context, sig: str, containers: tuple) -> None:
     """Send a signal to running containers."""
     runtime, number = _runtime(ctx), _parse_signal(sig)
-    for ref in containers:
-        runtime.kill(ref, number)
-        click.echo(ref)
+    _for_each(ctx, containers, lambda ref: runtime.kill(ref, number))
 
 
 @cli.command("stop")
@@ -190,9 +203,7 @@ def kill_cmd(ctx: click.Context, sig: str, containers: tuple) -> None:
 def stop_cmd(ctx: click.Context, timeout: float, containers: tuple) -> None:
     """Stop running containers (SIGTERM, then SIGKILL)."""
     runtime = _runtime(ctx)
-    for ref in containers:
-        runtime.stop(ref, timeout)
-        click.echo(ref)
+    _for_each(ctx, containers, lambda ref: runtime.stop(ref, timeout))
 
 
 @cli.command("rm")
@@ -202,9 +213,7 @@ def stop_cmd(ctx: click.Context, timeout: float, containers: tuple) -> None:
 def rm_cmd(ctx: click.Context, force: bool, containers: tuple) -> None:
     """Remove containers."""
     runtime = _runtime(ctx)
-    for ref in containers:
-        runtime.remove(ref, force)
-        click.echo(ref)
+    _for_each(ctx, containers, lambda ref: runtime.remove(ref, force))
 
 
 @cli.command("wait")
@@ -266,13 +275,26 @@ def gc_cmd(ctx: click.Context) -> None:
         click.echo(line)
 
 
+# Command modules owned by other parts of the project. Each exposes ``commands``, a list of
+# click commands (or one command under the module's own name, for older modules).
+_OPTIONAL_COMMAND_MODULES = ("doctor_cmd", "trace_cmd", "network_cmd", "image_cmd", "bench_cmd")
+
+
 def _register_optional() -> None:
-    """Commands that live in other parts of the project."""
-    try:
-        from isoinspect.cli.doctor_cmd import doctor
-    except ImportError:
-        return
-    cli.add_command(doctor)
+    import importlib
+
+    for module_name in _OPTIONAL_COMMAND_MODULES:
+        try:
+            module = importlib.import_module(f"isoinspect.cli.{module_name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"isoinspect.cli.{module_name}":
+                raise
+            continue
+        commands = getattr(module, "commands", None)
+        if commands is None:
+            commands = [getattr(module, module_name.removesuffix("_cmd"))]
+        for command in commands:
+            cli.add_command(command)
 
 
 _register_optional()
