@@ -34,6 +34,11 @@ def run_child(plan: dict) -> None:
     code = EXIT_SETUP_FAILED
     try:
         _setup(plan)
+        if plan.get("ready_fd", -1) >= 0:
+            # create/start split (OCI): say "set up" and block until `start` releases us.
+            os.write(plan["ready_fd"], b"r")
+            os.close(plan["ready_fd"])
+            _wait_for_parent(plan["start_fd"])
         exec_command(plan)
     except ExecFailure as failure:
         message, code = str(failure), failure.code
@@ -83,7 +88,8 @@ def _setup(plan: dict) -> None:
 
 
 def _wait_for_parent(fd: int) -> None:
-    """Block until the parent's pre-start hooks (e.g. network set-up) are done."""
+    """Block until the parent's pre-start hooks (e.g. network set-up) are done, or until
+    `start` opens the container's start FIFO (create/start split); anything but "g" aborts."""
     while True:
         try:
             answer = os.read(fd, 1)
