@@ -82,10 +82,11 @@ class Runtime:
             "created": time.time(), "status": "created", "pid": 0, "pid_ticks": None,
             "started_at": 0.0, "finished_at": 0.0, "exit_code": None, "error": "",
             "argv": argv, "spec": spec.to_dict(), "cgroup": f"{self.roots.cgroup_parent}/{cid}",
-            "lower": info["layers"], "env": self._environment(spec, info),
+            "lower": info["layers"],
             "workdir": spec.workdir or info["workdir"], "user": spec.user or info["user"],
             "hostname": spec.hostname or cid[:12], "log": "",
         }
+        record["env"] = self._environment(spec, info, record["hostname"])
         try:
             for sub in ("upper", "work", "rootfs"):
                 os.makedirs(self.containers.dir(cid, sub))
@@ -107,14 +108,14 @@ class Runtime:
         return argv
 
     @staticmethod
-    def _environment(spec: ContainerSpec, info: dict) -> list[str]:
-        merged: dict[str, str] = {}
+    def _environment(spec: ContainerSpec, info: dict, hostname: str) -> list[str]:
+        """Image env, then -e values; PATH and HOSTNAME always set, as Docker does."""
+        merged = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                  "HOSTNAME": hostname}
         for item in info["env"] + spec.env:
             key, _, value = item.partition("=")
             merged[key] = value
-        merged.setdefault("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
-        merged["HOSTNAME"] = spec.hostname or ""
-        return [f"{k}={v}" for k, v in merged.items() if k != "HOSTNAME" or v]
+        return [f"{k}={v}" for k, v in merged.items()]
 
     @staticmethod
     def _resources(spec: ContainerSpec) -> Resources:

@@ -104,8 +104,12 @@ class ContainerSpec:
         if self.hostname is not None and (not 0 < len(self.hostname) <= 64
                                           or "/" in self.hostname):
             raise IsoinspectError(f"invalid hostname {self.hostname!r}")
-        if self.remove and self.detach:
-            pass  # allowed: the monitor removes the container when it exits
+        if self.cap_add or self.cap_drop:
+            from isoinspect.runtime.linux.capabilities import parse_capabilities
+            try:
+                parse_capabilities(self.cap_add, self.cap_drop)
+            except ValueError as exc:
+                raise IsoinspectError(f"invalid capability: {exc}") from None
 
     def to_dict(self) -> dict:
         return {slot: getattr(self, slot) for slot in self.__slots__}

@@ -156,8 +156,20 @@ def test_user_flag(iso):
 
 def test_env_and_workdir(iso):
     out = iso("run", "--rm", "-e", "FOO=bar", "-w", "/tmp", "busybox", "sh", "-c",
-              "echo $FOO; pwd; echo $PATH").stdout.split()
+              "echo $FOO; pwd; echo $PATH; echo $HOSTNAME; hostname").stdout.split()
     assert out[:2] == ["bar", "/tmp"] and "/bin" in out[2]
+    assert out[3] == out[4] and len(out[3]) == 12
+
+
+def test_cap_add_and_drop(iso):
+    def caps(*flags):
+        out = iso("run", "--rm", *flags, "busybox", "grep", "CapEff", "/proc/self/status").stdout
+        return int(out.split()[1], 16)
+
+    net_admin, chown = 1 << 12, 1 << 0
+    assert caps("--cap-add", "NET_ADMIN") == DOCKER_DEFAULT_CAPS | net_admin
+    assert caps("--cap-drop", "CHOWN") == DOCKER_DEFAULT_CAPS & ~chown
+    assert caps("--cap-drop", "ALL") == 0
 
 
 def test_limits_reach_the_cgroup_files(iso):
@@ -256,6 +268,7 @@ def test_detached_rm_removes_itself(iso):
     (["run", "nosuchimage", "true"], "unable to find image 'nosuchimage'"),
     (["run", "--network", "bridge0", "busybox", "true"], "--network"),
     (["run", "--name", "-bad", "busybox", "true"], ""),
+    (["run", "--cap-add", "BOGUS", "busybox", "true"], "invalid capability"),
     (["rm", "nosuchcontainer"], "no such container"),
     (["stop", "nosuchcontainer"], "no such container"),
 ])
