@@ -93,6 +93,10 @@ class ContainerStore:
             except FileNotFoundError:
                 pass
 
+    def monitor_lock(self, cid: str, blocking: bool = False) -> "MonitorLock":
+        """The lock a container's monitor holds from clone until its exit code is saved."""
+        return MonitorLock(self.dir(cid, "monitor.lock"), blocking)
+
     def save(self, record: dict) -> None:
         path = self.dir(record["id"], "state.bin")
         tmp = f"{path}.{os.getpid()}"
@@ -135,3 +139,28 @@ class ContainerStore:
         """Remove a container's directory and free its name."""
         self.release_name(record.get("name", ""), record["id"])
         remove_tree(self.dir(record["id"]))
+
+
+class MonitorLock:
+    """flock on containers/<id>/monitor.lock.
+
+    The monitor (the foreground CLI, or the detached monitor process) takes it exclusively
+    before cloning the container and drops it once the exit code is saved; the kernel drops it
+    if the monitor dies. A reader that finds the container's process gone takes it (blocking) to
+    learn whether the monitor is still writing the exit code or died without doing so.
+    """
+
+    def __init__(self, path: str, blocking: bool) -> None:
+        self.path, self.blocking, self.fd = path, blocking, -1
+
+    def __enter__(self) -> "MonitorLock":
+        import fcntl
+
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fcntl.flock(self.fd, fcntl.LOCK_EX if self.blocking else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1

@@ -20,7 +20,7 @@ from isoinspect.runtime import child, process
 from isoinspect.runtime.cgroup_warmup import wait_warmup
 from isoinspect.runtime.cgroups import make_manager
 from isoinspect.runtime.cgroups.resources import DEFAULT_DEVICE_RULES, Resources
-from isoinspect.runtime.errors import Conflict, IsoinspectError
+from isoinspect.runtime.errors import Conflict, IsoinspectError, NotFound
 from isoinspect.runtime.images import ImageStore
 from isoinspect.runtime.linux import capabilities, paths_policy, rlimits, seccomp_profile
 from isoinspect.runtime.linux import syscalls as sc
@@ -63,6 +63,7 @@ class Runtime:
         self._cgroup_setup: str | None = None
         self._rlimits: list | None = None
         self._managers: dict = {}
+        self._monitors: dict = {}  # container id -> held monitor lock, until the exit is saved
         # Objects with wants(record), prestart(runtime, record, pid) and
         # poststop(runtime, record): run after clone, before the container's exec (networking,
         # the inspector registering the container's cgroup), and after it exits.
@@ -148,6 +149,8 @@ class Runtime:
         flags = sc.CLONE_NEWNS | sc.CLONE_NEWUTS | sc.CLONE_NEWIPC | sc.CLONE_NEWPID
         if spec["network"] != "host":
             flags |= sc.CLONE_NEWNET
+        monitor = self.containers.monitor_lock(record["id"])
+        monitor.__enter__()
         wait_warmup()
         try:
             pid = sc.clone_process(flags)
@@ -155,9 +158,11 @@ class Runtime:
             for fd in (read_fd, write_fd, sync_read, sync_write):
                 if fd >= 0:
                     os.close(fd)
+            monitor.__exit__(None, None, None)
             raise
         if pid == 0:
             child.run_child(plan)  # never returns
+        self._monitors[record["id"]] = monitor
         os.close(write_fd)
         ticks = process.start_ticks(pid)
         record.update(status="running", pid=pid, pid_ticks=ticks, started_at=time.time())
@@ -170,9 +175,7 @@ class Runtime:
             _, status = os.waitpid(pid, 0)
             record.update(status="exited", exit_code=process.exit_code_from_status(status),
                           finished_at=time.time(), error=message.decode(errors="replace"))
-            self.containers.save(record)
-            self._release_cgroup(record)
-            self._run_poststop_hooks(record)
+            self._finish(record)
             raise IsoinspectError(record["error"], exit_code=record["exit_code"])
         self.containers.save(record)
         return Started(record, pid, begin, ready)
@@ -189,9 +192,7 @@ class Runtime:
             os.waitpid(pid, 0)
             os.close(read_fd)
             record.update(status="exited", exit_code=125, finished_at=time.time())
-            self.containers.save(record)
-            self._release_cgroup(record)
-            self._run_poststop_hooks(record)
+            self._finish(record)
             raise
         os.write(sync_write, b"g")
         os.close(sync_write)
@@ -270,10 +271,19 @@ class Runtime:
         record = started.record
         record.update(status="exited", exit_code=process.exit_code_from_status(status),
                       finished_at=time.time())
-        self.containers.save(record)
-        self._release_cgroup(record)
-        self._run_poststop_hooks(record)
+        self._finish(record)
         return record["exit_code"]
+
+    def _finish(self, record: dict) -> None:
+        """Record the exit, release the cgroup, undo hooks, then let readers of the record go."""
+        try:
+            self.containers.save(record)
+            self._release_cgroup(record)
+            self._run_poststop_hooks(record)
+        finally:
+            monitor = self._monitors.pop(record["id"], None)
+            if monitor is not None:
+                monitor.__exit__(None, None, None)
 
     def run(self, spec: ContainerSpec, stdio: tuple = (None, None, None)) -> int:
         """Create, start and wait for a container in the foreground; return its exit code."""
@@ -306,8 +316,12 @@ class Runtime:
         """Mark a 'running' container whose process is gone as exited (its monitor died)."""
         if record["status"] == "running" and not process.is_alive(record["pid"],
                                                                   record["pid_ticks"]):
-            time.sleep(0.02)  # the monitor may be writing the exit code right now
-            record = self.containers.load(record["id"])
+            # A live monitor holds the lock until the exit code is recorded: wait for it.
+            try:
+                with self.containers.monitor_lock(record["id"], blocking=True):
+                    record = self.containers.load(record["id"])
+            except FileNotFoundError:
+                raise NotFound(f"no such container: {record['id'][:12]}") from None
             if record["status"] == "running":
                 record.update(status="exited", exit_code=255, finished_at=time.time(),
                               error="the container's monitor died; exit code unknown")

@@ -38,6 +38,17 @@ def test_death_by_signal_gives_128_plus_n(iso):
     assert proc.wait(timeout=10) == 137
 
 
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signals_to_a_foreground_run_are_forwarded(iso, sig):
+    proc = iso.popen("run", "--rm", "--name", "fwd", "busybox", "sh", "-c",
+                     "trap 'echo got; exit 9' TERM INT; echo ready; "
+                     "while true; do sleep 0.1; done")
+    assert proc.stdout.readline() == "ready\n"
+    proc.send_signal(sig)
+    out, _ = proc.communicate(timeout=10)
+    assert (proc.returncode, out) == (9, "got\n")
+
+
 def test_missing_command_gives_127_and_a_message(iso):
     result = iso("run", "--rm", "busybox", "no-such-program")
     assert result.returncode == 127
