@@ -253,9 +253,10 @@ class Runtime:
 
     # -- waiting and finishing -------------------------------------------------------------
 
-    def wait_child(self, started: Started, forward_signals: bool = False) -> int:
+    def wait_child(self, started: Started, forwarder: SignalForwarder | None = None) -> int:
         """Wait for a container this process started; record and return its exit code."""
-        previous = _install_forwarders(started.pid) if forward_signals else {}
+        if forwarder is not None:
+            forwarder.attach(started.pid)
         try:
             while True:
                 try:
@@ -267,7 +268,8 @@ class Runtime:
                 except InterruptedError:
                     continue
         finally:
-            _restore_handlers(previous)
+            if forwarder is not None:
+                forwarder.restore()
         record = started.record
         record.update(status="exited", exit_code=process.exit_code_from_status(status),
                       finished_at=time.time())
@@ -288,10 +290,12 @@ class Runtime:
     def run(self, spec: ContainerSpec, stdio: tuple = (None, None, None)) -> int:
         """Create, start and wait for a container in the foreground; return its exit code."""
         record = self.create(spec)
+        forwarder = SignalForwarder()
         try:
             started = self.start(record, stdio)
-            return self.wait_child(started, forward_signals=True)
+            return self.wait_child(started, forwarder)
         finally:
+            forwarder.restore()
             if spec.remove and os.path.isdir(self.containers.dir(record["id"])):
                 self.remove(record["id"], force=True)
 
@@ -429,31 +433,51 @@ def _read_all(fd: int) -> bytes:
     return b"".join(chunks)
 
 
-def _install_forwarders(pid: int) -> dict:
-    """Forward SIGINT/SIGTERM/SIGHUP/SIGQUIT to the container (the _signal C module is used
-    directly: the signal package imports enum, which costs milliseconds on the start path)."""
-    import _signal
+class SignalForwarder:
+    """Forward SIGHUP/SIGINT/SIGQUIT/SIGTERM to the container, like ``docker run`` does.
 
-    def forward(signum: int, _frame: object) -> None:
-        try:
-            os.kill(pid, signum)
-        except ProcessLookupError:
-            pass
+    Installed before the container is cloned so that no signal is lost in the window between
+    the container's exec and the moment its pid is known: signals that arrive then are kept
+    and delivered as soon as ``attach(pid)`` is called. (Uses the _signal C module directly:
+    the signal package imports enum, which costs milliseconds on the start path.)
+    """
 
-    previous = {}
-    for signum in _FORWARDED_SIGNALS:
-        try:
-            previous[signum] = _signal.signal(signum, forward)
-        except (OSError, ValueError):
-            pass
-    return previous
+    def __init__(self) -> None:
+        import _signal
+
+        self.pid = 0
+        self.pending: list[int] = []
+        self.previous = {}
+        for signum in _FORWARDED_SIGNALS:
+            try:
+                self.previous[signum] = _signal.signal(signum, self._handle)
+            except (OSError, ValueError):
+                pass  # not the main thread: leave signals alone
+
+    def _handle(self, signum: int, _frame: object) -> None:
+        if self.pid:
+            _kill_quietly(self.pid, signum)
+        else:
+            self.pending.append(signum)
+
+    def attach(self, pid: int) -> None:
+        self.pid = pid
+        for signum in self.pending:
+            _kill_quietly(pid, signum)
+        self.pending.clear()
+
+    def restore(self) -> None:
+        import _signal
+
+        for signum, handler in self.previous.items():
+            try:
+                _signal.signal(signum, handler)
+            except (OSError, ValueError, TypeError):
+                pass
 
 
-def _restore_handlers(previous: dict) -> None:
-    import _signal
-
-    for signum, handler in previous.items():
-        try:
-            _signal.signal(signum, handler)
-        except (OSError, ValueError, TypeError):
-            pass
+def _kill_quietly(pid: int, signum: int) -> None:
+    try:
+        os.kill(pid, signum)
+    except ProcessLookupError:
+        pass

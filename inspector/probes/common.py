@@ -155,18 +155,40 @@ class Syscall:
 
 
 @dataclass
+class Emitter:
+    """A C block (containing EMIT_CONDITION) that several probes may want with different
+    conditions: merged by ``key`` into one block with the conditions OR-ed."""
+
+    key: str
+    category: str
+    event: str
+    template: str
+    condition: str = "1"
+
+
+@dataclass
 class Parts:
     syscalls: list[Syscall] = field(default_factory=list)
     fragments: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+    emitters: list[Emitter] = field(default_factory=list)
 
     def add(self, category: str, event: str, code: str) -> None:
         self.fragments.setdefault((category, event), []).append(code)
+
+
+def _or(first: str, second: str) -> str:
+    if "1" in (first, second):
+        return "1"
+    if second in first:
+        return first
+    return f"({first}) || ({second})"
 
 
 def merge(parts: list[Parts]) -> Parts:
     """One Parts from several probes: syscalls merged by name (conditions OR-ed)."""
     out = Parts()
     by_name: dict[str, Syscall] = {}
+    emitters: dict[str, Emitter] = {}
     for part in parts:
         for call in part.syscalls:
             known = by_name.get(call.name)
@@ -178,14 +200,24 @@ def merge(parts: list[Parts]) -> Parts:
             known.flags = known.flags or call.flags
             known.flags_code = known.flags_code or call.flags_code
             known.ptr = known.ptr or call.ptr
-            if "1" in (known.condition, call.condition):
-                known.condition = "1"
-            elif call.condition not in known.condition:
-                known.condition = f"({known.condition}) || ({call.condition})"
+            known.condition = _or(known.condition, call.condition)
+        for emitter in part.emitters:
+            known_emitter = emitters.get(emitter.key)
+            if known_emitter is None:
+                emitters[emitter.key] = Emitter(emitter.key, emitter.category, emitter.event,
+                                                emitter.template, emitter.condition)
+            else:
+                known_emitter.condition = _or(known_emitter.condition, emitter.condition)
+                if len(emitter.template) > len(known_emitter.template):  # the richer variant
+                    known_emitter.template = emitter.template
         for key, blocks in part.fragments.items():
             for block in blocks:
                 if block not in out.fragments.get(key, []):
                     out.add(key[0], key[1], block)
+    for emitter in emitters.values():
+        out.add(emitter.category, emitter.event,
+                emitter.template.replace("EMIT_CONDITION", emitter.condition))
+    out.emitters = list(emitters.values())
     return out
 
 
@@ -208,18 +240,17 @@ def _syscall_probes(call: Syscall, available) -> list[str]:
     return out
 
 
-def compose(parts: list[Parts], filter_enabled: bool = True, str_len: int = STR_LEN,
-            available=None) -> str:
+def compose(parts: list[Parts], filter_enabled: bool = True, available=None) -> str:
     """The BCC program text of the given probes' parts.
 
     ``available(category, event) -> bool`` drops tracepoints the kernel lacks (default: keep all,
     so the text can be generated and checked on any machine).
     """
     available = available or (lambda category, event: True)
-    merged = merge(parts)
+    merged = merge([*parts, base_parts()])
     defines = "\n".join(f"#define EV_{name.upper()} {number}" for name, number in EV.items())
     text = (PRELUDE.replace("FILTER_ENABLED_VALUE", "1" if filter_enabled else "0")
-            .replace("STR_LEN_VALUE", str(int(str_len))).replace("EV_DEFINES", defines))
+            .replace("STR_LEN_VALUE", str(STR_LEN)).replace("EV_DEFINES", defines))
     pieces = [text]
     for call in merged.syscalls:
         pieces.extend(_syscall_probes(call, available))
@@ -229,6 +260,51 @@ def compose(parts: list[Parts], filter_enabled: bool = True, str_len: int = STR_
         body = "\n".join("    {\n" + block.strip("\n") + "\n    }" for block in blocks)
         pieces.append(f"TRACEPOINT_PROBE({category}, {event})\n{{\n{body}\n    return 0;\n}}\n")
     return "\n".join(pieces)
+
+
+# Always present: the pid-tree filter follows forks of traced processes; exited pids are dropped
+# (after every probe's sched_process_exit blocks have run: base parts are merged last).
+FOLLOW_FORK = r"""
+        u32 parent = bpf_get_current_pid_tgid() >> 32;
+        u32 child = args->pid;
+        if (!(args->clone_flags & CLONE_THREAD_FLAG) && filter_pids.lookup(&parent)) {
+            u8 one = 1;
+            filter_pids.update(&child, &one);
+        }
+"""
+
+FORGET_EXITED = r"""
+        u32 gone = args->pid;
+        if (args->group_dead)
+            filter_pids.delete(&gone);
+"""
+
+# newtask events: one block for every probe that wants them (conditions OR-ed).
+NEWTASK_TEMPLATE = r"""
+        if (!(args->clone_flags & CLONE_THREAD_FLAG) && is_wanted() && (EMIT_CONDITION)) {
+            struct event_t ev = {};
+            fill(&ev, EV_NEWTASK, bpf_ktime_get_ns());
+            ev.target = args->pid;
+            ev.flags = args->clone_flags;
+            bpf_probe_read_kernel(&ev.str, sizeof(args->comm), args->comm);
+            events.perf_submit(args, &ev, sizeof(ev));
+            FIRST_RUN_CODE
+        }
+"""
+
+
+def base_parts() -> Parts:
+    parts = Parts()
+    parts.fragments[("task", "task_newtask")] = [FOLLOW_FORK]
+    parts.fragments[("sched", "sched_process_exit")] = [FORGET_EXITED]
+    return parts
+
+
+def newtask_emitter(condition: str, first_run: bool = False) -> Emitter:
+    code = ("u32 newpid = args->pid; u64 born = ev.ts; pending_run.update(&newpid, &born);"
+            if first_run else "")
+    return Emitter("newtask", "task", "task_newtask", NEWTASK_TEMPLATE.replace("FIRST_RUN_CODE", code),
+                   condition)
 
 
 def tracepoints_used(text: str) -> list[str]:

@@ -1,0 +1,32 @@
+"""eBPF probes (BCC TRACEPOINT_PROBEs), one module per probe, composed into one program.
+
+    from isoinspect.inspector.probes import program
+    print(program(["namespaces", "startup", "enforcement"], filter_enabled=True))
+"""
+
+from __future__ import annotations
+
+from . import enforcement, namespaces, startup
+from .common import compose, tracepoints_used
+
+PROBES = {"namespaces": namespaces, "startup": startup, "enforcement": enforcement}
+ALL = tuple(PROBES)
+
+
+def program(probes=ALL, filter_enabled: bool = True, available=None, **options) -> str:
+    """The BCC C text for ``probes``; options go to the probes' ``parts()`` that take them."""
+    parts = []
+    for name in probes:
+        module = PROBES[name]
+        if name == "namespaces":
+            parts.append(module.parts(all_clones=bool(options.get("all_clones"))))
+        else:
+            parts.append(module.parts())
+    return compose(parts, filter_enabled=filter_enabled, available=available)
+
+
+def tracepoints(probes=ALL) -> list[str]:
+    return sorted({tp for name in probes for tp in PROBES[name].TRACEPOINTS})
+
+
+__all__ = ["ALL", "PROBES", "program", "tracepoints", "tracepoints_used"]
