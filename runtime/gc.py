@@ -30,19 +30,24 @@ def collect(runtime: Runtime, grace: float = _GRACE_SECONDS) -> list[str]:
         try:
             record = runtime.containers.load(cid)
         except IsoinspectError:
-            if now - _mtime(runtime.containers.dir(cid)) > grace:
+            if _being_created(runtime, cid, now, grace):
+                live.add(cid)
+            else:
                 shutil.rmtree(runtime.containers.dir(cid), ignore_errors=True)
                 done.append(f"removed incomplete container directory {cid[:12]}")
-            else:
-                live.add(cid)
             continue
         alive = process.is_alive(record["pid"], record["pid_ticks"])
         if record["status"] == "running" and not alive:
             record = runtime.refresh(record)
             done.append(f"marked {record['name']} exited (its monitor died)")
-        if record["status"] == "created" and now - record["created"] < grace:
-            live.add(cid)
-            continue
+        if record["status"] == "created":
+            if _being_created(runtime, cid, now, grace):
+                live.add(cid)
+                continue
+            record.update(status="exited", exit_code=125, finished_at=now,
+                          error="the runtime died before the container started")
+            runtime.containers.save(record)
+            done.append(f"marked {record['name']} exited (its runtime died before the start)")
         if alive:
             live.add(cid)
             continue
@@ -62,6 +67,14 @@ def collect(runtime: Runtime, grace: float = _GRACE_SECONDS) -> list[str]:
     done += _staging(runtime, grace)
     done += _mounts(runtime)
     return done
+
+
+def _being_created(runtime: Runtime, cid: str, now: float, grace: float) -> bool:
+    """True while the process creating ``cid`` lives (or, if unknown, for a grace period)."""
+    alive = runtime.containers.creator_alive(cid)
+    if alive is None:
+        return now - _mtime(runtime.containers.dir(cid)) < grace
+    return alive
 
 
 def _mtime(path: str) -> float:

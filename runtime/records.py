@@ -93,6 +93,26 @@ class ContainerStore:
             except FileNotFoundError:
                 pass
 
+    def mark_creator(self, cid: str) -> None:
+        """Note which process is creating this container (first thing in its directory), so
+        `gc` can tell a start in progress from one whose runtime was killed."""
+        from isoinspect.runtime.process import start_ticks
+
+        os.makedirs(self.dir(cid))
+        with open(self.dir(cid, "creator"), "w") as handle:
+            handle.write(f"{os.getpid()} {start_ticks(os.getpid())}")
+
+    def creator_alive(self, cid: str) -> bool | None:
+        """Is the process that created ``cid`` still running? None if unknown."""
+        from isoinspect.runtime.process import is_alive
+
+        try:
+            with open(self.dir(cid, "creator")) as handle:
+                pid, ticks = handle.read().split()
+        except (FileNotFoundError, ValueError):
+            return None
+        return is_alive(int(pid), int(ticks) if ticks.isdigit() else None)
+
     def monitor_lock(self, cid: str, blocking: bool = False) -> "MonitorLock":
         """The lock a container's monitor holds from clone until its exit code is saved."""
         return MonitorLock(self.dir(cid, "monitor.lock"), blocking)

@@ -89,6 +89,7 @@ class Runtime:
         }
         record["env"] = self._environment(spec, info, record["hostname"])
         try:
+            self.containers.mark_creator(cid)
             for sub in ("upper", "work", "rootfs"):
                 os.makedirs(self.containers.dir(cid, sub))
             manager = self.cgroup(record)

@@ -37,6 +37,7 @@ EAGAIN = 11
 
 PRELUDE = r"""
 #include <uapi/linux/ptrace.h>
+#include <linux/capability.h>   /* cap_user_*_t in the capset tracepoint layout */
 
 #define FILTER_ENABLED FILTER_ENABLED_VALUE
 #define STR_LEN STR_LEN_VALUE

@@ -322,6 +322,26 @@ def test_killed_cli_leaves_nothing_gc_cannot_clean(iso):
     assert iso.cgroup_dirs() == []
 
 
+def test_gc_cleans_a_create_interrupted_by_a_killed_runtime(iso):
+    """Simulate the CLI dying inside create(): directory, creator mark, cgroup, no record."""
+    from isoinspect.runtime.runtime import Runtime
+
+    runtime = Runtime(iso.root)
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    cid = "e" * 64
+    os.makedirs(runtime.containers.dir(cid, "upper"))
+    with open(runtime.containers.dir(cid, "creator"), "w") as handle:
+        handle.write(f"{dead.pid} 1")
+    from isoinspect.runtime.cgroups import make_manager
+    make_manager(f"{iso.roots.cgroup_parent}/{cid}").create()
+    out = iso("gc").stdout
+    assert f"removed incomplete container directory {cid[:12]}" in out
+    assert f"removed orphan cgroup {iso.roots.cgroup_parent}/{cid}" in out
+    assert not os.path.exists(runtime.containers.dir(cid))
+    assert iso.cgroup_dirs() == []
+
+
 def test_gc_removes_orphan_cgroups(iso):
     parent = f"/sys/fs/cgroup/pids/{iso.roots.cgroup_parent}"
     orphan = os.path.join(parent, "f" * 64)
