@@ -81,7 +81,6 @@ TIMELINE_STEPS = (
     ("isoinspect.runtime.linux.syscalls", "unshare", "child: unshare cgroup ns"),
     ("isoinspect.runtime.rootfs", "make_mounts_private", "child: make mounts private"),
     ("isoinspect.runtime.rootfs", "mount_overlay", "child: mount overlay"),
-    ("isoinspect.runtime.rootfs", "write_identity_files", "child: identity files"),
     ("isoinspect.runtime.rootfs", "mount_proc_sys", "child: mount proc, sys"),
     ("isoinspect.runtime.rootfs", "mount_cgroup2", "child: mount cgroup2"),
     ("isoinspect.runtime.rootfs", "populate_dev", "child: populate /dev"),

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 
@@ -28,6 +29,15 @@ class _Group(click.Group):
         except KeyboardInterrupt:
             click.echo("isoinspect: interrupted", err=True)
             ctx.exit(130)
+        except (click.exceptions.ClickException, click.exceptions.Exit,
+                click.exceptions.Abort):
+            raise
+        except Exception as exc:  # an internal error: one line, the traceback on request
+            if os.environ.get("ISOINSPECT_DEBUG"):
+                raise
+            click.echo(f"isoinspect: internal error: {type(exc).__name__}: {exc} "
+                       "(set ISOINSPECT_DEBUG=1 for details)", err=True)
+            ctx.exit(125)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["--help"]})

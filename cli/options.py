@@ -27,8 +27,11 @@ RUN_OPTIONS: tuple[tuple[tuple[str, ...], str, str, str, str], ...] = (
     (("--cap-add",), "cap_add", "multi", "CAP", "Add a Linux capability."),
     (("--cap-drop",), "cap_drop", "multi", "CAP", "Drop a Linux capability."),
     (("--entrypoint",), "entrypoint", "value", "CMD", "Override the image's entrypoint."),
+    (("--userns",), "userns", "value", "MODE",
+     "host (default) or remap: the container's root becomes an unprivileged host uid."),
     (("--security-opt",), "security_opt", "multi", "OPT",
      "seccomp=unconfined disables the default seccomp profile."),
+    (("--trace",), "trace", "flag", "", "Trace the start-up with eBPF; print its timeline."),
 )
 
 DEFAULTS = {dest: ([] if kind == "multi" else (False if kind == "flag" else None))

@@ -18,6 +18,10 @@ def execute_run(root: str | None, options: dict, image: str, command: list[str])
         if item not in ("seccomp=unconfined", "no-new-privileges", "no-new-privileges:true"):
             raise IsoinspectError(f"invalid --security-opt {item!r}")
     entrypoint = options.get("entrypoint")
+    userns_mode = options.get("userns") or "host"
+    if userns_mode not in ("host", "remap"):
+        raise IsoinspectError(f"invalid value {userns_mode!r} for --userns: expected host or "
+                              "remap")
     spec = ContainerSpec.from_flags(
         image, list(command), memory=options["memory"], memory_swap=options["memory_swap"],
         cpus=options["cpus"], cpu_shares=options["cpu_shares"],
@@ -27,8 +31,14 @@ def execute_run(root: str | None, options: dict, image: str, command: list[str])
         read_only=options["read_only"], network=options["network"] or "none",
         remove=options["rm"], detach=options["detach"], cap_add=options["cap_add"],
         cap_drop=options["cap_drop"], seccomp="seccomp=unconfined" not in security,
-        entrypoint=[entrypoint] if entrypoint else None)
+        entrypoint=[entrypoint] if entrypoint else None, userns=userns_mode == "remap")
     runtime = Runtime(root)
+    if options.get("trace"):
+        if spec.detach:
+            raise IsoinspectError("--trace needs a foreground container (no --detach)")
+        from isoinspect.inspector.runtime_adapter import run_with_trace  # BCC only with --trace
+
+        return run_with_trace(runtime, spec)
     if spec.detach:
         from isoinspect.runtime.detach import run_detached
 

@@ -39,6 +39,8 @@ def run_child(plan: dict) -> None:
             os.write(plan["ready_fd"], b"r")
             os.close(plan["ready_fd"])
             _wait_for_parent(plan["start_fd"])
+            if plan.get("before_exec") is not None:  # OCI startContainer hooks
+                plan["before_exec"](plan)
         exec_command(plan)
     except ExecFailure as failure:
         message, code = str(failure), failure.code
@@ -60,20 +62,30 @@ def _setup(plan: dict) -> None:
     if plan["pdeathsig"]:
         sc.prctl(sc.PR_SET_PDEATHSIG, plan["pdeathsig"])
     _wire_stdio(plan)
+    if plan.get("userns_sync_fd", -1) >= 0:
+        # New user namespace: the parent writes our uid/gid maps and puts us in our cgroup
+        # (its files belong to the host's root, whom we are not any more); then become root
+        # of the namespace, which gives back the full capability set inside it.
+        _wait_for_parent(plan["userns_sync_fd"])
+        os.setgroups([])
+        os.setresgid(0, 0, 0)
+        os.setresuid(0, 0, 0)
     for procs in plan["cgroup_procs"]:
         with open(procs, "w") as handle:
             handle.write("0")
     if plan["new_cgroupns"]:
         sc.unshare(sc.CLONE_NEWCGROUP)
     os.umask(0o022)
+    if plan.get("oci_setup") is not None:  # an OCI bundle: its root and mounts (runtime/oci)
+        plan["oci_setup"].setup(plan)
+        return
     root = plan["rootfs"]
     rootfs.make_mounts_private()
     rootfs.mount_overlay(root, plan["lower"], plan["upper"], plan["work"])
-    rootfs.write_identity_files(root, plan["hostname"])
     rootfs.mount_proc_sys(root, plan["own_net"])
     if plan["cgroup2"]:
         rootfs.mount_cgroup2(root)
-    rootfs.populate_dev(root)
+    rootfs.populate_dev(root, bind_devices=plan.get("userns_sync_fd", -1) >= 0)
     paths_policy.mask_paths(root, plan["masked_paths"])
     paths_policy.readonly_paths(root, plan["readonly_paths"])
     rootfs.pivot_into(root)

@@ -32,8 +32,11 @@ def exec_in_container(runtime: Runtime, ref: str, argv: list[str], env: list[str
     spec = record["spec"]
     merged = dict(item.partition("=")[::2] for item in record["env"] + parse_env(env or []))
     fds = {}
+    # A user-namespaced container: join its user namespace first (that grants the
+    # capabilities needed to join the namespaces it owns), then become its root.
+    kinds = (("user",) if record.get("userns") else ()) + _NAMESPACE_ORDER
     try:
-        for kind in _NAMESPACE_ORDER:
+        for kind in kinds:
             fds[kind] = os.open(f"/proc/{record['pid']}/ns/{kind}", os.O_RDONLY | os.O_CLOEXEC)
     except FileNotFoundError:
         for fd in fds.values():
@@ -69,7 +72,7 @@ def _helper(plan: dict, fds: dict, write_fd: int, detach: bool) -> None:
         for procs in plan["cgroup_procs"]:
             with open(procs, "w") as handle:
                 handle.write("0")
-        for kind in _NAMESPACE_ORDER:
+        for kind in fds:
             sc.setns(fds[kind], 0)
         pid = os.fork()
     except BaseException as exc:

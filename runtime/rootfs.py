@@ -61,13 +61,21 @@ def mount_cgroup2(root: str) -> None:
         sc.mount("cgroup2", target, "cgroup2", _NOSUID_NODEV_NOEXEC | sc.MS_RDONLY)
 
 
-def populate_dev(root: str) -> None:
-    """/dev as a small tmpfs holding the standard nodes, links, pts, shm and mqueue."""
+def populate_dev(root: str, bind_devices: bool = False) -> None:
+    """/dev as a small tmpfs holding the standard nodes, links, pts, shm and mqueue.
+
+    In a user namespace mknod is refused, so the host's nodes are bind-mounted instead
+    (``bind_devices``), as runc does for rootless containers.
+    """
     dev = f"{root}/dev"
     _ensure_dir(dev)
     sc.mount("tmpfs", dev, "tmpfs", sc.MS_NOSUID | sc.MS_STRICTATIME, "mode=755,size=65536k")
     for name, major, minor in STANDARD_DEVICES:
         path = f"{dev}/{name}"
+        if bind_devices:
+            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o666))
+            sc.mount(f"/dev/{name}", path, None, sc.MS_BIND)
+            continue
         os.mknod(path, 0o666 | _S_IFCHR, os.makedev(major, minor))
         os.chmod(path, 0o666)
     for name, target in STANDARD_LINKS:
@@ -81,16 +89,29 @@ def populate_dev(root: str) -> None:
     sc.mount("mqueue", f"{dev}/mqueue", "mqueue", _NOSUID_NODEV_NOEXEC)
 
 
-def write_identity_files(root: str, hostname: str) -> None:
-    """/etc/hostname and /etc/hosts naming the container, as Docker writes them."""
-    etc = f"{root}/etc"
-    if not os.path.isdir(etc):
+def write_identity_files(upper: str, lower_dirs: list[str], hostname: str,
+                         owner: tuple[int, int] | None = None) -> None:
+    """/etc/hostname and /etc/hosts naming the container, as Docker writes them.
+
+    Written by the parent straight into the overlay's upper dir before the container mounts
+    it, so the child need not copy files up, and so a user-namespaced container (whose root
+    may not write files owned by the host's root) still gets them. ``owner`` hands the files
+    to the namespace's root.
+    """
+    if not any(os.path.isdir(f"{lower}/etc") for lower in lower_dirs):
         return
-    with open(f"{etc}/hostname", "w") as handle:
-        handle.write(hostname + "\n")
-    with open(f"{etc}/hosts", "w") as handle:
-        handle.write("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
-                     f"127.0.1.1\t{hostname}\n")
+    etc = f"{upper}/etc"
+    _ensure_dir(etc)
+    files = {"hostname": f"{hostname}\n",
+             "hosts": "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+                      f"127.0.1.1\t{hostname}\n"}
+    for name, text in files.items():
+        with open(f"{etc}/{name}", "w") as handle:
+            handle.write(text)
+        if owner is not None:
+            os.chown(f"{etc}/{name}", *owner)
+    if owner is not None:
+        os.chown(etc, *owner)
 
 
 def pivot_into(root: str) -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import time
 
-from isoinspect.runtime import child, process
+from isoinspect.runtime import child, process, rootfs
 from isoinspect.runtime.cgroup_warmup import wait_warmup
 from isoinspect.runtime.cgroups import make_manager
 from isoinspect.runtime.cgroups.resources import DEFAULT_DEVICE_RULES, Resources
@@ -92,6 +92,25 @@ class Runtime:
             self.containers.mark_creator(cid)
             for sub in ("upper", "work", "rootfs"):
                 os.makedirs(self.containers.dir(cid, sub))
+            if spec.userns:
+                from isoinspect.runtime import userns
+
+                record["userns"] = userns.mapping()
+                uid, gid = record["userns"]["uid"][0], record["userns"]["gid"][0]
+                for path in record["lower"] + [self.containers.dir(cid)]:
+                    blocked = userns.blocking_directory(path, uid, gid)
+                    if blocked:
+                        raise IsoinspectError(
+                            f"--userns remap: {blocked} is not searchable by the container's "
+                            f"root (host uid {uid}); make it world-searchable (chmod o+x) or "
+                            "use a state root under a directory that is")
+                userns.prepare_dirs([self.containers.dir(cid, sub)
+                                     for sub in ("upper", "work", "rootfs")], record["userns"])
+            owner = None
+            if record.get("userns"):
+                owner = (record["userns"]["uid"][0], record["userns"]["gid"][0])
+            rootfs.write_identity_files(self.containers.dir(cid, "upper"), record["lower"],
+                                        record["hostname"], owner)
             manager = self.cgroup(record)
             manager.create()
             manager.apply(self._resources(spec))
@@ -150,6 +169,12 @@ class Runtime:
         flags = sc.CLONE_NEWNS | sc.CLONE_NEWUTS | sc.CLONE_NEWIPC | sc.CLONE_NEWPID
         if spec["network"] != "host":
             flags |= sc.CLONE_NEWNET
+        userns_read = userns_write = -1
+        if record.get("userns"):
+            flags |= sc.CLONE_NEWUSER
+            userns_read, userns_write = os.pipe2(os.O_CLOEXEC)
+            plan["userns_sync_fd"] = userns_read
+            cgroup_procs, plan["cgroup_procs"] = plan["cgroup_procs"], []
         monitor = self.containers.monitor_lock(record["id"])
         monitor.__enter__()
         wait_warmup()
@@ -165,6 +190,9 @@ class Runtime:
             child.run_child(plan)  # never returns
         self._monitors[record["id"]] = monitor
         os.close(write_fd)
+        if userns_write >= 0:
+            os.close(userns_read)
+            self._map_user_namespace(record, pid, cgroup_procs, userns_write)
         ticks = process.start_ticks(pid)
         record.update(status="running", pid=pid, pid_ticks=ticks, started_at=time.time())
         if hooks:
@@ -180,6 +208,20 @@ class Runtime:
             raise IsoinspectError(record["error"], exit_code=record["exit_code"])
         self.containers.save(record)
         return Started(record, pid, begin, ready)
+
+    def _map_user_namespace(self, record: dict, pid: int, cgroup_procs: list[str],
+                            sync_write: int) -> None:
+        """Write the child's id maps and cgroup membership, then let it continue."""
+        from isoinspect.runtime import userns
+
+        try:
+            userns.write_maps(pid, record["userns"])
+            for procs in cgroup_procs:
+                with open(procs, "w") as handle:
+                    handle.write(str(pid))
+            os.write(sync_write, b"g")
+        finally:
+            os.close(sync_write)
 
     def _run_prestart_hooks(self, hooks: list, record: dict, pid: int, sync_write: int,
                             read_fd: int) -> None:

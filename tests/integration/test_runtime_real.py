@@ -165,6 +165,51 @@ def test_user_flag(iso):
     assert int(out.split()[1], 16) == 0
 
 
+@pytest.fixture
+def userns_iso(iso):
+    """The test root moved under a world-searchable directory (pytest's tmp dirs are 0700,
+    which the remapped root, an ordinary host uid, cannot traverse)."""
+    import shutil
+    import tempfile
+
+    base = tempfile.mkdtemp(prefix="isoinspect-userns-", dir="/tmp")
+    os.chmod(base, 0o755)
+    moved = iso.__class__(os.path.join(base, "root"))
+    shutil.copytree(iso.root, moved.root, symlinks=True)
+    os.chmod(moved.root, 0o755)
+    yield moved
+    moved("rm", "-f", *moved("ps", "-aq").stdout.split())
+    moved.remove_parents()
+    shutil.rmtree(base, ignore_errors=True)
+
+
+def test_userns_remap_refuses_an_unreachable_state_root_clearly(iso):
+    result = iso("run", "--rm", "--userns", "remap", "busybox", "true")
+    assert result.returncode == 125
+    assert "not searchable by the container's root" in result.stderr
+    assert iso("ps", "-aq").stdout == ""
+
+
+def test_userns_remap_makes_container_root_unprivileged_on_the_host(userns_iso):
+    iso = userns_iso
+    out = iso("run", "--rm", "--userns", "remap", "busybox", "sh", "-c",
+              "id -u; cat /proc/self/uid_map; echo x > /made-inside && echo wrote").stdout.split()
+    assert out == ["0", "0", "100000", "65536", "wrote"], out
+    cid = iso("run", "-d", "--userns", "remap", "busybox", "sleep", "30",
+              check=True).stdout.strip()
+    state = json.loads(iso("inspect", cid).stdout)[0]["State"]
+    with open(f"/proc/{state['Pid']}/status") as handle:
+        uids = next(line for line in handle if line.startswith("Uid:")).split()[1:]
+    assert uids == ["100000"] * 4
+    assert iso("exec", cid, "touch", "/from-exec").returncode == 0
+    upper = json.loads(iso("inspect", cid).stdout)[0]["GraphDriver"]["Data"]["UpperDir"]
+    assert os.stat(os.path.join(upper, "from-exec")).st_uid == 100000
+    # Without remapping, the container's root is the host's root.
+    assert iso("run", "--rm", "busybox", "cat", "/proc/self/uid_map").stdout.split() == \
+        ["0", "0", "4294967295"]
+    iso("rm", "-f", cid, check=True)
+
+
 def test_env_and_workdir(iso):
     out = iso("run", "--rm", "-e", "FOO=bar", "-w", "/tmp", "busybox", "sh", "-c",
               "echo $FOO; pwd; echo $PATH; echo $HOSTNAME; hostname").stdout.split()
@@ -280,6 +325,7 @@ def test_detached_rm_removes_itself(iso):
     (["run", "--network", "bridge0", "busybox", "true"], "--network"),
     (["run", "--name", "-bad", "busybox", "true"], ""),
     (["run", "--cap-add", "BOGUS", "busybox", "true"], "invalid capability"),
+    (["run", "--userns", "maybe", "busybox", "true"], "--userns"),
     (["rm", "nosuchcontainer"], "no such container"),
     (["stop", "nosuchcontainer"], "no such container"),
 ])
