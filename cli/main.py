@@ -248,33 +248,6 @@ def inspect_cmd(ctx: click.Context, containers: tuple) -> None:
                            for ref in containers], indent=4))
 
 
-@cli.command("images")
-@click.option("-q", "--quiet", is_flag=True, help="Only print image ids.")
-@click.option("--ensure-base", is_flag=True,
-              help="Create the built-in busybox:latest image if it is missing.")
-@click.pass_context
-def images_cmd(ctx: click.Context, quiet: bool, ensure_base: bool) -> None:
-    """List images."""
-    runtime = _runtime(ctx)
-    if ensure_base:
-        from isoinspect.runtime.base_image import ensure_base_image
-
-        image_id, created = ensure_base_image(runtime.images)
-        click.echo(f"busybox:latest {'created' if created else 'present'}: {image_id[:12]}",
-                   err=True)
-    images = runtime.images.list_images()
-    if quiet:
-        for image in images:
-            click.echo(image["id"][:12])
-        return
-    rows = [("REPOSITORY", "TAG", "IMAGE ID", "SIZE")]
-    rows += [(i["repository"], i["tag"], i["id"][:12], f"{i['size'] / 1e6:.1f}MB")
-             for i in images]
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
-    for row in rows:
-        click.echo("   ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip())
-
-
 @cli.command("gc")
 @click.pass_context
 def gc_cmd(ctx: click.Context) -> None:
@@ -287,7 +260,8 @@ def gc_cmd(ctx: click.Context) -> None:
 
 # Command modules owned by other parts of the project. Each exposes ``commands``, a list of
 # click commands (or one command under the module's own name, for older modules).
-_OPTIONAL_COMMAND_MODULES = ("doctor_cmd", "trace_cmd", "network_cmd", "image_cmd", "bench_cmd")
+_OPTIONAL_COMMAND_MODULES = ("doctor_cmd", "trace_cmd", "network_cmd", "image_cmd", "bench_cmd",
+                            "vm_cmd")
 
 
 def _register_optional() -> None:

@@ -1,11 +1,16 @@
 """The image store: content-addressed layers, image configs and tags on disk.
 
 Layout under the data dir:
-  layers/<sha256 of the layer tar>/diff/   the unpacked layer, an overlayfs lower dir
-  layers/<sha256 of the layer tar>/layer.tar
+  layers/<sha256 of the uncompressed layer tar (diff_id)>/diff/   the unpacked layer, an
+      overlayfs lower dir; OCI whiteouts are stored as overlay whiteouts (char device 0:0,
+      opaque dirs with trusted.overlay.opaque=y)
+  layers/<diff_id>/layer.tar   the layer as exported (OCI .wh. entries), for save and push
   images/<sha256 of config.json>/config.json   OCI image config (diff_ids list the layers)
   images/<id>/start.bin   what a container start needs, in marshal form (fast to load)
+  images/<id>/parent   the image this one was built on (build steps), if any
   tags/<name:tag with '/' as '%2F'>   the image id the tag points at
+  cache/<sha256 of parent + instruction + content>   image id of a cached build step
+  blobs/<sha256 of a compressed registry blob>   the diff_id it decompresses to
 
 Only the start path (resolve + start_info) is used when running a container, and it reads two
 small files; building, tagging and listing may import heavier modules lazily.
@@ -73,44 +78,85 @@ class ImageStore:
         """Layers (top first, as overlay lower dirs), env, entrypoint, cmd, workdir, user."""
         try:
             with open(self.roots.data("images", image_id, "start.bin"), "rb") as handle:
-                return marshal.load(handle)
+                info = marshal.load(handle)
         except FileNotFoundError:
             raise NotFound(f"image {image_id[:12]} is incomplete: no start information") from None
+        if "layer_ids" not in info:  # written by an older version: derive it again
+            info = self._start_info_from_config(self.config(image_id))
+            _atomic_write(self.roots.data("images", image_id, "start.bin"), marshal.dumps(info))
+        # Layer paths are resolved against this store, so a store can be moved or copied.
+        info["layers"] = [self.roots.data("layers", layer, "diff") for layer in info["layer_ids"]]
+        return info
 
     # -- management (not on the start path) ----------------------------------------------------
 
     def layer_dir(self, diff_id: str) -> str:
         return self.roots.data("layers", diff_id.removeprefix("sha256:"), "diff")
 
-    def add_layer_from_tar(self, tar_path: str) -> str:
+    def layer_tar(self, diff_id: str) -> str:
+        return self.roots.data("layers", diff_id.removeprefix("sha256:"), "layer.tar")
+
+    def has_layer(self, diff_id: str) -> bool:
+        return os.path.isdir(self.layer_dir(diff_id))
+
+    def has_image(self, image_id: str) -> bool:
+        return os.path.isfile(self.roots.data("images", image_id.removeprefix("sha256:"),
+                                              "start.bin"))
+
+    def add_layer_from_tar(self, tar_path: str, move: bool = False,
+                           expect: str | None = None) -> str:
         """Store an uncompressed layer tar, unpack it once, return its diff_id (sha256:...)."""
         from isoinspect.runtime import layers
-        return layers.import_tar(self.roots, tar_path)
+        return layers.import_tar(self.roots, tar_path, move=move, expect=expect)
 
-    def add_image(self, config: dict, tags: list[str]) -> str:
-        """Write an OCI image config whose layers are already stored; tag it; return the id."""
+    def add_image(self, config: dict | bytes, tags: list[str] = (), parent: str = "") -> str:
+        """Write an OCI image config whose layers are already stored; tag it; return the id.
+
+        ``config`` may be the exact bytes of a config (as loaded or pulled), so the id stays
+        the digest Docker and registries know it by.
+        """
         import hashlib
         import json
 
-        raw = json.dumps(config, sort_keys=True, separators=(",", ":")).encode()
+        if isinstance(config, (bytes, bytearray)):
+            raw = bytes(config)
+            config = json.loads(raw)
+        else:
+            raw = json.dumps(config, sort_keys=True, separators=(",", ":")).encode()
+        for tag in tags:
+            validate_ref(tag)
         image_id = hashlib.sha256(raw).hexdigest()
         image_dir = self.roots.data("images", image_id)
-        os.makedirs(image_dir, exist_ok=True)
-        _atomic_write(os.path.join(image_dir, "config.json"), raw)
-        _atomic_write(os.path.join(image_dir, "start.bin"),
-                      marshal.dumps(self._start_info_from_config(config)))
+        info = marshal.dumps(self._start_info_from_config(config))
+        if not self.has_image(image_id):
+            staging = self.roots.data("images", f".staging-{image_id}-{os.getpid()}")
+            os.makedirs(staging, exist_ok=True)
+            _atomic_write(os.path.join(staging, "config.json"), raw)
+            if parent:
+                _atomic_write(os.path.join(staging, "parent"), parent.encode())
+            _atomic_write(os.path.join(staging, "start.bin"), info)
+            try:
+                os.rename(staging, image_dir)
+            except OSError:
+                import shutil
+                shutil.rmtree(staging, ignore_errors=True)
+                if not self.has_image(image_id):
+                    raise
         for tag in tags:
             self.tag(image_id, tag)
         return image_id
 
     def _start_info_from_config(self, config: dict) -> dict:
         settings = config.get("config") or {}
-        layers = [self.layer_dir(d) for d in config["rootfs"]["diff_ids"]]
+        rootfs = config.get("rootfs") or {}
+        if not isinstance(rootfs.get("diff_ids"), list):
+            raise IsoinspectError("image config has no rootfs.diff_ids")
+        layers = [self.layer_dir(d) for d in rootfs["diff_ids"]]
         for path in layers:
             if not os.path.isdir(path):
                 raise IsoinspectError(f"layer {path} is missing from the store")
         return {
-            "layers": list(reversed(layers)),
+            "layer_ids": [d.removeprefix("sha256:") for d in reversed(rootfs["diff_ids"])],
             "env": list(settings.get("Env") or [DEFAULT_PATH_ENV]),
             "entrypoint": list(settings.get("Entrypoint") or []),
             "cmd": list(settings.get("Cmd") or []),
@@ -119,36 +165,277 @@ class ImageStore:
         }
 
     def tag(self, image_id: str, ref: str) -> None:
-        name = normalize_ref(ref)
+        name = validate_ref(ref)
+        image_id = image_id.removeprefix("sha256:")
+        if not self.has_image(image_id):
+            raise NotFound(f"no such image: {image_id[:12]}")
         tags_dir = self.roots.data("tags")
         os.makedirs(tags_dir, exist_ok=True)
         _atomic_write(os.path.join(tags_dir, _tag_file(name)), image_id.encode())
 
-    def config(self, image_id: str) -> dict:
-        import json
-        with open(self.roots.data("images", image_id, "config.json")) as handle:
-            return json.load(handle)
+    def untag(self, ref: str) -> bool:
+        try:
+            os.unlink(self.roots.data("tags", _tag_file(normalize_ref(ref))))
+            return True
+        except FileNotFoundError:
+            return False
 
-    def list_images(self) -> list[dict]:
-        """Every tag with its image id, creation time and size of its layers."""
+    def tags(self) -> dict[str, str]:
+        """Every tag -> image id."""
         tags_dir = self.roots.data("tags")
         try:
             names = sorted(os.listdir(tags_dir))
         except FileNotFoundError:
-            return []
-        result = []
+            return {}
+        result = {}
         for entry in names:
-            if entry.startswith("."):
+            if entry.startswith(".") or ".tmp" in entry:
                 continue
-            with open(os.path.join(tags_dir, entry)) as handle:
-                image_id = handle.read().strip()
-            ref = entry.replace("%2F", "/")
+            try:
+                with open(os.path.join(tags_dir, entry)) as handle:
+                    result[entry.replace("%2F", "/")] = handle.read().strip()
+            except FileNotFoundError:
+                continue
+        return result
+
+    def tags_of(self, image_id: str) -> list[str]:
+        return [ref for ref, iid in self.tags().items() if iid == image_id]
+
+    def image_ids(self) -> list[str]:
+        try:
+            return [e for e in os.listdir(self.roots.data("images"))
+                    if len(e) == 64 and self.has_image(e)]
+        except FileNotFoundError:
+            return []
+
+    def config_bytes(self, image_id: str) -> bytes:
+        try:
+            with open(self.roots.data("images", image_id.removeprefix("sha256:"),
+                                      "config.json"), "rb") as handle:
+                return handle.read()
+        except FileNotFoundError:
+            raise NotFound(f"no such image: {image_id[:12]}") from None
+
+    def config(self, image_id: str) -> dict:
+        import json
+        return json.loads(self.config_bytes(image_id))
+
+    def parent(self, image_id: str) -> str:
+        try:
+            with open(self.roots.data("images", image_id, "parent")) as handle:
+                return handle.read().strip()
+        except FileNotFoundError:
+            return ""
+
+    def size(self, image_id: str) -> int:
+        return sum(_tar_size(self.roots, d) for d in self.config(image_id)["rootfs"]["diff_ids"])
+
+    def list_images(self) -> list[dict]:
+        """Every tag with its image id, creation time and size of its layers."""
+        result = []
+        for ref, image_id in self.tags().items():
             repo, _, tag = ref.rpartition(":")
-            config = self.config(image_id)
+            try:
+                config = self.config(image_id)
+            except NotFound:
+                continue
             size = sum(_tar_size(self.roots, d) for d in config["rootfs"]["diff_ids"])
             result.append({"repository": repo, "tag": tag, "id": image_id,
                            "created": config.get("created", ""), "size": size})
         return result
+
+    def work_dir(self, kind: str) -> str:
+        """A scratch dir under tmp/ for a build step, load or pull (``<kind>-<pid>-<rand>``).
+
+        Scratch dirs (and half-written image dirs) of processes that died are swept first, so
+        a killed build or pull leaves nothing behind for long.
+        """
+        import shutil
+
+        base = self.roots.data("tmp")
+        os.makedirs(base, exist_ok=True)
+        for parent in (base, self.roots.data("images")):
+            try:
+                entries = os.listdir(parent)
+            except FileNotFoundError:
+                continue
+            for entry in entries:
+                parts = entry.split("-")
+                pid = next((p for p in parts[1:] if p.isdigit()), None)
+                if parent != base and not entry.startswith(".staging-"):
+                    continue
+                if pid and int(pid) != os.getpid() and not os.path.exists(f"/proc/{pid}"):
+                    shutil.rmtree(os.path.join(parent, entry), ignore_errors=True)
+        path = os.path.join(base, f"{kind}-{os.getpid()}-{os.urandom(4).hex()}")
+        os.mkdir(path, 0o700)
+        return path
+
+    # -- build cache ---------------------------------------------------------------------------
+
+    def cache_get(self, key: str) -> str | None:
+        try:
+            with open(self.roots.data("cache", key)) as handle:
+                image_id = handle.read().strip()
+        except FileNotFoundError:
+            return None
+        return image_id if self.has_image(image_id) else None
+
+    def cache_put(self, key: str, image_id: str) -> None:
+        os.makedirs(self.roots.data("cache"), exist_ok=True)
+        _atomic_write(self.roots.data("cache", key), image_id.encode())
+
+    # -- removal -------------------------------------------------------------------------------
+
+    def users(self, image_id: str) -> list[str]:
+        """Ids of containers (any state) created from the image."""
+        from isoinspect.runtime.records import ContainerStore
+
+        containers = ContainerStore(self.roots)
+        found = []
+        for cid in containers.ids():
+            try:
+                if containers.load(cid).get("image_id") == image_id:
+                    found.append(cid)
+            except IsoinspectError:
+                continue
+        return found
+
+    def remove(self, ref: str, force: bool = False) -> list[str]:
+        """``rmi``: untag ``ref``; delete the image once no tag points at it. Lines to print."""
+        image_id = self.resolve(ref)
+        by_tag = normalize_ref(ref) in self.tags()
+        users = self.users(image_id)
+        if users and not force:
+            raise IsoinspectError(f"conflict: unable to remove image {ref} (must be forced): "
+                                  f"container {users[0][:12]} is using it")
+        done = []
+        if by_tag:
+            self.untag(ref)
+            done.append(f"Untagged: {normalize_ref(ref)}")
+            if self.tags_of(image_id):
+                return done
+        else:
+            tags = self.tags_of(image_id)
+            if len(tags) > 1 and not force:
+                raise IsoinspectError(f"conflict: unable to delete {image_id[:12]} (must be "
+                                      "forced): image is referenced in multiple repositories")
+            for tag in tags:
+                self.untag(tag)
+                done.append(f"Untagged: {tag}")
+        if users:
+            return done  # forced: untagged, but its layers stay while containers use them
+        if any(self.parent(other) == image_id for other in self.image_ids()):
+            return done  # still the base of another image's build step: kept as cache
+        self._delete_image(image_id)
+        done.append(f"Deleted: sha256:{image_id}")
+        done += self.collect_layers()
+        return done
+
+    def _delete_image(self, image_id: str) -> None:
+        import shutil
+
+        path = self.roots.data("images", image_id)
+        trash = self.roots.data("images", f".staging-deleted-{image_id}-{os.getpid()}")
+        try:
+            os.rename(path, trash)
+        except FileNotFoundError:
+            return
+        shutil.rmtree(trash, ignore_errors=True)
+        cache = self.roots.data("cache")
+        try:
+            for key in os.listdir(cache):
+                try:
+                    with open(os.path.join(cache, key)) as handle:
+                        if handle.read().strip() == image_id:
+                            os.unlink(os.path.join(cache, key))
+                except FileNotFoundError:
+                    pass
+        except FileNotFoundError:
+            pass
+
+    def prune(self, all_images: bool = False) -> list[str]:
+        """Delete dangling images: untagged and not the base of a kept image (build steps of
+        tagged images stay, as cache). With ``all_images``, as ``docker image prune -a``: every
+        image no container uses, tagged or not. Then the layers no image references."""
+        in_use = {image_id for image_id in self.image_ids() if self.users(image_id)}
+        roots = in_use if all_images else in_use | set(self.tags().values())
+        keep: set[str] = set()
+        for image_id in roots:
+            current = image_id
+            while current and current not in keep:
+                keep.add(current)
+                current = self.parent(current)
+        done = []
+        for image_id in self.image_ids():
+            if image_id in keep:
+                continue
+            for tag in self.tags_of(image_id):
+                self.untag(tag)
+                done.append(f"Untagged: {tag}")
+            self._delete_image(image_id)
+            done.append(f"Deleted: sha256:{image_id}")
+        return done + self.collect_layers()
+
+    def collect_layers(self) -> list[str]:
+        """Delete layers that no image config references."""
+        import shutil
+
+        used: set[str] = set()
+        for image_id in self.image_ids():
+            try:
+                used.update(d.removeprefix("sha256:")
+                            for d in self.config(image_id)["rootfs"]["diff_ids"])
+            except (NotFound, KeyError, ValueError):
+                continue
+        done = []
+        base = self.roots.data("layers")
+        try:
+            entries = os.listdir(base)
+        except FileNotFoundError:
+            return done
+        for entry in entries:
+            if len(entry) == 64 and entry not in used:
+                trash = os.path.join(base, f".staging-deleted-{entry}")
+                try:
+                    os.rename(os.path.join(base, entry), trash)
+                except OSError:
+                    continue
+                shutil.rmtree(trash, ignore_errors=True)
+                done.append(f"Deleted layer: sha256:{entry}")
+        blobs = self.roots.data("blobs")
+        try:
+            for entry in os.listdir(blobs):
+                with open(os.path.join(blobs, entry)) as handle:
+                    if handle.read().strip().removeprefix("sha256:") not in used:
+                        os.unlink(os.path.join(blobs, entry))
+        except FileNotFoundError:
+            pass
+        return done
+
+
+_REF_RE = None
+
+
+def validate_ref(ref: str) -> str:
+    """Check a reference against Docker's grammar (name[:tag]); return it normalized."""
+    global _REF_RE
+    import re
+
+    if _REF_RE is None:
+        component = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+        host = r"(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9-]+)*(?::[0-9]+)?/)?"
+        _REF_RE = re.compile(rf"^{host}{component}(?:/{component})*(?::[\w][\w.-]{{0,127}})?$")
+    name = normalize_ref(ref)
+    if "@" in ref or not _REF_RE.match(name):
+        raise IsoinspectError(f"invalid reference format: {ref!r} is not a valid name:tag")
+    return name
+
+
+def split_ref(ref: str) -> tuple[str, str]:
+    """'host:5000/a/b:tag' -> ('host:5000/a/b', 'tag')."""
+    name = normalize_ref(ref)
+    repo, _, tag = name.rpartition(":")
+    return repo, tag
 
 
 def _tar_size(roots: Roots, diff_id: str) -> int:

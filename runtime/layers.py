@@ -1,42 +1,89 @@
-"""Content-addressed layer storage: a layer tar is digested, kept, and unpacked once."""
+"""Content-addressed layer storage: a layer tar is digested, kept, and unpacked once.
+
+Layer tars carry OCI whiteouts (``.wh.NAME`` deletes NAME from the layers below,
+``DIR/.wh..wh..opq`` hides everything below in DIR). Unpacked layers are overlayfs lower dirs,
+so whiteouts become overlay whiteouts there (a char device 0:0; the xattr
+``trusted.overlay.opaque=y`` on the dir). ``tar_from_dir`` does the reverse for a container's
+upper dir when a build step is committed.
+"""
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import os
 import shutil
+import stat
 import tarfile
 
 from isoinspect.runtime.errors import IsoinspectError
 from isoinspect.runtime.roots import Roots
+
+WH_PREFIX = ".wh."
+WH_OPAQUE = ".wh..wh..opq"
+OPAQUE_XATTR = "trusted.overlay.opaque"
+_CHUNK = 1 << 20
 
 
 def digest_file(path: str) -> str:
     """sha256 of a file's bytes, hex."""
     sha = hashlib.sha256()
     with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
+        for chunk in iter(lambda: handle.read(_CHUNK), b""):
             sha.update(chunk)
     return sha.hexdigest()
 
 
-def import_tar(roots: Roots, tar_path: str) -> str:
-    """Store ``tar_path`` as a layer; return its diff_id. Idempotent and crash safe.
+def is_gzip(path: str) -> bool:
+    with open(path, "rb") as handle:
+        return handle.read(2) == b"\x1f\x8b"
 
-    The layer is unpacked into a temporary directory next to its final place and renamed into
-    place only when complete, so a crash never leaves a half layer under its digest.
+
+def decompress_to(src: str, dst: str) -> str:
+    """Gunzip ``src`` into ``dst``; return the sha256 (hex) of the uncompressed bytes."""
+    sha = hashlib.sha256()
+    with gzip.open(src, "rb") as inp, open(dst, "wb") as out:
+        for chunk in iter(lambda: inp.read(_CHUNK), b""):
+            sha.update(chunk)
+            out.write(chunk)
+    return sha.hexdigest()
+
+
+def import_tar(roots: Roots, tar_path: str, move: bool = False,
+               expect: str | None = None) -> str:
+    """Store ``tar_path`` (uncompressed or gzip) as a layer; return its diff_id.
+
+    Idempotent and crash safe: the layer is unpacked into a staging directory next to its
+    final place and renamed into place only when complete. ``expect`` (a diff_id) is checked
+    before anything is kept: a mismatch raises and stores nothing. ``move`` lets the store take
+    the file instead of copying it.
     """
-    digest = digest_file(tar_path)
-    final = roots.data("layers", digest)
-    if os.path.isdir(os.path.join(final, "diff")):
-        return f"sha256:{digest}"
-    staging = roots.data("layers", f".staging-{digest}-{os.getpid()}")
-    shutil.rmtree(staging, ignore_errors=True)
+    os.makedirs(roots.data("layers"), exist_ok=True)
+    staging = roots.data("layers", f".staging-{os.getpid()}-{os.urandom(4).hex()}")
     os.makedirs(os.path.join(staging, "diff"))
     try:
-        shutil.copyfile(tar_path, os.path.join(staging, "layer.tar"))
-        with tarfile.open(tar_path) as archive:
-            _extract(archive, os.path.join(staging, "diff"))
+        staged_tar = os.path.join(staging, "layer.tar")
+        if is_gzip(tar_path):
+            digest = decompress_to(tar_path, staged_tar)
+        else:
+            digest = digest_file(tar_path)
+        if expect is not None and expect.removeprefix("sha256:") != digest:
+            raise IsoinspectError(f"layer digest mismatch: expected {expect}, "
+                                  f"got sha256:{digest}")
+        if not os.path.exists(staged_tar) and \
+                not os.path.isdir(roots.data("layers", digest, "diff")):
+            if move:
+                shutil.move(tar_path, staged_tar)
+            else:
+                shutil.copyfile(tar_path, staged_tar)
+        if move and os.path.exists(tar_path):
+            os.unlink(tar_path)
+        final = roots.data("layers", digest)
+        if os.path.isdir(os.path.join(final, "diff")):
+            shutil.rmtree(staging, ignore_errors=True)
+            return f"sha256:{digest}"
+        with tarfile.open(staged_tar) as archive:
+            extract_layer(archive, os.path.join(staging, "diff"))
         try:
             os.rename(staging, final)
         except OSError:
@@ -49,9 +96,103 @@ def import_tar(roots: Roots, tar_path: str) -> str:
     return f"sha256:{digest}"
 
 
-def _extract(archive: tarfile.TarFile, target: str) -> None:
+def _check_name(name: str) -> str:
+    norm = os.path.normpath(name.lstrip("/"))
+    if norm == ".." or norm.startswith("../"):
+        raise IsoinspectError(f"layer entry {name!r} escapes the layer")
+    return norm
+
+
+def extract_layer(archive: tarfile.TarFile, target: str) -> None:
+    """Unpack a layer tar, turning OCI whiteouts into overlay whiteouts."""
+    members = []
+    whiteouts: list[str] = []
+    opaque: list[str] = []
     for member in archive.getmembers():
-        name = os.path.normpath(member.name)
-        if name.startswith("..") or os.path.isabs(name):
-            raise IsoinspectError(f"layer entry {member.name!r} escapes the layer")
-    archive.extractall(target, numeric_owner=True)
+        name = _check_name(member.name)
+        if name == ".":
+            continue
+        base = os.path.basename(name)
+        parent = os.path.dirname(name)
+        if base == WH_OPAQUE:
+            opaque.append(parent)
+        elif base.startswith(WH_PREFIX):
+            whiteouts.append(os.path.join(parent, base[len(WH_PREFIX):]))
+        else:
+            if member.islnk():
+                member.linkname = _check_name(member.linkname)
+            member.name = name
+            members.append(member)
+    archive.extractall(target, members=members, numeric_owner=True)
+    for rel in whiteouts:
+        path = os.path.join(target, rel)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        if os.path.lexists(path):
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path)
+            else:
+                os.unlink(path)
+        os.mknod(path, 0o600 | stat.S_IFCHR, os.makedev(0, 0))
+    for rel in opaque:
+        path = os.path.join(target, rel)
+        os.makedirs(path, exist_ok=True)
+        os.setxattr(path, OPAQUE_XATTR, b"y")
+
+
+def _is_whiteout(st: os.stat_result) -> bool:
+    return stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
+
+
+def _is_opaque(path: str) -> bool:
+    try:
+        return os.getxattr(path, OPAQUE_XATTR, follow_symlinks=False) == b"y"
+    except OSError:
+        return False
+
+
+# Mount points the runtime creates in every container's root, and the identity files it writes
+# into the upper dir (Docker bind-mounts those): not part of a build step.
+_SKIP_TOP = {"proc", "sys", "dev"}
+_SKIP_FILES = {"etc/hostname", "etc/hosts"}
+
+
+def tar_from_dir(source: str, out_path: str, skip_mountpoints: bool = False) -> int:
+    """Write the tree under ``source`` as a layer tar with OCI whiteouts; return entry count."""
+    count = 0
+    with tarfile.open(out_path, "w", format=tarfile.PAX_FORMAT) as archive:
+        def walk(directory: str, rel: str) -> None:
+            nonlocal count
+            for entry in sorted(os.scandir(directory), key=lambda e: e.name):
+                arc = f"{rel}{entry.name}"
+                st = entry.stat(follow_symlinks=False)
+                if skip_mountpoints:
+                    if arc in _SKIP_FILES:
+                        continue
+                    if not rel and stat.S_ISDIR(st.st_mode) and not _is_opaque(entry.path) \
+                            and (entry.name in _SKIP_TOP or entry.name == "etc") and \
+                            all(f"{arc}/{n}" in _SKIP_FILES for n in os.listdir(entry.path)):
+                        continue
+                if _is_whiteout(st):
+                    info = tarfile.TarInfo(f"{rel}{WH_PREFIX}{entry.name}")
+                    info.mtime = int(st.st_mtime)
+                    archive.addfile(info)
+                    count += 1
+                    continue
+                info = archive.gettarinfo(entry.path, arcname=arc)
+                info.uname = info.gname = ""
+                if info.isreg():
+                    with open(entry.path, "rb") as handle:
+                        archive.addfile(info, handle)
+                else:
+                    archive.addfile(info)
+                count += 1
+                if stat.S_ISDIR(st.st_mode):
+                    if _is_opaque(entry.path):
+                        marker = tarfile.TarInfo(f"{arc}/{WH_OPAQUE}")
+                        marker.mtime = int(st.st_mtime)
+                        archive.addfile(marker)
+                        count += 1
+                    walk(entry.path, f"{arc}/")
+
+        walk(source, "")
+    return count

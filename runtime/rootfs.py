@@ -57,7 +57,16 @@ def mount_proc_sys(root: str, own_network: bool) -> None:
 def mount_cgroup2(root: str) -> None:
     """On a cgroup v2 host: the container's own cgroup (via its cgroup ns) at /sys/fs/cgroup."""
     target = f"{root}/sys/fs/cgroup"
-    if os.path.isdir(target):
+    if not os.path.isdir(target):
+        return
+    try:
+        sc.mount("cgroup2", target, "cgroup2", _NOSUID_NODEV_NOEXEC | sc.MS_RDONLY)
+    except OSError as err:
+        if err.errno != 16:  # EBUSY
+            raise
+        # /sys is the host's, bound recursively (--network host): it already holds the host's
+        # cgroup2 mount there, and the kernel refuses to stack a superblock on its own root.
+        sc.umount2(target, sc.MNT_DETACH)
         sc.mount("cgroup2", target, "cgroup2", _NOSUID_NODEV_NOEXEC | sc.MS_RDONLY)
 
 

@@ -32,6 +32,8 @@ APT_PACKAGES=(
     busybox-static python3-seccomp python3-pyroute2 iproute2 util-linux mount
     # peers to benchmark against
     runc runsc crun docker.io containerd iptables qemu-system-x86
+    # images: a registry to push/pull against (+ htpasswd for its basic auth), Debian base
+    docker-registry apache2-utils debootstrap
     # python / cli / tooling
     python3-venv python3-click stress-ng hyperfine make curl ca-certificates
 )

@@ -19,6 +19,8 @@ def pytest_report_header(config):
 class Iso:
     """Runs the real ``isoinspect`` CLI against a private state root."""
 
+    cli = CLI
+
     def __init__(self, root: str) -> None:
         self.root = root
         self.env = dict(os.environ, ISOINSPECT_ROOT=root)

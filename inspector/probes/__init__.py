@@ -20,9 +20,12 @@ def program(probes=ALL, filter_enabled: bool = True, available=None, **options) 
         module = PROBES[name]
         if name == "namespaces":
             parts.append(module.parts(all_clones=bool(options.get("all_clones"))))
+        elif name == "startup":
+            parts.append(module.parts(all_prctl=bool(options.get("all_prctl"))))
         else:
             parts.append(module.parts())
-    return compose(parts, filter_enabled=filter_enabled, available=available)
+    return compose(parts, filter_enabled=filter_enabled, available=available,
+                   buffer=options.get("buffer", "ring"))
 
 
 def tracepoints(probes=ALL) -> list[str]:

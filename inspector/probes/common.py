@@ -41,7 +41,7 @@ PRELUDE = r"""
 
 #define FILTER_ENABLED FILTER_ENABLED_VALUE
 #define STR_LEN STR_LEN_VALUE
-#define NS_MASK 0xFE020080ULL   /* NEWNS|NEWCGROUP|NEWUTS|NEWIPC|NEWUSER|NEWPID|NEWNET|NEWTIME */
+#define NS_MASK 0x7E020080ULL   /* NEWNS|NEWCGROUP|NEWUTS|NEWIPC|NEWUSER|NEWPID|NEWNET|NEWTIME */
 #define CLONE_THREAD_FLAG 0x00010000ULL
 EV_DEFINES
 
@@ -74,9 +74,16 @@ BPF_PERF_OUTPUT(events);
 BPF_HASH(filter_cgroups, u64, u8, 1024);     /* cgroup ids to trace */
 BPF_HASH(filter_pids, u32, u8, 8192);        /* tgids to trace (pid trees are followed) */
 BPF_HASH(starts, u64, struct start_t, 8192); /* pid_tgid -> pending syscall */
-BPF_HASH(pending_run, u32, u64, 8192);       /* new task -> creation time (first run) */
+struct born_t {
+    u64 ts;          /* task_newtask time */
+    u64 cgroup_id;   /* the parent's (the child starts in it) */
+};
+BPF_HASH(pending_run, u32, struct born_t, 8192);  /* new task -> birth (first run) */
 BPF_TABLE("lru_hash", u32, u64, sigkills, 4096);     /* pid -> time of last SIGKILL */
 BPF_HASH(oom_victims, u32, u64, 1024);       /* pid -> time marked as OOM victim */
+BPF_HASH(runq_queued, u32, u64, 8192);       /* traced pid -> time it became runnable */
+BPF_HISTOGRAM(runq_hist, int, 40);           /* run-queue delay, log2(us) */
+BPF_ARRAY(runq_sum, u64, 1);                 /* total run-queue delay, us */
 
 static __always_inline int is_wanted(void) {
 #if FILTER_ENABLED
@@ -85,6 +92,21 @@ static __always_inline int is_wanted(void) {
         return 1;
     u32 tgid = bpf_get_current_pid_tgid() >> 32;
     if (filter_pids.lookup(&tgid))
+        return 1;
+    return 0;
+#else
+    return 1;
+#endif
+}
+
+/* cgroup_* events: the task doing it is traced, or the cgroup / attached pid is. */
+static __always_inline int cgroup_wanted(u64 id, u32 pid) {
+#if FILTER_ENABLED
+    if (is_wanted())
+        return 1;
+    if (filter_cgroups.lookup(&id))
+        return 1;
+    if (pid && filter_pids.lookup(&pid))
         return 1;
     return 0;
 #else
@@ -241,7 +263,14 @@ def _syscall_probes(call: Syscall, available) -> list[str]:
     return out
 
 
-def compose(parts: list[Parts], filter_enabled: bool = True, available=None) -> str:
+PERF_SUBMIT = "events.perf_submit(args, &ev, sizeof(ev));"
+RING_SUBMIT = "if (events.ringbuf_output(&ev, sizeof(ev), 0)) dropped.increment(0);"
+RING_DECLARE = ("BPF_RINGBUF_OUTPUT(events, RING_PAGES);\n"
+                "BPF_ARRAY(dropped, u64, 1);                 /* ring buffer full: events lost */")
+
+
+def compose(parts: list[Parts], filter_enabled: bool = True, available=None,
+            buffer: str = "ring", ring_pages: int = 1024) -> str:
     """The BCC program text of the given probes' parts.
 
     ``available(category, event) -> bool`` drops tracepoints the kernel lacks (default: keep all,
@@ -260,7 +289,14 @@ def compose(parts: list[Parts], filter_enabled: bool = True, available=None) -> 
             continue
         body = "\n".join("    {\n" + block.strip("\n") + "\n    }" for block in blocks)
         pieces.append(f"TRACEPOINT_PROBE({category}, {event})\n{{\n{body}\n    return 0;\n}}\n")
-    return "\n".join(pieces)
+    text = "\n".join(pieces)
+    if buffer == "ring":      # one buffer for all CPUs: cheaper per event, and in time order
+        text = text.replace("BPF_PERF_OUTPUT(events);",
+                            RING_DECLARE.replace("RING_PAGES", str(int(ring_pages))))
+        text = text.replace(PERF_SUBMIT, RING_SUBMIT)
+    elif buffer != "perf":
+        raise ValueError(f"buffer must be 'ring' or 'perf', not {buffer!r}")
+    return text
 
 
 # Always present: the pid-tree filter follows forks of traced processes; exited pids are dropped
@@ -302,8 +338,8 @@ def base_parts() -> Parts:
 
 
 def newtask_emitter(condition: str, first_run: bool = False) -> Emitter:
-    code = ("u32 newpid = args->pid; u64 born = ev.ts; pending_run.update(&newpid, &born);"
-            if first_run else "")
+    code = ("u32 newpid = args->pid; struct born_t born = {ev.ts, ev.cgroup_id}; "
+            "pending_run.update(&newpid, &born);" if first_run else "")
     return Emitter("newtask", "task", "task_newtask", NEWTASK_TEMPLATE.replace("FIRST_RUN_CODE", code),
                    condition)
 

@@ -5,8 +5,9 @@ capset/prctl/seccomp -> sched_process_exec -> first sched_switch-in of each new 
 sched_process_exit -> cgroup_rmdir. Events carry the cgroup id and pid so the timeline of one
 container is picked out by ``isoinspect.inspector.timeline``.
 
-cgroup_* events are emitted for every cgroup (they are rare): the container's cgroup is created
-before anything can be registered, and its path is how Docker and runc containers are named.
+cgroup_* events are emitted when the task doing them is traced (our runtime process is, from
+before it creates the cgroup), or the cgroup or attached pid is; without a filter, for every
+cgroup (they are rare): their paths are how Docker and runc containers are named.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from __future__ import annotations
 from .common import Parts, Syscall, newtask_emitter
 
 NAME = "startup"
-TRACEPOINTS = ("cgroup:cgroup_mkdir", "cgroup:cgroup_rmdir", "cgroup:cgroup_attach_task",
+TRACEPOINTS = ("syscalls:sys_enter_unshare", "syscalls:sys_exit_unshare",
+               "syscalls:sys_enter_clone", "syscalls:sys_exit_clone", "cgroup:cgroup_mkdir", "cgroup:cgroup_rmdir", "cgroup:cgroup_attach_task",
                "syscalls:sys_enter_mount", "syscalls:sys_exit_mount",
                "syscalls:sys_enter_pivot_root", "syscalls:sys_exit_pivot_root",
                "syscalls:sys_enter_sethostname", "syscalls:sys_exit_sethostname",
@@ -25,24 +27,28 @@ TRACEPOINTS = ("cgroup:cgroup_mkdir", "cgroup:cgroup_rmdir", "cgroup:cgroup_atta
                "task:task_newtask")
 
 CGROUP_DIR = r"""
-        struct event_t ev = {};
-        fill(&ev, EV_TYPE, bpf_ktime_get_ns());
-        ev.aux = args->id;
-        ev.level = args->root;
-        ev.flags = args->level;
-        TP_DATA_LOC_READ_STR(&ev.str, path, sizeof(ev.str));
-        events.perf_submit(args, &ev, sizeof(ev));
+        if (cgroup_wanted(args->id, 0)) {
+            struct event_t ev = {};
+            fill(&ev, EV_TYPE, bpf_ktime_get_ns());
+            ev.aux = args->id;
+            ev.level = args->root;
+            ev.flags = args->level;
+            TP_DATA_LOC_READ_STR(&ev.str, path, sizeof(ev.str));
+            events.perf_submit(args, &ev, sizeof(ev));
+        }
 """
 
 CGROUP_ATTACH = r"""
-        struct event_t ev = {};
-        fill(&ev, EV_CGROUP_ATTACH, bpf_ktime_get_ns());
-        ev.aux = args->dst_id;
-        ev.level = args->dst_root;
-        ev.flags = args->dst_level;
-        ev.target = args->pid;
-        TP_DATA_LOC_READ_STR(&ev.str, dst_path, sizeof(ev.str));
-        events.perf_submit(args, &ev, sizeof(ev));
+        if (cgroup_wanted(args->dst_id, args->pid)) {
+            struct event_t ev = {};
+            fill(&ev, EV_CGROUP_ATTACH, bpf_ktime_get_ns());
+            ev.aux = args->dst_id;
+            ev.level = args->dst_root;
+            ev.flags = args->dst_level;
+            ev.target = args->pid;
+            TP_DATA_LOC_READ_STR(&ev.str, dst_path, sizeof(ev.str));
+            events.perf_submit(args, &ev, sizeof(ev));
+        }
 """
 
 EXEC = r"""
@@ -59,13 +65,14 @@ EXEC = r"""
 # First time a new task gets a CPU: the scheduler's view of "the container started running".
 FIRST_RUN = r"""
         u32 next = args->next_pid;
-        u64 *born = pending_run.lookup(&next);
+        struct born_t *born = pending_run.lookup(&next);
         if (born) {
             struct event_t ev = {};
             u64 now = bpf_ktime_get_ns();
             ev.type = EV_FIRST_RUN;
             ev.ts = now;
-            ev.dur = now - *born;
+            ev.dur = now - born->ts;
+            ev.cgroup_id = born->cgroup_id;
             ev.pid = next;
             ev.tid = next;
             ev.target = next;
@@ -88,7 +95,13 @@ EXIT = r"""
 """
 
 
-def parts() -> Parts:
+# prctl calls worth an event: PR_SET_SECCOMP (22), PR_SET_NO_NEW_PRIVS (38). Runtimes make dozens
+# of others (PR_CAPBSET_DROP per capability, PR_CAP_AMBIENT ...) and each emitted event costs
+# ~7 us of BPF time here; ``all_prctl`` reports them too.
+PRCTL_OF_INTEREST = "(s->flags == 22 || s->flags == 38)"
+
+
+def parts(all_prctl: bool = False) -> Parts:
     out = Parts()
     out.syscalls = [
         Syscall("unshare", flags="args->unshare_flags"),
@@ -97,7 +110,8 @@ def parts() -> Parts:
         Syscall("pivot_root", ptr="args->new_root"),
         Syscall("sethostname", ptr="args->name"),
         Syscall("capset"),
-        Syscall("prctl", flags="args->option"),
+        Syscall("prctl", flags="args->option",
+                condition="1" if all_prctl else PRCTL_OF_INTEREST),
         Syscall("seccomp", flags="args->op"),
     ]
     out.add("cgroup", "cgroup_mkdir", CGROUP_DIR.replace("EV_TYPE", "EV_CGROUP_MKDIR"))

@@ -10,7 +10,6 @@ import time
 
 import pytest
 
-from conftest import CLI
 
 DOCKER_DEFAULT_CAPS = 0x00000000A80425FB
 
@@ -339,7 +338,7 @@ def test_bad_input_is_one_line_and_nonzero(iso, args, message):
 
 def test_not_root_is_refused_clearly(iso):
     proc = subprocess.run(["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups",
-                           CLI, "run", "busybox", "true"], capture_output=True, text=True,
+                           iso.cli, "run", "busybox", "true"], capture_output=True, text=True,
                           env=iso.env)
     assert proc.returncode != 0
     assert "must run as root" in proc.stderr and "Traceback" not in proc.stderr

@@ -1,0 +1,202 @@
+"""Load a bundle's config.json and validate it with a list of small named checks (runc's
+validator style) before anything on the host is touched.
+
+Each check takes the parsed config (and the bundle directory) and raises ``ConfigError`` with a
+one-line message; ``validate`` runs them all in order.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+
+from isoinspect.runtime.errors import IsoinspectError
+
+SUPPORTED_NAMESPACES = ("pid", "network", "mount", "ipc", "uts", "cgroup", "user", "time")
+JOINABLE_NAMESPACES = ("pid", "network", "ipc", "uts", "cgroup")
+HOOK_KINDS = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart",
+              "poststop")
+ID_PATTERN = re.compile(r"^[\w+\-.]+$")
+
+
+class ConfigError(IsoinspectError):
+    """A bundle or config.json the runtime refuses (nothing has been touched yet)."""
+
+
+def check_id(container_id: str) -> None:
+    if not container_id or not ID_PATTERN.match(container_id) or container_id in (".", ".."):
+        raise ConfigError(f"invalid container id {container_id!r}: use letters, digits, "
+                          "'_', '+', '-' and '.'")
+
+
+def load_config(bundle: str) -> dict:
+    """The parsed config.json of ``bundle``; ConfigError when missing or not JSON."""
+    path = os.path.join(bundle, "config.json")
+    try:
+        with open(path) as handle:
+            config = json.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"bundle {bundle}: config.json not found") from None
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"bundle {bundle}: cannot read config.json: {exc}") from None
+    if not isinstance(config, dict):
+        raise ConfigError(f"bundle {bundle}: config.json is not a JSON object")
+    return config
+
+
+# ---- checks -------------------------------------------------------------------------------------
+
+def check_version(config: dict, bundle: str) -> None:
+    version = config.get("ociVersion")
+    if not isinstance(version, str) or not version.startswith("1."):
+        raise ConfigError(f"unsupported ociVersion {version!r} (want 1.x)")
+
+
+def check_root(config: dict, bundle: str) -> None:
+    root = config.get("root")
+    if not isinstance(root, dict) or not isinstance(root.get("path"), str) or not root["path"]:
+        raise ConfigError("root.path is required")
+    path = root_path(config, bundle)
+    if not os.path.isdir(path):
+        raise ConfigError(f"root.path {path}: no such directory")
+
+
+def check_process(config: dict, bundle: str) -> None:
+    process = config.get("process")
+    if not isinstance(process, dict):
+        raise ConfigError("process is required")
+    check_process_section(process)
+
+
+def check_process_section(process: dict) -> None:
+    args = process.get("args")
+    if not isinstance(args, list) or not args or not all(isinstance(a, str) for a in args):
+        raise ConfigError("process.args must be a non-empty list of strings")
+    cwd = process.get("cwd", "/")
+    if not isinstance(cwd, str) or not cwd.startswith("/"):
+        raise ConfigError(f"process.cwd must be an absolute path, got {cwd!r}")
+    env = process.get("env", [])
+    if not isinstance(env, list) or not all(isinstance(e, str) for e in env):
+        raise ConfigError("process.env must be a list of strings")
+    user = process.get("user", {})
+    if not isinstance(user, dict) or not isinstance(user.get("uid", 0), int) \
+            or not isinstance(user.get("gid", 0), int):
+        raise ConfigError("process.user needs integer uid and gid")
+    from isoinspect.runtime.linux import capabilities
+    for kind, names in (process.get("capabilities") or {}).items():
+        for name in names or ():
+            try:
+                capabilities.cap_number(name)
+            except ValueError:
+                raise ConfigError(f"process.capabilities.{kind}: unknown capability "
+                                  f"{name!r}") from None
+    from isoinspect.runtime.linux.rlimits import RLIMIT_NUMBERS
+    for limit in process.get("rlimits") or ():
+        name = str(limit.get("type", "")).lower().removeprefix("rlimit_")
+        if name not in RLIMIT_NUMBERS:
+            raise ConfigError(f"process.rlimits: unknown type {limit.get('type')!r}")
+
+
+def check_namespaces(config: dict, bundle: str) -> None:
+    seen = set()
+    for entry in linux(config).get("namespaces") or ():
+        kind = entry.get("type")
+        if kind not in SUPPORTED_NAMESPACES:
+            raise ConfigError(f"unknown namespace type {kind!r}")
+        if kind in seen:
+            raise ConfigError(f"namespace {kind!r} listed twice")
+        seen.add(kind)
+        if kind in ("user", "time"):
+            raise ConfigError(f"{kind} namespaces are not supported by isoinspect yet")
+        path = entry.get("path")
+        if path:
+            if kind not in JOINABLE_NAMESPACES:
+                raise ConfigError(f"joining an existing {kind} namespace is not supported")
+            if not os.path.exists(path):
+                raise ConfigError(f"namespace {kind} path {path}: no such file")
+    if "mount" not in seen:
+        raise ConfigError("a mount namespace is required (linux.namespaces has no 'mount')")
+
+
+def check_mounts(config: dict, bundle: str) -> None:
+    for mount in config.get("mounts") or ():
+        dest = mount.get("destination")
+        if not isinstance(dest, str) or not dest.startswith("/"):
+            raise ConfigError(f"mount destination must be absolute, got {dest!r}")
+        if ".." in dest.split("/"):
+            raise ConfigError(f"mount destination {dest!r} must not contain '..'")
+        options = mount.get("options") or []
+        if not isinstance(options, list):
+            raise ConfigError(f"mount {dest}: options must be a list")
+
+
+def check_hooks(config: dict, bundle: str) -> None:
+    hooks = config.get("hooks") or {}
+    for kind, entries in hooks.items():
+        if kind not in HOOK_KINDS:
+            raise ConfigError(f"unknown hook kind {kind!r}")
+        for hook in entries or ():
+            path = hook.get("path")
+            if not isinstance(path, str) or not path.startswith("/"):
+                raise ConfigError(f"hooks.{kind}: path must be absolute, got {path!r}")
+
+
+def check_sysctl(config: dict, bundle: str) -> None:
+    for key in linux(config).get("sysctl") or {}:
+        if "/" in key or ".." in key.split("."):
+            raise ConfigError(f"sysctl {key!r}: bad name")
+
+
+def check_paths(config: dict, bundle: str) -> None:
+    for kind in ("maskedPaths", "readonlyPaths"):
+        for path in linux(config).get(kind) or ():
+            if not isinstance(path, str) or not path.startswith("/"):
+                raise ConfigError(f"linux.{kind}: path must be absolute, got {path!r}")
+
+
+def check_propagation(config: dict, bundle: str) -> None:
+    value = linux(config).get("rootfsPropagation", "")
+    if value and value not in PROPAGATION:
+        raise ConfigError(f"linux.rootfsPropagation: unknown value {value!r}")
+
+
+def check_seccomp(config: dict, bundle: str) -> None:
+    seccomp = linux(config).get("seccomp")
+    if seccomp is None:
+        return
+    from isoinspect.runtime.oci import seccomp_oci
+    seccomp_oci.check(seccomp)
+
+
+def check_resources(config: dict, bundle: str) -> None:
+    from isoinspect.runtime.oci import translate
+    try:
+        translate.resources(config)
+    except ValueError as exc:
+        raise ConfigError(f"linux.resources: {exc}") from None
+
+
+CHECKS = (check_version, check_root, check_process, check_namespaces, check_mounts,
+          check_hooks, check_sysctl, check_paths, check_propagation, check_seccomp,
+          check_resources)
+
+PROPAGATION = {"private": 1 << 18, "rprivate": (1 << 18) | 16384, "slave": 1 << 19,
+               "rslave": (1 << 19) | 16384, "shared": 1 << 20, "rshared": (1 << 20) | 16384,
+               "unbindable": 1 << 17, "runbindable": (1 << 17) | 16384}
+
+
+def validate(config: dict, bundle: str) -> None:
+    for check in CHECKS:
+        check(config, bundle)
+
+
+# ---- helpers ------------------------------------------------------------------------------------
+
+def linux(config: dict) -> dict:
+    return config.get("linux") or {}
+
+
+def root_path(config: dict, bundle: str) -> str:
+    path = config["root"]["path"]
+    return os.path.normpath(path if path.startswith("/") else os.path.join(bundle, path))

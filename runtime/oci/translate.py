@@ -1,0 +1,138 @@
+"""OCI config -> the pieces of the child's ``plan`` and the cgroup ``Resources``.
+
+Pure functions of the config (no host access), so they are unit-tested without root.
+"""
+
+from __future__ import annotations
+
+from isoinspect.runtime.cgroups.resources import DEFAULT_DEVICE_RULES, Resources
+from isoinspect.runtime.linux import capabilities
+from isoinspect.runtime.linux import syscalls as sc
+from isoinspect.runtime.linux.rlimits import RLIMIT_NUMBERS
+
+NS_FLAGS = {"pid": sc.CLONE_NEWPID, "network": sc.CLONE_NEWNET, "mount": sc.CLONE_NEWNS,
+            "ipc": sc.CLONE_NEWIPC, "uts": sc.CLONE_NEWUTS, "cgroup": sc.CLONE_NEWCGROUP}
+NS_PROC_NAMES = {"pid": "pid", "network": "net", "mount": "mnt", "ipc": "ipc", "uts": "uts",
+                 "cgroup": "cgroup"}
+DEFAULT_CGROUP_PARENT = "isoinspect-oci"
+
+
+def linux(config: dict) -> dict:
+    return config.get("linux") or {}
+
+
+def namespaces(config: dict) -> tuple[int, list[tuple[str, str]], set[str]]:
+    """(clone flags for new namespaces except cgroup, [(kind, path) to join], new kinds)."""
+    flags, joins, new = 0, [], set()
+    for entry in linux(config).get("namespaces") or ():
+        kind, path = entry["type"], entry.get("path")
+        if path:
+            joins.append((kind, path))
+        else:
+            new.add(kind)
+            if kind != "cgroup":  # the child unshares it after joining its cgroup
+                flags |= NS_FLAGS[kind]
+    return flags, joins, new
+
+
+def capability_mask(process: dict) -> int:
+    """The mask for capabilities.switch_user: the bounding set (Docker gives equal sets)."""
+    caps = process.get("capabilities")
+    if caps is None:
+        return 0
+    names = caps.get("bounding")
+    if names is None:
+        names = caps.get("permitted") or caps.get("effective") or []
+    return capabilities.mask_of(names)
+
+
+def rlimits(process: dict) -> list[tuple[str, int, int]]:
+    out = []
+    for limit in process.get("rlimits") or ():
+        name = str(limit["type"]).lower().removeprefix("rlimit_")
+        if name in RLIMIT_NUMBERS:
+            out.append((name, _rlim(limit.get("soft", 0)), _rlim(limit.get("hard", 0))))
+    return out
+
+
+def _rlim(value: int) -> int:
+    import resource
+    return resource.RLIM_INFINITY if value < 0 or value >= (1 << 64) - 1 else value
+
+
+def user_spec(process: dict) -> str:
+    user = process.get("user") or {}
+    return f"{int(user.get('uid', 0))}:{int(user.get('gid', 0))}"
+
+
+def environment(process: dict) -> list[str]:
+    return list(process.get("env") or [])
+
+
+def cgroup_path(config: dict, container_id: str) -> str:
+    """cgroupsPath -> a path relative to each hierarchy root ("/docker/x" -> "docker/x";
+    systemd's "slice:prefix:name" -> "slice/prefix-name"); default isoinspect-oci/<id>."""
+    path = linux(config).get("cgroupsPath") or ""
+    if ":" in path and not path.startswith("/"):
+        parts = path.split(":")
+        if len(parts) == 3:
+            slice_, prefix, name = parts
+            path = f"{slice_ or 'system.slice'}/{prefix}-{name}.scope" if prefix else \
+                f"{slice_ or 'system.slice'}/{name}"
+    path = path.strip("/")
+    parts = [p for p in path.split("/") if p not in ("", ".")]
+    if not parts or ".." in parts:
+        return f"{DEFAULT_CGROUP_PARENT}/{container_id}"
+    return "/".join(parts)
+
+
+def _device_rule(rule: dict) -> tuple:
+    kind = rule.get("type") or "a"
+    major, minor = rule.get("major"), rule.get("minor")
+    if major is not None and major < 0:
+        major = None
+    if minor is not None and minor < 0:
+        minor = None
+    return (kind, major, minor, rule.get("access") or "rwm", bool(rule.get("allow")))
+
+
+def resources(config: dict) -> Resources:
+    """linux.resources -> Resources (raises ValueError on bad values)."""
+    res = linux(config).get("resources") or {}
+    memory = res.get("memory") or {}
+    cpu = res.get("cpu") or {}
+    pids = res.get("pids") or {}
+    limit = memory.get("limit")
+    swap = memory.get("swap") if limit is not None else None
+    if limit is not None and limit <= 0:
+        limit, swap = (-1 if limit == -1 else None), None
+    if swap is not None and swap == 0:
+        swap = None
+    quota, period = cpu.get("quota"), cpu.get("period")
+    if quota is not None and quota <= 0:
+        quota = -1 if quota == -1 else None
+    shares = cpu.get("shares") or None
+    if shares is not None:
+        shares = max(2, min(262144, shares))
+    device_rules = None
+    if res.get("devices") is not None or linux(config).get("devices") is not None:
+        device_rules = [_device_rule(rule) for rule in res.get("devices") or ()]
+        if not device_rules:
+            device_rules = [DEFAULT_DEVICE_RULES[0]]
+        # runc always allows its default devices (and the spec's device nodes) after the list.
+        device_rules += list(DEFAULT_DEVICE_RULES[1:])
+        for dev in linux(config).get("devices") or ():
+            device_rules.append((dev.get("type", "c") if dev.get("type") != "u" else "c",
+                                 dev.get("major"), dev.get("minor"), "rwm", True))
+    kwargs = {"memory": limit, "memory_swap": swap,
+              "memory_reservation": memory.get("reservation") or None,
+              "cpu_quota_us": quota, "cpu_shares": shares,
+              "cpuset_cpus": cpu.get("cpus") or None, "cpuset_mems": cpu.get("mems") or None,
+              "pids_limit": pids.get("limit") or None, "device_rules": device_rules}
+    if period:
+        kwargs["cpu_period_us"] = period
+    return Resources(**kwargs)
+
+
+def hooks(config: dict, kind: str) -> list[dict]:
+    return list((config.get("hooks") or {}).get(kind) or ())
