@@ -80,6 +80,16 @@ def _summary(tracer, as_json: bool) -> None:
                  if cost["missing_tracepoints"] else "") + "\n")
 
 
+def _our_name(container, root) -> str | None:
+    """The name isoinspect gave one of its containers (others keep their short id)."""
+    if container.runtime != "isoinspect":
+        return None
+    from isoinspect.inspector.runtime_adapter import find_ours
+
+    ours = find_ours(container.id, root)
+    return ours.name if ours is not None else None
+
+
 @click.command("trace", context_settings={"allow_interspersed_args": False,
                                           "help_option_names": ["--help"]})
 @click.option("--container", "container", metavar="NAME|ID",
@@ -129,7 +139,7 @@ def trace(ctx: click.Context, container: str | None, as_json: bool, probes: str,
         layout = None
     # containers that existed before tracing began: their cgroup ids are looked up in cgroupfs
     attributor = Attributor(resolve_id=(lambda cgroup_id: find_by_id(cgroup_id, layout=layout))
-                            if layout else None)
+                            if layout else None, namer=lambda found: _our_name(found, root))
     try:
         tracer = Tracer(names, filter_enabled=filtered, on_event=printer, keep=True,
                         all_clones=all_clones, attributor=attributor)

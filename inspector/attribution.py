@@ -58,12 +58,13 @@ def container_from_path(path: str) -> Container | None:
 class Attributor:
     """cgroup id / pid -> Container, fed by registrations and by the events themselves."""
 
-    def __init__(self, resolve_id=None) -> None:
+    def __init__(self, resolve_id=None, namer=None) -> None:
         self.by_cgroup_id: dict[int, Container] = {}
         self.by_path: dict[str, Container] = {}
         self.by_pid: dict[int, Container] = {}
         self.paths: dict[int, str] = {}       # cgroup id -> path (from mkdir events, lookups)
         self._resolve_id = resolve_id          # cgroup id -> path or None (e.g. find_by_id)
+        self._namer = namer                    # Container -> better name or None
         self._misses: set[int] = set()
 
     def register(self, container: Container, pid: int | None = None) -> Container:
@@ -103,6 +104,8 @@ class Attributor:
         if found is None:
             found = container_from_path(path)
             if found is not None:
+                if self._namer is not None:
+                    found.name = self._namer(found) or found.name
                 found = self.by_path.setdefault(path, found)
         return found
 

@@ -155,7 +155,7 @@ class GuestVM:
     def qemu_argv(self, accel: str, run_dir: str, disk: str | None) -> list[str]:
         argv = [self.qemu, "-nodefaults", "-no-user-config", "-display", "none",
                 "-serial", "stdio", "-no-reboot", "-m", str(self.memory_mb),
-                "-smp", str(self.cpus), "-kernel", self.kernel.vmlinuz,
+                "-smp", str(self.cpus), "-kernel", self.kernel.boot_image,
                 "-initrd", self.initramfs,
                 "-append", f"console=ttyS0 quiet loglevel=3 panic=-1 rdinit=/init {self.layout}"]
         if accel == "kvm":

@@ -7,7 +7,7 @@
 * pids limit: fork, vfork, clone and clone3 returning -EAGAIN (pids.max reached, or
   RLIMIT_NPROC), cross-checked with pids.events by the caller.
 * run-queue delay of traced tasks: from wakeup (``sched_wakeup``/``sched_wakeup_new``) or
-  preemption while runnable (``sched_switch`` with prev_state 0) to the next switch-in, as a
+  preemption while runnable (``sched_switch``, prev_state R or R+) to the next switch-in, as a
   log2 histogram in microseconds. A task of a cgroup out of CPU quota waits here until the next
   period, so throttling shows as long delays; cpu.stat (``cgroupfs``) counts the periods.
   Only with a filter (traced pid trees: tasks whose pid is a traced tgid, i.e. main threads).
@@ -85,7 +85,8 @@ RUNQ_WAKEUP = r"""
 RUNQ_SWITCH = r"""
 #if FILTER_ENABLED
         u32 prev = args->prev_pid;
-        if (args->prev_state == 0 && filter_pids.lookup(&prev)) {   /* preempted, runnable */
+        /* still runnable: 0 (R), or TASK_REPORT_MAX (R+, preempted) on recent kernels */
+        if ((args->prev_state & 0xFF) == 0 && filter_pids.lookup(&prev)) {
             u64 when = bpf_ktime_get_ns();
             runq_queued.update(&prev, &when);
         }

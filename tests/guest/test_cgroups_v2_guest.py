@@ -37,7 +37,8 @@ def _why_skip() -> str | None:
 
 
 _SKIP = _why_skip()
-pytestmark = pytest.mark.skipif(_SKIP is not None, reason=_SKIP or "")
+if _SKIP is not None:
+    pytest.skip(_SKIP, allow_module_level=True)
 
 
 class Procs:

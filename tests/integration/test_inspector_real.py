@@ -180,20 +180,22 @@ def test_pids_limit_eagain_is_seen(fresh, runtime):
     assert report["enforcement"]["cgroup_pids_max_events"] >= len(hits) >= 1
 
 
-def test_cpu_quota_throttling_from_cpu_stat(fresh, runtime):
+def test_cpu_quota_throttling_from_cpu_stat_and_runq_delay(fresh, runtime):
+    """A busy loop under a 0.1 CPU quota (10 ms per 100 ms period): cpu.stat counts throttled
+    periods and the traced shell waits on the run queue for the next period (> 16 ms)."""
     from isoinspect.inspector.runtime_adapter import run_traced
 
-    busy = "i=0; while [ $i -lt 40000 ]; do i=$((i+1)); done"
-    code, report = run_traced(runtime, _spec(["sh", "-c", busy], cpus="0.2"), tracer=fresh)
+    busy = "i=0; while [ $i -lt 60000 ]; do i=$((i+1)); done"   # ~55 ms of CPU
+    code, report = run_traced(runtime, _spec(["sh", "-c", busy], cpus="0.1"), tracer=fresh)
     assert code == 0
     cpu = report["enforcement"]["cpu"]
-    assert cpu["nr_periods"] > 0 and cpu["nr_throttled"] > 0 and cpu["throttled_usec"] > 0
+    assert cpu["nr_periods"] > 0 and cpu["nr_throttled"] > 0 and cpu["throttled_usec"] > 0, cpu
     limits = report["cgroup"]["limits"]["cpu"]
-    assert limits["quota_us"] == limits["period_us"] // 5
-    # out of quota, the shell waits for the next 100 ms period on the run queue
+    assert limits["quota_us"] == limits["period_us"] // 10
     runq = report["enforcement"]["runq_delay"]
-    assert runq["count"] > 0 and runq["max_us_le"] >= 16383, runq
-    print("runq under 0.2 CPU:", json.dumps({k: v for k, v in runq.items() if k != "buckets"}))
+    assert runq["count"] > 0 and runq["max_us_le"] >= 32767, (runq, cpu)   # waits > 16 ms
+    print("runq under 0.1 CPU:", json.dumps({k: v for k, v in runq.items() if k != "buckets"}),
+          json.dumps(cpu))
 
 
 # ---- CLI --------------------------------------------------------------------------------------

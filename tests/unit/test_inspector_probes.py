@@ -396,3 +396,11 @@ def test_runq_delay_only_with_a_filter():
     assert "runq_hist.increment(bpf_log2l(delta_us))" in body["sched:sched_switch"]
     assert "filter_pids.lookup(&woken)" in body["sched:sched_wakeup_new"]
     assert "#if FILTER_ENABLED" in body["sched:sched_wakeup"]
+
+
+def test_namer_gives_containers_their_runtime_names():
+    att = Attributor(namer=lambda c: "calm_otter" if c.runtime == "isoinspect" else None)
+    att.note_cgroup(5, f"/isoinspect/{HEX}")
+    att.note_cgroup(6, f"/docker/{HEX[::-1]}")
+    assert att.lookup(cgroup_id=5).name == "calm_otter"
+    assert att.lookup(cgroup_id=6).name == HEX[::-1][:12]
