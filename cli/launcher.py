@@ -12,12 +12,17 @@ import os
 import sys
 
 TEMPLATE = """#!{python} -IS
-# isoinspect fast launcher (written by isoinspect.cli.launcher; pip's script is replaced)
+# {name} fast launcher (written by isoinspect.cli.launcher; pip's script is replaced)
 import sys
 sys.path[:0] = {paths!r}
-from isoinspect.cli.entry import main
+from {module} import main
 sys.exit(main())
 """
+
+# Console scripts that get a fast launcher, and the module whose main() each one runs.
+# isoinspect-runc matters as much as isoinspect: containerd's shim calls it 3-4 times per
+# container.
+SCRIPTS = {"isoinspect": "isoinspect.cli.entry", "isoinspect-runc": "isoinspect.cli.oci_main"}
 
 
 def link_tree(venv: str) -> str:
@@ -45,16 +50,18 @@ def link_tree(venv: str) -> str:
 
 
 def write_launcher(venv: str) -> str:
+    """Write every fast launcher into ``venv/bin``; return the path of the main one."""
     venv = os.path.abspath(venv)
     python = os.path.join(venv, "bin", "python3")
-    script = os.path.join(venv, "bin", "isoinspect")
-    text = TEMPLATE.format(python=python, paths=[link_tree(venv)])
-    tmp = script + ".tmp"
-    with open(tmp, "w") as handle:
-        handle.write(text)
-    os.chmod(tmp, 0o755)
-    os.replace(tmp, script)
-    return script
+    paths = [link_tree(venv)]
+    for name, module in SCRIPTS.items():
+        script = os.path.join(venv, "bin", name)
+        tmp = script + ".tmp"
+        with open(tmp, "w") as handle:
+            handle.write(TEMPLATE.format(python=python, name=name, paths=paths, module=module))
+        os.chmod(tmp, 0o755)
+        os.replace(tmp, script)
+    return os.path.join(venv, "bin", "isoinspect")
 
 
 if __name__ == "__main__":

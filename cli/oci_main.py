@@ -229,35 +229,11 @@ def _run(store, args) -> int:
             oc.delete(store, args.id, force=True)
 
 
-LAUNCHER = """#!{python} -IS
-# isoinspect-runc fast launcher (written by `isoinspect-runc write-launcher VENV`)
-import sys
-sys.path[:0] = {paths!r}
-from isoinspect.cli.oci_main import main
-sys.exit(main())
-"""
-
-
-def write_launcher(venv: str) -> str:
-    """Replace pip's ``VENV/bin/isoinspect-runc`` with a ``python -I -S`` launcher (~25 ms
-    less per call: containerd's shim calls the runtime 3-4 times per container). It uses the
-    package link tree of ``isoinspect.cli.launcher``; pip's script works too, only slower."""
-    from isoinspect.cli.launcher import link_tree
-    venv = os.path.abspath(venv)
-    script = os.path.join(venv, "bin", "isoinspect-runc")
-    text = LAUNCHER.format(python=os.path.join(venv, "bin", "python3"),
-                           paths=[link_tree(venv)])
-    tmp = script + ".tmp"
-    with open(tmp, "w") as handle:
-        handle.write(text)
-    os.chmod(tmp, 0o755)
-    os.replace(tmp, script)
-    return script
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) == 2 and argv[0] == "write-launcher":
+        from isoinspect.cli.launcher import write_launcher
+
         print(write_launcher(argv[1]))
         return 0
     parser = _parser()

@@ -187,6 +187,16 @@ def ensure_kernel(cache: str | None = None, package: str | None = None,
     if os.path.exists(meta):
         return _load(directory)
     os.makedirs(os.path.join(cache, "debs"), exist_ok=True)
+    import fcntl
+
+    with open(os.path.join(cache, ".lock"), "w") as lock:   # one download/extraction at a time
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if os.path.exists(meta):
+            return _load(directory)
+        return _fetch(cache, package, version, directory, log)
+
+
+def _fetch(cache: str, package: str, version: str, directory: str, log) -> GuestKernel:
     debs = os.path.join(cache, "debs")
     deb = _find_deb(debs, package, version)
     if not deb:
@@ -224,6 +234,7 @@ def ensure_kernel(cache: str | None = None, package: str | None = None,
                        "modules": names}, handle, indent=1)
         shutil.rmtree(directory, ignore_errors=True)
         os.rename(staging, directory)
+        os.unlink(deb)   # what the guest needs is extracted: keep the cache at ~75 MB
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return _load(directory)

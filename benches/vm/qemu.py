@@ -36,7 +36,7 @@ QEMU = "qemu-system-x86_64"
 READY = "@@VM-READY"
 GUEST_RUN_DIR = "/run/isoinspect-vm"
 KVM_PROBE_TIMEOUT = 20.0
-PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__))))
 
 
 @dataclass

@@ -80,6 +80,21 @@ def test_modules_resolve_dependencies_first(tmp_path):
         kernel.resolve_modules(str(tmp_path), ("virtio_blk",))
 
 
+def test_pvh_kernel_is_extracted_from_vmlinuz_once(tmp_path):
+    import lzma
+
+    elf = b"\x7fELF" + b"kernel" * 1000
+    (tmp_path / "vmlinuz").write_bytes(b"MZ setup code" + lzma.compress(elf) + b"trailer")
+    (tmp_path / "config").write_text("CONFIG_PVH=y\n")
+    path = kernel.ensure_vmlinux(str(tmp_path))
+    assert path == str(tmp_path / "vmlinux") and (tmp_path / "vmlinux").read_bytes() == elf
+    other = tmp_path / "nopvh"
+    other.mkdir()
+    (other / "vmlinuz").write_bytes(b"MZ" + lzma.compress(elf))
+    (other / "config").write_text("# CONFIG_PVH is not set\n")
+    assert kernel.ensure_vmlinux(str(other)) is None
+
+
 def test_init_script_and_command_line_layout():
     fake = kernel.GuestKernel("p", "1", "6.1.0-x", "/vmlinuz", ["/k/modules/virtio.ko",
                                                                "/k/modules/9p.ko"], "/k")
