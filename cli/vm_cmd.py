@@ -114,7 +114,8 @@ def boot_time_cmd(memory: int, cpus: int, accel: str | None, disk: int, runs: in
         raise IsoinspectError(f"vm: {exc}") from None
     click.echo(f"{result['target']} ({result['kernel']}, {result['cpus']} CPUs, "
                f"{result['memory_mb']} MiB): boot to ready median {result['boot_s_median'] * 1000:.0f} ms "
-               f"(min {result['boot_s_min'] * 1000:.0f}, max {result['boot_s_max'] * 1000:.0f}) "
+               f"(min {result['boot_s_min'] * 1000:.0f}, max {result['boot_s_max'] * 1000:.0f}; "
+               f"guest kernel clock {result['guest_uptime_ready_s_median'] * 1000:.0f} ms) "
                f"over {runs} boots; accelerator {result['accel']}: {result['accel_reason']}")
     if json_out:
         with open(json_out, "w") as handle:

@@ -262,17 +262,35 @@ class Runtime:
             "cgroup2": self._cgroup_mode() == "unified", "read_only": spec["read_only"],
             "masked_paths": paths_policy.MASKED_PATHS,
             "readonly_paths": paths_policy.READONLY_PATHS,
-            "rlimits": self.default_rlimits(), "user": record["user"],
+            "rlimits": self.default_rlimits(bool(record.get("userns"))),
+            "user": record["user"],
             "caps": capabilities.parse_capabilities(spec["cap_add"], spec["cap_drop"]),
             "seccomp": self._seccomp_program() if spec["seccomp"] else None,
             "argv": record["argv"], "env": record["env"], "workdir": record["workdir"],
         }
 
-    def default_rlimits(self) -> list:
-        """Docker's default rlimits, capped to what this host allows (computed once)."""
+    def default_rlimits(self, user_namespace: bool = False) -> list:
+        """Docker's default rlimits, capped to what this host allows (computed once).
+
+        A user-namespaced child sets them from inside its namespace, where raising a hard
+        limit is never allowed: there they are capped to this process's current limits.
+        """
         if self._rlimits is None:
             self._rlimits = rlimits.default_rlimits()
-        return self._rlimits
+        if not user_namespace:
+            return self._rlimits
+        import resource
+
+        capped = []
+        for name, soft, hard in self._rlimits:
+            current = resource.getrlimit(rlimits.RLIMIT_NUMBERS[name])[1]
+            if current != resource.RLIM_INFINITY and (hard == resource.RLIM_INFINITY
+                                                      or hard > current):
+                hard = current
+            if soft == resource.RLIM_INFINITY or soft > hard:
+                soft = hard
+            capped.append((name, soft, hard))
+        return capped
 
     def _seccomp_program(self) -> bytes:
         if self._seccomp is None:

@@ -18,8 +18,10 @@ __all__ = ["REFERENCE", "HostExec", "IsoinspectCLI", "IsoinspectLibrary", "RuncT
 
 
 def default_targets() -> list[Target]:
+    from isoinspect.benches.vm.target import QemuTarget
+
     return [HostExec(), UnshareTarget(), IsoinspectCLI(), IsoinspectLibrary("start"),
-            IsoinspectLibrary("lifecycle"), RuncTarget()]
+            IsoinspectLibrary("lifecycle"), RuncTarget(), QemuTarget()]
 
 
 def select(names: list[str] | None) -> list[Target]:

@@ -302,4 +302,6 @@ def boot_time(runs: int = 3, vm: GuestVM | None = None) -> dict:
             "kernel": vm.kernel.release, "kernel_package": f"{vm.kernel.package} "
             f"{vm.kernel.version}", "cpus": vm.cpus, "memory_mb": vm.memory_mb,
             "runs": samples, "boot_s_median": boots[len(boots) // 2],
+            "guest_uptime_ready_s_median": sorted(
+                s["guest_uptime_ready_s"] or 0.0 for s in samples)[len(samples) // 2],
             "boot_s_min": boots[0], "boot_s_max": boots[-1]}

@@ -145,3 +145,28 @@ def test_stop_and_kill_empty_the_cgroup(iso):
     assert not os.path.exists(os.path.join(BASE, path, "cgroup.procs")) or \
         open(os.path.join(BASE, path, "cgroup.procs")).read() == ""
     iso("rm", cid, check=True)
+
+
+def test_gc_removes_orphan_cgroups_on_v2(iso):
+    orphan = os.path.join(iso.parent, "f" * 64)
+    os.makedirs(orphan)
+    out = iso("gc", check=True).stdout
+    assert f"removed orphan cgroup {os.path.relpath(orphan, BASE)}" in out, out
+    assert not os.path.exists(orphan)
+
+
+def test_killed_cli_leaves_nothing_gc_cannot_clean(iso):
+    import signal
+    import time
+
+    proc = subprocess.Popen([CLI, "run", "--name", "victim", "busybox", "sleep", "60"],
+                            env=iso.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while not iso.containers_cgroups() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert iso.containers_cgroups(), "the container should have a v2 cgroup while it runs"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    iso("rm", "-f", "victim")
+    iso("gc")
+    assert iso.containers_cgroups() == []
