@@ -237,15 +237,34 @@ def wait_cmd(ctx: click.Context, containers: tuple) -> None:
 
 
 @cli.command("inspect")
-@click.argument("containers", nargs=-1, required=True)
+@click.option("--scorecard", is_flag=True,
+              help="Print the isolation scorecard (namespaces shared with the host, "
+                   "capabilities, seccomp, no_new_privs, masked paths, read-only root, limits).")
+@click.argument("targets", nargs=-1, required=True, metavar="CONTAINER|PID...")
 @click.pass_context
-def inspect_cmd(ctx: click.Context, containers: tuple) -> None:
-    """Show containers' configuration and state as JSON."""
+def inspect_cmd(ctx: click.Context, scorecard: bool, targets: tuple) -> None:
+    """Show containers' configuration and state as JSON (like docker inspect); a PID, or any
+    target with --scorecard, gets the isolation scorecard, whatever runtime started it."""
     from isoinspect.runtime.describe import describe_container
+    from isoinspect.runtime.errors import NotFound
 
     runtime = _runtime(ctx)
-    click.echo(json.dumps([describe_container(runtime, runtime.get(ref))
-                           for ref in containers], indent=4))
+    described = []
+    for ref in targets:
+        try:
+            record = None if scorecard else runtime.get(ref)
+        except NotFound:
+            if not ref.isdigit():
+                raise
+            record = None
+        if record is None:
+            from isoinspect.cli.trace_cmd import scorecard as scorecard_cmd
+
+            ctx.invoke(scorecard_cmd, as_json=False, target=ref)
+            continue
+        described.append(describe_container(runtime, record))
+    if described:
+        click.echo(json.dumps(described, indent=4))
 
 
 @cli.command("gc")

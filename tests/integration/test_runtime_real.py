@@ -406,3 +406,14 @@ def test_concurrent_runs_do_not_collide(iso):
 def test_images_lists_the_base(iso):
     out = iso("images").stdout
     assert "busybox" in out and "latest" in out
+
+
+def test_inspect_scorecard_for_a_container_and_for_a_host_pid(iso):
+    cid = iso("run", "-d", "--pids-limit", "10", "busybox", "sleep", "30",
+              check=True).stdout.strip()
+    card = iso("inspect", "--scorecard", cid, check=True).stdout
+    assert "ns net     own" in card and "no_new_privs  yes" in card and "pids 10" in card
+    host = iso("inspect", str(os.getpid()), check=True).stdout
+    assert "ns net     shared with host" in host
+    assert "no_new_privs  no" in host
+    iso("rm", "-f", cid, check=True)
