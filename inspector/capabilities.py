@@ -141,6 +141,9 @@ def check_tracepoints(tracefs: str | None,
     if not tracefs:
         return Check(name, None, "tracefs not mounted: cannot list tracepoints",
                      "mount tracefs (make setup does)")
+    events = os.path.join(tracefs, "events")
+    if not os.access(events, os.R_OK | os.X_OK):
+        return Check(name, None, f"cannot read {events} (not root?)", "run as root")
     missing = missing_tracepoints(tracefs, required)
     if not missing:
         return Check(name, True, f"all {len(required)} present "

@@ -82,9 +82,9 @@ def check_kernel() -> Check:
 
 # ----------------------------------------------------------------------------- cgroups
 #
-# NOTE: isoinspect.runtime.cgroups (another engineer's work) will provide detect_setup(root);
-# until that lands, the small mountinfo reader below is the doctor's own detection. Switch
-# detect_cgroup_setup() over to it once it exists so there is one source of truth.
+# The mode comes from the runtime's own isoinspect.runtime.cgroups.detect_setup() (one source
+# of truth: doctor reports what the runtime will do). The small mountinfo reader below supplies
+# the controller lists, and the mode as well should detect_setup() be unavailable or fail.
 
 V1_CORE_CONTROLLERS = ("cpu", "memory", "pids")
 
@@ -135,8 +135,11 @@ def classify_cgroup_mounts(mounts: list[dict[str, Any]]) -> str:
     return "none"
 
 
-def detect_cgroup_setup(mountinfo_path: str = "/proc/self/mountinfo") -> dict[str, Any]:
-    """{"mode", "v1": {controller: mountpoint}, "v2_mount", "v2_controllers": [...]}."""
+def detect_cgroup_setup(mountinfo_path: str = "/proc/self/mountinfo",
+                        cgroup_root: str | None = "/sys/fs/cgroup") -> dict[str, Any]:
+    """{"mode", "mode_source", "v1": {controller: mountpoint}, "v2_mount", "v2_controllers"}.
+
+    ``cgroup_root=None`` uses only the mountinfo reader (tests on fake trees)."""
     with open(mountinfo_path) as handle:
         mounts = parse_cgroup_mounts(handle.read())
     v1: dict[str, str] = {}
@@ -154,8 +157,17 @@ def detect_cgroup_setup(mountinfo_path: str = "/proc/self/mountinfo") -> dict[st
                 v2_controllers = handle.read().split()
         except OSError:
             pass
-    return {"mode": classify_cgroup_mounts(mounts), "v1": v1, "v2_mount": v2_mount,
-            "v2_controllers": v2_controllers}
+    own_mode = classify_cgroup_mounts(mounts)
+    mode, source = own_mode, "mountinfo"
+    if cgroup_root is not None:
+        try:
+            from isoinspect.runtime.cgroups import detect_setup
+
+            mode, source = detect_setup(cgroup_root, mountinfo_path), "runtime.cgroups"
+        except Exception:  # not importable or no hierarchy: keep our own reading
+            pass
+    return {"mode": mode, "mode_source": source, "own_mode": own_mode, "v1": v1,
+            "v2_mount": v2_mount, "v2_controllers": v2_controllers}
 
 
 def check_cgroup_mode(setup: dict[str, Any]) -> Check:
@@ -166,7 +178,7 @@ def check_cgroup_mode(setup: dict[str, Any]) -> Check:
                      f"hybrid: v1 controllers under /sys/fs/cgroup/<controller>, cgroup2 at {v2}"
                      f" (v2 controllers: {', '.join(setup['v2_controllers']) or 'none'})",
                      "containers use the v1 controllers; cgroup v2 is tested in a QEMU guest",
-                     data={"mode": mode})
+                     data={"mode": mode, "source": setup.get("mode_source")})
     if mode == "legacy":
         return Check("cgroup mode", True, "legacy: cgroup v1 only",
                      "containers use the v1 controllers", data={"mode": mode})

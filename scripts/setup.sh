@@ -120,8 +120,9 @@ step_venv() {
 # ---------------------------------------------------------------- e) fast launcher
 step_launcher() {
     local out
-    out="$("$VENV/bin/python" "$REPO/scripts/write_launcher.py" "$VENV")" || die "write_launcher.py failed"
-    SUMMARY+=("launcher: $out")
+    # pip install rewrites the console scripts: put the fast `python -I -S` launchers back.
+    "$VENV/bin/python" -m isoinspect.cli.launcher "$VENV" >/dev/null || die "writing the launchers failed"
+    SUMMARY+=("launcher: fast launchers written")
 }
 
 # ---------------------------------------------------------------- f) base image

@@ -178,7 +178,7 @@ def test_bad_arguments(tmp_path):
 def test_target_selection():
     names = [t.name for t in select(None)]
     assert names == ["host-exec", "unshare", "isoinspect-cli", "isoinspect-lib",
-                     "isoinspect-lib-lifecycle", "runc"]
+                     "isoinspect-lib-lifecycle", "runc", "qemu"]
     assert [t.name for t in select(["runc", "host-exec"])] == ["runc", "host-exec"]
     with pytest.raises(ValueError, match="unknown target"):
         select(["crun-nope"])

@@ -61,7 +61,7 @@ def test_detect_setup_reads_v2_controllers(tmp_path):
     (v2 / "cgroup.controllers").write_text("cpuset cpu io memory pids\n")
     info = tmp_path / "mountinfo"
     info.write_text(f"30 23 0:26 / {v2} rw - cgroup2 cgroup2 rw\n")
-    setup = hostcheck.detect_cgroup_setup(str(info))
+    setup = hostcheck.detect_cgroup_setup(str(info), cgroup_root=None)
     assert setup["mode"] == "unified"
     assert setup["v2_mount"] == str(v2)
     assert setup["v2_controllers"] == ["cpuset", "cpu", "io", "memory", "pids"]
@@ -74,7 +74,7 @@ def test_hybrid_mode_check_and_missing_v1_controller(tmp_path):
     info = tmp_path / "mountinfo"
     info.write_text(HYBRID_MOUNTINFO.replace("/sys/fs/cgroup/unified", str(tmp_path)))
     (tmp_path / "cgroup.controllers").write_text("hugetlb\n")
-    setup = hostcheck.detect_cgroup_setup(str(info))
+    setup = hostcheck.detect_cgroup_setup(str(info), cgroup_root=None)
     mode = hostcheck.check_cgroup_mode(setup)
     assert mode.ok and mode.detail.startswith("hybrid") and "hugetlb" in mode.detail
     del setup["v1"]["memory"]
