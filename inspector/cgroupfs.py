@@ -24,6 +24,7 @@ import os
 from dataclasses import dataclass, field
 
 from isoinspect.runtime.cgroups import fs
+from isoinspect.runtime.cgroups.manager import _unescape  # mountinfo \ooo unescaping, shared
 
 ROOT = "/sys/fs/cgroup"
 PROC = "/proc"
@@ -45,20 +46,6 @@ class Layout:
     root: str
     v1: dict = field(default_factory=dict)       # controller -> mount dir
     unified: str | None = None                   # cgroup2 mount dir
-
-
-def _unescape(text: str) -> str:
-    if "\\" not in text:
-        return text
-    out, i = [], 0
-    while i < len(text):
-        if text[i] == "\\" and text[i + 1:i + 4].isdigit():
-            out.append(chr(int(text[i + 1:i + 4], 8)))
-            i += 4
-        else:
-            out.append(text[i])
-            i += 1
-    return "".join(out)
 
 
 def _under(path: str, root: str) -> bool:

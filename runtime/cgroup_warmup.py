@@ -38,6 +38,16 @@ def _own_cgroup_procs(proc_self_cgroup: str = "/proc/self/cgroup",
 _done = None  # a _thread lock held while the warm-up runs
 
 
+def _forget_in_child() -> None:
+    """A forked child has no warm-up thread, so nothing would ever release its copy of the
+    lock: a ``run -d`` monitor forked mid warm-up then blocked forever in wait_warmup()."""
+    global _done
+    _done = None
+
+
+os.register_at_fork(after_in_child=_forget_in_child)
+
+
 def _rewrite_own_pid(procs: str) -> None:
     try:
         fd = os.open(procs, os.O_WRONLY)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 
+from isoinspect.runtime.cgroup_warmup import wait_warmup
 from isoinspect.runtime.errors import IsoinspectError
 from isoinspect.runtime.runtime import Runtime
 from isoinspect.runtime.spec import ContainerSpec
@@ -22,6 +23,7 @@ def run_detached(runtime: Runtime, spec: ContainerSpec) -> dict:
     record["log"] = log_path
     runtime.containers.save(record)
     read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
+    wait_warmup()  # fork with no other thread alive (and the grace period already paid)
     monitor = os.fork()
     if monitor == 0:
         _monitor(runtime, record, spec, log_path, write_fd)  # never returns

@@ -142,7 +142,7 @@ class IsoinspectCLI(Target):
         return _needs_root()
 
     def argv(self) -> list[str]:
-        return [self.cli, "--root", self.root, "run", "--rm", IMAGE, *COMMAND]
+        return [self.cli, "--root", self.root, "run", "--rm", "--network", "none", IMAGE, *COMMAND]
 
     def prepare(self, workdir: str) -> None:
         super().prepare(workdir)

