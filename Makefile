@@ -1,7 +1,7 @@
 # isoinspect developer entry points. All targets must be run as root (the host is set up for real).
 #   make setup   idempotent host + venv set-up (fast when nothing to do)
 #   make test    setup, start dockerd, run the whole test suite
-#   make demo    setup, run a busybox container, print the host capability report
+#   make demo    setup, start-up comparison + limit verification (traced), HTML report
 #   make clean   remove caches and build leftovers (keeps .venv; `make distclean` removes it too)
 SHELL := /bin/bash
 VENV ?= .venv
@@ -23,9 +23,11 @@ dockerd: setup
 test: setup dockerd
 	$(PYTHON) -m pytest -q $(ISOINSPECT_TESTS) $(PYTEST_ARGS)
 
-demo: setup
-	$(ISOINSPECT) run --rm busybox echo hello
+# The main job: quick start-up comparison and verification with tracing, then the HTML report;
+# the last line printed is the report's path.
+demo: setup dockerd
 	$(ISOINSPECT) doctor
+	ISOINSPECT_VENV=$(VENV) ISOINSPECT_DEMO_SETUP=0 scripts/demo.sh $(CURDIR)/isoinspect-report.html
 
 clean:
 	rm -rf .pytest_cache build

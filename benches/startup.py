@@ -1,22 +1,32 @@
-"""Start-up latency benchmark: each target starts ``true`` many times, interleaved.
+"""Start-up latency benchmark: every target, every metric, interleaved, into one RunRecord.
 
-    python -m isoinspect.benches.startup [--runs N] [--warmup N] [--quick] [--json OUT]
-                                         [--targets a,b,...]
+    isoinspect bench startup [--runs N] [--warmup N] [--quick] [--targets a,b] [--drop-caches]
+                             [--trace-runs N] [--concurrency 1,2,4,8] [--results-dir DIR]
+    python -m isoinspect.benches.startup (same options)
 
 Method (DESIGN.md section 4): every target is prepared first (untimed), then warmed up, then
-measured in rounds; each round starts every target once, in an order rotated by one each round,
+measured in rounds; each round runs every metric of every target once (start_to_ready,
+lifecycle, teardown: see benches/targets/base.py), in a target order rotated by one each round,
 so slow drift (page cache, CPU frequency, a neighbour's load) hits all targets alike and the
-samples of one round can be compared pairwise. Reported: p50/p90/p99, the distribution-free
-confidence interval of p50, and each target's p50 relative to runc's with a paired bootstrap
-interval. Ctrl-C stops measuring, keeps the samples so far and still cleans every target up.
+samples of one round can be paired. A target's metrics rotate too: what ran just before matters
+(e.g. the first cgroup.procs write after a pause waits for an RCU grace period, ~10 ms here,
+while one within a grace period of the previous is fast), so no metric always comes first. Reported per metric: p50/p90/p99, the distribution-free
+confidence interval of p50, on-CPU p50, and each target's p50 relative to runc's and to the
+host fork+exec floor with paired bootstrap intervals; the issue's goals are judged on those.
+``--drop-caches`` syncs and writes 3 to /proc/sys/vm/drop_caches before every measured run
+(a one-off write, not a sysctl setting). Then, unless ``--trace-runs 0``: a traced pass gives the
+per-phase breakdown from the inspector and the tracer's own overhead (benches/trace_pass.py);
+with ``--concurrency`` a sweep of parallel starts (benches/concurrency.py).
 
-``--json OUT`` is rewritten after every round, so a crash keeps what was measured.
+Results go into a RunRecord (benches/record.py) as they are measured: one ``startup`` result
+per target and metric, rewritten after every round, so a crash or Ctrl-C keeps what was
+measured. ``--json OUT`` also writes a copy of the record to OUT. Ctrl-C stops measuring and
+still cleans every target up.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import sys
@@ -26,26 +36,34 @@ import traceback
 
 from isoinspect.benches import stats
 from isoinspect.benches.machine import machine_info
-from isoinspect.benches.targets import REFERENCE, Target, TargetError, safe_version, select
+from isoinspect.benches.targets import (FLOOR, METRICS, REFERENCE, Target, TargetError,
+                                        safe_version, select)
 
-SCHEMA = "isoinspect.bench.startup/1"
-QUICK_RUNS, QUICK_WARMUP = 10, 1
+QUICK_RUNS, QUICK_WARMUP, QUICK_TRACE_RUNS = 10, 1, 3
 MAX_CONSECUTIVE_FAILURES = 3
-#: the issue's goals: p50 of target <= factor x p50 of runc
-GOALS = {"isoinspect-cli": 0.5, "isoinspect-lib": 0.1}
+PUBLISH_EVERY_S = 2.0
+DROP_CACHES = "/proc/sys/vm/drop_caches"
+#: the issue's goals: (target, relation, factor, peer, metrics)
+GOALS = (("isoinspect-cli", "<=", 0.5, "runc", ("start_to_ready", "lifecycle")),
+         ("isoinspect-lib", "<=", 0.1, "runc", ("start_to_ready", "lifecycle")),
+         ("isoinspect-pool", "<=", 2.0, "host-exec", ("start_to_ready", "lifecycle")),
+         ("docker", ">=", 20.0, "isoinspect-cli", ("start_to_ready", "lifecycle")))
 
 
 class _Entry:
     """What the runner knows about one target while it runs."""
 
-    def __init__(self, target: Target) -> None:
+    def __init__(self, target: Target, metrics: tuple[str, ...]) -> None:
         self.target = target
+        self.metrics = [m for m in metrics if m not in target.unsupported]
         self.status = "pending"      # pending | ready | skipped | failed (disabled mid-run)
         self.reason = ""
         self.prepared = False
-        self.samples: list[float] = []
-        self.rounds: list[int] = []
+        self.samples: dict[str, list[float]] = {m: [] for m in metrics}
+        self.cpu: dict[str, list[float]] = {m: [] for m in metrics}
+        self.rounds: dict[str, list[int]] = {m: [] for m in metrics}
         self.phases: dict[str, list[float]] = {}
+        self.kernel_phases: dict[str, list[float]] = {}
         self.errors: list[str] = []
         self.consecutive_failures = 0
         self.warmup_errors = 0
@@ -53,72 +71,123 @@ class _Entry:
         self._version: str | None = None
 
     @property
+    def name(self) -> str:
+        return self.target.name
+
+    @property
     def version(self) -> str:
         if self._version is None:
             self._version = safe_version(self.target)
         return self._version
 
-    def to_dict(self, with_stats: bool) -> dict:
-        data = {"name": self.target.name, "measures": self.target.measures,
-                "notes": self.target.notes, "version": self.version,
-                "status": self.status, "reason": self.reason,
-                "prepare_seconds": self.prepare_seconds, "samples": list(self.samples),
-                "rounds": list(self.rounds), "phases": {k: list(v) for k, v in
-                                                        self.phases.items()},
-                "errors": self.errors[:20], "error_count": len(self.errors),
-                "warmup_errors": self.warmup_errors}
-        if with_stats:
-            data["stats"] = stats.summarize(self.samples) if self.samples else {"n": 0}
-            data["phase_stats"] = {k: stats.summarize(v) for k, v in self.phases.items() if v}
-        return data
+    def result(self, metric: str) -> dict:
+        """The RunRecord ``startup`` result of one metric."""
+        samples = self.samples.get(metric, [])
+        reason = self.target.unsupported.get(metric, "")
+        if reason:
+            status = "unsupported"
+        elif self.status == "skipped":
+            status, reason = "unsupported", self.reason
+        elif self.status == "failed" and not samples:
+            status, reason = "failed", self.reason
+        elif samples:
+            status = "ok"
+            reason = self.reason if self.status == "failed" else ""
+        else:
+            status, reason = ("failed", self.errors[-1] if self.errors else "no samples") \
+                if self.status != "pending" else ("pending", "")
+        out = {"kind": "startup", "target": self.name, "metric": metric, "status": status,
+               "reason": reason, "version": self.version, "unit": "s",
+               "samples": list(samples), "stats": stats.summarize(samples),
+               "rounds": list(self.rounds.get(metric, [])), "notes": self.target.notes}
+        cpu = self.cpu.get(metric) or []
+        if cpu and len(cpu) == len(samples):
+            out["cpu_samples"] = list(cpu)
+            out["cpu_stats"] = stats.summarize(cpu)
+        phases = self.kernel_phases or (self.phases if metric == "lifecycle" else {})
+        if phases and metric == "lifecycle":
+            out["phases"] = {k: list(v) for k, v in phases.items()}
+            out["phases_source"] = "inspector" if self.kernel_phases else "runtime"
+        if self.target.labels:
+            out["labels"] = dict(self.target.labels)
+        if self.errors:
+            out["errors"] = self.errors[:10]
+            out["error_count"] = len(self.errors)
+        return out
 
 
 def run_startup(targets: list[Target] | None = None, runs: int = 100, warmup: int = 5,
-                quick: bool = False, *, json_out: str | None = None,
-                workdir: str | None = None, reference: str = REFERENCE,
-                echo: bool = True, progress: bool | None = None) -> dict:
-    """Measure each target ``runs`` times (round-robin); return samples and statistics.
+                quick: bool = False, *, record=None, json_out: str | None = None,
+                workdir: str | None = None, reference: str = REFERENCE, echo: bool = True,
+                progress: bool | None = None, drop_caches: bool = False,
+                metrics: tuple[str, ...] = METRICS, trace_runs: int = 0,
+                concurrency: list[int] | None = None, concurrency_starts: int = 16) -> dict:
+    """Measure each target's metrics ``runs`` times (round-robin); return the summary.
 
-    ``quick``: at most 10 runs and 1 warm-up round, slow targets (VMs, Docker) left out.
-    ``workdir``: where targets prepare their images (a temporary directory by default, removed
-    at the end). ``echo``: print the table. ``progress``: a one-line progress indicator on
-    stderr (default: when stderr is a terminal).
+    ``quick``: at most 10 runs and 1 warm-up round, slow targets (VMs) left out.
+    ``record``: a RunRecord the results are written into as they come. ``workdir``: where
+    targets prepare their images (a temporary directory by default, removed at the end).
     """
     targets = list(targets) if targets is not None else select(None)
     if quick:
         runs, warmup = min(runs, QUICK_RUNS), min(warmup, QUICK_WARMUP)
-    if runs < 1 or warmup < 0:
-        raise ValueError("runs must be >= 1 and warmup >= 0")
-    if progress is None:
-        progress = sys.stderr.isatty()
-    entries = [_Entry(t) for t in targets]
+        trace_runs = min(trace_runs, QUICK_TRACE_RUNS)
+    if runs < 1 or warmup < 0 or trace_runs < 0:
+        raise ValueError("runs must be >= 1, warmup and trace runs >= 0")
+    unknown = [m for m in metrics if m not in METRICS]
+    if unknown or not metrics:
+        raise ValueError(f"unknown metric(s) {unknown}; known: {', '.join(METRICS)}")
     names = [t.name for t in targets]
     if len(set(names)) != len(names):
         raise ValueError(f"target names must be unique: {names}")
+    if progress is None:
+        progress = sys.stderr.isatty()
+    entries = [_Entry(t, metrics) for t in targets]
     own_workdir = workdir is None
     workdir = workdir or tempfile.mkdtemp(prefix="isoinspect-bench-")
-    result = {"schema": SCHEMA, "machine": machine_info(), "started": time.time(),
-              "config": {"runs": runs, "warmup": warmup, "quick": quick,
-                         "reference": reference, "order": "round-robin, rotated per round",
-                         "clock": "perf_counter_ns (CLOCK_MONOTONIC)"},
-              "interrupted": False, "rounds_completed": 0}
+    summary = {"machine": record.data["machine"] if record else machine_info(),
+               "config": {"runs": runs, "warmup": warmup, "quick": quick,
+                          "reference": reference, "floor": FLOOR, "metrics": list(metrics),
+                          "drop_caches": drop_caches, "trace_runs": trace_runs,
+                          "concurrency": list(concurrency or []),
+                          "order": "round-robin, rotated per round",
+                          "clock": "perf_counter_ns (CLOCK_MONOTONIC)",
+                          "start_to_ready": "until the workload's marker (echo) is read",
+                          "cpu": "rusage of reaped children (+ own, in-process targets; "
+                                 "+ daemons for docker)"},
+               "interrupted": False, "rounds_completed": 0, "trace": None,
+               "concurrency": []}
+    publisher = _Publisher(record, entries, metrics)
     try:
         try:
             _prepare_all(entries, workdir, quick)
+            publisher.publish(force=True)
             active = [e for e in entries if e.status == "ready"]
             for round_index in range(warmup):
-                _one_round(active, round_index, measured=False)
+                _one_round(active, round_index, False, drop_caches)
                 if progress:
                     _progress(f"warm-up {round_index + 1}/{warmup}")
             for round_index in range(runs):
-                _one_round(active, round_index, measured=True)
-                result["rounds_completed"] = round_index + 1
+                _one_round(active, round_index, True, drop_caches)
+                summary["rounds_completed"] = round_index + 1
                 if progress:
                     _progress(f"round {round_index + 1}/{runs}")
-                if json_out:
-                    _write_json(json_out, _assemble(result, entries, reference, final=False))
+                publisher.publish()
+            active = [e for e in entries if e.status == "ready"]
+            if trace_runs:
+                if progress:
+                    _progress("traced pass")
+                summary["trace"] = _trace(active, trace_runs, record)
+            if concurrency:
+                from isoinspect.benches.concurrency import sweep
+
+                for entry in active:
+                    if progress:
+                        _progress(f"concurrency sweep: {entry.name}")
+                    summary["concurrency"] += sweep(entry.target, concurrency,
+                                                    concurrency_starts, record=record)
         except KeyboardInterrupt:
-            result["interrupted"] = True
+            summary["interrupted"] = True
             if progress or echo:
                 sys.stderr.write("\ninterrupted: keeping what was measured, cleaning up\n")
         finally:
@@ -128,13 +197,63 @@ def run_startup(targets: list[Target] | None = None, runs: int = 100, warmup: in
     finally:
         if own_workdir:
             shutil.rmtree(workdir, ignore_errors=True)
-    result["finished"] = time.time()
-    result = _assemble(result, entries, reference, final=True)
-    if json_out:
-        _write_json(json_out, result)
+    summary["targets"] = {e.name: {"status": e.status, "reason": e.reason,
+                                   "version": e.version, "notes": e.target.notes,
+                                   "errors": e.errors[:20], "error_count": len(e.errors),
+                                   "results": {m: e.result(m) for m in metrics}}
+                          for e in entries}
+    summary["ratios"] = {m: _ratios(entries, reference, m) for m in metrics}
+    summary["floor_ratios"] = {m: _ratios(entries, FLOOR, m) for m in metrics}
+    summary["goals"] = _goals(entries)
+    publisher.publish(force=True, ratios=(summary["ratios"], summary["floor_ratios"]))
+    if record is not None:
+        record.set(goals=summary["goals"])
+        record.finish(interrupted=summary["interrupted"])
+        summary["run_id"] = record.run_id
+        summary["path"] = record.path
+        if json_out:
+            from isoinspect.benches.record import write_json_atomic
+
+            write_json_atomic(json_out, record.data)
     if echo:
-        print(format_table(result))
-    return result
+        print(format_table(summary))
+    return summary
+
+
+class _Publisher:
+    """Keeps the record's ``startup`` results current: added once, then replaced in place."""
+
+    def __init__(self, record, entries: list[_Entry], metrics: tuple[str, ...]) -> None:
+        self.record, self.entries, self.metrics = record, entries, metrics
+        self.positions: dict[tuple[str, str], int] = {}
+        self.last = 0.0
+
+    def publish(self, force: bool = False, ratios: tuple | None = None) -> None:
+        if self.record is None or (not force and time.monotonic() - self.last < PUBLISH_EVERY_S):
+            return
+        results = self.record.data["results"]
+        fresh = []
+        for entry in self.entries:
+            for metric in self.metrics:
+                result = entry.result(metric)
+                if result["status"] == "pending":
+                    continue
+                if ratios:
+                    result["ratios"] = {table_name: table[metric][entry.name]
+                                        for table_name, table in zip(("reference", "floor"),
+                                                                     ratios)
+                                        if entry.name in table.get(metric, {})}
+                key = (entry.name, metric)
+                if key in self.positions:
+                    results[self.positions[key]] = result
+                else:
+                    self.positions[key] = len(results) + len(fresh)
+                    fresh.append(result)
+        if fresh:
+            self.record.extend(fresh)
+        else:
+            self.record.save()
+        self.last = time.monotonic()
 
 
 def _prepare_all(entries: list[_Entry], workdir: str, quick: bool) -> None:
@@ -163,38 +282,85 @@ def _prepare_all(entries: list[_Entry], workdir: str, quick: bool) -> None:
         entry.status = "ready"
 
 
-def _one_round(active: list[_Entry], round_index: int, measured: bool) -> None:
+def drop_page_cache(path: str = DROP_CACHES) -> None:
+    """Write back dirty pages, then drop page cache, dentries and inodes (a one-off action)."""
+    os.sync()
+    with open(path, "w") as handle:
+        handle.write("3\n")
+
+
+def _one_round(active: list[_Entry], round_index: int, measured: bool,
+               drop_caches: bool = False) -> None:
     if not active:
         return
     shift = round_index % len(active)
     for entry in active[shift:] + active[:shift]:
-        if entry.status != "ready":
-            continue
-        target = entry.target
-        target.last_phases = {}
-        try:
-            seconds = target.start_once()
-        except KeyboardInterrupt:
-            raise
-        except Exception as exc:
-            if not measured:
-                entry.warmup_errors += 1
-            entry.errors.append(_describe(exc))
-            entry.consecutive_failures += 1
-            if entry.consecutive_failures >= MAX_CONSECUTIVE_FAILURES:
-                entry.status = "failed"
-                entry.reason = (f"{MAX_CONSECUTIVE_FAILURES} starts in a row failed; last: "
-                                f"{entry.errors[-1]}")
-            continue
-        entry.consecutive_failures = 0
-        if measured:
-            if not seconds > 0:
-                entry.errors.append(f"non-positive sample {seconds!r}")
+        turn = round_index % max(1, len(entry.metrics))
+        for metric in entry.metrics[turn:] + entry.metrics[:turn]:
+            if entry.status != "ready":
+                break
+            target = entry.target
+            target.last_phases = {}
+            try:
+                target.settle()
+                if drop_caches:
+                    drop_page_cache()
+                sample = target.measure(metric)
+            except KeyboardInterrupt:
+                raise
+            except Exception as exc:
+                if not measured:
+                    entry.warmup_errors += 1
+                entry.errors.append(f"{metric}: {_describe(exc)}")
+                entry.consecutive_failures += 1
+                if entry.consecutive_failures >= MAX_CONSECUTIVE_FAILURES:
+                    entry.status = "failed"
+                    entry.reason = (f"{MAX_CONSECUTIVE_FAILURES} runs in a row failed; last: "
+                                    f"{entry.errors[-1]}")
                 continue
-            entry.samples.append(seconds)
-            entry.rounds.append(round_index)
-            for phase, value in (target.last_phases or {}).items():
-                entry.phases.setdefault(phase, []).append(value)
+            entry.consecutive_failures = 0
+            if not measured:
+                continue
+            if not sample.wall > 0:
+                entry.errors.append(f"{metric}: non-positive sample {sample.wall!r}")
+                continue
+            entry.samples[metric].append(sample.wall)
+            entry.rounds[metric].append(round_index)
+            if sample.cpu is not None:
+                entry.cpu[metric].append(sample.cpu)
+            if metric == "lifecycle":
+                for phase, value in (target.last_phases or {}).items():
+                    entry.phases.setdefault(phase, []).append(value)
+
+
+def _trace(active: list[_Entry], runs: int, record) -> dict:
+    from isoinspect.benches.trace_pass import traced_pass
+
+    containers = [e for e in active if e.target.container and "lifecycle" in e.metrics]
+    if not containers:
+        return {"status": "unsupported", "reason": "no container target to trace",
+                "probe_mode": None, "phases": {}, "overhead": {}}
+    result = traced_pass([e.target for e in containers], runs)
+    for entry in containers:
+        phases = result["phases"].get(entry.name)
+        if phases and "error" not in phases:
+            entry.kernel_phases = phases
+        elif phases:
+            entry.errors.append(f"traced pass: {phases['error']}")
+    if record is not None:
+        capabilities = dict(record.data.get("capabilities") or {})
+        capabilities["probe_mode"] = result["probe_mode"] or "unavailable"
+        if result["reason"]:
+            capabilities["probe_reason"] = result["reason"]
+        record.set(capabilities=capabilities)
+        overhead = result["overhead"] or {"kind": "trace_overhead",
+                                          "status": result["status"] if result["reason"]
+                                          else "failed",
+                                          "reason": result["reason"] or "no overhead target"}
+        record.add(overhead)
+    return {k: v for k, v in result.items() if k != "overhead"} | {
+        "overhead": {k: v for k, v in (result["overhead"] or {}).items()
+                     if not k.startswith("samples")}}
 
 
 def _cleanup_all(entries: list[_Entry]) -> None:
@@ -212,46 +378,46 @@ def _cleanup_all(entries: list[_Entry]) -> None:
                 break
 
 
-def _assemble(result: dict, entries: list[_Entry], reference: str, final: bool) -> dict:
-    out = dict(result)
-    out["targets"] = {e.target.name: e.to_dict(with_stats=final) for e in entries}
-    if final:
-        out["ratios"] = _ratios(entries, reference)
-        out["goals"] = _goals(out)
-    return out
-
-
-def _ratios(entries: list[_Entry], reference: str) -> dict:
+def _ratios(entries: list[_Entry], reference: str, metric: str) -> dict:
     """p50 of each target / p50 of the reference, paired by round (bootstrap interval)."""
-    ref = next((e for e in entries if e.target.name == reference), None)
-    if ref is None or not ref.samples:
+    ref = next((e for e in entries if e.name == reference), None)
+    if ref is None or not ref.samples.get(metric):
         return {}
-    ref_by_round = dict(zip(ref.rounds, ref.samples))
+    ref_by_round = dict(zip(ref.rounds[metric], ref.samples[metric]))
     ratios = {}
     for entry in entries:
-        if not entry.samples:
+        samples = entry.samples.get(metric)
+        if not samples:
             continue
-        common = [r for r in entry.rounds if r in ref_by_round]
-        own = dict(zip(entry.rounds, entry.samples))
+        own = dict(zip(entry.rounds[metric], samples))
+        common = [r for r in own if r in ref_by_round]
         if len(common) >= 2:
             ratio = stats.ratio_ci([own[r] for r in common], [ref_by_round[r] for r in common],
                                    paired=True)
         else:
-            ratio = stats.ratio_ci(entry.samples, ref.samples, paired=False)
+            ratio = stats.ratio_ci(samples, ref.samples[metric], paired=False)
         ratio["vs"] = reference
-        ratios[entry.target.name] = ratio
+        ratios[entry.name] = ratio
     return ratios
 
 
-def _goals(result: dict) -> dict:
-    goals = {}
-    for name, factor in GOALS.items():
-        ratio = result["ratios"].get(name)
-        if ratio is None:
-            continue
-        goals[name] = {"goal": f"p50 <= {factor} x {ratio['vs']} p50", "factor": factor,
-                       "ratio": ratio["ratio"], "met": ratio["ratio"] <= factor,
-                       "met_with_confidence": ratio["ci"][1] <= factor}
+def _goals(entries: list[_Entry]) -> list[dict]:
+    """The issue's targets, judged on this run's paired ratios (reported, never asserted)."""
+    goals = []
+    for name, relation, factor, peer, metrics in GOALS:
+        for metric in metrics:
+            ratio = _ratios(entries, peer, metric).get(name)
+            if ratio is None:
+                continue
+            low, high = ratio["ci"]
+            if relation == "<=":
+                met, sure = ratio["ratio"] <= factor, high <= factor
+            else:
+                met, sure = ratio["ratio"] >= factor, low >= factor
+            goals.append({"target": name, "metric": metric, "peer": peer,
+                          "goal": f"p50 {relation} {factor} x {peer} p50", "factor": factor,
+                          "relation": relation, "ratio": ratio["ratio"], "ci": ratio["ci"],
+                          "met": met, "met_with_confidence": sure})
     return goals
 
 
@@ -264,56 +430,91 @@ def _ms(value: float | None) -> str:
     return f"{ms:.3f}" if ms < 10 else f"{ms:.2f}" if ms < 100 else f"{ms:.1f}"
 
 
-def format_table(result: dict) -> str:
-    """The result as a fixed-width text table (milliseconds)."""
-    reference = result["config"]["reference"]
-    headers = ["target", "measures", "n", "p50 ms", "p90 ms", "p99 ms", "p50 95% CI",
-               f"p50 / {reference} [95% CI]"]
-    rows, notes = [], []
-    for name, data in result["targets"].items():
-        summary = data.get("stats") or stats.summarize(data["samples"])
-        if not summary.get("n"):
-            notes.append(f"  {name}: {data['status']}: {data['reason'] or 'no samples'}")
-            continue
-        low, high = summary["p50_ci"]
-        ratio = result.get("ratios", {}).get(name)
-        ratio_text = (f"{ratio['ratio']:.3f} [{ratio['ci'][0]:.3f}, {ratio['ci'][1]:.3f}]"
-                      if ratio else "-")
-        rows.append([name, data["measures"], str(summary["n"]), _ms(summary["p50"]),
-                     _ms(summary["p90"]), _ms(summary["p99"]), f"{_ms(low)} .. {_ms(high)}",
-                     ratio_text])
-        if data["error_count"]:
-            notes.append(f"  {name}: {data['error_count']} failed start(s); first: "
-                         f"{data['errors'][0] if data['errors'] else '?'}")
-        if data["status"] == "failed":
-            notes.append(f"  {name}: disabled: {data['reason']}")
+def _ratio_text(ratio: dict | None) -> str:
+    return f"{ratio['ratio']:.3f} [{ratio['ci'][0]:.3f}, {ratio['ci'][1]:.3f}]" if ratio else "-"
+
+
+def _table(headers: list[str], rows: list[list[str]], numeric: range) -> list[str]:
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
               for i, h in enumerate(headers)]
     lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths)),
              "  ".join("-" * w for w in widths)]
     for row in rows:
-        lines.append("  ".join(c.rjust(w) if 2 <= i <= 5 else c.ljust(w)
+        lines.append("  ".join(c.rjust(w) if i in numeric else c.ljust(w)
                                for i, (c, w) in enumerate(zip(row, widths))))
-    config = result["config"]
-    head = (f"start-up of `true` ({result['rounds_completed']}/{config['runs']} rounds, "
-            f"{config['warmup']} warm-up; {result['machine']['kernel']}, "
-            f"{result['machine']['cpus']} CPUs, cgroups {result['machine']['cgroup_mode']})")
-    if result.get("interrupted"):
+    return lines
+
+
+def format_table(summary: dict) -> str:
+    """The summary as fixed-width text tables, one per metric (milliseconds)."""
+    config, machine = summary["config"], summary["machine"]
+    reference, floor = config["reference"], config["floor"]
+    head = (f"start-up ({summary['rounds_completed']}/{config['runs']} rounds, "
+            f"{config['warmup']} warm-up{', caches dropped' if config['drop_caches'] else ''}; "
+            f"{machine.get('kernel')}, {machine.get('cpus')} CPUs, cgroups "
+            f"{machine.get('cgroup_mode')})")
+    if summary.get("interrupted"):
         head += "  [INTERRUPTED]"
-    out = [head, *lines]
+    out = [head]
+    notes: list[str] = []
+    for metric in config["metrics"]:
+        rows = []
+        for name, target in summary["targets"].items():
+            result = target["results"][metric]
+            s = result["stats"]
+            if not s.get("n"):
+                if result["status"] == "unsupported" and metric == config["metrics"][0]:
+                    notes.append(f"  {name}: unsupported: {result['reason']}")
+                continue
+            cpu = (result.get("cpu_stats") or {}).get("p50")
+            rows.append([name, str(s["n"]), _ms(s["p50"]), _ms(s["p90"]), _ms(s["p99"]),
+                         f"{_ms(s['p50_ci'][0])} .. {_ms(s['p50_ci'][1])}", _ms(cpu),
+                         _ratio_text(summary["ratios"][metric].get(name)),
+                         _ratio_text(summary["floor_ratios"][metric].get(name))])
+        if rows:
+            out += [f"{metric}:", *_table(["target", "n", "p50 ms", "p90 ms", "p99 ms",
+                                           "p50 95% CI", "cpu p50 ms", f"/ {reference}",
+                                           f"/ {floor}"], rows, range(1, 7))]
+    for name, target in summary["targets"].items():
+        if target["error_count"]:
+            notes.append(f"  {name}: {target['error_count']} failed run(s); first: "
+                         f"{target['errors'][0] if target['errors'] else '?'}")
+        if target["status"] == "failed":
+            notes.append(f"  {name}: disabled: {target['reason']}")
     phase_lines = []
-    for name, data in result["targets"].items():
-        phase_stats = data.get("phase_stats") or {}
-        if phase_stats:
-            parts = ", ".join(f"{phase} {_ms(s['p50'])}" for phase, s in phase_stats.items())
-            phase_lines.append(f"  {name}: {parts}")
+    for name, target in summary["targets"].items():
+        phases = target["results"].get("lifecycle", {}).get("phases") or {}
+        if phases:
+            parts = ", ".join(f"{p} {_ms(stats.median(v))}" for p, v in phases.items() if v)
+            source = target["results"]["lifecycle"].get("phases_source")
+            phase_lines.append(f"  {name} ({source}): {parts}")
     if phase_lines:
-        out += ["phases (p50 ms):", *phase_lines]
-    for name, goal in (result.get("goals") or {}).items():
+        out += ["lifecycle phases (p50 ms, each since the previous phase):", *phase_lines]
+    trace = summary.get("trace") or {}
+    if trace.get("status") == "unsupported":
+        notes.append(f"  traced pass: {trace['reason']}")
+    overhead = trace.get("overhead") or {}
+    if overhead.get("ratio"):
+        out.append(f"tracer overhead on {overhead['target']} {overhead['metric']}: x"
+                   f"{overhead['ratio']:.3f} [{overhead['ci'][0]:.3f}, {overhead['ci'][1]:.3f}]"
+                   f", {overhead['bpf_run_time_ns'] / 1e6:.2f} ms in BPF, "
+                   f"{overhead['lost']} events lost")
+    for goal in summary.get("goals") or []:
         verdict = "met" if goal["met"] else "NOT met"
         if goal["met"] and not goal["met_with_confidence"]:
             verdict += " (not at 95% confidence)"
-        out.append(f"goal {name}: {goal['goal']}: ratio {goal['ratio']:.3f}: {verdict}")
+        out.append(f"goal {goal['target']} {goal['metric']}: {goal['goal']}: ratio "
+                   f"{goal['ratio']:.3f} [{goal['ci'][0]:.3f}, {goal['ci'][1]:.3f}]: {verdict}")
+    for item in summary.get("concurrency") or []:
+        if item["status"] == "ok":
+            out.append(f"concurrency {item['target']} x{item['level']}: "
+                       f"{item['containers_per_second']:.1f} starts/s, p50 "
+                       f"{_ms(stats.median(item['samples']))} ms")
+        else:
+            out.append(f"concurrency {item['target']} x{item['level']}: {item['status']}: "
+                       f"{item.get('reason', '')}")
+    if summary.get("path"):
+        out.append(f"record: {summary['path']} (run {summary['run_id']})")
     if notes:
         out += ["notes:", *notes]
     return "\n".join(out)
@@ -333,16 +534,7 @@ def _describe(exc: BaseException) -> str:
     return text[:500]
 
 
-def _write_json(path: str, data: dict) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".startup-", suffix=".json")
-    with os.fdopen(fd, "w") as handle:
-        json.dump(data, handle, indent=1)
-    os.replace(tmp, path)
-
-
-def _interrupt_on_signals() -> None:
+def interrupt_on_signals() -> None:
     """SIGINT and SIGTERM stop the run like Ctrl-C (measured samples kept, targets cleaned
     up), also when started in the background, where a shell leaves SIGINT ignored."""
     import signal
@@ -354,38 +546,103 @@ def _interrupt_on_signals() -> None:
     signal.signal(signal.SIGTERM, interrupt)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m isoinspect.benches.startup",
-                                     description="Start-up latency of isoinspect vs its peers.")
+def parse_levels(text: str | None) -> list[int]:
+    """'1,2,4,8' -> [1, 2, 4, 8]; ValueError for anything else."""
+    if not text:
+        return []
+    try:
+        levels = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise ValueError(f"levels must be comma-separated integers, not {text!r}") from None
+    if not levels or any(level < 1 for level in levels):
+        raise ValueError(f"levels must be >= 1: {text!r}")
+    return levels
+
+
+def run_information(record_capabilities: dict | None = None) -> tuple[dict, dict]:
+    """Versions of every runtime and the host's capabilities, for a record (a few seconds:
+    each OCI runtime is tried for real)."""
+    from isoinspect.benches import peers
+    from isoinspect.benches.targets.isoinspect import package_version
+
+    checks = peers.check_all()
+    versions = peers.versions(checks)
+    versions["isoinspect"] = package_version().split(" ", 1)[-1]
+    kvm = next(c for c in checks if c.name == "kvm")
+    capabilities = {"kvm": bool(kvm.ok), "accelerator": "kvm" if kvm.ok else "tcg",
+                    "accelerator_reason": kvm.detail,
+                    "unsupported": {c.name: c.detail for c in checks
+                                    if c.status == "unsupported"},
+                    **(record_capabilities or {})}
+    return versions, capabilities
+
+
+def run_command(target_names: str | None, runs: int, warmup: int, quick: bool,
+                json_out: str | None, workdir: str | None, *, results_dir: str | None = None,
+                drop_caches: bool = False, trace_runs: int = 5, concurrency: str | None = None,
+                concurrency_starts: int = 16, metrics: str | None = None) -> int:
+    """What `isoinspect bench startup` and `python -m ...startup` do; ValueError for bad
+    arguments. Exit code: 130 when interrupted, 1 when no target measured anything."""
+    from isoinspect.benches.record import RunRecord
+
+    targets = select(target_names.split(",") if target_names else None)
+    levels = parse_levels(concurrency)
+    chosen = tuple(m.strip() for m in metrics.split(",")) if metrics else METRICS
+    unknown = [m for m in chosen if m not in METRICS]
+    if unknown:
+        raise ValueError(f"unknown metric(s) {', '.join(unknown)}; known: {', '.join(METRICS)}")
+    if drop_caches and not os.access(DROP_CACHES, os.W_OK):
+        raise ValueError(f"--drop-caches needs write access to {DROP_CACHES} (root)")
+    interrupt_on_signals()
+    versions, capabilities = run_information()
+    config = {"runs": runs, "warmup": warmup, "quick": quick, "targets": target_names,
+              "drop_caches": drop_caches, "trace_runs": trace_runs, "concurrency": levels,
+              "metrics": list(chosen)}
+    record = RunRecord.create("bench startup", directory=results_dir, config=config,
+                              versions=versions, capabilities=capabilities)
+    summary = run_startup(targets, runs=runs, warmup=warmup, quick=quick, record=record,
+                          json_out=json_out, workdir=workdir, drop_caches=drop_caches,
+                          metrics=chosen, trace_runs=trace_runs, concurrency=levels,
+                          concurrency_starts=concurrency_starts)
+    if summary["interrupted"]:
+        return 130
+    measured = [r for t in summary["targets"].values() for r in t["results"].values()
+                if r["samples"]]
+    return 0 if measured else 1
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--runs", type=int, default=100, help="measured rounds (default 100)")
     parser.add_argument("--warmup", type=int, default=5, help="warm-up rounds (default 5)")
     parser.add_argument("--quick", action="store_true",
                         help=f"at most {QUICK_RUNS} runs, {QUICK_WARMUP} warm-up, no slow targets")
-    parser.add_argument("--json", metavar="OUT", help="write samples and statistics here")
+    parser.add_argument("--json", metavar="OUT", help="also write the record here")
     parser.add_argument("--targets", metavar="A,B",
                         help="comma-separated target names (default: all)")
     parser.add_argument("--workdir", help="prepare images here (default: a temporary dir)")
+    parser.add_argument("--results-dir", help="where the record goes ($ISOINSPECT_RESULTS)")
+    parser.add_argument("--drop-caches", action="store_true",
+                        help="drop the page cache before every measured run")
+    parser.add_argument("--trace-runs", type=int, default=5,
+                        help="traced lifecycles per container target (0: no traced pass)")
+    parser.add_argument("--concurrency", metavar="1,2,4,8",
+                        help="also sweep these numbers of parallel starts")
+    parser.add_argument("--metrics", metavar="M,N", help=f"subset of {','.join(METRICS)}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m isoinspect.benches.startup",
+                                     description="Start-up latency of isoinspect vs its peers.")
+    add_arguments(parser)
     args = parser.parse_args(argv)
     try:
         return run_command(args.targets, args.runs, args.warmup, args.quick, args.json,
-                           args.workdir)
+                           args.workdir, results_dir=args.results_dir,
+                           drop_caches=args.drop_caches, trace_runs=args.trace_runs,
+                           concurrency=args.concurrency, metrics=args.metrics)
     except ValueError as exc:
         parser.error(str(exc))
         return 2
-
-
-def run_command(target_names: str | None, runs: int, warmup: int, quick: bool,
-                json_out: str | None, workdir: str | None) -> int:
-    """What both `isoinspect bench startup` and `python -m ...startup` do; ValueError for
-    bad arguments. Exit code: 130 when interrupted, 1 when no target measured anything."""
-    targets = select(target_names.split(",") if target_names else None)
-    _interrupt_on_signals()
-    result = run_startup(targets, runs=runs, warmup=warmup, quick=quick, json_out=json_out,
-                         workdir=workdir)
-    if result["interrupted"]:
-        return 130
-    measured = [d for d in result["targets"].values() if d["samples"]]
-    return 0 if measured else 1
 
 
 if __name__ == "__main__":

@@ -1,10 +1,12 @@
 """Start-up benchmarks for pytest-benchmark: ``pytest benches/ --benchmark-only``.
 
-One benchmark per target (same targets as ``python -m isoinspect.benches.startup``, which is
-the better tool for comparisons: it interleaves targets and reports ratios with confidence
+One benchmark per target (same targets as ``isoinspect bench startup``, which is the better
+tool for comparisons: it interleaves targets and metrics and reports ratios with confidence
 intervals). Here pytest-benchmark times each target's ``bench_operation`` with its own timer;
 for ``isoinspect-lib`` that is the wall time of ``Runtime.start()`` alone (create, wait and
-remove run untimed in setup/teardown), for every other target the whole start.
+remove run untimed in setup/teardown), for every other target its ``lifecycle`` (create + run
+``true`` + delete; for the warm pool: hand-off + wait + removal, the refill untimed). Targets
+this host cannot run (crun on hybrid cgroups) are skipped with their reason.
 """
 
 from __future__ import annotations

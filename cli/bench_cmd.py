@@ -1,10 +1,13 @@
-"""``isoinspect bench ...``: start-up benchmarks against peer runtimes."""
+"""``isoinspect bench ...``: start-up, concurrency and namespace-cost benchmarks."""
 
 from __future__ import annotations
 
 import click
 
 from isoinspect.runtime.errors import IsoinspectError
+
+RESULTS_HELP = "Where the run record goes (default $ISOINSPECT_RESULTS or " \
+               "/var/lib/isoinspect/results)."
 
 
 @click.group("bench")
@@ -15,18 +18,70 @@ def bench() -> None:
 @bench.command("startup")
 @click.option("--runs", default=100, show_default=True, help="Measured rounds per target.")
 @click.option("--warmup", default=5, show_default=True, help="Warm-up rounds per target.")
-@click.option("--quick", is_flag=True, help="A few runs only, no slow targets.")
-@click.option("--json", "json_out", metavar="OUT", help="Write samples and statistics here.")
+@click.option("--quick", is_flag=True, help="A few runs only, no slow targets (VM).")
+@click.option("--json", "json_out", metavar="OUT", help="Also write the run record here.")
 @click.option("--targets", metavar="A,B", help="Comma-separated target names (default: all).")
+@click.option("--metrics", metavar="M,N",
+              help="Subset of start_to_ready,lifecycle,teardown (default: all).")
 @click.option("--workdir", metavar="DIR", help="Prepare images here (default: a temp dir).")
+@click.option("--results-dir", metavar="DIR", help=RESULTS_HELP)
+@click.option("--drop-caches", is_flag=True, help="Drop the page cache before every run.")
+@click.option("--trace-runs", default=5, show_default=True,
+              help="Traced lifecycles per container target (phases, tracer overhead); 0: off.")
+@click.option("--concurrency", metavar="1,2,4,8", help="Also sweep these parallel starts.")
 @click.pass_context
 def startup(ctx: click.Context, runs: int, warmup: int, quick: bool, json_out: str | None,
-            targets: str | None, workdir: str | None) -> None:
-    """Start-up latency: host exec, unshare, isoinspect CLI and library, runc."""
+            targets: str | None, metrics: str | None, workdir: str | None,
+            results_dir: str | None, drop_caches: bool, trace_runs: int,
+            concurrency: str | None) -> None:
+    """Start-up latency: host exec, unshare, isoinspect (CLI, library, warm pool), runc, crun,
+    runsc, docker and a QEMU guest."""
     from isoinspect.benches.startup import run_command
 
     try:
-        ctx.exit(run_command(targets, runs, warmup, quick, json_out, workdir))
+        ctx.exit(run_command(targets, runs, warmup, quick, json_out, workdir,
+                             results_dir=results_dir, drop_caches=drop_caches,
+                             trace_runs=trace_runs, concurrency=concurrency, metrics=metrics))
+    except ValueError as exc:
+        raise IsoinspectError(str(exc), exit_code=2) from None
+
+
+@bench.command("concurrency")
+@click.option("--levels", default="1,2,4,8", show_default=True, help="Parallel starts.")
+@click.option("--starts", default=16, show_default=True,
+              help="Lifecycles per level (at least 2 x level).")
+@click.option("--targets", metavar="A,B",
+              default="host-exec,unshare,isoinspect-cli,runc,runsc,docker", show_default=True,
+              help="Comma-separated target names.")
+@click.option("--results-dir", metavar="DIR", help=RESULTS_HELP)
+@click.pass_context
+def concurrency(ctx: click.Context, levels: str, starts: int, targets: str,
+                results_dir: str | None) -> None:
+    """Containers per second with 1, 2, 4, 8, ... starts in flight."""
+    from isoinspect.benches.startup import run_command
+
+    try:
+        ctx.exit(run_command(targets, 1, 1, False, None, None, results_dir=results_dir,
+                             trace_runs=0, concurrency=levels, concurrency_starts=starts,
+                             metrics="lifecycle"))
+    except ValueError as exc:
+        raise IsoinspectError(str(exc), exit_code=2) from None
+
+
+@bench.command("namespaces")
+@click.option("--runs", default=200, show_default=True, help="Creations per namespace type.")
+@click.option("--levels", metavar="1,2,4,8",
+              help="Parallel creators (default 1,2,4,8; with --quick 1,4).")
+@click.option("--quick", is_flag=True, help="20 runs at most, levels 1 and 4 by default.")
+@click.option("--results-dir", metavar="DIR", help=RESULTS_HELP)
+@click.pass_context
+def namespaces(ctx: click.Context, runs: int, levels: str | None, quick: bool,
+               results_dir: str | None) -> None:
+    """Cost of each namespace type alone: create and destroy, latency and rate."""
+    from isoinspect.benches.namespaces import run_command
+
+    try:
+        ctx.exit(run_command(runs, levels, quick, results_dir))
     except ValueError as exc:
         raise IsoinspectError(str(exc), exit_code=2) from None
 

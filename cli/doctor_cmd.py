@@ -88,6 +88,12 @@ def collect() -> tuple[dict[str, list[dict[str, Any]]], str]:
             sections["Peers"].extend(_as_row(c) for c in futures["peers"].result())
         except Exception as exc:
             sections["Peers"].append(_crashed("peer checks", exc))
+    try:
+        from isoinspect.runtime.network.doctor import check as network_check
+
+        sections["Namespaces"].append(_as_row(network_check()))
+    except Exception as exc:
+        sections["Namespaces"].append(_crashed("bridge networking", exc))
     return sections, mode
 
 

@@ -12,7 +12,7 @@ import time
 
 import click
 
-from isoinspect.cli.options import RUN_OPTIONS
+from isoinspect.cli.options import DEFAULTS, RUN_OPTIONS
 from isoinspect.cli.run_cmd import execute_run
 from isoinspect.runtime.errors import IsoinspectError
 
@@ -75,7 +75,7 @@ def _run_command() -> click.Command:
         else:
             params.append(click.Option(list(flags), dest, multiple=kind == "multi",
                                        metavar=metavar, help=help_text,
-                                       default="none" if dest == "network" else None))
+                                       default=DEFAULTS["network"] if dest == "network" else None))
     params.append(click.Argument(["image"]))
     params.append(click.Argument(["command"], nargs=-1, type=click.UNPROCESSED))
     return click.Command("run", callback=callback, params=params,
@@ -280,7 +280,7 @@ def gc_cmd(ctx: click.Context) -> None:
 # Command modules owned by other parts of the project. Each exposes ``commands``, a list of
 # click commands (or one command under the module's own name, for older modules).
 _OPTIONAL_COMMAND_MODULES = ("doctor_cmd", "trace_cmd", "network_cmd", "image_cmd", "bench_cmd",
-                            "vm_cmd")
+                            "vm_cmd", "report_cmd", "results_cmd", "verify_cmd")
 
 
 def _register_optional() -> None:

@@ -23,7 +23,14 @@ RUN_OPTIONS: tuple[tuple[tuple[str, ...], str, str, str, str], ...] = (
     (("-c", "--cpu-shares"), "cpu_shares", "value", "N", "Relative CPU weight (default 1024)."),
     (("--cpuset-cpus",), "cpuset_cpus", "value", "LIST", "CPUs to run on, e.g. 0-1."),
     (("--pids-limit",), "pids_limit", "value", "N", "Maximum number of processes (-1: none)."),
-    (("--network", "--net"), "network", "value", "MODE", "none (default) or host."),
+    (("--device-read-bps",), "device_read_bps", "multi", "DEV:RATE",
+     "Limit reads from a block device, e.g. /dev/loop0:1mb (repeatable)."),
+    (("--device-write-bps",), "device_write_bps", "multi", "DEV:RATE",
+     "Limit writes to a block device, e.g. /dev/loop0:1mb (repeatable)."),
+    (("--network", "--net"), "network", "value", "NAME",
+     "bridge (default), none, host or a network made by `isoinspect network create`."),
+    (("-p", "--publish"), "publish", "multi", "[IP:]HOST:CTR[/udp]",
+     "Publish a container port on the host (repeatable)."),
     (("--cap-add",), "cap_add", "multi", "CAP", "Add a Linux capability."),
     (("--cap-drop",), "cap_drop", "multi", "CAP", "Drop a Linux capability."),
     (("--entrypoint",), "entrypoint", "value", "CMD", "Override the image's entrypoint."),
@@ -36,7 +43,7 @@ RUN_OPTIONS: tuple[tuple[tuple[str, ...], str, str, str, str], ...] = (
 
 DEFAULTS = {dest: ([] if kind == "multi" else (False if kind == "flag" else None))
             for _, dest, kind, _, _ in RUN_OPTIONS}
-DEFAULTS["network"] = "none"
+DEFAULTS["network"] = "bridge"
 
 
 class FastParseError(Exception):

@@ -26,12 +26,15 @@ def execute_run(root: str | None, options: dict, image: str, command: list[str])
         image, list(command), memory=options["memory"], memory_swap=options["memory_swap"],
         cpus=options["cpus"], cpu_shares=options["cpu_shares"],
         cpuset_cpus=options["cpuset_cpus"], pids_limit=options["pids_limit"],
+        device_read_bps=options.get("device_read_bps") or [],
+        device_write_bps=options.get("device_write_bps") or [],
         env=options["env"], user=options["user"], name=options["name"],
         workdir=options["workdir"], hostname=options["hostname"],
-        read_only=options["read_only"], network=options["network"] or "none",
+        read_only=options["read_only"], network=options["network"] or "bridge",
         remove=options["rm"], detach=options["detach"], cap_add=options["cap_add"],
         cap_drop=options["cap_drop"], seccomp="seccomp=unconfined" not in security,
-        entrypoint=[entrypoint] if entrypoint else None, userns=userns_mode == "remap")
+        entrypoint=[entrypoint] if entrypoint else None, userns=userns_mode == "remap",
+        publish=options.get("publish") or [])
     runtime = Runtime(root)
     if options.get("trace"):
         if spec.detach:

@@ -51,7 +51,24 @@ def describe_container(runtime: Runtime, record: dict) -> dict:
             "LowerDir": ":".join(record["lower"]),
             "UpperDir": runtime.containers.dir(record["id"], "upper"),
             "WorkDir": runtime.containers.dir(record["id"], "work")}},
+        "NetworkSettings": network_settings(record, running),
         "LogPath": record["log"],
         "CgroupPath": record["cgroup"],
         "Stats": stats,
     }
+
+
+def network_settings(record: dict, running: bool) -> dict:
+    """Docker's NetworkSettings: the address, gateway and ports of a running container."""
+    net = record.get("network") if running else None
+    if not net:
+        return {"IPAddress": "", "Gateway": "", "IPPrefixLen": 0, "MacAddress": "",
+                "Ports": {}, "SandboxKey": "", "Networks": {}}
+    ports = {f"{p['container_port']}/{p['proto']}": [{"HostIp": p["host_ip"],
+                                                       "HostPort": str(p["host_port"])}]
+             for p in net["ports"]}
+    endpoint = {"NetworkID": net["id"], "IPAddress": net["ip"], "Gateway": net["gateway"],
+                "IPPrefixLen": net["prefixlen"], "MacAddress": net["mac"]}
+    return {"IPAddress": net["ip"], "Gateway": net["gateway"], "IPPrefixLen": net["prefixlen"],
+            "MacAddress": net["mac"], "Ports": ports, "SandboxKey": net["netns"],
+            "Networks": {net["name"]: endpoint}}

@@ -66,7 +66,15 @@ def collect(runtime: Runtime, grace: float = _GRACE_SECONDS) -> list[str]:
     done += _stale_names(runtime)
     done += _staging(runtime, grace)
     done += _mounts(runtime)
+    done += _network()
     return done
+
+
+def _network() -> list[str]:
+    """Addresses, veths, /run/netns names and port proxies of dead containers (any root)."""
+    from isoinspect.runtime.network.hook import collect as collect_network
+
+    return collect_network()
 
 
 def _being_created(runtime: Runtime, cid: str, now: float, grace: float) -> bool:

@@ -24,6 +24,7 @@ from isoinspect.runtime.errors import Conflict, IsoinspectError, NotFound
 from isoinspect.runtime.images import ImageStore
 from isoinspect.runtime.linux import capabilities, paths_policy, rlimits, seccomp_profile
 from isoinspect.runtime.linux import syscalls as sc
+from isoinspect.runtime.network import NetworkHook, wants_network
 from isoinspect.runtime.records import ContainerStore
 from isoinspect.runtime.roots import Roots
 from isoinspect.runtime.spec import ContainerSpec
@@ -67,7 +68,7 @@ class Runtime:
         # Objects with wants(record), prestart(runtime, record, pid) and
         # poststop(runtime, record): run after clone, before the container's exec (networking,
         # the inspector registering the container's cgroup), and after it exits.
-        self.prestart_hooks: list = []
+        self.prestart_hooks: list = [NetworkHook()]
 
     # -- creating --------------------------------------------------------------------------
 
@@ -143,7 +144,9 @@ class Runtime:
         return Resources(memory=spec.memory, memory_swap=spec.memory_swap,
                          cpu_quota_us=spec.cpu_quota_us, cpu_period_us=spec.cpu_period_us,
                          cpu_shares=spec.cpu_shares, cpuset_cpus=spec.cpuset_cpus,
-                         pids_limit=spec.pids_limit, device_rules=DEFAULT_DEVICE_RULES)
+                         pids_limit=spec.pids_limit, device_rules=DEFAULT_DEVICE_RULES,
+                         blkio_read_bps=spec.blkio_read_bps,
+                         blkio_write_bps=spec.blkio_write_bps)
 
     # -- starting --------------------------------------------------------------------------
 
@@ -461,6 +464,8 @@ class Runtime:
                                "Stop the container before attempting removal or use -f")
             self.kill(record["id"], SIGKILL)
             self._wait_gone(record, 10.0)
+        if wants_network(record["spec"]):  # the monitor may have died before undoing it
+            NetworkHook().poststop(self, record)
         manager = self.cgroup(record)
         if manager.exists():
             manager.kill_all(SIGKILL)

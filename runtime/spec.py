@@ -9,7 +9,8 @@ from __future__ import annotations
 from isoinspect.runtime import units
 from isoinspect.runtime.errors import IsoinspectError
 
-NETWORK_MODES = ("none", "host")
+NETWORK_MODES = ("none", "host", "bridge")  # or the name of a user-defined network
+DEFAULT_NETWORK = "bridge"
 DEFAULT_NAMESPACES = ("mnt", "pid", "uts", "ipc", "net", "cgroup")
 
 
@@ -23,7 +24,8 @@ class ContainerSpec:
     __slots__ = ("image", "command", "name", "env", "workdir", "user", "hostname", "read_only",
                  "memory", "memory_swap", "cpu_quota_us", "cpu_period_us", "cpu_shares",
                  "cpuset_cpus", "pids_limit", "network", "remove", "detach", "userns",
-                 "cap_add", "cap_drop", "seccomp", "entrypoint", "labels")
+                 "cap_add", "cap_drop", "seccomp", "entrypoint", "labels", "publish",
+                 "blkio_read_bps", "blkio_write_bps")
 
     def __init__(self, image: str, command: list[str] | None = None, *, name: str | None = None,
                  env: list[str] | None = None, workdir: str | None = None,
@@ -31,10 +33,14 @@ class ContainerSpec:
                  memory: int | None = None, memory_swap: int | None = None,
                  cpu_quota_us: int | None = None, cpu_period_us: int = units.CFS_PERIOD_US,
                  cpu_shares: int | None = None, cpuset_cpus: str | None = None,
-                 pids_limit: int | None = None, network: str = "none", remove: bool = False,
-                 detach: bool = False, userns: bool = False, cap_add: list[str] | None = None,
-                 cap_drop: list[str] | None = None, seccomp: bool = True,
-                 entrypoint: list[str] | None = None, labels: dict | None = None) -> None:
+                 pids_limit: int | None = None, network: str = DEFAULT_NETWORK,
+                 remove: bool = False, detach: bool = False, userns: bool = False,
+                 cap_add: list[str] | None = None, cap_drop: list[str] | None = None,
+                 seccomp: bool = True,
+                 entrypoint: list[str] | None = None, labels: dict | None = None,
+                 publish: list[str] | None = None,
+                 blkio_read_bps: list[tuple[int, int, int]] | None = None,
+                 blkio_write_bps: list[tuple[int, int, int]] | None = None) -> None:
         self.image = image
         self.command = list(command or [])
         self.name = name
@@ -59,6 +65,9 @@ class ContainerSpec:
         self.seccomp = seccomp
         self.entrypoint = entrypoint
         self.labels = dict(labels or {})
+        self.publish = list(publish or [])
+        self.blkio_read_bps = [tuple(item) for item in blkio_read_bps or ()] or None
+        self.blkio_write_bps = [tuple(item) for item in blkio_write_bps or ()] or None
         self.validate()
 
     @classmethod
@@ -66,7 +75,8 @@ class ContainerSpec:
                    memory_swap: str | None = None, cpus: str | None = None,
                    cpu_shares: str | None = None, cpuset_cpus: str | None = None,
                    pids_limit: str | None = None, env: list[str] | tuple = (),
-                   user: str | None = None, **rest) -> "ContainerSpec":
+                   user: str | None = None, device_read_bps: list[str] | tuple = (),
+                   device_write_bps: list[str] | tuple = (), **rest) -> "ContainerSpec":
         """Build a spec from the CLI's strings (``--memory 64m``, ``--cpus 0.5``, ...)."""
         quota = units.parse_cpus(cpus)[0] if cpus is not None else None
         return cls(
@@ -80,13 +90,21 @@ class ContainerSpec:
             pids_limit=units.parse_int(pids_limit, "--pids-limit", -1)
             if pids_limit is not None else None,
             env=units.parse_env(list(env)),
+            blkio_read_bps=[parse_device_rate(v, "--device-read-bps") for v in device_read_bps],
+            blkio_write_bps=[parse_device_rate(v, "--device-write-bps")
+                             for v in device_write_bps],
             user=user, **rest)
 
     def validate(self) -> None:
         """Cross-field checks; raises IsoinspectError with one line naming the problem."""
         if self.network not in NETWORK_MODES:
-            raise IsoinspectError(f"invalid value {self.network!r} for --network: "
-                                  f"expected one of {', '.join(NETWORK_MODES)}")
+            from isoinspect.runtime.network.store import require_network
+            require_network(self.network)
+        if self.publish:
+            if self.network in ("none", "host"):
+                raise IsoinspectError(f"-p needs a bridge network, not --network {self.network}")
+            from isoinspect.runtime.network.ports import check_unique, parse_publish
+            check_unique([parse_publish(item) for item in self.publish])
         if self.memory is not None and self.memory < 6 * 1024 * 1024 and self.memory != 0:
             raise IsoinspectError("minimum memory limit allowed is 6MB")
         if self.memory_swap is not None and self.memory_swap != -1:
@@ -113,3 +131,21 @@ class ContainerSpec:
 
     def to_dict(self) -> dict:
         return {slot: getattr(self, slot) for slot in self.__slots__}
+
+
+def parse_device_rate(value: str, flag: str) -> tuple[int, int, int]:
+    """Docker's ``--device-write-bps /dev/sda:1mb``: (major, minor, bytes per second) of a
+    block device; a path that is not a block device is a one-line error."""
+    import os
+    import stat
+
+    path, sep, rate = value.rpartition(":")
+    if not sep or not path:
+        raise IsoinspectError(f"invalid value {value!r} for {flag}: expected DEVICE:RATE")
+    try:
+        info = os.stat(path)
+    except OSError as exc:
+        raise IsoinspectError(f"{flag}: {path}: {exc.strerror}") from None
+    if not stat.S_ISBLK(info.st_mode):
+        raise IsoinspectError(f"{flag}: {path} is not a block device")
+    return os.major(info.st_rdev), os.minor(info.st_rdev), units.parse_bytes(rate, flag)

@@ -6,22 +6,27 @@ ratios are taken against. Add a target by writing a module here and listing it b
 
 from __future__ import annotations
 
-from isoinspect.benches.targets.base import Target, TargetError, safe_version
+from isoinspect.benches.targets.base import METRICS, Sample, Target, TargetError, safe_version
+from isoinspect.benches.targets.docker import DockerTarget
 from isoinspect.benches.targets.host import HostExec, UnshareTarget
 from isoinspect.benches.targets.isoinspect import IsoinspectCLI, IsoinspectLibrary
-from isoinspect.benches.targets.runc import RuncTarget
+from isoinspect.benches.targets.pool import WarmPoolTarget
+from isoinspect.benches.targets.runc import CrunTarget, RuncTarget, RunscTarget
 
 REFERENCE = "runc"
+FLOOR = "host-exec"
 
-__all__ = ["REFERENCE", "HostExec", "IsoinspectCLI", "IsoinspectLibrary", "RuncTarget", "Target",
-           "TargetError", "UnshareTarget", "default_targets", "safe_version", "select"]
+__all__ = ["FLOOR", "METRICS", "REFERENCE", "CrunTarget", "DockerTarget", "HostExec",
+           "IsoinspectCLI", "IsoinspectLibrary", "RuncTarget", "RunscTarget", "Sample", "Target",
+           "TargetError", "UnshareTarget", "WarmPoolTarget", "default_targets", "safe_version",
+           "select"]
 
 
 def default_targets() -> list[Target]:
     from isoinspect.benches.vm.target import QemuTarget
 
-    return [HostExec(), UnshareTarget(), IsoinspectCLI(), IsoinspectLibrary("start"),
-            IsoinspectLibrary("lifecycle"), RuncTarget(), QemuTarget()]
+    return [HostExec(), UnshareTarget(), IsoinspectCLI(), IsoinspectLibrary(), WarmPoolTarget(),
+            RuncTarget(), CrunTarget(), RunscTarget(), DockerTarget(), QemuTarget()]
 
 
 def select(names: list[str] | None) -> list[Target]:

@@ -6,7 +6,17 @@ here, not changing the runner:
 
 * ``available()`` says whether the target can run on this host, and why not (never raises);
 * ``prepare(workdir)`` puts the image in the target's own format under ``workdir`` (untimed);
-* ``start_once()`` starts ``true`` once and returns the measured seconds (start to ready);
+* ``measure(metric)`` runs the workload once and returns a ``Sample`` (wall seconds, on-CPU
+  seconds or None) for one of ``METRICS``:
+  - ``start_to_ready``: start .. the workload's first output (it runs ``echo MARKER``; the
+    timer stops when the marker arrives on a pipe), what a caller waits for before the
+    workload does anything; the rest of that run (exit, clean-up) is untimed;
+  - ``lifecycle``: create + run ``true`` + delete (what ``runc run`` or ``docker run --rm``
+    cost a caller); on-CPU time is the rusage of the processes reaped in the timed region
+    (and, for daemons, their own CPU time);
+  - ``teardown``: the workload has exited (untimed), then delete/remove alone;
+  a metric a target cannot measure is listed in ``unsupported`` with the reason;
+  ``start_once()`` is ``measure("lifecycle").wall`` (pytest-benchmark adapter);
   ``last_phases`` may then hold an optional breakdown of that one start;
 * ``cleanup()`` removes everything ``prepare`` and the starts left behind, even after Ctrl-C.
 
@@ -18,12 +28,26 @@ about as little as possible on top of the peer it measures, and the same amount 
 from __future__ import annotations
 
 import os
+import resource
+import select
 import shutil
 import signal
 import subprocess
 import time
+from typing import NamedTuple
 
 BUSYBOX_CANDIDATES = ("/bin/busybox", "/usr/bin/busybox")
+METRICS = ("start_to_ready", "lifecycle", "teardown")
+MARKER = "isoinspect-ready"
+READY_COMMAND = ["echo", MARKER]
+LIFECYCLE_COMMAND = ["true"]
+
+
+class Sample(NamedTuple):
+    """One measurement: wall seconds and on-CPU seconds (None when not measured)."""
+
+    wall: float
+    cpu: float | None = None
 
 
 class TargetError(RuntimeError):
@@ -43,6 +67,14 @@ class Target:
     slow = False
     #: one line a reader of the table needs (what is and is not included)
     notes = ""
+    #: metric -> why this target cannot measure it
+    unsupported: dict[str, str] = {}
+    #: lifecycles may run from several threads at once (concurrency sweep)
+    concurrent = True
+    #: a container target: a traced pass gives its per-phase breakdown
+    container = True
+    #: extra labels for every result (e.g. {"accelerator": "tcg"})
+    labels: dict[str, str] = {}
 
     def __init__(self) -> None:
         self.last_phases: dict[str, float] = {}
@@ -60,7 +92,31 @@ class Target:
         self.workdir = workdir
 
     def start_once(self) -> float:
+        return self.measure("lifecycle").wall
+
+    def measure(self, metric: str) -> Sample:
+        """One run of ``metric`` (see the module notes)."""
+        if metric in self.unsupported:
+            raise TargetError(f"{self.name} cannot measure {metric}: {self.unsupported[metric]}")
+        return {"start_to_ready": self.ready_once, "lifecycle": self.lifecycle_once,
+                "teardown": self.teardown_once}[metric]()
+
+    def ready_once(self) -> Sample:
         raise NotImplementedError
+
+    def lifecycle_once(self) -> Sample:
+        raise NotImplementedError
+
+    def teardown_once(self) -> Sample:
+        raise NotImplementedError
+
+    def settle(self) -> None:
+        """Untimed, before every measured run (a warm pool refills here)."""
+
+    def trace_pids(self) -> list[int]:
+        """Pids besides the benchmark's own whose process trees a traced pass must watch
+        (daemons that start the container, e.g. containerd)."""
+        return []
 
     def cleanup(self) -> None:
         pass
@@ -80,7 +136,7 @@ class Target:
 
     def describe(self) -> dict:
         return {"name": self.name, "measures": self.measures, "notes": self.notes,
-                "version": safe_version(self)}
+                "version": safe_version(self), "unsupported": dict(self.unsupported)}
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name}>"
@@ -138,21 +194,61 @@ class Spawner:
 
     def run(self, argv: list[str]) -> float:
         """Spawn ``argv`` (argv[0] an absolute path), wait; seconds; TargetError if it failed."""
+        return self.run_sample(argv).wall
+
+    def _reset_stderr(self) -> None:
         if self._err != self._null:
             os.ftruncate(self._err, 0)
             os.lseek(self._err, 0, os.SEEK_SET)
+
+    def run_sample(self, argv: list[str]) -> Sample:
+        """Like ``run``; also the on-CPU time of the child and the descendants it reaped."""
+        self._reset_stderr()
         begin = time.perf_counter_ns()
         pid = os.posix_spawn(argv[0], argv, self.env, file_actions=self._actions)
         try:
-            _, status = os.waitpid(pid, 0)
+            _, status, usage = os.wait4(pid, 0)
         except BaseException:
             reap(pid)
             raise
         end = time.perf_counter_ns()
+        self._check(argv, status)
+        return Sample((end - begin) / 1e9, usage.ru_utime + usage.ru_stime)
+
+    def until_marker(self, argv: list[str], marker: str = MARKER,
+                     timeout: float = 120.0) -> Sample:
+        """Spawn ``argv`` with stdout on a pipe; seconds until ``marker`` is read from it.
+
+        The wait for the process's exit afterwards is untimed; a non-zero exit still fails.
+        """
+        self._reset_stderr()
+        read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
+        actions = [(os.POSIX_SPAWN_DUP2, self._null, 0), (os.POSIX_SPAWN_DUP2, write_fd, 1),
+                   (os.POSIX_SPAWN_DUP2, self._err, 2)]
+        pid = -1
+        try:
+            begin = time.perf_counter_ns()
+            pid = os.posix_spawn(argv[0], argv, self.env, file_actions=actions)
+            os.close(write_fd)
+            write_fd = -1
+            end = read_marker(read_fd, marker.encode(), timeout)
+            _, status = os.waitpid(pid, 0)
+            pid = -1
+        finally:
+            for fd in (read_fd, write_fd):
+                if fd >= 0:
+                    os.close(fd)
+            if pid > 0:
+                reap(pid)
+        self._check(argv, status)
+        if end is None:
+            raise TargetError(f"{' '.join(argv)}: no {marker!r} on stdout")
+        return Sample((end - begin) / 1e9, None)
+
+    def _check(self, argv: list[str], status: int) -> None:
         code = os.waitstatus_to_exitcode(status)
         if code != 0:
             raise TargetError(f"{' '.join(argv)} exited {code}: {self.stderr_text()}")
-        return (end - begin) / 1e9
 
     def stderr_text(self, limit: int = 2000) -> str:
         if self._err == self._null:
@@ -166,6 +262,42 @@ class Spawner:
                 os.close(fd)
             except OSError:
                 pass
+
+
+def read_marker(fd: int, marker: bytes, timeout: float = 120.0) -> int | None:
+    """Read ``fd`` until ``marker`` appears: perf_counter_ns at that moment, None at EOF."""
+    seen = b""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            raise TargetError(f"no {marker!r} within {timeout:.0f} s")
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            return None
+        seen += chunk
+        if marker in seen:
+            return time.perf_counter_ns()
+
+
+def cpu_now() -> float:
+    """On-CPU seconds of this process plus the children it reaped (rusage)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def wait_exit(pid: int, timeout: float = 60.0) -> None:
+    """Block until process ``pid`` (any process, not only a child) has exited; no reaping."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    try:
+        if not select.select([fd], [], [], timeout)[0]:
+            raise TargetError(f"process {pid} still running after {timeout:.0f} s")
+    finally:
+        os.close(fd)
 
 
 def reap(pid: int, grace: float = 10.0) -> None:

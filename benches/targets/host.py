@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 
-from isoinspect.benches.targets.base import Spawner, Target, find_busybox, first_line, which
+from isoinspect.benches.targets.base import (MARKER, Sample, Spawner, Target, find_busybox,
+                                             first_line, which)
 
 
 class HostExec(Target):
@@ -12,6 +13,8 @@ class HostExec(Target):
 
     name = "host-exec"
     notes = "posix_spawn + waitpid of busybox true, no isolation"
+    container = False
+    unsupported = {"teardown": "a plain process has nothing to tear down beyond waitpid"}
 
     def __init__(self) -> None:
         super().__init__()
@@ -26,8 +29,8 @@ class HostExec(Target):
             return False, "busybox not found (install busybox-static)"
         return True, ""
 
-    def argv(self) -> list[str]:
-        return [self.busybox, "true"]
+    def argv(self, *command: str) -> list[str]:
+        return [self.busybox, *(command or ("true",))]
 
     def prepare(self, workdir: str) -> None:
         super().prepare(workdir)
@@ -35,8 +38,11 @@ class HostExec(Target):
         os.makedirs(scratch, exist_ok=True)
         self.spawner = Spawner(scratch_dir=scratch)
 
-    def start_once(self) -> float:
-        return self.spawner.run(self.argv())
+    def ready_once(self) -> Sample:
+        return self.spawner.until_marker(self.argv("echo", MARKER))
+
+    def lifecycle_once(self) -> Sample:
+        return self.spawner.run_sample(self.argv())
 
     def cleanup(self) -> None:
         if self.spawner:
@@ -49,6 +55,8 @@ class UnshareTarget(HostExec):
 
     name = "unshare"
     notes = "new mount, pid, ipc, uts and net namespaces (fork), no cgroup, no rootfs"
+    unsupported = {"teardown": "the namespaces die with the process (see `bench namespaces` "
+                               "for their destruction cost)"}
 
     def __init__(self) -> None:
         super().__init__()
@@ -67,5 +75,5 @@ class UnshareTarget(HostExec):
             return False, "unshare -m/-n needs root"
         return True, ""
 
-    def argv(self) -> list[str]:
-        return [self.unshare, "-fmpiun", self.busybox, "true"]
+    def argv(self, *command: str) -> list[str]:
+        return [self.unshare, "-fmpiun", *super().argv(*command)]

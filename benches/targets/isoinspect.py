@@ -7,10 +7,12 @@ import subprocess
 import sys
 import time
 
-from isoinspect.benches.targets.base import Spawner, Target, TargetError
+from isoinspect.benches.targets.base import (LIFECYCLE_COMMAND, MARKER, READY_COMMAND, Sample,
+                                             Spawner, Target, TargetError, cpu_now, read_marker,
+                                             wait_exit)
 
 IMAGE = "busybox"
-COMMAND = ["true"]
+COMMAND = LIFECYCLE_COMMAND
 
 
 def cli_path() -> str | None:
@@ -119,7 +121,7 @@ def _needs_root() -> tuple[bool, str]:
 
 
 class IsoinspectCLI(Target):
-    """``isoinspect --root R run --rm busybox true`` as a subprocess, wall clock."""
+    """``isoinspect --root R run --rm --network none busybox CMD`` as a subprocess."""
 
     name = "isoinspect-cli"
     notes = "interpreter start + fast launcher + create/start/wait/remove (overlay, seccomp)"
@@ -129,6 +131,7 @@ class IsoinspectCLI(Target):
         self.cli = cli or cli_path()
         self.root: str | None = None
         self.spawner: Spawner | None = None
+        self._names = 0
 
     def version(self) -> str:
         return package_version()
@@ -141,8 +144,12 @@ class IsoinspectCLI(Target):
             return False, problem
         return _needs_root()
 
-    def argv(self) -> list[str]:
-        return [self.cli, "--root", self.root, "run", "--rm", "--network", "none", IMAGE, *COMMAND]
+    def argv(self, *command: str, remove: bool = True, name: str | None = None) -> list[str]:
+        options = ["--rm"] if remove else []
+        if name:
+            options += ["--name", name]
+        return [self.cli, "--root", self.root, "run", *options, "--network", "none", IMAGE,
+                *(command or COMMAND)]
 
     def prepare(self, workdir: str) -> None:
         super().prepare(workdir)
@@ -153,8 +160,17 @@ class IsoinspectCLI(Target):
         env.pop("ISOINSPECT_ROOT", None)
         self.spawner = Spawner(env=env, scratch_dir=scratch)
 
-    def start_once(self) -> float:
-        return self.spawner.run(self.argv())
+    def ready_once(self) -> Sample:
+        return self.spawner.until_marker(self.argv(*READY_COMMAND))
+
+    def lifecycle_once(self) -> Sample:
+        return self.spawner.run_sample(self.argv())
+
+    def teardown_once(self) -> Sample:
+        self._names += 1
+        name = f"isoinspect-bench-{os.getpid()}-{self._names}"
+        self.spawner.run(self.argv(remove=False, name=name))
+        return self.spawner.run_sample([self.cli, "--root", self.root, "rm", name])
 
     def cleanup(self) -> None:
         if self.spawner:
@@ -164,26 +180,13 @@ class IsoinspectCLI(Target):
             clean_root(self.root)
 
 
-class IsoinspectLibrary(Target):
-    """The library in this process: ``Runtime.create/start/wait_child/remove``.
+class InProcessTarget(Target):
+    """A target driving the runtime library in this process, on a private root."""
 
-    ``mode="start"`` measures ``Started.startup_seconds`` (the start() call .. the exec of the
-    container's command, taken by the runtime itself); ``mode="lifecycle"`` measures the wall
-    time of create + start + wait + remove, the same span ``runc run`` covers.
-    Either way ``last_phases`` holds the phases of the run.
-    """
+    concurrent = False  # one runtime in one process: it clones from the calling thread
 
-    def __init__(self, mode: str = "start") -> None:
+    def __init__(self) -> None:
         super().__init__()
-        if mode not in ("start", "lifecycle"):
-            raise ValueError(f"mode must be 'start' or 'lifecycle', not {mode!r}")
-        self.mode = mode
-        self.name = "isoinspect-lib" if mode == "start" else "isoinspect-lib-lifecycle"
-        self.measures = "start-to-exec" if mode == "start" else "lifecycle"
-        self.notes = ("Runtime.start() to exec of the command, in process" if mode == "start"
-                      else "create + start + wait + remove, in process")
-        self.runtime = None
-        self.spec = None
         self.root: str | None = None
         self._null = -1
 
@@ -198,21 +201,52 @@ class IsoinspectLibrary(Target):
 
     def prepare(self, workdir: str) -> None:
         super().prepare(workdir)
+        self.root = private_root(workdir, self.name)
+        self._null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+
+    def cleanup(self) -> None:
+        if self._null >= 0:
+            os.close(self._null)
+            self._null = -1
+        if self.root:
+            clean_root(self.root)
+
+
+class IsoinspectLibrary(InProcessTarget):
+    """The library in this process: ``Runtime.create/start/wait_child/remove``.
+
+    start_to_ready: create + start() until the marker arrives on a pipe; lifecycle: create +
+    start + wait + remove of ``true`` (the span ``runc run`` covers); teardown: once ``true``
+    has exited, wait_child (cgroup released) + remove. ``last_phases`` holds the phases of
+    the last lifecycle (create, start_to_exec, start_call, wait, remove).
+    """
+
+    name = "isoinspect-lib"
+    notes = "Runtime create/start/wait/remove in a warm process"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.runtime = None
+        self.spec = None
+        self.ready_spec = None
+
+    def prepare(self, workdir: str) -> None:
+        super().prepare(workdir)
         from isoinspect.runtime.runtime import Runtime
         from isoinspect.runtime.spec import ContainerSpec
 
-        self.root = private_root(workdir, self.name)
         self.runtime = Runtime(self.root)
         self.spec = ContainerSpec(IMAGE, list(COMMAND), remove=True, network="none")
-        self._null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+        self.ready_spec = ContainerSpec(IMAGE, list(READY_COMMAND), remove=True, network="none")
 
     # -- one start, in phases ----------------------------------------------------------------
 
-    def _create(self) -> dict:
-        return self.runtime.create(self.spec)
+    def _create(self, spec=None) -> dict:
+        return self.runtime.create(spec or self.spec)
 
-    def _start(self, record: dict):
-        return self.runtime.start(record, stdio=(self._null, self._null, self._null))
+    def _start(self, record: dict, stdout: int | None = None):
+        out = self._null if stdout is None else stdout
+        return self.runtime.start(record, stdio=(self._null, out, self._null))
 
     def _finish(self, record: dict, started) -> int | None:
         """Wait (if started) and remove; safe after an interruption at any point."""
@@ -230,51 +264,94 @@ class IsoinspectLibrary(Target):
                 pass
         return code
 
-    def start_once(self) -> float:
-        t0 = time.perf_counter_ns()
-        record = self._create()
-        t1 = time.perf_counter_ns()
-        started = None
+    def _guarded(self, record: dict, body):
+        """Run ``body(holder)``; on any error kill what it started and remove the container."""
+        holder: list = []
         try:
-            started = self._start(record)
-            t2 = time.perf_counter_ns()
-            code = self.runtime.wait_child(started)
-            t3 = time.perf_counter_ns()
-            self.runtime.remove(record["id"], force=True)
-            t4 = time.perf_counter_ns()
+            return body(holder)
         except BaseException:
+            started = holder[0] if holder else None
             if started is not None:
                 _kill(started.pid)
             self._finish(record, started)
             raise
+
+    def ready_once(self) -> Sample:
+        read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
+        fds = [read_fd, write_fd]
+        try:
+            begin = time.perf_counter_ns()
+            record = self._create(self.ready_spec)
+
+            def body(holder):
+                holder.append(self._start(record, write_fd))
+                os.close(write_fd)
+                fds.remove(write_fd)
+                end = read_marker(read_fd, MARKER.encode())
+                code = self.runtime.wait_child(holder[0])  # untimed from here
+                self.runtime.remove(record["id"], force=True)
+                return end, code
+
+            end, code = self._guarded(record, body)
+        finally:
+            for fd in fds:
+                os.close(fd)
+        if end is None or code != 0:
+            raise TargetError(f"no marker from the container (exit {code})")
+        return Sample((end - begin) / 1e9, None)
+
+    def lifecycle_once(self) -> Sample:
+        cpu0 = cpu_now()
+        t0 = time.perf_counter_ns()
+        record = self._create()
+        t1 = time.perf_counter_ns()
+
+        def body(holder):
+            started = self._start(record)
+            holder.append(started)
+            t2 = time.perf_counter_ns()
+            code = self.runtime.wait_child(started)
+            t3 = time.perf_counter_ns()
+            self.runtime.remove(record["id"], force=True)
+            return started, code, t2, t3, time.perf_counter_ns()
+
+        started, code, t2, t3, t4 = self._guarded(record, body)
+        cpu = cpu_now() - cpu0
         if code != 0:
             raise TargetError(f"container exited {code}")
         self.last_phases = {"create": (t1 - t0) / 1e9, "start_to_exec": started.startup_seconds,
                             "start_call": (t2 - t1) / 1e9, "wait": (t3 - t2) / 1e9,
                             "remove": (t4 - t3) / 1e9}
-        if self.mode == "start":
-            return started.startup_seconds
-        return (t4 - t0) / 1e9
+        return Sample((t4 - t0) / 1e9, cpu)
 
-    # pytest-benchmark: in "start" mode time only start(); create and wait+remove are untimed.
+    def teardown_once(self) -> Sample:
+        record = self._create()
+
+        def body(holder):
+            started = self._start(record)
+            holder.append(started)
+            wait_exit(started.pid)
+            cpu0 = cpu_now()
+            t0 = time.perf_counter_ns()
+            code = self.runtime.wait_child(started)
+            self.runtime.remove(record["id"], force=True)
+            return Sample((time.perf_counter_ns() - t0) / 1e9, cpu_now() - cpu0), code
+
+        sample, code = self._guarded(record, body)
+        if code != 0:
+            raise TargetError(f"container exited {code}")
+        return sample
+
+    # pytest-benchmark: time only start(); create and wait+remove are untimed.
     def bench_setup(self) -> object:
-        return self._create() if self.mode == "start" else None
+        return self._create()
 
     def bench_operation(self, state: object) -> object:
-        if self.mode == "start":
-            return self._start(state)
-        return self.start_once()
+        return self._start(state)
 
     def bench_teardown(self, state: object, result: object = None) -> None:
-        if self.mode == "start" and state is not None:
+        if state is not None:
             self._finish(state, result)
-
-    def cleanup(self) -> None:
-        if self._null >= 0:
-            os.close(self._null)
-            self._null = -1
-        if self.root:
-            clean_root(self.root)
 
 
 def _kill(pid: int) -> None:

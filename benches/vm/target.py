@@ -16,7 +16,7 @@ import os
 import shutil
 import subprocess
 
-from isoinspect.benches.targets.base import Target, TargetError
+from isoinspect.benches.targets.base import Sample, Target, TargetError
 
 
 class QemuTarget(Target):
@@ -24,6 +24,10 @@ class QemuTarget(Target):
     measures = "start-to-exec"
     slow = True
     notes = "QEMU start to the guest's init ready marker (Debian kernel + busybox initramfs)"
+    concurrent = False
+    container = False
+    unsupported = {"teardown": "the guest powers off inside its lifecycle; QEMU's exit is "
+                               "not separable from it"}
 
     def __init__(self, cpus: int = 1, memory_mb: int = 512) -> None:
         super().__init__()
@@ -47,6 +51,7 @@ class QemuTarget(Target):
         except VMError as exc:
             raise TargetError(str(exc)) from None
         self.notes = f"{QemuTarget.notes}; accelerator {accel} ({self.vm.accel_reason})"
+        self.labels = {"accelerator": accel}
 
     def version(self) -> str:
         try:
@@ -58,7 +63,16 @@ class QemuTarget(Target):
         kernel = self.vm.kernel.release if self.vm else "?"
         return f"{out} accel={accel} guest={kernel}"
 
+    def ready_once(self) -> Sample:
+        return Sample(self._boot().boot_seconds)
+
+    def lifecycle_once(self) -> Sample:
+        return Sample(self._boot().total_seconds)
+
     def start_once(self) -> float:
+        return self._boot().boot_seconds
+
+    def _boot(self):
         from isoinspect.benches.vm import VMError
 
         if self.vm is None:
@@ -71,4 +85,4 @@ class QemuTarget(Target):
             raise TargetError(f"true exited {result.returncode} in the guest")
         self.last_phases = {"guest_kernel_to_ready": result.guest_uptime_ready or 0.0,
                             "lifecycle": result.total_seconds}
-        return result.boot_seconds
+        return result

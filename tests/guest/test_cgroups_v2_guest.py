@@ -25,22 +25,6 @@ ROOT = "/sys/fs/cgroup"
 DISK = "/dev/vda"
 
 
-def _why_skip() -> str | None:
-    # These tests create cgroups at /sys/fs/cgroup and expect the unified hierarchy the QEMU
-    # guest harness (benches/vm) makes; anywhere else (e.g. the hybrid CI host) they are skipped.
-    # tests/integration/test_vm_cgroup_v2.py boots the guest and runs them there.
-    if os.environ.get("ISOINSPECT_VM_GUEST") != "1":
-        return "runs only inside the QEMU guest (see tests/integration/test_vm_cgroup_v2.py)"
-    if os.geteuid() != 0:
-        return "needs root in the guest"
-    return None
-
-
-_SKIP = _why_skip()
-if _SKIP is not None:
-    pytest.skip(_SKIP, allow_module_level=True)
-
-
 class Procs:
     """Child processes started by a test; all killed and reaped at teardown."""
 

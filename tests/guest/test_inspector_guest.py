@@ -7,21 +7,7 @@ import os
 
 import pytest
 
-
-def _why_skip() -> str | None:
-    # Only inside the QEMU guest (tests/integration/test_vm_cgroup_v2.py runs it there).
-    if os.environ.get("ISOINSPECT_VM_GUEST") != "1":
-        return "runs only inside the QEMU guest (see tests/integration/test_vm_cgroup_v2.py)"
-    if os.geteuid() != 0:
-        return "needs root in the guest"
-    return None
-
-
-_SKIP = _why_skip()
-if _SKIP is not None:
-    pytest.skip(_SKIP, allow_module_level=True)
-
-from isoinspect.inspector import capabilities  # noqa: E402
+from isoinspect.inspector import capabilities
 
 
 def test_inspector_uses_kprobes_and_fentry_where_the_kernel_has_them():

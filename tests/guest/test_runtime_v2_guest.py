@@ -16,22 +16,6 @@ CLI = os.path.join(os.path.dirname(sys.executable), "isoinspect")
 BASE = "/sys/fs/cgroup"
 
 
-def _why_skip() -> str | None:
-    # These tests create cgroups at /sys/fs/cgroup and expect the unified hierarchy the QEMU
-    # guest harness (benches/vm) makes; anywhere else (e.g. the hybrid CI host) they are skipped.
-    # tests/integration/test_vm_cgroup_v2.py boots the guest and runs them there.
-    if os.environ.get("ISOINSPECT_VM_GUEST") != "1":
-        return "runs only inside the QEMU guest (see tests/integration/test_vm_cgroup_v2.py)"
-    if os.geteuid() != 0:
-        return "needs root in the guest"
-    return None
-
-
-_SKIP = _why_skip()
-if _SKIP is not None:
-    pytest.skip(_SKIP, allow_module_level=True)
-
-
 class Iso:
     def __init__(self, root: str) -> None:
         self.root = root
@@ -83,15 +67,15 @@ def iso(base_root, tmp_path):
 
 
 def test_run_true(iso):
-    result = iso("run", "--rm", "busybox", "true")
+    result = iso("run", "--rm", "--network", "none", "busybox", "true")
     assert result.returncode == 0, result.stderr
     assert iso.containers_cgroups() == []
 
 
 def test_limits_reach_the_v2_cgroup(iso):
-    cid = iso("run", "-d", "--memory", "64m", "--memory-swap", "64m", "--pids-limit", "20",
-              "--cpus", "0.5", "--cpu-shares", "512", "--cpuset-cpus", "0", "busybox",
-              "sleep", "60", check=True).stdout.strip()
+    cid = iso("run", "-d", "--network", "none", "--memory", "64m", "--memory-swap", "64m",
+              "--pids-limit", "20", "--cpus", "0.5", "--cpu-shares", "512", "--cpuset-cpus", "0",
+              "busybox", "sleep", "60", check=True).stdout.strip()
     inspected = json.loads(iso("inspect", cid, check=True).stdout)[0]
     directory = os.path.join(BASE, inspected["CgroupPath"])
 
@@ -115,14 +99,15 @@ def test_limits_reach_the_v2_cgroup(iso):
 
 
 def test_memory_limit_oom_kills(iso):
-    result = iso("run", "--rm", "--memory", "16m", "--memory-swap", "16m", "busybox", "sh", "-c",
+    result = iso("run", "--rm", "--network", "none", "--memory", "16m", "--memory-swap", "16m",
+                 "busybox", "sh", "-c",
                  "x=$(head -c 200000000 /dev/zero | tr '\\0' a); echo survived")
     assert result.returncode == 137, (result.returncode, result.stdout, result.stderr)
     assert "survived" not in result.stdout
 
 
 def test_pids_limit_stops_forks(iso):
-    result = iso("run", "--rm", "--pids-limit", "5", "busybox", "sh", "-c",
+    result = iso("run", "--rm", "--network", "none", "--pids-limit", "5", "busybox", "sh", "-c",
                  "for i in 1 2 3 4 5 6 7 8 9 10; do sleep 3 & echo started; done")
     assert "can't fork" in result.stderr, result.stderr
     assert result.stdout.count("started") == 4
@@ -138,7 +123,8 @@ def test_network_host_on_v2(iso):
 
 
 def test_stop_and_kill_empty_the_cgroup(iso):
-    cid = iso("run", "-d", "busybox", "sh", "-c", "sleep 60 & sleep 60 & wait",
+    cid = iso("run", "-d", "--network", "none", "busybox", "sh", "-c",
+              "sleep 60 & sleep 60 & wait",
               check=True).stdout.strip()
     path = json.loads(iso("inspect", cid).stdout)[0]["CgroupPath"]
     iso("stop", "-t", "1", cid, check=True)
@@ -159,7 +145,8 @@ def test_killed_cli_leaves_nothing_gc_cannot_clean(iso):
     import signal
     import time
 
-    proc = subprocess.Popen([CLI, "run", "--name", "victim", "busybox", "sleep", "60"],
+    proc = subprocess.Popen([CLI, "run", "--network", "none", "--name", "victim", "busybox",
+                             "sleep", "60"],
                             env=iso.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
     while not iso.containers_cgroups() and time.monotonic() < deadline:

@@ -81,7 +81,7 @@ def test_network_host_shares_the_host_netns(iso):
 
 
 def test_network_none_has_only_loopback_up(iso):
-    out = iso("run", "--rm", "busybox", "ip", "-o", "link").stdout
+    out = iso("run", "--rm", "--network", "none", "busybox", "ip", "-o", "link").stdout
     assert [line.split(":")[1].strip() for line in out.splitlines()] == ["lo"]
     assert "UP" in out
 

@@ -6,13 +6,16 @@ import json
 
 import pytest
 
+from isoinspect.benches import record as record_mod
 from isoinspect.benches import startup
-from isoinspect.benches.targets import Target, TargetError, select
+from isoinspect.benches.targets import Sample, Target, TargetError, select
 
 
 class Fake(Target):
+    container = False  # no traced pass (that needs BCC and root: tested for real)
+
     def __init__(self, name, seconds=0.01, calls=None, fail_at=(), interrupt_at=None,
-                 available=(True, ""), prepare_error=None, slow=False):
+                 available=(True, ""), prepare_error=None, slow=False, unsupported=None):
         super().__init__()
         self.name = name
         self.seconds = seconds
@@ -22,7 +25,9 @@ class Fake(Target):
         self._available = available
         self.prepare_error = prepare_error
         self.slow = slow
+        self.unsupported = unsupported or {}
         self.count = 0
+        self.settled = 0
         self.prepared = self.cleaned = False
 
     def version(self):
@@ -37,148 +42,199 @@ class Fake(Target):
         if self.prepare_error:
             raise self.prepare_error
 
-    def start_once(self):
+    def settle(self):
+        self.settled += 1
+
+    def _run(self, metric, factor):
         self.count += 1
-        self.calls.append(self.name)
+        self.calls.append((self.name, metric))
         if self.count == self.interrupt_at:
             raise KeyboardInterrupt
         if self.count in self.fail_at:
             raise TargetError("boom")
+        return Sample(self.seconds * factor, self.seconds * factor / 2)
+
+    def ready_once(self):
+        return self._run("start_to_ready", 0.5)
+
+    def lifecycle_once(self):
         self.last_phases = {"a": self.seconds / 2}
-        return self.seconds
+        return self._run("lifecycle", 1.0)
+
+    def teardown_once(self):
+        return self._run("teardown", 0.25)
 
     def cleanup(self):
         self.cleaned = True
 
 
-def run(targets, **kwargs):
+def run(targets, tmp_path, record=True, **kwargs):
     kwargs.setdefault("echo", False)
     kwargs.setdefault("progress", False)
-    return startup.run_startup(targets, **kwargs)
+    kwargs.setdefault("workdir", str(tmp_path))
+    rec = record_mod.RunRecord.create("bench startup", directory=str(tmp_path / "results"),
+                                      machine={"kernel": "k", "cpus": 2, "cgroup_mode": "hybrid"}) \
+        if record else None
+    return startup.run_startup(targets, record=rec, **kwargs), rec
 
 
-def test_round_robin_rotates_and_warmup_is_not_recorded(tmp_path):
+def by_key(rec):
+    data = record_mod.load(rec.path)
+    return {(r["target"], r["metric"]): r for r in data["results"] if r["kind"] == "startup"}
+
+
+def test_round_robin_rotates_every_metric_and_warmup_is_not_recorded(tmp_path):
     calls = []
-    targets = [Fake("a", calls=calls), Fake("b", calls=calls), Fake("runc", calls=calls)]
-    result = run(targets, runs=3, warmup=1, workdir=str(tmp_path))
-    # warm-up round 0, then measured rounds 0, 1, 2 (order shifted by the round index)
-    assert calls == ["a", "b", "runc", "a", "b", "runc", "b", "runc", "a", "runc", "a", "b"]
-    for name in ("a", "b", "runc"):
-        data = result["targets"][name]
-        assert data["samples"] == [0.01] * 3 and data["rounds"] == [0, 1, 2]
-        assert data["stats"]["n"] == 3 and data["version"] == f"{name} 1.0"
-        assert data["phases"] == {"a": [0.005] * 3}
-    assert all(t.cleaned for t in targets)
-    assert result["rounds_completed"] == 3 and not result["interrupted"]
+    targets = [Fake("a", calls=calls), Fake("runc", calls=calls)]
+    summary, rec = run(targets, tmp_path, runs=2, warmup=1, metrics=("start_to_ready",
+                                                                       "lifecycle"))
+    names = [name for name, _ in calls]
+    # warm-up round 0 (a, runc), measured round 0 (a, runc), round 1 rotated (runc, a)
+    assert names == ["a", "a", "runc", "runc"] * 2 + ["runc", "runc", "a", "a"]
+    assert calls[:2] == [("a", "start_to_ready"), ("a", "lifecycle")]
+    assert calls[-2:] == [("a", "lifecycle"), ("a", "start_to_ready")]  # metrics rotate too
+    results = by_key(rec)
+    assert results[("a", "lifecycle")]["samples"] == [0.01, 0.01]
+    assert results[("a", "lifecycle")]["cpu_samples"] == [0.005, 0.005]
+    assert results[("a", "start_to_ready")]["samples"] == [0.005, 0.005]
+    assert results[("a", "lifecycle")]["rounds"] == [0, 1]
+    assert results[("a", "lifecycle")]["phases"] == {"a": [0.005, 0.005]}
+    assert results[("a", "lifecycle")]["phases_source"] == "runtime"
+    assert results[("a", "lifecycle")]["stats"]["n"] == 2
+    assert ("a", "teardown") not in results
+    assert all(t.cleaned for t in targets) and targets[0].settled == 6
+    assert summary["rounds_completed"] == 2 and not summary["interrupted"]
+    assert record_mod.load(rec.path)["finished"]
 
 
-def test_ratios_against_runc_and_goals(tmp_path):
-    targets = [Fake("isoinspect-cli", 0.02), Fake("isoinspect-lib", 0.001), Fake("runc", 0.04)]
-    result = run(targets, runs=5, warmup=0, workdir=str(tmp_path))
-    assert result["ratios"]["isoinspect-cli"]["ratio"] == pytest.approx(0.5)
-    assert result["ratios"]["isoinspect-lib"]["ratio"] == pytest.approx(0.025)
-    assert result["ratios"]["runc"]["ratio"] == pytest.approx(1.0)
-    assert result["goals"]["isoinspect-cli"]["met"]
-    assert result["goals"]["isoinspect-lib"]["met"]
-    table = startup.format_table(result)
-    assert "p50 / runc" in table and "0.500 [0.500, 0.500]" in table
-    assert "goal isoinspect-lib" in table
+def test_ratios_against_runc_and_the_floor_and_goals(tmp_path):
+    targets = [Fake("host-exec", 0.001), Fake("isoinspect-cli", 0.02),
+               Fake("isoinspect-lib", 0.001), Fake("runc", 0.04), Fake("docker", 0.5),
+               Fake("isoinspect-pool", 0.0015)]
+    summary, rec = run(targets, tmp_path, runs=5, warmup=0)
+    assert summary["ratios"]["lifecycle"]["isoinspect-cli"]["ratio"] == pytest.approx(0.5)
+    assert summary["floor_ratios"]["start_to_ready"]["runc"]["ratio"] == pytest.approx(40)
+    goals = {(g["target"], g["metric"]): g for g in summary["goals"]}
+    assert goals[("isoinspect-cli", "lifecycle")]["met"]
+    assert goals[("isoinspect-lib", "start_to_ready")]["met"]
+    assert goals[("isoinspect-pool", "start_to_ready")]["ratio"] == pytest.approx(1.5)
+    assert goals[("docker", "lifecycle")]["met"] and goals[("docker", "lifecycle")]["ratio"] \
+        == pytest.approx(25)
+    stored = record_mod.load(rec.path)
+    assert stored["goals"] == json.loads(json.dumps(summary["goals"]))
+    runc = by_key(rec)[("runc", "lifecycle")]
+    assert runc["ratios"]["reference"]["ratio"] == pytest.approx(1.0)
+    table = startup.format_table(summary)
+    assert "/ runc" in table and "goal docker lifecycle" in table
 
 
-def test_no_reference_means_no_ratios(tmp_path):
-    result = run([Fake("a")], runs=2, warmup=0, workdir=str(tmp_path))
-    assert result["ratios"] == {} and result["goals"] == {}
-    assert "a" in startup.format_table(result)
-
-
-def test_unavailable_and_failed_prepare_are_skipped_but_cleaned(tmp_path):
-    missing = Fake("missing", available=(False, "not installed"))
+def test_unavailable_failed_prepare_and_unsupported_metric_are_recorded(tmp_path):
+    missing = Fake("crun", available=(False, "refuses hybrid cgroups"))
     broken = Fake("broken", prepare_error=OSError("no space"))
-    good = Fake("runc")
-    result = run([missing, broken, good], runs=2, warmup=0, workdir=str(tmp_path))
-    assert result["targets"]["missing"]["status"] == "skipped"
-    assert result["targets"]["missing"]["reason"] == "not installed"
+    partial = Fake("host-exec", unsupported={"teardown": "nothing to tear down"})
+    summary, rec = run([missing, broken, partial, Fake("runc")], tmp_path, runs=2, warmup=0)
+    results = by_key(rec)
+    assert results[("crun", "lifecycle")]["status"] == "unsupported"
+    assert results[("crun", "lifecycle")]["reason"] == "refuses hybrid cgroups"
     assert not missing.prepared and not missing.cleaned
-    assert result["targets"]["broken"]["status"] == "skipped"
-    assert "prepare failed" in result["targets"]["broken"]["reason"]
+    assert results[("broken", "teardown")]["status"] == "unsupported"
+    assert "prepare failed" in results[("broken", "teardown")]["reason"]
     assert broken.cleaned  # half-prepared targets are cleaned up too
-    assert result["targets"]["runc"]["samples"] == [0.01, 0.01]
-    table = startup.format_table(result)
-    assert "missing: skipped: not installed" in table
+    assert results[("host-exec", "teardown")]["status"] == "unsupported"
+    assert results[("host-exec", "teardown")]["reason"] == "nothing to tear down"
+    assert results[("host-exec", "lifecycle")]["status"] == "ok"
+    assert "crun: unsupported: refuses hybrid cgroups" in startup.format_table(summary)
 
 
-def test_a_failing_start_is_recorded_and_three_in_a_row_disable_the_target(tmp_path):
+def test_a_failing_run_is_recorded_and_three_in_a_row_disable_the_target(tmp_path):
     flaky = Fake("flaky", fail_at={2})
     dead = Fake("dead", fail_at=set(range(1, 100)))
-    result = run([flaky, dead, Fake("runc")], runs=6, warmup=0, workdir=str(tmp_path))
-    assert len(result["targets"]["flaky"]["samples"]) == 5
-    assert result["targets"]["flaky"]["error_count"] == 1
-    assert result["targets"]["dead"]["status"] == "failed"
-    assert dead.count == 3
-    assert "boom" in result["targets"]["dead"]["reason"]
+    summary, rec = run([flaky, dead, Fake("runc")], tmp_path, runs=4, warmup=0,
+                       metrics=("lifecycle",))
+    results = by_key(rec)
+    assert len(results[("flaky", "lifecycle")]["samples"]) == 3
+    assert results[("flaky", "lifecycle")]["error_count"] == 1
+    assert results[("dead", "lifecycle")]["status"] == "failed"
+    assert dead.count == 3 and "boom" in results[("dead", "lifecycle")]["reason"]
 
 
-def test_ctrl_c_keeps_samples_and_cleans_up(tmp_path):
-    out = tmp_path / "out.json"
-    targets = [Fake("a"), Fake("runc", interrupt_at=4)]
-    result = run(targets, runs=100, warmup=0, workdir=str(tmp_path), json_out=str(out))
-    assert result["interrupted"]
-    assert result["rounds_completed"] == 3
-    assert len(result["targets"]["runc"]["samples"]) == 3
+def test_ctrl_c_keeps_samples_in_the_record_and_cleans_up(tmp_path):
+    targets = [Fake("a"), Fake("runc", interrupt_at=10)]
+    summary, rec = run(targets, tmp_path, runs=100, warmup=0)
+    assert summary["interrupted"] and summary["rounds_completed"] == 3
     assert all(t.cleaned for t in targets)
-    saved = json.loads(out.read_text())
-    assert saved["interrupted"] and saved["targets"]["a"]["stats"]["n"] >= 3
-    assert "[INTERRUPTED]" in startup.format_table(result)
+    stored = record_mod.load(rec.path)
+    assert stored["interrupted"]
+    assert len(by_key(rec)[("a", "lifecycle")]["samples"]) >= 3
+    assert "[INTERRUPTED]" in startup.format_table(summary)
 
 
-def test_json_is_written_after_every_round(tmp_path, monkeypatch):
-    out = tmp_path / "out.json"
+def test_the_record_is_rewritten_while_measuring(tmp_path, monkeypatch):
+    monkeypatch.setattr(startup, "PUBLISH_EVERY_S", 0.0)
     seen = []
-    original = startup._write_json
+    original = record_mod.RunRecord.save
 
-    def spy(path, data):
-        seen.append(data["rounds_completed"])
-        original(path, data)
+    def spy(self):
+        seen.append(sum(len(r.get("samples", [])) for r in self.data["results"]))
+        original(self)
 
-    monkeypatch.setattr(startup, "_write_json", spy)
-    run([Fake("runc")], runs=3, warmup=1, workdir=str(tmp_path), json_out=str(out))
-    assert seen == [1, 2, 3, 3]
-    saved = json.loads(out.read_text())
-    assert saved["schema"] == startup.SCHEMA and "machine" in saved
-    assert saved["targets"]["runc"]["stats"]["p50"] == pytest.approx(0.01)
+    monkeypatch.setattr(record_mod.RunRecord, "save", spy)
+    run([Fake("runc")], tmp_path, runs=3, warmup=0, metrics=("lifecycle",))
+    assert [n for n in seen if n] [:3] == [1, 2, 3]
+
+
+def test_json_out_is_a_copy_of_the_record(tmp_path):
+    out = tmp_path / "copy.json"
+    summary, rec = run([Fake("runc")], tmp_path, runs=2, warmup=0, json_out=str(out))
+    assert record_mod.load(str(out))["run_id"] == rec.run_id
 
 
 def test_quick_caps_runs_and_leaves_slow_targets_out(tmp_path):
     slow = Fake("vm", slow=True)
-    result = run([Fake("runc"), slow], runs=100, warmup=5, quick=True, workdir=str(tmp_path))
-    assert result["config"]["runs"] == startup.QUICK_RUNS
-    assert result["config"]["warmup"] == startup.QUICK_WARMUP
-    assert len(result["targets"]["runc"]["samples"]) == startup.QUICK_RUNS
-    assert result["targets"]["vm"]["status"] == "skipped" and slow.count == 0
+    summary, rec = run([Fake("runc"), slow], tmp_path, runs=100, warmup=5, quick=True,
+                       trace_runs=50, metrics=("lifecycle",))
+    assert summary["config"]["runs"] == startup.QUICK_RUNS
+    assert summary["config"]["trace_runs"] == startup.QUICK_TRACE_RUNS
+    assert len(by_key(rec)[("runc", "lifecycle")]["samples"]) == startup.QUICK_RUNS
+    assert by_key(rec)[("vm", "lifecycle")]["status"] == "unsupported" and slow.count == 0
 
 
 def test_own_workdir_is_removed(tmp_path, monkeypatch):
-    monkeypatch.setattr(startup.tempfile, "tempdir", str(tmp_path))
+    work = tmp_path / "tmp"
+    work.mkdir()
+    monkeypatch.setattr(startup.tempfile, "tempdir", str(work))
     target = Fake("runc")
-    run([target], runs=1, warmup=0)
-    assert target.workdir.startswith(str(tmp_path))
-    assert not list(tmp_path.iterdir())
+    startup.run_startup([target], runs=1, warmup=0, echo=False, progress=False)
+    assert target.workdir.startswith(str(work)) and not list(work.iterdir())
 
 
 def test_bad_arguments(tmp_path):
     with pytest.raises(ValueError):
-        run([Fake("a"), Fake("a")], runs=1, workdir=str(tmp_path))
+        run([Fake("a"), Fake("a")], tmp_path, runs=1, record=False)
     with pytest.raises(ValueError):
-        run([Fake("a")], runs=0, workdir=str(tmp_path))
+        run([Fake("a")], tmp_path, runs=0, record=False)
+    with pytest.raises(ValueError, match="unknown metric"):
+        run([Fake("a")], tmp_path, runs=1, record=False, metrics=("boot",))
     with pytest.raises(SystemExit) as exc:
         startup.main(["--targets", "nope"])
     assert exc.value.code == 2
+    assert startup.parse_levels("1,2, 8") == [1, 2, 8]
+    for bad in ("0", "a,b", ","):
+        with pytest.raises(ValueError):
+            startup.parse_levels(bad)
+
+
+def test_drop_page_cache_writes_3(tmp_path):
+    path = tmp_path / "drop_caches"
+    path.write_text("")
+    startup.drop_page_cache(str(path))
+    assert path.read_text() == "3\n"
 
 
 def test_target_selection():
     names = [t.name for t in select(None)]
     assert names == ["host-exec", "unshare", "isoinspect-cli", "isoinspect-lib",
-                     "isoinspect-lib-lifecycle", "runc", "qemu"]
+                     "isoinspect-pool", "runc", "crun", "runsc", "docker", "qemu"]
     assert [t.name for t in select(["runc", "host-exec"])] == ["runc", "host-exec"]
     with pytest.raises(ValueError, match="unknown target"):
         select(["crun-nope"])
@@ -188,18 +244,24 @@ def test_runc_bundle_config_is_adjusted():
     from isoinspect.benches.targets.runc import RuncTarget
 
     config = {"process": {"args": ["sh"], "terminal": True}, "root": {"readonly": True}}
-    RuncTarget.adjust_config(config)
-    assert config == {"process": {"args": ["/bin/true"], "terminal": False},
+    RuncTarget.adjust_config(config, ["/bin/echo", "hi"])
+    assert config == {"process": {"args": ["/bin/echo", "hi"], "terminal": False},
                       "root": {"readonly": False}}
 
 
-def test_spawner_times_and_reports_failures(tmp_path):
+def test_spawner_times_reports_failures_and_reads_markers(tmp_path):
     from isoinspect.benches.targets.base import Spawner
 
     spawner = Spawner(scratch_dir=str(tmp_path))
     try:
-        assert 0 < spawner.run(["/bin/sh", "-c", "exit 0"]) < 5
+        sample = spawner.run_sample(["/bin/sh", "-c", "i=0; while [ $i -lt 2000 ]; do "
+                                     "i=$((i+1)); done"])
+        assert sample.wall > 0 and sample.cpu > 0
         with pytest.raises(TargetError, match="exited 3: oops"):
             spawner.run(["/bin/sh", "-c", "echo oops >&2; exit 3"])
+        early = spawner.until_marker(["/bin/sh", "-c", "echo isoinspect-ready; sleep 1"])
+        assert 0 < early.wall < 1  # the marker, not the exit, stops the clock
+        with pytest.raises(TargetError, match="no 'isoinspect-ready'"):
+            spawner.until_marker(["/bin/sh", "-c", "echo something else"])
     finally:
         spawner.close()

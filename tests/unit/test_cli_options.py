@@ -16,7 +16,7 @@ def test_parses_flags_values_and_repeats():
     assert options["name"] == "x1" and options["env"] == ["A=1", "B=2"]
     assert options["memory"] == "64m" and options["cpus"] == "0.5"
     assert (image, command) == ("busybox", ["sh", "-c", "echo --rm"])
-    assert options["network"] == "none"
+    assert options["network"] == "bridge"
 
 
 def test_defaults_are_fresh_lists():

@@ -1,0 +1,194 @@
+"""The runner: checks x runtimes, each check under a hard time limit, every result written to
+the RunRecord as it comes; a table (or JSON) at the end and an exit code that means something.
+
+Exit code: 0 when every real runtime PASSed (or was UNSUPPORTED, with why) and every check of
+the control target FAILed; 1 when a real runtime FAILed/ERRORed or a control check PASSed (that
+check cannot tell a missing limit from an enforced one).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from typing import Callable, NamedTuple
+
+from isoinspect.benches.verify import cpu, cpuset, io, memory, pids
+from isoinspect.benches.verify.context import Context
+from isoinspect.benches.verify.result import exit_code, format_table, make_result, unsupported
+from isoinspect.benches.verify.runtimes import CheckError, VerifyRuntime, select
+
+
+class Check(NamedTuple):
+    name: str
+    family: str
+    limit: str
+    run: Callable[[VerifyRuntime, Context], list[dict]]
+    timeout: float
+
+
+CHECKS: tuple[Check, ...] = (
+    Check("memory-oom", "memory", "memory", memory.check_oom, 90),
+    Check("memory-under-limit", "memory", "memory", memory.check_under_limit, 90),
+    Check("memory-swap", "memory", "memory", memory.check_swap, 120),
+    *(Check(f"cpu-quota-{c:g}", "cpu", "cpu", functools.partial(cpu.check_quota, cpus=c), 90)
+      for c in cpu.QUOTAS),
+    Check("cpu-shares", "cpu", "cpu", cpu.check_shares, 90),
+    Check("cpuset", "cpuset", "cpuset", cpuset.check_cpuset, 60),
+    Check("pids-limit", "pids", "pids", pids.check_pids, 90),
+    Check("io-write-bps", "io", "io", functools.partial(io.check_io, direction="write"), 120),
+    Check("io-read-bps", "io", "io", functools.partial(io.check_io, direction="read"), 120),
+)
+
+
+def select_checks(names: str | None) -> list[Check]:
+    """All checks, or those named (a family like ``cpu`` or a check like ``cpu-shares``)."""
+    if not names:
+        return list(CHECKS)
+    wanted = [n.strip() for n in names.split(",") if n.strip()]
+    unknown = [n for n in wanted if not any(n in (c.name, c.family) for c in CHECKS)]
+    if unknown:
+        raise ValueError(f"unknown check {', '.join(unknown)}: choose from "
+                         f"{', '.join(sorted({c.family for c in CHECKS}))} or "
+                         f"{', '.join(c.name for c in CHECKS)}")
+    return [c for c in CHECKS if c.name in wanted or c.family in wanted]
+
+
+class CheckTimeout(Exception):
+    pass
+
+
+@contextmanager
+def time_limit(seconds: float):
+    """Raise CheckTimeout in this (main) thread after ``seconds``; the check's own ``finally``
+    blocks then stop its containers."""
+    def expire(_signum, _frame):
+        raise CheckTimeout(f"check did not finish within {seconds:.0f}s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def run_check(rt: VerifyRuntime, check: Check, ctx: Context) -> list[dict]:
+    """One check on one runtime; never raises (ERROR results say what went wrong)."""
+    why = rt.unsupported(check.name)
+    if why:
+        return [unsupported(rt.name, check.name, check.limit, why)]
+    try:
+        with time_limit(check.timeout):
+            return check.run(rt, ctx)
+    except CheckError as exc:
+        why = rt.explain(check.name, exc)
+        return [make_result(rt.name, check.name, check.limit,
+                            "UNSUPPORTED" if why else "ERROR",
+                            why=why or f"CheckError: {exc}"[:500],
+                            evidence={"error": str(exc)[:500], **exc.evidence})]
+    except Exception as exc:  # CheckTimeout, CheckError, a runtime's IsoinspectError, ...
+        return [make_result(rt.name, check.name, check.limit, "ERROR",
+                            why=f"{type(exc).__name__}: {exc}"[:500])]
+
+
+def run_all(runtimes: list[VerifyRuntime], checks: list[Check], ctx: Context, record=None,
+            progress=None) -> list[dict]:
+    results: list[dict] = []
+
+    def add(result: dict) -> None:
+        if runtimes_control.get(result["runtime"]):
+            result["expected_status"] = "FAIL"
+        results.append(result)
+        if record is not None:
+            record.add(result)
+        if progress is not None:
+            progress(result)
+
+    runtimes_control = {rt.name: rt.control for rt in runtimes}
+    try:
+        for rt in runtimes:
+            ok, why = rt.available()
+            if not ok:
+                for check in checks:
+                    add(unsupported(rt.name, check.name, check.limit, why))
+                continue
+            try:
+                rt.prepare(ctx.workdir)
+                for check in checks:
+                    began = time.monotonic()
+                    for result in run_check(rt, check, ctx):
+                        result["duration_s"] = round(time.monotonic() - began, 2)
+                        add(result)
+            finally:
+                rt.cleanup()
+    finally:
+        ctx.close()
+    return results
+
+
+def _progress(result: dict) -> None:
+    sys.stderr.write(f"verify: {result['runtime']:<10} {result['check']:<19} "
+                     f"{result['status']:<11} {result.get('why', '')[:100]}\n")
+    sys.stderr.flush()
+
+
+def run_command(runtime: str, checks: str | None, quick: bool, json_out: bool,
+                results_dir: str | None, workdir: str | None = None, trace: bool = True) -> int:
+    """``isoinspect verify``: what the CLI calls; returns the exit code."""
+    from isoinspect.benches.record import RunRecord
+
+    if os.geteuid() != 0:
+        from isoinspect.runtime.errors import IsoinspectError
+
+        raise IsoinspectError("verify starts containers and sets cgroup limits: run it as root")
+    runtimes = select(runtime)
+    selected = select_checks(checks)
+    own = workdir is None
+    workdir = workdir or tempfile.mkdtemp(prefix="isoinspect-verify-")
+    ctx = Context(workdir, quick=quick)
+    capabilities = {"trace": "off"}
+    if trace and any(c.family in ("memory", "pids") for c in selected):
+        from isoinspect.benches.verify.trace import start
+
+        ctx.trace, why = start()
+        capabilities = {"trace": "on" if ctx.trace else f"unavailable: {why}",
+                        "probe_mode": getattr(getattr(ctx.trace, "tracer", None), "mode", None)}
+    record = RunRecord.create(
+        "verify", directory=results_dir,
+        config={"runtime": runtime, "checks": [c.name for c in selected], "quick": quick},
+        versions={rt.name: _safe_version(rt) for rt in runtimes}, capabilities=capabilities)
+    interrupted = False
+    try:
+        results = run_all(runtimes, selected, ctx, record, _progress)
+    except KeyboardInterrupt:
+        interrupted = True
+        raise
+    finally:
+        record.finish(interrupted=interrupted)
+        if own:
+            shutil.rmtree(workdir, ignore_errors=True)
+    if json_out:
+        sys.stdout.write(json.dumps({"run_id": record.run_id, "path": record.path,
+                                     "results": results}, indent=1) + "\n")
+    else:
+        sys.stdout.write(format_table(results) + "\n")
+        if any(rt.control for rt in runtimes):
+            sys.stdout.write("control = isoinspect with every limit left out: its checks must "
+                             "FAIL; a PASS there means the check cannot see a missing limit.\n")
+        sys.stdout.write(f"record: {record.path}\n")
+    return exit_code(results)
+
+
+def _safe_version(rt: VerifyRuntime) -> str:
+    try:
+        return rt.version() if rt.available()[0] else ""
+    except Exception as exc:
+        return f"unknown ({type(exc).__name__})"

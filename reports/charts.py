@@ -1,0 +1,392 @@
+"""The report's charts: one function per chart, each returning a ``Chart`` or None (no data).
+
+Drawn with matplotlib's object API on the Agg canvas (no display, no pyplot global state) and
+inlined as PNG data URIs, so the HTML file opens without a network. Every chart has axis labels
+with units and a caption saying what to read from it.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import math
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+from isoinspect.benches import stats
+from isoinspect.reports.tables import ms, scaled, shown_unit
+
+DPI = 110
+PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2",
+           "#7f7f7f", "#bcbd22", "#17becf")
+#: phases can be many (the inspector reports up to ~15): twenty distinct colours (tab20 order)
+PHASE_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
+                 "#7f7f7f", "#bcbd22", "#17becf", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896",
+                 "#c5b0d5", "#c49c94", "#f7b6d2", "#c7c7c7", "#dbdb8d", "#9edae5")
+MAX_EVIDENCE_PANELS = 8
+#: what to read from each chart: its caption
+CAPTIONS = {
+    "latency": (
+        "Each curve is one target's cumulative distribution: the further left, the "
+        "faster; a steep curve is a steady target, a long right tail means slow "
+        "outliers. Dotted lines mark p50 and p99; the axis is logarithmic, so equal "
+        "gaps are equal ratios."),
+    "phases": (
+        "Each bar is one runtime's start-up split into phases (p50 of each phase, as "
+        "a share of their sum, which is printed at the right). Compare the colours "
+        "across bars to see which phase makes a runtime slower."),
+    "concurrency": (
+        "Higher is better. A line that keeps rising scales with concurrency; where it "
+        "flattens, the runtime (or the machine's CPUs) is saturated."),
+    "namespaces": (
+        "Kernel time to create (and destroy) one namespace of each type alone, p50 "
+        "with its 95% confidence interval. The tallest bars are what a runtime pays "
+        "for on every start; network namespaces usually dominate."),
+    "enforcement": (
+        "What the kernel did under each limit, over time, one panel per check and one "
+        "line per runtime: the measured value (e.g. CPU used, memory charged), the "
+        "dashed configured limit with its grey tolerance band, and dotted verticals "
+        "at kernel events such as the OOM kill. A PASS stays within the band (or is "
+        "stopped at it); a FAIL leaves it."),
+    "overhead": (
+        "The same start-up measured without and with the eBPF probes attached (boxes: "
+        "quartiles and median; dots: every run). If the boxes overlap, the tracer's "
+        "cost is within the noise; the table gives the ratio of medians with its 95% "
+        "confidence interval."),
+    "traces": (
+        "One traced start per runtime, from kernel timestamps: each coloured span is the "
+        "time from the previous event to the phase it is coloured for, so a long span "
+        "shows where that runtime waits."),
+    "comparison": (
+        "Each point is the ratio of medians (new run over the baseline) with its 95% "
+        "bootstrap interval. Grey: the interval contains 1, i.e. within noise; green: "
+        "faster beyond noise; red: slower beyond noise."),
+}
+
+
+@dataclass
+class Chart:
+    id: str
+    title: str
+    caption: str
+    uri: str
+    alt: str
+
+
+def _figure(width: float, height: float):
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+    return figure
+
+
+def _png(figure) -> str:
+    """The figure as a PNG data URI, reduced to a 256-colour palette: charts have few colours,
+    and the page stays about a third of the size (it carries every image inline)."""
+    from PIL import Image
+
+    drawn = io.BytesIO()
+    figure.savefig(drawn, format="png", dpi=DPI)
+    palette = Image.open(io.BytesIO(drawn.getvalue())).convert("RGB").quantize(256)
+    packed = io.BytesIO()
+    palette.save(packed, format="PNG", optimize=True)
+    return "data:image/png;base64," + base64.b64encode(packed.getvalue()).decode("ascii")
+
+
+def _plain(axes, name: str) -> None:
+    """Tick labels of a log axis as plain numbers (0.5, 1, 10) rather than powers of ten; when
+    the data spans less than a decade (at most one major tick), the minor ticks get labels."""
+    from matplotlib.ticker import FuncFormatter
+
+    axis = axes.xaxis if name == "x" else axes.yaxis
+    low, high = axes.get_xlim() if name == "x" else axes.get_ylim()
+    label = FuncFormatter(lambda value, _: f"{value:g}")
+    axis.set_major_formatter(label)
+    narrow = low > 0 and high / low < 10
+    axis.set_minor_formatter(label if narrow else FuncFormatter(lambda value, _: ""))
+
+
+def colours(names: Sequence[str]) -> dict[str, str]:
+    """A stable colour per name (targets keep their colour across charts)."""
+    return {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(sorted(set(names)))}
+
+
+def latency_cdf(samples, run_id: str, metric: str) -> Chart | None:
+    """Empirical CDF of start-up latency per target on a log time axis."""
+    frame = samples[(samples.run == run_id) & (samples.metric == metric)]
+    if frame.empty:
+        return None
+    figure = _figure(9, 4.6)
+    axes = figure.add_subplot()
+    groups = sorted(frame.groupby("target"), key=lambda g: g[1].seconds.median())
+    palette = colours([name for name, _ in groups])
+    for target, group in groups:
+        values = sorted(group.seconds * 1e3)
+        fractions = [(i + 1) / len(values) for i in range(len(values))]
+        axes.step(values, fractions, where="post", color=palette[target], linewidth=1.6,
+                  label=f"{target} (p50 {ms(stats.median(list(group.seconds)))} ms, "
+                        f"n={len(values)})")
+    axes.set_xscale("log")
+    _plain(axes, "x")
+    axes.set_xlabel("start-up latency (ms, log scale)")
+    axes.set_ylabel("fraction of runs ≤ latency")
+    axes.set_ylim(0, 1.02)
+    axes.axhline(0.5, color="#999", linewidth=0.7, linestyle=":")
+    axes.axhline(0.99, color="#999", linewidth=0.7, linestyle=":")
+    axes.grid(True, which="both", alpha=0.25)
+    axes.legend(loc="lower right", fontsize=8, frameon=False)
+    return Chart(f"chart-latency-{metric}", f"Start-up latency distribution ({metric})",
+                 CAPTIONS["latency"], _png(figure),
+                 f"CDF of start-up latency for {len(groups)} targets")
+
+
+def phase_breakdown(phases, run_id: str) -> Chart | None:
+    """Per-phase start-up breakdown: 100 % stacked bars per runtime, total p50 annotated."""
+    frame = phases[phases.run == run_id]
+    if frame.empty:
+        return None
+    frame = frame[frame.metric == frame.metric.iloc[0]]
+    # phases in their usual order: mean position within each target's own phase list
+    sizes = frame.groupby("target").order.transform("max") + 1
+    order = (frame.order / sizes).groupby(frame.phase).mean().sort_values().index.tolist()
+    totals = frame.groupby("target").p50.sum().sort_values()
+    figure = _figure(9, 0.55 * len(totals) + 1.6)
+    axes = figure.add_subplot()
+    palette = {phase: PHASE_COLOURS[i % len(PHASE_COLOURS)] for i, phase in enumerate(order)}
+    left = {target: 0.0 for target in totals.index}
+    for phase in order:
+        part = frame[frame.phase == phase].set_index("target").p50
+        widths = [100 * part.get(t, 0.0) / totals[t] if totals[t] else 0.0 for t in totals.index]
+        axes.barh(list(totals.index), widths, left=[left[t] for t in totals.index],
+                  color=palette[phase], label=phase, edgecolor="white", linewidth=0.5)
+        for target, width in zip(totals.index, widths):
+            left[target] += width
+    for y, target in enumerate(totals.index):
+        axes.text(101, y, f"{ms(totals[target])} ms", va="center", fontsize=8)
+    axes.set_xlim(0, 115)
+    axes.set_xlabel("share of the start-up time (%, p50 of each phase)")
+    axes.set_ylabel("runtime")
+    axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.25 if len(totals) < 4 else -0.12),
+                ncol=min(6, len(order)), fontsize=8, frameon=False)
+    return Chart("chart-phases", "Where start-up time goes, per runtime",
+                 CAPTIONS["phases"], _png(figure),
+                 f"stacked bars of start-up phases for {len(totals)} runtimes")
+
+
+def concurrency_throughput(frame, run_id: str) -> Chart | None:
+    """Containers per second against the number started at once, one line per target."""
+    frame = frame[(frame.run == run_id) & (frame.status == "ok")]
+    frame = frame.dropna(subset=["containers_per_second"])
+    if frame.empty:
+        return None
+    figure = _figure(9, 4.2)
+    axes = figure.add_subplot()
+    palette = colours(frame.target)
+    for target, group in frame.groupby("target"):
+        group = group.sort_values("level")
+        axes.plot(group.level, group.containers_per_second, marker="o", color=palette[target],
+                  label=target)
+    axes.set_xscale("log", base=2)
+    axes.set_yscale("log")
+    _plain(axes, "y")
+    levels = sorted(set(frame.level))
+    axes.set_xticks(levels, [str(level) for level in levels])
+    axes.set_xlabel("containers started at once (concurrency)")
+    axes.set_ylabel("containers per second (log scale)")
+    axes.grid(True, which="both", alpha=0.25)
+    axes.legend(fontsize=8, frameon=False)
+    return Chart("chart-concurrency", "Throughput against concurrency",
+                 CAPTIONS["concurrency"], _png(figure),
+                 "containers per second against concurrency")
+
+
+def namespace_cost(frame, run_id: str) -> Chart | None:
+    """p50 cost of creating and destroying each namespace type, with the p50's 95 % CI."""
+    frame = frame[(frame.run == run_id) & (frame.status == "ok")].dropna(subset=["p50"])
+    if frame.empty:
+        return None
+    order = (frame[frame.op == "create"].sort_values("p50", ascending=False).namespace.tolist()
+             or sorted(set(frame.namespace)))
+    order += [n for n in sorted(set(frame.namespace)) if n not in order]
+    ops = list(dict.fromkeys(frame.op))
+    figure = _figure(9, 4.2)
+    axes = figure.add_subplot()
+    width = 0.8 / len(ops)
+    for index, op in enumerate(ops):
+        part = frame[frame.op == op].set_index("namespace")
+        xs, heights, errors = [], [], [[], []]
+        for x, namespace in enumerate(order):
+            if namespace not in part.index:
+                continue
+            row = part.loc[namespace]
+            p50 = row.p50 * 1e6
+            xs.append(x + (index - (len(ops) - 1) / 2) * width)
+            heights.append(p50)
+            lo, hi = row.p50_lo, row.p50_hi
+            errors[0].append(p50 - lo * 1e6 if _real(lo) else 0.0)
+            errors[1].append(hi * 1e6 - p50 if _real(hi) else 0.0)
+        axes.bar(xs, heights, width, yerr=errors, capsize=2, label=op,
+                 color=PALETTE[index % len(PALETTE)])
+    axes.set_xticks(range(len(order)), order)
+    axes.set_yscale("log")
+    _plain(axes, "y")
+    axes.set_xlabel("namespace type")
+    axes.set_ylabel("p50 cost per namespace (µs, log scale)")
+    axes.grid(True, axis="y", which="both", alpha=0.25)
+    axes.legend(fontsize=8, frameon=False)
+    return Chart("chart-namespaces", "Cost per namespace type",
+                 CAPTIONS["namespaces"], _png(figure),
+                 "bar chart of namespace create and destroy cost")
+
+
+def _real(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not math.isnan(value)
+
+
+def _series(evidence: dict) -> list[tuple[str, dict]]:
+    """The evidence's time series: ``series`` as one {t, value, unit} or a mapping name ->
+    series, and the ``series`` of nested parts (e.g. {"inside": {...}, "past": {...}})."""
+    found: list[tuple[str, Any]] = []
+    for name, part in [("", evidence), *evidence.items()]:
+        series = part.get("series") if isinstance(part, dict) else None
+        if isinstance(series, dict):
+            found += [(name, series)] if "t" in series else [
+                (f"{name} {key}".strip(), value) for key, value in series.items()]
+    return [(name, s) for name, s in found if _plottable(s)]
+
+
+def _plottable(series: Any) -> bool:
+    """A {t, value} series of numbers, as many of each (anything else is not drawn)."""
+    if not isinstance(series, dict):
+        return False
+    t, value = series.get("t"), series.get("value")
+    return (isinstance(t, list) and isinstance(value, list) and len(t) == len(value) > 0
+            and all(_real(x) for x in t + value))
+
+
+def enforcement_evidence(verify, run_id: str) -> Chart | None:
+    """Small multiples, one per check: each runtime's measured time series against the limit."""
+    frame = verify[verify.run == run_id]
+    rows = [row for row in frame.itertuples() if _series(row.evidence)]
+    checks = list(dict.fromkeys(row.check for row in rows))[:MAX_EVIDENCE_PANELS]
+    if not checks:
+        return None
+    palette = colours(frame.runtime)
+    columns = 2 if len(checks) > 1 else 1
+    height = 2.9 * math.ceil(len(checks) / columns) + 0.4
+    figure = _figure(9, height)
+    for index, check in enumerate(checks):
+        axes = figure.add_subplot(math.ceil(len(checks) / columns), columns, index + 1)
+        panel = [row for row in rows if row.check == check]
+        unit, limit = "", panel[0]
+        for row in panel:
+            for name, series in _series(row.evidence):
+                unit = series.get("unit") or row.unit
+                axes.plot(series["t"], [scaled(v, unit) for v in series["value"]],
+                          linewidth=1.3, color=palette[row.runtime],
+                          label=f"{row.runtime} {name} ({row.status})".replace("  ", " "))
+            for event in row.evidence.get("events") or []:
+                if isinstance(event, dict) and _real(event.get("t")):
+                    axes.axvline(event["t"], color=palette[row.runtime], linewidth=0.9,
+                                 linestyle=":")
+            if _real(row.expected):
+                limit = row
+        if _real(limit.expected):
+            expected = scaled(limit.expected, limit.unit)
+            axes.axhline(expected, color="black", linestyle="--", linewidth=1.1,
+                         label=f"limit {expected:g} {shown_unit(limit.unit)}")
+            if _real(limit.tolerance) and limit.tolerance:
+                tolerance = scaled(limit.tolerance, limit.unit)
+                axes.axhspan(expected - tolerance, expected + tolerance, color="#999",
+                             alpha=0.15, label=f"± {tolerance:.3g} tolerance")
+        events = sorted({str(e.get("label")) for row in panel
+                         for e in row.evidence.get("events") or []
+                         if isinstance(e, dict) and e.get("label")})
+        axes.set_title(check + (f" (dotted: {', '.join(events)})" if events else ""),
+                       fontsize=9)
+        axes.set_xlabel("time (s)")
+        axes.set_ylabel(shown_unit(unit) or "value")
+        axes.grid(True, alpha=0.25)
+        axes.legend(fontsize=7, loc="best", framealpha=0.85)
+    return Chart("chart-enforcement", "Enforcement evidence",
+                 CAPTIONS["enforcement"], _png(figure),
+                 f"time series of {len(checks)} enforced limits")
+
+
+def tracer_overhead(frame, run_id: str) -> Chart | None:
+    """Start-up time with and without the tracer attached (box plots)."""
+    frame = frame[frame.run == run_id]
+    rows = [r for r in frame.to_dict("records") if r["samples_with"] and r["samples_without"]]
+    if not rows:
+        return None
+    figure = _figure(9, 1.2 * len(rows) + 2)
+    axes = figure.add_subplot()
+    data, labels = [], []
+    for row in rows:
+        name = row["target"] or "start-up"
+        data += [[s * 1e3 for s in row["samples_without"]], [s * 1e3 for s in row["samples_with"]]]
+        labels += [f"{name}\nwithout tracer", f"{name}\nwith tracer"]
+    axes.boxplot(data, vert=False, labels=labels, showfliers=False, widths=0.6)
+    for y, values in enumerate(data, start=1):   # every run as a dot: few runs stay visible
+        axes.plot(values, [y] * len(values), "o", color=PALETTE[0], alpha=0.35, markersize=3)
+    axes.set_xlabel("start-up latency (ms)")
+    axes.grid(True, axis="x", alpha=0.25)
+    return Chart("chart-overhead", "The tracer's own overhead",
+                 CAPTIONS["overhead"], _png(figure),
+                 "box plots of start-up latency with and without tracing")
+
+
+def trace_timeline(traces, run_id: str) -> Chart | None:
+    """One traced start per target: each phase as the span since the previous kernel event."""
+    frame = traces[traces.run == run_id]
+    if frame.empty:
+        return None
+    targets = list(dict.fromkeys(frame.target))
+    phases = list(dict.fromkeys(frame.sort_values("offset").phase))
+    palette = {phase: PHASE_COLOURS[i % len(PHASE_COLOURS)] for i, phase in enumerate(phases)}
+    figure = _figure(9, 0.55 * len(targets) + 1.9)
+    axes = figure.add_subplot()
+    labelled: set[str] = set()
+    for y, target in enumerate(targets):
+        previous = 0.0
+        for row in frame[frame.target == target].sort_values("offset").itertuples():
+            axes.barh(y, (row.offset - previous) * 1e3, left=previous * 1e3, height=0.6,
+                      color=palette[row.phase], edgecolor="white", linewidth=0.5,
+                      label=None if row.phase in labelled else row.phase)
+            labelled.add(row.phase)
+            previous = row.offset
+    axes.set_yticks(range(len(targets)), targets)
+    axes.set_xlabel("time since the first traced event (ms); each span ends at its phase")
+    axes.grid(True, axis="x", alpha=0.25)
+    axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.3 if len(targets) < 4 else -0.15),
+                ncol=min(6, len(phases)), fontsize=8, frameon=False)
+    return Chart("chart-traces", "Traced start-ups on the kernel's clock",
+                 CAPTIONS["traces"], _png(figure),
+                 f"timeline of traced start-up phases for {len(targets)} targets")
+
+
+def comparison_forest(frame) -> Chart | None:
+    """Ratios of p50 (new / baseline) with their CI, one row per compared metric."""
+    frame = frame.dropna(subset=["ratio"])
+    if frame.empty:
+        return None
+    frame = frame.iloc[::-1]
+    figure = _figure(9, 0.32 * len(frame) + 1.4)
+    axes = figure.add_subplot()
+    for y, row in enumerate(frame.itertuples()):
+        colour = PALETTE[1] if row.beyond_noise and row.ratio > 1 else \
+            PALETTE[2] if row.beyond_noise else "#888"
+        lo = row.ci_lo if _real(row.ci_lo) else row.ratio
+        hi = row.ci_hi if _real(row.ci_hi) else row.ratio
+        axes.errorbar(row.ratio, y, xerr=[[row.ratio - lo], [hi - row.ratio]], fmt="o",
+                      color=colour, capsize=3)
+    axes.set_yticks(range(len(frame)), [row.label for row in frame.itertuples()], fontsize=8)
+    axes.axvline(1.0, color="black", linewidth=0.8)
+    axes.set_ylim(-0.7, len(frame) - 0.3)
+    axes.set_xscale("log")
+    _plain(axes, "x")
+    axes.set_xlabel("new p50 / baseline p50 (log scale; < 1 is faster)")
+    axes.grid(True, axis="x", which="both", alpha=0.25)
+    return Chart("chart-comparison", "What changed between the runs",
+                 CAPTIONS["comparison"], _png(figure),
+                 "forest plot of ratios between runs")

@@ -1,0 +1,242 @@
+"""RunRecords -> pandas DataFrames, one function per result kind.
+
+The report reads records only through here, so a malformed result (a field of the wrong type)
+becomes one clear ``RecordError`` naming the file and the result, not a traceback halfway
+through rendering. Every frame has a ``run`` column (the run id); times stay in seconds.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+from isoinspect.benches import record as records
+from isoinspect.benches import stats
+from isoinspect.benches.record import RecordError
+
+
+def load_runs(refs: Sequence[str], directory: str | None = None) -> list[dict]:
+    """Load and check every record (path, run id, prefix or ``latest``); refuse empty runs."""
+    if not refs:
+        raise RecordError("no run given: name a run id, a record file or 'latest'", exit_code=2)
+    loaded = []
+    for ref in refs:
+        data = records.load(ref, directory)
+        if not data["results"]:
+            raise RecordError(f"run {data.get('run_id', ref)} ({data['_path']}) has no results: "
+                              "nothing to report (was it interrupted before measuring?)",
+                              exit_code=2)
+        for number, result in enumerate(data["results"]):
+            check_result(result, f"{data['_path']}: result {number}")
+        loaded.append(data)
+    return loaded
+
+
+#: what makes two results "the same measurement", by kind (for merging and comparing runs)
+IDENTITY: dict[str, tuple[str, ...]] = {
+    "startup": ("target", "metric"), "concurrency": ("target", "level"),
+    "namespace_cost": ("namespace", "op", "concurrency"), "verify": ("runtime", "check"),
+    "trace_overhead": ("target",), "trace": ("target",),
+}
+
+
+def identity(result: dict) -> tuple:
+    kind = result.get("kind")
+    return (kind, *(result.get(f) for f in IDENTITY.get(kind, ())))
+
+
+def by_time(runs: Sequence[dict]) -> list[dict]:
+    """Oldest first (creation time, then run id): the first is the baseline of comparisons."""
+    return sorted(runs, key=lambda r: (r.get("created") or 0, r.get("run_id", "")))
+
+
+def merged(runs: Sequence[dict]) -> dict:
+    """One view of several runs: the newest result of every measurement, tagged with its run.
+
+    Runs of different kinds (a benchmark run and a verification run) combine into one report;
+    a measurement made in several runs shows its newest result (the comparison shows the rest).
+    Machine, versions and capabilities come from the newest run, completed by older ones.
+    """
+    ordered = by_time(runs)
+    newest = ordered[-1]
+    results: dict[tuple, dict] = {}
+    for run in ordered:
+        for number, result in enumerate(run["results"]):
+            key = identity(result) if result.get("kind") in IDENTITY else (run["run_id"], number)
+            results.pop(key, None)                 # re-insert: keep the record's order, newest
+            results[key] = dict(result, _run=run["run_id"])
+    view = {k: v for k, v in newest.items() if k != "results"}
+    for field in ("machine", "versions", "capabilities", "config"):
+        combined: dict = {}
+        for run in ordered:
+            combined.update(run.get(field) or {})
+        view[field] = combined
+    view["results"] = list(results.values())
+    view["sources"] = [{"run_id": r["run_id"], "command": r.get("command", ""),
+                        "created": r.get("created"), "finished": r.get("finished"),
+                        "interrupted": bool(r.get("interrupted")), "results": len(r["results"]),
+                        "kernel": (r.get("machine") or {}).get("kernel")} for r in ordered]
+    return view
+
+
+def _numbers(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, (int, float)) and not
+                                           isinstance(v, bool) for v in value)
+
+
+#: fields the report reads, by kind: field -> (test, what it must be)
+_SHAPES: dict[str, dict[str, tuple[Callable[[Any], bool], str]]] = {
+    "startup": {"samples": (_numbers, "a list of numbers"),
+                "phases": (lambda v: isinstance(v, dict) and all(map(_numbers, v.values())),
+                           "an object of number lists")},
+    "concurrency": {"samples": (_numbers, "a list of numbers"),
+                    "level": (lambda v: _numbers([v]), "a number")},
+    "namespace_cost": {"samples": (_numbers, "a list of numbers")},
+    "trace_overhead": {"samples_with": (_numbers, "a list of numbers"),
+                       "samples_without": (_numbers, "a list of numbers")},
+    "verify": {"evidence": (lambda v: isinstance(v, dict), "an object")},
+    "trace": {"phases": (lambda v: isinstance(v, list) and all(
+        isinstance(p, dict) and _numbers([_stamp(p)]) for p in v),
+        "a list of {phase, t_ns}")},
+}
+
+
+def _stamp(phase: dict) -> Any:
+    """A traced phase's kernel time: ``t_ns`` (the contract) or ``ts_ns`` (inspector.timeline)."""
+    return phase.get("t_ns", phase.get("ts_ns"))
+
+
+def check_result(result: dict, where: str) -> None:
+    """RecordError unless the fields this report reads have the contract's types."""
+    kind = result.get("kind")
+    if kind not in records.RESULT_KINDS:
+        return  # a kind this report does not know (from a newer producer): ignored
+    missing = [f for f in records.RESULT_KINDS[kind] if f not in result]
+    if missing:
+        raise RecordError(f"{where} ({kind}) is malformed: it lacks {', '.join(missing)}",
+                          exit_code=2)
+    for field, (test, what) in _SHAPES.get(kind, {}).items():
+        if result.get(field) is not None and not test(result[field]):
+            raise RecordError(f"{where} ({kind}) is malformed: {field} must be {what}",
+                              exit_code=2)
+
+
+def _results(runs: Sequence[dict], kind: str):
+    for run in runs:
+        for result in run["results"]:
+            if result.get("kind") == kind:
+                yield run["run_id"], result
+
+
+def _frame(rows: list[dict], columns: Sequence[str]):
+    import pandas as pd
+
+    return pd.DataFrame(rows, columns=list(columns))
+
+
+def _p50(samples: Sequence[float]) -> float | None:
+    return stats.median(samples) if samples else None
+
+
+def startup_summary(runs: Sequence[dict]):
+    """One row per (run, target, metric): status, n, p50/p90/p99 and the p50 CI (s)."""
+    rows = []
+    for run_id, r in _results(runs, "startup"):
+        samples = r.get("samples") or []
+        summary = stats.summarize(samples) if samples else {"n": 0}
+        ci = summary.get("p50_ci") or [None, None]
+        label = ", ".join(f"{k} {v}" for k, v in (r.get("labels") or {}).items())
+        rows.append({"run": run_id, "target": r["target"], "metric": r["metric"],
+                     "status": r["status"], "reason": r.get("reason") or "",
+                     "notes": str(r.get("notes") or ""),
+                     "version": str(r.get("version") or ""), "label": label,
+                     "n": summary["n"],
+                     "p50": summary.get("p50"), "p50_lo": ci[0], "p50_hi": ci[1],
+                     "p90": summary.get("p90"), "p99": summary.get("p99")})
+    return _frame(rows, ["run", "target", "metric", "status", "reason", "notes", "version",
+                         "label", "n", "p50", "p50_lo", "p50_hi", "p90", "p99"])
+
+
+def startup_samples(runs: Sequence[dict]):
+    """Long form: one row per sample (run, target, metric, round, seconds)."""
+    rows = []
+    for run_id, r in _results(runs, "startup"):
+        samples = r.get("samples") or []
+        rounds = r.get("rounds") or list(range(len(samples)))
+        for index, value in enumerate(samples):
+            rows.append({"run": run_id, "target": r["target"], "metric": r["metric"],
+                         "round": rounds[index] if index < len(rounds) else index,
+                         "seconds": value})
+    return _frame(rows, ["run", "target", "metric", "round", "seconds"])
+
+
+def phases(runs: Sequence[dict]):
+    """p50 of each start-up phase per (run, target, metric), in the record's phase order."""
+    rows = []
+    for run_id, r in _results(runs, "startup"):
+        for order, (phase, values) in enumerate((r.get("phases") or {}).items()):
+            if values:
+                rows.append({"run": run_id, "target": r["target"], "metric": r["metric"],
+                             "phase": phase, "order": order, "p50": stats.median(values)})
+    return _frame(rows, ["run", "target", "metric", "phase", "order", "p50"])
+
+
+def concurrency(runs: Sequence[dict]):
+    rows = [{"run": run_id, "target": r["target"], "level": r["level"], "status": r["status"],
+             "containers_per_second": r.get("containers_per_second"),
+             "wall_s": r.get("wall_s"), "p50": _p50(r.get("samples") or [])}
+            for run_id, r in _results(runs, "concurrency")]
+    return _frame(rows, ["run", "target", "level", "status", "containers_per_second", "wall_s",
+                         "p50"])
+
+
+def namespace_cost(runs: Sequence[dict]):
+    rows = []
+    for run_id, r in _results(runs, "namespace_cost"):
+        samples = r.get("samples") or []
+        lo, hi = stats.quantile_ci(samples, 0.5) if samples else (None, None)
+        rows.append({"run": run_id, "namespace": r["namespace"], "op": r["op"],
+                     "concurrency": r.get("concurrency", 1), "status": r["status"],
+                     "n": len(samples), "p50": _p50(samples), "p50_lo": lo, "p50_hi": hi,
+                     "rate_per_s": r.get("rate_per_s")})
+    return _frame(rows, ["run", "namespace", "op", "concurrency", "status", "n", "p50",
+                         "p50_lo", "p50_hi", "rate_per_s"])
+
+
+def verify(runs: Sequence[dict]):
+    rows = [{"run": run_id, "runtime": r["runtime"], "check": r["check"],
+             "limit": r.get("limit") or r["check"].split("-")[0], "status": r["status"],
+             "measured": r.get("measured"), "expected": r.get("expected"),
+             "tolerance": r.get("tolerance"), "unit": r.get("unit") or "",
+             "why": r.get("why") or "", "evidence": r.get("evidence") or {}}
+            for run_id, r in _results(runs, "verify")]
+    return _frame(rows, ["run", "runtime", "check", "limit", "status", "measured", "expected",
+                         "tolerance", "unit", "why", "evidence"])
+
+
+def trace_overhead(runs: Sequence[dict]):
+    rows = []
+    for run_id, r in _results(runs, "trace_overhead"):
+        ci = r.get("ci") or [None, None]
+        rows.append({"run": run_id, "target": r.get("target") or "", "status": r["status"],
+                     "ratio": r.get("ratio"), "ci_lo": ci[0], "ci_hi": ci[1],
+                     "p50_with": _p50(r.get("samples_with") or []),
+                     "p50_without": _p50(r.get("samples_without") or []),
+                     "samples_with": r.get("samples_with") or [],
+                     "samples_without": r.get("samples_without") or [],
+                     "bpf_run_time_ns": r.get("bpf_run_time_ns"), "events": r.get("events"),
+                     "lost": r.get("lost")})
+    return _frame(rows, ["run", "target", "status", "ratio", "ci_lo", "ci_hi", "p50_with",
+                         "p50_without", "samples_with", "samples_without", "bpf_run_time_ns",
+                         "events", "lost"])
+
+
+def traces(runs: Sequence[dict]):
+    """One row per traced phase: offset from the trace's first phase, in seconds."""
+    rows = []
+    for run_id, r in _results(runs, "trace"):
+        marks = r.get("phases") or []
+        origin = min((_stamp(p) for p in marks), default=0)
+        for p in sorted(marks, key=_stamp):
+            rows.append({"run": run_id, "target": r["target"], "status": r["status"],
+                         "phase": p.get("phase", "?"), "offset": (_stamp(p) - origin) / 1e9})
+    return _frame(rows, ["run", "target", "status", "phase", "offset"])

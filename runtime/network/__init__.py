@@ -1,0 +1,33 @@
+"""Container networking: bridges, veth pairs, addresses, names and published ports.
+
+Host-global state (a bridge and its addresses exist once per host, whatever ``--root`` says),
+so network definitions live in /var/lib/isoinspect/networks and address allocations in
+/run/isoinspect/networks (moved by ISOINSPECT_NETWORK_DIR for both). Every module here is
+imported lazily: ``--network none`` never pays for pyroute2.
+"""
+
+from __future__ import annotations
+
+NO_BRIDGE = ("none", "host")
+
+
+def wants_network(spec: dict) -> bool:
+    """True when the container gets a veth on a bridge (not --network none or host)."""
+    return spec.get("network", "none") not in NO_BRIDGE
+
+
+class NetworkHook:
+    """Runtime pre-start/post-stop hook for bridge and user networks (imports on use)."""
+
+    def wants(self, record: dict) -> bool:
+        return wants_network(record["spec"])
+
+    def prestart(self, runtime, record: dict, pid: int) -> None:
+        from isoinspect.runtime.network.hook import attach
+
+        record["network"] = attach(record, pid, runtime.containers.dir(record["id"], "upper"))
+
+    def poststop(self, runtime, record: dict) -> None:
+        from isoinspect.runtime.network.hook import detach
+
+        detach(record["spec"]["network"], record["id"])

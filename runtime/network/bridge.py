@@ -1,0 +1,84 @@
+"""Bridges and veth pairs, through pyroute2's netlink (no ``ip`` command).
+
+The host end of a container's veth is ``iso<id12>`` (enslaved to the network's bridge), the
+other end is created directly in the container's netns as ``eth0``: no rename, no move.
+Deleting the host end deletes both; so does the container's netns going away.
+"""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import os
+
+from isoinspect.runtime.errors import IsoinspectError
+from isoinspect.runtime.network.netlink import iproute_in
+
+VETH_PREFIX = "iso"
+BRIDGE_PREFIX = "isoinspect"
+
+
+def veth_name(container_id: str) -> str:
+    return f"{VETH_PREFIX}{container_id[:12]}"
+
+
+def _netlink_errno(exc: BaseException) -> int | None:
+    return getattr(exc, "code", None)
+
+
+def ensure_bridge(ipr, network: dict) -> bool:
+    """Create the network's bridge with its gateway address, up; True if it was made now."""
+    if os.path.exists(f"/sys/class/net/{network['bridge']}"):
+        return False
+    subnet = ipaddress.IPv4Network(network["subnet"])
+    try:
+        ipr.link("add", ifname=network["bridge"], kind="bridge")
+    except Exception as exc:  # pyroute2's NetlinkError
+        if _netlink_errno(exc) != errno.EEXIST:
+            raise IsoinspectError(f"cannot create bridge {network['bridge']}: {exc} (no bridge "
+                                  "support in this kernel? use --network none)") from None
+        return False
+    index = ipr.link_lookup(ifname=network["bridge"])[0]
+    ipr.addr("add", index=index, address=network["gateway"], prefixlen=subnet.prefixlen)
+    ipr.link("set", index=index, state="up")
+    return True
+
+
+def delete_link(ipr, name: str) -> bool:
+    """Delete a link by name if it exists (a veth takes its peer with it)."""
+    found = ipr.link_lookup(ifname=name)
+    if not found:
+        return False
+    try:
+        ipr.link("del", index=found[0])
+    except Exception as exc:  # gone meanwhile
+        if _netlink_errno(exc) != errno.ENODEV:
+            raise
+    return True
+
+
+def connect(ipr, network: dict, container_id: str, pid: int, address: str) -> dict:
+    """veth pair bridge <-> container's eth0 with ``address``, default route via the gateway."""
+    host_end = veth_name(container_id)
+    bridge = ipr.link_lookup(ifname=network["bridge"])[0]
+    ipr.link("add", ifname=host_end, kind="veth", peer={"ifname": "eth0", "net_ns_pid": pid})
+    index = ipr.link_lookup(ifname=host_end)[0]
+    ipr.link("set", index=index, master=bridge, state="up")
+    prefix = ipaddress.IPv4Network(network["subnet"]).prefixlen
+    with iproute_in(pid) as inside:
+        eth0 = inside.link_lookup(ifname="eth0")[0]
+        inside.addr("add", index=eth0, address=address, prefixlen=prefix)
+        inside.link("set", index=eth0, state="up")
+        inside.route("add", dst="0.0.0.0/0", gateway=network["gateway"])
+        mac = inside.get_links(eth0)[0].get_attr("IFLA_ADDRESS")
+    return {"veth": host_end, "mac": mac, "prefixlen": prefix}
+
+
+def links_named(ipr, prefix: str) -> list[str]:
+    """Names of this netns's links starting with ``prefix``."""
+    names = []
+    for link in ipr.get_links():
+        name = link.get_attr("IFLA_IFNAME")
+        if name and name.startswith(prefix):
+            names.append(name)
+    return names

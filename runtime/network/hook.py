@@ -1,0 +1,184 @@
+"""Connect a container to its network before its command runs; undo it when it stops.
+
+What ``NetworkHook`` (runtime/network/__init__.py) runs: make the bridge on first use; under
+the network's allocation lock, take an address and write /etc/hosts (its own and its peers')
+and /etc/resolv.conf; then name the netns in /run/netns, create the veth pair and start the
+port proxy. Everything it makes is recorded in the address's holder (or named after the
+container), so ``poststop``, ``rm`` and ``gc`` can undo it even when its maker is gone."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import re
+import signal
+from contextlib import ExitStack, contextmanager
+
+from isoinspect.runtime import process
+from isoinspect.runtime.errors import NotFound
+from isoinspect.runtime.network import bridge, files, netns
+from isoinspect.runtime.network.ipam import Ipam
+from isoinspect.runtime.network.netlink import iproute
+from isoinspect.runtime.network.store import NetworkStore, state_dir
+
+_VETH = re.compile(r"^iso[0-9a-f]{12}$")
+
+
+def attach(record: dict, pid: int, upper: str) -> dict:
+    """Connect container ``record`` (PID 1 ``pid``) to its network; return what it got."""
+    from isoinspect.runtime.network.ports import bind_all, parse_publish, start_proxy
+
+    network = NetworkStore().get(record["spec"]["network"])
+    ports = [parse_publish(text) for text in record["spec"].get("publish") or []]
+    sockets = bind_all(ports) if ports else []
+    cid = record["id"]
+    etc = os.path.join(upper, "etc")
+    hosts = os.path.join(etc, "hosts") if os.path.isdir(etc) else ""
+    holder = {"id": cid, "name": record["name"], "hostname": record["hostname"],
+              "hosts": hosts, "pid": pid, "ticks": record["pid_ticks"], "netns": "",
+              "proxy": 0, "proxy_ticks": None}
+    state = state_dir()
+    try:
+        with iproute() as ipr:
+            if bridge.ensure_bridge(ipr, network):  # first use: no lock needed (EEXIST-safe)
+                with _firewall_lock() as firewall:
+                    firewall.allow_bridge(network["bridge"])
+            with Ipam(state, network) as ipam:  # one short critical section per start
+                holder["netns"] = netns.path_for(cid)
+                address = ipam.allocate(holder)
+                if hosts:  # peers may list the name a moment before it answers: harmless
+                    files.write_new(os.path.join(etc, "resolv.conf"), files.resolv_text(),
+                                    hosts)
+                    files.refresh_hosts(ipam.holders)
+            netns.bind(cid, pid)
+            link = bridge.connect(ipr, network, cid, pid, address)
+        if sockets:
+            holder["proxy"] = start_proxy(ports, sockets, address, pid)
+            sockets = []
+            holder["proxy_ticks"] = process.start_ticks(holder["proxy"])
+            with Ipam(state, network) as ipam:  # so rm and gc know the proxy
+                ipam.holders[address] = holder
+    finally:
+        for sock in sockets:
+            sock.close()
+    return {"name": network["name"], "id": network["id"], "bridge": network["bridge"],
+            "ip": address, "prefixlen": link["prefixlen"], "gateway": network["gateway"],
+            "mac": link["mac"], "veth": link["veth"], "netns": holder["netns"], "ports": ports}
+
+
+def detach(network_name: str, container_id: str) -> list[str]:
+    """Give back the container's address, veth, netns name and proxy; refresh peers' hosts."""
+    try:
+        network = NetworkStore().get(network_name)
+    except NotFound:
+        return []
+    with Ipam(state_dir(), network) as ipam:
+        holder = ipam.release(container_id)
+        if holder is not None:
+            files.refresh_hosts(ipam.holders)
+    done = _teardown(holder or {"id": container_id})  # outside the lock: starts go on
+    if holder is not None:
+        done.insert(0, f"released address of {holder['name']} in network {network_name}")
+    return done
+
+
+def _teardown(holder: dict) -> list[str]:
+    done = []
+    if holder.get("proxy") and process.is_alive(holder["proxy"], holder.get("proxy_ticks")):
+        try:
+            os.kill(holder["proxy"], signal.SIGTERM)
+            done.append(f"stopped port proxy {holder['proxy']}")
+        except ProcessLookupError:
+            pass
+    veth = bridge.veth_name(holder["id"])
+    if os.path.exists(f"/sys/class/net/{veth}"):  # spares rm the pyroute2 import otherwise
+        # Deleted now rather than left to the netns's asynchronous destruction: measured,
+        # concurrent starts are faster this way (no cleanup backlog holding rtnl).
+        with iproute() as ipr:
+            if bridge.delete_link(ipr, veth):
+                done.append(f"deleted veth {veth}")
+    if netns.unbind(holder.get("netns") or netns.path_for(holder["id"])):
+        done.append(f"removed netns {netns.path_for(holder['id'])}")
+    return done
+
+
+def collect() -> list[str]:
+    """``gc``: free what dead containers held, then anything of ours no holder claims."""
+    done: list[str] = []
+    store = NetworkStore()
+    live: set[str] = set()
+    with ExitStack() as stack:  # every network's lock (sorted: starts take only one)
+        for network in sorted(store.list(), key=lambda n: n["name"]):
+            ipam = stack.enter_context(Ipam(state_dir(), network))
+            dead = [holder for holder in ipam.holders.values()
+                    if not process.is_alive(holder["pid"], holder["ticks"])]
+            for holder in dead:
+                ipam.release(holder["id"])
+                done.append(f"released address of dead container {holder['name']} "
+                            f"in network {network['name']}")
+                done += _teardown(holder)
+            if dead:
+                files.refresh_hosts(ipam.holders)
+            live.update(holder["id"][:12] for holder in ipam.holders.values())
+        for path in netns.ours():
+            if os.path.basename(path)[len(netns.PREFIX):] not in live:
+                netns.unbind(path)
+                done.append(f"removed orphan netns {path}")
+        with iproute() as ipr:
+            for name in bridge.links_named(ipr, bridge.VETH_PREFIX):
+                if _VETH.match(name) and name[len(bridge.VETH_PREFIX):] not in live:
+                    bridge.delete_link(ipr, name)
+                    done.append(f"deleted orphan veth {name}")
+    return done
+
+
+def remove_network(name: str) -> dict:
+    """``network rm``: refuse while containers use it; delete its bridge, rules and file."""
+    from isoinspect.runtime.errors import Conflict
+
+    store = NetworkStore()
+    network = store.get(name)
+    with Ipam(state_dir(), network) as ipam:
+        users = [h["name"] for h in ipam.holders.values()
+                 if process.is_alive(h["pid"], h["ticks"])]
+        if users:
+            raise Conflict(f"network {name} has active endpoints ({', '.join(sorted(users))})")
+        for holder in list(ipam.holders.values()):
+            ipam.release(holder["id"])
+            _teardown(holder)
+        with iproute() as ipr:
+            bridge.delete_link(ipr, network["bridge"])
+            last = not bridge.links_named(ipr, bridge.BRIDGE_PREFIX)
+        with _firewall_lock() as firewall:
+            firewall.forget_bridge(network["bridge"])
+            if last:
+                firewall.remove_chain()
+        store.delete(name)
+    for suffix in (".json", ".lock"):
+        try:
+            os.unlink(os.path.join(state_dir(), name + suffix))
+        except FileNotFoundError:
+            pass
+    return network
+
+
+def endpoints(network: dict) -> dict[str, dict]:
+    """The live containers of a network: {address: holder}."""
+    with Ipam(state_dir(), network) as ipam:
+        return {address: holder for address, holder in ipam.holders.items()
+                if process.is_alive(holder["pid"], holder["ticks"])}
+
+
+@contextmanager
+def _firewall_lock():
+    """Serialise changes to our iptables chain across networks (imported only then)."""
+    from isoinspect.runtime.network import firewall
+
+    os.makedirs(state_dir(), exist_ok=True)
+    fd = os.open(os.path.join(state_dir(), "firewall.lock"),
+                 os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield firewall
+    finally:
+        os.close(fd)

@@ -1,0 +1,76 @@
+"""Address allocation per network: a JSON map {address: holder} guarded by flock.
+
+Every change happens under an exclusive flock on <network>.lock, so concurrent starts (any
+process, any --root) never get the same address. A holder records who owns the address (the
+container's id, name, pid and start ticks, its hosts file, its proxy), which lets ``gc`` give back
+addresses of containers that died without their monitor.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import ipaddress
+import json
+import os
+
+from isoinspect.runtime.errors import IsoinspectError
+
+
+class Ipam:
+    """The allocations of one network; use ``with Ipam(...) as ipam:`` to hold the lock."""
+
+    def __init__(self, directory: str, network: dict) -> None:
+        self.network = network
+        self.path = os.path.join(directory, f"{network['name']}.json")
+        self.lock_path = os.path.join(directory, f"{network['name']}.lock")
+        self._fd = -1
+        self.holders: dict[str, dict] = {}
+
+    def __enter__(self) -> "Ipam":
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        self._fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        try:
+            with open(self.path) as handle:
+                self.holders = json.load(handle)
+        except FileNotFoundError:
+            self.holders = {}
+        except ValueError:
+            self.holders = {}  # a torn write cannot happen (rename), but never wedge starts
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            self._save()
+        finally:
+            os.close(self._fd)
+            self._fd = -1
+
+    def _save(self) -> None:
+        tmp = f"{self.path}.{os.getpid()}"
+        with open(tmp, "w") as handle:
+            json.dump(self.holders, handle)
+        os.rename(tmp, self.path)
+
+    def allocate(self, holder: dict) -> str:
+        """The lowest free address of the subnet (not the gateway); record its holder."""
+        subnet = ipaddress.IPv4Network(self.network["subnet"])
+        gateway = self.network["gateway"]
+        for address in subnet.hosts():
+            text = str(address)
+            if text != gateway and text not in self.holders:
+                self.holders[text] = holder
+                return text
+        raise IsoinspectError(f"no free address left in network {self.network['name']} "
+                              f"({subnet})")
+
+    def find(self, container_id: str) -> str | None:
+        for address, holder in self.holders.items():
+            if holder["id"] == container_id:
+                return address
+        return None
+
+    def release(self, container_id: str) -> dict | None:
+        """Forget the container's address; return its holder (None if it had none)."""
+        address = self.find(container_id)
+        return None if address is None else self.holders.pop(address)

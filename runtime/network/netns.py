@@ -1,0 +1,56 @@
+"""Name a container's network namespace in /run/netns so ``ip netns`` sees it while it runs.
+
+A bind mount of /proc/<pid>/ns/net on /run/netns/isoinspect-<id12>, as iproute2 makes them.
+The mount keeps the namespace (and its veth) alive after the container dies, so it must be
+removed on stop, by ``rm`` and by ``gc``.
+"""
+
+from __future__ import annotations
+
+import os
+
+from isoinspect.runtime.linux import syscalls as sc
+
+NETNS_DIR = "/run/netns"
+PREFIX = "isoinspect-"
+
+
+def path_for(container_id: str) -> str:
+    return os.path.join(NETNS_DIR, f"{PREFIX}{container_id[:12]}")
+
+
+def bind(container_id: str, pid: int) -> str:
+    """Bind the netns of ``pid`` to its /run/netns name; return the path."""
+    os.makedirs(NETNS_DIR, mode=0o755, exist_ok=True)
+    path = path_for(container_id)
+    os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o444))
+    try:
+        sc.mount(f"/proc/{pid}/ns/net", path, None, sc.MS_BIND)
+    except BaseException:
+        os.unlink(path)
+        raise
+    return path
+
+
+def unbind(path: str) -> bool:
+    """Unmount and delete a /run/netns entry; True if something was there."""
+    if not os.path.lexists(path):
+        return False
+    try:
+        sc.umount2(path, sc.MNT_DETACH)
+    except OSError:
+        pass  # not mounted (a half-made entry)
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    return True
+
+
+def ours() -> list[str]:
+    """Paths of every /run/netns entry isoinspect made."""
+    try:
+        names = os.listdir(NETNS_DIR)
+    except FileNotFoundError:
+        return []
+    return [os.path.join(NETNS_DIR, n) for n in sorted(names) if n.startswith(PREFIX)]

@@ -1,0 +1,79 @@
+"""The warm pool for real: zygotes in fresh namespaces with a cgroup and an overlay root wait for
+a command; a start hands it over (with stdio); nothing is left after close()."""
+
+from __future__ import annotations
+
+import os
+import select
+
+import pytest
+
+from isoinspect.runtime.errors import IsoinspectError
+from isoinspect.runtime.runtime import Runtime
+from isoinspect.runtime.spec import ContainerSpec
+from isoinspect.runtime.warm_pool import WarmPool
+
+
+def _run(pool: WarmPool, argv: list[str]) -> tuple[int, bytes]:
+    read_fd, write_fd = os.pipe()
+    try:
+        started = pool.start(argv, (None, write_fd, None))
+        os.close(write_fd)
+        write_fd = -1
+        code = pool.finish(started)
+        out = b""
+        while chunk := os.read(read_fd, 4096):
+            out += chunk
+        return code, out
+    finally:
+        os.close(read_fd)
+        if write_fd >= 0:
+            os.close(write_fd)
+
+
+def test_zygotes_are_isolated_and_run_the_command_handed_to_them(iso):
+    runtime = Runtime(iso.root)
+    spec = ContainerSpec("busybox", ["true"], remove=True, network="none")
+    with WarmPool(runtime, spec, size=2) as pool:
+        assert len(pool.idle) == 2
+        zygote = pool.idle[0]
+        # already in its own namespaces and cgroup before any command was given
+        for ns in ("mnt", "pid", "net", "uts", "ipc"):
+            assert os.readlink(f"/proc/{zygote.pid}/ns/{ns}") != os.readlink(f"/proc/self/ns/{ns}")
+        assert len(iso.cgroup_dirs()) >= 2
+        code, out = _run(pool, ["sh", "-c", "echo pid=$$ host=$(hostname); ls /sys/class/net"])
+        assert code == 0
+        assert out.split()[0] == b"pid=1"          # PID 1 of its own PID namespace
+        assert out.split()[-1] == b"lo"            # --network none: loopback only
+        code, _ = _run(pool, ["sh", "-c", "exit 3"])
+        assert code == 3
+        with pytest.raises(IsoinspectError, match="not-there"):
+            pool.start(["not-there"])
+        assert pool.wait_full()                    # refilled in the background
+        assert len(pool.idle) == 2
+    assert not pool.idle
+    assert runtime.list(all_containers=True) == []
+    assert not iso.cgroup_dirs()
+
+
+def test_an_empty_pool_starts_cold_and_a_closed_pool_kills_its_zygotes(iso):
+    runtime = Runtime(iso.root)
+    spec = ContainerSpec("busybox", ["true"], remove=True, network="none")
+    read_fd, write_fd = os.pipe()
+    pool = WarmPool(runtime, spec, size=1, background=False).open()  # made while the pipe is open
+    try:
+        os.close(write_fd)
+        assert select.select([read_fd], [], [], 30)[0], "a zygote holds the pipe's write end"
+        assert os.read(read_fd, 1) == b""
+        os.close(read_fd)
+        code, out = _run(pool, ["echo", "warm"])
+        assert (code, out) == (0, b"warm\n")
+        code, out = _run(pool, ["echo", "cold"])   # no refill without the thread
+        assert (code, out) == (0, b"cold\n") and pool.cold_starts == 1
+        pool.fill()
+        pid = pool.idle[0].pid
+    finally:
+        pool.close()
+    with pytest.raises(ProcessLookupError):  # killed and reaped
+        os.kill(pid, 0)
+    assert runtime.list(all_containers=True) == []
