@@ -20,6 +20,9 @@ BURN = ("i=0; while [ $i -lt {n} ]; do timeout -s KILL 60 sh -c 'while :; do :; 
 QUOTAS = (0.5, 0.2, 1.5)
 
 
+SERIES_STEP = 0.25  # seconds between samples of the CPU-share time series
+
+
 def burner(n: int) -> list[str]:
     return ["sh", "-c", BURN.format(n=n)]
 
@@ -41,7 +44,14 @@ def measure(boxes: list[Box], ctx: Context) -> dict:
     time.sleep(ctx.warmup)
     before = [_cpu(box) for box in boxes]
     idle0, t0 = _host_idle_seconds(), time.monotonic()
-    time.sleep(ctx.window)
+    t, value = [], []  # the first box's CPU share per step: the report draws it over time
+    last, last_t = before[0].get("usage_usec", 0), t0
+    while (now := time.monotonic()) < t0 + ctx.window:
+        time.sleep(min(SERIES_STEP, t0 + ctx.window - now))
+        used, now = _cpu(boxes[0]).get("usage_usec", 0), time.monotonic()
+        t.append(round(now - t0, 3))
+        value.append(round((used - last) / 1e6 / max(now - last_t, 1e-6), 4))
+        last, last_t = used, now
     after = [_cpu(box) for box in boxes]
     elapsed, idle = time.monotonic() - t0, _host_idle_seconds() - idle0
     for box in boxes:
@@ -49,7 +59,7 @@ def measure(boxes: list[Box], ctx: Context) -> dict:
     share = [round((a.get("usage_usec", 0) - b.get("usage_usec", 0)) / 1e6 / elapsed, 4)
              for a, b in zip(after, before)]
     return {"window_s": round(elapsed, 3), "host_idle_cpus": round(idle / elapsed, 3),
-            "share": share,
+            "share": share, "series": {"t": t, "value": value, "unit": "cpus"},
             "throttled_periods": [a.get("nr_throttled", 0) - b.get("nr_throttled", 0)
                                   for a, b in zip(after, before)],
             "periods": [a.get("nr_periods", 0) - b.get("nr_periods", 0)
@@ -105,7 +115,8 @@ def check_quota(rt: VerifyRuntime, ctx: Context, cpus: float) -> list[dict]:
     return [make_result(rt.name, f"cpu-quota-{cpus:g}", "cpu", status,
                         measured=seen["share"][0], expected=cpus, tolerance=tolerance,
                         unit="cpus", why=f"{why} ({workers} burners, {len(attempts)} run(s))",
-                        evidence={"workers": workers, "attempts": attempts})]
+                        evidence={"workers": workers, "series": seen["series"],
+                                  "attempts": attempts})]
 
 
 def check_shares(rt: VerifyRuntime, ctx: Context, heavy: int = 1024, light: int = 256

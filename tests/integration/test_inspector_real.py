@@ -152,7 +152,12 @@ def test_short_container_is_seen_whole_and_attributed(fresh, runtime):
 def test_oom_kill_is_attributed_and_matches_oom_control(fresh, runtime):
     from isoinspect.inspector.runtime_adapter import run_traced
 
-    hog = 'x=$(head -c 200000000 /dev/zero | tr "\\0" a); echo survived'
+    # tail allocates and volunteers as the victim, so it is the task in the OOM path when the
+    # kernel marks it: the kernel sends SIGKILL *before* oom:mark_victim, and a victim running
+    # on another CPU (the shell's command substitution before) could exit before its mark,
+    # leaving no mark->exit latency to see (CI once)
+    hog = ("head -c 200000000 /dev/zero | (echo 1000 > /proc/self/oom_score_adj; exec tail)"
+           " >/dev/null; echo survived")
     code, report = run_traced(runtime, _spec(["sh", "-c", hog], memory="16m"), tracer=fresh)
     enforcement = report["enforcement"]
     ooms = [e for e in report["events"] if e["event"] == "oom_victim"]
