@@ -44,15 +44,20 @@ def _summary(run: dict, frames: dict) -> Section:
     startup = frames["startup"]
     ok = startup[(startup.status == "ok") & (startup.n > 0)]
     if not ok.empty:
-        fastest = ok.sort_values("p50").iloc[0]
-        slowest = ok.sort_values("p50").iloc[-1]
+        # one metric for the headline (start-to-ready when present), not a mix of metrics
+        metric = "start_to_ready" if (ok.metric == "start_to_ready").any() else ok.metric.iloc[0]
+        ranked = ok[ok.metric == metric].sort_values("p50")
+        fastest, slowest = ranked.iloc[0], ranked.iloc[-1]
         section.findings.append(
-            f"Start-up measured for {ok.target.nunique()} targets: from {fastest.target} "
-            f"({tables.ms(fastest.p50)} ms p50) to {slowest.target} "
+            f"Start-up ({metric}) measured for {ranked.target.nunique()} targets: from "
+            f"{fastest.target} ({tables.ms(fastest.p50)} ms p50) to {slowest.target} "
             f"({tables.ms(slowest.p50)} ms p50).")
+    seen_reasons = set()
     for row in startup[startup.status != "ok"].itertuples():
-        section.findings.append(f"{row.target}: {row.status}" +
-                                (f" ({row.reason})" if row.reason else ""))
+        line = f"{row.target}: {row.status}" + (f" ({row.reason})" if row.reason else "")
+        if line not in seen_reasons:  # one line per target and reason, not per metric
+            seen_reasons.add(line)
+            section.findings.append(line)
     section.findings += [tables.goal_text(goal) for goal in run.get("goals") or []
                          if isinstance(goal, dict) and goal.get("goal")]
     counts = tables.verify_counts(frames["verify"], run["run_id"])

@@ -19,7 +19,7 @@ CLI="$VENV/bin/isoinspect"
 OUT="${1:-$PWD/isoinspect-report.html}"
 export ISOINSPECT_RESULTS="${ISOINSPECT_RESULTS:-/var/lib/isoinspect/results}"
 read -r -a BENCH_ARGS <<<"${ISOINSPECT_DEMO_BENCH:-startup --quick}"
-read -r -a VERIFY_ARGS <<<"${ISOINSPECT_DEMO_VERIFY:---quick}"
+read -r -a VERIFY_ARGS <<<"${ISOINSPECT_DEMO_VERIFY:---runtime all --quick}"
 
 log() { printf 'demo: %s\n' "$*" >&2; }
 
