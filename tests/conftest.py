@@ -17,6 +17,42 @@ CLI = os.path.join(VENV_BIN, "isoinspect")
 collect_ignore = [] if os.environ.get("ISOINSPECT_VM_GUEST") == "1" else ["guest"]
 
 
+CGROUP_BASE = "/sys/fs/cgroup"
+
+
+def _our_parent_cgroups() -> set[str]:
+    """Top-level cgroup folders named isoinspect* in every hierarchy (or the unified root)."""
+    found = set()
+    for base in [CGROUP_BASE] + [os.path.join(CGROUP_BASE, h) for h in os.listdir(CGROUP_BASE)]:
+        if os.path.isdir(base):
+            found.update(os.path.join(base, name) for name in os.listdir(base)
+                         if name.startswith("isoinspect") and
+                         os.path.isdir(os.path.join(base, name)))
+    return found
+
+
+def pytest_sessionstart(session):
+    session.config._isoinspect_cgroups_before = _our_parent_cgroups()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Every test root (and bench/verify work dir) gets its own parent cgroup; fixtures other
+    than ``iso`` do not all remove theirs, so the session removes the empty ones it made (a
+    parent still holding a container is a real leak: it is left and reported)."""
+    before = getattr(session.config, "_isoinspect_cgroups_before", None)
+    if before is None:
+        return
+    held = []
+    for parent in sorted(_our_parent_cgroups() - before):
+        try:
+            os.rmdir(parent)
+        except OSError:
+            held.append(parent)
+    if held:
+        sys.stderr.write(f"\nisoinspect: cgroups still holding children after the tests: "
+                         f"{held[:5]} ({len(held)} in all)\n")
+
+
 def pytest_report_header(config):
     return f"isoinspect CLI: {CLI}; euid {os.geteuid()}"
 
