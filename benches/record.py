@@ -73,12 +73,9 @@ def validate_result(result: dict) -> None:
 
 def write_json_atomic(path: str, data: Any) -> None:
     """Write ``data`` to ``path`` so that readers see the old file or the new one, never half."""
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w") as handle:
-        json.dump(data, handle, separators=(",", ":"))
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    from isoinspect.runtime.fsutil import write_atomic
+
+    write_atomic(path, json.dumps(data, separators=(",", ":")).encode(), fsync=True)
 
 
 class RunRecord:

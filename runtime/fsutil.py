@@ -27,3 +27,31 @@ def remove_tree(path: str) -> None:
         os.rmdir(path)
     except FileNotFoundError:
         pass
+
+
+def write_atomic(path: str, data: bytes, mode: int = 0o644, fsync: bool = False) -> None:
+    """Replace ``path`` with ``data`` so readers see the old file or the whole new one.
+
+    The one atomic write of the project: a temporary name of its own per writer (concurrent
+    writers never mix), the mode set whatever the umask, and on any failure (a full disk:
+    ENOSPC) the temporary file is removed, so nothing half-written is left behind.
+    """
+    temp = f"{path}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fchmod(fd, mode)
+            if fsync:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(temp, path)
+    except BaseException:
+        try:
+            os.unlink(temp)
+        except FileNotFoundError:
+            pass
+        raise

@@ -22,6 +22,7 @@ import marshal
 import os
 
 from isoinspect.runtime.errors import IsoinspectError, NotFound
+from isoinspect.runtime.fsutil import write_atomic
 from isoinspect.runtime.roots import Roots
 
 DEFAULT_PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -83,7 +84,7 @@ class ImageStore:
             raise NotFound(f"image {image_id[:12]} is incomplete: no start information") from None
         if "layer_ids" not in info:  # written by an older version: derive it again
             info = self._start_info_from_config(self.config(image_id))
-            _atomic_write(self.roots.data("images", image_id, "start.bin"), marshal.dumps(info))
+            write_atomic(self.roots.data("images", image_id, "start.bin"), marshal.dumps(info))
         # Layer paths are resolved against this store, so a store can be moved or copied.
         info["layers"] = [self.roots.data("layers", layer, "diff") for layer in info["layer_ids"]]
         return info
@@ -131,10 +132,10 @@ class ImageStore:
         if not self.has_image(image_id):
             staging = self.roots.data("images", f".staging-{image_id}-{os.getpid()}")
             os.makedirs(staging, exist_ok=True)
-            _atomic_write(os.path.join(staging, "config.json"), raw)
+            write_atomic(os.path.join(staging, "config.json"), raw)
             if parent:
-                _atomic_write(os.path.join(staging, "parent"), parent.encode())
-            _atomic_write(os.path.join(staging, "start.bin"), info)
+                write_atomic(os.path.join(staging, "parent"), parent.encode())
+            write_atomic(os.path.join(staging, "start.bin"), info)
             try:
                 os.rename(staging, image_dir)
             except OSError:
@@ -171,7 +172,7 @@ class ImageStore:
             raise NotFound(f"no such image: {image_id[:12]}")
         tags_dir = self.roots.data("tags")
         os.makedirs(tags_dir, exist_ok=True)
-        _atomic_write(os.path.join(tags_dir, _tag_file(name)), image_id.encode())
+        write_atomic(os.path.join(tags_dir, _tag_file(name)), image_id.encode())
 
     def untag(self, ref: str) -> bool:
         try:
@@ -282,7 +283,7 @@ class ImageStore:
 
     def cache_put(self, key: str, image_id: str) -> None:
         os.makedirs(self.roots.data("cache"), exist_ok=True)
-        _atomic_write(self.roots.data("cache", key), image_id.encode())
+        write_atomic(self.roots.data("cache", key), image_id.encode())
 
     # -- removal -------------------------------------------------------------------------------
 
@@ -443,11 +444,3 @@ def _tar_size(roots: Roots, diff_id: str) -> int:
         return os.stat(roots.data("layers", diff_id.removeprefix("sha256:"), "layer.tar")).st_size
     except FileNotFoundError:
         return 0
-
-
-def _atomic_write(path: str, data: bytes) -> None:
-    """Write via a temporary file and rename, so readers never see half a file."""
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "wb") as handle:
-        handle.write(data)
-    os.replace(tmp, path)

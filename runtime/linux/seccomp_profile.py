@@ -32,6 +32,8 @@ from __future__ import annotations
 import errno
 import os
 
+from isoinspect.runtime.fsutil import write_atomic
+
 DEFAULT_CACHE_DIR = "/var/lib/isoinspect/seccomp"
 
 # Bumped when the way the definition is compiled changes (not the definition itself).
@@ -175,48 +177,25 @@ def _read_trusted(path: str) -> bytes | None:
     return program if program and len(program) % 8 == 0 else None
 
 
-def store_atomically(path: str, data: bytes) -> None:
-    """Write data to path so readers see the old file or the whole new one, never a part.
-
-    Concurrent writers each use their own temporary name; the last os.replace wins, and all
-    write the same bytes.
-    """
-    directory = os.path.dirname(path)
-    os.makedirs(directory, mode=0o755, exist_ok=True)
-    temp = f"{path}.{os.getpid()}.{os.urandom(6).hex()}.tmp"
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
-    try:
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-            os.fchmod(fd, 0o644)  # whatever the umask
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(temp, path)
-    except BaseException:
-        try:
-            os.unlink(temp)
-        except FileNotFoundError:
-            pass
-        raise
-
-
 def load_default_filter_bytes(cache_dir: str = DEFAULT_CACHE_DIR) -> bytes:
-    """The default profile as raw classic-BPF bytes, from the cache (built there if missing).
+    """The default profile as raw classic-BPF bytes, from the cache (built there if missing)."""
+    return cached_program(cache_path(cache_dir), compile_default_profile)
+
+
+def cached_program(path: str, build) -> bytes:
+    """The program cached at ``path``, or ``build()`` stored there for next time.
 
     The cache file must belong to the caller's effective uid and not be group/world writable,
-    otherwise it is rebuilt. When the cache cannot be written (read-only /var/lib), the
-    program is compiled and returned anyway.
+    otherwise it is rebuilt. When the cache cannot be written (read-only /var/lib, a full
+    disk), the program is compiled and returned anyway.
     """
-    path = cache_path(cache_dir)
     program = _read_trusted(path)
     if program is not None:
         return program
-    program = compile_default_profile()
+    program = build()
     try:
-        store_atomically(path, program)
+        os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
+        write_atomic(path, program, fsync=True)
     except OSError:
         pass
     return program

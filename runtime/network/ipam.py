@@ -14,6 +14,7 @@ import json
 import os
 
 from isoinspect.runtime.errors import IsoinspectError
+from isoinspect.runtime.fsutil import write_atomic
 
 
 class Ipam:
@@ -47,10 +48,7 @@ class Ipam:
             self._fd = -1
 
     def _save(self) -> None:
-        tmp = f"{self.path}.{os.getpid()}"
-        with open(tmp, "w") as handle:
-            json.dump(self.holders, handle)
-        os.rename(tmp, self.path)
+        write_atomic(self.path, json.dumps(self.holders).encode())
 
     def allocate(self, holder: dict) -> str:
         """The lowest free address of the subnet (not the gateway); record its holder."""

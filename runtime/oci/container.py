@@ -19,6 +19,7 @@ import time
 
 from isoinspect.runtime import process
 from isoinspect.runtime.errors import IsoinspectError
+from isoinspect.runtime.fsutil import write_atomic
 from isoinspect.runtime.oci import config as cfg
 from isoinspect.runtime.oci import translate
 
@@ -36,14 +37,6 @@ class OciError(IsoinspectError):
 def _now_iso() -> str:
     t = time.time()
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e9):09d}Z"
-
-
-def _write_atomic(path: str, text: str, mode: int = 0o644) -> None:
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w") as handle:
-        handle.write(text)
-    os.chmod(tmp, mode)
-    os.replace(tmp, path)
 
 
 class Store:
@@ -66,7 +59,7 @@ class Store:
             raise OciError(f"container {cid}: state.json is corrupt") from None
 
     def save(self, state: dict) -> None:
-        _write_atomic(os.path.join(self.dir(state["id"]), "state.json"), json.dumps(state))
+        write_atomic(os.path.join(self.dir(state["id"]), "state.json"), json.dumps(state).encode())
 
     def ids(self) -> list[str]:
         try:
@@ -110,7 +103,7 @@ def _cgroup_mode() -> str:
 
 def _write_pid_file(path: str | None, pid: int) -> None:
     if path:
-        _write_atomic(os.path.abspath(path), str(pid))
+        write_atomic(os.path.abspath(path), str(pid).encode())
 
 
 # ---- create ------------------------------------------------------------------------------------

@@ -154,14 +154,7 @@ def compile_bpf(section: dict) -> bytes:
 
 def load_bpf(section: dict, cache_dir: str) -> bytes:
     """The compiled program for ``section``, from ``cache_dir`` when built before."""
-    from isoinspect.runtime.linux.seccomp_profile import _read_trusted, store_atomically
+    from isoinspect.runtime.linux.seccomp_profile import cached_program
 
     path = os.path.join(cache_dir, digest(section) + ".bpf")
-    program = _read_trusted(path)
-    if program is None:
-        program = compile_bpf(section)
-        try:
-            store_atomically(path, program)
-        except OSError:
-            pass
-    return program
+    return cached_program(path, lambda: compile_bpf(section))
