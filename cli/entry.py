@@ -38,7 +38,7 @@ def _fast_run(argv: list[str]) -> int | None:
         options, image, command = parse_run_args(args[1:])
     except FastParseError:
         return None
-    from isoinspect.cli.run_cmd import execute_run, report_error
+    from isoinspect.cli.run_cmd import execute_run, report_error, report_unexpected
     from isoinspect.runtime.errors import IsoinspectError
 
     import os
@@ -49,11 +49,7 @@ def _fast_run(argv: list[str]) -> int | None:
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # an internal error: one line, the traceback only on request
-        if os.environ.get("ISOINSPECT_DEBUG"):
-            raise
-        os.write(2, f"isoinspect: internal error: {type(exc).__name__}: {exc} "
-                    "(set ISOINSPECT_DEBUG=1 for details)\n".encode(errors="replace"))
-        return 125
+        return report_unexpected(exc)
 
 
 def _enable_site() -> None:

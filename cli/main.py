@@ -6,14 +6,13 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 
 import click
 
 from isoinspect.cli.options import DEFAULTS, RUN_OPTIONS
-from isoinspect.cli.run_cmd import execute_run
+from isoinspect.cli.run_cmd import execute_run, report_unexpected
 from isoinspect.runtime.errors import IsoinspectError
 
 
@@ -33,11 +32,7 @@ class _Group(click.Group):
                 click.exceptions.Abort):
             raise
         except Exception as exc:  # an internal error: one line, the traceback on request
-            if os.environ.get("ISOINSPECT_DEBUG"):
-                raise
-            click.echo(f"isoinspect: internal error: {type(exc).__name__}: {exc} "
-                       "(set ISOINSPECT_DEBUG=1 for details)", err=True)
-            ctx.exit(125)
+            ctx.exit(report_unexpected(exc))
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["--help"]})

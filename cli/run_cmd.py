@@ -55,3 +55,24 @@ def report_error(exc: IsoinspectError) -> int:
     """One line on stderr, no traceback; return the exit code."""
     os.write(2, f"isoinspect: {exc}\n".encode(errors="replace"))
     return exc.exit_code
+
+
+def debug_enabled() -> bool:
+    """ISOINSPECT_DEBUG=1/yes/true shows tracebacks; unset, empty, 0, false, no, off do not."""
+    value = os.environ.get("ISOINSPECT_DEBUG", "").strip().lower()
+    return value not in ("", "0", "false", "no", "off")
+
+
+def report_unexpected(exc: Exception) -> int:
+    """An exception that is not an IsoinspectError: re-raised with ISOINSPECT_DEBUG on,
+    otherwise one line (a full disk named as such, anything else as an internal error)."""
+    if debug_enabled():
+        raise exc
+    from isoinspect.runtime.errors import out_of_space
+
+    full = out_of_space(exc, "the state directory")
+    if full is not None:
+        return report_error(full)
+    os.write(2, f"isoinspect: internal error: {type(exc).__name__}: {exc} "
+                "(set ISOINSPECT_DEBUG=1 for details)\n".encode(errors="replace"))
+    return 125

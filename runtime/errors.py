@@ -21,3 +21,10 @@ class NotFound(IsoinspectError):
 
 class Conflict(IsoinspectError):
     """A name already in use, a running container that must be stopped first, ..."""
+
+
+def out_of_space(exc: BaseException, where: str) -> IsoinspectError | None:
+    """A one-line error for ENOSPC/EDQUOT while writing under ``where``; None for others."""
+    if isinstance(exc, OSError) and exc.errno in (28, 122):  # ENOSPC, EDQUOT
+        return IsoinspectError(f"no space left on device: {exc.filename or where}")
+    return None

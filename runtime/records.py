@@ -26,11 +26,17 @@ _NOUNS = ("otter", "falcon", "lynx", "heron", "badger", "marten", "osprey", "kes
           "gecko", "puffin", "wombat", "tapir", "okapi", "quokka", "serval")
 
 
+NAME_MAX = 255  # a name is a file name under names/: Linux's NAME_MAX bytes
+
+
 def validate_name(name: str) -> str:
-    """Docker's rule: [a-zA-Z0-9][a-zA-Z0-9_.-]+."""
+    """Docker's rule: [a-zA-Z0-9][a-zA-Z0-9_.-]+, and no longer than a file name may be."""
     if len(name) < 2 or name[0] not in _NAME_FIRST or not set(name) <= _NAME_REST:
-        raise IsoinspectError(f"invalid container name {name!r}: only [a-zA-Z0-9][a-zA-Z0-9_.-] "
-                              "are allowed, at least 2 characters")
+        raise IsoinspectError(f"invalid container name {name[:64]!r}: only "
+                              "[a-zA-Z0-9][a-zA-Z0-9_.-] are allowed, at least 2 characters")
+    if len(name) > NAME_MAX:
+        raise IsoinspectError(f"invalid container name {name[:32]!r}...: {len(name)} "
+                              f"characters, at most {NAME_MAX} are allowed")
     return name
 
 

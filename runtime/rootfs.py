@@ -30,7 +30,13 @@ def make_mounts_private() -> None:
 def mount_overlay(target: str, lower_dirs: list[str], upper: str, work: str) -> None:
     """The image layers (read-only, top first) under a per-container writable upper dir."""
     data = f"lowerdir={':'.join(lower_dirs)},upperdir={upper},workdir={work}"
-    sc.mount("overlay", target, "overlay", 0, data)
+    try:
+        sc.mount("overlay", target, "overlay", 0, data)
+    except OSError as err:
+        missing = next((d for d in lower_dirs if not os.path.isdir(d)), None)
+        why = "; an image layer is missing from the store" if missing else ""
+        raise OSError(err.errno, f"overlay mount of the container's root failed: "
+                                 f"{err.strerror.removeprefix('mount: ')}{why}", missing or target) from None
 
 
 def _ensure_dir(path: str, mode: int = 0o755) -> None:

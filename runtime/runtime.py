@@ -19,8 +19,7 @@ import time
 from isoinspect.runtime import child, process, rootfs
 from isoinspect.runtime.cgroup_warmup import wait_warmup
 from isoinspect.runtime.cgroups import make_manager
-from isoinspect.runtime.cgroups.resources import DEFAULT_DEVICE_RULES, Resources
-from isoinspect.runtime.errors import Conflict, IsoinspectError, NotFound
+from isoinspect.runtime.errors import Conflict, IsoinspectError, NotFound, out_of_space
 from isoinspect.runtime.images import ImageStore
 from isoinspect.runtime.linux import capabilities, paths_policy, rlimits, seccomp_profile
 from isoinspect.runtime.linux import syscalls as sc
@@ -78,7 +77,10 @@ class Runtime:
         image_id = self.images.resolve(spec.image)
         info = self.images.start_info(image_id)
         argv = self._command(spec, info)
-        cid, name = self.containers.allocate(spec.name)
+        try:
+            cid, name = self.containers.allocate(spec.name)
+        except OSError as exc:
+            raise out_of_space(exc, self.roots.data_dir) or exc from None
         record = {
             "id": cid, "name": name, "image": spec.image, "image_id": image_id,
             "created": time.time(), "status": "created", "pid": 0, "pid_ticks": None,
@@ -114,10 +116,13 @@ class Runtime:
                                         record["hostname"], owner)
             manager = self.cgroup(record)
             manager.create()
-            manager.apply(self._resources(spec))
+            manager.apply(spec.resources())
             self.containers.save(record)
-        except BaseException:
+        except BaseException as exc:
             self._discard(record)
+            full = out_of_space(exc, self.roots.data_dir)
+            if full is not None:
+                raise full from None
             raise
         return record
 
@@ -138,15 +143,6 @@ class Runtime:
             key, _, value = item.partition("=")
             merged[key] = value
         return [f"{k}={v}" for k, v in merged.items()]
-
-    @staticmethod
-    def _resources(spec: ContainerSpec) -> Resources:
-        return Resources(memory=spec.memory, memory_swap=spec.memory_swap,
-                         cpu_quota_us=spec.cpu_quota_us, cpu_period_us=spec.cpu_period_us,
-                         cpu_shares=spec.cpu_shares, cpuset_cpus=spec.cpuset_cpus,
-                         pids_limit=spec.pids_limit, device_rules=DEFAULT_DEVICE_RULES,
-                         blkio_read_bps=spec.blkio_read_bps,
-                         blkio_write_bps=spec.blkio_write_bps)
 
     # -- starting --------------------------------------------------------------------------
 
@@ -232,13 +228,18 @@ class Runtime:
         try:
             for hook in hooks:
                 hook.prestart(self, record, pid)
-        except BaseException:
+        except BaseException as exc:
             os.close(sync_write)
-            os.kill(pid, SIGKILL)
+            _kill_quietly(pid, SIGKILL)
             os.waitpid(pid, 0)
-            os.close(read_fd)
-            record.update(status="exited", exit_code=125, finished_at=time.time())
+            # The child may have failed first (e.g. its overlay mount), taking with it what the
+            # hook needed (/proc/<pid>/ns/net): its own error is the one that explains it.
+            message = _read_all(read_fd).decode(errors="replace")
+            record.update(status="exited", exit_code=125, finished_at=time.time(),
+                          error=message)
             self._finish(record)
+            if message and isinstance(exc, Exception):
+                raise IsoinspectError(message) from None
             raise
         os.write(sync_write, b"g")
         os.close(sync_write)

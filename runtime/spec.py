@@ -7,6 +7,7 @@ created, so bad input never leaves anything behind.
 from __future__ import annotations
 
 from isoinspect.runtime import units
+from isoinspect.runtime.cgroups.resources import DEFAULT_DEVICE_RULES, PIDS_MAX, Resources
 from isoinspect.runtime.errors import IsoinspectError
 
 NETWORK_MODES = ("none", "host", "bridge")  # or the name of a user-defined network
@@ -49,8 +50,8 @@ class ContainerSpec:
         self.user = user
         self.hostname = hostname
         self.read_only = read_only
-        self.memory = memory
-        self.memory_swap = memory_swap
+        self.memory = memory or None  # Docker: 0 means no limit
+        self.memory_swap = memory_swap or None
         self.cpu_quota_us = cpu_quota_us
         self.cpu_period_us = cpu_period_us
         self.cpu_shares = cpu_shares
@@ -87,7 +88,7 @@ class ContainerSpec:
             cpu_shares=units.parse_int(cpu_shares, "--cpu-shares", 2)
             if cpu_shares is not None else None,
             cpuset_cpus=units.parse_cpuset(cpuset_cpus) if cpuset_cpus is not None else None,
-            pids_limit=units.parse_int(pids_limit, "--pids-limit", -1)
+            pids_limit=units.parse_int(pids_limit, "--pids-limit", -1, PIDS_MAX)
             if pids_limit is not None else None,
             env=units.parse_env(list(env)),
             blkio_read_bps=[parse_device_rate(v, "--device-read-bps") for v in device_read_bps],
@@ -105,7 +106,10 @@ class ContainerSpec:
                 raise IsoinspectError(f"-p needs a bridge network, not --network {self.network}")
             from isoinspect.runtime.network.ports import check_unique, parse_publish
             check_unique([parse_publish(item) for item in self.publish])
-        if self.memory is not None and self.memory < 6 * 1024 * 1024 and self.memory != 0:
+        if self.name is not None:
+            from isoinspect.runtime.records import validate_name
+            validate_name(self.name)
+        if self.memory is not None and self.memory < 6 * 1024 * 1024:
             raise IsoinspectError("minimum memory limit allowed is 6MB")
         if self.memory_swap is not None and self.memory_swap != -1:
             if self.memory is None:
@@ -128,6 +132,19 @@ class ContainerSpec:
                 parse_capabilities(self.cap_add, self.cap_drop)
             except ValueError as exc:
                 raise IsoinspectError(f"invalid capability: {exc}") from None
+        try:
+            self.resources()
+        except ValueError as exc:  # a library caller's numbers out of the kernel's range
+            raise IsoinspectError(str(exc)) from None
+
+    def resources(self) -> Resources:
+        """The cgroup limits this spec asks for (validated by Resources itself)."""
+        return Resources(memory=self.memory, memory_swap=self.memory_swap,
+                         cpu_quota_us=self.cpu_quota_us, cpu_period_us=self.cpu_period_us,
+                         cpu_shares=self.cpu_shares, cpuset_cpus=self.cpuset_cpus,
+                         pids_limit=self.pids_limit, device_rules=DEFAULT_DEVICE_RULES,
+                         blkio_read_bps=self.blkio_read_bps,
+                         blkio_write_bps=self.blkio_write_bps)
 
     def to_dict(self) -> dict:
         return {slot: getattr(self, slot) for slot in self.__slots__}

@@ -9,32 +9,50 @@ import os
 
 from isoinspect.runtime.errors import IsoinspectError
 
-_SIZE_SUFFIXES = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+_SIZE_SUFFIXES = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40,
+                  "p": 1 << 50}
 CFS_PERIOD_US = 100_000
+INT64_MAX = (1 << 63) - 1  # what Docker's flags (Go int64) and the cgroup files can hold
+
+
+def size_in_bytes(text: str) -> int:
+    """'64m' -> 67108864, with integer arithmetic only; ValueError when not a size.
+
+    Docker's grammar (go-units RAMInBytes): digits, at most one decimal fraction, an optional
+    unit k/m/g/t/p and an optional 'i'/'b' tail ('64MiB', '64mb'). No exponents, no signs,
+    no nan/inf: '1e30' is not a size. Values above int64 are refused, not wrapped.
+    """
+    raw = text.strip().lower()
+    for tail in ("ib", "b"):
+        if len(raw) > len(tail) and raw.endswith(tail) and raw[-len(tail) - 1] in "kmgtp":
+            raw = raw[: -len(tail)]
+            break
+    number, suffix = raw, ""
+    if raw and raw[-1] in _SIZE_SUFFIXES:
+        number, suffix = raw[:-1].rstrip(" "), raw[-1]
+    whole, dot, fraction = number.partition(".")
+    if not (whole.isascii() and whole.isdigit()) or (dot and not (fraction.isascii()
+                                                                and fraction.isdigit())):
+        raise ValueError("expected a size like 64m, 512k or 1g")
+    scale = _SIZE_SUFFIXES[suffix]
+    amount = int(whole) * scale
+    if fraction:
+        amount += int(fraction) * scale // 10 ** len(fraction)
+    if amount > INT64_MAX:
+        raise ValueError("value out of range")
+    return amount
 
 
 def parse_bytes(value: str | int, flag: str = "--memory") -> int:
-    """'64m' -> 67108864; '1g', '512k', '1048576' and '64MiB'/'64mb' are accepted like Docker."""
+    """'64m' -> 67108864; '1g', '512k', '1048576', '1.5g' and '64MiB'/'64mb' like Docker."""
     if isinstance(value, int):
-        if value < 0:
-            raise IsoinspectError(f"invalid value {value!r} for {flag}: must not be negative")
+        if not 0 <= value <= INT64_MAX:
+            raise IsoinspectError(f"invalid value {value!r} for {flag}: value out of range")
         return value
-    text = value.strip().lower()
-    for tail in ("ib", "b"):
-        if len(text) > 1 and text.endswith(tail) and text[-len(tail) - 1] in "kmgt":
-            text = text[: -len(tail)]
-            break
-    number, suffix = text, ""
-    if text and text[-1] in _SIZE_SUFFIXES and not text[-1].isdigit():
-        number, suffix = text[:-1], text[-1]
     try:
-        amount = float(number)
-    except ValueError:
-        raise IsoinspectError(
-            f"invalid value {value!r} for {flag}: expected a size like 64m, 512k or 1g") from None
-    if amount < 0 or amount != amount:
-        raise IsoinspectError(f"invalid value {value!r} for {flag}: must not be negative")
-    return int(amount * _SIZE_SUFFIXES[suffix])
+        return size_in_bytes(value)
+    except ValueError as exc:
+        raise IsoinspectError(f"invalid value {value!r} for {flag}: {exc}") from None
 
 
 def parse_memory_swap(value: str, flag: str = "--memory-swap") -> int:
@@ -59,14 +77,19 @@ def parse_cpus(value: str | float, flag: str = "--cpus") -> tuple[int, int]:
     return quota, CFS_PERIOD_US
 
 
-def parse_int(value: str | int, flag: str, minimum: int | None = None) -> int:
-    """An integer flag value with an optional lower bound."""
+def parse_int(value: str | int, flag: str, minimum: int | None = None,
+              maximum: int = INT64_MAX) -> int:
+    """An integer flag value (a Go int64 in Docker) with optional bounds."""
     try:
         number = int(value)
     except (TypeError, ValueError):
         raise IsoinspectError(f"invalid value {value!r} for {flag}: expected an integer") from None
+    if not -INT64_MAX - 1 <= number <= INT64_MAX:
+        raise IsoinspectError(f"invalid value {value!r} for {flag}: value out of range")
     if minimum is not None and number < minimum:
         raise IsoinspectError(f"invalid value {value!r} for {flag}: must be at least {minimum}")
+    if number > maximum:
+        raise IsoinspectError(f"invalid value {value!r} for {flag}: must be at most {maximum}")
     return number
 
 

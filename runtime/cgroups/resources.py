@@ -30,6 +30,8 @@ DEFAULT_DEVICE_RULES = (
 
 CPU_PERIOD_DEFAULT = 100000
 SHARES_MIN, SHARES_MAX = 2, 262144
+INT64_MAX = (1 << 63) - 1  # cgroup files hold (signed) 64-bit numbers; more is an error
+PIDS_MAX = 4194304  # the kernel's PID_MAX_LIMIT: pids.max refuses anything above (EINVAL)
 
 _FIELDS = (
     "memory", "memory_swap", "memory_reservation",
@@ -144,28 +146,18 @@ def cpus_to_quota(cpus: float, period_us: int = CPU_PERIOD_DEFAULT) -> int:
     return int(round(cpus * period_us))
 
 
-_SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
-
-
 def parse_size(text: str | int) -> int:
     """"64m" / "64MiB" / "1g" / "512k" / "1048576" -> bytes (binary units, like Docker); -1 stays."""
     if isinstance(text, int) and not isinstance(text, bool):
         return text
-    raw = str(text).strip().lower()
-    if raw == "-1":
+    if str(text).strip() == "-1":
         return -1
-    for suffix in ("ib", "b"):
-        if raw.endswith(suffix):
-            raw = raw[: -len(suffix)]
-            break
-    unit = raw[-1:] if raw[-1:] in ("k", "m", "g", "t") else ""
+    from isoinspect.runtime.units import size_in_bytes
+
     try:
-        value = float(raw[: len(raw) - len(unit)])
-    except ValueError:
-        raise ValueError(f"resources: bad size {text!r} (use e.g. 512k, 64m, 1g)") from None
-    if value < 0 or value != value:
-        raise ValueError(f"resources: bad size {text!r}")
-    return int(value * _SIZE_UNITS[unit])
+        return size_in_bytes(str(text))
+    except ValueError as exc:
+        raise ValueError(f"resources: bad size {text!r}: {exc}") from None
 
 
 def parse_cpu_list(text: str) -> list[int]:
@@ -199,9 +191,10 @@ def _is_int(value: object) -> bool:
 
 
 def _limit(value: object, name: str) -> None:
-    if value is not None and (not _is_int(value) or (value <= 0 and value != -1)):
-        raise ValueError(f"resources: {name} must be a positive number of bytes or -1, "
-                         f"got {value!r}")
+    if value is not None and (not _is_int(value) or (value <= 0 and value != -1)
+                              or value > INT64_MAX):
+        raise ValueError(f"resources: {name} must be a positive number of bytes (at most "
+                         f"{INT64_MAX}) or -1, got {value!r}")
 
 
 def check_memory(res: Resources) -> None:
@@ -222,8 +215,10 @@ def check_cpu(res: Resources) -> None:
     if not _is_int(period) or not 1000 <= period <= 1000000:
         raise ValueError(f"resources: cpu_period_us must be 1000..1000000, got {period!r}")
     quota = res.cpu_quota_us
-    if quota is not None and (not _is_int(quota) or (quota < 1000 and quota != -1)):
-        raise ValueError(f"resources: cpu_quota_us must be >= 1000 or -1, got {quota!r}")
+    if quota is not None and (not _is_int(quota) or (quota < 1000 and quota != -1)
+                              or quota > INT64_MAX):
+        raise ValueError(f"resources: cpu_quota_us must be 1000..{INT64_MAX} or -1, "
+                         f"got {quota!r}")
     shares = res.cpu_shares
     if shares is not None and (not _is_int(shares) or not SHARES_MIN <= shares <= SHARES_MAX):
         raise ValueError(f"resources: cpu_shares must be {SHARES_MIN}..{SHARES_MAX}, "
@@ -238,9 +233,9 @@ def check_cpuset(res: Resources) -> None:
 
 def check_pids(res: Resources) -> None:
     limit = res.pids_limit
-    if limit is not None and (not _is_int(limit) or limit < -1):
-        raise ValueError(f"resources: pids_limit must be >= -1 (-1 or 0: unlimited), "
-                         f"got {limit!r}")
+    if limit is not None and (not _is_int(limit) or not -1 <= limit <= PIDS_MAX):
+        raise ValueError(f"resources: pids_limit must be -1..{PIDS_MAX} (-1 or 0: unlimited; "
+                         f"the kernel allows no more), got {limit!r}")
 
 
 def check_devices(res: Resources) -> None:
@@ -252,7 +247,7 @@ def check_devices(res: Resources) -> None:
         if kind not in ("a", "b", "c"):
             raise ValueError(f"resources: device rule {rule!r}: type must be 'a', 'b' or 'c'")
         for number in (major, minor):
-            if number is not None and (not _is_int(number) or number < 0):
+            if number is not None and (not _is_int(number) or not 0 <= number < 1 << 32):
                 raise ValueError(f"resources: device rule {rule!r}: bad major/minor {number!r}")
         if (not isinstance(access, str) or not access or len(set(access)) != len(access)
                 or set(access) - set("rwm")):
@@ -264,9 +259,9 @@ def check_devices(res: Resources) -> None:
 def check_blkio(res: Resources) -> None:
     for name in BLKIO_FIELDS:
         for entry in getattr(res, name) or ():
-            if len(entry) != 3 or not all(_is_int(v) and v >= 0 for v in entry):
+            if len(entry) != 3 or not all(_is_int(v) and 0 <= v <= INT64_MAX for v in entry):
                 raise ValueError(f"resources: {name} entry {entry!r} is not "
-                                 "(major, minor, value) with non-negative integers")
+                                 "(major, minor, value) with integers 0..2^63-1")
 
 
 CHECKS = (check_memory, check_cpu, check_cpuset, check_pids, check_devices, check_blkio)

@@ -20,8 +20,17 @@ HOOK_KINDS = ("prestart", "createRuntime", "createContainer", "startContainer", 
 ID_PATTERN = re.compile(r"^[\w+\-.]+$")
 
 
+INT64_MAX, UINT64_MAX, UINT32_MAX = (1 << 63) - 1, (1 << 64) - 1, (1 << 32) - 1
+
+
 class ConfigError(IsoinspectError):
     """A bundle or config.json the runtime refuses (nothing has been touched yet)."""
+
+
+def check_number(value: object, where: str, low: int, high: int) -> None:
+    """An integer within the range of its type in the spec (JSON numbers are unbounded)."""
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise ConfigError(f"{where} must be an integer in {low}..{high}, got {value!r}")
 
 
 def check_id(container_id: str) -> None:
@@ -80,9 +89,10 @@ def check_process_section(process: dict) -> None:
     if not isinstance(env, list) or not all(isinstance(e, str) for e in env):
         raise ConfigError("process.env must be a list of strings")
     user = process.get("user", {})
-    if not isinstance(user, dict) or not isinstance(user.get("uid", 0), int) \
-            or not isinstance(user.get("gid", 0), int):
+    if not isinstance(user, dict):
         raise ConfigError("process.user needs integer uid and gid")
+    for key in ("uid", "gid"):  # uint32, and (uid_t)-1 means "no change" to the kernel
+        check_number(user.get(key, 0), f"process.user.{key}", 0, UINT32_MAX - 1)
     from isoinspect.runtime.linux import capabilities
     for kind, names in (process.get("capabilities") or {}).items():
         for name in names or ():
@@ -93,9 +103,13 @@ def check_process_section(process: dict) -> None:
                                   f"{name!r}") from None
     from isoinspect.runtime.linux.rlimits import RLIMIT_NUMBERS
     for limit in process.get("rlimits") or ():
+        if not isinstance(limit, dict):
+            raise ConfigError("process.rlimits: each entry must be an object")
         name = str(limit.get("type", "")).lower().removeprefix("rlimit_")
         if name not in RLIMIT_NUMBERS:
             raise ConfigError(f"process.rlimits: unknown type {limit.get('type')!r}")
+        for key in ("soft", "hard"):
+            check_number(limit.get(key, 0), f"process.rlimits {name}.{key}", 0, UINT64_MAX)
 
 
 def check_namespaces(config: dict, bundle: str) -> None:
@@ -169,11 +183,30 @@ def check_seccomp(config: dict, bundle: str) -> None:
     seccomp_oci.check(seccomp)
 
 
+# linux.resources numbers and the ranges of their Go types in the runtime spec.
+RESOURCE_NUMBERS = (("memory", "limit", -1, INT64_MAX), ("memory", "reservation", -1, INT64_MAX),
+                    ("memory", "swap", -1, INT64_MAX), ("cpu", "shares", 0, UINT64_MAX),
+                    ("cpu", "quota", -1, INT64_MAX), ("cpu", "period", 0, UINT64_MAX),
+                    ("pids", "limit", -1, INT64_MAX))
+
+
 def check_resources(config: dict, bundle: str) -> None:
     from isoinspect.runtime.oci import translate
+    resources = linux(config).get("resources") or {}
+    if not isinstance(resources, dict):
+        raise ConfigError("linux.resources must be an object")
+    for section, key, low, high in RESOURCE_NUMBERS:
+        part = resources.get(section) or {}
+        if not isinstance(part, dict):
+            raise ConfigError(f"linux.resources.{section} must be an object")
+        if part.get(key) is not None:
+            check_number(part[key], f"linux.resources.{section}.{key}", low, high)
+    for rule in resources.get("devices") or ():
+        if not isinstance(rule, dict):
+            raise ConfigError("linux.resources.devices: each rule must be an object")
     try:
         translate.resources(config)
-    except ValueError as exc:
+    except (ValueError, TypeError) as exc:
         raise ConfigError(f"linux.resources: {exc}") from None
 
 

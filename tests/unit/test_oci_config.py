@@ -63,6 +63,24 @@ def test_valid_config_passes(bundle):
     (lambda c: c["linux"].update(rootfsPropagation="weird"), "rootfsPropagation"),
     (lambda c: c["linux"].update(seccomp={"defaultAction": "SCMP_ACT_NOPE"}), "seccomp"),
     (lambda c: c["linux"].update(resources={"cpu": {"cpus": "x-y"}}), "resources"),
+    # numbers beyond their Go types (JSON has no bound), or of the wrong type
+    (lambda c: c["linux"].update(resources={"memory": {"limit": 10 ** 30}}), "memory.limit"),
+    (lambda c: c["linux"].update(resources={"memory": {"limit": "64m"}}), "memory.limit"),
+    (lambda c: c["linux"].update(resources={"memory": 5}), "must be an object"),
+    (lambda c: c["linux"].update(resources={"pids": {"limit": 10 ** 20}}), "pids.limit"),
+    (lambda c: c["linux"].update(resources={"pids": {"limit": 5000000}}), "pids_limit"),
+    (lambda c: c["linux"].update(resources={"cpu": {"quota": 10 ** 20}}), "cpu.quota"),
+    (lambda c: c["linux"].update(resources={"cpu": {"shares": 10 ** 30}}), "cpu.shares"),
+    (lambda c: c["linux"].update(resources={"devices": [5]}), "devices"),
+    (lambda c: c["linux"].update(resources={"devices": [
+        {"allow": True, "type": "c", "major": 10 ** 30, "minor": 1, "access": "rwm"}]}),
+     "major/minor"),
+    (lambda c: c["process"]["user"].update(uid=1 << 40), "process.user.uid"),
+    (lambda c: c["process"]["user"].update(gid=-1), "process.user.gid"),
+    (lambda c: c["process"].update(rlimits=[{"type": "RLIMIT_NOFILE", "soft": 10 ** 30,
+                                             "hard": 10}]), "nofile.soft"),
+    (lambda c: c["process"].update(rlimits=[{"type": "RLIMIT_NOFILE", "soft": 1,
+                                             "hard": "x"}]), "nofile.hard"),
 ])
 def test_named_checks_refuse(bundle, mutate, message):
     config = base_config()

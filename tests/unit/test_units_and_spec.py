@@ -12,13 +12,16 @@ from isoinspect.runtime.spec import ContainerSpec
 @pytest.mark.parametrize("text, expected", [
     ("64m", 64 << 20), ("64M", 64 << 20), ("1g", 1 << 30), ("512k", 512 << 10),
     ("1048576", 1048576), ("64mb", 64 << 20), ("64MiB", 64 << 20), ("1.5g", 3 << 29),
-    ("100b", 100),
+    ("100b", 100), ("1p", 1 << 50), ("0", 0), ("9223372036854775807", (1 << 63) - 1),
+    ("0.5k", 512),
 ])
 def test_parse_bytes(text, expected):
     assert units.parse_bytes(text) == expected
 
 
-@pytest.mark.parametrize("text", ["12x", "", "m", "-5m", "abc", "1..2m", "nan"])
+@pytest.mark.parametrize("text", ["12x", "", "m", "-5m", "abc", "1..2m", "nan", "1e30", "inf",
+                                  "1e3m", ".5m", "1.", "+5m", "9223372036854775808",
+                                  "99999999999999999999", "8388608p", "\u0661\u0662"])
 def test_parse_bytes_rejects(text):
     with pytest.raises(IsoinspectError) as info:
         units.parse_bytes(text)
@@ -68,8 +71,56 @@ def test_spec_from_flags_parses_everything():
     ({"network": "bridge9"}, "--network"),
     ({"workdir": "relative"}, "absolute"),
     ({"pids_limit": "-5"}, "--pids-limit"),
+    ({"pids_limit": "99999999999999999999"}, "out of range"),
+    ({"pids_limit": "4194305"}, "at most 4194304"),
+    ({"memory": "1e30"}, "--memory"),
+    ({"memory": "99999999999999999999"}, "out of range"),
+    ({"memory_swap": "1e30", "memory": "64m"}, "--memory-swap"),
+    ({"memory_swap": "1g", "memory": "0"}, "--memory"),
+    ({"name": "a" * 256}, "at most 255"),
+    ({"name": "a" * 300}, "invalid container name"),
 ])
 def test_spec_rejects(kwargs, message):
     with pytest.raises(IsoinspectError) as info:
         ContainerSpec.from_flags("busybox", ["true"], **kwargs)
     assert message in str(info.value)
+
+
+def test_memory_zero_is_no_limit_like_docker():
+    spec = ContainerSpec.from_flags("busybox", ["true"], memory="0", memory_swap="0")
+    assert (spec.memory, spec.memory_swap) == (None, None)
+    assert spec.resources().memory is None
+
+
+def test_the_longest_name_a_file_may_have_is_accepted():
+    assert ContainerSpec("busybox", ["true"], name="a" * 255).name == "a" * 255
+
+
+@pytest.mark.parametrize("kwargs", [{"memory": 1 << 63}, {"pids_limit": 1 << 70},
+                                    {"cpu_quota_us": 10 ** 30}])
+def test_library_numbers_out_of_range_are_one_line_errors(kwargs):
+    with pytest.raises(IsoinspectError) as info:
+        ContainerSpec("busybox", ["true"], **kwargs)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("value, expected", [(None, False), ("", False), ("0", False),
+                                             ("false", False), ("OFF", False), ("no", False),
+                                             (" 0 ", False), ("1", True), ("yes", True),
+                                             ("true", True)])
+def test_debug_switch(monkeypatch, value, expected):
+    from isoinspect.cli.run_cmd import debug_enabled
+
+    if value is None:
+        monkeypatch.delenv("ISOINSPECT_DEBUG", raising=False)
+    else:
+        monkeypatch.setenv("ISOINSPECT_DEBUG", value)
+    assert debug_enabled() is expected
+
+
+def test_parse_int_bounds():
+    assert units.parse_int("-1", "--pids-limit", -1) == -1
+    for bad, message in (("99999999999999999999", "out of range"),
+                         ("-99999999999999999999", "out of range"), ("7", "at most 5")):
+        with pytest.raises(IsoinspectError, match=message):
+            units.parse_int(bad, "--x", -1, 5)
