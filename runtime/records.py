@@ -1,12 +1,15 @@
 """Container records on disk: one directory per container, safe under concurrent commands.
 
   containers/<id>/state.bin   the record (marshal: fast to read and write on the start path)
+  containers/<id>/state.bin.spare  its spare, swapped in by the next update
   containers/<id>/upper, work overlayfs upper and work dirs (the container's writes)
   containers/<id>/rootfs      mount point of the overlay, inside the container's mount ns only
   containers/<id>/container.log  output of a detached container
   names/<name>                holds the id; created with O_EXCL so a name is taken exactly once
 
-Records are replaced atomically (write + rename), so a reader never sees half a record.
+Records are replaced atomically, so a reader never sees half a record, and without needing
+free space once written (runtime/rewritable.py): a container that fills the disk still gets its
+exit code recorded, and `ps`, `rm -f` and `gc` work on a full disk.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import marshal
 import os
 
+from isoinspect.runtime import rewritable
 from isoinspect.runtime.fsutil import remove_tree
 from isoinspect.runtime.errors import Conflict, IsoinspectError, NotFound
 from isoinspect.runtime.roots import Roots
@@ -81,6 +85,9 @@ class ContainerStore:
                            f'"{other[:12]}"') from None
         try:
             os.write(fd, cid.encode())
+        except BaseException:  # a full disk: an empty name file would hold the name
+            os.unlink(path)
+            raise
         finally:
             os.close(fd)
 
@@ -124,20 +131,19 @@ class ContainerStore:
         return MonitorLock(self.dir(cid, "monitor.lock"), blocking)
 
     def save(self, record: dict) -> None:
-        path = self.dir(record["id"], "state.bin")
-        tmp = f"{path}.{os.getpid()}"
-        with open(tmp, "wb") as handle:
-            marshal.dump(record, handle)
-        os.replace(tmp, path)
+        """Replace the record atomically; once written, updates need no free space."""
+        rewritable.write(self.dir(record["id"]), "state.bin", marshal.dumps(record))
 
     def load(self, cid: str) -> dict:
         try:
-            with open(self.dir(cid, "state.bin"), "rb") as handle:
-                return marshal.load(handle)
-        except FileNotFoundError:
+            record = marshal.loads(rewritable.read(self.dir(cid), "state.bin"))
+        except (FileNotFoundError, NotADirectoryError):
             raise NotFound(f"no such container: {cid[:12]}") from None
         except (EOFError, ValueError, TypeError):
             raise IsoinspectError(f"container {cid[:12]} has a corrupt record") from None
+        if not isinstance(record, dict):
+            raise IsoinspectError(f"container {cid[:12]} has a corrupt record")
+        return record
 
     def ids(self) -> list[str]:
         try:

@@ -121,6 +121,15 @@ def umount2(target: str, flags: int = 0) -> None:
     _check(_libc.umount2(_b(target), ctypes.c_int(flags)), "umount", target)
 
 
+RENAME_EXCHANGE = 2  # linux/fs.h: swap two names atomically (renameat2)
+
+
+def rename_exchange(dir_fd: int, first: str, second: str) -> None:
+    """Swap the files ``first`` and ``second`` of directory ``dir_fd`` in one step."""
+    _check(_libc.renameat2(dir_fd, _b(first), dir_fd, _b(second), RENAME_EXCHANGE),
+           "renameat2", second)
+
+
 def pivot_root(new_root: str, put_old: str) -> None:
     """pivot_root(2): make new_root the root of the calling mount namespace."""
     _check(_libc.syscall(SYS_pivot_root, _b(new_root), _b(put_old)), "pivot_root", new_root)

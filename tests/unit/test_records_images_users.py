@@ -54,6 +54,38 @@ def test_save_load_lookup_delete(store):
         store.lookup("db")
 
 
+def test_record_updates_swap_a_preallocated_spare_in_place(store):
+    """Once a record exists, updating it makes no new file and needs no new blocks: the spare
+    (as big as the record file, zero-padded) is filled and swapped in by RENAME_EXCHANGE."""
+    cid, name = store.allocate("rec")
+    os.makedirs(store.dir(cid))
+    store.save({"id": cid, "name": name, "status": "created"})
+    record_path, spare_path = store.dir(cid, "state.bin"), store.dir(cid, "state.bin.spare")
+    first, spare = os.stat(record_path), os.stat(spare_path)
+    assert first.st_size == spare.st_size >= 8192 and first.st_blocks * 512 >= first.st_size
+    store.save({"id": cid, "name": name, "status": "exited", "exit_code": 0})
+    assert os.stat(record_path).st_ino == spare.st_ino  # swapped, not rewritten
+    assert os.stat(spare_path).st_ino == first.st_ino
+    assert sorted(os.listdir(store.dir(cid))) == ["state.bin", "state.bin.spare"]
+    assert store.load(cid) == {"id": cid, "name": name, "status": "exited", "exit_code": 0}
+    big = {"id": cid, "name": name, "status": "exited", "error": "x" * 20000}
+    store.save(big)  # outgrows the pair: a fresh, bigger pair
+    assert store.load(cid) == big
+    assert os.stat(spare_path).st_size == os.stat(record_path).st_size > 20000
+    assert sorted(os.listdir(store.dir(cid))) == ["state.bin", "state.bin.spare"]
+
+
+def test_a_name_file_is_not_left_empty_when_its_write_fails(store, monkeypatch):
+    def full(fd, data):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "write", full)
+    with pytest.raises(OSError):
+        store.allocate("full")
+    monkeypatch.undo()
+    assert store.allocate("full")[1] == "full"
+
+
 def test_roots_give_test_roots_their_own_cgroup_parent(tmp_path, monkeypatch):
     monkeypatch.delenv("ISOINSPECT_ROOT", raising=False)
     monkeypatch.delenv("ISOINSPECT_CGROUP_PARENT", raising=False)
