@@ -452,3 +452,28 @@ def test_pause_resume(runc):
     assert runc("pause", "pz").returncode == 0
     assert runc("delete", "--force", "pz").returncode == 0  # thawed, then killed
     assert not _cgroup_dirs("pz")
+
+
+@pytest.mark.parametrize("where, value, message", [
+    (("linux", "resources", "memory", "limit"), 10 ** 30, "memory.limit"),
+    (("linux", "resources", "pids", "limit"), 10 ** 20, "pids.limit"),
+    (("linux", "resources", "cpu", "quota"), 10 ** 20, "cpu.quota"),
+    (("process", "user", "uid"), 1 << 40, "process.user.uid"),
+])
+def test_numbers_beyond_their_spec_types_are_refused(runc, where, value, message):
+    """JSON numbers have no bound; the spec's fields are Go int64/uint64/uint32. runc fails
+    to decode such a config.json ("cannot unmarshal number ... into Go struct field ... of
+    type int64") and creates nothing. Before the fix a memory limit of 1e30 was accepted, the
+    pids and quota values failed only once the cgroup existed (ERANGE from the kernel), the
+    uid in the child ("uid is less than minimum")."""
+    def mutate(config):
+        node = config
+        for key in where[:-1]:
+            node = node.setdefault(key, {})
+        node[where[-1]] = value
+    cid = f"big-{where[-1]}-{where[-2]}"
+    result = runc.create(cid, runc.bundle(["true"], f"b-{cid}", mutate))
+    assert result.returncode == 1, result.stderr
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert "internal error" not in result.stderr
+    _assert_nothing_left(runc, cid)
