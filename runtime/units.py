@@ -13,6 +13,7 @@ _SIZE_SUFFIXES = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 
                   "p": 1 << 50}
 CFS_PERIOD_US = 100_000
 INT64_MAX = (1 << 63) - 1  # what Docker's flags (Go int64) and the cgroup files can hold
+UID_MAX = (1 << 32) - 2  # uid_t is 32 bits and (uid_t)-1 means "unchanged"
 
 
 def size_in_bytes(text: str) -> int:
@@ -95,18 +96,14 @@ def parse_int(value: str | int, flag: str, minimum: int | None = None,
 
 def parse_cpuset(value: str, flag: str = "--cpuset-cpus") -> str:
     """'0', '0-1', '0,2-3': checked for shape and against the CPUs this host has."""
+    from isoinspect.runtime.cgroups.resources import parse_cpu_list
+
     text = value.strip()
-    cpus: set[int] = set()
     try:
-        for part in text.split(","):
-            low, dash, high = part.partition("-")
-            first, last = int(low), int(high if dash else low)
-            if first < 0 or last < first:
-                raise ValueError
-            cpus.update(range(first, last + 1))
-    except ValueError:
-        raise IsoinspectError(f"invalid value {value!r} for {flag}: expected a list like 0-1,3") \
-            from None
+        cpus = set(parse_cpu_list(text))
+    except ValueError as exc:
+        why = str(exc).removeprefix("resources: ")
+        raise IsoinspectError(f"invalid value {value!r} for {flag}: {why}") from None
     available = _online_cpus()
     missing = sorted(cpus - available) if available else []
     if missing:
@@ -141,5 +138,9 @@ def parse_user(value: str) -> tuple[str, str | None]:
     user, _, group = value.partition(":")
     if not user:
         raise IsoinspectError(f"invalid value {value!r} for --user: expected UID[:GID]")
+    for part in (user, group):
+        if part.isdigit() and int(part) > UID_MAX:
+            raise IsoinspectError(f"invalid value {value!r} for --user: {part} is above the "
+                                  f"largest id, {UID_MAX}")
     return user, (group or None)
 

@@ -31,6 +31,7 @@ DEFAULT_DEVICE_RULES = (
 CPU_PERIOD_DEFAULT = 100000
 SHARES_MIN, SHARES_MAX = 2, 262144
 INT64_MAX = (1 << 63) - 1  # cgroup files hold (signed) 64-bit numbers; more is an error
+CPUS_MAX = 8192  # the kernel's largest NR_CPUS: a cpuset list names CPUs below it
 PIDS_MAX = 4194304  # the kernel's PID_MAX_LIMIT: pids.max refuses anything above (EINVAL)
 
 _FIELDS = (
@@ -172,6 +173,9 @@ def parse_cpu_list(text: str) -> list[int]:
         first, last = int(low), int(high) if dash else int(low)
         if last < first:
             raise ValueError(f"resources: bad cpuset range {part!r} in {text!r}")
+        if last >= CPUS_MAX:  # checked before expanding: '0-99999999999' must not hang
+            raise ValueError(f"resources: CPU {last} in {text!r} is beyond any kernel's "
+                             f"limit ({CPUS_MAX - 1})")
         numbers.update(range(first, last + 1))
     return sorted(numbers)
 

@@ -153,6 +153,8 @@ def test_a_full_state_disk_keeps_exit_codes_and_recovery_commands_work(full_fs):
     (["--memory", "1e30"], ["--memory", "'1e30'"]),
     (["--memory", "99999999999999999999"], ["--memory", "out of range"]),
     (["--memory-swap", "1e30", "--memory", "64m"], ["--memory-swap"]),
+    (["--cpuset-cpus", "0-99999999999"], ["--cpuset-cpus", "beyond"]),
+    (["--user", "99999999999999999999"], ["--user", "above the largest id"]),
 ])
 def test_out_of_range_flags_are_one_line_errors(iso, args, needles):
     """Docker: `--name` must match [a-zA-Z0-9][a-zA-Z0-9_.-]+ ("Invalid container name");
@@ -160,7 +162,9 @@ def test_out_of_range_flags_are_one_line_errors(iso, args, needles):
     range'; `--memory 1e30`: 'invalid size: 1e30' (go-units takes digits, an optional
     fraction and a unit, no exponents). A limit above what the kernel takes (pids.max above
     PID_MAX_LIMIT) fails at the OCI runtime with EINVAL. Before the fix: "internal error"
-    (ENAMETOOLONG, ERANGE from pids.max) or, for 1e30, silently accepted.
+    (ENAMETOOLONG, ERANGE from pids.max), for 1e30 silently accepted, for a cpuset of
+    0-99999999999 a hang (the list was expanded CPU by CPU), for a uid beyond 32 bits a
+    failure only inside the started container.
     """
     result = iso("run", "--rm", "--network", "none", *args, "busybox", "true")
     assert_clean_failure(result, *needles)

@@ -75,6 +75,7 @@ def test_valid_config_passes(bundle):
     (lambda c: c["linux"].update(resources={"devices": [
         {"allow": True, "type": "c", "major": 10 ** 30, "minor": 1, "access": "rwm"}]}),
      "major/minor"),
+    (lambda c: c["linux"].update(resources={"cpu": {"cpus": "0-99999999999"}}), "beyond"),
     (lambda c: c["process"]["user"].update(uid=1 << 40), "process.user.uid"),
     (lambda c: c["process"]["user"].update(gid=-1), "process.user.gid"),
     (lambda c: c["process"].update(rlimits=[{"type": "RLIMIT_NOFILE", "soft": 10 ** 30,

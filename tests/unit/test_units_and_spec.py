@@ -42,7 +42,7 @@ def test_parse_cpus_rejects(text):
 
 def test_parse_cpuset_checks_shape_and_host_cpus():
     assert units.parse_cpuset("0") == "0"
-    for bad in ("a", "3-1", "0-", "99999"):
+    for bad in ("a", "3-1", "0-", "99999", "0-99999999999999", "1,0-8192"):
         with pytest.raises(IsoinspectError):
             units.parse_cpuset(bad)
 
@@ -79,6 +79,9 @@ def test_spec_from_flags_parses_everything():
     ({"memory_swap": "1g", "memory": "0"}, "--memory"),
     ({"name": "a" * 256}, "at most 255"),
     ({"name": "a" * 300}, "invalid container name"),
+    ({"user": "4294967295"}, "--user"),
+    ({"user": "0:99999999999999999999"}, "--user"),
+    ({"cpuset_cpus": "0-99999999999"}, "beyond"),
 ])
 def test_spec_rejects(kwargs, message):
     with pytest.raises(IsoinspectError) as info:
