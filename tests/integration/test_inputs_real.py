@@ -77,6 +77,21 @@ def full_fs(tmp_path, iso):
     assert not leftovers, f"cgroups left behind: {leftovers}"
 
 
+def _parent_of(pid: int) -> int:
+    with open(f"/proc/{pid}/stat", "rb") as handle:
+        data = handle.read()
+    return int(data[data.rindex(b")") + 2:].split()[1])
+
+
+def _wait_until_gone(pid: int) -> None:
+    """Until the killed process is reaped or a zombie (its new parent reaps it)."""
+    from isoinspect.runtime import process
+
+    deadline = time.monotonic() + 30
+    while process.start_ticks(pid) is not None and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
 def _kill_and_remove(cgroups: list[str]) -> None:
     for path in cgroups:
         try:
@@ -102,6 +117,7 @@ def test_a_full_state_disk_keeps_exit_codes_and_recovery_commands_work(full_fs):
     Docker: the container's writes fail with "no space left on device", `docker run` returns
     the command's own exit code, `--rm` removes it, and `docker ps -a`, `docker rm -f` work on
     the full disk; a new `docker run` fails with a one-line "no space left on device" error.
+    A container whose monitor died while the disk was full is marked exited (255) by `ps`.
     Before the fix: exit 125 "internal error: OSError: [Errno 28]", the record said 255,
     `--rm` was not honoured, and `ps -a`, `gc` and `rm -f` all failed until files were
     deleted by hand.
@@ -129,6 +145,17 @@ def test_a_full_state_disk_keeps_exit_codes_and_recovery_commands_work(full_fs):
     assert "Exited (0)" in rows["keep"] and "Up " in rows["sleeper"], listed.stdout
     state = json.loads(iso("inspect", "keep").stdout)[0]["State"]
     assert (state["Status"], state["ExitCode"]) == ("exited", 0)
+
+    # The sleeper's monitor dies, then the sleeper: `ps` must record what it can (255, like
+    # a lost exit status) in a record it updates on the full disk.
+    pid = json.loads(iso("inspect", "sleeper").stdout)[0]["State"]["Pid"]
+    os.kill(_parent_of(pid), 9)
+    os.kill(pid, 9)
+    _wait_until_gone(pid)
+    listed = iso("ps", "-a")
+    assert listed.returncode == 0 and not listed.stderr, listed.stderr
+    rows = {line.split()[-1]: line for line in listed.stdout.splitlines()[1:]}
+    assert "Exited (255)" in rows["sleeper"], listed.stdout
 
     refused = iso("run", "--rm", "--network", "none", "busybox", "true")
     assert_clean_failure(refused, "no space left on device")
