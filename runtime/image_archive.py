@@ -21,7 +21,8 @@ from dataclasses import dataclass
 
 from isoinspect.runtime import digests, layers, safe_extract
 from isoinspect.runtime.errors import IsoinspectError
-from isoinspect.runtime.images import ImageStore, normalize_ref, start_settings, validate_ref
+from isoinspect.runtime.images import (ImageStore, LayerBatch, normalize_ref, start_settings,
+                                       validate_ref)
 
 MT_OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 MT_OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -262,8 +263,7 @@ def _commit(store: ImageStore, images: list[_Image]) -> list[str]:
     """Store every layer (each verified against its diff_id, even one the store has), then
     the images; if a layer fails, the layers this load added are removed again."""
     imported: dict[str, str] = {}  # layer file -> diff_id it was stored as
-    added: list[str] = []
-    try:
+    with LayerBatch(store) as batch:
         for image in images:
             for diff, layer_file in zip(image.diff_ids, image.layer_files):
                 if layer_file in imported:  # one file for several layers: already verified
@@ -271,15 +271,7 @@ def _commit(store: ImageStore, images: list[_Image]) -> list[str]:
                         raise IsoinspectError(f"layer digest mismatch: expected {diff}, got "
                                               f"{imported[layer_file]}")
                     continue
-                existed = store.has_layer(diff)
-                store.add_layer_from_tar(layer_file, move=True, expect=diff)
-                imported[layer_file] = diff
-                if not existed:
-                    added.append(diff)
-    except BaseException:
-        for diff in added:
-            store.remove_layer(diff)
-        raise
+                imported[layer_file] = batch.add(layer_file, expect=diff)
     lines = []
     for image in images:
         image_id = store.add_image(image.raw_config, image.tags)

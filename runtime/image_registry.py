@@ -24,7 +24,8 @@ from isoinspect.runtime import digests, layers
 from isoinspect.runtime.errors import IsoinspectError
 from isoinspect.runtime.image_archive import (MT_DOCKER_LIST, MT_DOCKER_MANIFEST, MT_OCI_INDEX,
                                                MT_OCI_MANIFEST, oci_manifest)
-from isoinspect.runtime.images import ImageStore, normalize_ref, start_settings, validate_ref
+from isoinspect.runtime.images import (ImageStore, LayerBatch, normalize_ref, start_settings,
+                                       validate_ref)
 
 ACCEPT = ", ".join([MT_OCI_MANIFEST, MT_DOCKER_MANIFEST, MT_OCI_INDEX, MT_DOCKER_LIST])
 
@@ -226,16 +227,17 @@ def pull(store: ImageStore, ref: str, credentials: tuple | None = None) -> list[
         if len(diff_ids) != len(layer_digests):
             raise RegistryError(f"{ref}: manifest and config disagree on the layer count")
         work = store.work_dir("pull")
-        for index, (layer_digest, diff) in enumerate(zip(layer_digests, diff_ids)):
-            short = layer_digest[7:19]
-            if store.has_layer(diff):
-                lines.append(f"{short}: Already exists")
-                continue
-            target = os.path.join(work, f"layer{index}")
-            _download(client, repo, layer_digest, target)
-            store.add_layer_from_tar(target, move=True, expect=diff)
-            lines.append(f"{short}: Pull complete")
-        store.add_image(config_raw, [name])
+        with LayerBatch(store) as batch:
+            for index, (layer_digest, diff) in enumerate(zip(layer_digests, diff_ids)):
+                short = layer_digest[7:19]
+                if store.has_layer(diff):
+                    lines.append(f"{short}: Already exists")
+                    continue
+                target = os.path.join(work, f"layer{index}")
+                _download(client, repo, layer_digest, target)
+                batch.add(target, expect=diff)
+                lines.append(f"{short}: Pull complete")
+            store.add_image(config_raw, [name])
         lines.append(f"Digest: sha256:{hashlib.sha256(manifest_raw).hexdigest()}")
         lines.append(f"Status: Downloaded image for {name} ({image_id[:12]})")
     finally:

@@ -431,6 +431,34 @@ class ImageStore:
         return done
 
 
+class LayerBatch:
+    """Layers stored for one load or pull: if it fails, those it added are removed again, so
+    a refused image leaves nothing (layers the store had before are kept).
+
+    ``with LayerBatch(store) as batch: batch.add(tar, expect=diff_id)``
+    """
+
+    def __init__(self, store: ImageStore) -> None:
+        self.store = store
+        self.added: list[str] = []
+
+    def add(self, tar_path: str, expect: str) -> str:
+        """Store (move) a layer tar verified against ``expect``, even if the store has it."""
+        existed = self.store.has_layer(expect)
+        diff_id = self.store.add_layer_from_tar(tar_path, move=True, expect=expect)
+        if not existed:
+            self.added.append(diff_id)
+        return diff_id
+
+    def __enter__(self) -> LayerBatch:
+        return self
+
+    def __exit__(self, kind, value, traceback) -> None:
+        if kind is not None:
+            for diff_id in self.added:
+                self.store.remove_layer(diff_id)
+
+
 def start_settings(config: object) -> dict:
     """What a container start needs from an image config, checked (a config may come from an
     archive or a registry): layer ids top first, env, entrypoint, cmd, workdir, user."""

@@ -397,14 +397,15 @@ def _push_raw(registry, repo: str, tag: str, layers: list[bytes], diff_ids: list
 
 
 def test_pull_of_hostile_images_is_refused(iso, registry, tmp_path):  # noqa: F811
-    """A registry serves (1) a layer with ``escape -> <host>/etc`` then ``escape/planted`` and
-    (2) a config with a forged diff_id. Before the fix the first wrote into the host directory
+    """A registry serves (1) a good layer and one with ``escape -> <host>/etc`` then
+    ``escape/planted`` and (2) a config with a forged diff_id. Before the fix the first wrote into the host directory
     and the second made the host directory the image's root. Docker: the layer stays inside
     its root; "invalid diffID"."""
     host = make_host(tmp_path)
     hostile = tar_bytes([entry("escape", tarfile.SYMTYPE, link=str(host / "etc")),
                          entry("escape/planted", data=b"planted\n")])
-    _push_raw(registry, "evil/layer", "1", [hostile], [sha(hostile)])
+    fresh = tar_bytes([entry("fresh", data=os.urandom(16))])  # stored, then taken back
+    _push_raw(registry, "evil/layer", "1", [fresh, hostile], [sha(fresh), sha(hostile)])
     (host / "diff").mkdir()
     forged = "sha256:" + "../" * 30 + str(host).lstrip("/")
     plain = tar_bytes([entry("ok", data=b"ok")])
