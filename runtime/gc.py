@@ -135,18 +135,8 @@ def _stale_names(runtime: Runtime) -> list[str]:
 
 
 def _staging(runtime: Runtime, grace: float) -> list[str]:
-    done = []
-    layers = runtime.roots.data("layers")
-    try:
-        entries = os.listdir(layers)
-    except FileNotFoundError:
-        return done
-    for entry in entries:
-        path = os.path.join(layers, entry)
-        if entry.startswith(".staging-") and time.time() - _mtime(path) > grace:
-            shutil.rmtree(path, ignore_errors=True)
-            done.append(f"removed unfinished layer {entry}")
-    return done
+    """Staging layers, scratch dirs and temp files of loads, pulls and builds that died."""
+    return runtime.images.collect_stale()
 
 
 def _mounts(runtime: Runtime) -> list[str]:

@@ -17,10 +17,12 @@ import json
 import os
 import shutil
 import tarfile
+from dataclasses import dataclass
 
-from isoinspect.runtime import layers
+from isoinspect.runtime import digests, layers, safe_extract
 from isoinspect.runtime.errors import IsoinspectError
-from isoinspect.runtime.images import ImageStore, normalize_ref, validate_ref
+from isoinspect.runtime.images import (ImageStore, LayerBatch, normalize_ref, start_settings,
+                                       validate_ref)
 
 MT_OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 MT_OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -168,35 +170,62 @@ def _save_oci(store: ImageStore, images: list, archive: tarfile.TarFile) -> None
 
 # -- load ----------------------------------------------------------------------------------------
 
-def _safe_extract(archive: tarfile.TarFile, target: str) -> None:
-    members = []
-    for member in archive.getmembers():
-        name = os.path.normpath(member.name.lstrip("/"))
-        if name == ".." or name.startswith("../"):
-            raise IsoinspectError(f"archive entry {member.name!r} escapes the archive")
-        if not (member.isreg() or member.isdir() or member.issym()):
-            continue
-        members.append(member)
-    archive.extractall(target, members=members)
+@dataclass
+class _Image:
+    """One image of an archive, checked and ready to store (nothing written yet)."""
+
+    raw_config: bytes
+    diff_ids: list[str]
+    layer_files: list[str]
+    tags: list[str]
 
 
 def load(store: ImageStore, path: str) -> list[str]:
-    """Load every image of a docker-save or OCI-layout tar (plain or gzip); lines to print."""
+    """Load every image of a docker-save or OCI-layout tar (plain or gzip); lines to print.
+
+    The archive is unpacked with nothing leaving the scratch dir (safe_extract), every digest
+    is checked and every image planned before the first layer is stored; a failure raises a
+    one-line IsoinspectError and leaves nothing in the store.
+    """
     work = store.work_dir("load")
     try:
         try:
             with tarfile.open(path, "r:*") as archive:
-                _safe_extract(archive, work)
+                safe_extract.extract(archive, work, safe_extract.ARCHIVE)
         except (tarfile.TarError, OSError) as exc:
             raise IsoinspectError(f"cannot read image archive {path}: {exc}") from None
+        except IsoinspectError as exc:
+            raise IsoinspectError(f"image archive {path}: {exc}; nothing was loaded") from None
         if os.path.isfile(os.path.join(work, "manifest.json")):
-            return _load_docker(store, work)
-        if os.path.isfile(os.path.join(work, "index.json")):
-            return _load_oci(store, work)
-        raise IsoinspectError(f"{path} is neither a docker save archive (manifest.json) nor "
-                              "an OCI image layout (index.json)")
+            images = _plan_docker(work)
+        elif os.path.isfile(os.path.join(work, "index.json")):
+            images = _plan_oci(work)
+        else:
+            raise IsoinspectError(f"{path} is neither a docker save archive (manifest.json) "
+                                  "nor an OCI image layout (index.json)")
+        return _commit(store, images)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _json(data: bytes, what: str) -> object:
+    try:
+        return json.loads(data)
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
+        raise IsoinspectError(f"{what} is not valid JSON: {exc}") from None
+
+
+def _field(obj: object, key: str, kind: type, what: str):
+    value = obj.get(key) if isinstance(obj, dict) else None
+    if not isinstance(value, kind):
+        raise IsoinspectError(f"{what}: {key!r} is missing or not a {kind.__name__}")
+    return value
+
+
+def _strings(value: object, what: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise IsoinspectError(f"{what} is not a list of strings")
+    return value
 
 
 def _inside(work: str, rel: str) -> str:
@@ -208,83 +237,118 @@ def _inside(work: str, rel: str) -> str:
     return full
 
 
-def _commit(store: ImageStore, raw_config: bytes, layer_files: list[str],
-            tags: list[str]) -> list[str]:
-    config = json.loads(raw_config)
-    diff_ids = (config.get("rootfs") or {}).get("diff_ids") or []
+def _read(path: str) -> bytes:
+    with open(path, "rb") as handle:
+        return handle.read()
+
+
+def _image(raw_config: bytes, layer_files: list[str], tags: list[str], where: str) -> _Image:
+    """Check a config (JSON, diff_ids) and the tags before anything is stored."""
+    config = _json(raw_config, f"image config of {where}")
+    diff_ids = digests.config_diff_ids(config)
+    start_settings(config)
     if len(diff_ids) != len(layer_files):
         raise IsoinspectError(f"image config lists {len(diff_ids)} layers, the archive has "
                               f"{len(layer_files)}")
-    for diff, layer_file in zip(diff_ids, layer_files):
-        if not store.has_layer(diff):
-            store.add_layer_from_tar(layer_file, move=True, expect=diff)
-    valid = []
+    checked = []
     for tag in tags:
         try:
-            valid.append(validate_ref(tag))
-        except IsoinspectError:
-            continue
-    image_id = store.add_image(raw_config, valid)
-    if valid:
-        return [f"Loaded image: {tag}" for tag in valid]
-    return [f"Loaded image ID: sha256:{image_id}"]
+            checked.append(validate_ref(tag))
+        except IsoinspectError as exc:  # Docker: "invalid reference format"
+            raise IsoinspectError(f"{exc} (a tag in {where}); nothing was loaded") from None
+    return _Image(raw_config, diff_ids, layer_files, checked)
 
 
-def _load_docker(store: ImageStore, work: str) -> list[str]:
-    with open(os.path.join(work, "manifest.json")) as handle:
-        manifest = json.load(handle)
+def _commit(store: ImageStore, images: list[_Image]) -> list[str]:
+    """Store every layer (each verified against its diff_id, even one the store has), then
+    the images; if a layer fails, the layers this load added are removed again."""
+    imported: dict[str, str] = {}  # layer file -> diff_id it was stored as
+    with LayerBatch(store) as batch:
+        for image in images:
+            for diff, layer_file in zip(image.diff_ids, image.layer_files):
+                if layer_file in imported:  # one file for several layers: already verified
+                    if imported[layer_file] != diff:
+                        raise IsoinspectError(f"layer digest mismatch: expected {diff}, got "
+                                              f"{imported[layer_file]}")
+                    continue
+                imported[layer_file] = batch.add(layer_file, expect=diff)
     lines = []
-    for entry in manifest:
-        raw = open(_inside(work, entry["Config"]), "rb").read()
-        expected = os.path.basename(entry["Config"]).removesuffix(".json")
-        digest = hashlib.sha256(raw).hexdigest()
-        if len(expected) == 64 and expected != digest:
-            raise IsoinspectError(f"config {entry['Config']} does not match its digest")
-        layer_files = [_inside(work, rel) for rel in entry["Layers"]]
-        lines += _commit(store, raw, layer_files, list(entry.get("RepoTags") or []))
+    for image in images:
+        image_id = store.add_image(image.raw_config, image.tags)
+        lines += [f"Loaded image: {tag}" for tag in image.tags] or \
+            [f"Loaded image ID: sha256:{image_id}"]
     return lines
 
 
-def _read_blob(work: str, digest: str) -> str:
-    algo, _, hexid = digest.partition(":")
-    if algo != "sha256" or len(hexid) != 64:
-        raise IsoinspectError(f"unsupported digest {digest}")
-    return _inside(work, f"blobs/sha256/{hexid}")
+def _plan_docker(work: str) -> list[_Image]:
+    manifest = _json(_read(os.path.join(work, "manifest.json")), "manifest.json")
+    if not isinstance(manifest, list):
+        raise IsoinspectError("manifest.json is not a list of images")
+    images = []
+    for entry in manifest:
+        config_rel = _field(entry, "Config", str, "manifest.json")
+        raw = _read(_inside(work, config_rel))
+        expected = os.path.basename(config_rel).removesuffix(".json")
+        if digests.is_hex64(expected) and expected != hashlib.sha256(raw).hexdigest():
+            raise IsoinspectError(f"config {config_rel} does not match its digest")
+        layer_files = [_inside(work, rel) for rel in
+                       _strings(_field(entry, "Layers", list, "manifest.json"),
+                                "manifest.json Layers")]
+        tags = _strings(entry.get("RepoTags") or [], "manifest.json RepoTags")
+        images.append(_image(raw, layer_files, tags, "manifest.json"))
+    return images
 
 
-def _verified(work: str, digest: str) -> bytes:
-    data = open(_read_blob(work, digest), "rb").read()
+def _read_blob(work: str, digest: object) -> str:
+    return _inside(work, f"blobs/sha256/{digests.hex_of(digest)}")
+
+
+def _verified(work: str, digest: object) -> bytes:
+    data = _read(_read_blob(work, digest))
     if f"sha256:{hashlib.sha256(data).hexdigest()}" != digest:
         raise IsoinspectError(f"blob {digest} is corrupt (digest mismatch)")
     return data
 
 
-def _load_oci(store: ImageStore, work: str) -> list[str]:
-    with open(os.path.join(work, "index.json")) as handle:
-        index = json.load(handle)
-    lines = []
+def _architecture(descriptor: object) -> object:
+    platform = descriptor.get("platform") if isinstance(descriptor, dict) else None
+    return platform.get("architecture", "amd64") if isinstance(platform, dict) else "amd64"
 
-    def walk(descriptors: list, inherited: list[str]) -> None:
-        nonlocal lines
+
+def _plan_oci(work: str) -> list[_Image]:
+    index = _json(_read(os.path.join(work, "index.json")), "index.json")
+    images: list[_Image] = []
+
+    def walk(descriptors: object, inherited: list[str], where: str) -> None:
+        if not isinstance(descriptors, list) or not all(isinstance(d, dict)
+                                                        for d in descriptors):
+            raise IsoinspectError(f"{where}: manifests is not a list of descriptors")
         for desc in descriptors:
             annotations = desc.get("annotations") or {}
+            if not isinstance(annotations, dict):
+                raise IsoinspectError(f"{where}: annotations is not an object")
             name = annotations.get("io.containerd.image.name") or \
                 annotations.get("org.opencontainers.image.ref.name")
-            tags = [name] if name else list(inherited)
-            data = json.loads(_verified(work, desc["digest"]))
+            tags = _strings([name], f"{where}: image name") if name else list(inherited)
+            digest = desc.get("digest")
+            data = _json(_verified(work, digest), f"blob {digest}")
+            if not isinstance(data, dict):
+                raise IsoinspectError(f"blob {digest} is not a JSON object")
             if desc.get("mediaType") in (MT_OCI_INDEX, MT_DOCKER_LIST) or "manifests" in data:
-                walk([d for d in data["manifests"]
-                      if (d.get("platform") or {}).get("architecture", "amd64") == "amd64"],
-                     tags)
+                chosen = [d for d in _field(data, "manifests", list, f"index {digest}")
+                          if _architecture(d) == "amd64"]
+                walk(chosen, tags, f"index {digest}")
                 continue
-            raw_config = _verified(work, data["config"]["digest"])
+            config = _field(data, "config", dict, f"manifest {digest}")
+            raw_config = _verified(work, config.get("digest"))
             layer_files = []
-            for layer in data["layers"]:
-                layer_path = _read_blob(work, layer["digest"])
-                if layers.digest_file(layer_path) != layer["digest"].partition(":")[2]:
-                    raise IsoinspectError(f"blob {layer['digest']} is corrupt")
+            for layer in _field(data, "layers", list, f"manifest {digest}"):
+                layer_digest = layer.get("digest") if isinstance(layer, dict) else None
+                layer_path = _read_blob(work, layer_digest)
+                if layers.digest_file(layer_path) != layer_digest[7:]:
+                    raise IsoinspectError(f"blob {layer_digest} is corrupt")
                 layer_files.append(layer_path)
-            lines += _commit(store, raw_config, layer_files, tags)
+            images.append(_image(raw_config, layer_files, tags, f"manifest {digest}"))
 
-    walk(index.get("manifests") or [], [])
-    return lines
+    walk(index.get("manifests") or [] if isinstance(index, dict) else None, [], "index.json")
+    return images

@@ -20,11 +20,12 @@ import shutil
 import socket
 import urllib.parse
 
-from isoinspect.runtime import layers
+from isoinspect.runtime import digests, layers
 from isoinspect.runtime.errors import IsoinspectError
 from isoinspect.runtime.image_archive import (MT_DOCKER_LIST, MT_DOCKER_MANIFEST, MT_OCI_INDEX,
                                                MT_OCI_MANIFEST, oci_manifest)
-from isoinspect.runtime.images import ImageStore, normalize_ref, validate_ref
+from isoinspect.runtime.images import (ImageStore, LayerBatch, normalize_ref, start_settings,
+                                       validate_ref)
 
 ACCEPT = ", ".join([MT_OCI_MANIFEST, MT_DOCKER_MANIFEST, MT_OCI_INDEX, MT_DOCKER_LIST])
 
@@ -183,6 +184,13 @@ def _download(client: Client, repo: str, digest: str, target: str) -> None:
                             f"sha256:{sha.hexdigest()}; nothing was stored")
 
 
+def _is_linux_amd64(descriptor: object) -> bool:
+    platform = descriptor.get("platform") if isinstance(descriptor, dict) else None
+    platform = platform if isinstance(platform, dict) else {}
+    return platform.get("architecture", "amd64") == "amd64" and \
+        platform.get("os", "linux") == "linux"
+
+
 def pull(store: ImageStore, ref: str, credentials: tuple | None = None) -> list[str]:
     host, repo, tag = parse_ref(ref)
     name = normalize_ref(ref)
@@ -191,39 +199,45 @@ def pull(store: ImageStore, ref: str, credentials: tuple | None = None) -> list[
     work = None
     try:
         manifest_raw, manifest = _fetch_json(client, f"/v2/{repo}/manifests/{tag}")
-        if "manifests" in manifest:
-            choice = next((m for m in manifest["manifests"]
-                           if (m.get("platform") or {}).get("architecture", "amd64") == "amd64"
-                           and (m.get("platform") or {}).get("os", "linux") == "linux"), None)
+        if isinstance(manifest, dict) and "manifests" in manifest:
+            choice = next((m for m in manifest["manifests"] if _is_linux_amd64(m)), None)
             if choice is None:
                 raise RegistryError(f"{ref}: no linux/amd64 image in the index")
+            choice_digest = digests.check(choice.get("digest"), "manifest digest")
             manifest_raw, manifest = _fetch_json(client, f"/v2/{repo}/manifests/"
-                                                 f"{choice['digest']}", choice["digest"])
-        if manifest.get("schemaVersion") != 2 or "config" not in manifest:
-            raise RegistryError(f"{ref}: unsupported manifest "
-                                f"({manifest.get('mediaType', 'schema 1?')})")
-        config_digest = manifest["config"]["digest"]
-        image_id = config_digest.partition(":")[2]
+                                                 f"{choice_digest}", choice_digest)
+        if not isinstance(manifest, dict) or manifest.get("schemaVersion") != 2 or \
+                not isinstance(manifest.get("config"), dict) or \
+                not isinstance(manifest.get("layers"), list):
+            kind = manifest.get("mediaType", "schema 1?") if isinstance(manifest, dict) \
+                else "not a JSON object"
+            raise RegistryError(f"{ref}: unsupported manifest ({kind})")
+        config_digest = digests.check(manifest["config"].get("digest"), "config digest")
+        layer_digests = [digests.check(layer.get("digest") if isinstance(layer, dict) else None,
+                                       "layer digest") for layer in manifest["layers"]]
+        image_id = config_digest[7:]
         if store.has_image(image_id):  # the config is content-addressed: ours is the same
             config_raw = store.config_bytes(image_id)
             config = json.loads(config_raw)
         else:
             config_raw, config = _fetch_json(client, f"/v2/{repo}/blobs/{config_digest}",
                                              config_digest)
-        diff_ids = config["rootfs"]["diff_ids"]
-        if len(diff_ids) != len(manifest["layers"]):
+        diff_ids = digests.config_diff_ids(config)
+        start_settings(config)
+        if len(diff_ids) != len(layer_digests):
             raise RegistryError(f"{ref}: manifest and config disagree on the layer count")
         work = store.work_dir("pull")
-        for index, (layer, diff) in enumerate(zip(manifest["layers"], diff_ids)):
-            short = layer["digest"].partition(":")[2][:12]
-            if store.has_layer(diff):
-                lines.append(f"{short}: Already exists")
-                continue
-            target = os.path.join(work, f"layer{index}")
-            _download(client, repo, layer["digest"], target)
-            store.add_layer_from_tar(target, move=True, expect=diff)
-            lines.append(f"{short}: Pull complete")
-        store.add_image(config_raw, [name])
+        with LayerBatch(store) as batch:
+            for index, (layer_digest, diff) in enumerate(zip(layer_digests, diff_ids)):
+                short = layer_digest[7:19]
+                if store.has_layer(diff):
+                    lines.append(f"{short}: Already exists")
+                    continue
+                target = os.path.join(work, f"layer{index}")
+                _download(client, repo, layer_digest, target)
+                batch.add(target, expect=diff)
+                lines.append(f"{short}: Pull complete")
+            store.add_image(config_raw, [name])
         lines.append(f"Digest: sha256:{hashlib.sha256(manifest_raw).hexdigest()}")
         lines.append(f"Status: Downloaded image for {name} ({image_id[:12]})")
     finally:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import marshal
 import os
 
+from isoinspect.runtime import digests
 from isoinspect.runtime.errors import IsoinspectError, NotFound
 from isoinspect.runtime.fsutil import write_atomic
 from isoinspect.runtime.roots import Roots
@@ -92,15 +93,18 @@ class ImageStore:
     # -- management (not on the start path) ----------------------------------------------------
 
     def layer_dir(self, diff_id: str) -> str:
-        return self.roots.data("layers", diff_id.removeprefix("sha256:"), "diff")
+        """The unpacked layer; ``diff_id`` is checked first (it may come from a config)."""
+        return self.roots.data("layers", digests.hex_of(diff_id, "diffID"), "diff")
 
     def layer_tar(self, diff_id: str) -> str:
-        return self.roots.data("layers", diff_id.removeprefix("sha256:"), "layer.tar")
+        return self.roots.data("layers", digests.hex_of(diff_id, "diffID"), "layer.tar")
 
     def has_layer(self, diff_id: str) -> bool:
         return os.path.isdir(self.layer_dir(diff_id))
 
     def has_image(self, image_id: str) -> bool:
+        if not digests.is_hex64(image_id.removeprefix("sha256:")):
+            return False
         return os.path.isfile(self.roots.data("images", image_id.removeprefix("sha256:"),
                                               "start.bin"))
 
@@ -148,22 +152,11 @@ class ImageStore:
         return image_id
 
     def _start_info_from_config(self, config: dict) -> dict:
-        settings = config.get("config") or {}
-        rootfs = config.get("rootfs") or {}
-        if not isinstance(rootfs.get("diff_ids"), list):
-            raise IsoinspectError("image config has no rootfs.diff_ids")
-        layers = [self.layer_dir(d) for d in rootfs["diff_ids"]]
-        for path in layers:
-            if not os.path.isdir(path):
-                raise IsoinspectError(f"layer {path} is missing from the store")
-        return {
-            "layer_ids": [d.removeprefix("sha256:") for d in reversed(rootfs["diff_ids"])],
-            "env": list(settings.get("Env") or [DEFAULT_PATH_ENV]),
-            "entrypoint": list(settings.get("Entrypoint") or []),
-            "cmd": list(settings.get("Cmd") or []),
-            "workdir": settings.get("WorkingDir") or "/",
-            "user": settings.get("User") or "",
-        }
+        info = start_settings(config)
+        for layer in info["layer_ids"]:
+            if not os.path.isdir(self.roots.data("layers", layer, "diff")):
+                raise IsoinspectError(f"layer sha256:{layer} is missing from the store")
+        return info
 
     def tag(self, image_id: str, ref: str) -> None:
         name = validate_ref(ref)
@@ -248,28 +241,47 @@ class ImageStore:
     def work_dir(self, kind: str) -> str:
         """A scratch dir under tmp/ for a build step, load or pull (``<kind>-<pid>-<rand>``).
 
-        Scratch dirs (and half-written image dirs) of processes that died are swept first, so
-        a killed build or pull leaves nothing behind for long.
+        What dead processes left is swept first, so a killed build or pull leaves nothing
+        behind for long (``gc`` sweeps it too).
+        """
+        self.collect_stale()
+        base = self.roots.data("tmp")
+        os.makedirs(base, exist_ok=True)
+        path = os.path.join(base, f"{kind}-{os.getpid()}-{os.urandom(4).hex()}")
+        os.mkdir(path, 0o700)
+        return path
+
+    def collect_stale(self) -> list[str]:
+        """Remove scratch dirs (tmp/), staging layer and image dirs and half-written files of
+        processes that are gone (their pid is in the name); one line per thing removed.
+
+        Left by a load, pull or build killed midway (a killed pull of a large image leaves its
+        downloaded layers here). Entries of a live process are kept: it may still use them.
         """
         import shutil
 
-        base = self.roots.data("tmp")
-        os.makedirs(base, exist_ok=True)
-        for parent in (base, self.roots.data("images")):
+        done = []
+        for sub in ("tmp", "layers", "images", "tags", "cache"):
+            parent = self.roots.data(sub)
             try:
                 entries = os.listdir(parent)
             except FileNotFoundError:
                 continue
             for entry in entries:
-                parts = entry.split("-")
-                pid = next((p for p in parts[1:] if p.isdigit()), None)
-                if parent != base and not entry.startswith(".staging-"):
+                pid = _entry_pid(sub, entry)
+                if pid is None or pid == os.getpid() or (pid and os.path.exists(f"/proc/{pid}")):
                     continue
-                if pid and int(pid) != os.getpid() and not os.path.exists(f"/proc/{pid}"):
-                    shutil.rmtree(os.path.join(parent, entry), ignore_errors=True)
-        path = os.path.join(base, f"{kind}-{os.getpid()}-{os.urandom(4).hex()}")
-        os.mkdir(path, 0o700)
-        return path
+                path = os.path.join(parent, entry)
+                if os.path.isdir(path) and not os.path.islink(path):
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    try:
+                        os.unlink(path)
+                    except FileNotFoundError:
+                        pass
+                owner = f"dead process {pid}" if pid else "an interrupted removal"
+                done.append(f"removed {sub}/{entry} (left by {owner})")
+        return done
 
     # -- build cache ---------------------------------------------------------------------------
 
@@ -377,10 +389,22 @@ class ImageStore:
             done.append(f"Deleted: sha256:{image_id}")
         return done + self.collect_layers()
 
-    def collect_layers(self) -> list[str]:
-        """Delete layers that no image config references."""
+    def remove_layer(self, diff_id: str) -> bool:
+        """Delete a layer (renamed away first, so it is never seen half deleted)."""
         import shutil
 
+        hexid = digests.hex_of(diff_id if diff_id.startswith("sha256:") else
+                               f"sha256:{diff_id}", "diffID")
+        trash = self.roots.data("layers", f".staging-deleted-{hexid}")
+        try:
+            os.rename(self.roots.data("layers", hexid), trash)
+        except OSError:
+            return False
+        shutil.rmtree(trash, ignore_errors=True)
+        return True
+
+    def collect_layers(self) -> list[str]:
+        """Delete layers that no image config references."""
         used: set[str] = set()
         for image_id in self.image_ids():
             try:
@@ -395,13 +419,7 @@ class ImageStore:
         except FileNotFoundError:
             return done
         for entry in entries:
-            if len(entry) == 64 and entry not in used:
-                trash = os.path.join(base, f".staging-deleted-{entry}")
-                try:
-                    os.rename(os.path.join(base, entry), trash)
-                except OSError:
-                    continue
-                shutil.rmtree(trash, ignore_errors=True)
+            if len(entry) == 64 and entry not in used and self.remove_layer(entry):
                 done.append(f"Deleted layer: sha256:{entry}")
         blobs = self.roots.data("blobs")
         try:
@@ -412,6 +430,64 @@ class ImageStore:
         except FileNotFoundError:
             pass
         return done
+
+
+class LayerBatch:
+    """Layers stored for one load or pull: if it fails, those it added are removed again, so
+    a refused image leaves nothing (layers the store had before are kept).
+
+    ``with LayerBatch(store) as batch: batch.add(tar, expect=diff_id)``
+    """
+
+    def __init__(self, store: ImageStore) -> None:
+        self.store = store
+        self.added: list[str] = []
+
+    def add(self, tar_path: str, expect: str) -> str:
+        """Store (move) a layer tar verified against ``expect``, even if the store has it."""
+        existed = self.store.has_layer(expect)
+        diff_id = self.store.add_layer_from_tar(tar_path, move=True, expect=expect)
+        if not existed:
+            self.added.append(diff_id)
+        return diff_id
+
+    def __enter__(self) -> LayerBatch:
+        return self
+
+    def __exit__(self, kind, value, traceback) -> None:
+        if kind is not None:
+            for diff_id in self.added:
+                self.store.remove_layer(diff_id)
+
+
+def start_settings(config: object) -> dict:
+    """What a container start needs from an image config, checked (a config may come from an
+    archive or a registry): layer ids top first, env, entrypoint, cmd, workdir, user."""
+    diff_ids = digests.config_diff_ids(config)
+    settings = config.get("config") or {}
+    if not isinstance(settings, dict):
+        raise IsoinspectError("image config: 'config' is not an object")
+
+    def strings(key: str, default: list[str]) -> list[str]:
+        value = settings.get(key) or default
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise IsoinspectError(f"image config: {key} is not a list of strings")
+        return list(value)
+
+    def text(key: str, default: str) -> str:
+        value = settings.get(key) or default
+        if not isinstance(value, str):
+            raise IsoinspectError(f"image config: {key} is not a string")
+        return value
+
+    return {
+        "layer_ids": [d.removeprefix("sha256:") for d in reversed(diff_ids)],
+        "env": strings("Env", [DEFAULT_PATH_ENV]),
+        "entrypoint": strings("Entrypoint", []),
+        "cmd": strings("Cmd", []),
+        "workdir": text("WorkingDir", "/"),
+        "user": text("User", ""),
+    }
 
 
 _REF_RE = None
@@ -444,3 +520,24 @@ def _tar_size(roots: Roots, diff_id: str) -> int:
         return os.stat(roots.data("layers", diff_id.removeprefix("sha256:"), "layer.tar")).st_size
     except FileNotFoundError:
         return 0
+
+
+def _entry_pid(sub: str, entry: str) -> int | None:
+    """The pid that made a scratch entry of ``sub``; 0 for trash of a removal (nobody's);
+    None for an entry of the store itself."""
+    parts = entry.split("-")
+    if sub == "tmp":  # <kind>-<pid>-<rand>
+        field = parts[-2] if len(parts) >= 3 else ""
+    elif not entry.startswith(".staging-"):
+        fields = entry.split(".")  # NAME.<pid>.<rand>.tmp of fsutil.write_atomic
+        if len(fields) < 4 or fields[-1] != "tmp":
+            return None
+        field = fields[-3]
+    elif sub == "layers":  # .staging-<pid>-<rand>, or .staging-deleted-<id> (trash)
+        if parts[1] == "deleted":
+            return 0
+        field = parts[1]
+    else:  # images: .staging-<id>-<pid>, .staging-deleted-<id>-<pid>
+        field = parts[-1]
+    return int(field) if field.isdigit() and len(field) < 12 else None
+

@@ -16,12 +16,10 @@ import shutil
 import stat
 import tarfile
 
+from isoinspect.runtime import digests, safe_extract
 from isoinspect.runtime.errors import IsoinspectError
 from isoinspect.runtime.roots import Roots
-
-WH_PREFIX = ".wh."
-WH_OPAQUE = ".wh..wh..opq"
-OPAQUE_XATTR = "trusted.overlay.opaque"
+from isoinspect.runtime.safe_extract import OPAQUE_XATTR, WH_OPAQUE, WH_PREFIX
 _CHUNK = 1 << 20
 
 
@@ -58,6 +56,7 @@ def import_tar(roots: Roots, tar_path: str, move: bool = False,
     before anything is kept: a mismatch raises and stores nothing. ``move`` lets the store take
     the file instead of copying it.
     """
+    expect_hex = digests.hex_of(expect, "diffID") if expect is not None else None
     os.makedirs(roots.data("layers"), exist_ok=True)
     staging = roots.data("layers", f".staging-{os.getpid()}-{os.urandom(4).hex()}")
     os.makedirs(os.path.join(staging, "diff"))
@@ -67,7 +66,7 @@ def import_tar(roots: Roots, tar_path: str, move: bool = False,
             digest = decompress_to(tar_path, staged_tar)
         else:
             digest = digest_file(tar_path)
-        if expect is not None and expect.removeprefix("sha256:") != digest:
+        if expect_hex is not None and expect_hex != digest:
             raise IsoinspectError(f"layer digest mismatch: expected {expect}, "
                                   f"got sha256:{digest}")
         if not os.path.exists(staged_tar) and \
@@ -82,8 +81,13 @@ def import_tar(roots: Roots, tar_path: str, move: bool = False,
         if os.path.isdir(os.path.join(final, "diff")):
             shutil.rmtree(staging, ignore_errors=True)
             return f"sha256:{digest}"
-        with tarfile.open(staged_tar) as archive:
-            extract_layer(archive, os.path.join(staging, "diff"))
+        try:
+            with tarfile.open(staged_tar) as archive:
+                extract_layer(archive, os.path.join(staging, "diff"))
+        except tarfile.TarError as exc:
+            raise IsoinspectError(f"layer sha256:{digest} is not a valid tar: {exc}") from None
+        except IsoinspectError as exc:
+            raise IsoinspectError(f"layer sha256:{digest[:12]}: {exc}") from None
         try:
             os.rename(staging, final)
         except OSError:
@@ -96,47 +100,10 @@ def import_tar(roots: Roots, tar_path: str, move: bool = False,
     return f"sha256:{digest}"
 
 
-def _check_name(name: str) -> str:
-    norm = os.path.normpath(name.lstrip("/"))
-    if norm == ".." or norm.startswith("../"):
-        raise IsoinspectError(f"layer entry {name!r} escapes the layer")
-    return norm
-
-
 def extract_layer(archive: tarfile.TarFile, target: str) -> None:
-    """Unpack a layer tar, turning OCI whiteouts into overlay whiteouts."""
-    members = []
-    whiteouts: list[str] = []
-    opaque: list[str] = []
-    for member in archive.getmembers():
-        name = _check_name(member.name)
-        if name == ".":
-            continue
-        base = os.path.basename(name)
-        parent = os.path.dirname(name)
-        if base == WH_OPAQUE:
-            opaque.append(parent)
-        elif base.startswith(WH_PREFIX):
-            whiteouts.append(os.path.join(parent, base[len(WH_PREFIX):]))
-        else:
-            if member.islnk():
-                member.linkname = _check_name(member.linkname)
-            member.name = name
-            members.append(member)
-    archive.extractall(target, members=members, numeric_owner=True)
-    for rel in whiteouts:
-        path = os.path.join(target, rel)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        if os.path.lexists(path):
-            if os.path.isdir(path) and not os.path.islink(path):
-                shutil.rmtree(path)
-            else:
-                os.unlink(path)
-        os.mknod(path, 0o600 | stat.S_IFCHR, os.makedev(0, 0))
-    for rel in opaque:
-        path = os.path.join(target, rel)
-        os.makedirs(path, exist_ok=True)
-        os.setxattr(path, OPAQUE_XATTR, b"y")
+    """Unpack a layer tar under ``target`` (see safe_extract: nothing leaves it, whiteouts
+    become overlay whiteouts); member names are left normalized for the caller."""
+    safe_extract.extract(archive, target, safe_extract.LAYER)
 
 
 def _is_whiteout(st: os.stat_result) -> bool:
