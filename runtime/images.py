@@ -250,10 +250,20 @@ class ImageStore:
         Scratch dirs (and half-written image dirs) of processes that died are swept first, so
         a killed build or pull leaves nothing behind for long.
         """
+        base = self.roots.data("tmp")
+        os.makedirs(base, exist_ok=True)
+        self.sweep_work_dirs()
+        path = os.path.join(base, f"{kind}-{os.getpid()}-{os.urandom(4).hex()}")
+        os.mkdir(path, 0o700)
+        return path
+
+    def sweep_work_dirs(self) -> list[str]:
+        """Remove the scratch dirs and half-written image dirs whose process is dead (their
+        names carry its pid); return their names. Used by work_dir and by `gc`."""
         import shutil
 
         base = self.roots.data("tmp")
-        os.makedirs(base, exist_ok=True)
+        removed = []
         for parent in (base, self.roots.data("images")):
             try:
                 entries = os.listdir(parent)
@@ -266,9 +276,8 @@ class ImageStore:
                     continue
                 if pid and int(pid) != os.getpid() and not os.path.exists(f"/proc/{pid}"):
                     shutil.rmtree(os.path.join(parent, entry), ignore_errors=True)
-        path = os.path.join(base, f"{kind}-{os.getpid()}-{os.urandom(4).hex()}")
-        os.mkdir(path, 0o700)
-        return path
+                    removed.append(entry)
+        return removed
 
     # -- build cache ---------------------------------------------------------------------------
 

@@ -28,8 +28,14 @@ def make_mounts_private() -> None:
 
 
 def mount_overlay(target: str, lower_dirs: list[str], upper: str, work: str) -> None:
-    """The image layers (read-only, top first) under a per-container writable upper dir."""
-    data = f"lowerdir={':'.join(lower_dirs)},upperdir={upper},workdir={work}"
+    """The image layers (read-only, top first) under a per-container writable upper dir.
+
+    A layer can occur twice in an image (two steps with the same content, e.g. the same COPY
+    twice, Docker keeps both); overlayfs refuses a lower dir given twice (ELOOP). Only the
+    topmost copy is kept: it already shows everything the lower copy would.
+    """
+    lower = list(dict.fromkeys(lower_dirs))
+    data = f"lowerdir={':'.join(lower)},upperdir={upper},workdir={work}"
     sc.mount("overlay", target, "overlay", 0, data)
 
 
