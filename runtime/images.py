@@ -258,13 +258,14 @@ class ImageStore:
         return path
 
     def sweep_work_dirs(self) -> list[str]:
-        """Remove the scratch dirs and half-written image dirs whose process is dead (their
-        names carry its pid); return their names. Used by work_dir and by `gc`."""
+        """Remove the scratch dirs, half-written image dirs and layer staging dirs whose
+        process is dead (their names carry its pid); return their names. Used by work_dir and
+        by `gc`."""
         import shutil
 
         base = self.roots.data("tmp")
         removed = []
-        for parent in (base, self.roots.data("images")):
+        for parent in (base, self.roots.data("images"), self.roots.data("layers")):
             try:
                 entries = os.listdir(parent)
             except FileNotFoundError:
