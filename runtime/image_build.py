@@ -7,6 +7,11 @@ entry keyed on the parent image, the instruction after substitution, the build a
 and, for COPY/ADD, the content of the sources; an unchanged rebuild only reads cache entries.
 RUN executes in a container of our runtime; its upper dir becomes the step's layer.
 
+Paths from the context and the Dockerfile never leave their root (as Docker's builder): COPY/ADD
+sources are resolved inside the context as if it were ``/`` (a link pointing out of it lands
+inside it; what .dockerignore removes is not there), ``../x`` is refused, destinations are
+resolved inside the image's root, and the staging tree is written without following links.
+
 A failed step leaves no image for that step, no container and no tag: only the steps that
 succeeded before it stay, as cache (like Docker's intermediate images).
 """
