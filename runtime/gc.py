@@ -20,6 +20,10 @@ from isoinspect.runtime.runtime import Runtime
 
 _GRACE_SECONDS = 60.0  # a directory younger than this may belong to a start in progress
 
+# A label on the containers `build` runs its RUN steps in: they belong to the build that created
+# them (its pid is their record's creator) and are removed once that process is dead.
+BUILD_STEP_LABEL = "io.isoinspect.build-step"
+
 
 def collect(runtime: Runtime, grace: float = _GRACE_SECONDS) -> list[str]:
     """Clean up; return one line per thing cleaned."""
@@ -35,6 +39,16 @@ def collect(runtime: Runtime, grace: float = _GRACE_SECONDS) -> list[str]:
             else:
                 shutil.rmtree(runtime.containers.dir(cid), ignore_errors=True)
                 done.append(f"removed incomplete container directory {cid[:12]}")
+            continue
+        if (record["spec"].get("labels") or {}).get(BUILD_STEP_LABEL):
+            if _being_created(runtime, cid, now, grace):
+                live.add(cid)  # its build still runs (and will remove it)
+            else:
+                try:
+                    runtime.remove(cid, force=True)
+                    done.append(f"removed RUN container {record['name']} of a dead build")
+                except IsoinspectError:
+                    pass  # removed meanwhile
             continue
         alive = process.is_alive(record["pid"], record["pid_ticks"])
         if record["status"] == "running" and not alive:

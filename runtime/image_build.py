@@ -7,6 +7,11 @@ entry keyed on the parent image, the instruction after substitution, the build a
 and, for COPY/ADD, the content of the sources; an unchanged rebuild only reads cache entries.
 RUN executes in a container of our runtime; its upper dir becomes the step's layer.
 
+Paths from the context and the Dockerfile never leave their root (as Docker's builder): COPY/ADD
+sources are resolved inside the context as if it were ``/`` (a link pointing out of it lands
+inside it; what .dockerignore removes is not there), ``../x`` is refused, destinations are
+resolved inside the image's root, and the staging tree is written without following links.
+
 A failed step leaves no image for that step, no container and no tag: only the steps that
 succeeded before it stay, as cache (like Docker's intermediate images).
 """
@@ -19,12 +24,12 @@ import hashlib
 import json
 import os
 import shutil
+import stat
 import sys
 import tarfile
-import threading
 import time
 
-from isoinspect.runtime import layers
+from isoinspect.runtime import layers, scoped_path
 from isoinspect.runtime.errors import IsoinspectError
 from isoinspect.runtime.images import DEFAULT_PATH_ENV, ImageStore, validate_ref
 
@@ -174,8 +179,11 @@ def _pairs(args: str, where: str, keyword: str) -> list[tuple[str, str]]:
 class Ignore:
     def __init__(self, context: str) -> None:
         self.patterns: list[tuple[str, bool]] = []
+        path = scoped_path.resolve_in_dir(context, ".dockerignore")
         try:
-            with open(os.path.join(context, ".dockerignore")) as handle:
+            if not stat.S_ISREG(os.lstat(path).st_mode):
+                return  # a link out of the context lands inside it; a FIFO would block
+            with open(path) as handle:
                 for line in handle:
                     line = line.strip()
                     if not line or line.startswith("#"):
@@ -226,7 +234,7 @@ class Builder:
     def build(self, context: str, dockerfile: str | None = None, tags: list[str] = (),
               build_args: dict | None = None, no_cache: bool = False) -> str:
         tags = [validate_ref(t) for t in tags]
-        context = os.path.abspath(context)
+        context = os.path.realpath(context)
         if not os.path.isdir(context):
             raise IsoinspectError(f"build context {context!r} is not a directory")
         path = dockerfile or os.path.join(context, "Dockerfile")
@@ -405,33 +413,23 @@ class Builder:
         path = os.path.normpath(os.path.join(current, path))
 
         def layer(tmp: str) -> str | None:
-            if self._image_path_kind(path) == "dir":
+            view = self._image_view()
+            where = view.resolve(path)  # Docker creates it where the image's links lead
+            if view.kind(where) == "dir":
                 return None
             tree = os.path.join(tmp, "tree")
-            os.makedirs(os.path.join(tree, path.lstrip("/")), mode=0o755)
+            os.makedirs(tree)
+            scoped_path.make_dirs(tree, where)
             tar_path = os.path.join(tmp, "layer.tar")
             layers.tar_from_dir(tree, tar_path)
             return tar_path
         self._step(ins, path, lambda c: self._settings(c).__setitem__("WorkingDir", path),
                    layer)
 
-    def _image_path_kind(self, path: str) -> str | None:
-        """'dir', 'other' or None for a path in the current image (top layer first)."""
-        for diff_id in reversed((self.config.get("rootfs") or {}).get("diff_ids") or []):
-            base = self.store.layer_dir(diff_id)
-            rel = path.strip("/")
-            full = os.path.join(base, rel) if rel else base
-            if os.path.lexists(full):
-                if os.path.islink(full):
-                    return "other"
-                if os.path.isdir(full):
-                    return "dir"
-                import stat as _stat
-                st = os.lstat(full)
-                if _stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
-                    return None  # whited out
-                return "other"
-        return None
+    def _image_view(self) -> scoped_path.LayeredView:
+        """The current image's files (top layer first), read without following any link."""
+        diff_ids = (self.config.get("rootfs") or {}).get("diff_ids") or []
+        return scoped_path.LayeredView([self.store.layer_dir(d) for d in reversed(diff_ids)])
 
     # -- RUN ---------------------------------------------------------------------------------
 
@@ -448,29 +446,26 @@ class Builder:
 
     def _run_container(self, ins: Instruction, argv: list[str], arg_env: list[str],
                        tmp: str) -> str:
+        """Run one RUN step; its upper dir becomes the layer. The output is streamed by this
+        thread: no other thread may exist when the container is cloned (see build_run)."""
+        from isoinspect.runtime.build_run import stream_until_exit
+        from isoinspect.runtime.gc import BUILD_STEP_LABEL
         from isoinspect.runtime.spec import ContainerSpec
 
         settings = self._settings(self.config)
         spec = ContainerSpec(self.image_id, argv, env=arg_env,
                              workdir=settings.get("WorkingDir") or "/",
                              user=settings.get("User") or None, network=self.network,
-                             remove=False, entrypoint=[])
+                             remove=False, entrypoint=[], labels={BUILD_STEP_LABEL: "1"})
         rt = self.runtime
         read_fd, write_fd = os.pipe()
         devnull = os.open("/dev/null", os.O_RDONLY)
-        tail: list[bytes] = []
         record = None
 
-        def pump() -> None:
-            with os.fdopen(read_fd, "rb", buffering=0) as stream:
-                for line in iter(stream.readline, b""):
-                    tail.append(line)
-                    del tail[:-20]
-                    self.out.write(line.decode(errors="replace"))
-                    self.out.flush()
+        def show(text: str) -> None:
+            self.out.write(text)
+            self.out.flush()
 
-        reader = threading.Thread(target=pump, daemon=True)
-        reader.start()
         try:
             record = rt.create(spec)
             try:
@@ -478,11 +473,11 @@ class Builder:
             finally:
                 os.close(write_fd)
                 write_fd = -1
+            tail = stream_until_exit(read_fd, started.pid, show)
             code = rt.wait_child(started)
-            reader.join(timeout=30)
             if code != 0:
-                output = b"".join(tail).decode(errors="replace").rstrip()
-                shown = f"\n{output}" if output else ""
+                lines = tail.decode(errors="replace").rstrip().splitlines()[-20:]
+                shown = "\n" + "\n".join(lines) if lines else ""
                 raise BuildError(ins.where, f"RUN {ins.args!r} returned a non-zero code: "
                                  f"{code}{shown}")
             tar_path = os.path.join(tmp, "layer.tar")
@@ -496,6 +491,7 @@ class Builder:
         finally:
             if write_fd >= 0:
                 os.close(write_fd)
+            os.close(read_fd)
             os.close(devnull)
             if record is not None:
                 try:
@@ -535,64 +531,87 @@ class Builder:
             raise BuildError(ins.where, f"{ins.keyword} needs a source and a destination")
         sources, dest = words[:-1], words[-1]
         workdir = self._settings(self.config).get("WorkingDir") or "/"
-        dest_abs = os.path.normpath(os.path.join(workdir, dest))
-        matched: list[str] = []
+        view = self._image_view()
+        # Docker resolves the destination inside the image's root: its links are followed
+        # there, never on the host.
+        try:
+            dest_abs = view.resolve(os.path.normpath(os.path.join(workdir, dest)))
+        except scoped_path.TooManyLinks as exc:
+            raise BuildError(ins.where, f"{ins.keyword} failed: {exc}") from None
+        matched: list[tuple[str, str]] = []  # (path as named in the context, host path)
         for src in sources:
             if "://" in src:
                 raise BuildError(ins.where, f"{ins.keyword}: URLs are not supported: {src}")
             rel = os.path.normpath(src.lstrip("/"))
             if rel == ".." or rel.startswith("../"):
-                raise BuildError(ins.where, f"{ins.keyword} source {src!r} is outside the "
-                                 "build context")
-            found = self._glob(rel)
+                raise BuildError(ins.where, f"{ins.keyword} failed: forbidden path outside "
+                                 f"the build context: {src}")
+            try:
+                found = [(name, self._context_path(name)) for name in self._glob(rel)]
+            except scoped_path.TooManyLinks as exc:
+                raise BuildError(ins.where, f"{ins.keyword} failed: {exc}") from None
+            found = [(name, full) for name, full in found if full is not None]
             if not found:
                 raise BuildError(ins.where, f"{ins.keyword} failed: {src!r} not found in the "
                                  f"build context {self.context}")
             matched += found
-        into_dir = dest.endswith("/") or len(matched) > 1 or \
-            self._image_path_kind(dest_abs) == "dir"
+        into_dir = dest.endswith("/") or dest_abs == "/" or len(matched) > 1 or \
+            view.kind(dest_abs) == "dir"
         digest = hashlib.sha256()
-        for rel in matched:
-            self._hash_source(rel, digest)
+        for _, full in matched:
+            self._hash_source(full, digest)
+        dest_rel = dest_abs.lstrip("/")
 
         def layer(tmp: str) -> str:
             tree = os.path.join(tmp, "tree")
             os.makedirs(tree)
             kept_owners: set[str] = set()
-            for rel in matched:
-                full = os.path.join(self.context, rel) if rel != "." else self.context
-                if os.path.isdir(full) and not os.path.islink(full):
-                    target = os.path.join(tree, dest_abs.lstrip("/"))
-                    self._copy_dir(full, rel, target)
+            for rel, full in matched:
+                if os.path.isdir(full):
+                    self._copy_dir(full, tree, dest_rel)
                 elif add and _is_archive(full):
-                    target = os.path.join(tree, dest_abs.lstrip("/"))
-                    os.makedirs(target, exist_ok=True)
+                    target = scoped_path.make_dirs(tree, dest_rel)
                     with tarfile.open(full) as archive:
                         layers.extract_layer(archive, target)
                         if chown is None:
                             kept_owners.update(os.path.normpath(os.path.join(target, m.name))
                                                for m in archive.getmembers())
                 else:
-                    if into_dir:
-                        target = os.path.join(tree, dest_abs.lstrip("/"),
-                                              os.path.basename(rel))
-                    else:
-                        target = os.path.join(tree, dest_abs.lstrip("/"))
-                    os.makedirs(os.path.dirname(target), exist_ok=True)
-                    shutil.copy2(full, target, follow_symlinks=False)
+                    name = f"{dest_rel}/{os.path.basename(rel)}" if into_dir else dest_rel
+                    _copy_entry(full, tree, name)
             _chown_tree(tree, chown or (0, 0), keep=kept_owners)
             tar_path = os.path.join(tmp, "layer.tar")
             layers.tar_from_dir(tree, tar_path)
             return tar_path
-        self._step(ins, [matched, dest_abs, into_dir, chown, digest.hexdigest()],
-                   lambda c: None, layer)
+        self._step(ins, [[m[0] for m in matched], dest_abs, into_dir, chown,
+                         digest.hexdigest()], lambda c: None, layer)
+
+    def _context_path(self, rel: str) -> str | None:
+        """The host path of a context entry, resolved inside the context as if it were the
+        root (Docker's rule), or None when it is not in the context: missing, ignored, or
+        reached through an ignored link."""
+        host = scoped_path.host_readlink(self.context)
+
+        def readlink(candidate: str) -> str | None:
+            target = host(candidate)
+            if target is not None and self.ignore(candidate):
+                raise _NotInContext
+            return target
+
+        try:
+            resolved = scoped_path.resolve(rel, readlink)
+        except _NotInContext:
+            return None
+        if resolved and self.ignore(resolved):
+            return None
+        full = os.path.join(self.context, resolved) if resolved else self.context
+        return full if os.path.lexists(full) else None
 
     def _glob(self, rel: str) -> list[str]:
         if rel == ".":
             return ["."]
         if not any(ch in rel for ch in "*?["):
-            full = os.path.join(self.context, rel)
-            return [rel] if os.path.lexists(full) and not self.ignore(rel) else []
+            return [rel]
         found = []
         for dirpath, dirnames, filenames in os.walk(self.context):
             base = os.path.relpath(dirpath, self.context)
@@ -602,47 +621,60 @@ class Builder:
                     found.append(cand)
         return sorted(found)
 
-    def _walk(self, rel: str):
-        """(relative path, full path) of every non-ignored entry under a context dir."""
-        top = os.path.join(self.context, rel) if rel != "." else self.context
+    def _walk(self, top: str):
+        """(path inside ``top``, host path) of every non-ignored entry under a context dir
+        (links are entries, never followed)."""
         for dirpath, dirnames, filenames in os.walk(top):
             dirnames.sort()
             for name in sorted(dirnames + filenames):
                 full = os.path.join(dirpath, name)
-                crel = os.path.relpath(full, self.context)
-                if self.ignore(crel):
+                if self.ignore(os.path.relpath(full, self.context)):
                     if name in dirnames:
                         dirnames.remove(name)
                     continue
-                yield crel, full
+                yield os.path.relpath(full, top), full
 
-    def _hash_source(self, rel: str, digest) -> None:
-        full = os.path.join(self.context, rel) if rel != "." else self.context
-        entries = [(rel, full)]
-        if os.path.isdir(full) and not os.path.islink(full):
-            entries += list(self._walk(rel))
+    def _hash_source(self, full: str, digest) -> None:
+        entries = [(os.path.relpath(full, self.context), full)]
+        if os.path.isdir(full):
+            entries += list(self._walk(full))
         for crel, path in entries:
             st = os.lstat(path)
             digest.update(f"{crel}\0{st.st_mode}\0".encode())
-            if os.path.islink(path):
+            if stat.S_ISLNK(st.st_mode):
                 digest.update(os.readlink(path).encode())
-            elif os.path.isfile(path):
+            elif stat.S_ISREG(st.st_mode):
                 with open(path, "rb") as handle:
                     for chunk in iter(lambda: handle.read(1 << 20), b""):
                         digest.update(chunk)
 
-    def _copy_dir(self, full: str, rel: str, target: str) -> None:
-        os.makedirs(target, exist_ok=True)
-        shutil.copystat(full, target)
-        for crel, path in self._walk(rel):
-            inner = os.path.relpath(crel, rel) if rel != "." else crel
-            dst = os.path.join(target, inner)
+    def _copy_dir(self, full: str, tree: str, dest_rel: str) -> None:
+        """A context directory's entries into ``tree``/``dest_rel`` (nothing followed)."""
+        shutil.copystat(full, scoped_path.make_dirs(tree, dest_rel))
+        for inner, path in self._walk(full):
             if os.path.isdir(path) and not os.path.islink(path):
-                os.makedirs(dst, exist_ok=True)
-                shutil.copystat(path, dst)
+                shutil.copystat(path, scoped_path.make_dirs(tree, f"{dest_rel}/{inner}"))
             else:
-                os.makedirs(os.path.dirname(dst), exist_ok=True)
-                shutil.copy2(path, dst, follow_symlinks=False)
+                _copy_entry(path, tree, f"{dest_rel}/{inner}")
+
+
+class _NotInContext(Exception):
+    """A path reaches an entry .dockerignore removed from the context."""
+
+
+def _copy_entry(src: str, tree: str, rel: str) -> None:
+    """One non-directory context entry to ``tree``/``rel``, replacing what is there and never
+    writing through a link: files by content, links as links, FIFOs and devices as nodes."""
+    parent, name = os.path.split(rel.strip("/"))
+    dst = os.path.join(scoped_path.make_dirs(tree, parent), name)
+    scoped_path.clear_for_write(dst)
+    st = os.lstat(src)
+    if stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode):
+        shutil.copy2(src, dst, follow_symlinks=False)
+    elif stat.S_ISFIFO(st.st_mode) or stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
+        os.mknod(dst, st.st_mode, st.st_rdev)
+        shutil.copystat(src, dst)
+    # sockets are skipped, as Docker's context archive does
 
 
 def _is_archive(path: str) -> bool:

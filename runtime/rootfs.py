@@ -28,15 +28,22 @@ def make_mounts_private() -> None:
 
 
 def mount_overlay(target: str, lower_dirs: list[str], upper: str, work: str) -> None:
-    """The image layers (read-only, top first) under a per-container writable upper dir."""
-    data = f"lowerdir={':'.join(lower_dirs)},upperdir={upper},workdir={work}"
+    """The image layers (read-only, top first) under a per-container writable upper dir.
+
+    A layer can occur twice in an image (two steps with the same content, e.g. the same COPY
+    twice, Docker keeps both); overlayfs refuses a lower dir given twice (ELOOP). Only the
+    topmost copy is kept: it already shows everything the lower copy would.
+    """
+    lower = list(dict.fromkeys(lower_dirs))
+    data = f"lowerdir={':'.join(lower)},upperdir={upper},workdir={work}"
     try:
         sc.mount("overlay", target, "overlay", 0, data)
     except OSError as err:
-        missing = next((d for d in lower_dirs if not os.path.isdir(d)), None)
+        missing = next((d for d in lower if not os.path.isdir(d)), None)
         why = "; an image layer is missing from the store" if missing else ""
         raise OSError(err.errno, f"overlay mount of the container's root failed: "
-                                 f"{err.strerror.removeprefix('mount: ')}{why}", missing or target) from None
+                                 f"{err.strerror.removeprefix('mount: ')}{why}",
+                      missing or target) from None
 
 
 def _ensure_dir(path: str, mode: int = 0o755) -> None:

@@ -175,3 +175,17 @@ def test_global_arg_redeclared_after_from_and_build_arg_override(iso, tmp_path):
     assert iso("run", "--rm", "v:1").stdout == "v=1.0\n"
     iso("build", "-q", "-t", "v:2", "--build-arg", "V=2.0", ctx, timeout=120, check=True)
     assert iso("run", "--rm", "v:2").stdout == "v=2.0\n"
+
+
+def test_the_same_layer_twice_in_an_image(iso, tmp_path):
+    """Steps with identical layers (three RUNs that change nothing, the same COPY twice) give
+    an image with the same diff_id several times, as Docker's does; overlayfs refuses a lower
+    dir given twice (ELOOP), so the runtime mounts each layer once (the topmost)."""
+    ctx = str(tmp_path / "same")
+    write(f"{ctx}/Dockerfile", "FROM busybox\nCOPY a /a\nCOPY a /a\n"
+          "RUN echo a\nRUN echo b\nRUN echo c\n")
+    write(f"{ctx}/a", "x\n")
+    iso("build", "-q", "-t", "same:1", ctx, timeout=120, check=True)
+    assert iso("run", "--rm", "same:1", "cat", "/a").stdout == "x\n"
+    diff_ids = json.loads(iso("image", "inspect", "same:1", check=True).stdout)[0]["RootFS"]
+    assert len(diff_ids["Layers"]) - len(set(diff_ids["Layers"])) >= 3

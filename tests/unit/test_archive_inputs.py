@@ -53,5 +53,5 @@ def test_scratch_entries_name_their_creator():
     assert _entry_pid("images", f".staging-{'2' * 64}-99") == 99
     assert _entry_pid("images", f".staging-deleted-{'3' * 64}-98") == 98
     assert _entry_pid("images", "4" * 64) is None
-    assert _entry_pid("tags", "busybox:latest.tmp555") == 555
+    assert _entry_pid("tags", "busybox:latest.555.0a1b2c3d.tmp") == 555
     assert _entry_pid("tags", "busybox:latest") is None
