@@ -24,7 +24,9 @@ from __future__ import annotations
 
 import errno
 import os
+import socket
 import sys
+import threading
 
 import pytest
 
@@ -209,3 +211,117 @@ def test_a_bound_sys_becomes_readonly_all_the_way_down(tmp_path, how):
     assert len(result["points"]) > 1  # the host's /sys has submounts (cgroups, tracefs)
     assert result["writable"] == []
     assert result["errnos"] and set(result["errnos"].values()) == {errno.EROFS}, result
+
+
+# -- build ----------------------------------------------------------------------------------------
+
+def write_context(path, dockerfile: str, probe: bool = False) -> str:
+    os.makedirs(path, exist_ok=True)
+    with open(os.path.join(path, "Dockerfile"), "w") as handle:
+        handle.write(dockerfile)
+    if probe:
+        with open(os.path.join(path, "probe.sh"), "w") as handle:
+            handle.write(PROBE)
+    return str(path)
+
+
+@pytest.mark.parametrize("network", [None, "host"], ids=["default", "host"])
+def test_build_run_step_cannot_write_host_sysfs(iso, tmp_path, network):
+    """A RUN step writes to the host's root cgroups, its parent cgroup and tracing_on: every
+    write fails, with the default network and with ``--network host``.
+
+    Docker (classic builder): ``RUN echo 0 > /sys/fs/cgroup/memory/cgroup.procs`` fails with
+    "Read-only file system", whatever --network the build uses."""
+    args = " ".join(attack_writes(iso.roots.cgroup_parent))
+    context = write_context(tmp_path / "ctx", "FROM busybox\nCOPY probe.sh /probe.sh\n"
+                            f"RUN sh /probe.sh {args}\n", probe=True)
+    extra = ["--network", network] if network else []
+    result = iso("build", *extra, "-t", "isoinspect-sysfs:probe", context, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    check_probe_output(result.stdout)
+
+
+def test_build_fails_when_a_run_step_needs_a_host_cgroup(iso, tmp_path):
+    """``RUN echo 0 > /sys/fs/cgroup/<hierarchy>/cgroup.procs`` fails the build (one line, non-zero).
+
+    Docker: the step fails ("can't create ...: Read-only file system" / "nonexistent
+    directory") and the build stops with "returned a non-zero code"."""
+    hierarchy = "" if host_is_unified() else f"/{host_cgroup_dirs()[0]}"
+    context = write_context(tmp_path / "ctx", "FROM busybox\n"
+                            f"RUN echo 0 > {CGROUP_ROOT}{hierarchy}/cgroup.procs\n")
+    for extra in ([], ["--network", "host"]):
+        result = iso("build", *extra, context, timeout=120)
+        assert result.returncode != 0, result.stdout
+        assert "returned a non-zero code" in result.stderr
+        assert "Traceback" not in result.stderr
+
+
+class LoopbackListener:
+    """A TCP service on the host's 127.0.0.1 that counts connections and closes each at once
+    (so a client that got through finishes). Stopped by the fixture; accept() waits 0.2 s at
+    most per turn."""
+
+    def __init__(self) -> None:
+        self.server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.server.bind(("127.0.0.1", 0))
+        self.server.listen(8)
+        self.server.settimeout(0.2)
+        self.port = self.server.getsockname()[1]
+        self.connections = 0
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while not self.stopped.is_set():
+            try:
+                client, _ = self.server.accept()
+            except (socket.timeout, OSError):
+                continue
+            self.connections += 1
+            client.close()
+
+    def close(self) -> None:
+        self.stopped.set()
+        self.thread.join(timeout=10)
+        self.server.close()
+
+
+@pytest.fixture
+def loopback_listener():
+    listener = LoopbackListener()
+    yield listener
+    listener.close()
+
+
+def test_build_run_step_cannot_reach_the_hosts_loopback(iso, tmp_path, loopback_listener):
+    """The default build network is not the host's: a RUN step connecting to a service on the
+    host's 127.0.0.1 reaches nothing (its 127.0.0.1 is its own). ``--network host`` is the
+    explicit opt-in, and with it the same step does connect (the control).
+
+    Docker: ``docker build`` runs RUN steps on the default bridge; only ``docker build
+    --network host`` reaches the host's loopback."""
+    port = loopback_listener.port
+    step = (f"RUN if nc -w 5 127.0.0.1 {port} </dev/null; then echo REACHED; "
+            "else echo NOT-REACHED; fi\n")
+    context = write_context(tmp_path / "ctx", "FROM busybox\n" + step)
+    result = iso("build", "--no-cache", context, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "NOT-REACHED" in result.stdout.split(), result.stdout
+    assert loopback_listener.connections == 0
+
+    result = iso("build", "--no-cache", "--network", "host", context, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "REACHED" in result.stdout.split(), result.stdout
+    assert loopback_listener.connections == 1
+
+
+def test_build_network_option_is_checked(iso, tmp_path):
+    """An unknown build network is refused in one line before anything runs.
+
+    Docker: ``docker build --network nosuch .`` fails: "network nosuch not found"."""
+    context = write_context(tmp_path / "ctx", "FROM busybox\nRUN true\n")
+    result = iso("build", "--network", "isoinspect-nosuch", context, timeout=60)
+    assert result.returncode != 0
+    assert "isoinspect-nosuch" in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
