@@ -134,7 +134,8 @@ def test_host_network_container_gets_a_readonly_sysfs_and_its_own_cgroups(iso):
     """``run --network host``: no write below /sys reaches the host, every /sys mount is
     read-only, the host's cgroup hierarchies are not visible, /dev/kmsg cannot be written.
 
-    Docker: ``docker run --network host busybox sh -c 'echo 0 > /sys/fs/cgroup/memory/cgroup.procs'``
+    Docker: ``docker run --network host busybox sh -c
+    'echo 0 > /sys/fs/cgroup/memory/cgroup.procs'``
     fails with "Read-only file system"; /sys and every mount below it are ro."""
     run_probe(iso)
 
@@ -242,7 +243,8 @@ def test_build_run_step_cannot_write_host_sysfs(iso, tmp_path, network):
 
 
 def test_build_fails_when_a_run_step_needs_a_host_cgroup(iso, tmp_path):
-    """``RUN echo 0 > /sys/fs/cgroup/<hierarchy>/cgroup.procs`` fails the build (one line, non-zero).
+    """``RUN echo 0 > /sys/fs/cgroup/<hierarchy>/cgroup.procs`` fails the build (non-zero exit,
+    the step's error shown, no traceback), with the default network and with ``--network host``.
 
     Docker: the step fails ("can't create ...: Read-only file system" / "nonexistent
     directory") and the build stops with "returned a non-zero code"."""
