@@ -106,12 +106,19 @@ def images_cmd(ctx: click.Context, quiet: bool, ensure_base: bool, ensure_debian
               help="Set a build-time variable.")
 @click.option("--no-cache", is_flag=True, help="Do not use the build cache.")
 @click.option("-q", "--quiet", is_flag=True, help="Only print the image id.")
+@click.option("--network", default="default", metavar="MODE", show_default=True,
+              help="Network of RUN steps: default (bridge), none, host, or a network name. "
+                   "Only host shares the host's network (and its 127.0.0.1).")
 @click.argument("context")
 @click.pass_context
 def build_cmd(ctx: click.Context, tags: tuple, dockerfile: str | None, build_args: tuple,
-              no_cache: bool, quiet: bool, context: str) -> None:
+              no_cache: bool, quiet: bool, network: str, context: str) -> None:
     """Build an image from a Dockerfile."""
     from isoinspect.runtime.image_build import Builder
+    from isoinspect.runtime.spec import check_network
+
+    network = "bridge" if network == "default" else network
+    check_network(network)
 
     args = {}
     for item in build_args:
@@ -122,8 +129,8 @@ def build_cmd(ctx: click.Context, tags: tuple, dockerfile: str | None, build_arg
                 continue
         args[key] = value
     out = open(os.devnull, "w") if quiet else sys.stdout
-    image_id = Builder(_runtime(ctx), out=out).build(context, dockerfile, list(tags), args,
-                                                     no_cache=no_cache)
+    builder = Builder(_runtime(ctx), out=out, network=network)
+    image_id = builder.build(context, dockerfile, list(tags), args, no_cache=no_cache)
     if quiet:
         click.echo(f"sha256:{image_id}")
 

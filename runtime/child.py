@@ -82,7 +82,7 @@ def _setup(plan: dict) -> None:
     root = plan["rootfs"]
     rootfs.make_mounts_private()
     rootfs.mount_overlay(root, plan["lower"], plan["upper"], plan["work"])
-    rootfs.mount_proc_sys(root, plan["own_net"])
+    rootfs.mount_proc_sys(root)
     if plan["cgroup2"]:
         rootfs.mount_cgroup2(root)
     rootfs.populate_dev(root, bind_devices=plan.get("userns_sync_fd", -1) >= 0)

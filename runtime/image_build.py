@@ -219,7 +219,7 @@ def _sha(*parts: object) -> str:
 class Builder:
     """One build: the store, the runtime (for RUN) and the output stream."""
 
-    def __init__(self, runtime, out=None, network: str = "host") -> None:
+    def __init__(self, runtime, out=None, network: str = "bridge") -> None:
         self.runtime = runtime
         self.store: ImageStore = runtime.images
         self.out = out or sys.stdout

@@ -8,6 +8,7 @@ Order: overlay root, /proc, /sys, /dev (tmpfs with the standard nodes), /dev/pts
 
 from __future__ import annotations
 
+import errno
 import os
 
 from isoinspect.runtime.linux import syscalls as sc
@@ -53,33 +54,52 @@ def _ensure_dir(path: str, mode: int = 0o755) -> None:
         pass
 
 
-def mount_proc_sys(root: str, own_network: bool) -> None:
-    """A /proc of the container's PID namespace and a read-only /sys."""
-    _ensure_dir(f"{root}/proc", 0o555)
+def _ensure_real_dir(path: str, mode: int) -> None:
+    """``path`` made if missing; refused if the image put a symlink or a file there (mount(2)
+    would follow a symlink out of the container's root, as runc warns)."""
+    _ensure_dir(path, mode)
+    if os.path.islink(path) or not os.path.isdir(path):
+        raise OSError(errno.ENOTDIR, "not a directory in the image (a symlink or a file)", path)
+
+
+def mount_proc_sys(root: str) -> None:
+    """A /proc of the container's PID namespace and a read-only /sys (the same whether the
+    container has its own network namespace or shares the host's: see ``mount_sysfs``)."""
+    _ensure_real_dir(f"{root}/proc", 0o555)
     sc.mount("proc", f"{root}/proc", "proc", _NOSUID_NODEV_NOEXEC)
-    _ensure_dir(f"{root}/sys", 0o555)
-    flags = _NOSUID_NODEV_NOEXEC | sc.MS_RDONLY
-    if own_network:
-        sc.mount("sysfs", f"{root}/sys", "sysfs", flags)
-    else:
-        # sysfs can only be mounted fresh in a netns we own; share the host's, read-only.
-        sc.mount("/sys", f"{root}/sys", None, sc.MS_BIND | sc.MS_REC)
-        sc.mount(None, f"{root}/sys", None, sc.MS_BIND | sc.MS_REMOUNT | flags)
+    _ensure_real_dir(f"{root}/sys", 0o555)
+    mount_sysfs(f"{root}/sys", _NOSUID_NODEV_NOEXEC | sc.MS_RDONLY)
+
+
+def mount_sysfs(target: str, flags: int) -> None:
+    """sysfs at ``target`` with nothing of the host's mounted below it.
+
+    A fresh sysfs shows the devices of the caller's network namespace and has no submounts, so
+    the host's cgroup hierarchies, tracefs, debugfs, bpffs and securityfs are not in it. The
+    kernel allows it in the host's network namespace too, to a root of the host's user namespace
+    (runc mounts it so for ``docker run --network host``). Only a user namespace sharing the
+    host's network namespace is refused (EPERM): there the host's /sys is bound, made read-only
+    all the way down whatever ``flags`` say, and its cgroup hierarchies are covered by an empty
+    read-only tmpfs (a cgroup2 view of the container's own may then be mounted over it).
+    Shared by ``run``, build RUN steps, the warm pool and OCI bundles.
+    """
+    try:
+        sc.mount("sysfs", target, "sysfs", flags)
+        return
+    except PermissionError:
+        pass
+    from isoinspect.runtime.linux.mount_tree import make_tree_readonly
+    sc.mount("/sys", target, None, sc.MS_BIND | sc.MS_REC)
+    make_tree_readonly(target)
+    if os.path.isdir(f"{target}/fs/cgroup"):
+        sc.mount("tmpfs", f"{target}/fs/cgroup", "tmpfs", _NOSUID_NODEV_NOEXEC | sc.MS_RDONLY,
+                 "mode=755")
 
 
 def mount_cgroup2(root: str) -> None:
     """On a cgroup v2 host: the container's own cgroup (via its cgroup ns) at /sys/fs/cgroup."""
     target = f"{root}/sys/fs/cgroup"
-    if not os.path.isdir(target):
-        return
-    try:
-        sc.mount("cgroup2", target, "cgroup2", _NOSUID_NODEV_NOEXEC | sc.MS_RDONLY)
-    except OSError as err:
-        if err.errno != 16:  # EBUSY
-            raise
-        # /sys is the host's, bound recursively (--network host): it already holds the host's
-        # cgroup2 mount there, and the kernel refuses to stack a superblock on its own root.
-        sc.umount2(target, sc.MNT_DETACH)
+    if os.path.isdir(target):
         sc.mount("cgroup2", target, "cgroup2", _NOSUID_NODEV_NOEXEC | sc.MS_RDONLY)
 
 

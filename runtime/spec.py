@@ -15,6 +15,13 @@ DEFAULT_NETWORK = "bridge"
 DEFAULT_NAMESPACES = ("mnt", "pid", "uts", "ipc", "net", "cgroup")
 
 
+def check_network(name: str) -> None:
+    """--network is none, host, bridge or a network made by ``network create``."""
+    if name not in NETWORK_MODES:
+        from isoinspect.runtime.network.store import require_network
+        require_network(name)
+
+
 class ContainerSpec:
     """A container to create: image, command, environment, limits, isolation options.
 
@@ -98,9 +105,7 @@ class ContainerSpec:
 
     def validate(self) -> None:
         """Cross-field checks; raises IsoinspectError with one line naming the problem."""
-        if self.network not in NETWORK_MODES:
-            from isoinspect.runtime.network.store import require_network
-            require_network(self.network)
+        check_network(self.network)
         if self.publish:
             if self.network in ("none", "host"):
                 raise IsoinspectError(f"-p needs a bridge network, not --network {self.network}")

@@ -130,6 +130,29 @@ def rename_exchange(dir_fd: int, first: str, second: str) -> None:
            "renameat2", second)
 
 
+# mount_setattr(2) (Linux 5.12): change the attributes of a mount, or of a whole mount tree.
+SYS_mount_setattr = 442
+AT_FDCWD = -100
+AT_SYMLINK_NOFOLLOW = 0x100
+AT_RECURSIVE = 0x8000
+MOUNT_ATTR_RDONLY = 0x1
+
+
+class _MountAttr(ctypes.Structure):
+    _fields_ = [("attr_set", ctypes.c_uint64), ("attr_clr", ctypes.c_uint64),
+                ("propagation", ctypes.c_uint64), ("userns_fd", ctypes.c_uint64)]
+
+
+def mount_setattr(target: str, attr_set: int, attr_clr: int = 0,
+                  flags: int = AT_RECURSIVE | AT_SYMLINK_NOFOLLOW) -> None:
+    """Set/clear MOUNT_ATTR_* on the mount at ``target`` (and every mount below it with
+    AT_RECURSIVE, in one atomic step). ENOSYS on kernels before 5.12."""
+    attr = _MountAttr(attr_set, attr_clr, 0, 0)
+    _check(_libc.syscall(SYS_mount_setattr, ctypes.c_int(AT_FDCWD), _b(target),
+                         ctypes.c_uint(flags), ctypes.byref(attr), ctypes.c_size_t(32)),
+           "mount_setattr", target)
+
+
 def pivot_root(new_root: str, put_old: str) -> None:
     """pivot_root(2): make new_root the root of the calling mount namespace."""
     _check(_libc.syscall(SYS_pivot_root, _b(new_root), _b(put_old)), "pivot_root", new_root)

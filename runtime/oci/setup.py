@@ -191,10 +191,10 @@ def _mount_one(root: str, mount: dict, oci: dict) -> None:
     elif kind == "cgroup":
         _make_target(dest, False)
         mount_cgroup(dest, flags, oci)
-    elif kind == "sysfs" and not oci["own_net"]:
+    elif kind == "sysfs":  # the run path's sysfs: nothing of the host's mounted below it
+        from isoinspect.runtime.rootfs import mount_sysfs
         _make_target(dest, False)
-        sc.mount("/sys", dest, None, sc.MS_BIND | sc.MS_REC)
-        sc.mount(None, dest, None, sc.MS_BIND | sc.MS_REMOUNT | flags | sc.MS_RDONLY)
+        mount_sysfs(dest, flags if oci["own_net"] else flags | sc.MS_RDONLY)
     else:
         _make_target(dest, False)
         try:

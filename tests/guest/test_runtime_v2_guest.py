@@ -114,12 +114,32 @@ def test_pids_limit_stops_forks(iso):
 
 
 def test_network_host_on_v2(iso):
-    # /sys is the host's (bound) with its cgroup2 mount: the container's own must replace it.
+    # A fresh read-only sysfs with the container's own cgroup2 (its cgroup namespace) on it.
     result = iso("run", "--rm", "--network", "host", "busybox", "sh", "-c",
                  "readlink /proc/self/ns/net; cat /proc/self/cgroup; ls /sys/fs/cgroup/pids.max")
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == [os.readlink("/proc/self/ns/net"), "0::/",
                                      "/sys/fs/cgroup/pids.max"], result.stdout
+
+
+def test_network_host_sysfs_and_cgroups_are_readonly_on_v2(iso):
+    """Issue 13 item 3 on v2: a --network host container cannot write its cgroup files (to
+    leave its limits), every mount under /sys is read-only, the host's cgroup tree is not
+    visible. Docker on v2: private cgroup namespace, cgroup2 mounted read-only, sysfs ro."""
+    probe = ("for f in /sys/fs/cgroup/cgroup.procs /sys/fs/cgroup/cgroup.subtree_control "
+             "/sys/fs/cgroup/pids.max; do if (echo 0 > $f) 2>/dev/null; then echo WROTE $f; "
+             "else echo REFUSED $f; fi; done; "
+             "awk '$5 ~ /^\\/sys/ {print \"MOUNT\", $5, $6}' /proc/self/mountinfo; "
+             "for e in $(ls -A /sys/fs/cgroup); do echo ENTRY $e; done")
+    result = iso("run", "--rm", "--network", "host", "busybox", "sh", "-c", probe)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert len([line for line in lines if line.startswith("REFUSED ")]) == 3, result.stdout
+    mounts = [line.split() for line in lines if line.startswith("MOUNT ")]
+    assert mounts and all("ro" in m[2].split(",") for m in mounts), mounts
+    host_dirs = {d for d in os.listdir(BASE) if os.path.isdir(os.path.join(BASE, d))}
+    entries = {line.split()[1] for line in lines if line.startswith("ENTRY ")}
+    assert "cgroup.procs" in entries and not entries & host_dirs, (entries, host_dirs)
 
 
 def test_stop_and_kill_empty_the_cgroup(iso):
