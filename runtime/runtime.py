@@ -144,7 +144,8 @@ class Runtime:
         return Resources(memory=spec.memory, memory_swap=spec.memory_swap,
                          cpu_quota_us=spec.cpu_quota_us, cpu_period_us=spec.cpu_period_us,
                          cpu_shares=spec.cpu_shares, cpuset_cpus=spec.cpuset_cpus,
-                         pids_limit=spec.pids_limit, device_rules=DEFAULT_DEVICE_RULES,
+                         pids_limit=spec.pids_limit,
+                         device_rules=list(DEFAULT_DEVICE_RULES) + list(spec.device_rules),
                          blkio_read_bps=spec.blkio_read_bps,
                          blkio_write_bps=spec.blkio_write_bps)
 
