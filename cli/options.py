@@ -27,6 +27,8 @@ RUN_OPTIONS: tuple[tuple[tuple[str, ...], str, str, str, str], ...] = (
      "Limit reads from a block device, e.g. /dev/loop0:1mb (repeatable)."),
     (("--device-write-bps",), "device_write_bps", "multi", "DEV:RATE",
      "Limit writes to a block device, e.g. /dev/loop0:1mb (repeatable)."),
+    (("--device-cgroup-rule",), "device_cgroup_rule", "multi", "RULE",
+     "Add a rule to the device allow-list, e.g. 'b 7:0 rw' (repeatable)."),
     (("--network", "--net"), "network", "value", "NAME",
      "bridge (default), none, host or a network made by `isoinspect network create`."),
     (("-p", "--publish"), "publish", "multi", "[IP:]HOST:CTR[/udp]",

@@ -28,6 +28,7 @@ def execute_run(root: str | None, options: dict, image: str, command: list[str])
         cpuset_cpus=options["cpuset_cpus"], pids_limit=options["pids_limit"],
         device_read_bps=options.get("device_read_bps") or [],
         device_write_bps=options.get("device_write_bps") or [],
+        device_cgroup_rules=options.get("device_cgroup_rule") or [],
         env=options["env"], user=options["user"], name=options["name"],
         workdir=options["workdir"], hostname=options["hostname"],
         read_only=options["read_only"], network=options["network"] or "bridge",

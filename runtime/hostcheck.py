@@ -300,6 +300,43 @@ def check_cgroups_usable(setup: dict[str, Any]) -> Check:
                  data={"mode": mode})
 
 
+def check_device_filter(setup: dict[str, Any]) -> Check:
+    """The cgroup v2 device allow-list: attach the eBPF device program (BPF_CGROUP_DEVICE) that
+    containers get to a probe cgroup in the cgroup2 mount, then remove it. On v1 and hybrid hosts
+    containers use the v1 devices controller; the v2 program is still tried where cgroup2 is
+    mounted, so the report says whether this kernel could run v2 containers."""
+    name = "device allow-list"
+    mode, v2 = setup["mode"], setup["v2_mount"]
+    v1_ok = "devices" in setup["v1"]
+    why = None
+    if v2:
+        from isoinspect.runtime.cgroups import DEFAULT_DEVICE_RULES, Resources
+        from isoinspect.runtime.cgroups.v2 import devices
+
+        path = os.path.join(v2, f"isoinspect-doctor-devices-{os.getpid()}")
+        try:
+            os.mkdir(path)
+        except OSError as exc:
+            why = f"mkdir in {v2}: {exc.strerror}"
+        else:
+            try:
+                devices.apply(path, Resources(device_rules=DEFAULT_DEVICE_RULES))
+            except Exception as exc:  # DeviceFilterError: the kernel said no
+                why = str(exc)
+            finally:
+                os.rmdir(path)
+    bpf_text = ("no cgroup2 mount" if not v2 else
+                f"eBPF device program attached in {v2}" if why is None else why)
+    if mode == "unified":
+        return Check(name, why is None, bpf_text,
+                     "" if why is None else "containers refuse to start: without the program "
+                     "(kernel needs CONFIG_CGROUP_BPF) they could open any device node",
+                     data={"enforced_by": "bpf"})
+    return Check(name, v1_ok, f"v1 devices controller; v2: {bpf_text}",
+                 "" if v1_ok else "no v1 devices hierarchy: containers could open any device "
+                 "node they create", data={"enforced_by": "v1"})
+
+
 # ----------------------------------------------------------------------------- overlayfs
 
 
@@ -487,7 +524,7 @@ def cgroup_checks(mountinfo_path: str = "/proc/self/mountinfo") -> list[Check]:
     except OSError as exc:
         return [Check("cgroup mode", False, f"cannot read {mountinfo_path}: {exc.strerror}")]
     return [check_cgroup_mode(setup), *check_cgroup_controllers(setup),
-            check_cgroups_usable(setup)]
+            check_cgroups_usable(setup), check_device_filter(setup)]
 
 
 def run_all() -> dict[str, list[Check]]:

@@ -33,7 +33,7 @@ class ContainerSpec:
                  "memory", "memory_swap", "cpu_quota_us", "cpu_period_us", "cpu_shares",
                  "cpuset_cpus", "pids_limit", "network", "remove", "detach", "userns",
                  "cap_add", "cap_drop", "seccomp", "entrypoint", "labels", "publish",
-                 "blkio_read_bps", "blkio_write_bps")
+                 "blkio_read_bps", "blkio_write_bps", "device_rules")
 
     def __init__(self, image: str, command: list[str] | None = None, *, name: str | None = None,
                  env: list[str] | None = None, workdir: str | None = None,
@@ -48,7 +48,8 @@ class ContainerSpec:
                  entrypoint: list[str] | None = None, labels: dict | None = None,
                  publish: list[str] | None = None,
                  blkio_read_bps: list[tuple[int, int, int]] | None = None,
-                 blkio_write_bps: list[tuple[int, int, int]] | None = None) -> None:
+                 blkio_write_bps: list[tuple[int, int, int]] | None = None,
+                 device_rules: list[tuple] | None = None) -> None:
         self.image = image
         self.command = list(command or [])
         self.name = name
@@ -76,6 +77,8 @@ class ContainerSpec:
         self.publish = list(publish or [])
         self.blkio_read_bps = [tuple(item) for item in blkio_read_bps or ()] or None
         self.blkio_write_bps = [tuple(item) for item in blkio_write_bps or ()] or None
+        # extra (type, major, minor, access, allow) rules after Docker's default allow-list
+        self.device_rules = [tuple(rule) for rule in device_rules or ()]
         self.validate()
 
     @classmethod
@@ -84,7 +87,8 @@ class ContainerSpec:
                    cpu_shares: str | None = None, cpuset_cpus: str | None = None,
                    pids_limit: str | None = None, env: list[str] | tuple = (),
                    user: str | None = None, device_read_bps: list[str] | tuple = (),
-                   device_write_bps: list[str] | tuple = (), **rest) -> "ContainerSpec":
+                   device_write_bps: list[str] | tuple = (),
+                   device_cgroup_rules: list[str] | tuple = (), **rest) -> "ContainerSpec":
         """Build a spec from the CLI's strings (``--memory 64m``, ``--cpus 0.5``, ...)."""
         quota = units.parse_cpus(cpus)[0] if cpus is not None else None
         return cls(
@@ -101,6 +105,7 @@ class ContainerSpec:
             blkio_read_bps=[parse_device_rate(v, "--device-read-bps") for v in device_read_bps],
             blkio_write_bps=[parse_device_rate(v, "--device-write-bps")
                              for v in device_write_bps],
+            device_rules=[parse_device_cgroup_rule(v) for v in device_cgroup_rules],
             user=user, **rest)
 
     def validate(self) -> None:
@@ -147,12 +152,28 @@ class ContainerSpec:
         return Resources(memory=self.memory, memory_swap=self.memory_swap,
                          cpu_quota_us=self.cpu_quota_us, cpu_period_us=self.cpu_period_us,
                          cpu_shares=self.cpu_shares, cpuset_cpus=self.cpuset_cpus,
-                         pids_limit=self.pids_limit, device_rules=DEFAULT_DEVICE_RULES,
+                         pids_limit=self.pids_limit,
+                         device_rules=list(DEFAULT_DEVICE_RULES) + list(self.device_rules),
                          blkio_read_bps=self.blkio_read_bps,
                          blkio_write_bps=self.blkio_write_bps)
 
     def to_dict(self) -> dict:
         return {slot: getattr(self, slot) for slot in self.__slots__}
+
+
+def parse_device_cgroup_rule(value: str) -> tuple:
+    """Docker's ``--device-cgroup-rule 'c 1:3 rwm'`` (type a/b/c, major and minor numbers or *,
+    access r/w/m) -> an allowing (type, major, minor, access, True) rule."""
+    parts = value.split() if isinstance(value, str) else []
+    numbers = parts[1].split(":") if len(parts) == 3 else []
+    access = parts[2] if len(parts) == 3 else ""
+    if (len(numbers) != 2 or parts[0] not in ("a", "b", "c")
+            or not all(n == "*" or (n.isdigit() and int(n) < 1 << 31) for n in numbers)
+            or not access or set(access) - set("rwm") or len(set(access)) != len(access)):
+        raise IsoinspectError(f"invalid --device-cgroup-rule {value!r}: expected e.g. "
+                              "'c 1:3 rwm' (type a, b or c; major:minor numbers or *; r, w, m)")
+    major, minor = (None if n == "*" else int(n) for n in numbers)
+    return parts[0], major, minor, access, True
 
 
 def parse_device_rate(value: str, flag: str) -> tuple[int, int, int]:

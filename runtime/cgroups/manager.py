@@ -48,7 +48,7 @@ class CgroupManager:
 
     def apply(self, resources) -> list[str]:
         """Validate then write the set fields of ``resources``; return warnings about limits that
-        cannot be enforced here (e.g. swap without swap accounting, devices on v2)."""
+        cannot be enforced here (e.g. swap without swap accounting)."""
         raise NotImplementedError
 
     def freeze(self, timeout: float = 2.0) -> None:

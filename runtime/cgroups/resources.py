@@ -55,8 +55,9 @@ class Resources:
     cpu_shares           v1 shares 2..262144; v2 writes cpu.weight = shares_to_weight(shares)
     cpuset_cpus/_mems    list syntax, e.g. "0-1,3"
     pids_limit           max tasks; -1 or 0 unlimited
-    device_rules         (type, major, minor, access, allow) rules applied in order on v1
-                         (e.g. DEFAULT_DEVICE_RULES); not enforced on v2 (needs a BPF program)
+    device_rules         (type, major, minor, access, allow) rules applied in order
+                         (e.g. DEFAULT_DEVICE_RULES): v1 writes devices.allow/deny, v2 attaches
+                         an eBPF device program built from them (v2/devices.py)
     blkio_*              lists of (major, minor, value): bytes/s or IO/s per block device
     """
 

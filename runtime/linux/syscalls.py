@@ -70,6 +70,7 @@ SYS_pivot_root = 155
 SYS_setns = 308
 SYS_capget = 125
 SYS_capset = 126
+SYS_bpf = 321
 
 
 def _check(result: int, what: str, path: str | None = None) -> int:
@@ -174,6 +175,12 @@ def set_name(name: str) -> None:
     """Set the calling thread's comm name (shown by ps), at most 15 bytes."""
     buf = ctypes.create_string_buffer(name.encode()[:15])
     _check(_libc.prctl(ctypes.c_int(PR_SET_NAME), buf, 0, 0, 0), "prctl(PR_SET_NAME)")
+
+
+def bpf_syscall(cmd: int, attr_address: int, size: int, what: str = "bpf") -> int:
+    """bpf(2) with a union bpf_attr at ``attr_address`` (see runtime/linux/bpf.py)."""
+    return _check(_libc.syscall(SYS_bpf, ctypes.c_int(cmd), ctypes.c_void_p(attr_address),
+                                ctypes.c_uint(size)), what)
 
 
 class _CapHeader(ctypes.Structure):

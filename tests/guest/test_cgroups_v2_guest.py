@@ -125,10 +125,33 @@ def test_limits_read_back_from_the_kernel(cg):
     assert kernel(cg, "pids.max") == "max" and kernel(cg, "cpu.max") == "max 100000"
 
 
-def test_devices_are_not_enforced_on_v2_and_say_so(cg):
-    warnings = cg.apply(Resources(device_rules=DEFAULT_DEVICE_RULES))
-    assert len(warnings) == 1 and "not enforced on v2" in warnings[0]
-    assert cg.stats()["devices"]["enforced"] is False
+def test_device_rules_are_enforced_by_a_bpf_program(cg, procs, tmp_path):
+    """v2 has no devices.allow: the driver attaches a BPF_CGROUP_DEVICE program (as runc does).
+    The guest kernel (Debian, CONFIG_CGROUP_BPF=y) refuses opening the disk with EPERM, allows
+    /dev/null; an extra read rule for the disk lets a process open it for reading only."""
+    disk = os.stat(DISK).st_rdev
+    probe = ("import os, sys\n"
+             "node = sys.argv[1]\n"
+             "os.mknod(node, 0o600 | 0o060000, int(sys.argv[2])); print('mknod ok')\n"
+             "for path, flags in ((node, os.O_RDONLY), (node, os.O_WRONLY), "
+             "('/dev/null', os.O_RDWR)):\n"
+             "    try:\n"
+             "        os.close(os.open(path, flags)); print(flags, 'ok')\n"
+             "    except OSError as e:\n"
+             "        print(flags, e.errno)\n")
+
+    def run_probe(name):
+        child = procs.start(python(probe) + [str(tmp_path / name), str(disk)], cg,
+                            stdout=subprocess.PIPE, text=True)
+        return child.communicate(timeout=30)[0].splitlines()
+
+    assert cg.apply(Resources(device_rules=DEFAULT_DEVICE_RULES)) == []
+    assert cg.stats()["devices"] == {"enforced": True, "programs": 1}
+    assert run_probe("a") == ["mknod ok", "0 1", "1 1", "2 ok"]  # 1 = EPERM
+    rule = ("b", os.major(disk), os.minor(disk), "r", True)
+    assert cg.apply(Resources(device_rules=list(DEFAULT_DEVICE_RULES) + [rule])) == []
+    assert cg.stats()["devices"] == {"enforced": True, "programs": 1}  # replaced, not added
+    assert run_probe("b") == ["mknod ok", "0 ok", "1 1", "2 ok"]
 
 
 def test_add_task_moves_a_real_process(cg, procs):

@@ -177,3 +177,49 @@ def test_killed_cli_leaves_nothing_gc_cannot_clean(iso):
     iso("rm", "-f", "victim")
     iso("gc")
     assert iso.containers_cgroups() == []
+
+
+def _disk() -> tuple[int, int]:
+    """major, minor of the guest's scratch disk (GuestVM(disk_mb=64): /dev/vda, raw)."""
+    with open("/sys/block/vda/dev") as handle:
+        major, minor = handle.read().strip().split(":")
+    return int(major), int(minor)
+
+
+def _disk_probe(major: int, minor: int) -> str:
+    return (f"mknod /tmp/disk b {major} {minor} && echo mknod-ok; "
+            "dd if=/tmp/disk bs=512 count=1 2>/dev/null | wc -c; "
+            "(exec 3</tmp/disk) && echo read-ok; "
+            "(exec 3>/tmp/disk) && dd if=/dev/zero of=/tmp/disk bs=512 count=1 seek=64 "
+            "conv=notrunc 2>/dev/null && echo write-ok; "
+            "head -c 4 /dev/zero | wc -c; echo x > /dev/null && echo null-ok")
+
+
+def test_default_container_cannot_open_the_disk_it_mknods(iso):
+    """Issue 13: on cgroup v2 a default container made a node for the disk, read and wrote it.
+
+    Docker on cgroup v2 (runc's BPF_CGROUP_DEVICE program, default rules): `mknod` succeeds
+    (CAP_MKNOD and "b *:* m" are in the defaults) but open() of the node fails with EPERM
+    ("Operation not permitted") for reading and for writing; /dev/null and /dev/zero work.
+    """
+    major, minor = _disk()
+    result = iso("run", "--rm", "--network", "none", "busybox", "sh", "-c",
+                 _disk_probe(major, minor))
+    assert result.stdout.split() == ["mknod-ok", "0", "4", "null-ok"], \
+        (result.stdout, result.stderr)
+    assert result.stderr.count("Operation not permitted") == 2, result.stderr
+
+
+def test_a_device_cgroup_rule_allows_that_disk(iso):
+    """Docker: `--device-cgroup-rule 'b 254:0 rw'` adds the device to the allow-list; the
+    container can then open the node it made (no node is created for it, unlike --device)."""
+    major, minor = _disk()
+    result = iso("run", "--rm", "--network", "none", "--device-cgroup-rule",
+                 f"b {major}:{minor} rw", "busybox", "sh", "-c", _disk_probe(major, minor))
+    assert result.stdout.split() == ["mknod-ok", "512", "read-ok", "write-ok", "4", "null-ok"], \
+        (result.stdout, result.stderr)
+    read_only = iso("run", "--rm", "--network", "none", "--device-cgroup-rule",
+                    f"b {major}:{minor} r", "busybox", "sh", "-c", _disk_probe(major, minor))
+    assert read_only.stdout.split() == ["mknod-ok", "512", "read-ok", "4", "null-ok"], \
+        (read_only.stdout, read_only.stderr)
+    assert read_only.stderr.count("Operation not permitted") == 1, read_only.stderr

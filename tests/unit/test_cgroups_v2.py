@@ -174,13 +174,16 @@ def test_swap_without_swap_accounting_is_a_warning(root):
     assert read(root, "memory.max") == "67108864"
 
 
-def test_device_rules_are_a_documented_no_op(root, writes):
+def test_device_rules_need_a_real_cgroup_and_never_pass_silently(root, writes):
+    """v2 enforces device rules with an eBPF program attached to the cgroup (v2/devices.py): on
+    a fake tree there is nothing to attach to, which is a refusal, not a warning."""
+    from isoinspect.runtime.cgroups.v2.devices import DeviceFilterError
+
     cg = manager_for(root)
-    warnings = cg.apply(Resources(device_rules=DEFAULT_DEVICE_RULES))
-    assert warnings == ["devices: not enforced on v2 (needs BPF_CGROUP_DEVICE)"]
+    with pytest.raises(DeviceFilterError, match=r"cgroup v2 devices: cannot .*BPF_PROG_QUERY"):
+        cg.apply(Resources(device_rules=DEFAULT_DEVICE_RULES))
     assert writes == []
-    assert cg.stats()["devices"] == {"enforced": False,
-                                     "note": "not enforced on v2 (needs BPF_CGROUP_DEVICE)"}
+    assert "devices" not in cg.stats()
 
 
 # ---- stats from the recorded files --------------------------------------------------------------

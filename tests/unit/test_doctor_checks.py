@@ -324,3 +324,22 @@ def test_missing_runtime(monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", str(tmp_path))
     check = peers.check_oci_runtime("runsc")
     assert check.status == "missing" and check.data["available"] is False
+
+
+def test_device_filter_check_reports_a_refusal_on_v2(tmp_path):
+    """A v2 host whose kernel cannot attach the device program: not ok, with the reason and
+    that containers will refuse to start (never a silent allow-all). A plain directory stands in
+    for a cgroup2 mount the kernel refuses; the probe directory is removed again."""
+    setup = {"mode": "unified", "v1": {}, "v2_mount": str(tmp_path), "v2_controllers": []}
+    check = hostcheck.check_device_filter(setup)
+    assert check.ok is False and "cgroup v2 devices: cannot" in check.detail
+    assert "refuse to start" in check.impact
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_device_filter_check_on_v1_names_the_controller():
+    setup = {"mode": "legacy", "v1": {"devices": "/sys/fs/cgroup/devices"}, "v2_mount": None,
+             "v2_controllers": []}
+    check = hostcheck.check_device_filter(setup)
+    assert check.ok is True and check.detail == "v1 devices controller; v2: no cgroup2 mount"
+    assert hostcheck.check_device_filter(dict(setup, v1={})).ok is False

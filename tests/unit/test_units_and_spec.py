@@ -127,3 +127,21 @@ def test_parse_int_bounds():
                          ("-99999999999999999999", "out of range"), ("7", "at most 5")):
         with pytest.raises(IsoinspectError, match=message):
             units.parse_int(bad, "--x", -1, 5)
+
+
+@pytest.mark.parametrize("text, rule", [
+    ("c 1:3 rwm", ("c", 1, 3, "rwm", True)),
+    ("b 254:* r", ("b", 254, None, "r", True)),
+    ("  a *:*   mw ", ("a", None, None, "mw", True)),
+])
+def test_device_cgroup_rule_parses_dockers_syntax(text, rule):
+    spec = ContainerSpec.from_flags("busybox", ["true"], device_cgroup_rules=[text])
+    assert spec.device_rules == [rule]
+    assert ContainerSpec("busybox", ["true"]).device_rules == []
+
+
+@pytest.mark.parametrize("text", ["c 1:3", "x 1:3 r", "c 1 r", "c 1:3 rx", "c 1:3 rr",
+                                  "c -1:3 r", "c 1:99999999999 r", "c 1:3 r extra", ""])
+def test_device_cgroup_rule_rejects(text):
+    with pytest.raises(IsoinspectError, match="invalid --device-cgroup-rule"):
+        ContainerSpec.from_flags("busybox", ["true"], device_cgroup_rules=[text])

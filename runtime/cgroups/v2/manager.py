@@ -4,6 +4,8 @@ A v2 controller's files appear in a cgroup only once its parent lists the contro
 cgroup.subtree_control, so ``create`` writes "+memory +cpu ..." (only the ones the parent has in
 cgroup.controllers and has not enabled yet) at the root and at each of our parent directories.
 Controllers are modules with ``needed(res)``, ``apply(dir, res) -> warnings``, ``stats(dir)``.
+Device rules have no file on v2: the devices module attaches an eBPF program to the directory
+(BPF_CGROUP_DEVICE), during ``apply``, so before the container's process joins the cgroup.
 """
 
 from __future__ import annotations
