@@ -146,7 +146,14 @@ def new_exec_stub(err_fd: int) -> int:
     parent's heap first (measured: +0.4-0.6 ms per start, against ~25 us here). The parent
     closes it once the child exists; it is close-on-exec, so the command never holds it.
     """
-    return sealed_exec.sealed_stub(err_fd) if sealed_exec.supported() else -1
+    if not sealed_exec.supported():
+        return -1
+    try:
+        return sealed_exec.sealed_stub(err_fd)
+    except OSError as exc:  # e.g. vm.memfd_noexec=2 refuses executable memfds
+        from isoinspect.runtime.errors import IsoinspectError
+        raise IsoinspectError(f"cannot make the sealed exec stub (memfd): {exc.strerror}; "
+                              "check the vm.memfd_noexec sysctl", exit_code=125) from None
 
 
 def prepare_exec(plan: dict) -> None:
