@@ -51,10 +51,13 @@ def exec_in_container(runtime: Runtime, ref: str, argv: list[str], env: list[str
         "cgroup_procs": runtime.cgroup(record).procs_files(),
     }
     read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
+    plan["exec_stub_fd"] = stub = child.new_exec_stub(write_fd)
     helper = os.fork()
     if helper == 0:
         _helper(plan, fds, write_fd, detach)
     os.close(write_fd)
+    if stub >= 0:
+        os.close(stub)
     for fd in fds.values():
         os.close(fd)
     with os.fdopen(read_fd, "rb") as pipe:
@@ -69,6 +72,7 @@ def exec_in_container(runtime: Runtime, ref: str, argv: list[str], env: list[str
 def _helper(plan: dict, fds: dict, write_fd: int, detach: bool) -> None:
     """In the forked helper: join, fork the command, relay its exit status. Never returns."""
     try:
+        sc.make_non_dumpable()  # before joining: see syscalls.make_non_dumpable
         for procs in plan["cgroup_procs"]:
             with open(procs, "w") as handle:
                 handle.write("0")

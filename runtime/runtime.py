@@ -165,6 +165,7 @@ class Runtime:
             sync_read, sync_write = os.pipe2(os.O_CLOEXEC)
         plan = self._plan(record, spec, write_fd, stdio, die_with_parent)
         plan["sync_fd"] = sync_read
+        plan["exec_stub_fd"] = stub = child.new_exec_stub(write_fd)
         flags = sc.CLONE_NEWNS | sc.CLONE_NEWUTS | sc.CLONE_NEWIPC | sc.CLONE_NEWPID
         if spec["network"] != "host":
             flags |= sc.CLONE_NEWNET
@@ -180,7 +181,7 @@ class Runtime:
         try:
             pid = sc.clone_process(flags)
         except BaseException:
-            for fd in (read_fd, write_fd, sync_read, sync_write):
+            for fd in (read_fd, write_fd, sync_read, sync_write, stub):
                 if fd >= 0:
                     os.close(fd)
             monitor.__exit__(None, None, None)
@@ -189,6 +190,8 @@ class Runtime:
             child.run_child(plan)  # never returns
         self._monitors[record["id"]] = monitor
         os.close(write_fd)
+        if stub >= 0:
+            os.close(stub)
         if userns_write >= 0:
             os.close(userns_read)
             self._map_user_namespace(record, pid, cgroup_procs, userns_write)

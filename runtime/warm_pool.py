@@ -90,6 +90,7 @@ def zygote_argv(plan_fd: int) -> list[str]:
 
 def zygote_main(plan_fd: int) -> None:
     """The zygote after its exec: read the plan, set the container up, wait for a command."""
+    sc.make_non_dumpable()  # the exec made it dumpable; it waits inside the container
     with os.fdopen(plan_fd, "rb") as handle:
         plan = pickle.load(handle)
     channel = socket.socket(fileno=plan.pop("channel_fd"))

@@ -51,6 +51,8 @@ MNT_DETACH = 2
 
 # prctl options (linux/prctl.h).
 PR_SET_PDEATHSIG = 1
+PR_GET_DUMPABLE = 3
+PR_SET_DUMPABLE = 4
 PR_SET_NAME = 15
 PR_CAPBSET_READ = 23
 PR_CAPBSET_DROP = 24
@@ -169,6 +171,14 @@ def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 
     """prctl(2) with integer arguments."""
     return _check(_libc.prctl(ctypes.c_int(option), ctypes.c_ulong(arg2), ctypes.c_ulong(arg3),
                               ctypes.c_ulong(arg4), ctypes.c_ulong(arg5)), "prctl")
+
+
+def make_non_dumpable() -> None:
+    """PR_SET_DUMPABLE 0: a process that is about to enter a container (still the host's
+    python) stays out of the container's reach: no ptrace, no /proc/<pid>/exe, fd/, mem
+    or environ for anyone without CAP_SYS_PTRACE. exec of the container's command resets it
+    (runc does the same before it joins)."""
+    prctl(PR_SET_DUMPABLE, 0)
 
 
 def set_name(name: str) -> None:

@@ -285,6 +285,8 @@ def _create_init(store: Store, state: dict, config: dict, pid_file: str | None,
     }
     # Namespaces given by path are joined by this process before the clone: the clone's child
     # is then created in them (pid: its children only; net/ipc/uts/cgroup: at once).
+    if joins:
+        sc.make_non_dumpable()  # before joining another container's namespaces
     for kind, path in joins:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         try:

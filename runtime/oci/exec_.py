@@ -121,6 +121,7 @@ def _intermediate(plan, procs, ns_fds, sock, size, err_w, pid_w) -> None:
     from isoinspect.runtime.linux import syscalls as sc
     code = 125
     try:
+        sc.make_non_dumpable()  # before joining; _final inherits it
         for path in procs:
             with open(path, "w") as handle:
                 handle.write(str(os.getpid()))
@@ -159,6 +160,7 @@ def _final(plan, sock, size, err_w) -> None:
                 os.setsid()
                 fcntl.ioctl(0, termios.TIOCSCTTY, 0)
             os.chdir("/")
+            plan["err_fd"] = err_w  # where the exec stub reports a failed exec
             from isoinspect.runtime.oci.setup import (close_extra_fds, drop_privileges,
                                                       reset_python_signals)
             close_extra_fds(3 + plan.get("preserve_fds", 0))

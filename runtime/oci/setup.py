@@ -319,12 +319,15 @@ def drop_privileges(plan: dict) -> None:
         from isoinspect.runtime import child
         child.drop_privileges(plan)
         return
+    from isoinspect.runtime.child import prepare_exec
+    prepare_exec(plan)
     rlimits.apply_rlimits(plan["rlimits"])
     uid, gid, groups, home = resolve_user(plan["user"])
     plan["home"] = home
     if plan["seccomp"]:
         sc.load_seccomp_filter(plan["seccomp"])
     capabilities.switch_user(uid, gid, groups, plan["caps"])
+    sc.make_non_dumpable()  # a uid change resets it to fs.suid_dumpable
 
 
 def setup_console(oci: dict) -> None:
