@@ -87,7 +87,6 @@ def test_private_dockerd_lifecycle_leaves_the_hosts_links_alone():
     try:
         docker.start()
         assert os.readlink(f"/proc/{docker.proc.pid}/ns/net") != os.readlink("/proc/self/ns/net")
-        assert _mounted(docker.netns_path), "the daemon's netns has no /run/netns name"
         result = docker("run", "--rm", "--network", "none", "--runtime", "isoinspect", IMAGE,
                         "cat", "/sys/class/net/lo/operstate")
         assert result.returncode == 0, result.stderr

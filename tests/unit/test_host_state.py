@@ -8,7 +8,6 @@ import shutil
 import subprocess
 import sys
 import textwrap
-from collections import Counter
 from types import SimpleNamespace
 
 import pytest
