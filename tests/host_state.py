@@ -27,7 +27,7 @@ import shutil
 import subprocess
 import sys
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from isoinspect.runtime.network.bridge import BRIDGE_PREFIX, VETH_PREFIX
 
@@ -56,7 +56,6 @@ class HostState:
     iptables: tuple[str, ...] | None = None
     mounts: Counter | None = None
     cgroups: frozenset[str] | None = None
-    notes: list[str] = field(default_factory=list, compare=False)
 
 
 def transient_link(name: str) -> bool:
