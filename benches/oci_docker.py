@@ -1,5 +1,6 @@
-"""`docker run --runtime isoinspect` beside `docker run` (runc) on one private dockerd, plus the
-bare OCI CLIs (`runc run` vs `isoinspect-runc run`) on one busybox bundle.
+"""`docker run --runtime isoinspect` beside `docker run` (runc) on one private dockerd (in a
+network namespace of its own: benches/private_dockerd.py), plus the bare OCI CLIs (`runc run` vs
+`isoinspect-runc run`) on one busybox bundle.
 
     python -m isoinspect.benches.oci_docker [--runs N] [--warmup N] [--json OUT]
 
@@ -22,72 +23,7 @@ import tempfile
 import time
 
 from isoinspect.benches import stats
-
-RUNC_CLI = os.path.join(os.path.dirname(sys.executable), "isoinspect-runc")
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DOCKER = "/usr/bin/docker" if os.path.exists("/usr/bin/docker") else shutil.which("docker")
-IMAGE = "isoinspect-busybox:latest"
-
-
-class PrivateDocker:
-    """A dockerd of our own (data/exec root, socket, containerd namespace under one temp dir;
-    no bridge, no iptables) with ``isoinspect`` registered as a runtime."""
-
-    def __init__(self, runtime_path: str = RUNC_CLI) -> None:
-        self.dir = tempfile.mkdtemp(prefix="isodock-", dir="/tmp")
-        self.sock = os.path.join(self.dir, "docker.sock")
-        self.env = dict(os.environ, DOCKER_HOST=f"unix://{self.sock}", DOCKER=DOCKER or "")
-        self.runtime_path = runtime_path
-        self.proc: subprocess.Popen | None = None
-        self.log = None
-
-    def start(self, image: str = IMAGE) -> None:
-        config = os.path.join(self.dir, "daemon.json")
-        with open(config, "w") as handle:
-            json.dump({"runtimes": {"isoinspect": {"path": self.runtime_path}}}, handle)
-        self.log = open(os.path.join(self.dir, "dockerd.log"), "w")
-        ns = "isodock" + os.urandom(4).hex()  # containerd: [A-Za-z0-9]+([._-][A-Za-z0-9]+)*
-        self.proc = subprocess.Popen(
-            [shutil.which("dockerd") or "dockerd", "--config-file", config,
-             "--data-root", f"{self.dir}/data", "--exec-root", f"{self.dir}/exec",
-             "--pidfile", f"{self.dir}/docker.pid", "-H", f"unix://{self.sock}",
-             "--bridge=none", "--iptables=false", "--ip-masq=false",
-             "--containerd-namespace", ns, "--containerd-plugins-namespace", f"{ns}-plugins"],
-            stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT,
-            start_new_session=True)
-        deadline = time.monotonic() + 60
-        while self("version", "--format", "{{.Server.Version}}").returncode != 0:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"dockerd exited: see {self.dir}/dockerd.log")
-            if time.monotonic() > deadline:
-                raise RuntimeError("dockerd did not answer within 60 s")
-            time.sleep(0.2)
-        subprocess.run([os.path.join(REPO, "scripts", "docker-busybox.sh"), image],
-                       env=self.env, check=True, capture_output=True, timeout=120)
-
-    def __call__(self, *args: str, timeout: float = 60, **kwargs) -> subprocess.CompletedProcess:
-        kwargs.setdefault("capture_output", True)
-        return subprocess.run([DOCKER, *args], env=self.env, text=True, timeout=timeout,
-                              **kwargs)
-
-    def server_version(self) -> str:
-        return self("version", "--format", "{{.Server.Version}}").stdout.strip()
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            ids = self("ps", "-aq").stdout.split()
-            if ids:
-                self("rm", "-f", *ids)
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if self.log is not None:
-            self.log.close()
-        subprocess.run(["umount", "-R", f"{self.dir}/data"], capture_output=True)
-        shutil.rmtree(self.dir, ignore_errors=True)
+from isoinspect.benches.private_dockerd import DOCKER, IMAGE, RUNC_CLI, PrivateDocker
 
 
 def _time(argv: list[str], env: dict | None = None) -> float:
@@ -182,6 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-cli", action="store_true", help="docker targets only")
     parser.add_argument("--json", default=None, help="write the result record here")
     args = parser.parse_args(argv)
+    # SIGTERM unwinds like Ctrl-C, so the private dockerd and its netns are removed.
+    signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
     result = run_benchmark(args.runs, args.warmup, include_cli=not args.no_cli)
     print(format_table(result))
     if args.json:

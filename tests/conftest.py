@@ -8,13 +8,16 @@ import sys
 
 import pytest
 
+import host_state  # tests/ is on sys.path: pytest puts a rootless conftest's folder there
+
 VENV_BIN = os.path.dirname(sys.executable)
 CLI = os.path.join(VENV_BIN, "isoinspect")
 
 
 # tests/guest/ runs inside the QEMU guest (tests/integration/test_vm_cgroup_v2.py boots it and
 # runs them there); on the host they are not collected rather than skipped.
-collect_ignore = [] if os.environ.get("ISOINSPECT_VM_GUEST") == "1" else ["guest"]
+IN_GUEST = os.environ.get("ISOINSPECT_VM_GUEST") == "1"
+collect_ignore = [] if IN_GUEST else ["guest"]
 
 
 CGROUP_BASE = "/sys/fs/cgroup"
@@ -33,6 +36,8 @@ def _our_parent_cgroups() -> set[str]:
 
 def pytest_sessionstart(session):
     session.config._isoinspect_cgroups_before = _our_parent_cgroups()
+    if not IN_GUEST:  # a throwaway VM is not the host the check protects
+        host_state.session_start(session)
 
 
 def pytest_sessionfinish(session, exitstatus):
@@ -51,6 +56,8 @@ def pytest_sessionfinish(session, exitstatus):
     if held:
         sys.stderr.write(f"\nisoinspect: cgroups still holding children after the tests: "
                          f"{held[:5]} ({len(held)} in all)\n")
+    # The host as found? links, routes, iptables, mounts, cgroup hierarchies: else the run fails.
+    host_state.session_finish(session)
 
 
 def pytest_report_header(config):

@@ -8,11 +8,15 @@ removed on stop, by ``rm`` and by ``gc``.
 from __future__ import annotations
 
 import os
+import re
 
 from isoinspect.runtime.linux import syscalls as sc
 
 NETNS_DIR = "/run/netns"
 PREFIX = "isoinspect-"
+# A container's entry: PREFIX + the first 12 hex digits of its id. Other isoinspect-* names
+# (the test/bench dockerd's isoinspect-dockerd-*) are not containers' and gc leaves them alone.
+_CONTAINER_ENTRY = re.compile(rf"^{re.escape(PREFIX)}[0-9a-f]{{12}}$")
 
 
 def path_for(container_id: str) -> str:
@@ -47,10 +51,10 @@ def unbind(path: str) -> bool:
     return True
 
 
-def ours() -> list[str]:
-    """Paths of every /run/netns entry isoinspect made."""
+def ours(netns_dir: str = NETNS_DIR) -> list[str]:
+    """Paths of every /run/netns entry isoinspect made for a container."""
     try:
-        names = os.listdir(NETNS_DIR)
+        names = os.listdir(netns_dir)
     except FileNotFoundError:
         return []
-    return [os.path.join(NETNS_DIR, n) for n in sorted(names) if n.startswith(PREFIX)]
+    return [os.path.join(netns_dir, n) for n in sorted(names) if _CONTAINER_ENTRY.match(n)]

@@ -1,5 +1,6 @@
 """Docker 20.10 with isoinspect as a runtime, on a private dockerd (own data root, exec root,
-socket and containerd; no bridge, no iptables) so the shared daemon is never reconfigured."""
+socket, containerd and network namespace; no bridge, no iptables) so the shared daemon and the
+host's docker0 are never touched (benches/private_dockerd.py says why the netns is needed)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import time
 
 import pytest
 
-from isoinspect.benches.oci_docker import DOCKER, IMAGE, PrivateDocker
+from isoinspect.benches.private_dockerd import DOCKER, IMAGE, PrivateDocker
 
 DOCKERD = shutil.which("dockerd")
 

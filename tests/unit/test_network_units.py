@@ -177,3 +177,14 @@ def test_proxy_forwards_tcp_and_udp_and_stops_with_the_container():
         container.wait()
     _, status = os.waitpid(proxy, 0)  # exits on its own once the "container" is gone
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+
+
+def test_gc_lists_only_container_netns_entries(tmp_path):
+    """gc removes /run/netns names no live container claims; the private test/bench dockerd's
+    isoinspect-dockerd-* name is not a container's and must survive a concurrent gc."""
+    from isoinspect.runtime.network import netns
+
+    for name in ("isoinspect-0123456789ab", "isoinspect-dockerd-42-a1b2c3", "isoinspect-XYZ",
+                 "other"):
+        (tmp_path / name).touch()
+    assert netns.ours(str(tmp_path)) == [str(tmp_path / "isoinspect-0123456789ab")]
