@@ -131,10 +131,12 @@ def build(events, cgroup_path: str | None = None, cgroup_id: int | None = None,
         elif name == "exit":
             exits.append(event)
     # exec of the user's command: the first exec after the last set-up step (a runtime may exec
-    # itself before, e.g. runc init; the command may exec others after)
+    # itself before, e.g. runc init; the command may exec others after). An exec of a
+    # descriptor (/dev/fd/N: a sealed memfd stub, as ours and runc's) is the runtime's own hop.
     setup = [phases[p]["ts_ns"] for p in ("pivot_root", "hostname", "capabilities",
                                            "no_new_privs", "seccomp") if p in phases]
-    after = [e for e in execs if not setup or e["ts_ns"] >= max(setup)]
+    after = [e for e in execs if (not setup or e["ts_ns"] >= max(setup))
+             and not _is_descriptor_exec(e.get("filename", ""))]
     chosen = (after or execs or [None])[0]
     if chosen is not None:
         put("exec", chosen, 0, chosen.get("filename", ""))
@@ -187,3 +189,8 @@ def format_table(timeline: dict) -> str:
     lines.append(f"total {timeline['total_ms']} ms over {timeline['events']} events"
                  + (f"; {summary}" if summary else ""))
     return "\n".join(lines)
+
+
+def _is_descriptor_exec(filename: str) -> bool:
+    """fexecve/execveat of a descriptor: the kernel names the binary /dev/fd/N."""
+    return filename.startswith(("/dev/fd/", "/proc/self/fd/"))

@@ -118,9 +118,10 @@ def _is_opaque(path: str) -> bool:
 
 
 # Mount points the runtime creates in every container's root, and the identity files it writes
-# into the upper dir (Docker bind-mounts those): not part of a build step.
+# into the upper dir (hostname, hosts, resolv.conf: Docker bind-mounts those): not part of a
+# build step.
 _SKIP_TOP = {"proc", "sys", "dev"}
-_SKIP_FILES = {"etc/hostname", "etc/hosts"}
+_SKIP_FILES = {"etc/hostname", "etc/hosts", "etc/resolv.conf"}
 
 
 def tar_from_dir(source: str, out_path: str, skip_mountpoints: bool = False) -> int:

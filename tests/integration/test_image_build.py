@@ -180,7 +180,9 @@ def test_global_arg_redeclared_after_from_and_build_arg_override(iso, tmp_path):
 def test_the_same_layer_twice_in_an_image(iso, tmp_path):
     """Steps with identical layers (three RUNs that change nothing, the same COPY twice) give
     an image with the same diff_id several times, as Docker's does; overlayfs refuses a lower
-    dir given twice (ELOOP), so the runtime mounts each layer once (the topmost)."""
+    dir given twice (ELOOP), so the runtime mounts each layer once (the topmost). RUN steps on
+    the (default) bridge network commit no resolv.conf of their own, as Docker's bind-mounted one
+    is not committed either."""
     ctx = str(tmp_path / "same")
     write(f"{ctx}/Dockerfile", "FROM busybox\nCOPY a /a\nCOPY a /a\n"
           "RUN echo a\nRUN echo b\nRUN echo c\n")
