@@ -110,7 +110,7 @@ def _log(args, level: str, message: str) -> None:
 
 
 def features() -> dict:
-    from isoinspect.runtime.oci import seccomp_oci
+    from isoinspect.runtime.linux import seccomp_profile
     from isoinspect.runtime.oci.setup import FLAG_OPTIONS, PROPAGATION_OPTIONS
     from isoinspect.runtime.linux.capabilities import CAPABILITY_NAMES
     return {
@@ -122,9 +122,9 @@ def features() -> dict:
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "uts"],
             "capabilities": ["CAP_" + n for n in CAPABILITY_NAMES],
             "cgroup": {"v1": True, "v2": True, "systemd": False, "systemdUser": False},
-            "seccomp": {"enabled": True, "actions": list(seccomp_oci.ACTIONS[:-1]),
-                        "operators": sorted(seccomp_oci.OPERATORS),
-                        "archs": sorted(seccomp_oci.ARCHES)},
+            "seccomp": {"enabled": True, "actions": list(seccomp_profile.ACTIONS[:-1]),
+                        "operators": sorted(seccomp_profile.OPERATORS),
+                        "archs": sorted(seccomp_profile.ARCHES)},
             "apparmor": {"enabled": False}, "selinux": {"enabled": False},
         },
         "annotations": {"org.isoinspect.runtime.version": VERSION},

@@ -302,15 +302,7 @@ class Runtime:
     def _seccomp_program(self) -> bytes:
         if self._seccomp is None:
             cache = self.roots.data("seccomp")
-            try:
-                self._seccomp = seccomp_profile.load_default_filter_bytes(cache)
-            except ModuleNotFoundError:
-                # First use under the fast launcher (python -I -S): libseccomp's bindings live
-                # in the system site-packages; load them once to build the cached program.
-                import site
-
-                site.main()
-                self._seccomp = seccomp_profile.load_default_filter_bytes(cache)
+            self._seccomp = seccomp_profile.load_default_filter_bytes(cache)
         return self._seccomp
 
     def _cgroup_mode(self) -> str:

@@ -1,161 +1,228 @@
-"""The default seccomp profile, modelled on Docker's, compiled once and cached as raw BPF.
+"""Seccomp profiles in the OCI format (``linux.seccomp``) -> classic BPF, compiled once, cached.
 
-Docker's default profile is an allow-list with default action EPERM. This one is the same
-policy turned around, for a container without extra capabilities: everything is allowed except
-what Docker's profile refuses to such a container, which gets EPERM (mount, unshare, setns,
-module loading, kexec, bpf, perf_event_open, keyrings, clock setting, ...), plus:
-- clone with any CLONE_NEW* flag in its flags: EPERM (Docker: clone allowed only when
-  ``flags & 0x7E020000 == 0``);
-- clone3: ENOSYS, so libc falls back to clone, whose flags a filter can see (Docker does the
-  same: seccomp cannot read clone3's flags, which sit in user memory);
-- personality: only the values Docker allows (PER_LINUX 0x0, PER_LINUX32 0x8, UNAME26 0x20000,
-  PER_LINUX32|UNAME26 0x20008, and the query 0xffffffff); any other value: EPERM;
-- any other architecture than the native one, and the x32 ABI on x86_64: the process is killed
-  (SIGSYS). A deny-list names native syscall numbers only, so other ABIs must not get through.
-  Docker instead allows x86 and x32 with its allow-list; 32-bit programs do not run here.
-Differences from Docker's current profile, on purpose or by the brief: ptrace, kcmp and
-process_vm_readv/writev are refused (Docker allows them on kernels >= 4.8); io_uring is refused
-as in moby 25 and later. Docker lifts some refusals when a capability is added (CAP_SYS_ADMIN:
-mount, unshare...); this profile does not (yet): a container with --cap-add SYS_ADMIN still gets
-EPERM from them, use no seccomp for that.
+One compiler for both kinds of profile: the default one (``seccomp_default.json`` next to this
+module, used by ``isoinspect run``, build and the warm pool) and the one an OCI bundle carries.
+A bundle that carries the default profile therefore gets the very same program.
 
-Start path: ``load_default_filter_bytes`` reads a cached file and nothing else; libseccomp's
-``seccomp`` module is imported only to build the file the first time (and ``hashlib`` only by
-``definition_digest``). The file name carries the SHA-256 of the profile definition,
-``PROFILE_DIGEST``: a unit test checks that the constant matches, so change both together. The
-cached bytes are for the architecture that built them (the cache directory is per host).
-Read the bytes *before* pivot_root: the cache lives on the host's file system.
+The default profile is Docker's policy turned around, for a container without extra
+capabilities: everything is allowed except what Docker's profile refuses to such a container,
+which gets EPERM (mount, unshare, setns, module loading, kexec, bpf, perf_event_open, keyrings,
+clock setting, ...), plus:
+- clone with any CLONE_NEW* flag (CLONE_NEWNS|NEWCGROUP|NEWUTS|NEWIPC|NEWUSER|NEWPID|NEWNET,
+  0x7E020000): EPERM, one masked condition per flag (Docker allows clone only when
+  ``flags & 0x7E020000 == 0``). s390 swaps clone's first two arguments: there the conditions
+  are moved to argument 1 when the profile is loaded (Docker does it with an arch include);
+- clone3: ENOSYS (errnoRet 38), so libc falls back to clone, whose flags a filter can see;
+- personality: only PER_LINUX 0x0, PER_LINUX32 0x8, UNAME26 0x20000, 0x20008 and the query
+  0xffffffff pass. The data lists the refused values as masked blocks (value = mask,
+  valueTwo = block start, low 32 bits only, as the kernel reads it): OCI conditions on one
+  argument are ORed, so "none of these" has to be a cover of the complement;
+- ptrace, kcmp, process_vm_readv/writev and io_uring are refused (Docker allows the first ones
+  on kernels >= 4.8; io_uring as in moby 25). Docker lifts some refusals when a capability is
+  added (CAP_SYS_ADMIN: mount, unshare...); this profile does not: use no seccomp for that.
+
+Compiling follows runc: rules whose action equals the default are dropped; conditions on
+different arguments of one entry are ANDed in one rule; several conditions on the same argument
+become one rule each (ORed). Names this libseccomp or architecture does not know are skipped.
+With no ``architectures`` only the native ABI is allowed through. A syscall of an ABI the filter
+does not list (x32 or i386 on x86_64 for the default profile) kills the process (a deny-list
+names native numbers only, so other ABIs must not get through).
+
+Cache: programs are cached as raw BPF files, one per profile and compiler. On the start path
+(``load_default_filter_bytes``) the key costs two ``stat`` calls and no import: it is the size
+and mtime of the profile data and of this module, so any edit or reinstall of either gives a
+new file and a stale program is never loaded. Bundle profiles are keyed by the SHA-256 of their
+canonical JSON plus the same compiler stamp. libseccomp (Debian's ``seccomp`` module), json and
+hashlib are imported only to build. Cached bytes are for the architecture that built them (the
+cache directory is per host); read them *before* pivot_root: the cache is on the host.
 """
 
 from __future__ import annotations
 
-import errno
 import os
 
 from isoinspect.runtime.fsutil import write_atomic
 
 DEFAULT_CACHE_DIR = "/var/lib/isoinspect/seccomp"
+COMPILER_PATH = os.path.abspath(__file__)
+DEFAULT_PROFILE_PATH = os.path.join(os.path.dirname(COMPILER_PATH), "seccomp_default.json")
 
-# Bumped when the way the definition is compiled changes (not the definition itself).
-PROFILE_FORMAT = 1
-
-# Refused with EPERM. Names the native architecture lacks (vm86, stime, umount on x86_64) or
-# libseccomp does not know are left out when compiling.
-EPERM_SYSCALLS = (
-    "_sysctl", "acct", "add_key", "bpf", "clock_adjtime", "clock_settime", "create_module",
-    "delete_module", "fanotify_init", "finit_module", "fsconfig", "fsmount", "fsopen", "fspick",
-    "get_kernel_syms", "get_mempolicy", "init_module", "io_uring_enter", "io_uring_register",
-    "io_uring_setup", "ioperm", "iopl", "kcmp", "kexec_file_load", "kexec_load", "keyctl",
-    "lookup_dcookie", "mbind", "mount", "mount_setattr", "move_mount", "move_pages",
-    "name_to_handle_at", "nfsservctl", "open_by_handle_at", "open_tree", "perf_event_open",
-    "pivot_root", "process_vm_readv", "process_vm_writev", "ptrace", "query_module", "quotactl",
-    "quotactl_fd", "reboot", "request_key", "set_mempolicy", "set_mempolicy_home_node", "setns",
-    "settimeofday", "stime", "swapoff", "swapon", "sysfs", "syslog", "umount", "umount2",
-    "unshare", "uselib", "userfaultfd", "ustat", "vhangup", "vm86", "vm86old",
-)
-# Refused with ENOSYS ("not implemented"), so that callers fall back to an older call.
-ENOSYS_SYSCALLS = ("clone3",)
-# CLONE_NEWNS|CLONE_NEWCGROUP|CLONE_NEWUTS|CLONE_NEWIPC|CLONE_NEWUSER|CLONE_NEWPID|CLONE_NEWNET
-# (clone() cannot take CLONE_NEWTIME: that bit is part of the exit signal byte there).
-CLONE_NAMESPACE_FLAGS = 0x7E020000
-PERSONALITY_ALLOWED = (0x0, 0x8, 0x20000, 0x20008, 0xFFFFFFFF)
-
-# SHA-256 of definition_text(); tests/unit/test_linux_security_seccomp.py checks it.
-PROFILE_DIGEST = "db6c228a8b0a52318066785bc028e46db0e6bab16ce1904898339aff165f851c"
+ACTIONS = ("SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS", "SCMP_ACT_KILL_THREAD", "SCMP_ACT_TRAP",
+           "SCMP_ACT_ERRNO", "SCMP_ACT_TRACE", "SCMP_ACT_ALLOW", "SCMP_ACT_LOG",
+           "SCMP_ACT_NOTIFY")
+OPERATORS = {"SCMP_CMP_NE": "NE", "SCMP_CMP_LT": "LT", "SCMP_CMP_LE": "LE",
+             "SCMP_CMP_EQ": "EQ", "SCMP_CMP_GE": "GE", "SCMP_CMP_GT": "GT",
+             "SCMP_CMP_MASKED_EQ": "MASKED_EQ"}
+ARCHES = {"SCMP_ARCH_X86": "X86", "SCMP_ARCH_X86_64": "X86_64", "SCMP_ARCH_X32": "X32",
+          "SCMP_ARCH_ARM": "ARM", "SCMP_ARCH_AARCH64": "AARCH64", "SCMP_ARCH_MIPS": "MIPS",
+          "SCMP_ARCH_MIPS64": "MIPS64", "SCMP_ARCH_MIPS64N32": "MIPS64N32",
+          "SCMP_ARCH_MIPSEL": "MIPSEL", "SCMP_ARCH_MIPSEL64": "MIPSEL64",
+          "SCMP_ARCH_MIPSEL64N32": "MIPSEL64N32", "SCMP_ARCH_PPC": "PPC",
+          "SCMP_ARCH_PPC64": "PPC64", "SCMP_ARCH_PPC64LE": "PPC64LE", "SCMP_ARCH_S390": "S390",
+          "SCMP_ARCH_S390X": "S390X", "SCMP_ARCH_PARISC": "PARISC",
+          "SCMP_ARCH_PARISC64": "PARISC64", "SCMP_ARCH_RISCV64": "RISCV64"}
+EPERM = 1
 
 
-def definition_text() -> str:
-    """The profile definition as canonical text: what PROFILE_DIGEST is the hash of."""
-    return repr((
-        ("format", PROFILE_FORMAT),
-        ("default", "allow"),
-        ("bad_arch", "kill_process"),
-        ("eperm", tuple(sorted(EPERM_SYSCALLS))),
-        ("enosys", tuple(sorted(ENOSYS_SYSCALLS))),
-        ("clone_ns_flags_eperm", CLONE_NAMESPACE_FLAGS),
-        ("personality_allowed", tuple(sorted(PERSONALITY_ALLOWED))),
-    ))
+class SeccompError(ValueError):
+    """A profile this compiler cannot take (the OCI layer reports it as a config error)."""
 
 
-def definition_digest() -> str:
-    """SHA-256 (hex) of ``definition_text()``; imports hashlib, so not for the start path."""
-    import hashlib
-    return hashlib.sha256(definition_text().encode()).hexdigest()
+# ----------------------------------------------------------------------------- profiles
+
+def check(section: dict) -> None:
+    """Validate the shape of a profile (no libseccomp needed); raises SeccompError."""
+    if not isinstance(section, dict):
+        raise SeccompError("must be an object")
+    if section.get("defaultAction") not in ACTIONS:
+        raise SeccompError(f"unknown defaultAction {section.get('defaultAction')!r}")
+    for arch in section.get("architectures") or ():
+        if arch not in ARCHES:
+            raise SeccompError(f"unknown architecture {arch!r}")
+    for rule in section.get("syscalls") or ():
+        if rule.get("action") not in ACTIONS:
+            raise SeccompError(f"unknown action {rule.get('action')!r}")
+        if "SCMP_ACT_NOTIFY" in (rule.get("action"), section["defaultAction"]):
+            raise SeccompError("SCMP_ACT_NOTIFY is not supported")
+        if not rule.get("names"):
+            raise SeccompError("a syscalls entry has no names")
+        for arg in rule.get("args") or ():
+            if arg.get("op") not in OPERATORS:
+                raise SeccompError(f"unknown operator {arg.get('op')!r}")
+            if not isinstance(arg.get("index"), int) or not 0 <= arg["index"] < 6:
+                raise SeccompError(f"bad argument index {arg.get('index')!r}")
 
 
-def cache_path(cache_dir: str = DEFAULT_CACHE_DIR) -> str:
-    return os.path.join(cache_dir, f"default-{PROFILE_DIGEST}.bpf")
+def default_profile(path: str = DEFAULT_PROFILE_PATH) -> dict:
+    """The default profile as an OCI ``linux.seccomp`` section, for this machine."""
+    import json
+
+    with open(path, encoding="utf-8") as handle:
+        section = json.load(handle)
+    if os.uname().machine.startswith("s390"):  # clone(stack, flags, ...) there
+        for rule in section["syscalls"]:
+            if rule["names"] == ["clone"]:
+                rule["args"] = [dict(arg, index=1) for arg in rule["args"]]
+    return section
 
 
-def _masked_blocks(lo: int, hi: int) -> list[tuple[int, int]]:
-    """Cover [lo, hi] with aligned power-of-two blocks as (mask, value): x in block iff
-    x & mask == value (the same cover as a CIDR list of an address range)."""
-    blocks = []
-    while lo <= hi:
-        size = lo & -lo if lo else 1 << 32
-        while size > hi - lo + 1:
-            size >>= 1
-        blocks.append((~(size - 1) & 0xFFFFFFFF, lo))
-        lo += size
-    return blocks
+# ----------------------------------------------------------------------------- compiling
+
+def _import_seccomp():
+    """libseccomp's bindings; under the fast launcher (python -I -S) they are in the system
+    site-packages, loaded here once to build a program."""
+    try:
+        import seccomp
+    except ModuleNotFoundError:
+        import site
+        import sys
+
+        site.main()
+        if "/usr/lib/python3/dist-packages" not in sys.path:
+            sys.path.append("/usr/lib/python3/dist-packages")
+        import seccomp
+    return seccomp
 
 
-def personality_denied_blocks() -> list[tuple[int, int]]:
-    """(mask, value) pairs covering every 32-bit personality value not in PERSONALITY_ALLOWED.
-
-    libseccomp allows one comparison per argument in a rule, so "not any of these values" is
-    written as several rules of one masked comparison each. The kernel reads the argument as
-    an unsigned int, so the masks only look at the low 32 bits, like the kernel.
-    """
-    blocks = []
-    previous = -1
-    for allowed in sorted(PERSONALITY_ALLOWED) + [1 << 32]:
-        if allowed - previous > 1:
-            blocks.extend(_masked_blocks(previous + 1, allowed - 1))
-        previous = allowed
-    return blocks
-
-
-def _clone_flags_arg() -> int:
-    # s390 swaps clone's first two arguments; everywhere else the flags come first.
-    return 1 if os.uname().machine.startswith("s390") else 0
+def _action(seccomp, name: str, errno_ret: int | None):
+    if name == "SCMP_ACT_ALLOW":
+        return seccomp.ALLOW
+    if name == "SCMP_ACT_ERRNO":
+        return seccomp.ERRNO(EPERM if errno_ret is None else errno_ret)
+    if name in ("SCMP_ACT_KILL", "SCMP_ACT_KILL_THREAD"):
+        return seccomp.KILL
+    if name == "SCMP_ACT_KILL_PROCESS":
+        return seccomp.KILL_PROCESS
+    if name == "SCMP_ACT_TRAP":
+        return seccomp.TRAP
+    if name == "SCMP_ACT_TRACE":
+        return seccomp.TRACE(EPERM if errno_ret is None else errno_ret)
+    if name == "SCMP_ACT_LOG":
+        return seccomp.LOG
+    raise SeccompError(f"unsupported action {name}")
 
 
-def compile_default_profile() -> bytes:
-    """Compile the profile for the native architecture with libseccomp; returns BPF bytes."""
+def _rule_args(seccomp, args: list[dict]) -> list[list]:
+    """Argument conditions -> list of ANDed condition lists (one per OR branch)."""
+    by_index: dict[int, list] = {}
+    for arg in args:
+        op = getattr(seccomp, OPERATORS[arg["op"]])
+        value, two = int(arg.get("value", 0)), int(arg.get("valueTwo", 0))
+        by_index.setdefault(arg["index"], []).append(seccomp.Arg(arg["index"], op, value, two))
+    if not by_index:
+        return [[]]
+    if all(len(conds) == 1 for conds in by_index.values()):
+        return [[conds[0] for conds in by_index.values()]]
+    # runc: more than one condition on the same argument -> one rule per condition.
+    return [[cond] for conds in by_index.values() for cond in conds]
+
+
+def compile_profile(section: dict) -> bytes:
+    """Compile a profile for the native architecture plus the listed ones; BPF bytes."""
     import tempfile
 
-    import seccomp
-
-    digest = definition_digest()
-    if digest != PROFILE_DIGEST:
-        raise RuntimeError(f"seccomp profile definition changed: set PROFILE_DIGEST = "
-                           f"{digest!r} in {__name__}")
-    native = seccomp.Arch.NATIVE
-    filt = seccomp.SyscallFilter(defaction=seccomp.ALLOW)
+    check(section)
+    seccomp = _import_seccomp()
+    default_name = section["defaultAction"]
+    filt = seccomp.SyscallFilter(defaction=_action(seccomp, default_name,
+                                                   section.get("defaultErrnoRet")))
     filt.set_attr(seccomp.Attr.ACT_BADARCH, seccomp.KILL_PROCESS)
     filt.set_attr(seccomp.Attr.CTL_OPTIMIZE, 2)  # binary search over syscall numbers
-    eperm = seccomp.ERRNO(errno.EPERM)
-    for name in sorted(EPERM_SYSCALLS):
-        if seccomp.resolve_syscall(native, name) >= 0:  # < 0: not a syscall of this arch
-            filt.add_rule(eperm, name)
-    for name in sorted(ENOSYS_SYSCALLS):
-        if seccomp.resolve_syscall(native, name) >= 0:
-            filt.add_rule(seccomp.ERRNO(errno.ENOSYS), name)
-    flags_arg = _clone_flags_arg()
-    for bit in range(64):
-        flag = 1 << bit
-        if CLONE_NAMESPACE_FLAGS & flag:
-            filt.add_rule(eperm, "clone", seccomp.Arg(flags_arg, seccomp.MASKED_EQ, flag, flag))
-    for mask, value in personality_denied_blocks():
-        filt.add_rule(eperm, "personality", seccomp.Arg(0, seccomp.MASKED_EQ, mask, value))
+    for arch in section.get("architectures") or ():
+        try:
+            filt.add_arch(getattr(seccomp.Arch, ARCHES[arch]))
+        except Exception:  # noqa: BLE001 - the native one (already there) / not supported
+            pass
+    for rule in section.get("syscalls") or ():
+        if rule["action"] == default_name and \
+                rule.get("errnoRet") == section.get("defaultErrnoRet"):
+            continue
+        action = _action(seccomp, rule["action"], rule.get("errnoRet"))
+        for name in rule["names"]:
+            for conds in _rule_args(seccomp, rule.get("args") or []):
+                try:
+                    filt.add_rule(action, name, *conds)
+                except (RuntimeError, ValueError, OSError):
+                    continue  # unknown on this architecture / libseccomp
     with tempfile.TemporaryFile() as handle:
         filt.export_bpf(handle)
         handle.seek(0)
         program = handle.read()
     if not program or len(program) % 8:
-        raise RuntimeError(f"libseccomp exported a {len(program)}-byte program")
+        raise SeccompError(f"libseccomp exported a {len(program)}-byte program")
     return program
+
+
+def compile_default_profile() -> bytes:
+    return compile_profile(default_profile())
+
+
+# ----------------------------------------------------------------------------- cache
+
+def _stamp(path: str) -> str:
+    """Size and mtime of a file: changes with any edit or reinstall, costs one stat."""
+    info = os.stat(path)
+    return f"{info.st_size:x}.{info.st_mtime_ns:x}"
+
+
+def compiler_stamp() -> str:
+    return _stamp(COMPILER_PATH)
+
+
+def cache_path(cache_dir: str = DEFAULT_CACHE_DIR,
+               profile_path: str = DEFAULT_PROFILE_PATH) -> str:
+    """Where the default profile's program is cached (named by the data and the compiler)."""
+    return os.path.join(cache_dir, f"default-{_stamp(profile_path)}-{compiler_stamp()}.bpf")
+
+
+def profile_cache_path(section: dict, cache_dir: str) -> str:
+    """Where a bundle profile's program is cached: SHA-256 of its canonical JSON."""
+    import hashlib
+    import json
+
+    text = json.dumps(section, sort_keys=True, separators=(",", ":"))
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    return os.path.join(cache_dir, f"{digest}-{compiler_stamp()}.bpf")
 
 
 def _read_trusted(path: str) -> bytes | None:
@@ -177,11 +244,6 @@ def _read_trusted(path: str) -> bytes | None:
     return program if program and len(program) % 8 == 0 else None
 
 
-def load_default_filter_bytes(cache_dir: str = DEFAULT_CACHE_DIR) -> bytes:
-    """The default profile as raw classic-BPF bytes, from the cache (built there if missing)."""
-    return cached_program(cache_path(cache_dir), compile_default_profile)
-
-
 def cached_program(path: str, build) -> bytes:
     """The program cached at ``path``, or ``build()`` stored there for next time.
 
@@ -199,6 +261,17 @@ def cached_program(path: str, build) -> bytes:
     except OSError:
         pass
     return program
+
+
+def load_default_filter_bytes(cache_dir: str = DEFAULT_CACHE_DIR) -> bytes:
+    """The default profile as raw classic-BPF bytes, from the cache (built there if missing)."""
+    return cached_program(cache_path(cache_dir), compile_default_profile)
+
+
+def load_filter_bytes(section: dict, cache_dir: str) -> bytes:
+    """A bundle's profile as raw classic-BPF bytes, from ``cache_dir`` when built before."""
+    return cached_program(profile_cache_path(section, cache_dir),
+                          lambda: compile_profile(section))
 
 
 def apply_filter(program: bytes) -> None:

@@ -179,8 +179,11 @@ def check_seccomp(config: dict, bundle: str) -> None:
     seccomp = linux(config).get("seccomp")
     if seccomp is None:
         return
-    from isoinspect.runtime.oci import seccomp_oci
-    seccomp_oci.check(seccomp)
+    from isoinspect.runtime.linux import seccomp_profile
+    try:
+        seccomp_profile.check(seccomp)
+    except seccomp_profile.SeccompError as exc:
+        raise ConfigError(f"linux.seccomp: {exc}") from None
 
 
 # linux.resources numbers and the ranges of their Go types in the runtime spec.

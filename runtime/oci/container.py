@@ -173,8 +173,8 @@ def _seccomp_bytes(config: dict) -> bytes | None:
     section = translate.linux(config).get("seccomp")
     if section is None:
         return None
-    from isoinspect.runtime.oci import seccomp_oci
-    return seccomp_oci.load_bpf(section, SECCOMP_CACHE)
+    from isoinspect.runtime.linux import seccomp_profile
+    return seccomp_profile.load_filter_bytes(section, SECCOMP_CACHE)
 
 
 def _cgroup_dirs(manager) -> list[tuple[str, str]]:

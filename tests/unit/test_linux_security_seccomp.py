@@ -1,4 +1,6 @@
-"""The default seccomp profile: definition digest, compiled program, cache, start-path imports.
+"""The default seccomp profile (data in the OCI format) and the one compiler: compiled program,
+cache keys, start-path imports, and what the profile refuses compared with the policy it had when
+it was Python code (the lists below are that policy, frozen).
 
 The compiled program is run here by a small classic-BPF interpreter on made-up seccomp_data, so
 what the filter decides is checked without root; tests/integration/test_security_real.py loads
@@ -32,6 +34,21 @@ NR = {"read": 0, "write": 1, "openat": 257, "getpid": 39, "clone": 56, "fork": 5
       "execve": 59, "mount": 165, "umount2": 166, "unshare": 272, "setns": 308, "bpf": 321,
       "ptrace": 101, "personality": 135, "clone3": 435, "keyctl": 250, "reboot": 169,
       "io_uring_setup": 425, "mount_setattr": 442, "pivot_root": 155}
+
+# The policy as it was before the profile became data (a regression oracle, not the source).
+EPERM_SYSCALLS = frozenset((
+    "_sysctl", "acct", "add_key", "bpf", "clock_adjtime", "clock_settime", "create_module",
+    "delete_module", "fanotify_init", "finit_module", "fsconfig", "fsmount", "fsopen", "fspick",
+    "get_kernel_syms", "get_mempolicy", "init_module", "io_uring_enter", "io_uring_register",
+    "io_uring_setup", "ioperm", "iopl", "kcmp", "kexec_file_load", "kexec_load", "keyctl",
+    "lookup_dcookie", "mbind", "mount", "mount_setattr", "move_mount", "move_pages",
+    "name_to_handle_at", "nfsservctl", "open_by_handle_at", "open_tree", "perf_event_open",
+    "pivot_root", "process_vm_readv", "process_vm_writev", "ptrace", "query_module", "quotactl",
+    "quotactl_fd", "reboot", "request_key", "set_mempolicy", "set_mempolicy_home_node", "setns",
+    "settimeofday", "stime", "swapoff", "swapon", "sysfs", "syslog", "umount", "umount2",
+    "unshare", "uselib", "userfaultfd", "ustat", "vhangup", "vm86", "vm86old"))
+CLONE_NAMESPACE_FLAGS = 0x7E020000
+PERSONALITY_ALLOWED = (0x0, 0x8, 0x20000, 0x20008, 0xFFFFFFFF)
 
 x86_64_only = pytest.mark.skipif(platform.machine() != "x86_64",
                                  reason="syscall numbers in these tests are x86_64's")
@@ -94,29 +111,78 @@ def program() -> bytes:
     return sp.compile_default_profile()
 
 
-def test_digest_constant_matches_the_definition():
-    assert sp.definition_digest() == sp.PROFILE_DIGEST, (
-        "the profile definition changed: update PROFILE_DIGEST")
+def test_default_profile_is_a_valid_oci_section():
+    section = sp.default_profile()
+    sp.check(section)
+    assert section["defaultAction"] == "SCMP_ACT_ALLOW"
+    assert not section.get("architectures")  # native ABI only; others hit the bad-arch kill
+    names = [name for rule in section["syscalls"] for name in rule["names"]]
+    assert len(names) == len(set(names))
 
 
-def test_cache_path_is_named_by_the_digest(tmp_path):
-    assert sp.cache_path(str(tmp_path)) == f"{tmp_path}/default-{sp.PROFILE_DIGEST}.bpf"
+def test_profile_data_is_the_policy_it_replaced():
+    rules = {tuple(rule["names"]): rule for rule in sp.default_profile()["syscalls"]}
+    eperm = [rule for rule in rules.values() if not rule.get("args")
+             and rule["action"] == "SCMP_ACT_ERRNO" and rule["errnoRet"] == errno.EPERM]
+    assert {name for rule in eperm for name in rule["names"]} == EPERM_SYSCALLS
+    assert rules[("clone3",)]["action"] == "SCMP_ACT_ERRNO"
+    assert rules[("clone3",)]["errnoRet"] == errno.ENOSYS
+    clone = rules[("clone",)]["args"]
+    assert {(a["op"], a["index"], a["value"], a["valueTwo"]) for a in clone} == {
+        ("SCMP_CMP_MASKED_EQ", 0, 1 << bit, 1 << bit) for bit in range(32)
+        if CLONE_NAMESPACE_FLAGS >> bit & 1}
+    assert len(rules) == 4
+
+
+def test_cache_path_is_named_by_the_data_and_the_compiler(tmp_path, monkeypatch):
+    data = tmp_path / "profile.json"
+    data.write_bytes(open(sp.DEFAULT_PROFILE_PATH, "rb").read())
+    os.utime(data, ns=(1, 1))
+    first = sp.cache_path(str(tmp_path), str(data))
+    assert os.path.dirname(first) == str(tmp_path)
+    assert sp.cache_path(str(tmp_path), str(data)) == first
     assert sp.cache_path().startswith("/var/lib/isoinspect/seccomp/default-")
+    data.write_bytes(data.read_bytes().replace(b'"errnoRet": 38', b'"errnoRet": 125'))
+    os.utime(data, ns=(1, 1))  # same mtime: the size still tells
+    assert sp.cache_path(str(tmp_path), str(data)) != first
+    data.write_bytes(data.read_bytes().replace(b'"errnoRet": 125', b'"errnoRet": 95'))
+    os.utime(data, ns=(2, 2))  # same size: the mtime tells
+    assert sp.cache_path(str(tmp_path), str(data)) != first
+    os.utime(data, ns=(1, 1))
+    compiler = tmp_path / "compiler.py"
+    compiler.write_text("# a changed compiler\n")
+    monkeypatch.setattr(sp, "COMPILER_PATH", str(compiler))
+    assert sp.cache_path(str(tmp_path), str(data)) != first
+    section = {"defaultAction": "SCMP_ACT_ALLOW"}
+    before = sp.profile_cache_path(section, str(tmp_path))
+    compiler.write_text("# changed again, and longer\n")
+    assert sp.profile_cache_path(section, str(tmp_path)) != before
+
+
+def test_bundle_carrying_the_default_profile_gets_the_same_program(tmp_path):
+    default = sp.load_default_filter_bytes(str(tmp_path / "default"))
+    bundle = sp.load_filter_bytes(sp.default_profile(), str(tmp_path / "bundle"))
+    assert bundle == default
+    assert os.listdir(tmp_path / "bundle") != os.listdir(tmp_path / "default")  # two caches
 
 
 def test_personality_blocks_cover_exactly_the_refused_values():
-    blocks = sp.personality_denied_blocks()
+    rule = next(rule for rule in sp.default_profile()["syscalls"]
+                if rule["names"] == ["personality"])
+    assert rule["action"] == "SCMP_ACT_ERRNO" and rule["errnoRet"] == errno.EPERM
+    assert {(arg["op"], arg["index"]) for arg in rule["args"]} == {("SCMP_CMP_MASKED_EQ", 0)}
+    blocks = [(arg["value"], arg["valueTwo"]) for arg in rule["args"]]
 
     def hits(value):
         return sum(1 for mask, want in blocks if value & mask == want)
 
     rng = random.Random(7)
     samples = [rng.getrandbits(32) for _ in range(20000)]
-    for allowed in sp.PERSONALITY_ALLOWED:
+    for allowed in PERSONALITY_ALLOWED:
         samples += [allowed, allowed - 1, allowed + 1]
     for value in samples:
         value &= 0xFFFFFFFF
-        assert hits(value) == (0 if value in sp.PERSONALITY_ALLOWED else 1), hex(value)
+        assert hits(value) == (0 if value in PERSONALITY_ALLOWED else 1), hex(value)
 
 
 def test_program_shape(program):
@@ -139,6 +205,27 @@ def test_ordinary_syscalls_are_allowed(program, name):
 
 
 @x86_64_only
+def test_every_x86_64_syscall_gets_what_the_old_profile_gave(program):
+    """Each syscall number of the x86_64 table, with zero arguments: EPERM for the refused
+    list, ENOSYS for clone3, allowed otherwise (clone and personality(0) included)."""
+    seccomp = sp._import_seccomp()
+    seen = 0
+    for nr in range(0, 1024):
+        try:
+            name = seccomp.resolve_syscall(seccomp.Arch.X86_64, nr)
+        except (ValueError, RuntimeError):
+            continue
+        name = name.decode() if isinstance(name, bytes) else name
+        if not name or name.startswith("UNKNOWN"):
+            continue
+        seen += 1
+        want = (RET_ERRNO | errno.EPERM if name in EPERM_SYSCALLS else
+                RET_ERRNO | errno.ENOSYS if name == "clone3" else RET_ALLOW)
+        assert run_bpf(program, nr) == want, name
+    assert seen > 300
+
+
+@x86_64_only
 def test_clone_is_refused_only_with_namespace_flags(program):
     sigchld = 17
     assert run_bpf(program, NR["clone"], args=[sigchld]) == RET_ALLOW
@@ -155,7 +242,7 @@ def test_clone3_gets_enosys(program):
 
 @x86_64_only
 def test_personality_values(program):
-    for value in sp.PERSONALITY_ALLOWED:
+    for value in PERSONALITY_ALLOWED:
         assert run_bpf(program, NR["personality"], args=[value]) == RET_ALLOW
     for value in (0x0040000, 0x0400000, 0x1, 0x20009, 0xFFFFFFFE):
         assert run_bpf(program, NR["personality"], args=[value]) == RET_ERRNO | errno.EPERM

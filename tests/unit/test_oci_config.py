@@ -9,10 +9,10 @@ import pytest
 
 from isoinspect.cli import oci_main
 from isoinspect.runtime.cgroups.resources import DEFAULT_DEVICE_RULES
-from isoinspect.runtime.linux import capabilities
+from isoinspect.runtime.linux import capabilities, seccomp_profile
 from isoinspect.runtime.linux import syscalls as sc
 from isoinspect.runtime.oci import config as cfg
-from isoinspect.runtime.oci import seccomp_oci, setup, translate
+from isoinspect.runtime.oci import setup, translate
 
 
 def base_config(root: str = "rootfs") -> dict:
@@ -194,7 +194,7 @@ DOCKERISH_SECCOMP = {
 
 def _have_libseccomp() -> bool:
     try:
-        seccomp_oci._import_seccomp()
+        seccomp_profile._import_seccomp()
         return True
     except ImportError:
         return False
@@ -202,20 +202,24 @@ def _have_libseccomp() -> bool:
 
 @pytest.mark.skipif(not _have_libseccomp(), reason="libseccomp bindings missing")
 def test_seccomp_compiles_and_caches(tmp_path):
-    program = seccomp_oci.compile_bpf(DOCKERISH_SECCOMP)
+    program = seccomp_profile.compile_profile(DOCKERISH_SECCOMP)
     assert program and len(program) % 8 == 0
-    cached = seccomp_oci.load_bpf(DOCKERISH_SECCOMP, str(tmp_path))
+    cached = seccomp_profile.load_filter_bytes(DOCKERISH_SECCOMP, str(tmp_path))
     assert cached == program
-    assert os.listdir(tmp_path) == [seccomp_oci.digest(DOCKERISH_SECCOMP) + ".bpf"]
+    path = seccomp_profile.profile_cache_path(DOCKERISH_SECCOMP, str(tmp_path))
+    assert os.listdir(tmp_path) == [os.path.basename(path)]
 
 
 def test_seccomp_shape_checks():
+    def check(section):
+        cfg.check_seccomp({"linux": {"seccomp": section}}, "bundle")
+
     with pytest.raises(cfg.ConfigError, match="operator"):
-        seccomp_oci.check({"defaultAction": "SCMP_ACT_ALLOW",
-                           "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ERRNO",
-                                         "args": [{"index": 0, "op": "SCMP_CMP_BOGUS"}]}]})
+        check({"defaultAction": "SCMP_ACT_ALLOW",
+               "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ERRNO",
+                             "args": [{"index": 0, "op": "SCMP_CMP_BOGUS"}]}]})
     with pytest.raises(cfg.ConfigError, match="architecture"):
-        seccomp_oci.check({"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["VAX"]})
+        check({"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["VAX"]})
 
 
 def test_cli_version_and_features(capsys):
