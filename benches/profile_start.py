@@ -6,7 +6,7 @@
 * library: ``Runtime.run(spec)`` of ``busybox true`` N times in this process (after warm-up)
   under cProfile. cProfile sees the parent only: time the container's PID 1 spends between
   clone and exec (mounts, pivot_root, cgroup join, seccomp) shows up as the parent's blocking
-  ``os.read`` of the exec-error pipe in ``_read_all``.
+  ``os.read`` of the exec-error pipe in ``read_all``.
 * timeline: the same runs with the start path's steps (parent and container PID 1) wrapped
   by timestamping shims (a few microseconds each), so the time between clone and exec, which
   cProfile cannot see, is split into steps: cgroup join, mounts, pivot_root, privileges, exec.
@@ -72,12 +72,12 @@ def profile_library(runs: int = 200, warmup: int = 10, top: int = 10, sort: str 
 # (module, attribute, label) of the steps to time; missing ones are skipped, so the tool keeps
 # working while the runtime changes. Parent first, then the container's PID 1 in _setup order.
 TIMELINE_STEPS = (
-    ("isoinspect.runtime.runtime:Runtime", "_plan", "parent: build plan"),
+    ("isoinspect.runtime.runtime:Runtime", "init_plan", "parent: build plan"),
     ("isoinspect.runtime.linux.syscalls", "clone_process", "clone (parent side)"),
     ("isoinspect.runtime.process", "start_ticks", "parent: read start ticks"),
-    ("isoinspect.runtime.runtime", "_read_all", "parent: wait for exec (pipe EOF)"),
+    ("isoinspect.runtime.runtime", "read_all", "parent: wait for exec (pipe EOF)"),
     ("isoinspect.runtime.records:ContainerStore", "save", "parent: save record"),
-    ("isoinspect.runtime.child", "_wire_stdio", "child: stdio"),
+    ("isoinspect.runtime.child", "wire_stdio", "child: stdio"),
     ("isoinspect.runtime.linux.syscalls", "unshare", "child: unshare cgroup ns"),
     ("isoinspect.runtime.rootfs", "make_mounts_private", "child: make mounts private"),
     ("isoinspect.runtime.rootfs", "mount_overlay", "child: mount overlay"),

@@ -1,7 +1,9 @@
 """What the container's first process does between clone() and exec() of the user's command.
 
 Runs as PID 1 of the new PID namespace, in fresh mnt/uts/ipc/net namespaces. The parent
-prepared a ``plan`` dict so this side only makes system calls. Nothing here may return into the
+prepared an ``InitPlan`` (runtime/init_plan.py) so this side only makes system calls; how
+the root file system is made is the plan's ``root`` object (an image's overlay or an OCI
+bundle), the rest is the same for every caller. Nothing here may return into the
 caller's Python stack: any failure is written to the error pipe and the process _exits with
 Docker's codes (125 set-up failed, 126 not executable, 127 command not found). On success the
 error pipe (close-on-exec) simply closes, which tells the parent the command is running.
@@ -13,7 +15,8 @@ import os
 import stat
 
 from isoinspect.runtime import rootfs
-from isoinspect.runtime.linux import capabilities, paths_policy, rlimits, sealed_exec
+from isoinspect.runtime.init_plan import InitPlan, ProcessPlan
+from isoinspect.runtime.linux import capabilities, rlimits, sealed_exec
 from isoinspect.runtime.linux import syscalls as sc
 from isoinspect.runtime.linux.loopback import bring_up_loopback
 from isoinspect.runtime.users import resolve_user
@@ -29,26 +32,26 @@ class ExecFailure(Exception):
         self.code = code
 
 
-def run_child(plan: dict) -> None:
+def run_child(plan: InitPlan) -> None:
     """Set the container up and exec its command; never returns."""
-    err_fd = plan["err_fd"]
     code = EXIT_SETUP_FAILED
     try:
         _setup(plan)
-        if plan.get("ready_fd", -1) >= 0:
-            # create/start split (OCI): say "set up" and block until `start` releases us.
-            os.write(plan["ready_fd"], b"r")
-            os.close(plan["ready_fd"])
-            _wait_for_parent(plan["start_fd"])
-            if plan.get("before_exec") is not None:  # OCI startContainer hooks
-                plan["before_exec"](plan)
-        exec_command(plan)
+        process = plan.process
+        if plan.ready_fd >= 0:
+            # create/start split (OCI, warm pool): say "set up", block until `start`.
+            os.write(plan.ready_fd, b"r")
+            os.close(plan.ready_fd)
+            _wait_for_parent(plan.start_fd)
+            if plan.before_exec is not None:  # OCI startContainer hooks, a zygote's command
+                process = plan.before_exec(plan) or process
+        enter(process, plan.err_fd, plan.exec_stub_fd)
     except ExecFailure as failure:
         message, code = str(failure), failure.code
     except BaseException as exc:  # report everything: this is a forked copy of the caller
         message = f"container set-up failed: {_describe(exc)}"
     try:
-        os.write(err_fd, message.encode(errors="replace")[:4000])
+        os.write(plan.err_fd, message.encode(errors="replace")[:4000])
     finally:
         os._exit(code)
 
@@ -59,46 +62,38 @@ def _describe(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-def _setup(plan: dict) -> None:
+def _setup(plan: InitPlan) -> None:
     sc.make_non_dumpable()  # before joining anything (the OCI init may share a pid namespace)
-    if plan["pdeathsig"]:
-        sc.prctl(sc.PR_SET_PDEATHSIG, plan["pdeathsig"])
-    _wire_stdio(plan)
-    if plan.get("userns_sync_fd", -1) >= 0:
+    if plan.pdeathsig:
+        sc.prctl(sc.PR_SET_PDEATHSIG, plan.pdeathsig)
+    wire_stdio(plan.stdio)
+    close_extra_fds(3 + plan.process.preserve_fds)  # before any hook or mount helper runs
+    if plan.userns_sync_fd >= 0:
         # New user namespace: the parent writes our uid/gid maps and puts us in our cgroup
         # (its files belong to the host's root, whom we are not any more); then become root
         # of the namespace, which gives back the full capability set inside it.
-        _wait_for_parent(plan["userns_sync_fd"])
+        _wait_for_parent(plan.userns_sync_fd)
         os.setgroups([])
         os.setresgid(0, 0, 0)
         os.setresuid(0, 0, 0)
-    for procs in plan["cgroup_procs"]:
+    for procs in plan.cgroup_procs:
         with open(procs, "w") as handle:
             handle.write("0")
-    if plan["new_cgroupns"]:
+    if plan.new_cgroupns:
         sc.unshare(sc.CLONE_NEWCGROUP)
     os.umask(0o022)
-    if plan.get("oci_setup") is not None:  # an OCI bundle: its root and mounts (runtime/oci)
-        plan["oci_setup"].setup(plan)
-        return
-    root = plan["rootfs"]
-    rootfs.make_mounts_private()
-    rootfs.mount_overlay(root, plan["lower"], plan["upper"], plan["work"])
-    rootfs.mount_proc_sys(root)
-    if plan["cgroup2"]:
-        rootfs.mount_cgroup2(root)
-    rootfs.populate_dev(root, bind_devices=plan.get("userns_sync_fd", -1) >= 0)
-    paths_policy.mask_paths(root, plan["masked_paths"])
-    paths_policy.readonly_paths(root, plan["readonly_paths"])
-    rootfs.pivot_into(root)
-    if plan.get("sync_fd", -1) >= 0:
-        _wait_for_parent(plan["sync_fd"])
-    if plan["read_only"]:
+    root = plan.root
+    root.before_pivot(plan)
+    if plan.sync_fd >= 0:  # the parent's pre-start hooks (network, OCI prestart) run now
+        _wait_for_parent(plan.sync_fd)
+    root.pivot(plan)
+    root.after_pivot(plan)
+    if plan.read_only:
         rootfs.remount_root_readonly()
-    sc.sethostname(plan["hostname"])
-    if plan["own_net"]:
+    if plan.hostname:
+        sc.sethostname(plan.hostname)
+    if plan.own_net:
         bring_up_loopback()
-    drop_privileges(plan)
 
 
 def _wait_for_parent(fd: int) -> None:
@@ -115,28 +110,69 @@ def _wait_for_parent(fd: int) -> None:
         os._exit(EXIT_SETUP_FAILED)  # the parent failed and reports why
 
 
-def _wire_stdio(plan: dict) -> None:
-    for target, source in enumerate(plan["stdio"]):
+def wire_stdio(stdio: tuple) -> None:
+    for target, source in enumerate(stdio):
         if source is not None and source != target:
             os.dup2(source, target)
 
 
-def drop_privileges(plan: dict) -> None:
-    """rlimits, user, capabilities, no_new_privs and seccomp, in the order the kernel needs.
+def enter(process: ProcessPlan, err_fd: int, stub_fd: int = -1) -> None:
+    """The last steps of every process entering a container (first process or exec):
+    signal dispositions reset, privileges dropped, exec. (Inherited descriptors were marked
+    close-on-exec by the caller, before running anything else: ``close_extra_fds``.)"""
+    reset_python_signals()
+    if stub_fd < 0 and sealed_exec.supported():
+        # Made before seccomp and the user change: memfd_create needs neither, but a custom
+        # filter might not allow it.
+        stub_fd = sealed_exec.sealed_stub(err_fd)
+    home = drop_privileges(process)
+    exec_command(process, home, err_fd, stub_fd)
 
-    Shared with ``exec`` into a running container. Seccomp comes last so the filter does not
-    have to allow the set-up calls themselves; the exec stub is made before it for the same
-    reason.
+
+def close_extra_fds(first: int) -> None:
+    """Mark every inherited descriptor from ``first`` up close-on-exec (runc does the same):
+    whatever the caller (a shim, a shell, a benchmark) leaked must not reach the command."""
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd >= first:
+            try:
+                os.set_inheritable(fd, False)
+            except OSError:
+                pass
+
+
+def reset_python_signals() -> None:
+    """Python ignores SIGPIPE and SIGXFSZ; an ignored signal stays ignored across exec, so
+    give the container's command the defaults back (runc's init does the same)."""
+    import _signal
+    for signum in (13, 25):  # SIGPIPE, SIGXFSZ
+        _signal.signal(signum, _signal.SIG_DFL)
+
+
+def drop_privileges(process: ProcessPlan) -> str:
+    """rlimits, user, capabilities, no_new_privs and seccomp, in the order the kernel needs;
+    returns the user's home directory (for $HOME).
+
+    With no_new_privs (the run default) the filter is loaded last, after the capabilities are
+    gone, so it need not allow the set-up calls themselves. Without it (an OCI config's
+    default, so set-uid programs keep working) loading a filter needs CAP_SYS_ADMIN, so it is
+    loaded before the user changes and must allow the few calls that follow (setgroups,
+    setres[ug]id, prctl, capset, chdir, execve), which Docker's profile does (runc's order).
     """
-    prepare_exec(plan)
-    rlimits.apply_rlimits(plan["rlimits"])
-    uid, gid, groups, home = resolve_user(plan["user"])
-    plan["home"] = home
-    capabilities.switch_user(uid, gid, groups, plan["caps"])
-    sc.make_non_dumpable()  # a uid change resets it to fs.suid_dumpable, which may be 1
-    sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
-    if plan["seccomp"]:
-        sc.load_seccomp_filter(plan["seccomp"])
+    rlimits.apply_rlimits(process.rlimits)
+    uid, gid, groups, home = resolve_user(process.user)
+    if process.no_new_privileges:
+        capabilities.switch_user(uid, gid, groups, process.caps)
+        sc.make_non_dumpable()  # a uid change resets it to fs.suid_dumpable, which may be 1
+        sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
+        if process.seccomp:
+            sc.load_seccomp_filter(process.seccomp)
+    else:
+        if process.seccomp:
+            sc.load_seccomp_filter(process.seccomp)
+        capabilities.switch_user(uid, gid, groups, process.caps)
+        sc.make_non_dumpable()
+    return home
 
 
 def new_exec_stub(err_fd: int) -> int:
@@ -156,34 +192,23 @@ def new_exec_stub(err_fd: int) -> int:
                               "check the vm.memfd_noexec sysctl", exit_code=125) from None
 
 
-def prepare_exec(plan: dict) -> None:
-    """Make the sealed stub the command will be exec'd through (runtime/linux/sealed_exec.py).
-
-    Called before seccomp and before the user changes: memfd_create needs neither, but a
-    custom filter might not allow it.
-    """
-    if plan.get("exec_stub_fd", -1) < 0 and sealed_exec.supported():
-        plan["exec_stub_fd"] = sealed_exec.sealed_stub(plan["err_fd"])
-
-
-def exec_command(plan: dict) -> None:
+def exec_command(process: ProcessPlan, home: str, err_fd: int, stub_fd: int) -> None:
     """exec the command, through the sealed stub: never from the host's python file itself."""
-    argv = plan["argv"]
-    env = plan["env"]
+    argv = process.argv
+    env = process.env
     if not any(item.startswith("HOME=") for item in env):
-        env = env + [f"HOME={plan.get('home', '/')}"]
+        env = env + [f"HOME={home or '/'}"]
     try:
-        os.chdir(plan["workdir"])
+        os.chdir(process.workdir)
     except OSError as exc:
-        raise ExecFailure(f"cannot chdir to working directory {plan['workdir']!r}: "
+        raise ExecFailure(f"cannot chdir to working directory {process.workdir!r}: "
                            f"{exc.strerror}", EXIT_SETUP_FAILED) from None
     environ = dict(item.split("=", 1) if "=" in item else (item, "") for item in env)
     program = argv[0]
     path = _look_up(program, environ)
     try:
-        if sealed_exec.supported():
-            prepare_exec(plan)
-            sealed_exec.exec_via_stub(plan["exec_stub_fd"], plan["err_fd"], path, argv, environ)
+        if stub_fd >= 0:
+            sealed_exec.exec_via_stub(stub_fd, err_fd, path, argv, environ)
         else:
             os.execve(path, argv, environ)
     except FileNotFoundError:

@@ -34,3 +34,14 @@ def exit_code_from_status(status: int) -> int:
     if os.WIFSIGNALED(status):
         return 128 + os.WTERMSIG(status)
     return os.WEXITSTATUS(status)
+
+
+def wait_status(pid: int) -> int | None:
+    """waitpid(pid) retried on EINTR: the raw status, or None if it is not our child."""
+    while True:
+        try:
+            return os.waitpid(pid, 0)[1]
+        except InterruptedError:
+            continue
+        except ChildProcessError:
+            return None

@@ -21,15 +21,18 @@ from isoinspect.runtime.cgroup_warmup import wait_warmup
 from isoinspect.runtime.cgroups import make_manager
 from isoinspect.runtime.errors import Conflict, IsoinspectError, NotFound, out_of_space
 from isoinspect.runtime.images import ImageStore
-from isoinspect.runtime.linux import capabilities, paths_policy, rlimits, seccomp_profile
+from isoinspect.runtime.init_plan import InitPlan, ProcessPlan
+from isoinspect.runtime.linux import capabilities, rlimits, seccomp_profile
 from isoinspect.runtime.linux import syscalls as sc
+from isoinspect.runtime.overlay_root import OverlayRoot
 from isoinspect.runtime.network import NetworkHook, wants_network
+from isoinspect.runtime.pipes import close_all, read_all
 from isoinspect.runtime.records import ContainerStore
 from isoinspect.runtime.roots import Roots
+from isoinspect.runtime.signal_forwarding import SignalForwarder, kill_quietly
 from isoinspect.runtime.spec import ContainerSpec
 
 SIGKILL, SIGTERM = 9, 15
-_FORWARDED_SIGNALS = (1, 2, 3, 15)  # HUP, INT, QUIT, TERM
 
 
 def require_root() -> None:
@@ -163,27 +166,26 @@ class Runtime:
         sync_read = sync_write = -1
         if hooks:
             sync_read, sync_write = os.pipe2(os.O_CLOEXEC)
-        plan = self._plan(record, spec, write_fd, stdio, die_with_parent)
-        plan["sync_fd"] = sync_read
-        plan["exec_stub_fd"] = stub = child.new_exec_stub(write_fd)
+        plan = self.init_plan(record, write_fd, stdio, die_with_parent)
+        stub = child.new_exec_stub(write_fd)
         flags = sc.CLONE_NEWNS | sc.CLONE_NEWUTS | sc.CLONE_NEWIPC | sc.CLONE_NEWPID
         if spec["network"] != "host":
             flags |= sc.CLONE_NEWNET
         userns_read = userns_write = -1
+        cgroup_procs = plan.cgroup_procs
         if record.get("userns"):
             flags |= sc.CLONE_NEWUSER
             userns_read, userns_write = os.pipe2(os.O_CLOEXEC)
-            plan["userns_sync_fd"] = userns_read
-            cgroup_procs, plan["cgroup_procs"] = plan["cgroup_procs"], []
+            # Joined by us: the cgroup files belong to the host's root, whom the child is not.
+            plan = plan.replace(userns_sync_fd=userns_read, cgroup_procs=[])
+        plan = plan.replace(sync_fd=sync_read, exec_stub_fd=stub)
         monitor = self.containers.monitor_lock(record["id"])
         monitor.__enter__()
         wait_warmup()
         try:
             pid = sc.clone_process(flags)
         except BaseException:
-            for fd in (read_fd, write_fd, sync_read, sync_write, stub):
-                if fd >= 0:
-                    os.close(fd)
+            close_all(read_fd, write_fd, sync_read, sync_write, stub, userns_read, userns_write)
             monitor.__exit__(None, None, None)
             raise
         if pid == 0:
@@ -200,7 +202,7 @@ class Runtime:
         if hooks:
             os.close(sync_read)
             self._run_prestart_hooks(hooks, record, pid, sync_write, read_fd)
-        message = _read_all(read_fd)
+        message = read_all(read_fd)
         ready = time.monotonic_ns()
         if message:
             _, status = os.waitpid(pid, 0)
@@ -233,11 +235,11 @@ class Runtime:
                 hook.prestart(self, record, pid)
         except BaseException as exc:
             os.close(sync_write)
-            _kill_quietly(pid, SIGKILL)
+            kill_quietly(pid, SIGKILL)
             os.waitpid(pid, 0)
             # The child may have failed first (e.g. its overlay mount), taking with it what the
             # hook needed (/proc/<pid>/ns/net): its own error is the one that explains it.
-            message = _read_all(read_fd).decode(errors="replace")
+            message = read_all(read_fd).decode(errors="replace")
             record.update(status="exited", exit_code=125, finished_at=time.time(),
                           error=message)
             self._finish(record)
@@ -256,25 +258,34 @@ class Runtime:
                 except Exception:  # noqa: BLE001 - best effort; `gc` retries
                     pass
 
-    def _plan(self, record: dict, spec: dict, err_fd: int, stdio: tuple,
-              die_with_parent: bool) -> dict:
+    def init_plan(self, record: dict, err_fd: int, stdio: tuple = (None, None, None),
+                  die_with_parent: bool = True) -> InitPlan:
+        """The typed plan the container's first process follows (runtime/init_plan.py)."""
         manager = self.cgroup(record)
-        return {
-            "err_fd": err_fd, "stdio": stdio, "pdeathsig": SIGKILL if die_with_parent else 0,
-            "cgroup_procs": manager.procs_files(), "new_cgroupns": True,
-            "rootfs": self.containers.dir(record["id"], "rootfs"), "lower": record["lower"],
-            "upper": self.containers.dir(record["id"], "upper"),
-            "work": self.containers.dir(record["id"], "work"),
-            "hostname": record["hostname"], "own_net": spec["network"] != "host",
-            "cgroup2": self._cgroup_mode() == "unified", "read_only": spec["read_only"],
-            "masked_paths": paths_policy.MASKED_PATHS,
-            "readonly_paths": paths_policy.READONLY_PATHS,
-            "rlimits": self.default_rlimits(bool(record.get("userns"))),
-            "user": record["user"],
-            "caps": capabilities.parse_capabilities(spec["cap_add"], spec["cap_drop"]),
-            "seccomp": self._seccomp_program() if spec["seccomp"] else None,
-            "argv": record["argv"], "env": record["env"], "workdir": record["workdir"],
-        }
+        cid = record["id"]
+        root = OverlayRoot(lower=record["lower"], upper=self.containers.dir(cid, "upper"),
+                           work=self.containers.dir(cid, "work"),
+                           cgroup2=self._cgroup_mode() == "unified",
+                           bind_devices=bool(record.get("userns")))
+        return InitPlan(
+            process=self.process_plan(record), root=root,
+            rootfs=self.containers.dir(cid, "rootfs"), err_fd=err_fd, stdio=stdio,
+            pdeathsig=SIGKILL if die_with_parent else 0,
+            cgroup_procs=manager.procs_files(), new_cgroupns=True,
+            hostname=record["hostname"], own_net=record["spec"]["network"] != "host",
+            read_only=record["spec"]["read_only"])
+
+    def process_plan(self, record: dict, argv: list[str] | None = None,
+                     env: list[str] | None = None, workdir: str | None = None,
+                     user: str | None = None) -> ProcessPlan:
+        """The container's command and privileges; `exec` overrides the command's parts."""
+        spec = record["spec"]
+        return ProcessPlan(
+            argv=argv or record["argv"], env=env or record["env"],
+            workdir=workdir or record["workdir"], user=user or record["user"],
+            caps=capabilities.parse_capabilities(spec["cap_add"], spec["cap_drop"]),
+            rlimits=self.default_rlimits(bool(record.get("userns"))),
+            seccomp=self._seccomp_program() if spec["seccomp"] else None)
 
     def default_rlimits(self, user_namespace: bool = False) -> list:
         """Docker's default rlimits, capped to what this host allows (computed once).
@@ -477,69 +488,3 @@ class Runtime:
         finally:
             self._managers.pop(record["id"], None)
             self.containers.delete(record)
-
-
-def _read_all(fd: int) -> bytes:
-    chunks = []
-    try:
-        while True:
-            try:
-                chunk = os.read(fd, 4096)
-            except InterruptedError:
-                continue
-            if not chunk:
-                break
-            chunks.append(chunk)
-    finally:
-        os.close(fd)
-    return b"".join(chunks)
-
-
-class SignalForwarder:
-    """Forward SIGHUP/SIGINT/SIGQUIT/SIGTERM to the container, like ``docker run`` does.
-
-    Installed before the container is cloned so that no signal is lost in the window between
-    the container's exec and the moment its pid is known: signals that arrive then are kept
-    and delivered as soon as ``attach(pid)`` is called. (Uses the _signal C module directly:
-    the signal package imports enum, which costs milliseconds on the start path.)
-    """
-
-    def __init__(self) -> None:
-        import _signal
-
-        self.pid = 0
-        self.pending: list[int] = []
-        self.previous = {}
-        for signum in _FORWARDED_SIGNALS:
-            try:
-                self.previous[signum] = _signal.signal(signum, self._handle)
-            except (OSError, ValueError):
-                pass  # not the main thread: leave signals alone
-
-    def _handle(self, signum: int, _frame: object) -> None:
-        if self.pid:
-            _kill_quietly(self.pid, signum)
-        else:
-            self.pending.append(signum)
-
-    def attach(self, pid: int) -> None:
-        self.pid = pid
-        for signum in self.pending:
-            _kill_quietly(pid, signum)
-        self.pending.clear()
-
-    def restore(self) -> None:
-        import _signal
-
-        for signum, handler in self.previous.items():
-            try:
-                _signal.signal(signum, handler)
-            except (OSError, ValueError, TypeError):
-                pass
-
-
-def _kill_quietly(pid: int, signum: int) -> None:
-    try:
-        os.kill(pid, signum)
-    except ProcessLookupError:
-        pass

@@ -40,6 +40,7 @@ import time
 from isoinspect.runtime import child, process
 from isoinspect.runtime.errors import IsoinspectError
 from isoinspect.runtime.linux import syscalls as sc
+from isoinspect.runtime.pipes import read_all
 
 SIGKILL = 9
 
@@ -92,10 +93,9 @@ def zygote_main(plan_fd: int) -> None:
     """The zygote after its exec: read the plan, set the container up, wait for a command."""
     sc.make_non_dumpable()  # the exec made it dumpable; it waits inside the container
     with os.fdopen(plan_fd, "rb") as handle:
-        plan = pickle.load(handle)
-    channel = socket.socket(fileno=plan.pop("channel_fd"))
-    plan["before_exec"] = _receive_command(channel)
-    child.run_child(plan)  # never returns
+        plan, channel_fd = pickle.load(handle)
+    channel = socket.socket(fileno=channel_fd)
+    child.run_child(plan.replace(before_exec=_receive_command(channel)))  # never returns
 
 
 def _become_zygote(keep: list[int], plan_fd: int, err_fd: int) -> None:
@@ -136,7 +136,7 @@ def decode_command(data: bytes) -> list[str]:
 def _receive_command(channel: socket.socket):
     """The zygote's ``before_exec``: take argv and stdio from the pool, then exec proceeds."""
 
-    def receive(plan: dict) -> None:
+    def receive(plan):
         data, fds, _flags, _addr = socket.recv_fds(channel, MAX_COMMAND_BYTES + 1, 3)
         if not data:
             os._exit(child.EXIT_SETUP_FAILED)  # the pool closed without a command
@@ -145,7 +145,7 @@ def _receive_command(channel: socket.socket):
             if fd != target:
                 os.dup2(fd, target)
                 os.close(fd)
-        plan["argv"] = decode_command(data[1:])
+        return plan.process.replace(argv=decode_command(data[1:]))
 
     return receive
 
@@ -218,9 +218,8 @@ class WarmPool:
             plan_r, plan_w = os.pipe2(os.O_CLOEXEC)
             fds += [plan_r, plan_w]
             parent_end, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-            plan = runtime._plan(record, record["spec"], err_w, (None, None, None), True)
-            plan.update(ready_fd=ready_w, start_fd=go_r, channel_fd=child_end.fileno())
-            payload = pickle.dumps(plan)
+            plan = runtime.init_plan(record, err_w).replace(ready_fd=ready_w, start_fd=go_r)
+            payload = pickle.dumps((plan, child_end.fileno()))
             pid = _clone_holding_gil(self._flags())
             if pid == 0:
                 _become_zygote([err_w, ready_w, go_r, child_end.fileno(), plan_r], plan_r,
@@ -239,9 +238,7 @@ class WarmPool:
             os.close(ready_r)
             fds = [err_r, go_w]
             if ready != b"r":
-                from isoinspect.runtime.runtime import _read_all
-
-                message = _read_all(err_r)
+                message = read_all(err_r)
                 fds = [go_w]
                 os.waitpid(pid, 0)
                 raise IsoinspectError("zygote set-up failed: "
@@ -326,7 +323,7 @@ class WarmPool:
         ``stdio``: descriptors for the command's 0/1/2 (None: that one stays the pool
         owner's). The caller waits with ``finish()``.
         """
-        from isoinspect.runtime.runtime import Started, _read_all
+        from isoinspect.runtime.runtime import Started
 
         payload = encode_command(argv)
         zygote = self._take()
@@ -338,7 +335,7 @@ class WarmPool:
             os.write(zygote.go_w, b"g")
             os.close(zygote.go_w)
             zygote.go_w = -1
-            message = _read_all(zygote.err_r)
+            message = read_all(zygote.err_r)
             zygote.err_r = -1
         except BaseException:
             zygote.close_fds()

@@ -54,3 +54,24 @@ def send_fd(sock_fd: int, master: int, name: str = "/dev/ptmx") -> None:
         send_on(sock, master, name)
     finally:
         sock.detach()
+
+
+def become_terminal(sock_fd: int, size: dict | None = None) -> str:
+    """In the process that is to own the terminal, inside the container: a pty from the
+    container's /dev/ptmx (its devpts, so `tty` names it), the master sent on the console
+    socket (then closed), the slave as stdio and controlling terminal. Returns its name."""
+    import fcntl
+    import termios
+
+    master, slave = open_pty(size)
+    name = os.ttyname(slave)
+    send_fd(sock_fd, master)
+    os.close(sock_fd)
+    os.close(master)
+    for target in (0, 1, 2):
+        os.dup2(slave, target)
+    if slave > 2:
+        os.close(slave)
+    os.setsid()
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+    return name

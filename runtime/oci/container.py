@@ -22,6 +22,7 @@ from isoinspect.runtime.errors import IsoinspectError
 from isoinspect.runtime.fsutil import write_atomic
 from isoinspect.runtime.oci import config as cfg
 from isoinspect.runtime.oci import translate
+from isoinspect.runtime.pipes import read_all, read_byte
 
 OCI_VERSION = "1.0.2"
 DEFAULT_ROOT = "/run/isoinspect-runc"
@@ -210,7 +211,9 @@ def _create_init(store: Store, state: dict, config: dict, pid_file: str | None,
     from isoinspect.runtime.linux import loopback, paths_policy  # noqa: F401
     from isoinspect.runtime.linux import syscalls as sc
     from isoinspect.runtime.oci import hooks as hooks_mod
-    from isoinspect.runtime.oci.setup import OciSetup
+    from isoinspect.runtime.init_plan import InitPlan
+    from isoinspect.runtime.oci.setup import BundleRoot
+    from isoinspect.runtime.pipes import close_all
 
     directory = store.dir(state["id"])
     process_spec = config["process"]
@@ -234,20 +237,8 @@ def _create_init(store: Store, state: dict, config: dict, pid_file: str | None,
     hook_state = _hook_state(state, "creating")
     propagation, propagation_after = _rootfs_propagation(config)
     terminal = bool(process_spec.get("terminal"))
-    oci = {
-        "bundle": state["bundle"], "mounts": mounts, "terminal": terminal,
-        "propagation": propagation, "propagation_after": propagation_after,
-        "has_dev": any(m.get("destination", "").rstrip("/") == "/dev" for m in mounts),
-        "devices": list(linux.get("devices") or ()),
-        "masked": list(linux.get("maskedPaths") or ()),
-        "readonly": list(linux.get("readonlyPaths") or ()),
-        "sysctl": dict(linux.get("sysctl") or {}),
-        "own_net": "network" in new, "cgroup_mode": _cgroup_mode(),
-        "cgroup_dirs": _cgroup_dirs(manager),
-        "create_container_hooks": translate.hooks(config, "createContainer"),
-        "state": hook_state, "preserve_fds": max(0, int(preserve_fds)),
-    }
     console_sock = None
+    console_fd = -1
     if terminal:
         # init opens the pty itself in the container's devpts (so `tty` names /dev/pts/0, as
         # with runc) and sends the master on this socket, connected while the path is ours.
@@ -256,8 +247,18 @@ def _create_init(store: Store, state: dict, config: dict, pid_file: str | None,
         import socket  # noqa: F401
         import struct  # noqa: F401
         console_sock = console.connect(console_socket)
-        oci["console_fd"] = console_sock.fileno()
-        oci["console_size"] = process_spec.get("consoleSize")
+        console_fd = console_sock.fileno()
+    root = BundleRoot(
+        bundle=state["bundle"], mounts=mounts, propagation=propagation,
+        propagation_after=propagation_after,
+        has_dev=any(m.get("destination", "").rstrip("/") == "/dev" for m in mounts),
+        devices=list(linux.get("devices") or ()), masked=list(linux.get("maskedPaths") or ()),
+        readonly=list(linux.get("readonlyPaths") or ()),
+        sysctl=dict(linux.get("sysctl") or {}), cgroup_mode=_cgroup_mode(),
+        cgroup_dirs=_cgroup_dirs(manager),
+        create_container_hooks=translate.hooks(config, "createContainer"),
+        hook_state=hook_state, terminal=terminal, console_fd=console_fd,
+        console_size=process_spec.get("consoleSize"))
     fifo = os.path.join(directory, "exec.fifo")
     os.mkfifo(fifo, 0o600)
     start_fd = os.open(fifo, os.O_RDWR | os.O_CLOEXEC)
@@ -268,21 +269,16 @@ def _create_init(store: Store, state: dict, config: dict, pid_file: str | None,
     if pre_hooks:
         sync_r, sync_w = os.pipe2(os.O_CLOEXEC)
     start_hooks = translate.hooks(config, "startContainer")
-    plan = {
-        "err_fd": err_w, "ready_fd": ready_w, "start_fd": start_fd, "sync_fd": sync_r,
-        "stdio": (None, None, None), "pdeathsig": 0,
-        "cgroup_procs": manager.procs_files(), "new_cgroupns": "cgroup" in new,
-        "rootfs": state["rootfs"], "read_only": bool((config.get("root") or {}).get("readonly")),
-        "hostname": config.get("hostname") if "uts" in new else None,
-        "own_net": "network" in new,
-        "rlimits": translate.rlimits(process_spec), "user": translate.user_spec(process_spec),
-        "caps": translate.capability_mask(process_spec), "seccomp": seccomp,
-        "argv": list(process_spec["args"]), "env": translate.environment(process_spec),
-        "workdir": process_spec.get("cwd") or "/",
-        "no_new_privileges": bool(process_spec.get("noNewPrivileges")),
-        "oci_setup": OciSetup(), "oci": oci,
-        "before_exec": _start_container_hooks(start_hooks) if start_hooks else None,
-    }
+    process_plan = translate.process_plan(process_spec, seccomp)
+    plan = InitPlan(
+        process=process_plan.replace(preserve_fds=max(0, int(preserve_fds))), root=root,
+        rootfs=state["rootfs"], err_fd=err_w, ready_fd=ready_w, start_fd=start_fd,
+        sync_fd=sync_r, pdeathsig=0, cgroup_procs=manager.procs_files(),
+        new_cgroupns="cgroup" in new,
+        read_only=bool((config.get("root") or {}).get("readonly")),
+        hostname=config.get("hostname") if "uts" in new else None,
+        own_net="network" in new,
+        before_exec=_start_container_hooks(start_hooks, hook_state) if start_hooks else None)
     # Namespaces given by path are joined by this process before the clone: the clone's child
     # is then created in them (pid: its children only; net/ipc/uts/cgroup: at once).
     if joins:
@@ -298,9 +294,7 @@ def _create_init(store: Store, state: dict, config: dict, pid_file: str | None,
     try:
         pid = sc.clone_process(flags)
     except BaseException:
-        for fd in (start_fd, ready_r, ready_w, err_r, err_w, sync_r, sync_w):
-            if fd >= 0:
-                os.close(fd)
+        close_all(start_fd, ready_r, ready_w, err_r, err_w, sync_r, sync_w)
         if console_sock is not None:
             console_sock.close()
         raise
@@ -328,15 +322,17 @@ def _create_init(store: Store, state: dict, config: dict, pid_file: str | None,
                 _kill_and_wait(pid, state["pid_ticks"])
                 os.close(ready_r)
                 ready_r = -1
-                message = _read_all(err_r).decode(errors="replace")
+                message = read_all(err_r).decode(errors="replace")
+                err_r = -1
                 raise OciError(message or str(exc)) from None
             try:
                 os.write(sync_w, b"g")
             except BrokenPipeError:
                 pass
-        answer = _read_some(ready_r)
+        answer = read_byte(ready_r)
         if answer != b"r":
-            message = _read_all(err_r).decode(errors="replace") or "container init failed"
+            message = read_all(err_r).decode(errors="replace") or "container init failed"
+            err_r = -1
             try:
                 _, status = os.waitpid(pid, 0)
                 code = process.exit_code_from_status(status)
@@ -354,31 +350,11 @@ def _create_init(store: Store, state: dict, config: dict, pid_file: str | None,
     return pid
 
 
-def _start_container_hooks(start_hooks: list[dict]):
-    def run(plan: dict) -> None:
+def _start_container_hooks(start_hooks: list[dict], hook_state: dict):
+    def run(plan) -> None:
         from isoinspect.runtime.oci.hooks import run_hooks_in_child
-        run_hooks_in_child(start_hooks, plan["oci"]["state"])
+        run_hooks_in_child(start_hooks, hook_state)
     return run
-
-
-def _read_some(fd: int) -> bytes:
-    while True:
-        try:
-            return os.read(fd, 1)
-        except InterruptedError:
-            continue
-
-
-def _read_all(fd: int) -> bytes:
-    chunks = []
-    while True:
-        try:
-            chunk = os.read(fd, 4096)
-        except InterruptedError:
-            continue
-        if not chunk:
-            return b"".join(chunks)
-        chunks.append(chunk)
 
 
 # ---- start, state, kill, delete ----------------------------------------------------------------

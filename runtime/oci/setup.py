@@ -13,6 +13,7 @@ import errno
 import os
 import stat
 
+from isoinspect.runtime.frozen import Frozen
 from isoinspect.runtime.linux import syscalls as sc
 
 FLAG_OPTIONS = {
@@ -98,79 +99,67 @@ def _make_target(target: str, is_file: bool) -> None:
         os.mkdir(target, 0o755)
 
 
-class OciSetup:
-    """Passed in the plan as ``plan["oci_setup"]``; child._setup hands over to ``setup`` after
-    joining the cgroup (and cgroup namespace), with stdio wired and the umask set."""
+class BundleRoot(Frozen):
+    """``InitPlan.root`` for an OCI bundle: its root.path and its mounts list, in order."""
 
-    def setup(self, plan: dict) -> None:
-        from isoinspect.runtime import child, rootfs
-        self.before_pivot(plan)
-        if plan.get("sync_fd", -1) >= 0:  # prestart/createRuntime hooks run in the parent
-            child._wait_for_parent(plan["sync_fd"])
-        hooks = plan["oci"]["create_container_hooks"]
-        if hooks:  # in the container's mount namespace, before pivot_root (spec order)
-            from isoinspect.runtime.oci.hooks import run_hooks_in_child
-            run_hooks_in_child(hooks, plan["oci"]["state"])
-        rootfs.pivot_into(plan["rootfs"])
-        self.after_pivot(plan)
-        if plan["oci"]["terminal"]:
-            setup_console(plan["oci"])
-        if plan["read_only"]:
-            rootfs.remount_root_readonly()
-        if plan["hostname"]:
-            sc.sethostname(plan["hostname"])
-        if plan["own_net"]:
-            from isoinspect.runtime.linux.loopback import bring_up_loopback
-            bring_up_loopback()
-        reset_python_signals()
-        drop_privileges(plan)
+    bundle: str
+    mounts: list
+    propagation: int  # applied to / before anything is mounted
+    propagation_after: int = 0  # rootfsPropagation shared/unbindable: applied after pivot
+    has_dev: bool = False  # the config mounts /dev: create the device nodes in it
+    devices: list = []
+    masked: list = []
+    readonly: list = []
+    sysctl: dict = {}
+    cgroup_mode: str = "unified"
+    cgroup_dirs: list = []  # [(hierarchy name, the container's cgroup dir)] for v1 binds
+    create_container_hooks: list = []
+    hook_state: dict = {}  # the OCI state the hooks receive on stdin
+    terminal: bool = False
+    console_fd: int = -1
+    console_size: object = None
 
-    def before_pivot(self, plan: dict) -> None:
-        oci = plan["oci"]
-        root = plan["rootfs"]
-        close_extra_fds(3 + oci.get("preserve_fds", 0))
-        sc.mount(None, "/", None, oci["propagation"])
+    def before_pivot(self, plan) -> None:
+        root = plan.rootfs
+        sc.mount(None, "/", None, self.propagation)
         sc.mount(root, root, None, sc.MS_BIND | sc.MS_REC)
-        for mount in oci["mounts"]:
-            mount_one(root, mount, oci)
-        if oci["has_dev"]:
-            make_devices(root, oci["devices"])
+        for mount in self.mounts:
+            mount_one(root, mount, self, plan.own_net)
+        if self.has_dev:
+            make_devices(root, self.devices)
 
-    def after_pivot(self, plan: dict) -> None:
+    def pivot(self, plan) -> None:
+        from isoinspect.runtime import rootfs
+        if self.create_container_hooks:  # in the container's mount ns, before pivot_root
+            from isoinspect.runtime.oci.hooks import run_hooks_in_child
+            run_hooks_in_child(self.create_container_hooks, self.hook_state)
+        rootfs.pivot_into(plan.rootfs)
+
+    def after_pivot(self, plan) -> None:
         from isoinspect.runtime.linux import paths_policy
-        oci = plan["oci"]
-        for key, value in oci["sysctl"].items():  # before /proc/sys becomes read-only
+        for key, value in self.sysctl.items():  # before /proc/sys becomes read-only
             with open("/proc/sys/" + key.replace(".", "/"), "w") as handle:
                 handle.write(value)
-        paths_policy.readonly_paths("", oci["readonly"])
-        paths_policy.mask_paths("", oci["masked"])
-        if oci["propagation_after"]:
-            sc.mount(None, "/", None, oci["propagation_after"])
-        check_executable(plan)
+        # After pivot_root: an absolute symlink in the image cannot lead outside any more.
+        paths_policy.readonly_paths("", self.readonly)
+        paths_policy.mask_paths("", self.masked)
+        if self.propagation_after:
+            sc.mount(None, "/", None, self.propagation_after)
+        check_executable(plan.process)
+        if self.terminal:
+            setup_console(self.console_fd, self.console_size)
 
 
-def close_extra_fds(first: int) -> None:
-    """Mark every inherited descriptor from ``first`` up close-on-exec (runc does the same):
-    whatever the caller (a shim, a shell) leaked must not reach the container's command."""
-    for name in os.listdir("/proc/self/fd"):
-        fd = int(name)
-        if fd >= first:
-            try:
-                os.set_inheritable(fd, False)
-            except OSError:
-                pass
-
-
-def mount_one(root: str, mount: dict, oci: dict) -> None:
+def mount_one(root: str, mount: dict, bundle: BundleRoot, own_net: bool) -> None:
     try:
-        _mount_one(root, mount, oci)
+        _mount_one(root, mount, bundle, own_net)
     except OSError as exc:
         raise OSError(exc.errno, f"mount {mount.get('source') or mount.get('type')} on "
                       f"{mount['destination']} (type {mount.get('type') or 'bind'}): "
                       f"{exc.strerror or exc}") from None
 
 
-def _mount_one(root: str, mount: dict, oci: dict) -> None:
+def _mount_one(root: str, mount: dict, bundle: BundleRoot, own_net: bool) -> None:
     dest = secure_join(root, mount["destination"])
     kind = mount.get("type") or ""
     source = mount.get("source") or kind or "none"
@@ -179,7 +168,7 @@ def _mount_one(root: str, mount: dict, oci: dict) -> None:
         flags |= sc.MS_BIND
     if flags & sc.MS_BIND:
         if not source.startswith("/"):
-            source = os.path.join(oci["bundle"], source)
+            source = os.path.join(bundle.bundle, source)
         if not os.path.exists(source):
             raise FileNotFoundError(2, "bind source does not exist")
         _make_target(dest, not os.path.isdir(source))
@@ -190,11 +179,11 @@ def _mount_one(root: str, mount: dict, oci: dict) -> None:
             sc.mount(None, dest, None, sc.MS_BIND | sc.MS_REMOUNT | extra | kept)
     elif kind == "cgroup":
         _make_target(dest, False)
-        mount_cgroup(dest, flags, oci)
+        mount_cgroup(dest, flags, bundle)
     elif kind == "sysfs":  # the run path's sysfs: nothing of the host's mounted below it
         from isoinspect.runtime.rootfs import mount_sysfs
         _make_target(dest, False)
-        mount_sysfs(dest, flags if oci["own_net"] else flags | sc.MS_RDONLY)
+        mount_sysfs(dest, flags if own_net else flags | sc.MS_RDONLY)
     else:
         _make_target(dest, False)
         try:
@@ -212,16 +201,16 @@ def _kept_flags(path: str) -> int:
     return _kept_flags(os.statvfs(path).f_flag, sc)
 
 
-def mount_cgroup(dest: str, flags: int, oci: dict) -> None:
+def mount_cgroup(dest: str, flags: int, bundle: BundleRoot) -> None:
     """cgroup2 on unified hosts; on v1/hybrid a tmpfs holding, per hierarchy, a bind of the
     container's own cgroup directory (what runc shows without a cgroup namespace)."""
     ro = flags & sc.MS_RDONLY
     base = flags & (sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC)
-    if oci["cgroup_mode"] == "unified":
+    if bundle.cgroup_mode == "unified":
         sc.mount("cgroup2", dest, "cgroup2", base | ro)
         return
     sc.mount("tmpfs", dest, "tmpfs", base, "mode=755")
-    for name, directory in oci["cgroup_dirs"]:
+    for name, directory in bundle.cgroup_dirs:
         target = f"{dest}/{name}"
         os.makedirs(target, 0o755, exist_ok=True)
         sc.mount(directory, target, None, sc.MS_BIND | sc.MS_REC)
@@ -280,15 +269,15 @@ def find_executable(program: str, env: list[str]) -> str | None:
     return None
 
 
-def check_executable(plan: dict) -> None:
+def check_executable(process) -> None:
     """Fail at create time, like runc, when the command cannot be found (Docker: 127)."""
     from isoinspect.runtime.child import EXIT_NOT_FOUND, ExecFailure
-    program = plan["argv"][0]
+    program = process.argv[0]
     try:
-        os.chdir(plan["workdir"])
+        os.chdir(process.workdir)
     except OSError:
         pass
-    if find_executable(program, plan["env"]) is None:
+    if find_executable(program, process.env) is None:
         if "/" in program:
             raise ExecFailure(f'exec: "{program}": stat {program}: no such file or directory',
                               EXIT_NOT_FOUND)
@@ -297,57 +286,11 @@ def check_executable(plan: dict) -> None:
     os.chdir("/")
 
 
-def reset_python_signals() -> None:
-    """Python ignores SIGPIPE and SIGXFSZ; an ignored signal stays ignored across exec, so
-    give the container's command the defaults back (runc's init does the same)."""
-    import _signal
-    for signum in (13, 25):  # SIGPIPE, SIGXFSZ
-        _signal.signal(signum, _signal.SIG_DFL)
-
-
-def drop_privileges(plan: dict) -> None:
-    """child.drop_privileges with the spec's ``noNewPrivileges`` honoured (runc's order).
-
-    With no_new_privs the filter is loaded last, after the capabilities are gone. Without it
-    (Docker's default, so set-uid programs keep working) loading a filter needs
-    CAP_SYS_ADMIN, so it is loaded first and must allow the few calls that follow (setgroups,
-    setres[ug]id, prctl, capset, chdir, execve), which Docker's profile does.
-    """
-    from isoinspect.runtime.linux import capabilities, rlimits
-    from isoinspect.runtime.users import resolve_user
-    if plan.get("no_new_privileges", True):
-        from isoinspect.runtime import child
-        child.drop_privileges(plan)
-        return
-    from isoinspect.runtime.child import prepare_exec
-    prepare_exec(plan)
-    rlimits.apply_rlimits(plan["rlimits"])
-    uid, gid, groups, home = resolve_user(plan["user"])
-    plan["home"] = home
-    if plan["seccomp"]:
-        sc.load_seccomp_filter(plan["seccomp"])
-    capabilities.switch_user(uid, gid, groups, plan["caps"])
-    sc.make_non_dumpable()  # a uid change resets it to fs.suid_dumpable
-
-
-def setup_console(oci: dict) -> None:
-    """After pivot_root: a pty from the container's /dev/ptmx, its master sent to the console
-    socket, the slave as stdio and controlling terminal, and bound over /dev/console."""
-    import fcntl
-    import termios
-
+def setup_console(console_fd: int, size: object) -> None:
+    """After pivot_root: the init takes a new terminal (console.become_terminal), which is
+    also bound over /dev/console."""
     from isoinspect.runtime.oci import console
-    master, slave = console.open_pty(oci.get("console_size"))
-    name = os.ttyname(slave)
-    console.send_fd(oci["console_fd"], master)
-    os.close(oci["console_fd"])
-    os.close(master)
-    for target in (0, 1, 2):
-        os.dup2(slave, target)
-    if slave > 2:
-        os.close(slave)
-    os.setsid()
-    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+    name = console.become_terminal(console_fd, size)
     if os.path.isdir("/dev"):
         _make_target("/dev/console", True)
         sc.mount(name, "/dev/console", None, sc.MS_BIND)

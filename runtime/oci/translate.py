@@ -60,6 +60,18 @@ def _rlim(value: int) -> int:
     return resource.RLIM_INFINITY if value < 0 or value >= (1 << 64) - 1 else value
 
 
+def process_plan(process: dict, seccomp: bytes | None, container_nnp: bool = False):
+    """An OCI ``process`` section -> the ProcessPlan the init or an exec'd process follows
+    (one builder for both, as in runc). ``container_nnp``: an exec'd process without its own
+    noNewPrivileges gets the container's (runc does the same)."""
+    from isoinspect.runtime.init_plan import ProcessPlan
+    return ProcessPlan(argv=list(process["args"]), env=environment(process),
+                       workdir=process.get("cwd") or "/", user=user_spec(process),
+                       caps=capability_mask(process), rlimits=rlimits(process),
+                       seccomp=seccomp,
+                       no_new_privileges=bool(process.get("noNewPrivileges", container_nnp)))
+
+
 def user_spec(process: dict) -> str:
     user = process.get("user") or {}
     return f"{int(user.get('uid', 0))}:{int(user.get('gid', 0))}"
