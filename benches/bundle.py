@@ -30,10 +30,10 @@ DEFAULT_ENV = ("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bi
 HOSTNAME = "isoinspect"
 BUSYBOX_APPLETS = ("sh", "true", "echo")
 
-# The seccomp profile of every peer's bundle. Today: none, as the benches have always run the
-# peers (isoinspect loads Docker's default profile, so comparisons stay conservative for it).
-# SWITCH HERE once the default profile exists in OCI form (runtime/linux/, helper "seccomp"):
-# SECCOMP = <that module>.default_oci_profile()
+# The seccomp profile (linux.seccomp) of every peer's bundle. Today: none, as the benches have
+# always run the peers (isoinspect loads Docker's default profile: comparisons stay conservative
+# for it). SWITCH HERE once the default profile is OCI data on main (issue 14, "seccomp"):
+#   SECCOMP = isoinspect.runtime.linux.seccomp_profile.default_profile()
 SECCOMP: dict | None = None
 
 _NOSUID_NOEXEC_NODEV = ["nosuid", "noexec", "nodev"]
