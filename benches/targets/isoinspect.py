@@ -279,18 +279,19 @@ class IsoinspectLibrary(InProcessTarget):
         out = self._null if stdout is None else stdout
         return self.runtime.start(record, stdio=(self._null, out, self._null))
 
-    def _finish(self, record: dict, started) -> int | None:
+    def _finish(self, record: dict, started, runtime=None) -> int | None:
         """Wait (if started) and remove; safe after an interruption at any point."""
+        runtime = runtime or self.runtime
         code = None
         try:
             if started is not None:
                 if started.record.get("status") == "running":
-                    code = self.runtime.wait_child(started)
+                    code = runtime.wait_child(started)
                 else:
                     code = started.record.get("exit_code")
         finally:
             try:
-                self.runtime.remove(record["id"], force=True)
+                runtime.remove(record["id"], force=True)
             except Exception:
                 pass
         return code
@@ -409,10 +410,7 @@ class IsoinspectLibrary(InProcessTarget):
 
         def stop() -> None:
             _kill(started.pid)
-            try:
-                runtime.wait_child(started)
-            finally:
-                runtime.remove(record["id"], force=True)
+            self._finish(record, started, runtime)
 
         try:
             return Box(name, started.pid, log_reader(log), stop, self.scratch)
