@@ -20,10 +20,10 @@ crun, runsc, Docker or a QEMU guest means adding a module here, not changing the
   ``start_once()`` is ``measure("lifecycle").wall`` (pytest-benchmark adapter);
   ``last_phases`` may then hold an optional breakdown of that one start;
 * ``cleanup()`` removes everything ``prepare`` and the starts left behind, even after Ctrl-C;
-* for verify (targets with ``verifiable``): ``start(argv, limits, scratch)`` runs ``argv`` with
-  ``limits`` (a bundle.Limits) and hands back a running :class:`box.Box` (output in a log,
-  ``stop`` removes the container); ``check_unsupported``/``explain`` say why a check cannot
-  be judged on this peer; a ``control`` target leaves every limit out.
+* for verify (runc, runsc, docker, the isoinspect library): ``start(argv, limits, scratch)``
+  runs ``argv`` with ``limits`` (a bundle.Limits) and hands back a running :class:`box.Box`
+  (output in a log, ``stop`` removes the container); ``check_unsupported``/``explain`` say
+  why a check cannot be judged on this peer; a ``control`` target leaves every limit out.
 
 Timing uses ``time.perf_counter_ns`` (CLOCK_MONOTONIC on Linux). Subprocess targets are started
 with ``posix_spawn`` (vfork + exec in glibc) rather than ``subprocess``, so the harness adds
@@ -83,8 +83,6 @@ class Target:
     container = True
     #: extra labels for every result (e.g. {"accelerator": "tcg"})
     labels: dict[str, str] = {}
-    #: verify can start containers with limits on it (``start``)
-    verifiable = False
     #: where verify's I/O check finds its host directory inside the container
     scratch = "/data"
 

@@ -252,7 +252,6 @@ class IsoinspectLibrary(InProcessTarget):
 
     name = "isoinspect-lib"
     notes = "Runtime create/start/wait/remove in a warm process"
-    verifiable = True
     scratch = ""
 
     def __init__(self, name: str | None = None, control: bool = False) -> None:

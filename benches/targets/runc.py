@@ -37,7 +37,6 @@ class RuncTarget(Target):
     notes = "runc run (create+start+wait+delete), Docker's default config, no seccomp"
     binary_name = "runc"
     global_options: list[str] = []
-    verifiable = True
 
     def __init__(self, binary: str | None = None, name: str | None = None,
                  control: bool = False) -> None:
