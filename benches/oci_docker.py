@@ -22,7 +22,7 @@ import sys
 import tempfile
 import time
 
-from isoinspect.benches import stats
+from isoinspect.benches import bundle, stats
 from isoinspect.benches.private_dockerd import DOCKER, IMAGE, RUNC_CLI, PrivateDocker
 
 
@@ -37,21 +37,9 @@ def _time(argv: list[str], env: dict | None = None) -> float:
 
 
 def make_bundle(directory: str) -> str:
-    """A busybox bundle from `runc spec` (no terminal, command `true`)."""
-    rootfs = os.path.join(directory, "rootfs")
-    os.makedirs(os.path.join(rootfs, "bin"))
-    shutil.copy2("/bin/busybox", os.path.join(rootfs, "bin", "busybox"))
-    os.symlink("busybox", os.path.join(rootfs, "bin", "true"))
-    os.symlink("busybox", os.path.join(rootfs, "bin", "sh"))
-    subprocess.run(["runc", "spec"], cwd=directory, check=True)
-    path = os.path.join(directory, "config.json")
-    with open(path) as handle:
-        config = json.load(handle)
-    config["process"]["terminal"] = False
-    config["process"]["args"] = ["/bin/true"]
-    with open(path, "w") as handle:
-        json.dump(config, handle)
-    return directory
+    """A busybox bundle running ``true``, configured as every peer's (benches/bundle.py)."""
+    rootfs = bundle.busybox_rootfs(os.path.join(directory, "rootfs"))
+    return bundle.write(directory, rootfs, bundle.Workload(("/bin/true",)))
 
 
 def run_benchmark(runs: int = 20, warmup: int = 2, include_cli: bool = True) -> dict:

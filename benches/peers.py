@@ -1,8 +1,9 @@
 """The peers isoinspect is benchmarked against: installed? which version? usable here, for real?
 
 * docker: dockerd answers GET /version on its socket (and is our busybox image loaded?);
-* runc, crun, runsc: run ``/bin/true`` in a tiny busybox OCI bundle in a temp dir (crun 1.8
-  refuses hybrid cgroups: reported as "unsupported" with crun's own reason);
+* runc, crun, runsc: run ``/bin/true`` in a tiny busybox OCI bundle in a temp dir, configured
+  as bench and verify run them (benches/bundle.py; crun 1.8 refuses hybrid cgroups: reported
+  as "unsupported" with crun's own reason);
 * qemu-system-x86_64: version and accelerators;
 * KVM: open /dev/kvm, KVM_GET_API_VERSION, KVM_CREATE_VM, plus the CPU's vmx/svm flags. A timed
   guest boot (the VM harness) has the last word; this only says what the device claims.
@@ -22,6 +23,7 @@ import subprocess
 import tempfile
 from typing import Any
 
+from isoinspect.benches import bundle as oci_bundle
 from isoinspect.runtime.hostcheck import Check
 
 DOCKER_SOCK = "/var/run/docker.sock"
@@ -120,57 +122,6 @@ def check_docker(sock: str = DOCKER_SOCK, image: str = DOCKER_IMAGE) -> Check:
 
 # ----------------------------------------------------------------------------- OCI runtimes
 
-_CAPS = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
-
-
-def oci_config(args: list[str]) -> dict[str, Any]:
-    """The default `runc spec` config, non-interactive, running *args* on a read-only root."""
-    return {
-        "ociVersion": "1.0.2",
-        "process": {
-            "terminal": False, "user": {"uid": 0, "gid": 0}, "args": args,
-            "env": ["PATH=/bin:/sbin:/usr/bin:/usr/sbin"], "cwd": "/",
-            "capabilities": {k: list(_CAPS) for k in ("bounding", "effective", "permitted")},
-            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
-            "noNewPrivileges": True,
-        },
-        "root": {"path": "rootfs", "readonly": True},
-        "hostname": "isoinspect-doctor",
-        "mounts": [
-            {"destination": "/proc", "type": "proc", "source": "proc"},
-            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
-             "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
-            {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
-             "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"]},
-            {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
-             "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
-            {"destination": "/sys", "type": "sysfs", "source": "sysfs",
-             "options": ["nosuid", "noexec", "nodev", "ro"]},
-        ],
-        "linux": {
-            "resources": {"devices": [{"allow": False, "access": "rwm"}]},
-            "namespaces": [{"type": t} for t in ("pid", "network", "ipc", "uts", "mount")],
-            "maskedPaths": ["/proc/kcore", "/proc/keys", "/sys/firmware"],
-            "readonlyPaths": ["/proc/sys", "/proc/sysrq-trigger"],
-        },
-    }
-
-
-def make_busybox_bundle(parent: str, busybox: str = BUSYBOX,
-                        args: list[str] | None = None) -> str:
-    """A minimal OCI bundle under *parent*: rootfs with busybox (+ sh, true) and config.json."""
-    bundle = os.path.join(parent, "bundle")
-    rootfs = os.path.join(bundle, "rootfs")
-    for sub in ("bin", "proc", "dev", "sys", "tmp", "etc"):
-        os.makedirs(os.path.join(rootfs, sub), exist_ok=True)
-    shutil.copy2(busybox, os.path.join(rootfs, "bin", "busybox"))
-    for applet in ("sh", "true", "echo"):
-        os.symlink("busybox", os.path.join(rootfs, "bin", applet))
-    with open(os.path.join(bundle, "config.json"), "w") as handle:
-        json.dump(oci_config(args or ["/bin/true"]), handle, indent=1)
-    return bundle
-
-
 def _try_oci(binary: str, name: str, bundle: str, state: str,
              extra_global: list[str] | None = None, timeout: float = 30.0
              ) -> tuple[bool, str]:
@@ -209,7 +160,10 @@ def check_oci_runtime(name: str, tmp_parent: str | None = None, busybox: str = B
                      path=binary)
     work = tempfile.mkdtemp(prefix=f"isoinspect-doctor-{name}-", dir=tmp_parent)
     try:
-        bundle = bundle or make_busybox_bundle(work, busybox)
+        if bundle is None:
+            rootfs = oci_bundle.busybox_rootfs(os.path.join(work, "rootfs"), busybox)
+            bundle = oci_bundle.write(os.path.join(work, "bundle"), rootfs,
+                                      oci_bundle.Workload(("/bin/true",)))
         state = os.path.join(work, "state")
         os.makedirs(state)
         extra = ["--network=none"] if name == "runsc" else None

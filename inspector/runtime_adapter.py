@@ -5,9 +5,10 @@ registers the container's cgroup id and pid with the tracer, so a container that
 seen whole (the pid tree of the runtime process is watched from just before clone too, which
 covers the child's cgroup join and mounts before the hook runs).
 
-``run_traced(runtime, spec)`` runs a container like ``Runtime.run`` with a tracer and returns
-(exit code, report): the start-up timeline, namespace costs, enforcement events cross-checked
-with the cgroup's counters (read before the cgroup is removed), and the tracer's own cost.
+``run_traced(runtime, spec)`` runs a container through the Runtime's public steps (create,
+start, wait_child, remove: those of ``Runtime.run``) with a tracer and returns (exit code,
+report): the start-up timeline, namespace costs, enforcement events cross-checked with the
+cgroup's counters (read before the cgroup is removed), and the tracer's own cost.
 """
 
 from __future__ import annotations
@@ -83,8 +84,25 @@ def report_for(tracer, record: dict, init_pid: int, usage: dict | None) -> dict:
     }
 
 
+def _wait_traced(tracer, pid: int) -> None:
+    """Consume the tracer's events until the container's PID 1 has exited (not reaped: its
+    cgroup, and so its counters, stay until ``Runtime.wait_child`` records the exit)."""
+    try:
+        while not _exited(pid):
+            tracer.poll(20)
+    except KeyboardInterrupt:
+        os.kill(pid, 9)
+        while not _exited(pid):
+            tracer.poll(20)
+
+
 def run_traced(runtime, spec, tracer=None, stdio=(None, None, None)) -> tuple[int, dict]:
-    """Run a container in the foreground under a tracer; (exit code, report)."""
+    """``Runtime.run`` under a tracer: the same public steps (create, start, wait_child, remove
+    when ``spec.remove``), with a pre-start hook registering the container and, between its
+    exit and ``wait_child``, the tracer drained and the cgroup's counters read; (exit code,
+    report)."""
+    from isoinspect.runtime.errors import NotFound
+
     own_tracer = tracer is None
     if own_tracer:
         from .tracer import Tracer
@@ -101,30 +119,24 @@ def run_traced(runtime, spec, tracer=None, stdio=(None, None, None)) -> tuple[in
     try:
         record = runtime.create(spec)
         started = runtime.start(record, stdio)
-        pid = started.pid
-        usage = None
-        try:
-            while not _exited(pid):
-                tracer.poll(20)
-        except KeyboardInterrupt:
-            os.kill(pid, 9)
-            while not _exited(pid):
-                tracer.poll(20)
-        try:   # counters before the runtime removes the cgroup
+        _wait_traced(tracer, started.pid)
+        try:   # counters before wait_child releases the cgroup
             usage = CgroupView.for_path(record["cgroup"]).snapshot()
         except OSError:
             usage = None
         runq = tracer.runq_delay()
         code = runtime.wait_child(started)
         tracer.drain()
-        report = report_for(tracer, record, pid, usage)
+        report = report_for(tracer, record, started.pid, usage)
         report["enforcement"]["runq_delay"] = runq
         return code, report
     finally:
         runtime.prestart_hooks.remove(hook)
-        if record is not None and spec.remove and os.path.isdir(
-                runtime.containers.dir(record["id"])):
-            runtime.remove(record["id"], force=True)
+        if record is not None and spec.remove:
+            try:
+                runtime.remove(record["id"], force=True)
+            except NotFound:
+                pass
         tracer.unwatch_pid(me)
         if own_tracer:
             tracer.close()

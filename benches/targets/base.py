@@ -1,8 +1,9 @@
-"""The ``Target`` interface and the helpers every target shares.
+"""The ``Target`` interface (one adapter per peer) and the helpers every target shares.
 
-A target is one way to start an isolated workload (DESIGN.md section 1). The benchmark runner only
-talks to this interface, so adding crun, runsc, Docker or a QEMU guest later means adding a module
-here, not changing the runner:
+A target is one way to start an isolated workload (DESIGN.md section 1): the one adapter of a
+peer runtime, driven by ``bench`` (start-up samples) and by ``verify`` (a container with limits),
+so both run each peer under the same configuration (OCI peers: benches/bundle.py). Adding
+crun, runsc, Docker or a QEMU guest means adding a module here, not changing the runners:
 
 * ``available()`` says whether the target can run on this host, and why not (never raises);
 * ``prepare(workdir)`` puts the image in the target's own format under ``workdir`` (untimed);
@@ -18,7 +19,11 @@ here, not changing the runner:
   a metric a target cannot measure is listed in ``unsupported`` with the reason;
   ``start_once()`` is ``measure("lifecycle").wall`` (pytest-benchmark adapter);
   ``last_phases`` may then hold an optional breakdown of that one start;
-* ``cleanup()`` removes everything ``prepare`` and the starts left behind, even after Ctrl-C.
+* ``cleanup()`` removes everything ``prepare`` and the starts left behind, even after Ctrl-C;
+* for verify (runc, runsc, docker, the isoinspect library): ``start(argv, limits, scratch)``
+  runs ``argv`` with ``limits`` (a bundle.Limits) and hands back a running :class:`box.Box`
+  (output in a log, ``stop`` removes the container); ``check_unsupported``/``explain`` say
+  why a check cannot be judged on this peer; a ``control`` target leaves every limit out.
 
 Timing uses ``time.perf_counter_ns`` (CLOCK_MONOTONIC on Linux). Subprocess targets are started
 with ``posix_spawn`` (vfork + exec in glibc) rather than ``subprocess``, so the harness adds
@@ -27,6 +32,7 @@ about as little as possible on top of the peer it measures, and the same amount 
 
 from __future__ import annotations
 
+import itertools
 import os
 import resource
 import select
@@ -41,6 +47,8 @@ METRICS = ("start_to_ready", "lifecycle", "teardown")
 MARKER = "isoinspect-ready"
 READY_COMMAND = ["echo", MARKER]
 LIFECYCLE_COMMAND = ["true"]
+#: verify's containers (and their cgroup parent) are named after this
+VERIFY_PREFIX = "isoinspect-verify"
 
 
 class Sample(NamedTuple):
@@ -75,10 +83,18 @@ class Target:
     container = True
     #: extra labels for every result (e.g. {"accelerator": "tcg"})
     labels: dict[str, str] = {}
+    #: where verify's I/O check finds its host directory inside the container
+    scratch = "/data"
 
-    def __init__(self) -> None:
+    def __init__(self, name: str | None = None, control: bool = False) -> None:
+        """``name`` overrides the class's (verify names its runtimes itself); a ``control``
+        target starts its containers with every limit left out."""
+        if name:
+            self.name = name
+        self.control = control
         self.last_phases: dict[str, float] = {}
         self.workdir: str | None = None
+        self._verify_ids = itertools.count()
 
     # -- the interface -----------------------------------------------------------------------
 
@@ -120,6 +136,28 @@ class Target:
 
     def cleanup(self) -> None:
         pass
+
+    # -- verify: one container with limits, left running until Box.stop --------------------
+
+    def start(self, argv: list[str], limits, scratch: str | None = None):
+        """Run ``argv`` under ``limits`` (``Limits()`` for a control target); a running Box."""
+        raise TargetError(f"{self.name} cannot start a container with limits")
+
+    def check_unsupported(self, check: str) -> str:
+        """Why verify's ``check`` cannot be judged on this peer ('' when it can)."""
+        return ""
+
+    def explain(self, check: str, error) -> str:
+        """Why a workload failure (a box.CheckError) is this peer's own way of handling the
+        limit (the check is then UNSUPPORTED with the error as evidence), or '' (an ERROR)."""
+        return ""
+
+    def verify_name(self) -> str:
+        """A unique name for verify's next container (also its cgroup's name)."""
+        return f"{VERIFY_PREFIX}-{os.getpid()}-{self.name}-{next(self._verify_ids)}"
+
+    def log_path(self, name: str) -> str:
+        return os.path.join(self.workdir, f"{name}.log")
 
     # -- pytest-benchmark adapter ------------------------------------------------------------
     # pytest-benchmark times a function call itself, so a target splits a start into untimed

@@ -1,5 +1,7 @@
 """``docker run`` (runc under dockerd, containerd and a shim) on the isoinspect-busybox image.
 
+One adapter for bench (``docker run --rm``) and verify (``docker run -d`` with Docker's own
+limit flags): both go through ``run_argv``, so only the command and the limits differ.
 On-CPU time adds the daemons' own CPU time (dockerd, containerd: /proc/PID/stat deltas) to the
 docker CLI's rusage; the per-container shim is not counted (it is reparented away from us).
 """
@@ -11,8 +13,9 @@ import os
 import shutil
 import subprocess
 
-from isoinspect.benches.targets.base import (LIFECYCLE_COMMAND, READY_COMMAND, Sample, Spawner,
-                                             Target)
+from isoinspect.benches.targets.base import (LIFECYCLE_COMMAND, READY_COMMAND, VERIFY_PREFIX,
+                                             Sample, Spawner, Target)
+from isoinspect.benches.targets.box import Box, CheckError
 
 DAEMONS = ("dockerd", "containerd")
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__))))
@@ -50,12 +53,28 @@ def process_cpu(pids: list[int], proc: str = "/proc") -> float:
     return total / ticks
 
 
+def docker_flags(limits) -> list[str]:
+    """Docker's own flags for a bundle.Limits."""
+    flags: list[str] = []
+    for flag, value in (("--memory", limits.memory), ("--memory-swap", limits.memory_swap),
+                        ("--cpus", limits.cpus), ("--cpu-shares", limits.cpu_shares),
+                        ("--cpuset-cpus", limits.cpuset_cpus),
+                        ("--pids-limit", limits.pids_limit)):
+        if value is not None:
+            flags += [flag, str(value)]
+    for flag, entries in (("--device-read-bps", limits.device_read_bps),
+                          ("--device-write-bps", limits.device_write_bps)):
+        for device, rate in entries:
+            flags += [flag, f"{device}:{rate}"]
+    return flags
+
+
 class DockerTarget(Target):
     name = "docker"
     notes = "docker run --rm --network none (dockerd 20.10, containerd, runc); CPU incl. daemons"
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, name: str | None = None, control: bool = False) -> None:
+        super().__init__(name, control)
         self.docker = docker_binary()
         self.spawner: Spawner | None = None
         self.daemons: list[int] = []
@@ -89,10 +108,18 @@ class DockerTarget(Target):
         self.spawner = Spawner(scratch_dir=scratch)
         self.daemons = daemon_pids()
 
+    def run_argv(self, command: list[str], name: str | None = None, limits=None,
+                 scratch: str | None = None, detach: bool = False) -> list[str]:
+        """``docker run`` as bench and verify both call it (unnamed: ``--rm``)."""
+        options = ["-d"] if detach else []
+        options += ["--name", name] if name else ["--rm"]
+        if scratch:
+            options += ["-v", f"{scratch}:{self.scratch}"]
+        return [self.docker, "run", *options, "--network", "none",
+                *(docker_flags(limits) if limits is not None else []), self.image, *command]
+
     def argv(self, *command: str, name: str | None = None) -> list[str]:
-        options = ["--name", name] if name else ["--rm"]
-        return [self.docker, "run", *options, "--network", "none", self.image,
-                *(command or LIFECYCLE_COMMAND)]
+        return self.run_argv(list(command or LIFECYCLE_COMMAND), name=name)
 
     def _with_daemons(self, run) -> Sample:
         before = process_cpu(self.daemons)
@@ -113,17 +140,50 @@ class DockerTarget(Target):
     def trace_pids(self) -> list[int]:
         return list(self.daemons)
 
+    def start(self, argv: list[str], limits, scratch: str | None = None) -> Box:
+        from isoinspect.benches.bundle import Limits
+
+        docker = self.docker
+        name = self.verify_name()
+        result = subprocess.run(self.run_argv(list(argv), name, Limits() if self.control
+                                              else limits, scratch, detach=True),
+                                capture_output=True, text=True, timeout=120)
+
+        def stop() -> None:
+            subprocess.run([docker, "rm", "-f", name], capture_output=True, timeout=60)
+
+        def read() -> str:
+            logs = subprocess.run([docker, "logs", name], capture_output=True, text=True,
+                                  timeout=30)
+            return logs.stdout + logs.stderr
+
+        try:
+            if result.returncode != 0:
+                raise CheckError(f"docker run failed: {result.stderr.strip()[-300:]}")
+            pid = subprocess.run([docker, "inspect", "-f", "{{.State.Pid}}", name],
+                                 capture_output=True, text=True, timeout=30).stdout.strip()
+            if not pid.isdigit() or pid == "0":
+                raise CheckError(f"docker container {name} is not running: {read()[-200:]!r}")
+            return Box(name, int(pid), read, stop, self.scratch)
+        except BaseException:
+            stop()
+            raise
+
     def leftovers(self) -> list[str]:
+        """Containers this process's bench runs and verify checks left (by name prefix)."""
         if not self.docker:
             return []
-        result = subprocess.run([self.docker, "ps", "-aq", "--filter", f"name={self._prefix}"],
-                                capture_output=True, text=True)
-        return result.stdout.split()
+        found: list[str] = []
+        for prefix in (self._prefix, f"{VERIFY_PREFIX}-{os.getpid()}-{self.name}-"):
+            result = subprocess.run([self.docker, "ps", "-aq", "--filter", f"name={prefix}"],
+                                    capture_output=True, text=True, timeout=60)
+            found += [c for c in result.stdout.split() if c not in found]
+        return found
 
     def cleanup(self) -> None:
         found = self.leftovers()
         if found:
-            subprocess.run([self.docker, "rm", "-f", *found], capture_output=True)
+            subprocess.run([self.docker, "rm", "-f", *found], capture_output=True, timeout=120)
         if self.spawner:
             self.spawner.close()
             self.spawner = None

@@ -114,6 +114,32 @@ def remove_cgroup_parents(cgroup_root: str, parent: str) -> None:
                 pass
 
 
+def spec_limits(limits) -> dict:
+    """A bundle.Limits as ContainerSpec keywords (devices by major:minor)."""
+    from isoinspect.benches.bundle import device_numbers
+    from isoinspect.runtime.cgroups.resources import cpus_to_quota
+
+    return dict(memory=limits.memory, memory_swap=limits.memory_swap,
+                cpu_quota_us=None if limits.cpus is None else cpus_to_quota(limits.cpus),
+                cpu_shares=limits.cpu_shares, cpuset_cpus=limits.cpuset_cpus,
+                pids_limit=limits.pids_limit,
+                blkio_read_bps=[(*device_numbers(d), r) for d, r in limits.device_read_bps]
+                or None,
+                blkio_write_bps=[(*device_numbers(d), r) for d, r in limits.device_write_bps]
+                or None)
+
+
+def container_spec(argv: list[str], limits=None, name: str | None = None,
+                   remove: bool = False):
+    """What every isoinspect target runs (library, pool, verify): busybox, ``--network none``;
+    only the command, the name and verify's limits differ."""
+    from isoinspect.benches.bundle import Limits
+    from isoinspect.runtime.spec import ContainerSpec
+
+    return ContainerSpec(IMAGE, list(argv), name=name, remove=remove, network="none",
+                         **spec_limits(limits or Limits()))
+
+
 def _needs_root() -> tuple[bool, str]:
     if os.geteuid() != 0:
         return False, "isoinspect needs root"
@@ -185,8 +211,8 @@ class InProcessTarget(Target):
 
     concurrent = False  # one runtime in one process: it clones from the calling thread
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, name: str | None = None, control: bool = False) -> None:
+        super().__init__(name, control)
         self.root: str | None = None
         self._null = -1
 
@@ -219,25 +245,29 @@ class IsoinspectLibrary(InProcessTarget):
     start + wait + remove of ``true`` (the span ``runc run`` covers); teardown: once ``true``
     has exited, wait_child (cgroup released) + remove. ``last_phases`` holds the phases of
     the last lifecycle (create, start_to_exec, start_call, wait, remove).
+    verify: create + start with the limits in the spec, output to a log; with ``scratch`` the
+    container's state root (and so its writable layer) lives under it, on the I/O check's
+    loop device: isoinspect has no bind mounts.
     """
 
     name = "isoinspect-lib"
     notes = "Runtime create/start/wait/remove in a warm process"
+    scratch = ""
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, name: str | None = None, control: bool = False) -> None:
+        super().__init__(name, control)
         self.runtime = None
         self.spec = None
         self.ready_spec = None
+        self._scratch_runtimes: dict[str, tuple[str, object]] = {}  # scratch -> (root, Runtime)
 
     def prepare(self, workdir: str) -> None:
         super().prepare(workdir)
         from isoinspect.runtime.runtime import Runtime
-        from isoinspect.runtime.spec import ContainerSpec
 
         self.runtime = Runtime(self.root)
-        self.spec = ContainerSpec(IMAGE, list(COMMAND), remove=True, network="none")
-        self.ready_spec = ContainerSpec(IMAGE, list(READY_COMMAND), remove=True, network="none")
+        self.spec = container_spec(COMMAND, remove=True)
+        self.ready_spec = container_spec(READY_COMMAND, remove=True)
 
     # -- one start, in phases ----------------------------------------------------------------
 
@@ -248,18 +278,19 @@ class IsoinspectLibrary(InProcessTarget):
         out = self._null if stdout is None else stdout
         return self.runtime.start(record, stdio=(self._null, out, self._null))
 
-    def _finish(self, record: dict, started) -> int | None:
+    def _finish(self, record: dict, started, runtime=None) -> int | None:
         """Wait (if started) and remove; safe after an interruption at any point."""
+        runtime = runtime or self.runtime
         code = None
         try:
             if started is not None:
                 if started.record.get("status") == "running":
-                    code = self.runtime.wait_child(started)
+                    code = runtime.wait_child(started)
                 else:
                     code = started.record.get("exit_code")
         finally:
             try:
-                self.runtime.remove(record["id"], force=True)
+                runtime.remove(record["id"], force=True)
             except Exception:
                 pass
         return code
@@ -341,6 +372,56 @@ class IsoinspectLibrary(InProcessTarget):
         if code != 0:
             raise TargetError(f"container exited {code}")
         return sample
+
+    # -- verify ------------------------------------------------------------------------------
+
+    def _runtime_for(self, scratch: str | None):
+        if not scratch:
+            return self.runtime
+        if scratch not in self._scratch_runtimes:
+            from isoinspect.runtime.runtime import Runtime
+
+            root = os.path.join(scratch, "isoroot")
+            if not os.path.isdir(root):
+                subprocess.run(["cp", "-a", ensure_base_root(self.workdir), root], check=True)
+            self._scratch_runtimes[scratch] = (root, Runtime(root))
+        return self._scratch_runtimes[scratch][1]
+
+    def start(self, argv: list[str], limits, scratch: str | None = None):
+        from isoinspect.benches.bundle import Limits
+        from isoinspect.benches.targets.box import Box, log_reader
+
+        runtime = self._runtime_for(scratch)
+        name = self.verify_name()
+        record = runtime.create(container_spec(argv, Limits() if self.control else limits,
+                                               name=name))
+        log = self.log_path(name)
+        out = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            started = runtime.start(record, stdio=(null, out, out))
+        except BaseException:
+            runtime.remove(record["id"], force=True)
+            raise
+        finally:
+            os.close(out)
+            os.close(null)
+
+        def stop() -> None:
+            _kill(started.pid)
+            self._finish(record, started, runtime)
+
+        try:
+            return Box(name, started.pid, log_reader(log), stop, self.scratch)
+        except BaseException:
+            stop()
+            raise
+
+    def cleanup(self) -> None:
+        for root, _ in self._scratch_runtimes.values():
+            clean_root(root)
+        self._scratch_runtimes.clear()
+        super().cleanup()
 
     # pytest-benchmark: time only start(); create and wait+remove are untimed.
     def bench_setup(self) -> object:

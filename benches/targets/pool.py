@@ -13,7 +13,7 @@ import time
 
 from isoinspect.benches.targets.base import (MARKER, READY_COMMAND, Sample, TargetError,
                                              cpu_now, read_marker, wait_exit)
-from isoinspect.benches.targets.isoinspect import COMMAND, IMAGE, InProcessTarget
+from isoinspect.benches.targets.isoinspect import COMMAND, InProcessTarget, container_spec
 
 
 def task_cpu(pid: int) -> float:
@@ -38,11 +38,10 @@ class WarmPoolTarget(InProcessTarget):
     def prepare(self, workdir: str) -> None:
         super().prepare(workdir)
         from isoinspect.runtime.runtime import Runtime
-        from isoinspect.runtime.spec import ContainerSpec
         from isoinspect.runtime.warm_pool import WarmPool
 
-        spec = ContainerSpec(IMAGE, list(COMMAND), remove=True, network="none")
-        self.pool = WarmPool(Runtime(self.root), spec, size=self.size)
+        self.pool = WarmPool(Runtime(self.root), container_spec(COMMAND, remove=True),
+                             size=self.size)
         self.pool.open()
 
     def settle(self) -> None:

@@ -1,47 +1,53 @@
-"""OCI runtime CLIs (runc, crun, runsc) on bundles holding the busybox layer isoinspect uses."""
+"""OCI runtime CLIs (runc, crun, runsc) on bundles holding the busybox layer isoinspect uses.
+
+One adapter per peer for bench and verify: every container, measured or verified, gets a bundle
+of its own from benches/bundle.py (Docker's defaults; limits only where verify asks for them)
+with its cgroup at ``/isoinspect-peers/<container id>``.
+"""
 
 from __future__ import annotations
 
 import itertools
-import json
 import os
 import shutil
 import subprocess
 
+from isoinspect.benches import bundle
 from isoinspect.benches.targets.base import (LIFECYCLE_COMMAND, READY_COMMAND, Sample, Spawner,
                                              Target, TargetError, wait_exit, which)
-from isoinspect.benches.targets.isoinspect import base_layer_dir, runtime_import_problem
+from isoinspect.benches.targets.box import Box, CheckError, log_reader
+from isoinspect.benches.targets.isoinspect import (base_layer_dir, remove_cgroup_parents,
+                                                   runtime_import_problem)
+
+CGROUP_ROOT = "/sys/fs/cgroup"
+CGROUP_PARENT = "isoinspect-peers"
 
 
 class RuncTarget(Target):
     """``runc --root R run -b BUNDLE <id>``: create + start + wait + delete, wall clock.
 
-    The bundles are ``runc spec``'s default (pid, net, ipc, uts and mount namespaces, no seccomp
-    profile, no cgroup namespace) with no terminal and a writable root on one copy of
-    busybox:latest's layer; one bundle runs ``/bin/true``, one ``echo MARKER``.
-    isoinspect additionally loads a seccomp filter, makes a cgroup namespace and mounts an
-    overlay, so the comparison is conservative for isoinspect.
+    Each run's bundle (written untimed) is benches/bundle.py's: Docker's defaults with no
+    terminal and a writable root on one copy of busybox:latest's layer, no seccomp profile
+    (isoinspect loads Docker's, so the comparison is conservative for isoinspect).
     teardown: ``create`` + ``start`` (untimed), wait for the container's exit, then ``delete``.
+    verify: ``run --detach`` of a bundle whose ``linux.resources`` carry the limits.
     """
 
     name = "runc"
-    notes = "runc run (create+start+wait+delete), runc spec defaults, no seccomp"
+    notes = "runc run (create+start+wait+delete), Docker's default config, no seccomp"
     binary_name = "runc"
     global_options: list[str] = []
 
-    def __init__(self, binary: str | None = None) -> None:
-        super().__init__()
+    def __init__(self, binary: str | None = None, name: str | None = None,
+                 control: bool = False) -> None:
+        super().__init__(name, control)
         self.binary = binary or which(self.binary_name)
         self.state_root: str | None = None
-        self.bundles: dict[str, str] = {}
+        self.rootfs: str | None = None
         self.spawner: Spawner | None = None
         self._ids = itertools.count()
         self._prefix = f"isoinspect-bench-{os.getpid()}"
         self.base: str | None = None
-
-    @property
-    def bundle(self) -> str | None:
-        return self.bundles.get("true")
 
     def version(self) -> str:
         if not self.binary:
@@ -63,63 +69,69 @@ class RuncTarget(Target):
         super().prepare(workdir)
         self.base = os.path.join(workdir, self.name)
         self.state_root = os.path.join(self.base, "state")
-        rootfs = os.path.join(self.base, "rootfs")
+        self.rootfs = os.path.join(self.base, "rootfs")
         os.makedirs(self.state_root, exist_ok=True)
-        if os.path.isdir(rootfs):
-            shutil.rmtree(rootfs)
-        os.makedirs(rootfs)
-        subprocess.run(["cp", "-a", base_layer_dir(workdir) + "/.", rootfs], check=True)
-        runc = which("runc") or self.binary  # `runc spec` writes the default config
-        for key, args in (("true", ["/bin/" + LIFECYCLE_COMMAND[0]]),
-                          ("ready", ["/bin/" + READY_COMMAND[0], *READY_COMMAND[1:]])):
-            bundle = os.path.join(self.base, f"bundle-{key}")
-            os.makedirs(bundle, exist_ok=True)
-            config_path = os.path.join(bundle, "config.json")
-            if os.path.exists(config_path):
-                os.unlink(config_path)
-            subprocess.run([runc, "spec"], cwd=bundle, check=True, capture_output=True)
-            with open(config_path) as handle:
-                config = json.load(handle)
-            self.adjust_config(config, args)
-            config["root"]["path"] = rootfs
-            with open(config_path, "w") as handle:
-                json.dump(config, handle, indent=1)
-            self.bundles[key] = bundle
+        if os.path.isdir(self.rootfs):
+            shutil.rmtree(self.rootfs)
+        subprocess.run(["cp", "-a", base_layer_dir(workdir), self.rootfs], check=True)
         self.spawner = Spawner(scratch_dir=self.base)
 
-    @staticmethod
-    def adjust_config(config: dict, args: list[str] | None = None) -> None:
-        config["process"]["args"] = list(args or ["/bin/true"])
-        config["process"]["terminal"] = False
-        config["root"]["readonly"] = False
+    # -- one container, one bundle -------------------------------------------------------------
+
+    def workload(self, container_id: str, argv: list[str],
+                 limits: bundle.Limits | None = None, scratch: str | None = None
+                 ) -> bundle.Workload:
+        """What bench and verify both run: only the command, the limits and binds differ."""
+        binds = (bundle.Bind(scratch, self.scratch),) if scratch else ()
+        return bundle.Workload(tuple(argv), limits=limits or bundle.Limits(),
+                               cgroups_path=f"/{CGROUP_PARENT}/{container_id}", binds=binds)
+
+    def write_bundle(self, container_id: str, argv: list[str],
+                     limits: bundle.Limits | None = None, scratch: str | None = None) -> str:
+        return bundle.write(os.path.join(self.base, "bundles", container_id), self.rootfs,
+                            self.workload(container_id, argv, limits, scratch))
+
+    def _remove_bundle(self, container_id: str) -> None:
+        shutil.rmtree(os.path.join(self.base, "bundles", container_id), ignore_errors=True)
 
     def _cli(self, *args: str) -> list[str]:
         return [self.binary, "--root", self.state_root, *self.global_options, *args]
 
-    def argv(self, container_id: str, bundle: str = "true") -> list[str]:
-        return self._cli("run", "--bundle", self.bundles[bundle], container_id)
-
     def _new_id(self) -> str:
         return f"{self._prefix}-{next(self._ids)}"
 
+    # -- bench ---------------------------------------------------------------------------------
+
+    def _run_once(self, argv: list[str], measure) -> Sample:
+        """Write a fresh bundle (untimed), ``measure(run argv)``, remove the bundle."""
+        container_id = self._new_id()
+        path = self.write_bundle(container_id, argv)
+        try:
+            return measure(self._cli("run", "--bundle", path, container_id))
+        finally:
+            self._remove_bundle(container_id)
+
     def ready_once(self) -> Sample:
-        return self.spawner.until_marker(self.argv(self._new_id(), "ready"))
+        return self._run_once(["/bin/" + READY_COMMAND[0], *READY_COMMAND[1:]],
+                              self.spawner.until_marker)
 
     def lifecycle_once(self) -> Sample:
-        return self.spawner.run_sample(self.argv(self._new_id()))
+        return self._run_once(["/bin/" + LIFECYCLE_COMMAND[0]], self.spawner.run_sample)
 
     def teardown_once(self) -> Sample:
         container_id = self._new_id()
+        path = self.write_bundle(container_id, ["/bin/" + LIFECYCLE_COMMAND[0]])
         pid_file = os.path.join(self.base, f"{container_id}.pid")
         try:
-            self.spawner.run(self._cli("create", "--pid-file", pid_file, "--bundle",
-                                       self.bundles["true"], container_id))
+            self.spawner.run(self._cli("create", "--pid-file", pid_file, "--bundle", path,
+                                       container_id))
             self.spawner.run(self._cli("start", container_id))
             self.wait_stopped(container_id, pid_file)
             return self.spawner.run_sample(self._cli("delete", container_id))
         finally:
             if os.path.exists(pid_file):
                 os.unlink(pid_file)
+            self._remove_bundle(container_id)
 
     def wait_stopped(self, container_id: str, pid_file: str) -> None:
         """Block until the container's process has exited (untimed)."""
@@ -130,6 +142,40 @@ class RuncTarget(Target):
             raise TargetError(f"no pid file from {self.name} create: {exc}") from None
         wait_exit(pid)
 
+    # -- verify --------------------------------------------------------------------------------
+
+    def start(self, argv: list[str], limits: bundle.Limits,
+              scratch: str | None = None) -> Box:
+        name = self.verify_name()
+        path = self.write_bundle(name, argv, bundle.Limits() if self.control else limits,
+                                 scratch)
+        log, pid_file = self.log_path(name), os.path.join(path, "pid")
+
+        def stop() -> None:
+            subprocess.run(self._cli("delete", "--force", name), capture_output=True,
+                           timeout=60)
+            self._remove_bundle(name)
+            # a sandbox that failed to start is unknown to `runsc delete`: its cgroups stay
+            remove_cgroup_parents(CGROUP_ROOT, f"{CGROUP_PARENT}/{name}")
+
+        with open(log, "w") as out:
+            result = subprocess.run(self._cli("run", "--detach", "--pid-file", pid_file,
+                                              "--bundle", path, name),
+                                    stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+                                    timeout=120)
+        try:
+            if result.returncode != 0:
+                raise CheckError(f"{self.name} run failed (exit {result.returncode}): "
+                                 f"{log_reader(log)().strip()[-300:]}")
+            with open(pid_file) as handle:
+                pid = int(handle.read().strip())
+            return Box(name, pid, log_reader(log), stop, self.scratch)
+        except BaseException:
+            stop()
+            raise
+
+    # -- leftovers -----------------------------------------------------------------------------
+
     def leftovers(self) -> list[str]:
         if not self.state_root or not os.path.isdir(self.state_root):
             return []
@@ -139,18 +185,35 @@ class RuncTarget(Target):
     def cleanup(self) -> None:
         for container_id in self.leftovers():
             subprocess.run(self._cli("delete", "-f", container_id), capture_output=True)
+        remove_cgroup_parents(CGROUP_ROOT, CGROUP_PARENT)
         if self.spawner:
             self.spawner.close()
             self.spawner = None
 
 
 class RunscTarget(RuncTarget):
-    """gVisor: ``runsc --network=none run``; the sandbox (Sentry + Gofer) starts every time."""
+    """gVisor: ``runsc --network=none run``; the sandbox (Sentry + Gofer) starts every time.
+
+    Under verify the limits land on the sandbox's host cgroup; the Sentry implements the
+    container's own view (its memory accounting, its processes are Sentry tasks)."""
 
     name = "runsc"
     notes = "runsc run --network=none (gVisor sandbox boot + create+start+wait+delete)"
     binary_name = "runsc"
     global_options = ["--network=none"]
+
+    def explain(self, check: str, error: CheckError) -> str:
+        text = str(error)
+        if check == "pids-limit" and "cannot create sandbox" in text:
+            return ("the host pids.max counts the sandbox's own threads (Sentry, Gofer), and "
+                    "the container's processes are Sentry tasks, not host processes: runsc "
+                    "cannot even start under this limit")
+        if check.startswith("memory") and "exited before" in text:
+            kills = ((error.evidence.get("usage") or {}).get("memory") or {}) \
+                .get("events", {}).get("oom_kill")
+            return ("the container's memory is the Sentry's: going past the limit killed the "
+                    f"whole sandbox (host oom_kill {kills}), not the process that allocated")
+        return ""
 
 
 class CrunTarget(RuncTarget):

@@ -10,10 +10,12 @@ from __future__ import annotations
 import math
 import time
 
+from isoinspect.benches.bundle import Limits
+from isoinspect.benches.targets.base import Target
+from isoinspect.benches.targets.box import Box
 from isoinspect.benches.verify.context import Context
 from isoinspect.benches.verify.result import (cfs_quota_tolerance, make_result,
                                               shares_ratio_tolerance, unsupported, within)
-from isoinspect.benches.verify.runtimes import Box, Limits, VerifyRuntime
 
 BURN = ("i=0; while [ $i -lt {n} ]; do timeout -s KILL 60 sh -c 'while :; do :; done' & "
         "i=$((i+1)); done; echo burning; wait")
@@ -66,7 +68,7 @@ def measure(boxes: list[Box], ctx: Context) -> dict:
                         for a, b in zip(after, before)]}
 
 
-def _quota_once(rt: VerifyRuntime, cpus: float, workers: int, ctx: Context) -> dict:
+def _quota_once(rt: Target, cpus: float, workers: int, ctx: Context) -> dict:
     box = rt.start(burner(workers), Limits(cpus=cpus))
     try:
         return measure([box], ctx)
@@ -96,7 +98,7 @@ def judge_quota(share: float, cpus: float, tolerance: float, throttled: int,
     return "FAIL", f"{share:.3f} CPUs, below {cpus} - {tolerance} with {idle:.2f} CPUs idle"
 
 
-def check_quota(rt: VerifyRuntime, ctx: Context, cpus: float) -> list[dict]:
+def check_quota(rt: Target, ctx: Context, cpus: float) -> list[dict]:
     """``--cpus cpus`` with a burner per host CPU: the quota, not the burners, must limit."""
     workers = ctx.cpus
     if math.ceil(cpus) > ctx.cpus:
@@ -119,7 +121,7 @@ def check_quota(rt: VerifyRuntime, ctx: Context, cpus: float) -> list[dict]:
                                   "attempts": attempts})]
 
 
-def check_shares(rt: VerifyRuntime, ctx: Context, heavy: int = 1024, light: int = 256
+def check_shares(rt: Target, ctx: Context, heavy: int = 1024, light: int = 256
                  ) -> list[dict]:
     """Two one-burner containers pinned to the same CPU with shares ``heavy`` and ``light``."""
     ratio = heavy / light

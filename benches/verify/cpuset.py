@@ -9,10 +9,11 @@ from __future__ import annotations
 import os
 import time
 
+from isoinspect.benches.bundle import Limits
+from isoinspect.benches.targets.base import Target
 from isoinspect.benches.verify.context import Context
 from isoinspect.benches.verify.cpu import burner
 from isoinspect.benches.verify.result import make_result, unsupported
-from isoinspect.benches.verify.runtimes import Limits, VerifyRuntime
 from isoinspect.runtime.cgroups import fs
 
 
@@ -52,7 +53,7 @@ def _percpu(view) -> list[int] | None:
     return [int(v) for v in text.split()] if text else None
 
 
-def check_cpuset(rt: VerifyRuntime, ctx: Context) -> list[dict]:
+def check_cpuset(rt: Target, ctx: Context) -> list[dict]:
     if ctx.cpus < 2:
         return [unsupported(rt.name, "cpuset", "cpuset", "needs at least 2 CPUs")]
     cpu = ctx.cpus - 1

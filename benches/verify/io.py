@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import time
 
+from isoinspect.benches.bundle import Limits, device_numbers
+from isoinspect.benches.targets.base import Target
+from isoinspect.benches.targets.box import Box
 from isoinspect.benches.verify.context import Context
 from isoinspect.benches.verify.result import io_tolerance, make_result, unsupported, within
-from isoinspect.benches.verify.runtimes import Box, Limits, VerifyRuntime, device_numbers
 
 RATE = 2 << 20
 BLOCK = 64 << 10
@@ -59,9 +61,9 @@ def steady_rate(t: list[float], value: list[int], warmup: float) -> tuple[int, i
     return round(moved / span), moved, round(span, 3)
 
 
-def check_io(rt: VerifyRuntime, ctx: Context, direction: str) -> list[dict]:
+def check_io(rt: Target, ctx: Context, direction: str) -> list[dict]:
     check = f"io-{direction}-bps"
-    why = rt.unsupported(check)
+    why = rt.check_unsupported(check)
     if why:
         return [unsupported(rt.name, check, "io", why)]
     from isoinspect.benches.verify.loopdev import LoopUnavailable

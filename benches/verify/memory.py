@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import time
 
+from isoinspect.benches.bundle import Limits
+from isoinspect.benches.targets.base import Target
+from isoinspect.benches.targets.box import Box
 from isoinspect.benches.verify.context import Context
 from isoinspect.benches.verify.result import make_result, memory_batch_bytes, unsupported
-from isoinspect.benches.verify.runtimes import Box, Limits, VerifyRuntime
 
 LIMIT = 32 << 20
 # tail (holding everything it reads) volunteers as the OOM victim, so the kernel never picks the
@@ -27,7 +29,7 @@ def _swap_total(path: str = "/proc/swaps") -> int:
         return sum(int(line.split()[2]) for line in handle.readlines()[1:] if line.split())
 
 
-def run_hog(rt: VerifyRuntime, size: int, limits: Limits, ctx: Context) -> tuple[Box, dict]:
+def run_hog(rt: Target, size: int, limits: Limits, ctx: Context) -> tuple[Box, dict]:
     """Start the hog; return the box (still running, caller stops it) and what was seen."""
     box = rt.start(["sh", "-c", HOG.format(size=size)], limits)
     t, current = [], []
@@ -57,7 +59,7 @@ def run_hog(rt: VerifyRuntime, size: int, limits: Limits, ctx: Context) -> tuple
     return box, seen
 
 
-def check_oom(rt: VerifyRuntime, ctx: Context) -> list[dict]:
+def check_oom(rt: Target, ctx: Context) -> list[dict]:
     size, batch = 3 * LIMIT, memory_batch_bytes(ctx.cpus)
     box, seen = run_hog(rt, size, Limits(memory=LIMIT), ctx)
     box.stop()
@@ -81,7 +83,7 @@ def check_oom(rt: VerifyRuntime, ctx: Context) -> list[dict]:
                         why=why, evidence={**seen, "hog_bytes": size})]
 
 
-def check_under_limit(rt: VerifyRuntime, ctx: Context) -> list[dict]:
+def check_under_limit(rt: Target, ctx: Context) -> list[dict]:
     size, batch = LIMIT // 4, memory_batch_bytes(ctx.cpus)
     box, seen = run_hog(rt, size, Limits(memory=LIMIT), ctx)
     box.stop()
@@ -99,7 +101,7 @@ def check_under_limit(rt: VerifyRuntime, ctx: Context) -> list[dict]:
                         evidence={**seen, "hog_bytes": size})]
 
 
-def check_swap(rt: VerifyRuntime, ctx: Context) -> list[dict]:
+def check_swap(rt: Target, ctx: Context) -> list[dict]:
     """memory + swap: a hog between --memory and --memory-swap survives (swapping), one past
     --memory-swap is killed. Needs swap on the host to tell the two apart."""
     swap = _swap_total()

@@ -9,9 +9,10 @@ Processes in the container at the failed fork: shell + its sleep + subshell + n 
 
 from __future__ import annotations
 
+from isoinspect.benches.bundle import Limits
+from isoinspect.benches.targets.base import Target
 from isoinspect.benches.verify.context import Context
 from isoinspect.benches.verify.result import make_result
-from isoinspect.benches.verify.runtimes import Limits, VerifyRuntime
 
 LIMIT = 16
 CAP = 100
@@ -20,7 +21,7 @@ BOMB = ("sleep 60 & (i=0; while [ $i -lt {cap} ]; do sleep 60 & i=$((i+1)); echo
 OVERHEAD = 3  # shell, its own sleep, the subshell
 
 
-def check_pids(rt: VerifyRuntime, ctx: Context) -> list[dict]:
+def check_pids(rt: Target, ctx: Context) -> list[dict]:
     box = rt.start(["sh", "-c", BOMB.format(cap=CAP)], Limits(pids_limit=LIMIT))
     try:
         text = box.wait_for("bomb-exit=", timeout=60)

@@ -9,7 +9,7 @@ cgroup too) or by the pids seen in its cgroup.
 
 from __future__ import annotations
 
-from isoinspect.benches.verify.runtimes import Box
+from isoinspect.benches.targets.box import Box
 
 
 class EnforcementTrace:

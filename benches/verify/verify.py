@@ -19,17 +19,19 @@ import time
 from contextlib import contextmanager
 from typing import Callable, NamedTuple
 
+from isoinspect.benches.targets.base import Target
+from isoinspect.benches.targets.box import CheckError
 from isoinspect.benches.verify import cpu, cpuset, io, memory, pids
 from isoinspect.benches.verify.context import Context
 from isoinspect.benches.verify.result import exit_code, format_table, make_result, unsupported
-from isoinspect.benches.verify.runtimes import CheckError, VerifyRuntime, select
+from isoinspect.benches.verify.runtimes import select
 
 
 class Check(NamedTuple):
     name: str
     family: str
     limit: str
-    run: Callable[[VerifyRuntime, Context], list[dict]]
+    run: Callable[[Target, Context], list[dict]]
     timeout: float
 
 
@@ -80,9 +82,9 @@ def time_limit(seconds: float):
         signal.signal(signal.SIGALRM, previous)
 
 
-def run_check(rt: VerifyRuntime, check: Check, ctx: Context) -> list[dict]:
+def run_check(rt: Target, check: Check, ctx: Context) -> list[dict]:
     """One check on one runtime; never raises (ERROR results say what went wrong)."""
-    why = rt.unsupported(check.name)
+    why = rt.check_unsupported(check.name)
     if why:
         return [unsupported(rt.name, check.name, check.limit, why)]
     try:
@@ -99,7 +101,7 @@ def run_check(rt: VerifyRuntime, check: Check, ctx: Context) -> list[dict]:
                             why=f"{type(exc).__name__}: {exc}"[:500])]
 
 
-def run_all(runtimes: list[VerifyRuntime], checks: list[Check], ctx: Context, record=None,
+def run_all(runtimes: list[Target], checks: list[Check], ctx: Context, record=None,
             progress=None) -> list[dict]:
     results: list[dict] = []
 
@@ -187,7 +189,7 @@ def run_command(runtime: str, checks: str | None, quick: bool, json_out: bool,
     return exit_code(results)
 
 
-def _safe_version(rt: VerifyRuntime) -> str:
+def _safe_version(rt: Target) -> str:
     try:
         return rt.version() if rt.available()[0] else ""
     except Exception as exc:

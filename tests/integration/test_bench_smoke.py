@@ -39,6 +39,7 @@ def _leftovers(workdir: str) -> list[str]:
         parent = Roots(root).cgroup_parent
         found += glob.glob(f"/sys/fs/cgroup/*/{parent}/*") + glob.glob(
             f"/sys/fs/cgroup/{parent}/*")
+    found += glob.glob("/sys/fs/cgroup/*/isoinspect-peers/*")  # runc/crun/runsc containers
     for runtime in ("runc", "runsc"):
         state = os.path.join(workdir, runtime, "state")
         if os.path.isdir(state):

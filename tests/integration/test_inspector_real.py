@@ -350,18 +350,13 @@ def test_runc_container_named_by_its_cgroup_path(fresh, tmp_path):
     busybox = shutil.which("busybox")
     if not shutil.which("runc") or not busybox:
         pytest.skip("runc or busybox missing")
-    bundle = tmp_path / "bundle"
-    (bundle / "rootfs" / "bin").mkdir(parents=True)
-    shutil.copy(busybox, bundle / "rootfs" / "bin" / "busybox")
-    for applet in ("sh", "true"):
-        os.symlink("busybox", bundle / "rootfs" / "bin" / applet)
-    subprocess.run(["runc", "spec"], cwd=bundle, check=True)
-    config = json.loads((bundle / "config.json").read_text())
+    from isoinspect.benches import bundle as oci_bundle
+
     name = f"isotest-runc-{os.getpid()}"
     path = f"/{name}"
-    config["process"].update(terminal=False, args=["/bin/true"])
-    config["linux"]["cgroupsPath"] = path
-    (bundle / "config.json").write_text(json.dumps(config))
+    rootfs = oci_bundle.busybox_rootfs(str(tmp_path / "rootfs"), busybox)
+    bundle = oci_bundle.write(str(tmp_path / "bundle"), rootfs,
+                              oci_bundle.Workload(("/bin/true",), cgroups_path=path))
     fresh.attributor.register(Container(name, name, "runc", path, None))
     code = run_command(fresh, ["runc", "--root", str(tmp_path / "state"), "run", "--bundle",
                                str(bundle), name])

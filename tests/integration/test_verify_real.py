@@ -40,7 +40,8 @@ def _assert_nothing_left(workdir: str) -> None:
     assert not mounts, f"mounts left behind: {mounts}"
     loops = subprocess.run(["losetup", "-a"], capture_output=True, text=True).stdout
     assert workdir not in loops, f"loop devices left behind: {loops}"
-    parents = ("isoinspect-verify", Roots(os.path.join(workdir, "isoroot-verify")).cgroup_parent)
+    parents = ("isoinspect-peers", *(Roots(os.path.join(workdir, f"isoroot-{name}")).cgroup_parent
+                                     for name in ("isoinspect", "control")))
     base = "/sys/fs/cgroup"
     for hierarchy in [""] + os.listdir(base):
         for parent in parents:

@@ -240,13 +240,19 @@ def test_target_selection():
         select(["crun-nope"])
 
 
-def test_runc_bundle_config_is_adjusted():
+def test_runc_bundles_are_docker_defaults_with_the_command_and_cgroup():
+    from isoinspect.benches import bundle
     from isoinspect.benches.targets.runc import RuncTarget
 
-    config = {"process": {"args": ["sh"], "terminal": True}, "root": {"readonly": True}}
-    RuncTarget.adjust_config(config, ["/bin/echo", "hi"])
-    assert config == {"process": {"args": ["/bin/echo", "hi"], "terminal": False},
-                      "root": {"readonly": False}}
+    workload = RuncTarget().workload("isoinspect-bench-1-0", ["/bin/echo", "hi"])
+    config = bundle.config("/r", workload, cgroupns=False)
+    assert config["process"]["args"] == ["/bin/echo", "hi"]
+    assert config["process"]["terminal"] is False and config["root"] == {"path": "/r",
+                                                                         "readonly": False}
+    assert config["linux"]["cgroupsPath"] == "/isoinspect-peers/isoinspect-bench-1-0"
+    assert config["process"]["noNewPrivileges"] is False
+    assert "CAP_NET_RAW" in config["process"]["capabilities"]["bounding"]
+    assert "inheritable" not in config["process"]["capabilities"]
 
 
 def test_spawner_times_reports_failures_and_reads_markers(tmp_path):

@@ -288,11 +288,17 @@ def test_docker_not_answering(tmp_path):
 
 
 def test_oci_config_is_runnable_shape():
-    config = peers.oci_config(["/bin/true"])
+    from isoinspect.benches import bundle
+
+    config = bundle.config("rootfs", bundle.Workload(("/bin/true",)), cgroupns=False)
     assert config["process"]["args"] == ["/bin/true"]
     assert config["process"]["terminal"] is False
     assert {n["type"] for n in config["linux"]["namespaces"]} == {
         "pid", "network", "ipc", "uts", "mount"}
+    host = bundle.config("rootfs", bundle.Workload(("/bin/true",), network="host"),
+                         cgroupns=True)
+    assert {n["type"] for n in host["linux"]["namespaces"]} == {
+        "pid", "cgroup", "ipc", "uts", "mount"}
 
 
 def test_crun_hybrid_refusal_is_unsupported(tmp_path, monkeypatch):

@@ -7,8 +7,10 @@ import stat
 
 import pytest
 
+from isoinspect.benches import bundle
+from isoinspect.benches.bundle import Limits
+from isoinspect.benches.targets import base, box, docker, isoinspect, runc
 from isoinspect.benches.verify import runtimes, verify
-from isoinspect.benches.verify.runtimes import Limits
 
 
 def _block_device() -> str:
@@ -20,35 +22,35 @@ def _block_device() -> str:
 
 
 def test_oci_resources():
-    res = runtimes.oci_resources(Limits(memory=64 << 20, cpus=0.5, cpu_shares=256,
+    res = bundle.oci_resources(Limits(memory=64 << 20, cpus=0.5, cpu_shares=256,
                                         cpuset_cpus="1", pids_limit=16))
     assert res == {"memory": {"limit": 64 << 20},
                    "cpu": {"quota": 50000, "period": 100000, "shares": 256, "cpus": "1"},
                    "pids": {"limit": 16}}
-    assert runtimes.oci_resources(Limits()) == {}
+    assert bundle.oci_resources(Limits()) == {}
 
 
 def test_oci_block_io_by_device_numbers():
     device = _block_device()
-    major, minor = runtimes.device_numbers(device)
-    res = runtimes.oci_resources(Limits(device_write_bps=[(device, 1024)]))
+    major, minor = bundle.device_numbers(device)
+    res = bundle.oci_resources(Limits(device_write_bps=[(device, 1024)]))
     assert res == {"blockIO": {"throttleWriteBpsDevice": [
         {"major": major, "minor": minor, "rate": 1024}]}}
 
 
 def test_docker_flags():
-    assert runtimes.docker_flags(Limits(memory=1 << 26, cpus=1.5, pids_limit=16)) == [
+    assert docker.docker_flags(Limits(memory=1 << 26, cpus=1.5, pids_limit=16)) == [
         "--memory", str(1 << 26), "--cpus", "1.5", "--pids-limit", "16"]
-    assert runtimes.docker_flags(Limits(device_read_bps=[("/dev/loop7", 10)])) == [
+    assert docker.docker_flags(Limits(device_read_bps=[("/dev/loop7", 10)])) == [
         "--device-read-bps", "/dev/loop7:10"]
 
 
 def test_isoinspect_spec_limits_and_control_drops_them():
-    iso = runtimes.IsoinspectVerify()
-    limits = iso.spec_limits(Limits(memory=64 << 20, cpus=0.2, pids_limit=16))
+    limits = isoinspect.spec_limits(Limits(memory=64 << 20, cpus=0.2, pids_limit=16))
     assert limits["memory"] == 64 << 20 and limits["cpu_quota_us"] == 20000
-    assert limits["pids_limit"] == 16 and limits["blkio_write_bps"] == []
-    assert runtimes.ControlVerify.control and not runtimes.IsoinspectVerify.control
+    assert limits["pids_limit"] == 16 and limits["blkio_write_bps"] is None
+    control, iso = runtimes.select("control,isoinspect")
+    assert control.control and not iso.control
 
 
 def test_select_runtimes_and_checks():
@@ -65,17 +67,17 @@ def test_select_runtimes_and_checks():
 
 
 def test_runsc_explains_its_own_way_and_others_do_not():
-    error = runtimes.CheckError("runsc run failed: cannot create sandbox: EOF")
-    assert "Sentry" in runtimes.RunscVerify().explain("pids-limit", error)
-    assert runtimes.RuncVerify().explain("pids-limit", error) == ""
+    error = box.CheckError("runsc run failed: cannot create sandbox: EOF")
+    assert "Sentry" in runc.RunscTarget().explain("pids-limit", error)
+    assert runc.RuncTarget().explain("pids-limit", error) == ""
 
 
 def test_run_check_turns_exceptions_into_error_results():
-    class Broken(runtimes.VerifyRuntime):
+    class Broken(base.Target):
         name = "broken"
 
     def boom(rt, ctx):
-        raise runtimes.CheckError("no marker")
+        raise box.CheckError("no marker")
 
     check = verify.Check("pids-limit", "pids", "pids", boom, 5)
     [res] = verify.run_check(Broken(), check, None)
@@ -92,7 +94,7 @@ def test_run_flags_for_device_bandwidth():
                                         "--device-read-bps", f"{device}:1k", "busybox", "true"])
     spec = ContainerSpec.from_flags(image, ["true"], device_read_bps=options["device_read_bps"],
                                     device_write_bps=options["device_write_bps"])
-    major, minor = runtimes.device_numbers(device)
+    major, minor = bundle.device_numbers(device)
     assert spec.blkio_write_bps == [(major, minor, 2 << 20)]
     assert spec.blkio_read_bps == [(major, minor, 1024)]
     assert ContainerSpec("busybox", ["true"]).blkio_write_bps is None
