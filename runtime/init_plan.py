@@ -37,7 +37,7 @@ class InitPlan(Frozen):
     process: ProcessPlan
     root: object  # OverlayRoot | BundleRoot: makes the root file system (see module doc)
     rootfs: str  # where the root is assembled before pivot_root
-    err_fd: int  # close-on-exec pipe: set-up errors are written here, EOF means exec'd
+    err_fd: int = -1  # close-on-exec pipe: set-up errors written here, EOF = exec'd
     stdio: tuple = (None, None, None)  # descriptors for 0/1/2 (None: inherit)
     pdeathsig: int = 0  # signal when the parent dies (foreground runs: SIGKILL)
     cgroup_procs: list = []  # cgroup.procs files to join (empty: the parent put us there)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import time
 
-from isoinspect.runtime import child, process, rootfs
+from isoinspect.runtime import process, rootfs
 from isoinspect.runtime.cgroup_warmup import wait_warmup
 from isoinspect.runtime.cgroups import make_manager
 from isoinspect.runtime.errors import Conflict, IsoinspectError, NotFound, out_of_space
@@ -26,10 +26,10 @@ from isoinspect.runtime.linux import capabilities, rlimits, seccomp_profile
 from isoinspect.runtime.linux import syscalls as sc
 from isoinspect.runtime.overlay_root import OverlayRoot
 from isoinspect.runtime.network import NetworkHook, wants_network
-from isoinspect.runtime.pipes import close_all, read_all
+from isoinspect.runtime.launch import Launch, clone_init
 from isoinspect.runtime.records import ContainerStore
 from isoinspect.runtime.roots import Roots
-from isoinspect.runtime.signal_forwarding import SignalForwarder, kill_quietly
+from isoinspect.runtime.signal_forwarding import SignalForwarder
 from isoinspect.runtime.spec import ContainerSpec
 
 SIGKILL, SIGTERM = 9, 15
@@ -160,94 +160,74 @@ class Runtime:
         if record["status"] != "created":
             raise Conflict(f"container {record['name']} is {record['status']}, not created")
         begin = time.monotonic_ns()
-        spec = record["spec"]
-        read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
         hooks = [hook for hook in self.prestart_hooks if hook.wants(record)]
-        sync_read = sync_write = -1
-        if hooks:
-            sync_read, sync_write = os.pipe2(os.O_CLOEXEC)
-        plan = self.init_plan(record, write_fd, stdio, die_with_parent)
-        stub = child.new_exec_stub(write_fd)
+        plan = self.init_plan(record, stdio, die_with_parent)
         flags = sc.CLONE_NEWNS | sc.CLONE_NEWUTS | sc.CLONE_NEWIPC | sc.CLONE_NEWPID
-        if spec["network"] != "host":
+        if record["spec"]["network"] != "host":
             flags |= sc.CLONE_NEWNET
-        userns_read = userns_write = -1
+        user_namespace = bool(record.get("userns"))
         cgroup_procs = plan.cgroup_procs
-        if record.get("userns"):
-            flags |= sc.CLONE_NEWUSER
-            userns_read, userns_write = os.pipe2(os.O_CLOEXEC)
+        if user_namespace:
             # Joined by us: the cgroup files belong to the host's root, whom the child is not.
-            plan = plan.replace(userns_sync_fd=userns_read, cgroup_procs=[])
-        plan = plan.replace(sync_fd=sync_read, exec_stub_fd=stub)
+            plan = plan.replace(cgroup_procs=[])
         monitor = self.containers.monitor_lock(record["id"])
         monitor.__enter__()
         wait_warmup()
         try:
-            pid = sc.clone_process(flags)
+            launch = clone_init(plan, flags, pre_start_hooks=bool(hooks),
+                                user_namespace=user_namespace)
         except BaseException:
-            close_all(read_fd, write_fd, sync_read, sync_write, stub, userns_read, userns_write)
             monitor.__exit__(None, None, None)
             raise
-        if pid == 0:
-            child.run_child(plan)  # never returns
+        pid = launch.pid
         self._monitors[record["id"]] = monitor
-        os.close(write_fd)
-        if stub >= 0:
-            os.close(stub)
-        if userns_write >= 0:
-            os.close(userns_read)
-            self._map_user_namespace(record, pid, cgroup_procs, userns_write)
+        if user_namespace:
+            self._map_user_namespace(record, launch, cgroup_procs)
         ticks = process.start_ticks(pid)
         record.update(status="running", pid=pid, pid_ticks=ticks, started_at=time.time())
         if hooks:
-            os.close(sync_read)
-            self._run_prestart_hooks(hooks, record, pid, sync_write, read_fd)
-        message = read_all(read_fd)
+            self._run_prestart_hooks(hooks, record, launch)
+        message = launch.outcome()
         ready = time.monotonic_ns()
-        if message:
-            _, status = os.waitpid(pid, 0)
-            record.update(status="exited", exit_code=process.exit_code_from_status(status),
-                          finished_at=time.time(), error=message.decode(errors="replace"))
+        if message is not None:
+            record.update(status="exited", exit_code=launch.reap(), finished_at=time.time(),
+                          error=message)
             self._finish(record)
             raise IsoinspectError(record["error"], exit_code=record["exit_code"])
         self.containers.save(record)
         return Started(record, pid, begin, ready)
 
-    def _map_user_namespace(self, record: dict, pid: int, cgroup_procs: list[str],
-                            sync_write: int) -> None:
+    def _map_user_namespace(self, record: dict, launch: Launch, cgroup_procs: list[str]) -> None:
         """Write the child's id maps and cgroup membership, then let it continue."""
         from isoinspect.runtime import userns
 
         try:
-            userns.write_maps(pid, record["userns"])
+            userns.write_maps(launch.pid, record["userns"])
             for procs in cgroup_procs:
                 with open(procs, "w") as handle:
-                    handle.write(str(pid))
-            os.write(sync_write, b"g")
-        finally:
-            os.close(sync_write)
+                    handle.write(str(launch.pid))
+        except BaseException:
+            launch.abort()
+            raise
+        launch.release_user_namespace()
 
-    def _run_prestart_hooks(self, hooks: list, record: dict, pid: int, sync_write: int,
-                            read_fd: int) -> None:
-        """Run hooks while the container waits before exec; on failure kill it, re-raise."""
+    def _run_prestart_hooks(self, hooks: list, record: dict, launch: Launch) -> None:
+        """Run hooks while the container waits before pivot_root; on failure kill it,
+        re-raise."""
         try:
             for hook in hooks:
-                hook.prestart(self, record, pid)
+                hook.prestart(self, record, launch.pid)
         except BaseException as exc:
-            os.close(sync_write)
-            kill_quietly(pid, SIGKILL)
-            os.waitpid(pid, 0)
             # The child may have failed first (e.g. its overlay mount), taking with it what the
             # hook needed (/proc/<pid>/ns/net): its own error is the one that explains it.
-            message = read_all(read_fd).decode(errors="replace")
+            message = launch.abort()
             record.update(status="exited", exit_code=125, finished_at=time.time(),
                           error=message)
             self._finish(record)
             if message and isinstance(exc, Exception):
                 raise IsoinspectError(message) from None
             raise
-        os.write(sync_write, b"g")
-        os.close(sync_write)
+        launch.release()
 
     def _run_poststop_hooks(self, record: dict) -> None:
         """Undo what pre-start hooks made (e.g. a veth); errors must not hide the exit."""
@@ -258,7 +238,7 @@ class Runtime:
                 except Exception:  # noqa: BLE001 - best effort; `gc` retries
                     pass
 
-    def init_plan(self, record: dict, err_fd: int, stdio: tuple = (None, None, None),
+    def init_plan(self, record: dict, stdio: tuple = (None, None, None),
                   die_with_parent: bool = True) -> InitPlan:
         """The typed plan the container's first process follows (runtime/init_plan.py)."""
         manager = self.cgroup(record)
@@ -269,7 +249,7 @@ class Runtime:
                            bind_devices=bool(record.get("userns")))
         return InitPlan(
             process=self.process_plan(record), root=root,
-            rootfs=self.containers.dir(cid, "rootfs"), err_fd=err_fd, stdio=stdio,
+            rootfs=self.containers.dir(cid, "rootfs"), stdio=stdio,
             pdeathsig=SIGKILL if die_with_parent else 0,
             cgroup_procs=manager.procs_files(), new_cgroupns=True,
             hostname=record["hostname"], own_net=record["spec"]["network"] != "host",

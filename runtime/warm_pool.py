@@ -218,7 +218,8 @@ class WarmPool:
             plan_r, plan_w = os.pipe2(os.O_CLOEXEC)
             fds += [plan_r, plan_w]
             parent_end, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-            plan = runtime.init_plan(record, err_w).replace(ready_fd=ready_w, start_fd=go_r)
+            plan = runtime.init_plan(record).replace(err_fd=err_w, ready_fd=ready_w,
+                                                     start_fd=go_r)
             payload = pickle.dumps((plan, child_end.fileno()))
             pid = _clone_holding_gil(self._flags())
             if pid == 0:

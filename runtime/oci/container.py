@@ -22,7 +22,6 @@ from isoinspect.runtime.errors import IsoinspectError
 from isoinspect.runtime.fsutil import write_atomic
 from isoinspect.runtime.oci import config as cfg
 from isoinspect.runtime.oci import translate
-from isoinspect.runtime.pipes import read_all, read_byte
 
 OCI_VERSION = "1.0.2"
 DEFAULT_ROOT = "/run/isoinspect-runc"
@@ -207,13 +206,13 @@ def _create_init(store: Store, state: dict, config: dict, pid_file: str | None,
     import fcntl  # noqa: F401
     import termios  # noqa: F401
 
-    from isoinspect.runtime import child
+    from isoinspect.runtime import child  # noqa: F401 - used after pivot_root
     from isoinspect.runtime.linux import loopback, paths_policy  # noqa: F401
     from isoinspect.runtime.linux import syscalls as sc
     from isoinspect.runtime.oci import hooks as hooks_mod
     from isoinspect.runtime.init_plan import InitPlan
     from isoinspect.runtime.oci.setup import BundleRoot
-    from isoinspect.runtime.pipes import close_all
+    from isoinspect.runtime.launch import clone_init
 
     directory = store.dir(state["id"])
     process_spec = config["process"]
@@ -262,49 +261,39 @@ def _create_init(store: Store, state: dict, config: dict, pid_file: str | None,
     fifo = os.path.join(directory, "exec.fifo")
     os.mkfifo(fifo, 0o600)
     start_fd = os.open(fifo, os.O_RDWR | os.O_CLOEXEC)
-    ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
-    err_r, err_w = os.pipe2(os.O_CLOEXEC)
     pre_hooks = translate.hooks(config, "prestart") + translate.hooks(config, "createRuntime")
-    sync_r = sync_w = -1
-    if pre_hooks:
-        sync_r, sync_w = os.pipe2(os.O_CLOEXEC)
     start_hooks = translate.hooks(config, "startContainer")
     process_plan = translate.process_plan(process_spec, seccomp)
     plan = InitPlan(
         process=process_plan.replace(preserve_fds=max(0, int(preserve_fds))), root=root,
-        rootfs=state["rootfs"], err_fd=err_w, ready_fd=ready_w, start_fd=start_fd,
-        sync_fd=sync_r, pdeathsig=0, cgroup_procs=manager.procs_files(),
-        new_cgroupns="cgroup" in new,
+        rootfs=state["rootfs"], start_fd=start_fd, pdeathsig=0,
+        cgroup_procs=manager.procs_files(), new_cgroupns="cgroup" in new,
         read_only=bool((config.get("root") or {}).get("readonly")),
         hostname=config.get("hostname") if "uts" in new else None,
         own_net="network" in new,
         before_exec=_start_container_hooks(start_hooks, hook_state) if start_hooks else None)
-    # Namespaces given by path are joined by this process before the clone: the clone's child
-    # is then created in them (pid: its children only; net/ipc/uts/cgroup: at once).
-    if joins:
-        sc.make_non_dumpable()  # before joining another container's namespaces
-    for kind, path in joins:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            sc.setns(fd, translate.NS_FLAGS[kind])
-        except OSError as exc:
-            raise OciError(f"cannot join {kind} namespace {path}: {exc.strerror}") from None
-        finally:
-            os.close(fd)
     try:
-        pid = sc.clone_process(flags)
+        # Namespaces given by path are joined by this process before the clone: the
+        # clone's child is then created in them (pid: its children only; others at once).
+        if joins:
+            sc.make_non_dumpable()  # before joining another container's namespaces
+        for kind, path in joins:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                sc.setns(fd, translate.NS_FLAGS[kind])
+            except OSError as exc:
+                raise OciError(f"cannot join {kind} namespace {path}: "
+                               f"{exc.strerror}") from None
+            finally:
+                os.close(fd)
+        launch = clone_init(plan, flags, pre_start_hooks=bool(pre_hooks), create_start=True)
     except BaseException:
-        close_all(start_fd, ready_r, ready_w, err_r, err_w, sync_r, sync_w)
+        os.close(start_fd)
+        raise
+    finally:
         if console_sock is not None:
             console_sock.close()
-        raise
-    if pid == 0:
-        child.run_child(plan)  # never returns
-    for fd in (start_fd, ready_w, err_w, sync_r):
-        if fd >= 0:
-            os.close(fd)
-    if console_sock is not None:
-        console_sock.close()
+    pid = launch.pid
     state["pid"] = pid
     state["pid_ticks"] = process.start_ticks(pid)
     store.save(state)
@@ -319,33 +308,15 @@ def _create_init(store: Store, state: dict, config: dict, pid_file: str | None,
                 hooks_mod.run_hooks(pre_hooks, hook_state, "prestart")
             except hooks_mod.HookError as exc:
                 # If init itself failed meanwhile, its error is the cause: report that.
-                _kill_and_wait(pid, state["pid_ticks"])
-                os.close(ready_r)
-                ready_r = -1
-                message = read_all(err_r).decode(errors="replace")
-                err_r = -1
-                raise OciError(message or str(exc)) from None
-            try:
-                os.write(sync_w, b"g")
-            except BrokenPipeError:
-                pass
-        answer = read_byte(ready_r)
-        if answer != b"r":
-            message = read_all(err_r).decode(errors="replace") or "container init failed"
-            err_r = -1
-            try:
-                _, status = os.waitpid(pid, 0)
-                code = process.exit_code_from_status(status)
-            except ChildProcessError:
-                code = 125
-            raise OciError(message, exit_code=code if code in (126, 127) else 1)
+                raise OciError(launch.abort() or str(exc)) from None
+            launch.release()
+        message = launch.outcome()
+        if message is not None:
+            code = launch.reap()
+            raise OciError(message or "container init failed",
+                           exit_code=code if code in (126, 127) else 1)
     finally:
-        for fd in (sync_w, ready_r, err_r):
-            if fd >= 0:
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
+        launch.close()
     _write_pid_file(pid_file, pid)
     return pid
 

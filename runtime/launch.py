@@ -1,0 +1,124 @@
+"""Clone a container's first process from an InitPlan and follow it to its exec.
+
+The one start sequence of `isoinspect run` (Runtime.start, also build steps and `--trace`) and
+`isoinspect-runc create` (no round trips: the child sets itself up from the plan). The parent
+learns the outcome from pipes only:
+  err   close-on-exec: EOF with nothing written = the command was exec'd; text = why not
+  sync  optional: the child waits on it before pivot_root while the parent runs pre-start
+        hooks (bridge networking, OCI prestart/createRuntime), then "g" lets it go on
+  ready optional (create/start split): the child writes "r" once set up and then blocks on
+        the plan's start_fd (the OCI exec FIFO) until `start`
+  userns optional: a new user namespace waits for the parent to write its id maps
+"""
+
+from __future__ import annotations
+
+import os
+
+from isoinspect.runtime import child, process
+from isoinspect.runtime.init_plan import InitPlan
+from isoinspect.runtime.linux import syscalls as sc
+from isoinspect.runtime.pipes import close_all, read_all, read_byte
+
+SIGKILL = 9
+
+
+class Launch:
+    """The parent's side of a cloned first process: its pid and the pipes that follow it."""
+
+    __slots__ = ("pid", "err_r", "sync_w", "ready_r", "userns_w")
+
+    def __init__(self, pid: int, err_r: int, sync_w: int, ready_r: int, userns_w: int) -> None:
+        self.pid, self.err_r, self.sync_w = pid, err_r, sync_w
+        self.ready_r, self.userns_w = ready_r, userns_w
+
+    def release(self) -> None:
+        """Let the child go on after the pre-start hooks."""
+        fd, self.sync_w = self.sync_w, -1
+        _go(fd)
+
+    def release_user_namespace(self) -> None:
+        """Let a user-namespaced child go on once its id maps are written."""
+        fd, self.userns_w = self.userns_w, -1
+        _go(fd)
+
+    def outcome(self) -> str | None:
+        """Block until the command was exec'd or, with the create/start split, until the
+        child is set up: None. Otherwise the child's reason for failing (maybe empty)."""
+        if self.ready_r >= 0:
+            answer = read_byte(self.ready_r)
+            os.close(self.ready_r)
+            self.ready_r = -1
+            if answer == b"r":
+                return None
+            message = read_all(self.err_r)
+            self.err_r = -1
+            return message.decode(errors="replace")
+        message = read_all(self.err_r)
+        self.err_r = -1
+        return message.decode(errors="replace") or None
+
+    def reap(self) -> int:
+        """The exit code of a child that failed (it is ours until `create` returns)."""
+        status = process.wait_status(self.pid)
+        return 125 if status is None else process.exit_code_from_status(status)
+
+    def abort(self) -> str:
+        """Kill and reap the child; return what it had written on the error pipe."""
+        try:
+            os.kill(self.pid, SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.reap()
+        close_all(self.sync_w, self.ready_r, self.userns_w)
+        self.sync_w = self.ready_r = self.userns_w = -1
+        if self.err_r < 0:
+            return ""
+        message = read_all(self.err_r)
+        self.err_r = -1
+        return message.decode(errors="replace")
+
+    def close(self) -> None:
+        close_all(self.err_r, self.sync_w, self.ready_r, self.userns_w)
+        self.err_r = self.sync_w = self.ready_r = self.userns_w = -1
+
+
+def _go(fd: int) -> None:
+    if fd < 0:
+        return
+    try:
+        os.write(fd, b"g")
+    except BrokenPipeError:
+        pass  # the child died: the error pipe says why
+    finally:
+        os.close(fd)
+
+
+def clone_init(plan: InitPlan, flags: int, *, pre_start_hooks: bool = False,
+               create_start: bool = False, user_namespace: bool = False) -> Launch:
+    """Clone with ``flags`` (CLONE_NEW*); the child runs ``plan`` (runtime/child.py).
+
+    The pipes are made here and put in the plan; the sealed exec stub too (made by the
+    parent: cheaper than in a forked child, see child.new_exec_stub).
+    """
+    err_r, err_w = os.pipe2(os.O_CLOEXEC)
+    sync_r = sync_w = ready_r = ready_w = userns_r = userns_w = stub = -1
+    try:
+        if pre_start_hooks:
+            sync_r, sync_w = os.pipe2(os.O_CLOEXEC)
+        if create_start:
+            ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
+        if user_namespace:
+            userns_r, userns_w = os.pipe2(os.O_CLOEXEC)
+            flags |= sc.CLONE_NEWUSER
+        stub = child.new_exec_stub(err_w)
+        plan = plan.replace(err_fd=err_w, sync_fd=sync_r, ready_fd=ready_w,
+                            userns_sync_fd=userns_r, exec_stub_fd=stub)
+        pid = sc.clone_process(flags)
+    except BaseException:
+        close_all(err_r, err_w, sync_r, sync_w, ready_r, ready_w, userns_r, userns_w, stub)
+        raise
+    if pid == 0:
+        child.run_child(plan)  # never returns
+    close_all(err_w, sync_r, ready_w, userns_r, stub, plan.start_fd)
+    return Launch(pid, err_r, sync_w, ready_r, userns_w)
