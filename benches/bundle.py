@@ -11,7 +11,7 @@ them, so every peer runs under the configuration ``isoinspect run`` gives its co
 * mount, uts, ipc, pid and (unless ``network="host"``) network namespaces; a cgroup namespace
   where Docker makes one (cgroup v2 hosts);
 * Docker's masked and read-only paths, the device allow-list (deny all, then Docker's set);
-* seccomp: see ``SECCOMP`` below.
+* seccomp: the runtime's default profile (runtime/linux/seccomp_default.json).
 
 Left out, as in a bare ``runc run``: Docker's /etc/hosts, /etc/hostname and /etc/resolv.conf
 bind mounts and its network sysctls.
@@ -30,11 +30,9 @@ DEFAULT_ENV = ("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bi
 HOSTNAME = "isoinspect"
 BUSYBOX_APPLETS = ("sh", "true", "echo")
 
-# The seccomp profile (linux.seccomp) of every peer's bundle. Today: none, as the benches have
-# always run the peers (isoinspect loads Docker's default profile: comparisons stay conservative
-# for it). SWITCH HERE once the default profile is OCI data on main (issue 14, "seccomp"):
-#   SECCOMP = isoinspect.runtime.linux.seccomp_profile.default_profile()
-SECCOMP: dict | None = None
+# Every peer's bundle carries the default seccomp profile (linux.seccomp), the same data
+# isoinspect loads for its own containers and Docker gives runc: all run under one policy.
+SECCOMP = True
 
 _NOSUID_NOEXEC_NODEV = ["nosuid", "noexec", "nodev"]
 MOUNTS = (
@@ -183,8 +181,9 @@ def config(rootfs: str, workload: Workload, cgroupns: bool | None = None) -> dic
     }
     if workload.cgroups_path:
         linux["cgroupsPath"] = workload.cgroups_path
-    if SECCOMP is not None:
-        linux["seccomp"] = SECCOMP
+    if SECCOMP:
+        from isoinspect.runtime.linux.seccomp_profile import default_profile
+        linux["seccomp"] = default_profile()
     mounts = [dict(mount, options=list(mount["options"])) for mount in MOUNTS]
     mounts += [{"destination": bind.destination, "type": "bind", "source": bind.source,
                 "options": ["rbind", "rw"]} for bind in workload.binds]

@@ -27,14 +27,14 @@ class RuncTarget(Target):
     """``runc --root R run -b BUNDLE <id>``: create + start + wait + delete, wall clock.
 
     Each run's bundle (written untimed) is benches/bundle.py's: Docker's defaults with no
-    terminal and a writable root on one copy of busybox:latest's layer, no seccomp profile
-    (isoinspect loads Docker's, so the comparison is conservative for isoinspect).
+    terminal and a writable root on one copy of busybox:latest's layer, and the default seccomp
+    profile isoinspect loads for its own containers (one policy for every runtime measured).
     teardown: ``create`` + ``start`` (untimed), wait for the container's exit, then ``delete``.
     verify: ``run --detach`` of a bundle whose ``linux.resources`` carry the limits.
     """
 
     name = "runc"
-    notes = "runc run (create+start+wait+delete), Docker's default config, no seccomp"
+    notes = "runc run (create+start+wait+delete), Docker's default config and seccomp profile"
     binary_name = "runc"
     global_options: list[str] = []
 

@@ -22,7 +22,9 @@ def test_config_carries_the_runtime_defaults():
     assert [r["type"] for r in config["process"]["rlimits"]] == ["RLIMIT_NOFILE"]
     assert {m["destination"] for m in config["mounts"]} == {
         "/proc", "/dev", "/dev/pts", "/sys", "/sys/fs/cgroup", "/dev/mqueue", "/dev/shm"}
-    assert "seccomp" not in linux and "cgroupsPath" not in linux
+    from isoinspect.runtime.linux.seccomp_profile import default_profile
+    assert linux["seccomp"] == default_profile()  # the policy isoinspect's containers get
+    assert "cgroupsPath" not in linux
 
 
 def test_binds_cgroup_path_and_limits():
