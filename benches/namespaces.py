@@ -29,11 +29,10 @@ import sys
 import time
 
 from isoinspect.benches import stats
+from isoinspect.runtime.linux import namespaces
 from isoinspect.runtime.linux import syscalls as sc
 
-TYPES = {"none": 0, "mnt": sc.CLONE_NEWNS, "uts": sc.CLONE_NEWUTS, "ipc": sc.CLONE_NEWIPC,
-         "pid": sc.CLONE_NEWPID, "net": sc.CLONE_NEWNET, "cgroup": sc.CLONE_NEWCGROUP,
-         "user": sc.CLONE_NEWUSER, "time": sc.CLONE_NEWTIME}
+TYPES = {"none": 0, **namespaces.FLAG_BY_PROC}  # "none": unshare(0), the baseline
 RTM_NEWNSID, RTM_DELNSID, NLMSG_ERROR = 88, 89, 2
 RTNLGRP_NSID, NETNSA_NSID, NETNSA_FD = 28, 1, 3
 SOL_NETLINK, NETLINK_ADD_MEMBERSHIP = 270, 1

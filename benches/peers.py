@@ -23,6 +23,7 @@ import tempfile
 from typing import Any
 
 from isoinspect.runtime.hostcheck import Check
+from isoinspect.runtime.linux.paths_policy import MASKED_PATHS, READONLY_PATHS
 
 DOCKER_SOCK = "/var/run/docker.sock"
 DOCKER_IMAGE = "isoinspect-busybox:latest"
@@ -150,8 +151,8 @@ def oci_config(args: list[str]) -> dict[str, Any]:
         "linux": {
             "resources": {"devices": [{"allow": False, "access": "rwm"}]},
             "namespaces": [{"type": t} for t in ("pid", "network", "ipc", "uts", "mount")],
-            "maskedPaths": ["/proc/kcore", "/proc/keys", "/sys/firmware"],
-            "readonlyPaths": ["/proc/sys", "/proc/sysrq-trigger"],
+            "maskedPaths": list(MASKED_PATHS),  # Docker's and `runc spec`'s defaults
+            "readonlyPaths": list(READONLY_PATHS),
         },
     }
 

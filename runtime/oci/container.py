@@ -20,6 +20,7 @@ import time
 from isoinspect.runtime import process
 from isoinspect.runtime.errors import IsoinspectError
 from isoinspect.runtime.fsutil import write_atomic
+from isoinspect.runtime.linux import namespaces
 from isoinspect.runtime.oci import config as cfg
 from isoinspect.runtime.oci import translate
 
@@ -290,7 +291,7 @@ def _create_init(store: Store, state: dict, config: dict, pid_file: str | None,
     for kind, path in joins:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         try:
-            sc.setns(fd, translate.NS_FLAGS[kind])
+            sc.setns(fd, namespaces.FLAG_BY_OCI[kind])
         except OSError as exc:
             raise OciError(f"cannot join {kind} namespace {path}: {exc.strerror}") from None
         finally:

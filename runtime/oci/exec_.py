@@ -14,14 +14,13 @@ from __future__ import annotations
 import json
 import os
 
+from isoinspect.runtime.linux import namespaces
 from isoinspect.runtime.oci import config as cfg
 from isoinspect.runtime.oci import translate
 from isoinspect.runtime.oci.container import (OciError, Store, _manager, _read_all,
                                               _write_pid_file, status_of)
 
 NS_ORDER = ("cgroup", "ipc", "uts", "net", "pid", "mnt")
-NS_CLONE = {"cgroup": 0x02000000, "ipc": 0x08000000, "uts": 0x04000000, "net": 0x40000000,
-            "pid": 0x20000000, "mnt": 0x00020000}
 
 
 def load_process(path: str) -> dict:
@@ -126,7 +125,7 @@ def _intermediate(plan, procs, ns_fds, sock, size, err_w, pid_w) -> None:
             with open(path, "w") as handle:
                 handle.write(str(os.getpid()))
         for kind, fd in ns_fds:
-            sc.setns(fd, NS_CLONE[kind])
+            sc.setns(fd, namespaces.FLAG_BY_PROC[kind])
         pid = os.fork()
         if pid == 0:
             _final(plan, sock, size, err_w)
