@@ -29,7 +29,9 @@ import sys
 import time
 
 from isoinspect.benches import stats
+from isoinspect.runtime import process
 from isoinspect.runtime.linux import namespaces
+from isoinspect.runtime.linux.signals import SIGKILL
 from isoinspect.runtime.linux import syscalls as sc
 
 TYPES = {"none": 0, **namespaces.FLAG_BY_PROC}  # "none": unshare(0), the baseline
@@ -160,8 +162,7 @@ def cycle(flag: int, watch: NsidWatch | None = None, nsid: int = 0) -> tuple[flo
         if go_w >= 0:
             os.close(go_w)
         if pid > 0:
-            os.kill(pid, 9)
-            os.waitpid(pid, 0)
+            process.kill_and_wait(pid, steps=((SIGKILL, float("inf")),), reap=True)
 
 
 def run_cycles(name: str, count: int, worker: int = 0) -> dict:

@@ -177,26 +177,18 @@ def _for_each(ctx: click.Context, refs: tuple, action) -> None:
         ctx.exit(1)
 
 
-def _parse_signal(value: str) -> int:
-    import signal
-
-    text = value.upper()
-    if text.isdigit():
-        return int(text)
-    name = text if text.startswith("SIG") else f"SIG{text}"
-    try:
-        return int(signal.Signals[name])
-    except KeyError:
-        raise IsoinspectError(f"invalid signal: {value}") from None
-
-
 @cli.command("kill")
 @click.option("-s", "--signal", "sig", default="KILL", help="Signal to send (name or number).")
 @click.argument("containers", nargs=-1, required=True)
 @click.pass_context
 def kill_cmd(ctx: click.Context, sig: str, containers: tuple) -> None:
     """Send a signal to running containers."""
-    runtime, number = _runtime(ctx), _parse_signal(sig)
+    from isoinspect.runtime.linux.signals import parse_signal
+
+    number = parse_signal(sig)
+    if number is None:
+        raise IsoinspectError(f"invalid signal: {sig}")
+    runtime = _runtime(ctx)
     _for_each(ctx, containers, lambda ref: runtime.kill(ref, number))
 
 

@@ -170,7 +170,11 @@ def dispatch(args) -> int:
     elif cmd == "resume":
         oc.resume(store, args.id)
     elif cmd == "kill":
-        oc.kill(store, args.id, oc.parse_signal(args.signal), args.all)
+        from isoinspect.runtime.linux.signals import parse_signal
+        sig = parse_signal(args.signal)
+        if sig is None:
+            raise oc.OciError(f"unknown signal {args.signal!r}")
+        oc.kill(store, args.id, sig, args.all)
     elif cmd == "delete":
         oc.delete(store, args.id, args.force)
     elif cmd == "exec":

@@ -23,13 +23,13 @@ from isoinspect.runtime.errors import Conflict, IsoinspectError, NotFound, out_o
 from isoinspect.runtime.images import ImageStore
 from isoinspect.runtime.linux import capabilities, paths_policy, rlimits, seccomp_profile
 from isoinspect.runtime.linux import syscalls as sc
+from isoinspect.runtime.linux.signals import SIGHUP, SIGINT, SIGKILL, SIGQUIT, SIGTERM
 from isoinspect.runtime.network import NetworkHook, wants_network
 from isoinspect.runtime.records import ContainerStore
 from isoinspect.runtime.roots import Roots
 from isoinspect.runtime.spec import ContainerSpec
 
-SIGKILL, SIGTERM = 9, 15
-_FORWARDED_SIGNALS = (1, 2, 3, 15)  # HUP, INT, QUIT, TERM
+_FORWARDED_SIGNALS = (SIGHUP, SIGINT, SIGQUIT, SIGTERM)
 
 
 def require_root() -> None:
@@ -233,7 +233,7 @@ class Runtime:
                 hook.prestart(self, record, pid)
         except BaseException as exc:
             os.close(sync_write)
-            _kill_quietly(pid, SIGKILL)
+            process.send_signal(pid, SIGKILL)
             os.waitpid(pid, 0)
             # The child may have failed first (e.g. its overlay mount), taking with it what the
             # hook needed (/proc/<pid>/ns/net): its own error is the one that explains it.
@@ -426,22 +426,9 @@ class Runtime:
         record = self.get(ref)
         if record["status"] != "running":
             return record
-        for sig, grace in ((SIGTERM, timeout), (SIGKILL, 10.0)):
-            try:
-                os.kill(record["pid"], sig)
-            except ProcessLookupError:
-                break
-            if self._wait_gone(record, grace):
-                break
+        process.kill_and_wait(record["pid"], record["pid_ticks"],
+                              ((SIGTERM, timeout), (SIGKILL, 10.0)))
         return self.wait(record["id"], timeout=10.0)
-
-    def _wait_gone(self, record: dict, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while process.is_alive(record["pid"], record["pid_ticks"]):
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(0.01)
-        return True
 
     def wait(self, ref: str, timeout: float | None = None) -> dict:
         """Block until the container has exited and its exit code is recorded."""
@@ -466,8 +453,7 @@ class Runtime:
             if not force:
                 raise Conflict(f"you cannot remove a running container {record['id'][:12]}. "
                                "Stop the container before attempting removal or use -f")
-            self.kill(record["id"], SIGKILL)
-            self._wait_gone(record, 10.0)
+            process.kill_and_wait(record["pid"], record["pid_ticks"])
         if wants_network(record["spec"]):  # the monitor may have died before undoing it
             NetworkHook().poststop(self, record)
         manager = self.cgroup(record)
@@ -526,14 +512,14 @@ class SignalForwarder:
 
     def _handle(self, signum: int, _frame: object) -> None:
         if self.pid:
-            _kill_quietly(self.pid, signum)
+            process.send_signal(self.pid, signum)
         else:
             self.pending.append(signum)
 
     def attach(self, pid: int) -> None:
         self.pid = pid
         for signum in self.pending:
-            _kill_quietly(pid, signum)
+            process.send_signal(pid, signum)
         self.pending.clear()
 
     def restore(self) -> None:
@@ -544,10 +530,3 @@ class SignalForwarder:
                 _signal.signal(signum, handler)
             except (OSError, ValueError, TypeError):
                 pass
-
-
-def _kill_quietly(pid: int, signum: int) -> None:
-    try:
-        os.kill(pid, signum)
-    except ProcessLookupError:
-        pass

@@ -38,3 +38,43 @@ def test_proc_names_are_the_kernels():
     present = set(os.listdir("/proc/self/ns"))
     # pid_for_children, time_for_children are not kinds of their own
     assert set(namespaces.PROC_NAMES) <= present
+
+
+def test_signal_names_in_dockers_and_runcs_forms():
+    import signal
+
+    from isoinspect.runtime.linux.signals import SIGNAL_NUMBERS, parse_signal
+    for text in ("KILL", "SIGKILL", "kill", "sigkill", " 9 ", "9"):
+        assert parse_signal(text) == 9, text
+    assert parse_signal("sigterm") == 15 and parse_signal("TERM") == signal.SIGTERM
+    assert parse_signal("RTMIN") == signal.SIGRTMIN and parse_signal("RTMAX") == signal.SIGRTMAX
+    assert parse_signal("SIGRTMIN+2") == signal.SIGRTMIN + 2
+    assert parse_signal("rtmax-1") == signal.SIGRTMAX - 1
+    assert parse_signal("0") == 0  # kill(2)'s existence probe
+    for bad in ("BOGUS", "SIGBOGUS", "", "65", "-9", "RTMIN+31", "RTMAX+1", "RTMIN+x", "SIG_DFL",
+                "٩"):
+        assert parse_signal(bad) is None, bad
+    for name, number in SIGNAL_NUMBERS.items():  # the table is the kernel's, as Python has it
+        assert getattr(signal, "SIG" + name) == number, name
+
+
+def test_kill_and_wait_escalates_and_reaps(tmp_path):
+    import signal
+
+    from isoinspect.runtime import process
+    ready_r, ready_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # like a PID 1 without a handler
+        os.write(ready_w, b"x")
+        while True:
+            signal.pause()
+    os.read(ready_r, 1)
+    ticks = process.start_ticks(pid)
+    assert not process.kill_and_wait(pid, ticks, ((signal.SIGTERM, 0.05),), reap=True)
+    assert process.is_alive(pid, ticks)
+    assert process.kill_and_wait(pid, ticks, ((0, 0.01), (signal.SIGTERM, 0.05),
+                                              (signal.SIGKILL, 5.0)), reap=True)
+    with pytest.raises(ChildProcessError):  # reaped
+        os.waitpid(pid, os.WNOHANG)
+    assert process.kill_and_wait(pid, ticks)  # gone already: nothing to do
