@@ -30,9 +30,10 @@ import time
 
 from isoinspect.benches import stats
 from isoinspect.runtime import process
+from isoinspect.runtime.errors import USAGE_EXIT_CODE, UsageError
 from isoinspect.runtime.linux import namespaces
-from isoinspect.runtime.linux.signals import SIGKILL
 from isoinspect.runtime.linux import syscalls as sc
+from isoinspect.runtime.linux.signals import SIGKILL
 
 TYPES = {"none": 0, **namespaces.FLAG_BY_PROC}  # "none": unshare(0), the baseline
 RTM_NEWNSID, RTM_DELNSID, NLMSG_ERROR = 88, 89, 2
@@ -269,9 +270,9 @@ def run_command(runs: int, levels_text: str | None, quick: bool, results_dir: st
     if quick:
         runs = min(runs, QUICK_RUNS)
     if runs < 1:
-        raise ValueError("runs must be >= 1")
+        raise UsageError("runs must be >= 1", exit_code=USAGE_EXIT_CODE)
     if os.geteuid() != 0:
-        raise ValueError("creating namespaces of every type needs root")
+        raise UsageError("creating namespaces of every type needs root", exit_code=USAGE_EXIT_CODE)
     interrupt_on_signals()
     record = RunRecord.create("bench namespaces", directory=results_dir,
                               config={"runs": runs, "levels": levels, "quick": quick})

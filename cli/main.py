@@ -12,8 +12,8 @@ import time
 import click
 
 from isoinspect.cli.options import DEFAULTS, RUN_OPTIONS
-from isoinspect.cli.run_cmd import execute_run, report_unexpected
-from isoinspect.runtime.errors import IsoinspectError
+from isoinspect.cli.run_cmd import execute_run
+from isoinspect.runtime.errors import IsoinspectError, UsageError, report_error, report_unexpected
 
 
 class _Group(click.Group):
@@ -23,11 +23,9 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except IsoinspectError as exc:
-            click.echo(f"isoinspect: {exc}", err=True)
-            ctx.exit(exc.exit_code)
+            ctx.exit(report_error(exc))
         except KeyboardInterrupt:
-            click.echo("isoinspect: interrupted", err=True)
-            ctx.exit(130)
+            ctx.exit(report_error("interrupted", exit_code=130))
         except (click.exceptions.ClickException, click.exceptions.Exit,
                 click.exceptions.Abort):
             raise
@@ -171,7 +169,7 @@ def _for_each(ctx: click.Context, refs: tuple, action) -> None:
             action(ref)
             click.echo(ref)
         except IsoinspectError as exc:
-            click.echo(f"isoinspect: {exc}", err=True)
+            report_error(exc)
             failed = True
     if failed:
         ctx.exit(1)
@@ -187,7 +185,7 @@ def kill_cmd(ctx: click.Context, sig: str, containers: tuple) -> None:
 
     number = parse_signal(sig)
     if number is None:
-        raise IsoinspectError(f"invalid signal: {sig}")
+        raise UsageError(f"invalid signal: {sig}")
     runtime = _runtime(ctx)
     _for_each(ctx, containers, lambda ref: runtime.kill(ref, number))
 

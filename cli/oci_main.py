@@ -245,24 +245,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.version:
         print(f"isoinspect-runc version {VERSION}\nspec: {OCI_SPEC_VERSION}")
         return 0
-    from isoinspect.runtime.errors import IsoinspectError
+    from isoinspect.runtime.errors import IsoinspectError, report_error
     try:
         code = dispatch(args)
-    except IsoinspectError as exc:
+    except (IsoinspectError, OSError, ValueError) as exc:
         message = str(exc)
+        if isinstance(exc, OSError):
+            message = f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else "")
         _log(args, "error", message)
-        print(f"isoinspect-runc: {message}", file=sys.stderr)
-        code = exc.exit_code if exc.exit_code in (126, 127) else 1
-        return code
-    except OSError as exc:
-        message = f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else "")
-        _log(args, "error", message)
-        print(f"isoinspect-runc: {message}", file=sys.stderr)
-        return 1
-    except ValueError as exc:
-        _log(args, "error", str(exc))
-        print(f"isoinspect-runc: {exc}", file=sys.stderr)
-        return 1
+        # runc's codes: 1 for any failure; 126/127 when the container's command could not run
+        code = getattr(exc, "exit_code", 1)
+        return report_error(message, "isoinspect-runc", code if code in (126, 127) else 1)
     from isoinspect.runtime.oci import container as oc
     for warning in oc.warnings():
         _log(args, "warning", warning)

@@ -21,6 +21,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
+from isoinspect.runtime.errors import USAGE_EXIT_CODE, UsageError
+
 CGROUP_PARENT = "isoinspect-verify"
 IMAGE = "busybox"
 
@@ -523,10 +525,10 @@ RUNTIMES: dict[str, type[VerifyRuntime]] = {
 
 
 def select(names: str) -> list[VerifyRuntime]:
-    """``isoinspect``, ``runc,docker`` or ``all``; ValueError for an unknown name."""
+    """``isoinspect``, ``runc,docker`` or ``all``; UsageError for an unknown name."""
     wanted = list(RUNTIMES) if names == "all" else [n.strip() for n in names.split(",") if n]
     unknown = [n for n in wanted if n not in RUNTIMES]
     if unknown or not wanted:
-        raise ValueError(f"unknown runtime {', '.join(unknown) or names!r}: choose from "
-                         f"{', '.join(RUNTIMES)} or all")
+        raise UsageError(f"unknown runtime {', '.join(unknown) or names!r}: choose from "
+                         f"{', '.join(RUNTIMES)} or all", exit_code=USAGE_EXIT_CODE)
     return [RUNTIMES[n]() for n in wanted]

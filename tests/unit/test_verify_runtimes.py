@@ -9,6 +9,7 @@ import pytest
 
 from isoinspect.benches.verify import runtimes, verify
 from isoinspect.benches.verify.runtimes import Limits
+from isoinspect.runtime.errors import UsageError
 
 
 def _block_device() -> str:
@@ -55,12 +56,12 @@ def test_select_runtimes_and_checks():
     assert [rt.name for rt in runtimes.select("all")] == [
         "isoinspect", "runc", "runsc", "docker", "control"]
     assert [rt.name for rt in runtimes.select("runc,control")] == ["runc", "control"]
-    with pytest.raises(ValueError, match="unknown runtime"):
+    with pytest.raises(UsageError, match="unknown runtime"):
         runtimes.select("crunx")
     names = [c.name for c in verify.select_checks("cpu,pids-limit")]
     assert names == ["cpu-quota-0.5", "cpu-quota-0.2", "cpu-quota-1.5", "cpu-shares",
                      "pids-limit"]
-    with pytest.raises(ValueError, match="unknown check"):
+    with pytest.raises(UsageError, match="unknown check"):
         verify.select_checks("disk")
 
 
