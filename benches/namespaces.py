@@ -29,11 +29,13 @@ import sys
 import time
 
 from isoinspect.benches import stats
+from isoinspect.runtime import process
+from isoinspect.runtime.errors import USAGE_EXIT_CODE, UsageError
+from isoinspect.runtime.linux import namespaces
 from isoinspect.runtime.linux import syscalls as sc
+from isoinspect.runtime.linux.signals import SIGKILL
 
-TYPES = {"none": 0, "mnt": sc.CLONE_NEWNS, "uts": sc.CLONE_NEWUTS, "ipc": sc.CLONE_NEWIPC,
-         "pid": sc.CLONE_NEWPID, "net": sc.CLONE_NEWNET, "cgroup": sc.CLONE_NEWCGROUP,
-         "user": sc.CLONE_NEWUSER, "time": sc.CLONE_NEWTIME}
+TYPES = {"none": 0, **namespaces.FLAG_BY_PROC}  # "none": unshare(0), the baseline
 RTM_NEWNSID, RTM_DELNSID, NLMSG_ERROR = 88, 89, 2
 RTNLGRP_NSID, NETNSA_NSID, NETNSA_FD = 28, 1, 3
 SOL_NETLINK, NETLINK_ADD_MEMBERSHIP = 270, 1
@@ -161,8 +163,7 @@ def cycle(flag: int, watch: NsidWatch | None = None, nsid: int = 0) -> tuple[flo
         if go_w >= 0:
             os.close(go_w)
         if pid > 0:
-            os.kill(pid, 9)
-            os.waitpid(pid, 0)
+            process.kill_and_wait(pid, steps=((SIGKILL, float("inf")),), reap=True)
 
 
 def run_cycles(name: str, count: int, worker: int = 0) -> dict:
@@ -269,9 +270,9 @@ def run_command(runs: int, levels_text: str | None, quick: bool, results_dir: st
     if quick:
         runs = min(runs, QUICK_RUNS)
     if runs < 1:
-        raise ValueError("runs must be >= 1")
+        raise UsageError("runs must be >= 1", exit_code=USAGE_EXIT_CODE)
     if os.geteuid() != 0:
-        raise ValueError("creating namespaces of every type needs root")
+        raise UsageError("creating namespaces of every type needs root", exit_code=USAGE_EXIT_CODE)
     interrupt_on_signals()
     record = RunRecord.create("bench namespaces", directory=results_dir,
                               config={"runs": runs, "levels": levels, "quick": quick})

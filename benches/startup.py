@@ -38,6 +38,8 @@ from isoinspect.benches import stats
 from isoinspect.benches.machine import machine_info
 from isoinspect.benches.targets import (FLOOR, METRICS, REFERENCE, Target, TargetError,
                                         safe_version, select)
+from isoinspect.runtime.errors import (USAGE_EXIT_CODE, IsoinspectError, UsageError,
+                                       report_error)
 
 QUICK_RUNS, QUICK_WARMUP, QUICK_TRACE_RUNS = 10, 1, 3
 MAX_CONSECUTIVE_FAILURES = 3
@@ -133,13 +135,14 @@ def run_startup(targets: list[Target] | None = None, runs: int = 100, warmup: in
         runs, warmup = min(runs, QUICK_RUNS), min(warmup, QUICK_WARMUP)
         trace_runs = min(trace_runs, QUICK_TRACE_RUNS)
     if runs < 1 or warmup < 0 or trace_runs < 0:
-        raise ValueError("runs must be >= 1, warmup and trace runs >= 0")
+        raise UsageError("runs must be >= 1, warmup and trace runs >= 0", exit_code=USAGE_EXIT_CODE)
     unknown = [m for m in metrics if m not in METRICS]
     if unknown or not metrics:
-        raise ValueError(f"unknown metric(s) {unknown}; known: {', '.join(METRICS)}")
+        raise UsageError(f"unknown metric(s) {unknown}; known: {', '.join(METRICS)}",
+                         exit_code=USAGE_EXIT_CODE)
     names = [t.name for t in targets]
     if len(set(names)) != len(names):
-        raise ValueError(f"target names must be unique: {names}")
+        raise UsageError(f"target names must be unique: {names}", exit_code=USAGE_EXIT_CODE)
     if progress is None:
         progress = sys.stderr.isatty()
     entries = [_Entry(t, metrics) for t in targets]
@@ -547,15 +550,16 @@ def interrupt_on_signals() -> None:
 
 
 def parse_levels(text: str | None) -> list[int]:
-    """'1,2,4,8' -> [1, 2, 4, 8]; ValueError for anything else."""
+    """'1,2,4,8' -> [1, 2, 4, 8]; UsageError for anything else."""
     if not text:
         return []
     try:
         levels = [int(part) for part in text.split(",") if part.strip()]
     except ValueError:
-        raise ValueError(f"levels must be comma-separated integers, not {text!r}") from None
+        raise UsageError(f"levels must be comma-separated integers, not {text!r}",
+                         exit_code=USAGE_EXIT_CODE) from None
     if not levels or any(level < 1 for level in levels):
-        raise ValueError(f"levels must be >= 1: {text!r}")
+        raise UsageError(f"levels must be >= 1: {text!r}", exit_code=USAGE_EXIT_CODE)
     return levels
 
 
@@ -581,7 +585,7 @@ def run_command(target_names: str | None, runs: int, warmup: int, quick: bool,
                 json_out: str | None, workdir: str | None, *, results_dir: str | None = None,
                 drop_caches: bool = False, trace_runs: int = 5, concurrency: str | None = None,
                 concurrency_starts: int = 16, metrics: str | None = None) -> int:
-    """What `isoinspect bench startup` and `python -m ...startup` do; ValueError for bad
+    """What `isoinspect bench startup` and `python -m ...startup` do; UsageError for bad
     arguments. Exit code: 130 when interrupted, 1 when no target measured anything."""
     from isoinspect.benches.record import RunRecord
 
@@ -590,9 +594,11 @@ def run_command(target_names: str | None, runs: int, warmup: int, quick: bool,
     chosen = tuple(m.strip() for m in metrics.split(",")) if metrics else METRICS
     unknown = [m for m in chosen if m not in METRICS]
     if unknown:
-        raise ValueError(f"unknown metric(s) {', '.join(unknown)}; known: {', '.join(METRICS)}")
+        raise UsageError(f"unknown metric(s) {', '.join(unknown)}; known: {', '.join(METRICS)}",
+                         exit_code=USAGE_EXIT_CODE)
     if drop_caches and not os.access(DROP_CACHES, os.W_OK):
-        raise ValueError(f"--drop-caches needs write access to {DROP_CACHES} (root)")
+        raise UsageError(f"--drop-caches needs write access to {DROP_CACHES} (root)",
+                         exit_code=USAGE_EXIT_CODE)
     interrupt_on_signals()
     versions, capabilities = run_information()
     config = {"runs": runs, "warmup": warmup, "quick": quick, "targets": target_names,
@@ -640,9 +646,10 @@ def main(argv: list[str] | None = None) -> int:
                            args.workdir, results_dir=args.results_dir,
                            drop_caches=args.drop_caches, trace_runs=args.trace_runs,
                            concurrency=args.concurrency, metrics=args.metrics)
-    except ValueError as exc:
-        parser.error(str(exc))
-        return 2
+    except UsageError as exc:
+        parser.error(str(exc))  # argparse's usage line and exit code 2
+    except IsoinspectError as exc:
+        return report_error(exc, parser.prog)
 
 
 if __name__ == "__main__":

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import click
 
-from isoinspect.runtime.errors import IsoinspectError
-
 RESULTS_HELP = "Where the run record goes (default $ISOINSPECT_RESULTS or " \
                "/var/lib/isoinspect/results)."
 
@@ -38,12 +36,9 @@ def startup(ctx: click.Context, runs: int, warmup: int, quick: bool, json_out: s
     runsc, docker and a QEMU guest."""
     from isoinspect.benches.startup import run_command
 
-    try:
-        ctx.exit(run_command(targets, runs, warmup, quick, json_out, workdir,
-                             results_dir=results_dir, drop_caches=drop_caches,
-                             trace_runs=trace_runs, concurrency=concurrency, metrics=metrics))
-    except ValueError as exc:
-        raise IsoinspectError(str(exc), exit_code=2) from None
+    ctx.exit(run_command(targets, runs, warmup, quick, json_out, workdir,
+                         results_dir=results_dir, drop_caches=drop_caches,
+                         trace_runs=trace_runs, concurrency=concurrency, metrics=metrics))
 
 
 @bench.command("concurrency")
@@ -60,12 +55,9 @@ def concurrency(ctx: click.Context, levels: str, starts: int, targets: str,
     """Containers per second with 1, 2, 4, 8, ... starts in flight."""
     from isoinspect.benches.startup import run_command
 
-    try:
-        ctx.exit(run_command(targets, 1, 1, False, None, None, results_dir=results_dir,
-                             trace_runs=0, concurrency=levels, concurrency_starts=starts,
-                             metrics="lifecycle"))
-    except ValueError as exc:
-        raise IsoinspectError(str(exc), exit_code=2) from None
+    ctx.exit(run_command(targets, 1, 1, False, None, None, results_dir=results_dir,
+                         trace_runs=0, concurrency=levels, concurrency_starts=starts,
+                         metrics="lifecycle"))
 
 
 @bench.command("namespaces")
@@ -80,10 +72,7 @@ def namespaces(ctx: click.Context, runs: int, levels: str | None, quick: bool,
     """Cost of each namespace type alone: create and destroy, latency and rate."""
     from isoinspect.benches.namespaces import run_command
 
-    try:
-        ctx.exit(run_command(runs, levels, quick, results_dir))
-    except ValueError as exc:
-        raise IsoinspectError(str(exc), exit_code=2) from None
+    ctx.exit(run_command(runs, levels, quick, results_dir))
 
 
 commands = [bench]

@@ -38,8 +38,8 @@ def _fast_run(argv: list[str]) -> int | None:
         options, image, command = parse_run_args(args[1:])
     except FastParseError:
         return None
-    from isoinspect.cli.run_cmd import execute_run, report_error, report_unexpected
-    from isoinspect.runtime.errors import IsoinspectError
+    from isoinspect.cli.run_cmd import execute_run
+    from isoinspect.runtime.errors import IsoinspectError, report_error, report_unexpected
 
     import os
     try:

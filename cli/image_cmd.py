@@ -12,7 +12,7 @@ import time
 
 import click
 
-from isoinspect.runtime.errors import IsoinspectError
+from isoinspect.runtime.errors import IsoinspectError, report_error
 
 
 def _runtime(ctx: click.Context):
@@ -158,7 +158,7 @@ def rmi_cmd(ctx: click.Context, force: bool, images: tuple) -> None:
             for line in store.remove(ref, force=force):
                 click.echo(line)
         except IsoinspectError as exc:
-            click.echo(f"isoinspect: {exc}", err=True)
+            report_error(exc)
             failed = True
     if failed:
         ctx.exit(1)

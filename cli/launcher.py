@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 import sys
 
+from isoinspect.runtime.fsutil import write_atomic
+
 TEMPLATE = """#!{python} -IS
 # {name} fast launcher (written by isoinspect.cli.launcher; pip's script is replaced)
 import sys
@@ -56,11 +58,8 @@ def write_launcher(venv: str) -> str:
     paths = [link_tree(venv)]
     for name, module in SCRIPTS.items():
         script = os.path.join(venv, "bin", name)
-        tmp = script + ".tmp"
-        with open(tmp, "w") as handle:
-            handle.write(TEMPLATE.format(python=python, name=name, paths=paths, module=module))
-        os.chmod(tmp, 0o755)
-        os.replace(tmp, script)
+        write_atomic(script, TEMPLATE.format(python=python, name=name, paths=paths,
+                                             module=module).encode(), mode=0o755)
     return os.path.join(venv, "bin", "isoinspect")
 
 

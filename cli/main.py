@@ -12,8 +12,8 @@ import time
 import click
 
 from isoinspect.cli.options import DEFAULTS, RUN_OPTIONS
-from isoinspect.cli.run_cmd import execute_run, report_unexpected
-from isoinspect.runtime.errors import IsoinspectError
+from isoinspect.cli.run_cmd import execute_run
+from isoinspect.runtime.errors import IsoinspectError, UsageError, report_error, report_unexpected
 
 
 class _Group(click.Group):
@@ -23,11 +23,9 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except IsoinspectError as exc:
-            click.echo(f"isoinspect: {exc}", err=True)
-            ctx.exit(exc.exit_code)
+            ctx.exit(report_error(exc))
         except KeyboardInterrupt:
-            click.echo("isoinspect: interrupted", err=True)
-            ctx.exit(130)
+            ctx.exit(report_error("interrupted", exit_code=130))
         except (click.exceptions.ClickException, click.exceptions.Exit,
                 click.exceptions.Abort):
             raise
@@ -171,23 +169,10 @@ def _for_each(ctx: click.Context, refs: tuple, action) -> None:
             action(ref)
             click.echo(ref)
         except IsoinspectError as exc:
-            click.echo(f"isoinspect: {exc}", err=True)
+            report_error(exc)
             failed = True
     if failed:
         ctx.exit(1)
-
-
-def _parse_signal(value: str) -> int:
-    import signal
-
-    text = value.upper()
-    if text.isdigit():
-        return int(text)
-    name = text if text.startswith("SIG") else f"SIG{text}"
-    try:
-        return int(signal.Signals[name])
-    except KeyError:
-        raise IsoinspectError(f"invalid signal: {value}") from None
 
 
 @cli.command("kill")
@@ -196,7 +181,12 @@ def _parse_signal(value: str) -> int:
 @click.pass_context
 def kill_cmd(ctx: click.Context, sig: str, containers: tuple) -> None:
     """Send a signal to running containers."""
-    runtime, number = _runtime(ctx), _parse_signal(sig)
+    from isoinspect.runtime.linux.signals import parse_signal
+
+    number = parse_signal(sig)
+    if number is None:
+        raise UsageError(f"invalid signal: {sig}")
+    runtime = _runtime(ctx)
     _for_each(ctx, containers, lambda ref: runtime.kill(ref, number))
 
 

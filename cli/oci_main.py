@@ -170,7 +170,11 @@ def dispatch(args) -> int:
     elif cmd == "resume":
         oc.resume(store, args.id)
     elif cmd == "kill":
-        oc.kill(store, args.id, oc.parse_signal(args.signal), args.all)
+        from isoinspect.runtime.linux.signals import parse_signal
+        sig = parse_signal(args.signal)
+        if sig is None:
+            raise oc.OciError(f"unknown signal {args.signal!r}")
+        oc.kill(store, args.id, sig, args.all)
     elif cmd == "delete":
         oc.delete(store, args.id, args.force)
     elif cmd == "exec":
@@ -241,24 +245,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.version:
         print(f"isoinspect-runc version {VERSION}\nspec: {OCI_SPEC_VERSION}")
         return 0
-    from isoinspect.runtime.errors import IsoinspectError
+    from isoinspect.runtime.errors import IsoinspectError, report_error
     try:
         code = dispatch(args)
-    except IsoinspectError as exc:
+    except (IsoinspectError, OSError, ValueError) as exc:
         message = str(exc)
+        if isinstance(exc, OSError):
+            message = f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else "")
         _log(args, "error", message)
-        print(f"isoinspect-runc: {message}", file=sys.stderr)
-        code = exc.exit_code if exc.exit_code in (126, 127) else 1
-        return code
-    except OSError as exc:
-        message = f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else "")
-        _log(args, "error", message)
-        print(f"isoinspect-runc: {message}", file=sys.stderr)
-        return 1
-    except ValueError as exc:
-        _log(args, "error", str(exc))
-        print(f"isoinspect-runc: {exc}", file=sys.stderr)
-        return 1
+        # runc's codes: 1 for any failure; 126/127 when the container's command could not run
+        code = getattr(exc, "exit_code", 1)
+        return report_error(message, "isoinspect-runc", code if code in (126, 127) else 1)
     from isoinspect.runtime.oci import container as oc
     for warning in oc.warnings():
         _log(args, "warning", warning)

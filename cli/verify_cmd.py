@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import click
 
-from isoinspect.runtime.errors import IsoinspectError
-
 
 @click.command("verify")
 @click.option("--runtime", "runtime", default="isoinspect", show_default=True,
@@ -29,10 +27,7 @@ def verify(ctx: click.Context, runtime: str, checks: str | None, json_out: bool,
     Exits 1 if a real runtime FAILs or a control check PASSes."""
     from isoinspect.benches.verify.verify import run_command
 
-    try:
-        ctx.exit(run_command(runtime, checks, quick, json_out, results_dir, workdir, trace))
-    except ValueError as exc:
-        raise IsoinspectError(str(exc), exit_code=2) from None
+    ctx.exit(run_command(runtime, checks, quick, json_out, results_dir, workdir, trace))
 
 
 commands = [verify]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from isoinspect.runtime.linux import namespaces
+
 from . import nsflags
 from .probes.common import EAGAIN, EVENT_TYPES
 
@@ -25,7 +27,7 @@ def decode(raw) -> dict:
     text = _text(raw.str)
     if name in ("unshare", "clone", "clone3", "newtask"):
         event["flags"] = hex(raw.flags)
-        event["namespaces"] = nsflags.decode(raw.flags)
+        event["namespaces"] = namespaces.decode(raw.flags)
     if name == "setns":
         event["nstype"] = hex(raw.flags)
         event["namespaces"] = nsflags.decode_setns(raw.flags)

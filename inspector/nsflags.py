@@ -1,34 +1,16 @@
-"""Namespace flags: decode CLONE_NEW* bits and summarise the kernel cost per namespace type."""
+"""Namespace flags in traced events (decoded with the one namespace table) and the kernel cost
+per namespace type."""
 
 from __future__ import annotations
 
 import statistics
 
-NAMESPACES = (  # (flag, short name), in `unshare`'s option order
-    (0x00020000, "mnt"), (0x04000000, "uts"), (0x08000000, "ipc"), (0x40000000, "net"),
-    (0x20000000, "pid"), (0x10000000, "user"), (0x02000000, "cgroup"), (0x00000080, "time"),
-)
-NS_MASK = 0
-for _flag, _name in NAMESPACES:
-    NS_MASK |= _flag
-BY_NAME = {name: flag for flag, name in NAMESPACES}
-
-
-def decode(flags: int) -> list[str]:
-    """Namespace types in clone/unshare flags, e.g. 0x40000000 -> ["net"]."""
-    return [name for flag, name in NAMESPACES if flags & flag]
+from isoinspect.runtime.linux.namespaces import decode
 
 
 def decode_setns(nstype: int) -> list[str]:
     """setns's nstype: 0 means "whatever the fd is" (reported as ["any"])."""
     return decode(nstype) if nstype else ["any"]
-
-
-def encode(names) -> int:
-    value = 0
-    for name in names:
-        value |= BY_NAME[name]
-    return value
 
 
 def label(flags: int) -> str:

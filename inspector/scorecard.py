@@ -12,26 +12,20 @@ from __future__ import annotations
 
 import os
 
+from isoinspect.runtime.linux.capabilities import CAPABILITY_NAMES
+from isoinspect.runtime.linux.namespaces import PROC_NAMES
+from isoinspect.runtime.linux.paths_policy import MASKED_PATHS
+
 from .cgroupfs import CgroupView
 
-NAMESPACES = ("mnt", "uts", "ipc", "net", "pid", "user", "cgroup", "time")
-CAPABILITIES = (
-    "CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID",
-    "SETPCAP", "LINUX_IMMUTABLE", "NET_BIND_SERVICE", "NET_BROADCAST", "NET_ADMIN", "NET_RAW",
-    "IPC_LOCK", "IPC_OWNER", "SYS_MODULE", "SYS_RAWIO", "SYS_CHROOT", "SYS_PTRACE", "SYS_PACCT",
-    "SYS_ADMIN", "SYS_BOOT", "SYS_NICE", "SYS_RESOURCE", "SYS_TIME", "SYS_TTY_CONFIG", "MKNOD",
-    "LEASE", "AUDIT_WRITE", "AUDIT_CONTROL", "SETFCAP", "MAC_OVERRIDE", "MAC_ADMIN", "SYSLOG",
-    "WAKE_ALARM", "BLOCK_SUSPEND", "AUDIT_READ", "PERFMON", "BPF", "CHECKPOINT_RESTORE",
-)
 DANGEROUS = ("SYS_ADMIN", "SYS_MODULE", "SYS_RAWIO", "SYS_PTRACE", "NET_ADMIN", "BPF",
              "PERFMON", "SYS_BOOT", "MAC_ADMIN", "DAC_READ_SEARCH")
 SECCOMP_MODES = {0: "disabled", 1: "strict", 2: "filter"}
-MASKED = ("/proc/kcore", "/proc/keys", "/proc/timer_list", "/sys/firmware", "/proc/acpi",
-          "/proc/scsi")
 
 
 def decode_caps(mask: int) -> list[str]:
-    return [name for bit, name in enumerate(CAPABILITIES) if mask & (1 << bit)]
+    """Names (no CAP_ prefix) of the capabilities set in a /proc status mask, lowest first."""
+    return [name for bit, name in enumerate(CAPABILITY_NAMES) if mask & (1 << bit)]
 
 
 def _status(pid: int, proc: str) -> dict[str, str]:
@@ -45,7 +39,7 @@ def _status(pid: int, proc: str) -> dict[str, str]:
 
 def _ns(pid, proc: str) -> dict[str, str | None]:
     out = {}
-    for name in NAMESPACES:
+    for name in PROC_NAMES:
         try:
             out[name] = os.readlink(f"{proc}/{pid}/ns/{name}")
         except OSError:
@@ -69,7 +63,7 @@ def _root_mount(pid: int, proc: str) -> dict | None:
         point, options = fields[4], fields[5].split(",")
         if point == "/":
             found = {"read_only": "ro" in options, "fstype": after.split()[0] if after else ""}
-        if point in MASKED:
+        if point in MASKED_PATHS:
             masked.append(point)
     if found is not None:
         found["masked_paths"] = masked
@@ -82,7 +76,7 @@ def scorecard(pid: int, reference: int | None = None, proc: str = "/proc",
     reference = os.getpid() if reference is None else reference
     mine, host = _ns(pid, proc), _ns(reference, proc)
     namespaces = {}
-    for name in NAMESPACES:
+    for name in PROC_NAMES:
         if mine[name] is None:
             namespaces[name] = "unknown"
         else:
@@ -95,7 +89,7 @@ def scorecard(pid: int, reference: int | None = None, proc: str = "/proc",
         "pid": pid,
         "namespaces": namespaces,
         "capabilities": {**caps, "dangerous": [c for c in caps["effective"] if c in DANGEROUS],
-                         "all": len(caps["bounding"]) == len(CAPABILITIES)},
+                         "all": len(caps["bounding"]) == len(CAPABILITY_NAMES)},
         "seccomp": SECCOMP_MODES.get(int(status.get("Seccomp", "0")), status.get("Seccomp")),
         "no_new_privs": status.get("NoNewPrivs") == "1",
         "uid_map": status.get("Uid", ""),

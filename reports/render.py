@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import datetime
 import os
-import tempfile
 from dataclasses import dataclass, field
 from typing import Sequence
 
 from isoinspect.runtime.errors import IsoinspectError
+from isoinspect.runtime.fsutil import write_atomic
 
 TEMPLATE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "templates")
 
@@ -233,27 +233,13 @@ def _version() -> str:
         return "(source)"
 
 
-def write_atomic(path: str, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file in the same folder, then rename."""
-    folder = os.path.dirname(os.path.abspath(path))
+def write_report_file(path: str, text: str) -> None:
+    """fsutil.write_atomic (fsync'ed) of the report; a failure is a one-line user error."""
     try:
-        handle, tmp = tempfile.mkstemp(dir=folder, prefix=".isoinspect-report-", suffix=".tmp")
+        write_atomic(path, text.encode("utf-8"), fsync=True)
     except OSError as exc:
         raise IsoinspectError(f"cannot write the report to {path}: {exc.strerror}",
                               exit_code=2) from None
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException as exc:
-        os.unlink(tmp)
-        if isinstance(exc, OSError):
-            raise IsoinspectError(f"cannot write the report to {path}: {exc.strerror}",
-                                  exit_code=2) from None
-        raise
 
 
 def write_report(refs: Sequence[str], output: str | None = None,
@@ -267,5 +253,5 @@ def write_report(refs: Sequence[str], output: str | None = None,
     if os.path.isdir(output):
         raise IsoinspectError(f"{output} is a directory: give the report's file name",
                               exit_code=2)
-    write_atomic(output, render(runs))
+    write_report_file(output, render(runs))
     return os.path.abspath(output)

@@ -1,6 +1,16 @@
-"""The one exception type the CLI turns into a one-line message and an exit code."""
+"""The user-facing exception types, and the one way every entry point reports a failure.
+
+Every entry point (``isoinspect`` with its click-free ``run`` fast path and its click commands,
+``python -m isoinspect``, ``isoinspect-runc``, the benchmarks' ``python -m`` commands) turns an
+IsoinspectError into one line on stderr and an exit code with ``report_error``, and any other
+exception into one "internal error" line with ``report_unexpected``. Only os and sys are
+imported: the ``run`` fast path and ``isoinspect-runc`` use this module.
+"""
 
 from __future__ import annotations
+
+import os
+import sys
 
 
 class IsoinspectError(Exception):
@@ -13,6 +23,18 @@ class IsoinspectError(Exception):
     def __init__(self, message: str, exit_code: int = 125) -> None:
         super().__init__(message)
         self.exit_code = exit_code
+
+
+class UsageError(IsoinspectError):
+    """Input the user gave is refused: a flag value, an argument, a name. Not ValueError, so a
+    bug's ValueError is never shown as the user's mistake.
+
+    Exit code 125 like Docker's refused ``run`` flags; commands that follow click's usage code
+    instead (bench, verify) raise it with ``exit_code=USAGE_EXIT_CODE``.
+    """
+
+
+USAGE_EXIT_CODE = 2  # click's (and argparse's) code for a command line it refuses
 
 
 class NotFound(IsoinspectError):
@@ -28,3 +50,35 @@ def out_of_space(exc: BaseException, where: str) -> IsoinspectError | None:
     if isinstance(exc, OSError) and exc.errno in (28, 122):  # ENOSPC, EDQUOT
         return IsoinspectError(f"no space left on device: {exc.filename or where}")
     return None
+
+
+def report_error(error: BaseException | str, prog: str = "isoinspect",
+                 exit_code: int | None = None) -> int:
+    """Print ``<prog>: <error>`` on stderr (one line, unless the message itself holds a
+    command's output tail); return the exit code.
+
+    The code is ``exit_code`` if given, else the error's own (IsoinspectError.exit_code), else 1.
+    """
+    sys.stderr.write(f"{prog}: {error}\n")
+    sys.stderr.flush()
+    if exit_code is not None:
+        return exit_code
+    return getattr(error, "exit_code", 1)
+
+
+def debug_enabled() -> bool:
+    """ISOINSPECT_DEBUG=1/yes/true shows tracebacks; unset, empty, 0, false, no, off do not."""
+    value = os.environ.get("ISOINSPECT_DEBUG", "").strip().lower()
+    return value not in ("", "0", "false", "no", "off")
+
+
+def report_unexpected(exc: Exception, prog: str = "isoinspect") -> int:
+    """An exception that is not an IsoinspectError: re-raised with ISOINSPECT_DEBUG on,
+    otherwise one line (a full disk named as such, anything else as an internal error)."""
+    if debug_enabled():
+        raise exc
+    full = out_of_space(exc, "the state directory")
+    if full is not None:
+        return report_error(full, prog)
+    return report_error(f"internal error: {type(exc).__name__}: {exc} "
+                        "(set ISOINSPECT_DEBUG=1 for details)", prog, exit_code=125)

@@ -20,6 +20,8 @@ import tempfile
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from isoinspect.runtime.linux.namespaces import PROC_NAMES
+
 # ----------------------------------------------------------------------------- result type
 
 
@@ -401,7 +403,7 @@ def check_overlayfs(tmp_parent: str | None = None) -> Check:
 
 # ----------------------------------------------------------------------------- namespaces
 
-NAMESPACE_TYPES = ("mnt", "pid", "uts", "ipc", "net", "cgroup", "user", "time")
+NAMESPACE_TYPES = PROC_NAMES
 _UNSHARE_ARGS = {
     "mnt": ["--mount"], "pid": ["--pid", "--fork"], "uts": ["--uts"], "ipc": ["--ipc"],
     "net": ["--net"], "cgroup": ["--cgroup"], "user": ["--user"], "time": ["--time", "--fork"],

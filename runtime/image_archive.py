@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from isoinspect.runtime import digests, layers, safe_extract
 from isoinspect.runtime.errors import IsoinspectError
+from isoinspect.runtime.fsutil import AtomicFile
 from isoinspect.runtime.images import (ImageStore, LayerBatch, normalize_ref, start_settings,
                                        validate_ref)
 
@@ -86,21 +87,12 @@ def oci_manifest(store: ImageStore, image_id: str) -> tuple[bytes, dict]:
 
 def save(store: ImageStore, refs: list[str], output: str, fmt: str = "docker") -> None:
     images = _resolve_all(store, refs)
-    tmp = f"{output}.tmp{os.getpid()}"
-    try:
-        with open(tmp, "wb") as raw_out, tarfile.open(fileobj=raw_out, mode="w",
-                                                      format=tarfile.PAX_FORMAT) as archive:
-            if fmt == "oci":
-                _save_oci(store, images, archive)
-            else:
-                _save_docker(store, images, archive)
-        os.replace(tmp, output)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    with AtomicFile(output) as raw_out, tarfile.open(fileobj=raw_out, mode="w",
+                                                     format=tarfile.PAX_FORMAT) as archive:
+        if fmt == "oci":
+            _save_oci(store, images, archive)
+        else:
+            _save_docker(store, images, archive)
 
 
 def _save_docker(store: ImageStore, images: list, archive: tarfile.TarFile) -> None:

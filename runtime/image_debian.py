@@ -13,6 +13,7 @@ import shutil
 import subprocess
 
 from isoinspect.runtime.errors import IsoinspectError
+from isoinspect.runtime.fsutil import AtomicFile
 from isoinspect.runtime.images import DEFAULT_PATH_ENV, ImageStore
 
 DEBIAN_REF = "debian:bookworm"
@@ -84,10 +85,9 @@ def rootfs_tar(log=print) -> str:
             path = os.path.join(staging, rel)
             shutil.rmtree(path, ignore_errors=True)
             os.mkdir(path, 0o755)
-        tmp_tar = f"{target}.tmp{os.getpid()}"
-        subprocess.run(["tar", "--numeric-owner", "--sort=name", "-C", staging, "-cf", tmp_tar,
-                        "."], check=True)
-        os.replace(tmp_tar, target)
+        with AtomicFile(target) as out:
+            subprocess.run(["tar", "--numeric-owner", "--sort=name", "-C", staging, "-cf", "-",
+                            "."], stdout=out, check=True)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target

@@ -1,8 +1,10 @@
-"""Facts about host processes: liveness that survives pid reuse, and exit status decoding."""
+"""Host processes: liveness that survives pid reuse, exit status decoding, and the one
+kill-then-wait (``kill_and_wait``) used to stop a container or clean up after a failure."""
 
 from __future__ import annotations
 
 import os
+import time
 
 
 def start_ticks(pid: int, proc: str = "/proc") -> int | None:
@@ -45,3 +47,51 @@ def wait_status(pid: int) -> int | None:
             continue
         except ChildProcessError:
             return None
+
+
+def send_signal(pid: int, sig: int) -> bool:
+    """kill(2) that treats a process already gone as done: False if there was no such pid."""
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def wait_gone(pid: int, ticks: int | None = None, timeout: float = 10.0,
+              reap: bool = False, proc: str = "/proc") -> bool:
+    """Wait up to ``timeout`` seconds for ``pid`` (started at ``ticks``) to be gone.
+
+    With ``reap`` a child of ours is waited for (its status is dropped); any other process is
+    polled through /proc, where a zombie counts as gone. True if it is gone.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        if reap:
+            try:
+                if os.waitpid(pid, os.WNOHANG)[0]:
+                    return True
+            except ChildProcessError:  # not ours (or already reaped): watch /proc instead
+                reap = False
+                continue
+        elif not is_alive(pid, ticks, proc):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.005)
+
+
+def kill_and_wait(pid: int, ticks: int | None = None, steps=((9, 10.0),),
+                  reap: bool = False) -> bool:
+    """Send each (signal, grace seconds) of ``steps`` in turn until ``pid`` is gone.
+
+    The one kill-then-wait: ``docker stop`` is ((SIGTERM, timeout), (SIGKILL, 10)); a cleanup
+    is the default, SIGKILL and up to 10 s. Signal 0 only waits (a grace before the first real
+    signal). True if the process is gone at the end.
+    """
+    for sig, grace in steps:
+        if not send_signal(pid, sig):  # a zombie still takes signals: this pid is gone
+            return True
+        if wait_gone(pid, ticks, grace, reap):
+            return True
+    return False

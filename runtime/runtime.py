@@ -24,6 +24,7 @@ from isoinspect.runtime.images import ImageStore
 from isoinspect.runtime.init_plan import InitPlan, ProcessPlan
 from isoinspect.runtime.linux import capabilities, rlimits, seccomp_profile
 from isoinspect.runtime.linux import syscalls as sc
+from isoinspect.runtime.linux.signals import SIGKILL, SIGTERM
 from isoinspect.runtime.overlay_root import OverlayRoot
 from isoinspect.runtime.network import NetworkHook, wants_network
 from isoinspect.runtime.launch import Launch, clone_init
@@ -32,7 +33,6 @@ from isoinspect.runtime.roots import Roots
 from isoinspect.runtime.signal_forwarding import SignalForwarder
 from isoinspect.runtime.spec import ContainerSpec
 
-SIGKILL, SIGTERM = 9, 15
 
 
 def require_root() -> None:
@@ -409,22 +409,9 @@ class Runtime:
         record = self.get(ref)
         if record["status"] != "running":
             return record
-        for sig, grace in ((SIGTERM, timeout), (SIGKILL, 10.0)):
-            try:
-                os.kill(record["pid"], sig)
-            except ProcessLookupError:
-                break
-            if self._wait_gone(record, grace):
-                break
+        process.kill_and_wait(record["pid"], record["pid_ticks"],
+                              ((SIGTERM, timeout), (SIGKILL, 10.0)))
         return self.wait(record["id"], timeout=10.0)
-
-    def _wait_gone(self, record: dict, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while process.is_alive(record["pid"], record["pid_ticks"]):
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(0.01)
-        return True
 
     def wait(self, ref: str, timeout: float | None = None) -> dict:
         """Block until the container has exited and its exit code is recorded."""
@@ -449,8 +436,7 @@ class Runtime:
             if not force:
                 raise Conflict(f"you cannot remove a running container {record['id'][:12]}. "
                                "Stop the container before attempting removal or use -f")
-            self.kill(record["id"], SIGKILL)
-            self._wait_gone(record, 10.0)
+            process.kill_and_wait(record["pid"], record["pid_ticks"])
         if wants_network(record["spec"]):  # the monitor may have died before undoing it
             NetworkHook().poststop(self, record)
         manager = self.cgroup(record)

@@ -6,9 +6,10 @@ milliseconds on the start path.
 
 from __future__ import annotations
 
-import os
+from isoinspect.runtime.linux.signals import SIGHUP, SIGINT, SIGQUIT, SIGTERM
+from isoinspect.runtime.process import send_signal
 
-_FORWARDED_SIGNALS = (1, 2, 3, 15)  # HUP, INT, QUIT, TERM
+_FORWARDED_SIGNALS = (SIGHUP, SIGINT, SIGQUIT, SIGTERM)
 
 
 class SignalForwarder:
@@ -33,14 +34,14 @@ class SignalForwarder:
 
     def _handle(self, signum: int, _frame: object) -> None:
         if self.pid:
-            kill_quietly(self.pid, signum)
+            send_signal(self.pid, signum)
         else:
             self.pending.append(signum)
 
     def attach(self, pid: int) -> None:
         self.pid = pid
         for signum in self.pending:
-            kill_quietly(pid, signum)
+            send_signal(pid, signum)
         self.pending.clear()
 
     def restore(self) -> None:
@@ -51,10 +52,3 @@ class SignalForwarder:
                 _signal.signal(signum, handler)
             except (OSError, ValueError, TypeError):
                 pass
-
-
-def kill_quietly(pid: int, signum: int) -> None:
-    try:
-        os.kill(pid, signum)
-    except ProcessLookupError:
-        pass

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from isoinspect.runtime import units
 from isoinspect.runtime.cgroups.resources import DEFAULT_DEVICE_RULES, PIDS_MAX, Resources
-from isoinspect.runtime.errors import IsoinspectError
+from isoinspect.runtime.errors import UsageError
 
 NETWORK_MODES = ("none", "host", "bridge")  # or the name of a user-defined network
 DEFAULT_NETWORK = "bridge"
@@ -109,43 +109,43 @@ class ContainerSpec:
             user=user, **rest)
 
     def validate(self) -> None:
-        """Cross-field checks; raises IsoinspectError with one line naming the problem."""
+        """Cross-field checks; raises UsageError with one line naming the problem."""
         check_network(self.network)
         if self.publish:
             if self.network in ("none", "host"):
-                raise IsoinspectError(f"-p needs a bridge network, not --network {self.network}")
+                raise UsageError(f"-p needs a bridge network, not --network {self.network}")
             from isoinspect.runtime.network.ports import check_unique, parse_publish
             check_unique([parse_publish(item) for item in self.publish])
         if self.name is not None:
             from isoinspect.runtime.records import validate_name
             validate_name(self.name)
         if self.memory is not None and self.memory < 6 * 1024 * 1024:
-            raise IsoinspectError("minimum memory limit allowed is 6MB")
+            raise UsageError("minimum memory limit allowed is 6MB")
         if self.memory_swap is not None and self.memory_swap != -1:
             if self.memory is None:
-                raise IsoinspectError("you should always set --memory when using --memory-swap")
+                raise UsageError("you should always set --memory when using --memory-swap")
             if self.memory_swap < self.memory:
-                raise IsoinspectError("--memory-swap must be larger than or equal to --memory")
+                raise UsageError("--memory-swap must be larger than or equal to --memory")
         if self.cpu_shares is not None and not 2 <= self.cpu_shares <= 262144:
-            raise IsoinspectError("--cpu-shares must be between 2 and 262144")
+            raise UsageError("--cpu-shares must be between 2 and 262144")
         if self.user is not None:
             units.parse_user(self.user)
         if self.workdir is not None and not self.workdir.startswith("/"):
-            raise IsoinspectError(f"the working directory {self.workdir!r} is invalid: it needs "
+            raise UsageError(f"the working directory {self.workdir!r} is invalid: it needs "
                                   "to be an absolute path")
         if self.hostname is not None and (not 0 < len(self.hostname) <= 64
                                           or "/" in self.hostname):
-            raise IsoinspectError(f"invalid hostname {self.hostname!r}")
+            raise UsageError(f"invalid hostname {self.hostname!r}")
         if self.cap_add or self.cap_drop:
             from isoinspect.runtime.linux.capabilities import parse_capabilities
             try:
                 parse_capabilities(self.cap_add, self.cap_drop)
             except ValueError as exc:
-                raise IsoinspectError(f"invalid capability: {exc}") from None
+                raise UsageError(f"invalid capability: {exc}") from None
         try:
             self.resources()
         except ValueError as exc:  # a library caller's numbers out of the kernel's range
-            raise IsoinspectError(str(exc)) from None
+            raise UsageError(str(exc)) from None
 
     def resources(self) -> Resources:
         """The cgroup limits this spec asks for (validated by Resources itself)."""
@@ -170,7 +170,7 @@ def parse_device_cgroup_rule(value: str) -> tuple:
     if (len(numbers) != 2 or parts[0] not in ("a", "b", "c")
             or not all(n == "*" or (n.isdigit() and int(n) < 1 << 31) for n in numbers)
             or not access or set(access) - set("rwm") or len(set(access)) != len(access)):
-        raise IsoinspectError(f"invalid --device-cgroup-rule {value!r}: expected e.g. "
+        raise UsageError(f"invalid --device-cgroup-rule {value!r}: expected e.g. "
                               "'c 1:3 rwm' (type a, b or c; major:minor numbers or *; r, w, m)")
     major, minor = (None if n == "*" else int(n) for n in numbers)
     return parts[0], major, minor, access, True
@@ -184,11 +184,11 @@ def parse_device_rate(value: str, flag: str) -> tuple[int, int, int]:
 
     path, sep, rate = value.rpartition(":")
     if not sep or not path:
-        raise IsoinspectError(f"invalid value {value!r} for {flag}: expected DEVICE:RATE")
+        raise UsageError(f"invalid value {value!r} for {flag}: expected DEVICE:RATE")
     try:
         info = os.stat(path)
     except OSError as exc:
-        raise IsoinspectError(f"{flag}: {path}: {exc.strerror}") from None
+        raise UsageError(f"{flag}: {path}: {exc.strerror}") from None
     if not stat.S_ISBLK(info.st_mode):
-        raise IsoinspectError(f"{flag}: {path} is not a block device")
+        raise UsageError(f"{flag}: {path} is not a block device")
     return os.major(info.st_rdev), os.minor(info.st_rdev), units.parse_bytes(rate, flag)

@@ -1,13 +1,13 @@
 """Parsers for Docker-style flag values (--memory 64m, --cpus 0.5, -u 1000:1000, -e K=V).
 
-Each raises IsoinspectError with a one-line message naming the flag and the bad value.
+Each raises UsageError with a one-line message naming the flag and the bad value.
 """
 
 from __future__ import annotations
 
 import os
 
-from isoinspect.runtime.errors import IsoinspectError
+from isoinspect.runtime.errors import UsageError
 
 _SIZE_SUFFIXES = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40,
                   "p": 1 << 50}
@@ -17,7 +17,7 @@ UID_MAX = (1 << 32) - 2  # uid_t is 32 bits and (uid_t)-1 means "unchanged"
 
 
 def size_in_bytes(text: str) -> int:
-    """'64m' -> 67108864, with integer arithmetic only; ValueError when not a size.
+    """'64m' -> 67108864, with integer arithmetic only; UsageError when not a size.
 
     Docker's grammar (go-units RAMInBytes): digits, at most one decimal fraction, an optional
     unit k/m/g/t/p and an optional 'i'/'b' tail ('64MiB', '64mb'). No exponents, no signs,
@@ -34,13 +34,13 @@ def size_in_bytes(text: str) -> int:
     whole, dot, fraction = number.partition(".")
     if not (whole.isascii() and whole.isdigit()) or (dot and not (fraction.isascii()
                                                                 and fraction.isdigit())):
-        raise ValueError("expected a size like 64m, 512k or 1g")
+        raise UsageError("expected a size like 64m, 512k or 1g")
     scale = _SIZE_SUFFIXES[suffix]
     amount = int(whole) * scale
     if fraction:
         amount += int(fraction) * scale // 10 ** len(fraction)
     if amount > INT64_MAX:
-        raise ValueError("value out of range")
+        raise UsageError("value out of range")
     return amount
 
 
@@ -48,12 +48,12 @@ def parse_bytes(value: str | int, flag: str = "--memory") -> int:
     """'64m' -> 67108864; '1g', '512k', '1048576', '1.5g' and '64MiB'/'64mb' like Docker."""
     if isinstance(value, int):
         if not 0 <= value <= INT64_MAX:
-            raise IsoinspectError(f"invalid value {value!r} for {flag}: value out of range")
+            raise UsageError(f"invalid value {value!r} for {flag}: value out of range")
         return value
     try:
         return size_in_bytes(value)
-    except ValueError as exc:
-        raise IsoinspectError(f"invalid value {value!r} for {flag}: {exc}") from None
+    except UsageError as exc:
+        raise UsageError(f"invalid value {value!r} for {flag}: {exc}") from None
 
 
 def parse_memory_swap(value: str, flag: str = "--memory-swap") -> int:
@@ -68,13 +68,13 @@ def parse_cpus(value: str | float, flag: str = "--cpus") -> tuple[int, int]:
     try:
         cpus = float(value)
     except (TypeError, ValueError):
-        raise IsoinspectError(f"invalid value {value!r} for {flag}: expected a number of CPUs "
+        raise UsageError(f"invalid value {value!r} for {flag}: expected a number of CPUs "
                               "like 0.5 or 2") from None
     if not cpus > 0 or cpus > 4096:
-        raise IsoinspectError(f"invalid value {value!r} for {flag}: must be greater than 0")
+        raise UsageError(f"invalid value {value!r} for {flag}: must be greater than 0")
     quota = int(round(cpus * CFS_PERIOD_US))
     if quota < 1000:
-        raise IsoinspectError(f"invalid value {value!r} for {flag}: below the 0.01 CPU minimum")
+        raise UsageError(f"invalid value {value!r} for {flag}: below the 0.01 CPU minimum")
     return quota, CFS_PERIOD_US
 
 
@@ -84,13 +84,13 @@ def parse_int(value: str | int, flag: str, minimum: int | None = None,
     try:
         number = int(value)
     except (TypeError, ValueError):
-        raise IsoinspectError(f"invalid value {value!r} for {flag}: expected an integer") from None
+        raise UsageError(f"invalid value {value!r} for {flag}: expected an integer") from None
     if not -INT64_MAX - 1 <= number <= INT64_MAX:
-        raise IsoinspectError(f"invalid value {value!r} for {flag}: value out of range")
+        raise UsageError(f"invalid value {value!r} for {flag}: value out of range")
     if minimum is not None and number < minimum:
-        raise IsoinspectError(f"invalid value {value!r} for {flag}: must be at least {minimum}")
+        raise UsageError(f"invalid value {value!r} for {flag}: must be at least {minimum}")
     if number > maximum:
-        raise IsoinspectError(f"invalid value {value!r} for {flag}: must be at most {maximum}")
+        raise UsageError(f"invalid value {value!r} for {flag}: must be at most {maximum}")
     return number
 
 
@@ -103,11 +103,11 @@ def parse_cpuset(value: str, flag: str = "--cpuset-cpus") -> str:
         cpus = set(parse_cpu_list(text))
     except ValueError as exc:
         why = str(exc).removeprefix("resources: ")
-        raise IsoinspectError(f"invalid value {value!r} for {flag}: {why}") from None
+        raise UsageError(f"invalid value {value!r} for {flag}: {why}") from None
     available = _online_cpus()
     missing = sorted(cpus - available) if available else []
     if missing:
-        raise IsoinspectError(f"invalid value {value!r} for {flag}: CPU {missing[0]} is not "
+        raise UsageError(f"invalid value {value!r} for {flag}: CPU {missing[0]} is not "
                               f"available on this host")
     return text
 
@@ -125,7 +125,7 @@ def parse_env(items: list[str] | tuple[str, ...]) -> list[str]:
     for item in items:
         key, sep, _ = item.partition("=")
         if not key:
-            raise IsoinspectError(f"invalid environment variable {item!r}: empty name")
+            raise UsageError(f"invalid environment variable {item!r}: empty name")
         if sep:
             result.append(item)
         elif key in os.environ:
@@ -137,10 +137,10 @@ def parse_user(value: str) -> tuple[str, str | None]:
     """'-u UID[:GID]' or names: returns the two parts, resolved later inside the image."""
     user, _, group = value.partition(":")
     if not user:
-        raise IsoinspectError(f"invalid value {value!r} for --user: expected UID[:GID]")
+        raise UsageError(f"invalid value {value!r} for --user: expected UID[:GID]")
     for part in (user, group):
         if part.isdigit() and int(part) > UID_MAX:
-            raise IsoinspectError(f"invalid value {value!r} for --user: {part} is above the "
+            raise UsageError(f"invalid value {value!r} for --user: {part} is above the "
                                   f"largest id, {UID_MAX}")
     return user, (group or None)
 

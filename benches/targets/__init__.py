@@ -12,6 +12,7 @@ from isoinspect.benches.targets.host import HostExec, UnshareTarget
 from isoinspect.benches.targets.isoinspect import IsoinspectCLI, IsoinspectLibrary
 from isoinspect.benches.targets.pool import WarmPoolTarget
 from isoinspect.benches.targets.runc import CrunTarget, RuncTarget, RunscTarget
+from isoinspect.runtime.errors import USAGE_EXIT_CODE, UsageError
 
 REFERENCE = "runc"
 FLOOR = "host-exec"
@@ -30,12 +31,13 @@ def default_targets() -> list[Target]:
 
 
 def select(names: list[str] | None) -> list[Target]:
-    """The default targets, or those named (ValueError naming the unknown ones)."""
+    """The default targets, or those named (UsageError naming the unknown ones)."""
     targets = default_targets()
     if not names:
         return targets
     known = {t.name: t for t in targets}
     unknown = [n for n in names if n not in known]
     if unknown:
-        raise ValueError(f"unknown target(s) {', '.join(unknown)}; known: {', '.join(known)}")
+        raise UsageError(f"unknown target(s) {', '.join(unknown)}; known: {', '.join(known)}",
+                         exit_code=USAGE_EXIT_CODE)
     return [known[n] for n in names]

@@ -37,10 +37,12 @@ import os
 import resource
 import select
 import shutil
-import signal
 import subprocess
 import time
 from typing import NamedTuple
+
+from isoinspect.runtime import process
+from isoinspect.runtime.linux.signals import SIGKILL
 
 BUSYBOX_CANDIDATES = ("/bin/busybox", "/usr/bin/busybox")
 METRICS = ("start_to_ready", "lifecycle", "teardown")
@@ -345,22 +347,10 @@ def reap(pid: int, grace: float = 10.0) -> None:
     SIGTERM to the container and clean up, so the child gets ``grace`` seconds first.
     """
     deadline = time.monotonic() + grace
-    while True:
+    while True:  # a further Ctrl-C does not cut the grace short
+        left = max(0.0, deadline - time.monotonic())
         try:
-            done, _ = os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
+            process.kill_and_wait(pid, steps=((0, left), (SIGKILL, float("inf"))), reap=True)
             return
-        except KeyboardInterrupt:
-            continue
-        if done:
-            return
-        if time.monotonic() >= deadline:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            deadline = float("inf")
-        try:
-            time.sleep(0.01)
         except KeyboardInterrupt:
             continue

@@ -15,6 +15,7 @@ from isoinspect.benches.targets.base import Target
 from isoinspect.benches.targets.docker import DockerTarget
 from isoinspect.benches.targets.isoinspect import IsoinspectLibrary
 from isoinspect.benches.targets.runc import RuncTarget, RunscTarget
+from isoinspect.runtime.errors import USAGE_EXIT_CODE, UsageError
 
 RUNTIMES: dict[str, Callable[[], Target]] = {
     "isoinspect": lambda: IsoinspectLibrary(name="isoinspect"),
@@ -26,10 +27,10 @@ RUNTIMES: dict[str, Callable[[], Target]] = {
 
 
 def select(names: str) -> list[Target]:
-    """``isoinspect``, ``runc,docker`` or ``all``; ValueError for an unknown name."""
+    """``isoinspect``, ``runc,docker`` or ``all``; UsageError for an unknown name."""
     wanted = list(RUNTIMES) if names == "all" else [n.strip() for n in names.split(",") if n]
     unknown = [n for n in wanted if n not in RUNTIMES]
     if unknown or not wanted:
-        raise ValueError(f"unknown runtime {', '.join(unknown) or names!r}: choose from "
-                         f"{', '.join(RUNTIMES)} or all")
+        raise UsageError(f"unknown runtime {', '.join(unknown) or names!r}: choose from "
+                         f"{', '.join(RUNTIMES)} or all", exit_code=USAGE_EXIT_CODE)
     return [RUNTIMES[n]() for n in wanted]

@@ -25,6 +25,7 @@ from isoinspect.benches.verify import cpu, cpuset, io, memory, pids
 from isoinspect.benches.verify.context import Context
 from isoinspect.benches.verify.result import exit_code, format_table, make_result, unsupported
 from isoinspect.benches.verify.runtimes import select
+from isoinspect.runtime.errors import USAGE_EXIT_CODE, UsageError
 
 
 class Check(NamedTuple):
@@ -56,9 +57,9 @@ def select_checks(names: str | None) -> list[Check]:
     wanted = [n.strip() for n in names.split(",") if n.strip()]
     unknown = [n for n in wanted if not any(n in (c.name, c.family) for c in CHECKS)]
     if unknown:
-        raise ValueError(f"unknown check {', '.join(unknown)}: choose from "
+        raise UsageError(f"unknown check {', '.join(unknown)}: choose from "
                          f"{', '.join(sorted({c.family for c in CHECKS}))} or "
-                         f"{', '.join(c.name for c in CHECKS)}")
+                         f"{', '.join(c.name for c in CHECKS)}", exit_code=USAGE_EXIT_CODE)
     return [c for c in CHECKS if c.name in wanted or c.family in wanted]
 
 

@@ -17,6 +17,8 @@ import io
 import os
 import stat
 
+from isoinspect.runtime.fsutil import write_atomic
+
 from .kernel import GuestKernel, VMError
 
 BUSYBOX_CANDIDATES = ("/usr/bin/busybox", "/bin/busybox", "/usr/lib/initramfs-tools/bin/busybox")
@@ -190,10 +192,7 @@ def ensure_initramfs(kernel: GuestKernel) -> str:
     for module in kernel.modules:
         with open(module, "rb") as handle:
             cpio.file("lib/modules/" + os.path.basename(module), handle.read())
-    tmp = path + f".tmp{os.getpid()}"
-    with open(tmp, "wb") as handle:
-        handle.write(gzip.compress(cpio.finish(), compresslevel=1))
-    os.replace(tmp, path)
+    write_atomic(path, gzip.compress(cpio.finish(), compresslevel=1))
     for old in os.listdir(kernel.directory):   # keep the cache small: drop older images
         full = os.path.join(kernel.directory, old)
         if old.startswith("initramfs-") and old.endswith(".gz") and full != path:

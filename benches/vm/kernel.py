@@ -17,6 +17,8 @@ import subprocess
 import tempfile
 from dataclasses import dataclass, field
 
+from isoinspect.runtime.fsutil import write_atomic
+
 DEFAULT_CACHE = "/var/cache/isoinspect/vm"
 META_PACKAGE = "linux-image-amd64"
 
@@ -296,10 +298,7 @@ def ensure_vmlinux(directory: str) -> str | None:
             except (lzma.LZMAError, OSError, subprocess.SubprocessError, Exception):
                 out = b""
             if out[:4] == b"\x7fELF":
-                tmp = target + f".tmp{os.getpid()}"
-                with open(tmp, "wb") as handle:
-                    handle.write(out)
-                os.replace(tmp, target)
+                write_atomic(target, out)
                 return target
             at = data.find(magic, at + 1)
     return None

@@ -29,6 +29,8 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 
+from isoinspect.runtime.fsutil import write_atomic
+
 from .initramfs import cmdline, ensure_initramfs, root_links
 from .kernel import GuestKernel, VMError, cache_dir, ensure_kernel
 
@@ -138,9 +140,7 @@ class GuestVM:
         self.accel, self.accel_reason = ("kvm" if ok else "tcg"), reason
         cached = {key: {"accel": self.accel, "reason": reason, "at": time.time()}}
         os.makedirs(self.cache, exist_ok=True)
-        with open(verdicts + ".tmp", "w") as handle:
-            json.dump(cached, handle)
-        os.replace(verdicts + ".tmp", verdicts)
+        write_atomic(verdicts, json.dumps(cached).encode())
         return self.accel
 
     # -- running -------------------------------------------------------------------------------

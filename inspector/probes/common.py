@@ -20,6 +20,8 @@ from __future__ import annotations
 import ctypes
 from dataclasses import dataclass, field
 
+from isoinspect.runtime.linux import namespaces
+
 STR_LEN = 128
 
 # Event types (the C side uses the EV_* names; keep both in sync through this table).
@@ -41,7 +43,7 @@ PRELUDE = r"""
 
 #define FILTER_ENABLED FILTER_ENABLED_VALUE
 #define STR_LEN STR_LEN_VALUE
-#define NS_MASK 0x7E020080ULL   /* NEWNS|NEWCGROUP|NEWUTS|NEWIPC|NEWUSER|NEWPID|NEWNET|NEWTIME */
+#define NS_MASK NS_MASK_VALUE   /* every CLONE_NEW* flag */
 #define CLONE_THREAD_FLAG 0x00010000ULL
 EV_DEFINES
 
@@ -280,7 +282,9 @@ def compose(parts: list[Parts], filter_enabled: bool = True, available=None,
     merged = merge([*parts, base_parts()])
     defines = "\n".join(f"#define EV_{name.upper()} {number}" for name, number in EV.items())
     text = (PRELUDE.replace("FILTER_ENABLED_VALUE", "1" if filter_enabled else "0")
-            .replace("STR_LEN_VALUE", str(STR_LEN)).replace("EV_DEFINES", defines))
+            .replace("STR_LEN_VALUE", str(STR_LEN))
+            .replace("NS_MASK_VALUE", f"0x{namespaces.ALL_FLAGS:08X}ULL")
+            .replace("EV_DEFINES", defines))
     pieces = [text]
     for call in merged.syscalls:
         pieces.extend(_syscall_probes(call, available))

@@ -154,11 +154,12 @@ def parse_size(text: str | int) -> int:
         return text
     if str(text).strip() == "-1":
         return -1
+    from isoinspect.runtime.errors import UsageError
     from isoinspect.runtime.units import size_in_bytes
 
     try:
         return size_in_bytes(str(text))
-    except ValueError as exc:
+    except UsageError as exc:
         raise ValueError(f"resources: bad size {text!r}: {exc}") from None
 
 

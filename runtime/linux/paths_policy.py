@@ -15,7 +15,10 @@ from __future__ import annotations
 import errno
 import os
 
-# moby oci/defaults.go (DefaultLinuxSpec).
+# The one list of default masked and read-only paths (our runtime, the runc bundles of the
+# benches, the inspector's scorecard). moby oci/defaults.go (DefaultLinuxSpec) of current Docker
+# and `runc spec` of current runc; Docker 20.10 and runc 1.1 (this host's) lack the last entry,
+# /sys/devices/virtual/powercap (RAPL energy counters: the PLATYPUS side channel).
 MASKED_PATHS = (
     "/proc/asound",
     "/proc/acpi",

@@ -1,8 +1,9 @@
 """ctypes wrappers for the system calls a container runtime needs and Python 3.11 lacks.
 
 Python 3.11 has no os.unshare/os.setns and no mount, pivot_root, sethostname or prctl, so they
-are called through libc here. This is the one place that knows syscall numbers and flag values;
-everything else imports names from it. Errors become OSError with the errno, like os.* calls.
+are called through libc here. This is the one place that knows syscall numbers and flag values
+(namespace flags come from the namespace table, namespaces.py); everything else imports names
+from it. Errors become OSError with the errno, like os.* calls.
 """
 
 from __future__ import annotations
@@ -10,29 +11,19 @@ from __future__ import annotations
 import ctypes
 import os
 
+from isoinspect.runtime.linux import namespaces as _namespaces
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
-# Namespace flags (linux/sched.h).
-CLONE_NEWNS = 0x00020000
-CLONE_NEWCGROUP = 0x02000000
-CLONE_NEWUTS = 0x04000000
-CLONE_NEWIPC = 0x08000000
-CLONE_NEWUSER = 0x10000000
-CLONE_NEWPID = 0x20000000
-CLONE_NEWNET = 0x40000000
-CLONE_NEWTIME = 0x00000080
-
-NAMESPACE_FLAGS = {
-    "mnt": CLONE_NEWNS,
-    "cgroup": CLONE_NEWCGROUP,
-    "uts": CLONE_NEWUTS,
-    "ipc": CLONE_NEWIPC,
-    "user": CLONE_NEWUSER,
-    "pid": CLONE_NEWPID,
-    "net": CLONE_NEWNET,
-    "time": CLONE_NEWTIME,
-}
+# Namespace flags: defined in the namespace table, named here too for sc.CLONE_NEW* callers.
+CLONE_NEWNS = _namespaces.CLONE_NEWNS
+CLONE_NEWCGROUP = _namespaces.CLONE_NEWCGROUP
+CLONE_NEWUTS = _namespaces.CLONE_NEWUTS
+CLONE_NEWIPC = _namespaces.CLONE_NEWIPC
+CLONE_NEWUSER = _namespaces.CLONE_NEWUSER
+CLONE_NEWPID = _namespaces.CLONE_NEWPID
+CLONE_NEWNET = _namespaces.CLONE_NEWNET
+CLONE_NEWTIME = _namespaces.CLONE_NEWTIME
 
 # Mount flags (linux/mount.h).
 MS_RDONLY = 1

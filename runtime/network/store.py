@@ -15,6 +15,7 @@ import re
 import time
 
 from isoinspect.runtime.errors import Conflict, IsoinspectError, NotFound
+from isoinspect.runtime.fsutil import create_atomic
 
 DEFAULT_NETWORK = "bridge"
 DEFAULT_BRIDGE = "isoinspect0"
@@ -136,15 +137,10 @@ class NetworkStore:
         network = {"name": name, "id": secrets.token_hex(32), "bridge": bridge,
                    "subnet": str(subnet), "gateway": str(next(subnet.hosts())),
                    "created": time.time()}
-        tmp = self._path(f".{name}.{os.getpid()}")
-        with open(tmp, "w") as handle:
-            json.dump(network, handle)
-        try:
-            os.link(tmp, self._path(name))  # O_EXCL-like: two creates cannot both win
+        try:  # two creates cannot both win
+            create_atomic(self._path(name), json.dumps(network).encode())
         except FileExistsError:
             raise Conflict(f"network with name {name} already exists") from None
-        finally:
-            os.unlink(tmp)
         return network
 
     def delete(self, name: str) -> None:

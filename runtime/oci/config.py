@@ -12,8 +12,8 @@ import os
 import re
 
 from isoinspect.runtime.errors import IsoinspectError
+from isoinspect.runtime.linux import namespaces
 
-SUPPORTED_NAMESPACES = ("pid", "network", "mount", "ipc", "uts", "cgroup", "user", "time")
 JOINABLE_NAMESPACES = ("pid", "network", "ipc", "uts", "cgroup")
 HOOK_KINDS = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart",
               "poststop")
@@ -116,7 +116,7 @@ def check_namespaces(config: dict, bundle: str) -> None:
     seen = set()
     for entry in linux(config).get("namespaces") or ():
         kind = entry.get("type")
-        if kind not in SUPPORTED_NAMESPACES:
+        if kind not in namespaces.OCI_NAMES:
             raise ConfigError(f"unknown namespace type {kind!r}")
         if kind in seen:
             raise ConfigError(f"namespace {kind!r} listed twice")

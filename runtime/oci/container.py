@@ -20,6 +20,8 @@ import time
 from isoinspect.runtime import process
 from isoinspect.runtime.errors import IsoinspectError
 from isoinspect.runtime.fsutil import write_atomic
+from isoinspect.runtime.linux import namespaces
+from isoinspect.runtime.linux.signals import SIGKILL
 from isoinspect.runtime.oci import config as cfg
 from isoinspect.runtime.oci import translate
 
@@ -27,7 +29,7 @@ OCI_VERSION = "1.0.2"
 DEFAULT_ROOT = "/run/isoinspect-runc"
 SECCOMP_CACHE = os.environ.get("ISOINSPECT_OCI_SECCOMP_CACHE", "/var/lib/isoinspect/oci-seccomp")
 CGROUP_ROOT = "/sys/fs/cgroup"
-SIGKILL = 9
+CLEANUP_KILL = ((SIGKILL, 5.0),)  # the init of a failed create: our child, gone at once
 
 
 class OciError(IsoinspectError):
@@ -138,7 +140,7 @@ def create(store: Store, cid: str, bundle: str, pid_file: str | None = None,
         pid = _create_init(store, state, config, pid_file, console_socket, preserve_fds)
     except BaseException:
         if pid:
-            _kill_and_wait(pid, state.get("pid_ticks"))
+            process.kill_and_wait(pid, state.get("pid_ticks"), CLEANUP_KILL, reap=True)
         _cleanup(state, directory)
         raise
     return state
@@ -154,19 +156,6 @@ def _cleanup(state: dict, directory: str) -> None:
         except (OSError, ValueError):
             pass
     shutil.rmtree(directory, ignore_errors=True)
-
-
-def _kill_and_wait(pid: int, ticks: int | None) -> None:
-    try:
-        os.kill(pid, SIGKILL)
-    except ProcessLookupError:
-        return
-    try:
-        os.waitpid(pid, 0)  # our child while `create` runs
-    except ChildProcessError:
-        deadline = time.monotonic() + 5
-        while process.is_alive(pid, ticks) and time.monotonic() < deadline:
-            time.sleep(0.01)
 
 
 def _seccomp_bytes(config: dict) -> bytes | None:
@@ -280,7 +269,7 @@ def _create_init(store: Store, state: dict, config: dict, pid_file: str | None,
         for kind, path in joins:
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
             try:
-                sc.setns(fd, translate.NS_FLAGS[kind])
+                sc.setns(fd, namespaces.FLAG_BY_OCI[kind])
             except OSError as exc:
                 raise OciError(f"cannot join {kind} namespace {path}: "
                                f"{exc.strerror}") from None
@@ -370,20 +359,6 @@ def state_of(store: Store, cid: str) -> dict:
     return public_state(store, store.load(cid))
 
 
-def parse_signal(text: str) -> int:
-    import signal
-    text = str(text).strip()
-    if text.isdigit():
-        return int(text)
-    name = text.upper()
-    if not name.startswith("SIG"):
-        name = "SIG" + name
-    try:
-        return int(getattr(signal, name))
-    except AttributeError:
-        raise OciError(f"unknown signal {text!r}") from None
-
-
 def kill(store: Store, cid: str, sig: int = 15, all_processes: bool = False) -> None:
     state = store.load(cid)
     status = status_of(store, state)
@@ -421,14 +396,7 @@ def delete(store: Store, cid: str, force: bool = False) -> None:
     if status == "running" and not force:
         raise OciError(f"cannot delete container {cid} that is not stopped: running")
     if status != "stopped":
-        try:
-            os.kill(state["pid"], SIGKILL)
-        except ProcessLookupError:
-            pass
-        deadline = time.monotonic() + 10
-        while process.is_alive(state["pid"], state["pid_ticks"]) and \
-                time.monotonic() < deadline:
-            time.sleep(0.005)
+        process.kill_and_wait(state["pid"], state["pid_ticks"])
     try:
         manager = _manager(state["cgroup"])
         if manager.exists():

@@ -7,13 +7,9 @@ from __future__ import annotations
 
 from isoinspect.runtime.cgroups.resources import DEFAULT_DEVICE_RULES, Resources
 from isoinspect.runtime.linux import capabilities
-from isoinspect.runtime.linux import syscalls as sc
+from isoinspect.runtime.linux.namespaces import FLAG_BY_OCI
 from isoinspect.runtime.linux.rlimits import RLIMIT_NUMBERS
 
-NS_FLAGS = {"pid": sc.CLONE_NEWPID, "network": sc.CLONE_NEWNET, "mount": sc.CLONE_NEWNS,
-            "ipc": sc.CLONE_NEWIPC, "uts": sc.CLONE_NEWUTS, "cgroup": sc.CLONE_NEWCGROUP}
-NS_PROC_NAMES = {"pid": "pid", "network": "net", "mount": "mnt", "ipc": "ipc", "uts": "uts",
-                 "cgroup": "cgroup"}
 DEFAULT_CGROUP_PARENT = "isoinspect-oci"
 
 
@@ -31,7 +27,7 @@ def namespaces(config: dict) -> tuple[int, list[tuple[str, str]], set[str]]:
         else:
             new.add(kind)
             if kind != "cgroup":  # the child unshares it after joining its cgroup
-                flags |= NS_FLAGS[kind]
+                flags |= FLAG_BY_OCI[kind]
     return flags, joins, new
 
 

@@ -9,6 +9,7 @@ import pytest
 from isoinspect.benches import record as record_mod
 from isoinspect.benches import startup
 from isoinspect.benches.targets import Sample, Target, TargetError, select
+from isoinspect.runtime.errors import UsageError
 
 
 class Fake(Target):
@@ -209,18 +210,18 @@ def test_own_workdir_is_removed(tmp_path, monkeypatch):
 
 
 def test_bad_arguments(tmp_path):
-    with pytest.raises(ValueError):
+    with pytest.raises(UsageError):
         run([Fake("a"), Fake("a")], tmp_path, runs=1, record=False)
-    with pytest.raises(ValueError):
+    with pytest.raises(UsageError):
         run([Fake("a")], tmp_path, runs=0, record=False)
-    with pytest.raises(ValueError, match="unknown metric"):
+    with pytest.raises(UsageError, match="unknown metric"):
         run([Fake("a")], tmp_path, runs=1, record=False, metrics=("boot",))
     with pytest.raises(SystemExit) as exc:
         startup.main(["--targets", "nope"])
     assert exc.value.code == 2
     assert startup.parse_levels("1,2, 8") == [1, 2, 8]
     for bad in ("0", "a,b", ","):
-        with pytest.raises(ValueError):
+        with pytest.raises(UsageError):
             startup.parse_levels(bad)
 
 
@@ -236,7 +237,7 @@ def test_target_selection():
     assert names == ["host-exec", "unshare", "isoinspect-cli", "isoinspect-lib",
                      "isoinspect-pool", "runc", "crun", "runsc", "docker", "qemu"]
     assert [t.name for t in select(["runc", "host-exec"])] == ["runc", "host-exec"]
-    with pytest.raises(ValueError, match="unknown target"):
+    with pytest.raises(UsageError, match="unknown target"):
         select(["crun-nope"])
 
 

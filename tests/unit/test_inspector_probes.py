@@ -16,6 +16,7 @@ from isoinspect.inspector.events import decode, describe
 from isoinspect.inspector.probes import PROBES, program, tracepoints, tracepoints_used
 from isoinspect.inspector.probes.common import EV, Event, STR_LEN
 from isoinspect.inspector.tracer import BpfStats, prog_stats
+from isoinspect.runtime.linux import namespaces
 
 HEX = "ab" * 32
 
@@ -149,14 +150,15 @@ def _raw(type_name, **fields):
 
 
 def test_nsflags():
-    assert nsflags.decode(0x40000000) == ["net"]
-    assert nsflags.decode(0x04000000 | 0x00020000) == ["mnt", "uts"]
-    assert nsflags.decode(0x11) == []
+    assert namespaces.decode(0x40000000) == ["net"]
+    assert namespaces.decode(0x04000000 | 0x00020000) == ["mnt", "uts"]
+    assert namespaces.decode(0x11) == []
     assert nsflags.decode_setns(0) == ["any"]
-    assert nsflags.encode(["net", "pid"]) == 0x60000000
-    assert nsflags.label(0) == "none"
-    assert nsflags.NS_MASK == 0x7E020080
-    assert f"#define NS_MASK {hex(nsflags.NS_MASK).upper().replace('X', 'x')}ULL" in program()
+    assert nsflags.decode_setns(0x40000000) == ["net"]
+    assert namespaces.encode(["net", "pid"]) == 0x60000000
+    assert nsflags.label(0) == "none" and nsflags.label(0x60000000) == "net+pid"
+    assert namespaces.ALL_FLAGS == 0x7E020080
+    assert "#define NS_MASK 0x7E020080ULL" in program()
 
 
 def test_decode_unshare_and_costs():

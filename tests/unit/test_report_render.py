@@ -139,7 +139,7 @@ def test_a_failing_write_removes_its_temporary_file(tmp_path, monkeypatch):
 
     monkeypatch.setattr(os, "replace", refuse)
     with pytest.raises(IsoinspectError, match="cannot write the report to .*: Permission denied"):
-        render.write_atomic(str(tmp_path / "r.html"), "<html></html>")
+        render.write_report_file(str(tmp_path / "r.html"), "<html></html>")
     assert os.listdir(tmp_path) == []
 
 

@@ -112,7 +112,7 @@ def test_library_numbers_out_of_range_are_one_line_errors(kwargs):
                                              (" 0 ", False), ("1", True), ("yes", True),
                                              ("true", True)])
 def test_debug_switch(monkeypatch, value, expected):
-    from isoinspect.cli.run_cmd import debug_enabled
+    from isoinspect.runtime.errors import debug_enabled
 
     if value is None:
         monkeypatch.delenv("ISOINSPECT_DEBUG", raising=False)

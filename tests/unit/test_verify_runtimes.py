@@ -11,6 +11,7 @@ from isoinspect.benches import bundle
 from isoinspect.benches.bundle import Limits
 from isoinspect.benches.targets import base, box, docker, isoinspect, runc
 from isoinspect.benches.verify import runtimes, verify
+from isoinspect.runtime.errors import UsageError
 
 
 def _block_device() -> str:
@@ -57,12 +58,12 @@ def test_select_runtimes_and_checks():
     assert [rt.name for rt in runtimes.select("all")] == [
         "isoinspect", "runc", "runsc", "docker", "control"]
     assert [rt.name for rt in runtimes.select("runc,control")] == ["runc", "control"]
-    with pytest.raises(ValueError, match="unknown runtime"):
+    with pytest.raises(UsageError, match="unknown runtime"):
         runtimes.select("crunx")
     names = [c.name for c in verify.select_checks("cpu,pids-limit")]
     assert names == ["cpu-quota-0.5", "cpu-quota-0.2", "cpu-quota-1.5", "cpu-shares",
                      "pids-limit"]
-    with pytest.raises(ValueError, match="unknown check"):
+    with pytest.raises(UsageError, match="unknown check"):
         verify.select_checks("disk")
 
 
