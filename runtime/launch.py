@@ -18,9 +18,8 @@ import os
 from isoinspect.runtime import child, process
 from isoinspect.runtime.init_plan import InitPlan
 from isoinspect.runtime.linux import syscalls as sc
+from isoinspect.runtime.linux.signals import SIGKILL
 from isoinspect.runtime.pipes import close_all, read_all, read_byte
-
-SIGKILL = 9
 
 
 class Launch:
@@ -65,10 +64,7 @@ class Launch:
 
     def abort(self) -> str:
         """Kill and reap the child; return what it had written on the error pipe."""
-        try:
-            os.kill(self.pid, SIGKILL)
-        except ProcessLookupError:
-            pass
+        process.send_signal(self.pid, SIGKILL)
         self.reap()
         close_all(self.sync_w, self.ready_r, self.userns_w)
         self.sync_w = self.ready_r = self.userns_w = -1

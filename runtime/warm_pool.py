@@ -40,9 +40,8 @@ import time
 from isoinspect.runtime import child, process
 from isoinspect.runtime.errors import IsoinspectError
 from isoinspect.runtime.linux import syscalls as sc
+from isoinspect.runtime.linux.signals import SIGKILL
 from isoinspect.runtime.pipes import read_all
-
-SIGKILL = 9
 
 _pylibc = ctypes.PyDLL(None, use_errno=True)
 MAX_COMMAND_BYTES = 65536
@@ -365,14 +364,7 @@ class WarmPool:
             pass
 
     def _kill(self, zygote: Zygote) -> None:
-        try:
-            os.kill(zygote.pid, SIGKILL)
-        except ProcessLookupError:
-            pass
-        try:
-            os.waitpid(zygote.pid, 0)
-        except ChildProcessError:
-            pass
+        process.kill_and_wait(zygote.pid, steps=((SIGKILL, 10.0),), reap=True)
         self._remove(zygote.record)
 
     def close(self) -> None:
