@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 
 from isoinspect.runtime import child, process
+from isoinspect.runtime.container_state import Status
 from isoinspect.runtime.errors import Conflict, IsoinspectError
 from isoinspect.runtime.linux import capabilities
 from isoinspect.runtime.linux import syscalls as sc
@@ -25,29 +26,29 @@ def exec_in_container(runtime: Runtime, ref: str, argv: list[str], env: list[str
                       detach: bool = False) -> int:
     """Run ``argv`` in the container; return its exit code (0 at once with ``detach``)."""
     record = runtime.get(ref)
-    if record["status"] != "running":
-        raise Conflict(f"container {record['name']} is not running")
+    if record.status != Status.RUNNING:
+        raise Conflict(f"container {record.name} is not running")
     if user:
         parse_user(user)
-    spec = record["spec"]
-    merged = dict(item.partition("=")[::2] for item in record["env"] + parse_env(env or []))
+    spec = record.spec
+    merged = dict(item.partition("=")[::2] for item in record.env + parse_env(env or []))
     fds = {}
     # A user-namespaced container: join its user namespace first (that grants the
     # capabilities needed to join the namespaces it owns), then become its root.
-    kinds = (("user",) if record.get("userns") else ()) + _NAMESPACE_ORDER
+    kinds = (("user",) if record.userns else ()) + _NAMESPACE_ORDER
     try:
         for kind in kinds:
-            fds[kind] = os.open(f"/proc/{record['pid']}/ns/{kind}", os.O_RDONLY | os.O_CLOEXEC)
+            fds[kind] = os.open(f"/proc/{record.pid}/ns/{kind}", os.O_RDONLY | os.O_CLOEXEC)
     except FileNotFoundError:
         for fd in fds.values():
             os.close(fd)
-        raise Conflict(f"container {record['name']} is not running") from None
+        raise Conflict(f"container {record.name} is not running") from None
     plan = {
-        "rlimits": runtime.default_rlimits(), "user": user or record["user"],
+        "rlimits": runtime.default_rlimits(), "user": user or record.user,
         "caps": capabilities.parse_capabilities(spec["cap_add"], spec["cap_drop"]),
         "seccomp": runtime._seccomp_program() if spec["seccomp"] else None,
         "argv": argv, "env": [f"{k}={v}" for k, v in merged.items()],
-        "workdir": workdir or record["workdir"],
+        "workdir": workdir or record.workdir,
         "cgroup_procs": runtime.cgroup(record).procs_files(),
     }
     read_fd, write_fd = os.pipe2(os.O_CLOEXEC)

@@ -38,6 +38,7 @@ import threading
 import time
 
 from isoinspect.runtime import child, process
+from isoinspect.runtime.container_state import ContainerState, Status
 from isoinspect.runtime.errors import IsoinspectError
 from isoinspect.runtime.linux import syscalls as sc
 
@@ -155,7 +156,7 @@ class Zygote:
 
     __slots__ = ("record", "pid", "err_r", "go_w", "channel", "prepared_s")
 
-    def __init__(self, record: dict, pid: int, err_r: int, go_w: int,
+    def __init__(self, record: ContainerState, pid: int, err_r: int, go_w: int,
                  channel: socket.socket, prepared_s: float) -> None:
         self.record, self.pid, self.err_r, self.go_w = record, pid, err_r, go_w
         self.channel, self.prepared_s = channel, prepared_s
@@ -218,7 +219,7 @@ class WarmPool:
             plan_r, plan_w = os.pipe2(os.O_CLOEXEC)
             fds += [plan_r, plan_w]
             parent_end, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-            plan = runtime._plan(record, record["spec"], err_w, (None, None, None), True)
+            plan = runtime._plan(record, record.spec, err_w, (None, None, None), True)
             plan.update(ready_fd=ready_w, start_fd=go_r, channel_fd=child_end.fileno())
             payload = pickle.dumps(plan)
             pid = _clone_holding_gil(self._flags())
@@ -257,8 +258,8 @@ class WarmPool:
                     sock.close()
             runtime._discard(record)
             raise
-        record.update(status="running", pid=pid, pid_ticks=process.start_ticks(pid),
-                      started_at=time.time())
+        record = record.replace(status=Status.RUNNING, pid=pid,
+                                pid_ticks=process.start_ticks(pid), started_at=time.time())
         runtime.containers.save(record)
         return Zygote(record, pid, err_r, go_w, parent_end, time.perf_counter() - begin)
 
@@ -360,9 +361,9 @@ class WarmPool:
             with self._cond:  # refill once a container is done, not while one starts
                 self._cond.notify_all()
 
-    def _remove(self, record: dict) -> None:
+    def _remove(self, record: ContainerState) -> None:
         try:
-            self.runtime.remove(record["id"], force=True)
+            self.runtime.remove(record.id, force=True)
         except IsoinspectError:
             pass
 

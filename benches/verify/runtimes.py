@@ -245,7 +245,7 @@ class IsoinspectVerify(VerifyRuntime):
         try:
             started = runtime.start(record, stdio=(null, out, out))
         except BaseException:
-            runtime.remove(record["id"], force=True)
+            runtime.remove(record.id, force=True)
             raise
         finally:
             os.close(out)
@@ -259,7 +259,7 @@ class IsoinspectVerify(VerifyRuntime):
             try:
                 runtime.wait_child(started)
             finally:
-                runtime.remove(record["id"], force=True)
+                runtime.remove(record.id, force=True)
 
         try:
             return Box(name, started.pid, _log_reader(log), stop, self.scratch)
