@@ -90,34 +90,73 @@ class ContainerState(Frozen):
 def encode(state: Frozen) -> dict:
     """The record as plain values with its schema version (for marshal or JSON)."""
     values = state.to_dict()
-    values["status"] = str(values["status"])
+    if "status" in values:
+        values["status"] = str(values["status"])
     values["schema"] = SCHEMA
     return values
 
 
-def decode(cls: type, values: dict, what: str, legacy: dict | None = None) -> Frozen:
-    """A record of type ``cls`` from ``encode``'s output; ``legacy`` maps old status words.
+class OciState(Frozen):
+    """A container of ``isoinspect-runc`` (state.json): what its later commands need.
 
-    A record without a schema version predates it: unknown keys are dropped and its status
-    converted. A newer schema, or a record that does not fit ``cls``, is an IsoinspectError.
+    Its status is not stored: `state` derives it from the init process and the exec FIFO
+    (``oci.container.status_of``), as runc does; only a pause, which leaves no other trace
+    than the freezer, is recorded.
+    """
+
+    id: str
+    bundle: str
+    rootfs: str
+    created: str  # RFC 3339, as `state` prints it
+    cgroup: str  # cgroup path, relative to the cgroup root
+    annotations: dict = {}
+    pid: int = 0  # host pid of init, once cloned
+    pid_ticks: object = None
+    cgroup_created: bool = False  # this container made its cgroup (so delete removes it)
+    paused: bool = False
+    poststart_hooks: list = []  # config.json's hooks that run after `create` has returned
+    poststop_hooks: list = []
+    seccomp_path: str = ""  # the compiled filter, for `exec` ("" without seccomp)
+    no_new_privileges: bool = False  # process.noNewPrivileges, the default for `exec`
+
+
+def decode(cls: type, values: dict, what: str, upgrade=None) -> Frozen:
+    """A record of type ``cls`` from ``encode``'s output.
+
+    A record without a schema version predates it: ``upgrade(values)`` converts it, and keys
+    ``cls`` does not know are dropped. A newer schema, or a record that does not fit ``cls``,
+    is an IsoinspectError.
     """
     values = dict(values)
     schema = values.pop("schema", 0)
     if not isinstance(schema, int) or schema > SCHEMA:
         raise IsoinspectError(f"{what} has a record of schema {schema!r}, newer than this "
                               f"isoinspect reads (schema {SCHEMA}): upgrade isoinspect")
-    if schema == 0:
-        values = {k: v for k, v in values.items() if k in cls._fields}
-        status = values.get("status")
-        if legacy and status in legacy:
-            values["status"] = legacy[status]
     try:
-        values["status"] = Status(values.get("status"))
+        if schema == 0:
+            if upgrade is not None:
+                values = upgrade(values)
+            values = {k: v for k, v in values.items() if k in cls._fields}
+        if "status" in cls._fields:
+            values["status"] = Status(values.get("status"))
         return cls(**values)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, AttributeError, KeyError) as exc:
         raise IsoinspectError(f"{what} has a corrupt record ({exc})") from None
 
 
-# isoinspect before schema 1 called a finished container "exited" (Docker's word).
-LEGACY_STATUS = {"exited": Status.STOPPED}
+def upgrade_container(values: dict) -> dict:
+    """A ContainerState written before schema 1: "exited" (Docker's word) is now "stopped"."""
+    if values.get("status") == "exited":
+        values["status"] = Status.STOPPED
+    return values
 
+
+def upgrade_oci(values: dict) -> dict:
+    """An OciState written before schema 1: its hooks and exec settings were nested dicts."""
+    hooks = values.pop("hooks", None) or {}
+    settings = values.pop("exec", None) or {}
+    values["poststart_hooks"] = list(hooks.get("poststart") or [])
+    values["poststop_hooks"] = list(hooks.get("poststop") or [])
+    values["seccomp_path"] = settings.get("seccomp") or ""
+    values["no_new_privileges"] = bool(settings.get("no_new_privileges"))
+    return values

@@ -19,7 +19,7 @@ import marshal
 import os
 
 from isoinspect.runtime import rewritable
-from isoinspect.runtime.container_state import LEGACY_STATUS, ContainerState, decode, encode
+from isoinspect.runtime.container_state import ContainerState, decode, encode, upgrade_container
 from isoinspect.runtime.fsutil import remove_tree
 from isoinspect.runtime.errors import Conflict, IsoinspectError, NotFound
 from isoinspect.runtime.roots import Roots
@@ -146,7 +146,7 @@ class ContainerStore:
             raise IsoinspectError(f"container {cid[:12]} has a corrupt record") from None
         if not isinstance(values, dict):
             raise IsoinspectError(f"container {cid[:12]} has a corrupt record")
-        return decode(ContainerState, values, f"container {cid[:12]}", LEGACY_STATUS)
+        return decode(ContainerState, values, f"container {cid[:12]}", upgrade_container)
 
     def ids(self) -> list[str]:
         try:

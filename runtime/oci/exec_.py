@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 
+from isoinspect.runtime.container_state import Status
 from isoinspect.runtime.oci import config as cfg
 from isoinspect.runtime.oci import translate
 from isoinspect.runtime.oci.container import (OciError, Store, _manager, _read_all,
@@ -55,15 +56,15 @@ def execute(store: Store, cid: str, spec: dict, detach: bool = False,
     from isoinspect.runtime.oci import console  # noqa: F401
 
     state = store.load(cid)
-    if status_of(store, state) not in ("running", "created"):
+    if status_of(store, state) not in (Status.RUNNING, Status.CREATED):
         raise OciError("cannot exec in a stopped container")
-    init = state["pid"]
+    init = state.pid
     terminal = bool(spec.get("terminal"))
     if terminal and not console_socket:
         raise cfg.ConfigError("process.terminal is true: --console-socket is required")
     seccomp = None
-    if state["exec"].get("seccomp"):
-        with open(state["exec"]["seccomp"], "rb") as handle:
+    if state.seccomp_path:
+        with open(state.seccomp_path, "rb") as handle:
             seccomp = handle.read()
     plan = {"rlimits": translate.rlimits(spec), "user": translate.user_spec(spec),
             "caps": translate.capability_mask(spec), "seccomp": seccomp,
@@ -71,8 +72,8 @@ def execute(store: Store, cid: str, spec: dict, detach: bool = False,
             "workdir": spec.get("cwd") or "/",
             # an exec'd process: its own flag, or the container's (runc does the same)
             "no_new_privileges": bool(spec.get("noNewPrivileges",
-                                               state["exec"].get("no_new_privileges")))}
-    procs = _manager(state["cgroup"]).procs_files()
+                                               state.no_new_privileges))}
+    procs = _manager(state.cgroup).procs_files()
     ns_fds = []
     for kind in NS_ORDER:
         theirs = f"/proc/{init}/ns/{kind}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import marshal
 import os
 
@@ -105,3 +106,61 @@ def test_the_cli_shows_an_old_record_with_dockers_words(tmp_path):
     ps = CliRunner().invoke(cli, ["--root", str(tmp_path), "ps", "-a"])
     assert ps.exit_code == 0, ps.output
     assert "Exited (0)" in ps.output and "old" in ps.output
+
+
+def _oci_store(tmp_path):
+    from isoinspect.runtime.oci.container import Store
+
+    store = Store(str(tmp_path / "oci"))
+    os.makedirs(os.path.join(store.root, "box"))
+    return store
+
+
+def test_oci_state_json_carries_the_schema_and_round_trips(tmp_path):
+    from isoinspect.runtime.container_state import OciState
+
+    store = _oci_store(tmp_path)
+    state = OciState(id="box", bundle="/b", rootfs="/b/rootfs", created="2026-01-01T00:00:00Z",
+                     cgroup="isoinspect-oci/box", poststop_hooks=[{"path": "/bin/true"}])
+    store.save(state)
+    with open(os.path.join(store.dir("box"), "state.json")) as handle:
+        raw = json.load(handle)
+    assert raw["schema"] == SCHEMA and "status" not in raw  # derived, never stored
+    assert store.load("box") == state
+    with pytest.raises(AttributeError):
+        state.paused = True
+
+
+def test_oci_state_json_of_an_older_runtime_is_converted(tmp_path):
+    store = _oci_store(tmp_path)
+    old = {"id": "box", "bundle": "/b", "rootfs": "/b/rootfs", "created": "x", "pid": 0,
+           "pid_ticks": None, "annotations": {}, "cgroup": "c", "cgroup_created": True,
+           "hooks": {"poststart": [{"path": "/p"}], "poststop": []},
+           "exec": {"no_new_privileges": True, "seccomp": "/s.bpf"}, "paused": False}
+    with open(os.path.join(store.dir("box"), "state.json"), "w") as handle:
+        json.dump(old, handle)
+    state = store.load("box")
+    assert (state.poststart_hooks, state.seccomp_path, state.no_new_privileges,
+            state.cgroup_created) == ([{"path": "/p"}], "/s.bpf", True, True)
+
+
+def test_oci_state_json_of_a_newer_schema_is_one_clear_error(tmp_path):
+    from isoinspect.runtime.oci.container import OciError
+
+    store = _oci_store(tmp_path)
+    with open(os.path.join(store.dir("box"), "state.json"), "w") as handle:
+        json.dump({"schema": SCHEMA + 1, "id": "box"}, handle)
+    with pytest.raises(OciError, match="newer") as info:
+        store.load("box")
+    assert "\n" not in str(info.value)
+
+
+def test_oci_status_is_a_status_value(tmp_path):
+    from isoinspect.runtime.container_state import OciState
+    from isoinspect.runtime.oci.container import public_state, status_of
+
+    store = _oci_store(tmp_path)
+    state = OciState(id="box", bundle="/b", rootfs="/r", created="t", cgroup="c")
+    assert status_of(store, state) is Status.STOPPED  # no init: stopped
+    assert public_state(store, state)["status"] == "stopped"
+    assert type(public_state(store, state)["status"]) is str
