@@ -87,15 +87,6 @@ class ContainerState(Frozen):
     network: object = None  # what its network hook attached (address, ports, netns)
 
 
-def encode(state: Frozen) -> dict:
-    """The record as plain values with its schema version (for marshal or JSON)."""
-    values = state.to_dict()
-    if "status" in values:
-        values["status"] = str(values["status"])
-    values["schema"] = SCHEMA
-    return values
-
-
 class OciState(Frozen):
     """A container of ``isoinspect-runc`` (state.json): what its later commands need.
 
@@ -118,6 +109,15 @@ class OciState(Frozen):
     poststop_hooks: list = []
     seccomp_path: str = ""  # the compiled filter, for `exec` ("" without seccomp)
     no_new_privileges: bool = False  # process.noNewPrivileges, the default for `exec`
+
+
+def encode(state: Frozen) -> dict:
+    """The record as plain values with its schema version (for marshal or JSON)."""
+    values = state.to_dict()
+    if "status" in values:
+        values["status"] = str(values["status"])
+    values["schema"] = SCHEMA
+    return values
 
 
 def decode(cls: type, values: dict, what: str, upgrade=None) -> Frozen:
