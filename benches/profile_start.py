@@ -148,7 +148,7 @@ def child_timeline(runs: int = 100, warmup: int = 10, workdir: str | None = None
             record = runtime.create(spec)
             started = runtime.start(record, stdio=(null, null, null))
             runtime.wait_child(started)
-            runtime.remove(record["id"], force=True)
+            runtime.remove(record.id, force=True)
             if index < warmup:
                 continue
             totals.append(started.startup_seconds)

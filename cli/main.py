@@ -13,6 +13,7 @@ import click
 
 from isoinspect.cli.options import DEFAULTS, RUN_OPTIONS
 from isoinspect.cli.run_cmd import execute_run
+from isoinspect.runtime.container_state import ContainerState, Status
 from isoinspect.runtime.errors import IsoinspectError, UsageError, report_error, report_unexpected
 
 
@@ -89,11 +90,12 @@ def _age(timestamp: float) -> str:
     return f"{seconds} second{'s' if seconds != 1 else ''}"
 
 
-def _status(record: dict) -> str:
-    if record["status"] == "running":
-        return f"Up {_age(record['started_at'])}"
-    if record["status"] == "exited":
-        return f"Exited ({record['exit_code']}) {_age(record['finished_at'])} ago"
+def _status(record: ContainerState) -> str:
+    """Docker's STATUS column: "Up 3 minutes", "Exited (0) 2 seconds ago", "Created"."""
+    if record.status == Status.RUNNING:
+        return f"Up {_age(record.started_at)}"
+    if record.status == Status.STOPPED:
+        return f"Exited ({record.exit_code}) {_age(record.finished_at)} ago"
     return "Created"
 
 
@@ -106,14 +108,14 @@ def ps_cmd(ctx: click.Context, all_: bool, quiet: bool) -> None:
     records = _runtime(ctx).list(all_)
     if quiet:
         for record in records:
-            click.echo(record["id"][:12])
+            click.echo(record.id[:12])
         return
     rows = [("CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "NAMES")]
     for r in records:
-        command = " ".join(r["argv"])
+        command = " ".join(r.argv)
         command = command if len(command) <= 20 else command[:19] + "…"
-        rows.append((r["id"][:12], r["image"], f'"{command}"', f"{_age(r['created'])} ago",
-                     _status(r), r["name"]))
+        rows.append((r.id[:12], r.image, f'"{command}"', f"{_age(r.created)} ago",
+                     _status(r), r.name))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         click.echo("   ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip())
@@ -127,17 +129,17 @@ def logs_cmd(ctx: click.Context, follow: bool, container: str) -> None:
     """Print the output of a detached container."""
     runtime = _runtime(ctx)
     record = runtime.get(container)
-    if not record["log"]:
-        raise IsoinspectError(f"container {record['name']} ran in the foreground: it has no log")
+    if not record.log:
+        raise IsoinspectError(f"container {record.name} ran in the foreground: it has no log")
     out = sys.stdout.buffer
-    with open(record["log"], "rb") as handle:
+    with open(record.log, "rb") as handle:
         while True:
             chunk = handle.read(65536)
             if chunk:
                 out.write(chunk)
                 out.flush()
                 continue
-            if not follow or runtime.get(record["id"])["status"] != "running":
+            if not follow or runtime.get(record.id).status != Status.RUNNING:
                 out.write(handle.read())
                 break
             time.sleep(0.1)
@@ -218,7 +220,7 @@ def wait_cmd(ctx: click.Context, containers: tuple) -> None:
     """Block until containers stop, then print their exit codes."""
     runtime = _runtime(ctx)
     for ref in containers:
-        click.echo(runtime.wait(ref)["exit_code"])
+        click.echo(runtime.wait(ref).exit_code)
 
 
 @cli.command("inspect")

@@ -224,7 +224,7 @@ def _run(store, args) -> int:
             return 0
         while True:
             try:
-                _, status = os.waitpid(state["pid"], 0)
+                _, status = os.waitpid(state.pid, 0)
                 return process.exit_code_from_status(status)
             except InterruptedError:
                 continue

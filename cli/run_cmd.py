@@ -45,6 +45,6 @@ def execute_run(root: str | None, options: dict, image: str, command: list[str])
         from isoinspect.runtime.detach import run_detached
 
         record = run_detached(runtime, spec)
-        sys.stdout.write(record["id"] + "\n")
+        sys.stdout.write(record.id + "\n")
         return 0
     return runtime.run(spec)

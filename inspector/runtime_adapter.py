@@ -16,6 +16,8 @@ from __future__ import annotations
 import os
 import sys
 
+from isoinspect.runtime.container_state import ContainerState, Status
+
 from . import nsflags
 from . import timeline as timeline_mod
 from .attribution import Container
@@ -27,21 +29,21 @@ class TraceHook:
         self.tracer = tracer
         self.cgroup_ids: dict[str, int] = {}
 
-    def wants(self, record: dict) -> bool:
+    def wants(self, record: ContainerState) -> bool:
         return True
 
-    def prestart(self, runtime, record: dict, pid: int) -> None:
+    def prestart(self, runtime, record: ContainerState, pid: int) -> None:
         cgroup_id = runtime.cgroup(record).cgroup_id()
-        container = Container(record["id"], record["name"], "isoinspect",
-                              "/" + record["cgroup"], cgroup_id)
+        container = Container(record.id, record.name, "isoinspect",
+                              "/" + record.cgroup, cgroup_id)
         self.tracer.attributor.register(container, pid)
         if cgroup_id:
-            self.cgroup_ids[record["id"]] = cgroup_id
+            self.cgroup_ids[record.id] = cgroup_id
             self.tracer.watch_cgroup(cgroup_id)
         self.tracer.watch_pid(pid)
 
-    def poststop(self, runtime, record: dict) -> None:
-        cgroup_id = self.cgroup_ids.pop(record["id"], None)
+    def poststop(self, runtime, record: ContainerState) -> None:
+        cgroup_id = self.cgroup_ids.pop(record.id, None)
         if cgroup_id:
             self.tracer.unwatch_cgroup(cgroup_id)
 
@@ -53,20 +55,20 @@ def _exited(pid: int) -> bool:
         return True
 
 
-def report_for(tracer, record: dict, init_pid: int, usage: dict | None) -> dict:
-    cgroup_path = "/" + record["cgroup"]
+def report_for(tracer, record: ContainerState, init_pid: int, usage: dict | None) -> dict:
+    cgroup_path = "/" + record.cgroup
     events = timeline_mod.container_events(tracer.events, cgroup_path=cgroup_path,
                                            cgroup_id=usage.get("cgroup_id") if usage else None,
-                                           init_pid=init_pid, container_id=record["id"])
+                                           init_pid=init_pid, container_id=record.id)
     tl = timeline_mod.build(events, cgroup_path=cgroup_path,
                             cgroup_id=usage.get("cgroup_id") if usage else None,
-                            init_pid=init_pid, container_id=record["id"])
+                            init_pid=init_pid, container_id=record.id)
     ooms = [e for e in events if e["event"] == "oom_victim"]
     deaths = [e for e in events if e["event"] == "oom_death"]
     pids_hits = [e for e in events if e["event"] == "pids_limit"]
     counters = (usage or {}).get("usage", {})
     return {
-        "container": {"id": record["id"], "name": record["name"], "cgroup": cgroup_path,
+        "container": {"id": record.id, "name": record.name, "cgroup": cgroup_path,
                       "cgroup_id": (usage or {}).get("cgroup_id"), "init_pid": init_pid},
         "timeline": tl,
         "namespaces": nsflags.per_type_costs(events),
@@ -121,7 +123,7 @@ def run_traced(runtime, spec, tracer=None, stdio=(None, None, None)) -> tuple[in
         started = runtime.start(record, stdio)
         _wait_traced(tracer, started.pid)
         try:   # counters before wait_child releases the cgroup
-            usage = CgroupView.for_path(record["cgroup"]).snapshot()
+            usage = CgroupView.for_path(record.cgroup).snapshot()
         except OSError:
             usage = None
         runq = tracer.runq_delay()
@@ -134,7 +136,7 @@ def run_traced(runtime, spec, tracer=None, stdio=(None, None, None)) -> tuple[in
         runtime.prestart_hooks.remove(hook)
         if record is not None and spec.remove:
             try:
-                runtime.remove(record["id"], force=True)
+                runtime.remove(record.id, force=True)
             except NotFound:
                 pass
         tracer.unwatch_pid(me)
@@ -196,8 +198,8 @@ def find_ours(ref: str, root: str | None = None) -> Container | None:
         record = runtime.get(ref)
     except (IsoinspectError, OSError):
         return None
-    view = CgroupView.for_path(record["cgroup"])
-    return Container(record["id"], record["name"], "isoinspect", "/" + record["cgroup"],
+    view = CgroupView.for_path(record.cgroup)
+    return Container(record.id, record.name, "isoinspect", "/" + record.cgroup,
                      view.cgroup_id())
 
 
@@ -210,4 +212,4 @@ def pid_of_ours(ref: str, root: str | None = None) -> int | None:
         record = Runtime(root).get(ref)
     except (IsoinspectError, OSError):
         return None
-    return record.get("pid") if record.get("status") == "running" else None
+    return record.pid if record.status == Status.RUNNING else None

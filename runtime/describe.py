@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from isoinspect.runtime import process
+from isoinspect.runtime.container_state import ContainerState, Status
 from isoinspect.runtime.runtime import Runtime
 
 
@@ -15,28 +16,28 @@ def _iso(timestamp: float) -> str:
         f".{int(timestamp % 1 * 1e9):09d}Z"
 
 
-def describe_container(runtime: Runtime, record: dict) -> dict:
+def describe_container(runtime: Runtime, record: ContainerState) -> dict:
     """Id, name, state, config, host config (limits) and where its files and cgroup are."""
-    spec = record["spec"]
-    running = record["status"] == "running" and process.is_alive(record["pid"],
-                                                                   record["pid_ticks"])
+    spec = record.spec
+    running = record.status == Status.RUNNING and process.is_alive(record.pid,
+                                                                   record.pid_ticks)
     manager = runtime.cgroup(record)
     stats = manager.stats() if running else {}
     return {
-        "Id": record["id"],
-        "Name": "/" + record["name"],
-        "Created": _iso(record["created"]),
-        "Path": record["argv"][0],
-        "Args": record["argv"][1:],
-        "Image": record["image_id"],
+        "Id": record.id,
+        "Name": "/" + record.name,
+        "Created": _iso(record.created),
+        "Path": record.argv[0],
+        "Args": record.argv[1:],
+        "Image": record.image_id,
         "State": {
-            "Status": record["status"], "Running": running, "Pid": record["pid"] if running else 0,
-            "ExitCode": record["exit_code"] or 0, "Error": record["error"],
-            "StartedAt": _iso(record["started_at"]), "FinishedAt": _iso(record["finished_at"]),
+            "Status": record.status.docker, "Running": running, "Pid": record.pid if running else 0,
+            "ExitCode": record.exit_code or 0, "Error": record.error,
+            "StartedAt": _iso(record.started_at), "FinishedAt": _iso(record.finished_at),
         },
         "Config": {
-            "Hostname": record["hostname"], "User": record["user"], "Env": record["env"],
-            "Cmd": spec["command"], "Image": record["image"], "WorkingDir": record["workdir"],
+            "Hostname": record.hostname, "User": record.user, "Env": record.env,
+            "Cmd": spec["command"], "Image": record.image, "WorkingDir": record.workdir,
             "Entrypoint": spec["entrypoint"], "Labels": spec["labels"],
         },
         "HostConfig": {
@@ -48,19 +49,19 @@ def describe_container(runtime: Runtime, record: dict) -> dict:
             "CapAdd": spec["cap_add"], "CapDrop": spec["cap_drop"],
         },
         "GraphDriver": {"Name": "overlay2", "Data": {
-            "LowerDir": ":".join(record["lower"]),
-            "UpperDir": runtime.containers.dir(record["id"], "upper"),
-            "WorkDir": runtime.containers.dir(record["id"], "work")}},
+            "LowerDir": ":".join(record.lower),
+            "UpperDir": runtime.containers.dir(record.id, "upper"),
+            "WorkDir": runtime.containers.dir(record.id, "work")}},
         "NetworkSettings": network_settings(record, running),
-        "LogPath": record["log"],
-        "CgroupPath": record["cgroup"],
+        "LogPath": record.log,
+        "CgroupPath": record.cgroup,
         "Stats": stats,
     }
 
 
-def network_settings(record: dict, running: bool) -> dict:
+def network_settings(record: ContainerState, running: bool) -> dict:
     """Docker's NetworkSettings: the address, gateway and ports of a running container."""
-    net = record.get("network") if running else None
+    net = record.network if running else None
     if not net:
         return {"IPAddress": "", "Gateway": "", "IPPrefixLen": 0, "MacAddress": "",
                 "Ports": {}, "SandboxKey": "", "Networks": {}}

@@ -11,16 +11,17 @@ from __future__ import annotations
 import os
 
 from isoinspect.runtime.cgroup_warmup import wait_warmup
+from isoinspect.runtime.container_state import ContainerState
 from isoinspect.runtime.errors import IsoinspectError
 from isoinspect.runtime.runtime import Runtime
 from isoinspect.runtime.spec import ContainerSpec
 
 
-def run_detached(runtime: Runtime, spec: ContainerSpec) -> dict:
+def run_detached(runtime: Runtime, spec: ContainerSpec) -> ContainerState:
     """Create and start a container in the background; return its record once it runs."""
     record = runtime.create(spec)
-    log_path = runtime.containers.dir(record["id"], "container.log")
-    record["log"] = log_path
+    log_path = runtime.containers.dir(record.id, "container.log")
+    record = record.replace(log=log_path)
     runtime.containers.save(record)
     read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
     wait_warmup()  # fork with no other thread alive (and the grace period already paid)
@@ -32,7 +33,7 @@ def run_detached(runtime: Runtime, spec: ContainerSpec) -> dict:
         reply = pipe.read()
     # The monitor double-forks nothing: it stays our child until we exit, then init adopts it.
     if reply.startswith(b"ok"):
-        return runtime.containers.load(record["id"])
+        return runtime.containers.load(record.id)
     code_text, _, message = reply.partition(b" ")
     try:
         code = int(code_text)
@@ -40,13 +41,13 @@ def run_detached(runtime: Runtime, spec: ContainerSpec) -> dict:
         code, message = 125, reply or b"the monitor died before the container started"
     if spec.remove:
         try:
-            runtime.remove(record["id"], force=True)
+            runtime.remove(record.id, force=True)
         except IsoinspectError:
             pass
     raise IsoinspectError(message.decode(errors="replace"), exit_code=code)
 
 
-def _monitor(runtime: Runtime, record: dict, spec: ContainerSpec, log_path: str,
+def _monitor(runtime: Runtime, record: ContainerState, spec: ContainerSpec, log_path: str,
              write_fd: int) -> None:
     code = 0
     try:
@@ -66,7 +67,7 @@ def _monitor(runtime: Runtime, record: dict, spec: ContainerSpec, log_path: str,
             os.dup2(devnull, fd)
         runtime.wait_child(started)
         if spec.remove:
-            runtime.remove(record["id"], force=True)
+            runtime.remove(record.id, force=True)
     except BaseException:
         code = 1
     os._exit(code)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 
 from isoinspect.runtime import enter
+from isoinspect.runtime.container_state import Status
 from isoinspect.runtime.errors import Conflict, IsoinspectError
 from isoinspect.runtime.runtime import Runtime
 from isoinspect.runtime.units import parse_env, parse_user
@@ -20,11 +21,11 @@ def exec_in_container(runtime: Runtime, ref: str, argv: list[str], env: list[str
                       detach: bool = False) -> int:
     """Run ``argv`` in the container; return its exit code (0 at once with ``detach``)."""
     record = runtime.get(ref)
-    if record["status"] != "running":
-        raise Conflict(f"container {record['name']} is not running")
+    if record.status != Status.RUNNING:
+        raise Conflict(f"container {record.name} is not running")
     if user:
         parse_user(user)
-    merged = dict(item.partition("=")[::2] for item in record["env"] + parse_env(env or []))
+    merged = dict(item.partition("=")[::2] for item in record.env + parse_env(env or []))
     plan = runtime.process_plan(record, argv=argv, env=[f"{k}={v}" for k, v in merged.items()],
                                 workdir=workdir, user=user)
     stdio = (None, None, None)
@@ -33,10 +34,10 @@ def exec_in_container(runtime: Runtime, ref: str, argv: list[str], env: list[str
         devnull = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
         stdio = (devnull, devnull, devnull)
     try:
-        pid = enter.start_in(record["pid"], runtime.cgroup(record).procs_files(), plan,
+        pid = enter.start_in(record.pid, runtime.cgroup(record).procs_files(), plan,
                              detach=detach, stdio=stdio, new_session=detach)
     except enter.NotRunning:
-        raise Conflict(f"container {record['name']} is not running") from None
+        raise Conflict(f"container {record.name} is not running") from None
     except enter.EnterFailed as exc:
         raise IsoinspectError(str(exc), exit_code=exc.exit_code) from None
     finally:

@@ -15,6 +15,7 @@ import time
 
 from isoinspect.runtime import process
 from isoinspect.runtime.cgroups import list_children, make_manager
+from isoinspect.runtime.container_state import Status
 from isoinspect.runtime.errors import IsoinspectError
 from isoinspect.runtime.runtime import Runtime
 
@@ -40,41 +41,41 @@ def collect(runtime: Runtime, grace: float = _GRACE_SECONDS) -> list[str]:
                 shutil.rmtree(runtime.containers.dir(cid), ignore_errors=True)
                 done.append(f"removed incomplete container directory {cid[:12]}")
             continue
-        if (record["spec"].get("labels") or {}).get(BUILD_STEP_LABEL):
+        if (record.spec.get("labels") or {}).get(BUILD_STEP_LABEL):
             if _being_created(runtime, cid, now, grace):
                 live.add(cid)  # its build still runs (and will remove it)
             else:
                 try:
                     runtime.remove(cid, force=True)
-                    done.append(f"removed RUN container {record['name']} of a dead build")
+                    done.append(f"removed RUN container {record.name} of a dead build")
                 except IsoinspectError:
                     pass  # removed meanwhile
             continue
-        alive = process.is_alive(record["pid"], record["pid_ticks"])
-        if record["status"] == "running" and not alive:
+        alive = process.is_alive(record.pid, record.pid_ticks)
+        if record.status == Status.RUNNING and not alive:
             record = runtime.refresh(record)
-            done.append(f"marked {record['name']} exited (its monitor died)")
-        if record["status"] == "created":
+            done.append(f"marked {record.name} exited (its monitor died)")
+        if record.status == Status.CREATED:
             if _being_created(runtime, cid, now, grace):
                 live.add(cid)
                 continue
-            record.update(status="exited", exit_code=125, finished_at=now,
-                          error="the runtime died before the container started")
+            record = record.replace(status=Status.STOPPED, exit_code=125, finished_at=now,
+                                    error="the runtime died before the container started")
             runtime.containers.save(record)
-            done.append(f"marked {record['name']} exited (its runtime died before the start)")
+            done.append(f"marked {record.name} exited (its runtime died before the start)")
         if alive:
             live.add(cid)
             continue
-        if record["spec"].get("remove"):
+        if record.spec.get("remove"):
             runtime.remove(cid, force=True)
-            done.append(f"removed --rm container {record['name']}")
+            done.append(f"removed --rm container {record.name}")
             continue
         live.add(cid)
         manager = runtime.cgroup(record)
         if manager.exists():
             manager.kill_all(9)
             manager.remove()
-            done.append(f"removed cgroup of stopped container {record['name']}")
+            done.append(f"removed cgroup of stopped container {record.name}")
     done += _orphan_cgroups(runtime, live)
     _remove_empty_parents(runtime)
     done += _stale_names(runtime)

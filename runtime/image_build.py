@@ -481,7 +481,7 @@ class Builder:
                 raise BuildError(ins.where, f"RUN {ins.args!r} returned a non-zero code: "
                                  f"{code}{shown}")
             tar_path = os.path.join(tmp, "layer.tar")
-            layers.tar_from_dir(rt.containers.dir(record["id"], "upper"), tar_path,
+            layers.tar_from_dir(rt.containers.dir(record.id, "upper"), tar_path,
                                 skip_mountpoints=True)
             return tar_path
         except BuildError:
@@ -495,7 +495,7 @@ class Builder:
             os.close(devnull)
             if record is not None:
                 try:
-                    rt.remove(record["id"], force=True)
+                    rt.remove(record.id, force=True)
                 except IsoinspectError:
                     pass
 

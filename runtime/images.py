@@ -307,7 +307,7 @@ class ImageStore:
         found = []
         for cid in containers.ids():
             try:
-                if containers.load(cid).get("image_id") == image_id:
+                if containers.load(cid).image_id == image_id:
                     found.append(cid)
             except IsoinspectError:
                 continue

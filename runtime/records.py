@@ -1,6 +1,7 @@
 """Container records on disk: one directory per container, safe under concurrent commands.
 
-  containers/<id>/state.bin   the record (marshal: fast to read and write on the start path)
+  containers/<id>/state.bin   the ContainerState (marshal of its fields and a schema version:
+                              fast to read and write on the start path)
   containers/<id>/state.bin.spare  its spare, swapped in by the next update
   containers/<id>/upper, work overlayfs upper and work dirs (the container's writes)
   containers/<id>/rootfs      mount point of the overlay, inside the container's mount ns only
@@ -18,6 +19,7 @@ import marshal
 import os
 
 from isoinspect.runtime import rewritable
+from isoinspect.runtime.container_state import ContainerState, decode, encode, upgrade_container
 from isoinspect.runtime.fsutil import remove_tree
 from isoinspect.runtime.errors import Conflict, IsoinspectError, NotFound
 from isoinspect.runtime.roots import Roots
@@ -130,20 +132,21 @@ class ContainerStore:
         """The lock a container's monitor holds from clone until its exit code is saved."""
         return MonitorLock(self.dir(cid, "monitor.lock"), blocking)
 
-    def save(self, record: dict) -> None:
+    def save(self, state: ContainerState) -> None:
         """Replace the record atomically; once written, updates need no free space."""
-        rewritable.write(self.dir(record["id"]), "state.bin", marshal.dumps(record))
+        rewritable.write(self.dir(state.id), "state.bin", marshal.dumps(encode(state)))
 
-    def load(self, cid: str) -> dict:
+    def load(self, cid: str) -> ContainerState:
+        """The record of ``cid``; one written by an older isoinspect is converted."""
         try:
-            record = marshal.loads(rewritable.read(self.dir(cid), "state.bin"))
+            values = marshal.loads(rewritable.read(self.dir(cid), "state.bin"))
         except (FileNotFoundError, NotADirectoryError):
             raise NotFound(f"no such container: {cid[:12]}") from None
         except (EOFError, ValueError, TypeError):
             raise IsoinspectError(f"container {cid[:12]} has a corrupt record") from None
-        if not isinstance(record, dict):
+        if not isinstance(values, dict):
             raise IsoinspectError(f"container {cid[:12]} has a corrupt record")
-        return record
+        return decode(ContainerState, values, f"container {cid[:12]}", upgrade_container)
 
     def ids(self) -> list[str]:
         try:
@@ -167,10 +170,10 @@ class ContainerStore:
             raise IsoinspectError(f"multiple containers match {ref!r}: use more characters")
         raise NotFound(f"no such container: {ref}")
 
-    def delete(self, record: dict) -> None:
+    def delete(self, state: ContainerState) -> None:
         """Remove a container's directory and free its name."""
-        self.release_name(record.get("name", ""), record["id"])
-        remove_tree(self.dir(record["id"]))
+        self.release_name(state.name, state.id)
+        remove_tree(self.dir(state.id))
 
 
 class MonitorLock:

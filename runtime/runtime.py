@@ -19,6 +19,7 @@ import time
 from isoinspect.runtime import process, rootfs
 from isoinspect.runtime.cgroup_warmup import wait_warmup
 from isoinspect.runtime.cgroups import make_manager
+from isoinspect.runtime.container_state import ContainerState, Status
 from isoinspect.runtime.errors import Conflict, IsoinspectError, NotFound, out_of_space
 from isoinspect.runtime.images import ImageStore
 from isoinspect.runtime.init_plan import InitPlan, ProcessPlan
@@ -46,7 +47,7 @@ class Started:
 
     __slots__ = ("record", "pid", "ready_ns", "begin_ns")
 
-    def __init__(self, record: dict, pid: int, begin_ns: int, ready_ns: int) -> None:
+    def __init__(self, record: ContainerState, pid: int, begin_ns: int, ready_ns: int) -> None:
         self.record, self.pid, self.begin_ns, self.ready_ns = record, pid, begin_ns, ready_ns
 
     @property
@@ -67,14 +68,15 @@ class Runtime:
         self._rlimits: list | None = None
         self._managers: dict = {}
         self._monitors: dict = {}  # container id -> held monitor lock, until the exit is saved
-        # Objects with wants(record), prestart(runtime, record, pid) and
-        # poststop(runtime, record): run after clone, before the container's exec (networking,
-        # the inspector registering the container's cgroup), and after it exits.
+        # Objects with wants(state), prestart(runtime, state, pid) and
+        # poststop(runtime, state): run after clone, before the container's exec (networking,
+        # the inspector registering the container's cgroup), and after it exits. prestart may
+        # return an updated ContainerState (e.g. with its network), None otherwise.
         self.prestart_hooks: list = [NetworkHook()]
 
     # -- creating --------------------------------------------------------------------------
 
-    def create(self, spec: ContainerSpec) -> dict:
+    def create(self, spec: ContainerSpec) -> ContainerState:
         """Prepare a container (record, dirs, cgroup with limits); nothing runs yet."""
         require_root()
         image_id = self.images.resolve(spec.image)
@@ -84,16 +86,13 @@ class Runtime:
             cid, name = self.containers.allocate(spec.name)
         except OSError as exc:
             raise out_of_space(exc, self.roots.data_dir) or exc from None
-        record = {
-            "id": cid, "name": name, "image": spec.image, "image_id": image_id,
-            "created": time.time(), "status": "created", "pid": 0, "pid_ticks": None,
-            "started_at": 0.0, "finished_at": 0.0, "exit_code": None, "error": "",
-            "argv": argv, "spec": spec.to_dict(), "cgroup": f"{self.roots.cgroup_parent}/{cid}",
-            "lower": info["layers"],
-            "workdir": spec.workdir or info["workdir"], "user": spec.user or info["user"],
-            "hostname": spec.hostname or cid[:12], "log": "",
-        }
-        record["env"] = self._environment(spec, info, record["hostname"])
+        hostname = spec.hostname or cid[:12]
+        record = ContainerState(
+            id=cid, name=name, image=spec.image, image_id=image_id, created=time.time(),
+            status=Status.CREATED, argv=argv, spec=spec.to_dict(),
+            cgroup=f"{self.roots.cgroup_parent}/{cid}", lower=info["layers"],
+            workdir=spec.workdir or info["workdir"], user=spec.user or info["user"],
+            hostname=hostname, env=self._environment(spec, info, hostname))
         try:
             self.containers.mark_creator(cid)
             for sub in ("upper", "work", "rootfs"):
@@ -101,9 +100,9 @@ class Runtime:
             if spec.userns:
                 from isoinspect.runtime import userns
 
-                record["userns"] = userns.mapping()
-                uid, gid = record["userns"]["uid"][0], record["userns"]["gid"][0]
-                for path in record["lower"] + [self.containers.dir(cid)]:
+                record = record.replace(userns=userns.mapping())
+                uid, gid = record.userns["uid"][0], record.userns["gid"][0]
+                for path in record.lower + [self.containers.dir(cid)]:
                     blocked = userns.blocking_directory(path, uid, gid)
                     if blocked:
                         raise IsoinspectError(
@@ -111,12 +110,12 @@ class Runtime:
                             f"root (host uid {uid}); make it world-searchable (chmod o+x) or "
                             "use a state root under a directory that is")
                 userns.prepare_dirs([self.containers.dir(cid, sub)
-                                     for sub in ("upper", "work", "rootfs")], record["userns"])
+                                     for sub in ("upper", "work", "rootfs")], record.userns)
             owner = None
-            if record.get("userns"):
-                owner = (record["userns"]["uid"][0], record["userns"]["gid"][0])
-            rootfs.write_identity_files(self.containers.dir(cid, "upper"), record["lower"],
-                                        record["hostname"], owner)
+            if record.userns:
+                owner = (record.userns["uid"][0], record.userns["gid"][0])
+            rootfs.write_identity_files(self.containers.dir(cid, "upper"), record.lower,
+                                        record.hostname, owner)
             manager = self.cgroup(record)
             manager.create()
             manager.apply(spec.resources())
@@ -149,7 +148,7 @@ class Runtime:
 
     # -- starting --------------------------------------------------------------------------
 
-    def start(self, record: dict, stdio: tuple = (None, None, None),
+    def start(self, record: ContainerState, stdio: tuple = (None, None, None),
               die_with_parent: bool = True) -> Started:
         """Clone the container's PID 1 and return once its command has been exec'd.
 
@@ -157,20 +156,20 @@ class Runtime:
         With ``die_with_parent`` the container is SIGKILLed if this process dies (foreground
         runs), so a killed CLI never leaves an orphan container behind.
         """
-        if record["status"] != "created":
-            raise Conflict(f"container {record['name']} is {record['status']}, not created")
+        if record.status != Status.CREATED:
+            raise Conflict(f"container {record.name} is {record.status.docker}, not created")
         begin = time.monotonic_ns()
         hooks = [hook for hook in self.prestart_hooks if hook.wants(record)]
         plan = self.init_plan(record, stdio, die_with_parent)
         flags = sc.CLONE_NEWNS | sc.CLONE_NEWUTS | sc.CLONE_NEWIPC | sc.CLONE_NEWPID
-        if record["spec"]["network"] != "host":
+        if record.spec["network"] != "host":
             flags |= sc.CLONE_NEWNET
-        user_namespace = bool(record.get("userns"))
+        user_namespace = bool(record.userns)
         cgroup_procs = plan.cgroup_procs
         if user_namespace:
             # Joined by us: the cgroup files belong to the host's root, whom the child is not.
             plan = plan.replace(cgroup_procs=[])
-        monitor = self.containers.monitor_lock(record["id"])
+        monitor = self.containers.monitor_lock(record.id)
         monitor.__enter__()
         wait_warmup()
         try:
@@ -180,29 +179,31 @@ class Runtime:
             monitor.__exit__(None, None, None)
             raise
         pid = launch.pid
-        self._monitors[record["id"]] = monitor
+        self._monitors[record.id] = monitor
         if user_namespace:
             self._map_user_namespace(record, launch, cgroup_procs)
         ticks = process.start_ticks(pid)
-        record.update(status="running", pid=pid, pid_ticks=ticks, started_at=time.time())
+        record = record.replace(status=Status.RUNNING, pid=pid, pid_ticks=ticks,
+                                started_at=time.time())
         if hooks:
-            self._run_prestart_hooks(hooks, record, launch)
+            record = self._run_prestart_hooks(hooks, record, launch)
         message = launch.outcome()
         ready = time.monotonic_ns()
         if message is not None:
-            record.update(status="exited", exit_code=launch.reap(), finished_at=time.time(),
-                          error=message)
+            record = record.replace(status=Status.STOPPED, exit_code=launch.reap(),
+                                    finished_at=time.time(), error=message)
             self._finish(record)
-            raise IsoinspectError(record["error"], exit_code=record["exit_code"])
+            raise IsoinspectError(record.error, exit_code=record.exit_code)
         self.containers.save(record)
         return Started(record, pid, begin, ready)
 
-    def _map_user_namespace(self, record: dict, launch: Launch, cgroup_procs: list[str]) -> None:
+    def _map_user_namespace(self, record: ContainerState, launch: Launch,
+                            cgroup_procs: list[str]) -> None:
         """Write the child's id maps and cgroup membership, then let it continue."""
         from isoinspect.runtime import userns
 
         try:
-            userns.write_maps(launch.pid, record["userns"])
+            userns.write_maps(launch.pid, record.userns)
             for procs in cgroup_procs:
                 with open(procs, "w") as handle:
                     handle.write(str(launch.pid))
@@ -211,25 +212,27 @@ class Runtime:
             raise
         launch.release_user_namespace()
 
-    def _run_prestart_hooks(self, hooks: list, record: dict, launch: Launch) -> None:
+    def _run_prestart_hooks(self, hooks: list, record: ContainerState,
+                            launch: Launch) -> ContainerState:
         """Run hooks while the container waits before pivot_root; on failure kill it,
-        re-raise."""
+        re-raise. Returns the state as the hooks left it."""
         try:
             for hook in hooks:
-                hook.prestart(self, record, launch.pid)
+                record = hook.prestart(self, record, launch.pid) or record
         except BaseException as exc:
             # The child may have failed first (e.g. its overlay mount), taking with it what the
             # hook needed (/proc/<pid>/ns/net): its own error is the one that explains it.
             message = launch.abort()
-            record.update(status="exited", exit_code=125, finished_at=time.time(),
-                          error=message)
+            record = record.replace(status=Status.STOPPED, exit_code=125,
+                                    finished_at=time.time(), error=message)
             self._finish(record)
             if message and isinstance(exc, Exception):
                 raise IsoinspectError(message) from None
             raise
         launch.release()
+        return record
 
-    def _run_poststop_hooks(self, record: dict) -> None:
+    def _run_poststop_hooks(self, record: ContainerState) -> None:
         """Undo what pre-start hooks made (e.g. a veth); errors must not hide the exit."""
         for hook in self.prestart_hooks:
             if hook.wants(record):
@@ -238,33 +241,33 @@ class Runtime:
                 except Exception:  # noqa: BLE001 - best effort; `gc` retries
                     pass
 
-    def init_plan(self, record: dict, stdio: tuple = (None, None, None),
+    def init_plan(self, record: ContainerState, stdio: tuple = (None, None, None),
                   die_with_parent: bool = True) -> InitPlan:
         """The typed plan the container's first process follows (runtime/init_plan.py)."""
         manager = self.cgroup(record)
-        cid = record["id"]
-        root = OverlayRoot(lower=record["lower"], upper=self.containers.dir(cid, "upper"),
+        cid = record.id
+        root = OverlayRoot(lower=record.lower, upper=self.containers.dir(cid, "upper"),
                            work=self.containers.dir(cid, "work"),
                            cgroup2=self._cgroup_mode() == "unified",
-                           bind_devices=bool(record.get("userns")))
+                           bind_devices=bool(record.userns))
         return InitPlan(
             process=self.process_plan(record), root=root,
             rootfs=self.containers.dir(cid, "rootfs"), stdio=stdio,
             pdeathsig=SIGKILL if die_with_parent else 0,
             cgroup_procs=manager.procs_files(), new_cgroupns=True,
-            hostname=record["hostname"], own_net=record["spec"]["network"] != "host",
-            read_only=record["spec"]["read_only"])
+            hostname=record.hostname, own_net=record.spec["network"] != "host",
+            read_only=record.spec["read_only"])
 
-    def process_plan(self, record: dict, argv: list[str] | None = None,
+    def process_plan(self, record: ContainerState, argv: list[str] | None = None,
                      env: list[str] | None = None, workdir: str | None = None,
                      user: str | None = None) -> ProcessPlan:
         """The container's command and privileges; `exec` overrides the command's parts."""
-        spec = record["spec"]
+        spec = record.spec
         return ProcessPlan(
-            argv=argv or record["argv"], env=env or record["env"],
-            workdir=workdir or record["workdir"], user=user or record["user"],
+            argv=argv or record.argv, env=env or record.env,
+            workdir=workdir or record.workdir, user=user or record.user,
             caps=capabilities.parse_capabilities(spec["cap_add"], spec["cap_drop"]),
-            rlimits=self.default_rlimits(bool(record.get("userns"))),
+            rlimits=self.default_rlimits(bool(record.userns)),
             seccomp=self._seccomp_program() if spec["seccomp"] else None)
 
     def default_rlimits(self, user_namespace: bool = False) -> list:
@@ -321,20 +324,20 @@ class Runtime:
         finally:
             if forwarder is not None:
                 forwarder.restore()
-        record = started.record
-        record.update(status="exited", exit_code=process.exit_code_from_status(status),
-                      finished_at=time.time())
+        record = started.record = started.record.replace(
+            status=Status.STOPPED, exit_code=process.exit_code_from_status(status),
+            finished_at=time.time())
         self._finish(record)
-        return record["exit_code"]
+        return record.exit_code
 
-    def _finish(self, record: dict) -> None:
+    def _finish(self, record: ContainerState) -> None:
         """Record the exit, release the cgroup, undo hooks, then let readers of the record go."""
         try:
             self.containers.save(record)
             self._release_cgroup(record)
             self._run_poststop_hooks(record)
         finally:
-            monitor = self._monitors.pop(record["id"], None)
+            monitor = self._monitors.pop(record.id, None)
             if monitor is not None:
                 monitor.__exit__(None, None, None)
 
@@ -347,110 +350,111 @@ class Runtime:
             return self.wait_child(started, forwarder)
         finally:
             forwarder.restore()
-            if spec.remove and os.path.isdir(self.containers.dir(record["id"])):
-                self.remove(record["id"], force=True)
+            if spec.remove and os.path.isdir(self.containers.dir(record.id)):
+                self.remove(record.id, force=True)
 
-    def cgroup(self, record: dict):
+    def cgroup(self, record: ContainerState):
         """The cgroup manager of a container (built once per container and process)."""
-        manager = self._managers.get(record["id"])
+        manager = self._managers.get(record.id)
         if manager is None:
-            manager = self._managers[record["id"]] = make_manager(record["cgroup"],
-                                                                   self.roots.cgroup_root)
+            manager = self._managers[record.id] = make_manager(record.cgroup,
+                                                               self.roots.cgroup_root)
         return manager
 
-    def _release_cgroup(self, record: dict) -> None:
+    def _release_cgroup(self, record: ContainerState) -> None:
         self.cgroup(record).remove()
 
     # -- managing --------------------------------------------------------------------------
 
-    def get(self, ref: str) -> dict:
-        """The current record of a container, with a dead monitor's container marked exited."""
+    def get(self, ref: str) -> ContainerState:
+        """The current record of a container, with a dead monitor's container marked stopped."""
         return self.refresh(self.containers.load(self.containers.lookup(ref)))
 
-    def refresh(self, record: dict) -> dict:
-        """Mark a 'running' container whose process is gone as exited (its monitor died)."""
-        if record["status"] == "running" and not process.is_alive(record["pid"],
-                                                                  record["pid_ticks"]):
+    def refresh(self, record: ContainerState) -> ContainerState:
+        """Mark a 'running' container whose process is gone as stopped (its monitor died)."""
+        if record.status == Status.RUNNING and not process.is_alive(record.pid,
+                                                                     record.pid_ticks):
             # A live monitor holds the lock until the exit code is recorded: wait for it.
             try:
-                with self.containers.monitor_lock(record["id"], blocking=True):
-                    record = self.containers.load(record["id"])
+                with self.containers.monitor_lock(record.id, blocking=True):
+                    record = self.containers.load(record.id)
             except FileNotFoundError:
-                raise NotFound(f"no such container: {record['id'][:12]}") from None
-            if record["status"] == "running":
-                record.update(status="exited", exit_code=255, finished_at=time.time(),
-                              error="the container's monitor died; exit code unknown")
+                raise NotFound(f"no such container: {record.id[:12]}") from None
+            if record.status == Status.RUNNING:
+                record = record.replace(status=Status.STOPPED, exit_code=255,
+                                        finished_at=time.time(),
+                                        error="the container's monitor died; exit code unknown")
                 self.containers.save(record)
         return record
 
-    def list(self, all_containers: bool = False) -> list[dict]:
+    def list(self, all_containers: bool = False) -> list[ContainerState]:
         records = []
         for cid in self.containers.ids():
             try:
                 record = self.refresh(self.containers.load(cid))
             except IsoinspectError:
                 continue
-            if all_containers or record["status"] == "running":
+            if all_containers or record.status == Status.RUNNING:
                 records.append(record)
-        return sorted(records, key=lambda r: r["created"], reverse=True)
+        return sorted(records, key=lambda r: r.created, reverse=True)
 
-    def kill(self, ref: str, signal_number: int = SIGKILL) -> dict:
+    def kill(self, ref: str, signal_number: int = SIGKILL) -> ContainerState:
         record = self.get(ref)
-        if record["status"] != "running":
-            raise Conflict(f"container {record['name']} is not running")
+        if record.status != Status.RUNNING:
+            raise Conflict(f"container {record.name} is not running")
         try:
-            os.kill(record["pid"], signal_number)
+            os.kill(record.pid, signal_number)
         except ProcessLookupError:
             pass
         return record
 
-    def stop(self, ref: str, timeout: float = 10.0) -> dict:
+    def stop(self, ref: str, timeout: float = 10.0) -> ContainerState:
         """SIGTERM, then SIGKILL after ``timeout`` seconds, like ``docker stop``."""
         record = self.get(ref)
-        if record["status"] != "running":
+        if record.status != Status.RUNNING:
             return record
-        process.kill_and_wait(record["pid"], record["pid_ticks"],
+        process.kill_and_wait(record.pid, record.pid_ticks,
                               ((SIGTERM, timeout), (SIGKILL, 10.0)))
-        return self.wait(record["id"], timeout=10.0)
+        return self.wait(record.id, timeout=10.0)
 
-    def wait(self, ref: str, timeout: float | None = None) -> dict:
+    def wait(self, ref: str, timeout: float | None = None) -> ContainerState:
         """Block until the container has exited and its exit code is recorded."""
         cid = self.containers.lookup(ref)
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             record = self.containers.load(cid)
-            if record["status"] == "exited":
+            if record.status == Status.STOPPED:
                 return record
-            if record["status"] == "created":
-                raise Conflict(f"container {record['name']} was never started")
-            if not process.is_alive(record["pid"], record["pid_ticks"]):
+            if record.status == Status.CREATED:
+                raise Conflict(f"container {record.name} was never started")
+            if not process.is_alive(record.pid, record.pid_ticks):
                 return self.refresh(record)
             if deadline is not None and time.monotonic() >= deadline:
-                raise IsoinspectError(f"timed out waiting for container {record['name']}")
+                raise IsoinspectError(f"timed out waiting for container {record.name}")
             time.sleep(0.01)
 
-    def remove(self, ref: str, force: bool = False) -> dict:
+    def remove(self, ref: str, force: bool = False) -> ContainerState:
         """Delete a container; a running one only with ``force`` (it is killed first)."""
         record = self.get(ref)
-        if record["status"] == "running":
+        if record.status == Status.RUNNING:
             if not force:
-                raise Conflict(f"you cannot remove a running container {record['id'][:12]}. "
+                raise Conflict(f"you cannot remove a running container {record.id[:12]}. "
                                "Stop the container before attempting removal or use -f")
-            process.kill_and_wait(record["pid"], record["pid_ticks"])
-        if wants_network(record["spec"]):  # the monitor may have died before undoing it
+            process.kill_and_wait(record.pid, record.pid_ticks)
+        if wants_network(record.spec):  # the monitor may have died before undoing it
             NetworkHook().poststop(self, record)
         manager = self.cgroup(record)
         if manager.exists():
             manager.kill_all(SIGKILL)
             manager.remove()
-        self._managers.pop(record["id"], None)
+        self._managers.pop(record.id, None)
         self.containers.delete(record)
         return record
 
-    def _discard(self, record: dict) -> None:
+    def _discard(self, record: ContainerState) -> None:
         """Undo a half-made container (used when create fails)."""
         try:
             self.cgroup(record).remove()
         finally:
-            self._managers.pop(record["id"], None)
+            self._managers.pop(record.id, None)
             self.containers.delete(record)

@@ -38,6 +38,7 @@ import threading
 import time
 
 from isoinspect.runtime import child, process
+from isoinspect.runtime.container_state import ContainerState, Status
 from isoinspect.runtime.errors import IsoinspectError
 from isoinspect.runtime.linux import syscalls as sc
 from isoinspect.runtime.linux.signals import SIGKILL
@@ -154,7 +155,7 @@ class Zygote:
 
     __slots__ = ("record", "pid", "err_r", "go_w", "channel", "prepared_s")
 
-    def __init__(self, record: dict, pid: int, err_r: int, go_w: int,
+    def __init__(self, record: ContainerState, pid: int, err_r: int, go_w: int,
                  channel: socket.socket, prepared_s: float) -> None:
         self.record, self.pid, self.err_r, self.go_w = record, pid, err_r, go_w
         self.channel, self.prepared_s = channel, prepared_s
@@ -254,8 +255,8 @@ class WarmPool:
                     sock.close()
             runtime._discard(record)
             raise
-        record.update(status="running", pid=pid, pid_ticks=process.start_ticks(pid),
-                      started_at=time.time())
+        record = record.replace(status=Status.RUNNING, pid=pid,
+                                pid_ticks=process.start_ticks(pid), started_at=time.time())
         runtime.containers.save(record)
         return Zygote(record, pid, err_r, go_w, parent_end, time.perf_counter() - begin)
 
@@ -357,9 +358,9 @@ class WarmPool:
             with self._cond:  # refill once a container is done, not while one starts
                 self._cond.notify_all()
 
-    def _remove(self, record: dict) -> None:
+    def _remove(self, record: ContainerState) -> None:
         try:
-            self.runtime.remove(record["id"], force=True)
+            self.runtime.remove(record.id, force=True)
         except IsoinspectError:
             pass
 

@@ -10,6 +10,7 @@ import time
 from isoinspect.benches.targets.base import (LIFECYCLE_COMMAND, MARKER, READY_COMMAND, Sample,
                                              Spawner, Target, TargetError, cpu_now, read_marker,
                                              wait_exit)
+from isoinspect.runtime.container_state import ContainerState, Status
 
 IMAGE = "busybox"
 COMMAND = LIFECYCLE_COMMAND
@@ -89,9 +90,9 @@ def clean_root(root: str) -> list[str]:
     except Exception:
         records = []
     for record in records:
-        leftovers.append(record["id"])
+        leftovers.append(record.id)
         try:
-            runtime.remove(record["id"], force=True)
+            runtime.remove(record.id, force=True)
         except Exception:
             pass
     remove_cgroup_parents(runtime.roots.cgroup_root, runtime.roots.cgroup_parent)
@@ -271,31 +272,31 @@ class IsoinspectLibrary(InProcessTarget):
 
     # -- one start, in phases ----------------------------------------------------------------
 
-    def _create(self, spec=None) -> dict:
+    def _create(self, spec=None) -> ContainerState:
         return self.runtime.create(spec or self.spec)
 
-    def _start(self, record: dict, stdout: int | None = None):
+    def _start(self, record: ContainerState, stdout: int | None = None):
         out = self._null if stdout is None else stdout
         return self.runtime.start(record, stdio=(self._null, out, self._null))
 
-    def _finish(self, record: dict, started, runtime=None) -> int | None:
+    def _finish(self, record: ContainerState, started, runtime=None) -> int | None:
         """Wait (if started) and remove; safe after an interruption at any point."""
         runtime = runtime or self.runtime
         code = None
         try:
             if started is not None:
-                if started.record.get("status") == "running":
+                if started.record.status == Status.RUNNING:
                     code = runtime.wait_child(started)
                 else:
-                    code = started.record.get("exit_code")
+                    code = started.record.exit_code
         finally:
             try:
-                runtime.remove(record["id"], force=True)
+                runtime.remove(record.id, force=True)
             except Exception:
                 pass
         return code
 
-    def _guarded(self, record: dict, body):
+    def _guarded(self, record: ContainerState, body):
         """Run ``body(holder)``; on any error kill what it started and remove the container."""
         holder: list = []
         try:
@@ -320,7 +321,7 @@ class IsoinspectLibrary(InProcessTarget):
                 fds.remove(write_fd)
                 end = read_marker(read_fd, MARKER.encode())
                 code = self.runtime.wait_child(holder[0])  # untimed from here
-                self.runtime.remove(record["id"], force=True)
+                self.runtime.remove(record.id, force=True)
                 return end, code
 
             end, code = self._guarded(record, body)
@@ -343,7 +344,7 @@ class IsoinspectLibrary(InProcessTarget):
             t2 = time.perf_counter_ns()
             code = self.runtime.wait_child(started)
             t3 = time.perf_counter_ns()
-            self.runtime.remove(record["id"], force=True)
+            self.runtime.remove(record.id, force=True)
             return started, code, t2, t3, time.perf_counter_ns()
 
         started, code, t2, t3, t4 = self._guarded(record, body)
@@ -365,7 +366,7 @@ class IsoinspectLibrary(InProcessTarget):
             cpu0 = cpu_now()
             t0 = time.perf_counter_ns()
             code = self.runtime.wait_child(started)
-            self.runtime.remove(record["id"], force=True)
+            self.runtime.remove(record.id, force=True)
             return Sample((time.perf_counter_ns() - t0) / 1e9, cpu_now() - cpu0), code
 
         sample, code = self._guarded(record, body)
@@ -401,7 +402,7 @@ class IsoinspectLibrary(InProcessTarget):
         try:
             started = runtime.start(record, stdio=(null, out, out))
         except BaseException:
-            runtime.remove(record["id"], force=True)
+            runtime.remove(record.id, force=True)
             raise
         finally:
             os.close(out)

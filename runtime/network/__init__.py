@@ -8,6 +8,8 @@ imported lazily: ``--network none`` never pays for pyroute2.
 
 from __future__ import annotations
 
+from isoinspect.runtime.container_state import ContainerState
+
 NO_BRIDGE = ("none", "host")
 
 
@@ -19,15 +21,16 @@ def wants_network(spec: dict) -> bool:
 class NetworkHook:
     """Runtime pre-start/post-stop hook for bridge and user networks (imports on use)."""
 
-    def wants(self, record: dict) -> bool:
-        return wants_network(record["spec"])
+    def wants(self, state: ContainerState) -> bool:
+        return wants_network(state.spec)
 
-    def prestart(self, runtime, record: dict, pid: int) -> None:
+    def prestart(self, runtime, state: ContainerState, pid: int) -> ContainerState:
+        """Attach the container; the returned state records what it got."""
         from isoinspect.runtime.network.hook import attach
 
-        record["network"] = attach(record, pid, runtime.containers.dir(record["id"], "upper"))
+        return state.replace(network=attach(state, pid, runtime.containers.dir(state.id, "upper")))
 
-    def poststop(self, runtime, record: dict) -> None:
+    def poststop(self, runtime, state: ContainerState) -> None:
         from isoinspect.runtime.network.hook import detach
 
-        detach(record["spec"]["network"], record["id"])
+        detach(state.spec["network"], state.id)

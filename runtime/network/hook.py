@@ -15,6 +15,7 @@ import signal
 from contextlib import ExitStack, contextmanager
 
 from isoinspect.runtime import process
+from isoinspect.runtime.container_state import ContainerState
 from isoinspect.runtime.errors import NotFound
 from isoinspect.runtime.network import bridge, files, netns
 from isoinspect.runtime.network.ipam import Ipam
@@ -24,18 +25,19 @@ from isoinspect.runtime.network.store import NetworkStore, state_dir
 _VETH = re.compile(r"^iso[0-9a-f]{12}$")
 
 
-def attach(record: dict, pid: int, upper: str) -> dict:
-    """Connect container ``record`` (PID 1 ``pid``) to its network; return what it got."""
+def attach(record: ContainerState, pid: int, upper: str) -> dict:
+    """Connect container ``record`` (a ContainerState, PID 1 ``pid``) to its network; return
+    what it got."""
     from isoinspect.runtime.network.ports import bind_all, parse_publish, start_proxy
 
-    network = NetworkStore().get(record["spec"]["network"])
-    ports = [parse_publish(text) for text in record["spec"].get("publish") or []]
+    network = NetworkStore().get(record.spec["network"])
+    ports = [parse_publish(text) for text in record.spec.get("publish") or []]
     sockets = bind_all(ports) if ports else []
-    cid = record["id"]
+    cid = record.id
     etc = os.path.join(upper, "etc")
     hosts = os.path.join(etc, "hosts") if os.path.isdir(etc) else ""
-    holder = {"id": cid, "name": record["name"], "hostname": record["hostname"],
-              "hosts": hosts, "pid": pid, "ticks": record["pid_ticks"], "netns": "",
+    holder = {"id": cid, "name": record.name, "hostname": record.hostname,
+              "hosts": hosts, "pid": pid, "ticks": record.pid_ticks, "netns": "",
               "proxy": 0, "proxy_ticks": None}
     state = state_dir()
     try:

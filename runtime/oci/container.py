@@ -1,8 +1,9 @@
 """The OCI operations (runtime-spec runtime.md) in runc's dialect: create, start, state, kill,
 delete, exec, ps, run.
 
-One directory per container under the state root: ``state.json`` (what `state` and the other
-commands need: pid + start ticks, bundle, cgroup path, hooks, exec settings) and ``exec.fifo``.
+One directory per container under the state root: ``state.json`` (an ``OciState``, what
+`state` and the other commands need: pid + start ticks, bundle, cgroup path, hooks, exec
+settings, with a schema version) and ``exec.fifo``.
 ``create`` clones the container's init from the CLI process itself; init sets everything up,
 writes "r" on a pipe and blocks reading the FIFO, which it holds open read-write. The CLI then
 exits, so init is re-parented (to containerd's shim, a child subreaper). ``start`` opens the
@@ -18,6 +19,7 @@ import shutil
 import time
 
 from isoinspect.runtime import process
+from isoinspect.runtime.container_state import OciState, Status, decode, encode, upgrade_oci
 from isoinspect.runtime.errors import IsoinspectError
 from isoinspect.runtime.fsutil import write_atomic
 from isoinspect.runtime.linux import namespaces
@@ -29,7 +31,6 @@ OCI_VERSION = "1.0.2"
 DEFAULT_ROOT = "/run/isoinspect-runc"
 SECCOMP_CACHE = os.environ.get("ISOINSPECT_OCI_SECCOMP_CACHE", "/var/lib/isoinspect/oci-seccomp")
 CGROUP_ROOT = "/sys/fs/cgroup"
-CLEANUP_KILL = ((SIGKILL, 5.0),)  # the init of a failed create: our child, gone at once
 
 
 class OciError(IsoinspectError):
@@ -51,17 +52,25 @@ class Store:
         cfg.check_id(cid)
         return os.path.join(self.root, cid)
 
-    def load(self, cid: str) -> dict:
+    def load(self, cid: str) -> OciState:
+        """The state of ``cid``; a state.json of an older isoinspect-runc is converted."""
         try:
             with open(os.path.join(self.dir(cid), "state.json")) as handle:
-                return json.load(handle)
+                values = json.load(handle)
         except (FileNotFoundError, NotADirectoryError):
             raise OciError(f"container {cid} does not exist") from None
         except ValueError:
             raise OciError(f"container {cid}: state.json is corrupt") from None
+        if not isinstance(values, dict):
+            raise OciError(f"container {cid}: state.json is corrupt")
+        try:
+            return decode(OciState, values, f"container {cid}", upgrade_oci)
+        except IsoinspectError as exc:
+            raise OciError(str(exc)) from None
 
-    def save(self, state: dict) -> None:
-        write_atomic(os.path.join(self.dir(state["id"]), "state.json"), json.dumps(state).encode())
+    def save(self, state: OciState) -> None:
+        write_atomic(os.path.join(self.dir(state.id), "state.json"),
+                     json.dumps(encode(state)).encode())
 
     def ids(self) -> list[str]:
         try:
@@ -71,26 +80,27 @@ class Store:
             return []
 
 
-def status_of(store: Store, state: dict) -> str:
-    if not process.is_alive(state.get("pid"), state.get("pid_ticks")):
-        return "stopped"
-    if os.path.exists(os.path.join(store.dir(state["id"]), "exec.fifo")):
-        return "created"
-    return "paused" if state.get("paused") else "running"
+def status_of(store: Store, state: OciState) -> Status:
+    """Derived, as runc does: init gone -> stopped; exec FIFO still there -> created."""
+    if not process.is_alive(state.pid, state.pid_ticks):
+        return Status.STOPPED
+    if os.path.exists(os.path.join(store.dir(state.id), "exec.fifo")):
+        return Status.CREATED
+    return Status.PAUSED if state.paused else Status.RUNNING
 
 
-def public_state(store: Store, state: dict) -> dict:
+def public_state(store: Store, state: OciState) -> dict:
+    """What `state` prints (runtime-spec's state object)."""
     status = status_of(store, state)
-    return {"ociVersion": OCI_VERSION, "id": state["id"],
-            "pid": state["pid"] if status != "stopped" else 0, "status": status,
-            "bundle": state["bundle"], "rootfs": state["rootfs"], "created": state["created"],
-            "owner": "", "annotations": state.get("annotations") or {}}
+    return {"ociVersion": OCI_VERSION, "id": state.id,
+            "pid": state.pid if status != Status.STOPPED else 0, "status": str(status),
+            "bundle": state.bundle, "rootfs": state.rootfs, "created": state.created,
+            "owner": "", "annotations": state.annotations or {}}
 
 
-def _hook_state(state: dict, status: str) -> dict:
-    return {"ociVersion": OCI_VERSION, "id": state["id"], "status": status,
-            "pid": state.get("pid", 0), "bundle": state["bundle"],
-            "annotations": state.get("annotations") or {}}
+def _hook_state(state: OciState, status: Status) -> dict:
+    return {"ociVersion": OCI_VERSION, "id": state.id, "status": str(status),
+            "pid": state.pid, "bundle": state.bundle, "annotations": state.annotations or {}}
 
 
 def _manager(path: str):
@@ -111,7 +121,7 @@ def _write_pid_file(path: str | None, pid: int) -> None:
 # ---- create ------------------------------------------------------------------------------------
 
 def create(store: Store, cid: str, bundle: str, pid_file: str | None = None,
-           console_socket: str | None = None, preserve_fds: int = 0) -> dict:
+           console_socket: str | None = None, preserve_fds: int = 0) -> OciState:
     from isoinspect.runtime.runtime import require_root
     require_root()
     cfg.check_id(cid)
@@ -127,29 +137,29 @@ def create(store: Store, cid: str, bundle: str, pid_file: str | None = None,
         os.mkdir(directory, 0o711)
     except FileExistsError:
         raise OciError(f"container with id exists: {cid}") from None
-    state = {"id": cid, "bundle": bundle, "rootfs": cfg.root_path(config, bundle),
-             "created": _now_iso(), "pid": 0, "pid_ticks": None,
-             "annotations": config.get("annotations") or {},
-             "cgroup": translate.cgroup_path(config, cid), "cgroup_created": False,
-             "hooks": {k: translate.hooks(config, k) for k in ("poststart", "poststop")},
-             "exec": {"no_new_privileges": bool(process_spec.get("noNewPrivileges")),
-                      "seccomp": None}}
-    pid = 0
+    state = OciState(id=cid, bundle=bundle, rootfs=cfg.root_path(config, bundle),
+                     created=_now_iso(), annotations=config.get("annotations") or {},
+                     cgroup=translate.cgroup_path(config, cid),
+                     poststart_hooks=translate.hooks(config, "poststart"),
+                     poststop_hooks=translate.hooks(config, "poststop"),
+                     no_new_privileges=bool(process_spec.get("noNewPrivileges")))
     try:
         store.save(state)
-        pid = _create_init(store, state, config, pid_file, console_socket, preserve_fds)
+        state = _create_init(store, state, config, pid_file, console_socket, preserve_fds)
     except BaseException:
-        if pid:
-            process.kill_and_wait(pid, state.get("pid_ticks"), CLEANUP_KILL, reap=True)
+        try:  # what _create_init got to (it saves each step: e.g. that it made the cgroup)
+            state = store.load(cid)
+        except OciError:
+            pass
         _cleanup(state, directory)
         raise
     return state
 
 
-def _cleanup(state: dict, directory: str) -> None:
-    if state.get("cgroup_created"):
+def _cleanup(state: OciState, directory: str) -> None:
+    if state.cgroup_created:
         try:
-            manager = _manager(state["cgroup"])
+            manager = _manager(state.cgroup)
             if manager.exists():
                 manager.kill_all(SIGKILL)
                 manager.remove()
@@ -188,8 +198,8 @@ def _rootfs_propagation(config: dict) -> tuple[int, int]:
     return default, 0
 
 
-def _create_init(store: Store, state: dict, config: dict, pid_file: str | None,
-                 console_socket: str | None, preserve_fds: int = 0) -> int:
+def _create_init(store: Store, state: OciState, config: dict, pid_file: str | None,
+                 console_socket: str | None, preserve_fds: int = 0) -> OciState:
     # Everything init runs after pivot_root must be imported now (the package's files are
     # out of its reach then).
     import fcntl  # noqa: F401
@@ -203,7 +213,7 @@ def _create_init(store: Store, state: dict, config: dict, pid_file: str | None,
     from isoinspect.runtime.oci.setup import BundleRoot
     from isoinspect.runtime.launch import clone_init
 
-    directory = store.dir(state["id"])
+    directory = store.dir(state.id)
     process_spec = config["process"]
     linux = translate.linux(config)
     flags, joins, new = translate.namespaces(config)
@@ -213,16 +223,16 @@ def _create_init(store: Store, state: dict, config: dict, pid_file: str | None,
         path = os.path.join(directory, "seccomp.bpf")
         with open(path, "wb") as handle:
             handle.write(seccomp)
-        state["exec"]["seccomp"] = path
+        state = state.replace(seccomp_path=path)
 
-    manager = _manager(state["cgroup"])
+    manager = _manager(state.cgroup)
     manager.create()
-    state["cgroup_created"] = True
+    state = state.replace(cgroup_created=True)
     store.save(state)
     manager.apply(resources)
 
     mounts = list(config.get("mounts") or ())
-    hook_state = _hook_state(state, "creating")
+    hook_state = _hook_state(state, Status.CREATING)
     propagation, propagation_after = _rootfs_propagation(config)
     terminal = bool(process_spec.get("terminal"))
     console_sock = None
@@ -237,7 +247,7 @@ def _create_init(store: Store, state: dict, config: dict, pid_file: str | None,
         console_sock = console.connect(console_socket)
         console_fd = console_sock.fileno()
     root = BundleRoot(
-        bundle=state["bundle"], mounts=mounts, propagation=propagation,
+        bundle=state.bundle, mounts=mounts, propagation=propagation,
         propagation_after=propagation_after,
         has_dev=any(m.get("destination", "").rstrip("/") == "/dev" for m in mounts),
         devices=list(linux.get("devices") or ()), masked=list(linux.get("maskedPaths") or ()),
@@ -255,7 +265,7 @@ def _create_init(store: Store, state: dict, config: dict, pid_file: str | None,
     process_plan = translate.process_plan(process_spec, seccomp)
     plan = InitPlan(
         process=process_plan.replace(preserve_fds=max(0, int(preserve_fds))), root=root,
-        rootfs=state["rootfs"], start_fd=start_fd, pdeathsig=0,
+        rootfs=state.rootfs, start_fd=start_fd, pdeathsig=0,
         cgroup_procs=manager.procs_files(), new_cgroupns="cgroup" in new,
         read_only=bool((config.get("root") or {}).get("readonly")),
         hostname=config.get("hostname") if "uts" in new else None,
@@ -283,8 +293,7 @@ def _create_init(store: Store, state: dict, config: dict, pid_file: str | None,
         if console_sock is not None:
             console_sock.close()
     pid = launch.pid
-    state["pid"] = pid
-    state["pid_ticks"] = process.start_ticks(pid)
+    state = state.replace(pid=pid, pid_ticks=process.start_ticks(pid))
     store.save(state)
     try:
         adj = process_spec.get("oomScoreAdj")
@@ -307,7 +316,7 @@ def _create_init(store: Store, state: dict, config: dict, pid_file: str | None,
     finally:
         launch.close()
     _write_pid_file(pid_file, pid)
-    return pid
+    return state
 
 
 def _start_container_hooks(start_hooks: list[dict], hook_state: dict):
@@ -322,7 +331,7 @@ def _start_container_hooks(start_hooks: list[dict], hook_state: dict):
 def start(store: Store, cid: str) -> None:
     state = store.load(cid)
     status = status_of(store, state)
-    if status != "created":
+    if status != Status.CREATED:
         raise OciError(f"cannot start a container that is {status} (only a created one)")
     fifo = os.path.join(store.dir(cid), "exec.fifo")
     try:
@@ -335,11 +344,11 @@ def start(store: Store, cid: str) -> None:
     finally:
         os.close(fd)
     os.unlink(fifo)
-    hooks = (state.get("hooks") or {}).get("poststart") or []
+    hooks = state.poststart_hooks
     if hooks:
         from isoinspect.runtime.oci import hooks as hooks_mod
         try:
-            hooks_mod.run_hooks(hooks, _hook_state(state, "running"), "poststart")
+            hooks_mod.run_hooks(hooks, _hook_state(state, Status.RUNNING), "poststart")
         except hooks_mod.HookError as exc:
             _warn(str(exc))
 
@@ -362,13 +371,13 @@ def state_of(store: Store, cid: str) -> dict:
 def kill(store: Store, cid: str, sig: int = 15, all_processes: bool = False) -> None:
     state = store.load(cid)
     status = status_of(store, state)
-    if status == "stopped" and not all_processes:
+    if status == Status.STOPPED and not all_processes:
         raise OciError("container not running")
     if all_processes:
-        manager = _manager(state["cgroup"])
+        manager = _manager(state.cgroup)
         pids = set(manager.pids()) if manager.exists() else set()
-        if status != "stopped":
-            pids.add(state["pid"])
+        if status != Status.STOPPED:
+            pids.add(state.pid)
         for pid in pids:
             try:
                 os.kill(pid, sig)
@@ -376,7 +385,7 @@ def kill(store: Store, cid: str, sig: int = 15, all_processes: bool = False) -> 
                 pass
         return
     try:
-        os.kill(state["pid"], sig)
+        os.kill(state.pid, sig)
     except ProcessLookupError:
         raise OciError("container not running") from None
 
@@ -387,28 +396,28 @@ def delete(store: Store, cid: str, force: bool = False) -> None:
         raise OciError(f"container {cid} does not exist")
     state = store.load(cid)
     status = status_of(store, state)
-    if status == "paused":
+    if status == Status.PAUSED:
         try:
-            _manager(state["cgroup"]).thaw()
+            _manager(state.cgroup).thaw()
         except (OSError, ValueError):
             pass
-        status = "running"
-    if status == "running" and not force:
+        status = Status.RUNNING
+    if status == Status.RUNNING and not force:
         raise OciError(f"cannot delete container {cid} that is not stopped: running")
-    if status != "stopped":
-        process.kill_and_wait(state["pid"], state["pid_ticks"])
+    if status != Status.STOPPED:
+        process.kill_and_wait(state.pid, state.pid_ticks)
     try:
-        manager = _manager(state["cgroup"])
+        manager = _manager(state.cgroup)
         if manager.exists():
             manager.kill_all(SIGKILL)
             manager.remove()
     except (OSError, ValueError) as exc:
-        _warn(f"cgroup {state['cgroup']}: {exc}")
-    hooks = (state.get("hooks") or {}).get("poststop") or []
+        _warn(f"cgroup {state.cgroup}: {exc}")
+    hooks = state.poststop_hooks
     if hooks:
         from isoinspect.runtime.oci import hooks as hooks_mod
         try:
-            hooks_mod.run_hooks(hooks, _hook_state(state, "stopped"), "poststop")
+            hooks_mod.run_hooks(hooks, _hook_state(state, Status.STOPPED), "poststop")
         except hooks_mod.HookError as exc:
             _warn(str(exc))
     shutil.rmtree(directory, ignore_errors=True)
@@ -417,25 +426,23 @@ def delete(store: Store, cid: str, force: bool = False) -> None:
 def pause(store: Store, cid: str) -> None:
     """Freeze every process of the container (cgroup freezer), like `runc pause`."""
     state = store.load(cid)
-    if status_of(store, state) != "running":
+    if status_of(store, state) != Status.RUNNING:
         raise OciError(f"container {cid} is not running")
-    _manager(state["cgroup"]).freeze()
-    state["paused"] = True
-    store.save(state)
+    _manager(state.cgroup).freeze()
+    store.save(state.replace(paused=True))
 
 
 def resume(store: Store, cid: str) -> None:
     state = store.load(cid)
-    if status_of(store, state) != "paused":
+    if status_of(store, state) != Status.PAUSED:
         raise OciError(f"container {cid} is not paused")
-    _manager(state["cgroup"]).thaw()
-    state["paused"] = False
-    store.save(state)
+    _manager(state.cgroup).thaw()
+    store.save(state.replace(paused=False))
 
 
 def ps(store: Store, cid: str) -> list[int]:
     state = store.load(cid)
-    manager = _manager(state["cgroup"])
+    manager = _manager(state.cgroup)
     return manager.pids() if manager.exists() else []
 
 

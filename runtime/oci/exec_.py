@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 
+from isoinspect.runtime.container_state import Status
 from isoinspect.runtime.oci import config as cfg
 from isoinspect.runtime.oci import translate
 from isoinspect.runtime.oci.container import OciError, Store, _manager, _write_pid_file, status_of
@@ -32,25 +33,25 @@ def execute(store: Store, cid: str, spec: dict, detach: bool = False,
     from isoinspect.runtime import enter
 
     state = store.load(cid)
-    if status_of(store, state) not in ("running", "created"):
+    if status_of(store, state) not in (Status.RUNNING, Status.CREATED):
         raise OciError("cannot exec in a stopped container")
     terminal = bool(spec.get("terminal"))
     if terminal and not console_socket:
         raise cfg.ConfigError("process.terminal is true: --console-socket is required")
     seccomp = None
-    if state["exec"].get("seccomp"):
-        with open(state["exec"]["seccomp"], "rb") as handle:
+    if state.seccomp_path:
+        with open(state.seccomp_path, "rb") as handle:
             seccomp = handle.read()
-    plan = translate.process_plan(spec, seccomp, state["exec"].get("no_new_privileges"))
+    plan = translate.process_plan(spec, seccomp, state.no_new_privileges)
     console = None
     if terminal:
         # The pty is opened by the process itself once inside the container (its devpts,
         # so `tty` names it); the socket is connected while the path is reachable.
         from isoinspect.runtime.oci import console as console_mod
         console = enter.Console(console_mod.connect(console_socket), spec.get("consoleSize"))
-    procs = _manager(state["cgroup"]).procs_files()
+    procs = _manager(state.cgroup).procs_files()
     try:
-        pid = enter.start_in(state["pid"], procs, plan, detach=detach, console=console)
+        pid = enter.start_in(state.pid, procs, plan, detach=detach, console=console)
     except enter.EnterFailed as exc:
         code = exc.exit_code
         raise OciError(str(exc), exit_code=code if code in (126, 127) else 1) from None

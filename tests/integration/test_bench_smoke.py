@@ -35,7 +35,7 @@ def _leftovers(workdir: str) -> list[str]:
     found = []
     for root in glob.glob(os.path.join(workdir, "isoroot-*")):
         runtime = Runtime(root)
-        found += [f"container {r['id']}" for r in runtime.list(all_containers=True)]
+        found += [f"container {r.id}" for r in runtime.list(all_containers=True)]
         parent = Roots(root).cgroup_parent
         found += glob.glob(f"/sys/fs/cgroup/*/{parent}/*") + glob.glob(
             f"/sys/fs/cgroup/{parent}/*")

@@ -6,6 +6,7 @@ import os
 
 import pytest
 
+from isoinspect.runtime.container_state import ContainerState, Status
 from isoinspect.runtime.errors import IsoinspectError
 from isoinspect.runtime.runtime import Runtime
 from isoinspect.runtime.spec import ContainerSpec
@@ -24,18 +25,18 @@ class RecordingHook:
         self.seen: list[tuple[str, str]] = []
         self.stopped: list[str] = []
 
-    def wants(self, record: dict) -> bool:
+    def wants(self, record: ContainerState) -> bool:
         return True
 
-    def prestart(self, runtime: Runtime, record: dict, pid: int) -> None:
+    def prestart(self, runtime: Runtime, record: ContainerState, pid: int) -> None:
         with open(f"/proc/{pid}/cmdline", "rb") as handle:
             cmdline = handle.read().split(b"\0")[0].decode()
-        self.seen.append((record["id"], cmdline))
+        self.seen.append((record.id, cmdline))
         if self.fail:
             raise IsoinspectError("hook refused the container")
 
-    def poststop(self, runtime: Runtime, record: dict) -> None:
-        self.stopped.append(record["id"])
+    def poststop(self, runtime: Runtime, record: ContainerState) -> None:
+        self.stopped.append(record.id)
 
 
 def test_library_start_reports_time_to_exec(runtime):
@@ -44,8 +45,10 @@ def test_library_start_reports_time_to_exec(runtime):
     started = runtime.start(record, stdio=(None, devnull, devnull))
     assert 0 < started.startup_seconds < 5
     assert runtime.wait_child(started) == 0
-    assert runtime.get(record["id"])["status"] == "exited"
-    runtime.remove(record["id"])
+    assert runtime.get(record.id).status == Status.STOPPED
+    assert started.record.status == Status.STOPPED and started.record.exit_code == 0
+    assert record.status == Status.CREATED  # what create returned is not changed
+    runtime.remove(record.id)
     os.close(devnull)
 
 

@@ -167,7 +167,7 @@ def test_run_whose_command_is_proc_self_exe_never_runs_the_host_interpreter(iso)
     stub runs again with fewer arguments and the container exits 127."""
     runtime = Runtime(iso.root)
     record = runtime.create(ContainerSpec("busybox", ["/evil"], network="none"))
-    upper = runtime.containers.dir(record["id"], "upper")
+    upper = runtime.containers.dir(record.id, "upper")
     bytecode = upper + BYTECODE  # a FIFO: the host's python would wait on it
     os.makedirs(os.path.dirname(bytecode))
     open(os.path.join(os.path.dirname(os.path.dirname(bytecode)), "__init__.py"), "w").close()
@@ -190,7 +190,7 @@ def test_run_whose_command_is_proc_self_exe_never_runs_the_host_interpreter(iso)
             os.kill(started.pid, signal.SIGKILL)
         code = runtime.wait_child(started)
         os.close(devnull)
-        runtime.remove(record["id"], force=True)
+        runtime.remove(record.id, force=True)
     assert code == 127
 
 
@@ -204,7 +204,7 @@ def test_a_waiting_warm_pool_zygote_is_not_reachable(iso):
     before = _fingerprint(HOST_PYTHON)
     with WarmPool(runtime, spec, size=1, background=False) as pool:
         zygote = pool.idle[0]
-        probe = iso("exec", zygote.record["id"], "sh", "-c",
+        probe = iso("exec", zygote.record.id, "sh", "-c",
                     "readlink /proc/1/exe; cat /proc/1/exe > /dev/null && echo opened")
         assert probe.returncode != 0 or "opened" not in probe.stdout, probe.stdout
         assert "python" not in probe.stdout, probe.stdout

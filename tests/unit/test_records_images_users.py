@@ -6,6 +6,7 @@ import os
 
 import pytest
 
+from isoinspect.runtime.container_state import ContainerState, Status
 from isoinspect.runtime.errors import Conflict, IsoinspectError, NotFound
 from isoinspect.runtime.images import ImageStore, normalize_ref
 from isoinspect.runtime.records import ContainerStore
@@ -16,6 +17,14 @@ from isoinspect.runtime.users import resolve_user
 @pytest.fixture
 def store(tmp_path):
     return ContainerStore(Roots(str(tmp_path)))
+
+
+def state(cid: str, name: str, **changes) -> ContainerState:
+    """A created container's record, with ``changes``."""
+    return ContainerState(id=cid, name=name, image="busybox", image_id="sha256:ab",
+                          created=1.0, status=Status.CREATED, argv=["true"], spec={},
+                          cgroup=f"isoinspect/{cid}", lower=[], workdir="/", user="",
+                          hostname=cid[:12], env=[]).replace(**changes)
 
 
 def test_names_are_reserved_once(store):
@@ -44,8 +53,8 @@ def test_invalid_names(store, bad):
 def test_save_load_lookup_delete(store):
     cid, name = store.allocate("db")
     os.makedirs(store.dir(cid))
-    store.save({"id": cid, "name": name, "status": "created"})
-    assert store.load(cid)["status"] == "created"
+    store.save(state(cid, name))
+    assert store.load(cid).status == Status.CREATED
     assert store.lookup("db") == cid == store.lookup(cid[:6]) == store.lookup(cid)
     with pytest.raises(NotFound):
         store.lookup("nope")
@@ -59,16 +68,16 @@ def test_record_updates_swap_a_preallocated_spare_in_place(store):
     (as big as the record file, zero-padded) is filled and swapped in by RENAME_EXCHANGE."""
     cid, name = store.allocate("rec")
     os.makedirs(store.dir(cid))
-    store.save({"id": cid, "name": name, "status": "created"})
+    store.save(state(cid, name))
     record_path, spare_path = store.dir(cid, "state.bin"), store.dir(cid, "state.bin.spare")
     first, spare = os.stat(record_path), os.stat(spare_path)
     assert first.st_size == spare.st_size >= 8192 and first.st_blocks * 512 >= first.st_size
-    store.save({"id": cid, "name": name, "status": "exited", "exit_code": 0})
+    store.save(state(cid, name, status=Status.STOPPED, exit_code=0))
     assert os.stat(record_path).st_ino == spare.st_ino  # swapped, not rewritten
     assert os.stat(spare_path).st_ino == first.st_ino
     assert sorted(os.listdir(store.dir(cid))) == ["state.bin", "state.bin.spare"]
-    assert store.load(cid) == {"id": cid, "name": name, "status": "exited", "exit_code": 0}
-    big = {"id": cid, "name": name, "status": "exited", "error": "x" * 20000}
+    assert store.load(cid) == state(cid, name, status=Status.STOPPED, exit_code=0)
+    big = state(cid, name, status=Status.STOPPED, error="x" * 20000)
     store.save(big)  # outgrows the pair: a fresh, bigger pair
     assert store.load(cid) == big
     assert os.stat(spare_path).st_size == os.stat(record_path).st_size > 20000
