@@ -8,6 +8,7 @@ from isoinspect.benches.record import validate_result
 from isoinspect.benches.verify import result as r
 from isoinspect.benches.verify.cpu import judge_quota
 from isoinspect.benches.verify.io import steady_rate
+from isoinspect.runtime.diagnostics import Status
 
 
 def test_cfs_quota_tolerance_from_overrun_phase_and_sampling():
@@ -40,6 +41,9 @@ def test_make_result_fits_the_record_contract():
     assert res["kind"] == "verify" and res["why"] == "" and res["evidence"] == {"a": 1}
     with pytest.raises(ValueError):
         r.make_result("runc", "x", "cpu", "OK")
+    assert r.make_result("runc", "x", "cpu", Status.UNSUPPORTED)["status"] == "UNSUPPORTED"
+    with pytest.raises(ValueError):
+        r.make_result("runc", "x", "cpu", Status.DEGRADED)  # no verify verdict
 
 
 def test_judge_quota():
