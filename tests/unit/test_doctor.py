@@ -114,6 +114,29 @@ def test_registry_registers_each_check_once_and_reports_crashes():
         "": [Check("c1", Status.SKIP), Check("c2", Status.OK)]}
 
 
+def test_registry_runs_the_named_entries_only():
+    registry = diagnostics.Registry()
+    registry.register("peers", "qemu", "Peers")(
+        lambda: Check("qemu", Status.FAIL, "qemu-system-x86_64 not installed"))
+    registry.register("peers", "kvm", "Peers")(lambda: Check("kvm", Status.OK))
+    assert [c.name for _, c in registry.run("peers", ["kvm"])] == ["kvm"]
+    with pytest.raises(KeyError, match="no check nope"):
+        registry.run("peers", ["nope"])
+
+
+def test_test_suite_skips_say_what_doctor_says(monkeypatch):
+    from doctor_facts import lacks
+
+    registry = diagnostics.Registry()
+    registry.register("peers", "qemu", "Peers")(
+        lambda: Check("qemu", Status.FAIL, "qemu-system-x86_64 not installed"))
+    registry.register("peers", "kvm", "Peers")(lambda: Check("kvm", Status.OK))
+    _use_registry(monkeypatch, registry)
+    assert lacks("peers", "qemu") == ("isoinspect doctor: qemu: missing: "
+                                      "qemu-system-x86_64 not installed")
+    assert lacks("peers", "kvm") is None
+
+
 def test_doctor_groups_are_registered():
     for module in doctor_cmd.PROVIDERS:
         importlib.import_module(module)
@@ -191,6 +214,14 @@ def test_command_exit_codes(monkeypatch, as_json):
     assert "cgroups usable" in result.output
 
 
+def _use_registry(monkeypatch, registry):
+    """Stand *registry* in for the real one; the real check modules are imported first, so
+    their import-time registration cannot land in the stand-in."""
+    for module in doctor_cmd.PROVIDERS:
+        importlib.import_module(module)
+    monkeypatch.setattr(diagnostics, "REGISTRY", registry)
+
+
 def test_collect_survives_a_crashing_check(monkeypatch):
     def boom(*_a, **_k):
         raise RuntimeError("kaboom")
@@ -200,7 +231,7 @@ def test_collect_survives_a_crashing_check(monkeypatch):
     registry.register("inspector", "capabilities", "eBPF/inspector")(boom)
     registry.register("peers", "runc", "Peers")(lambda: Check("runc", Status.OK))
     registry.register("verify", "x", "cpu")(boom)  # not a doctor group: not run
-    monkeypatch.setattr(diagnostics, "REGISTRY", registry)
+    _use_registry(monkeypatch, registry)
     sections, mode = doctor_cmd.collect()
     assert mode == "unknown"
     crashed = sections["eBPF/inspector"][0]
@@ -215,7 +246,7 @@ def test_collect_takes_the_mode_from_the_inspector_mode_check(monkeypatch):
     registry.register("inspector", "capabilities", "eBPF/inspector")(
         lambda: [Check("inspector mode", Status.DEGRADED, "tracepoints",
                        data={"mode": "tracepoints"})])
-    monkeypatch.setattr(diagnostics, "REGISTRY", registry)
+    _use_registry(monkeypatch, registry)
     assert doctor_cmd.collect()[1] == "tracepoints"
 
 
