@@ -1,6 +1,6 @@
 """``isoinspect doctor``: what this host can do, tried for real, and what isoinspect does about it.
 
-Sections: Host, cgroups, Namespaces, eBPF/inspector, Peers. Columns: check, status (ok /
+Sections: Host, cgroups, Namespaces, eBPF/inspector, Peers. Columns: check, status (ok / n/a /
 missing / degraded / unsupported / unknown), detail, what isoinspect does about it.
 
 Exit status: 0 when the core works (root; mnt, pid, uts, ipc and net namespaces; overlayfs;
