@@ -47,12 +47,12 @@ def test_make_result_fits_the_record_contract():
 
 
 def test_judge_quota():
-    assert judge_quota(0.51, 0.5, 0.05, 10, 1.0)[0] == "PASS"
-    assert judge_quota(0.51, 0.5, 0.05, 0, 1.0)[0] == "FAIL"        # no throttling seen
-    assert judge_quota(0.9, 0.5, 0.05, 0, 0.0)[0] == "FAIL"         # over the limit
-    assert judge_quota(0.3, 0.5, 0.05, 3, 0.5)[0] == "FAIL"         # short, CPU sat idle
+    assert judge_quota(0.51, 0.5, 0.05, 10, 1.0)[0] is Status.OK
+    assert judge_quota(0.51, 0.5, 0.05, 0, 1.0)[0] is Status.FAIL   # no throttling seen
+    assert judge_quota(0.9, 0.5, 0.05, 0, 0.0)[0] is Status.FAIL    # over the limit
+    assert judge_quota(0.3, 0.5, 0.05, 3, 0.5)[0] is Status.FAIL    # short, CPU sat idle
     status, why = judge_quota(0.9, 1.5, 0.15, 0, 0.1)               # short, host busy
-    assert status == "ERROR" and "inconclusive" in why
+    assert status is Status.ERROR and "inconclusive" in why
 
 
 def test_steady_rate_skips_warmup_and_the_idle_tail():
