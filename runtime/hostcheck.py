@@ -1,9 +1,10 @@
 """Host checks for ``isoinspect doctor``: what the runtime needs, tried for real, never guessed.
 
 Every check returns a :class:`~isoinspect.runtime.diagnostics.Check` and is registered in the
-diagnostics registry's ``host`` group (doctor runs the group). Checks that change kernel state do it in a child
-process in private namespaces (overlay, pivot_root, namespaces) or undo it before returning
-(cgroups: a test cgroup is created and removed), so running them leaves the host as it was.
+diagnostics registry's ``host`` group (doctor runs the group). Checks that change kernel state
+do it in a child process in private namespaces (overlay, pivot_root, namespaces) or undo it
+before returning (cgroups: a test cgroup is created and removed), so running them leaves the
+host as it was.
 
 Paths default to the real kernel interfaces and are arguments, so unit tests can point them at a
 temporary tree. Nothing here is imported on the container start path.
@@ -459,7 +460,8 @@ def check_seccomp(python: str | None = None) -> Check:
         return Check(name, Status.FAIL, f"probe failed: {_last_line(result.stderr)}",
                      "containers run without a seccomp filter")
     if not info.get("import"):
-        return Check(name, Status.FAIL, f"python module seccomp not importable ({info.get('error')})",
+        return Check(name, Status.FAIL,
+                     f"python module seccomp not importable ({info.get('error')})",
                      "install python3-seccomp (and use a venv with --system-site-packages); "
                      "until then containers run without a seccomp filter")
     if info.get("enforced"):
@@ -478,7 +480,8 @@ def check_pivot_root(tmp_parent: str | None = None) -> Check:
     name = "pivot_root"
     unshare, pivot = shutil.which("unshare"), shutil.which("pivot_root")
     if not unshare or not pivot:
-        return Check(name, Status.ERROR, "unshare(1)/pivot_root(8) missing (util-linux): could not test")
+        return Check(name, Status.ERROR,
+                     "unshare(1)/pivot_root(8) missing (util-linux): could not test")
     new_root = tempfile.mkdtemp(prefix="isoinspect-doctor-pivot-", dir=tmp_parent)
     try:
         os.mkdir(os.path.join(new_root, "old"))
