@@ -42,6 +42,8 @@ def test_make_result_fits_the_record_contract():
     with pytest.raises(ValueError):
         r.make_result("runc", "x", "cpu", "OK")
     assert r.make_result("runc", "x", "cpu", Status.UNSUPPORTED)["status"] == "UNSUPPORTED"
+    assert [r.make_result("runc", "x", "cpu", Status.judge(ok))["status"]
+            for ok in (True, False)] == ["PASS", "FAIL"]
     with pytest.raises(ValueError):
         r.make_result("runc", "x", "cpu", Status.DEGRADED)  # no verify verdict
 
