@@ -15,6 +15,7 @@ so benchmark records can take the versions from here. Nothing is cached.
 from __future__ import annotations
 
 import fcntl
+import functools
 import json
 import os
 import shutil
@@ -24,7 +25,7 @@ import tempfile
 from typing import Any
 
 from isoinspect.benches import bundle as oci_bundle
-from isoinspect.runtime.hostcheck import Check
+from isoinspect.runtime.diagnostics import REGISTRY, Check, Entry, Status, register
 
 DOCKER_SOCK = "/var/run/docker.sock"
 DOCKER_IMAGE = "isoinspect-busybox:latest"
@@ -33,6 +34,8 @@ KVM_GET_API_VERSION = 0xAE00
 KVM_CREATE_VM = 0xAE01
 
 NOT_BENCHED = "left out of the benchmarks on this host"
+SECTION = "Peers"   # doctor's table section
+OCI_RUNTIMES = ("runc", "crun", "runsc")
 
 
 def _run(argv: list[str], timeout: float = 20.0, **kw: Any) -> subprocess.CompletedProcess:
@@ -54,11 +57,11 @@ def _version_line(argv: list[str]) -> str | None:
     return out[0].strip() if out else None
 
 
-def _peer(name: str, ok: bool | None, detail: str, impact: str = "", *, available: bool,
-          version: str | None, path: str | None = None, status: str | None = None,
-          degraded: bool = False, **extra: Any) -> Check:
-    data = {"available": available, "version": version, "usable": ok, "path": path, **extra}
-    return Check(name, ok, detail, impact, degraded=degraded, data=data, status_override=status)
+def _peer(name: str, status: Status, detail: str, impact: str = "", *, available: bool,
+          version: str | None, path: str | None = None, **extra: Any) -> Check:
+    data = {"available": available, "version": version, "usable": status.ok, "path": path,
+            **extra}
+    return Check(name, status, detail, impact, data=data)
 
 
 # ----------------------------------------------------------------------------- docker
@@ -85,23 +88,23 @@ def docker_api(path: str, sock: str = DOCKER_SOCK, timeout: float = 3.0) -> tupl
         return status, body.decode(errors="replace")
 
 
+@register("peers", "docker", SECTION)
 def check_docker(sock: str = DOCKER_SOCK, image: str = DOCKER_IMAGE) -> Check:
     dockerd = shutil.which("dockerd")
     if not dockerd:
-        return _peer("docker", False, "dockerd not installed", f"apt-get install docker.io; "
+        return _peer("docker", Status.FAIL, "dockerd not installed", f"apt-get install docker.io; "
                      f"{NOT_BENCHED}", available=False, version=None)
     try:
         status, info = docker_api("/version", sock)
     except (OSError, ValueError, IndexError) as exc:
         version = _version_line([dockerd, "--version"])
-        return _peer("docker", False,
+        return _peer("docker", Status.DEGRADED,
                      f"{version or 'dockerd'} installed, but {sock} does not answer "
                      f"({getattr(exc, 'strerror', None) or exc})",
                      f"start it with scripts/start-dockerd.sh (make test does); until then "
-                     f"docker is {NOT_BENCHED}", available=True, version=version, path=dockerd,
-                     degraded=True)
+                     f"docker is {NOT_BENCHED}", available=True, version=version, path=dockerd)
     if status != 200 or not isinstance(info, dict):
-        return _peer("docker", False, f"{sock} answered HTTP {status}", NOT_BENCHED,
+        return _peer("docker", Status.FAIL, f"{sock} answered HTTP {status}", NOT_BENCHED,
                      available=True, version=None, path=dockerd)
     version = info.get("Version")
     components = {c.get("Name"): c.get("Version") for c in info.get("Components") or []}
@@ -116,7 +119,7 @@ def check_docker(sock: str = DOCKER_SOCK, image: str = DOCKER_IMAGE) -> Check:
     extra["image_loaded"] = img_status == 200
     detail += f"; image {image} " + ("loaded" if img_status == 200 else "not loaded")
     impact = "" if img_status == 200 else "scripts/docker-busybox.sh loads it (no Docker Hub)"
-    return _peer("docker", True, detail, impact, available=True, version=version, path=dockerd,
+    return _peer("docker", Status.OK, detail, impact, available=True, version=version, path=dockerd,
                  **extra)
 
 
@@ -149,13 +152,13 @@ def check_oci_runtime(name: str, tmp_parent: str | None = None, busybox: str = B
     binary = shutil.which(name)
     if not binary:
         pkg = {"runsc": "runsc (gVisor)"}.get(name, name)
-        return _peer(name, False, f"{name} not installed", f"apt-get install {pkg}; "
+        return _peer(name, Status.FAIL, f"{name} not installed", f"apt-get install {pkg}; "
                      f"{NOT_BENCHED}", available=False, version=None)
     version_line = _version_line([binary, "--version"]) or "?"
     version = version_line.split("version", 1)[-1].strip() if "version" in version_line \
         else version_line
     if not os.path.exists(busybox) and bundle is None:
-        return _peer(name, None, f"{name} {version}; not tried: {busybox} missing "
+        return _peer(name, Status.ERROR, f"{name} {version}; not tried: {busybox} missing "
                      "(apt-get install busybox-static)", available=True, version=version,
                      path=binary)
     work = tempfile.mkdtemp(prefix=f"isoinspect-doctor-{name}-", dir=tmp_parent)
@@ -171,25 +174,29 @@ def check_oci_runtime(name: str, tmp_parent: str | None = None, busybox: str = B
     finally:
         shutil.rmtree(work, ignore_errors=True)
     if ok:
-        return _peer(name, True, f"{name} {version}: ran /bin/true in a busybox bundle",
+        return _peer(name, Status.OK, f"{name} {version}: ran /bin/true in a busybox bundle",
                      available=True, version=version, path=binary)
     if name == "crun" and "hybrid mode not supported" in error:
-        return _peer(name, False,
+        return _peer(name, Status.UNSUPPORTED,
                      f"crun {version} refuses hybrid cgroups (\"{error}\"): crun 1.8 needs a "
                      "v1-only or a v2-only host", NOT_BENCHED,
-                     available=True, version=version, path=binary, status="unsupported",
-                     reason="hybrid cgroups")
-    return _peer(name, False, f"{name} {version}: run failed: {error}", NOT_BENCHED,
+                     available=True, version=version, path=binary, reason="hybrid cgroups")
+    return _peer(name, Status.FAIL, f"{name} {version}: run failed: {error}", NOT_BENCHED,
                  available=True, version=version, path=binary)
 
 
 # ----------------------------------------------------------------------------- QEMU / KVM
 
 
+for _name in OCI_RUNTIMES:
+    REGISTRY.add(Entry("peers", _name, functools.partial(check_oci_runtime, _name), SECTION))
+
+
+@register("peers", "qemu", SECTION)
 def check_qemu(binary_name: str = "qemu-system-x86_64") -> Check:
     binary = shutil.which(binary_name)
     if not binary:
-        return _peer("qemu", False, f"{binary_name} not installed",
+        return _peer("qemu", Status.FAIL, f"{binary_name} not installed",
                      f"apt-get install qemu-system-x86; VMs are {NOT_BENCHED}",
                      available=False, version=None)
     line = _version_line([binary, "--version"]) or "?"
@@ -200,9 +207,9 @@ def check_qemu(binary_name: str = "qemu-system-x86_64") -> Check:
     except (OSError, subprocess.SubprocessError):
         accels = []
     if "tcg" not in accels and "kvm" not in accels:
-        return _peer("qemu", False, f"QEMU {version}: no accelerator listed", NOT_BENCHED,
+        return _peer("qemu", Status.FAIL, f"QEMU {version}: no accelerator listed", NOT_BENCHED,
                      available=True, version=version, path=binary, accelerators=accels)
-    return _peer("qemu", True, f"QEMU {version}; accelerators: {', '.join(accels)}",
+    return _peer("qemu", Status.OK, f"QEMU {version}; accelerators: {', '.join(accels)}",
                  "boot speed is measured by the VM harness (timed boot decides KVM vs TCG)",
                  available=True, version=version, path=binary, accelerators=accels)
 
@@ -241,28 +248,30 @@ def kvm_probe(device: str = "/dev/kvm") -> dict[str, Any]:
     return out
 
 
+@register("peers", "kvm", SECTION)
 def check_kvm(device: str = "/dev/kvm", cpuinfo: str = "/proc/cpuinfo") -> Check:
     flags = cpu_virt_flags(cpuinfo)
     hw = sorted(flags & {"vmx", "svm"})
     probe = kvm_probe(device)
     extra = {"cpu_flags": sorted(flags), **probe}
     if not probe["open"]:
-        return _peer("kvm", False, probe["error"] or f"{device} missing",
+        return _peer("kvm", Status.DEGRADED, probe["error"] or f"{device} missing",
                      "VMs use TCG (-accel tcg); every VM figure is labelled with its accelerator",
-                     available=False, version=None, degraded=True, **extra)
+                     available=False, version=None, **extra)
     if not probe["create_vm"]:
-        return _peer("kvm", False, f"{device} opens (API {probe['api']}) but {probe['error']}",
+        return _peer("kvm", Status.DEGRADED,
+                     f"{device} opens (API {probe['api']}) but {probe['error']}",
                      "VMs use TCG (-accel tcg)", available=True, version=str(probe["api"]),
-                     degraded=True, **extra)
+                     **extra)
     if not hw:
-        return _peer("kvm", False,
+        return _peer("kvm", Status.DEGRADED,
                      f"KVM device present (API {probe['api']}, KVM_CREATE_VM ok) but no hardware "
                      "virtualization (no vmx/svm in /proc/cpuinfo): software-backed KVM, "
                      "stock guest kernels crawl",
                      "VMs use TCG; figures are labelled with the accelerator (a timed boot in "
                      "the VM harness confirms)", available=True, version=str(probe["api"]),
-                     degraded=True, **extra)
-    return _peer("kvm", True, f"KVM API {probe['api']}, KVM_CREATE_VM ok, CPU has {hw[0]}",
+                     **extra)
+    return _peer("kvm", Status.OK, f"KVM API {probe['api']}, KVM_CREATE_VM ok, CPU has {hw[0]}",
                  "VMs use KVM if a timed boot confirms it (VM harness), else TCG",
                  available=True, version=str(probe["api"]), **extra)
 
@@ -270,10 +279,9 @@ def check_kvm(device: str = "/dev/kvm", cpuinfo: str = "/proc/cpuinfo") -> Check
 # ----------------------------------------------------------------------------- all
 
 
-def check_all(tmp_parent: str | None = None) -> list[Check]:
-    return [check_docker(), check_oci_runtime("runc", tmp_parent),
-            check_oci_runtime("crun", tmp_parent), check_oci_runtime("runsc", tmp_parent),
-            check_qemu(), check_kvm()]
+def check_all() -> list[Check]:
+    """Every peer check, from the diagnostics registry's ``peers`` group."""
+    return [check for _, check in REGISTRY.run("peers")]
 
 
 def versions(checks: list[Check] | None = None) -> dict[str, str | None]:

@@ -568,6 +568,7 @@ def run_information(record_capabilities: dict | None = None) -> tuple[dict, dict
     each OCI runtime is tried for real)."""
     from isoinspect.benches import peers
     from isoinspect.benches.targets.isoinspect import package_version
+    from isoinspect.runtime.diagnostics import Status
 
     checks = peers.check_all()
     versions = peers.versions(checks)
@@ -576,7 +577,7 @@ def run_information(record_capabilities: dict | None = None) -> tuple[dict, dict
     capabilities = {"kvm": bool(kvm.ok), "accelerator": "kvm" if kvm.ok else "tcg",
                     "accelerator_reason": kvm.detail,
                     "unsupported": {c.name: c.detail for c in checks
-                                    if c.status == "unsupported"},
+                                    if c.status is Status.UNSUPPORTED},
                     **(record_capabilities or {})}
     return versions, capabilities
 

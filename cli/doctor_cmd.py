@@ -1,18 +1,20 @@
 """``isoinspect doctor``: what this host can do, tried for real, and what isoinspect does about it.
 
-Sections: Host, cgroups, Namespaces, eBPF/inspector, Peers. Columns: check, status (ok /
+Sections: Host, cgroups, Namespaces, eBPF/inspector, Peers. Columns: check, status (ok / n/a /
 missing / degraded / unsupported / unknown), detail, what isoinspect does about it.
 
 Exit status: 0 when the core works (root; mnt, pid, uts, ipc and net namespaces; overlayfs;
 usable cgroups), 1 otherwise. Everything else (kprobes, KVM, peers, ...) only degrades.
 
-The checks live in the library (runtime.hostcheck, inspector.capabilities, benches.peers); this
-module collects them, formats them and decides the exit code. ``--json`` prints the same as one
-JSON object.
+The checks live in the library (runtime.hostcheck, inspector.capabilities, benches.peers), each
+registered once in the diagnostics registry (runtime.diagnostics) under the groups below; this
+module runs those groups, formats the results and decides the exit code. ``--json`` prints the
+same as one JSON object.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import shutil
 import textwrap
@@ -22,6 +24,9 @@ from typing import Any, Callable, Iterable, Mapping
 import click
 
 SECTIONS = ("Host", "cgroups", "Namespaces", "eBPF/inspector", "Peers")
+GROUPS = ("host", "inspector", "peers")   # the registry groups doctor runs...
+PROVIDERS = ("isoinspect.runtime.hostcheck", "isoinspect.inspector.capabilities",
+             "isoinspect.benches.peers")   # ...registered when these are imported
 
 # Without these isoinspect cannot run a container: doctor exits 1.
 CORE_CHECKS = ("root", "namespace mnt", "namespace pid", "namespace uts", "namespace ipc",
@@ -33,13 +38,11 @@ HEADERS = ("check", "status", "detail", "what isoinspect does about it")
 # ----------------------------------------------------------------------------- collection
 
 def _as_row(check: Any) -> dict[str, Any]:
-    """A check object (with .name/.ok/.status/...) or a dict -> a plain dict."""
+    """A :class:`~isoinspect.runtime.diagnostics.Check`, or a row already made -> a row."""
     if isinstance(check, Mapping):
         row = dict(check)
-    elif hasattr(check, "as_dict"):
-        row = check.as_dict()
     else:
-        row = {k: getattr(check, k, None) for k in ("name", "ok", "status", "detail", "impact")}
+        row = check.as_dict()
     row.setdefault("detail", "")
     row.setdefault("impact", "")
     if not row.get("status"):
@@ -48,52 +51,20 @@ def _as_row(check: Any) -> dict[str, Any]:
     return row
 
 
-def _crashed(name: str, exc: BaseException) -> dict[str, Any]:
-    return {"name": name, "ok": None, "status": "unknown",
-            "detail": f"check crashed: {type(exc).__name__}: {exc}",
-            "impact": "please report this"}
+def collect() -> tuple[dict[str, list[Any]], str]:
+    """Run the registry's doctor groups (in parallel): (section -> checks, inspector mode).
+    A check that crashes is reported as its own "unknown" row; the others still run."""
+    from isoinspect.runtime import diagnostics
 
-
-def collect() -> tuple[dict[str, list[dict[str, Any]]], str]:
-    """Run every check (the three groups in parallel): (section -> rows, inspector mode)."""
-    from isoinspect.benches import peers
-    from isoinspect.inspector import capabilities
-    from isoinspect.runtime import hostcheck
-
-    def host() -> dict[str, list[Any]]:
-        return hostcheck.run_all()
-
-    def inspector() -> tuple[list[Any], str]:
-        return capabilities.check_all()
-
-    def peer() -> list[Any]:
-        return peers.check_all()
-
-    sections: dict[str, list[dict[str, Any]]] = {name: [] for name in SECTIONS}
-    mode = "unknown"
-    with ThreadPoolExecutor(max_workers=3) as pool:
-        futures = {"host": pool.submit(host), "inspector": pool.submit(inspector),
-                   "peers": pool.submit(peer)}
-        try:
-            for section, checks in futures["host"].result().items():
-                sections.setdefault(section, []).extend(_as_row(c) for c in checks)
-        except Exception as exc:  # a broken check must not take doctor down
-            sections["Host"].append(_crashed("host checks", exc))
-        try:
-            checks, mode = futures["inspector"].result()
-            sections["eBPF/inspector"].extend(_as_row(c) for c in checks)
-        except Exception as exc:
-            sections["eBPF/inspector"].append(_crashed("inspector checks", exc))
-        try:
-            sections["Peers"].extend(_as_row(c) for c in futures["peers"].result())
-        except Exception as exc:
-            sections["Peers"].append(_crashed("peer checks", exc))
-    try:
-        from isoinspect.runtime.network.doctor import check as network_check
-
-        sections["Namespaces"].append(_as_row(network_check()))
-    except Exception as exc:
-        sections["Namespaces"].append(_crashed("bridge networking", exc))
+    for module in PROVIDERS:
+        importlib.import_module(module)
+    sections: dict[str, list[Any]] = {name: [] for name in SECTIONS}
+    with ThreadPoolExecutor(max_workers=len(GROUPS)) as pool:
+        for results in pool.map(diagnostics.REGISTRY.run, GROUPS):
+            for entry, check in results:
+                sections.setdefault(entry.family, []).append(check)
+    mode = next((c.data.get("mode", "unknown") for c in sections["eBPF/inspector"]
+                 if c.name == "inspector mode"), "unknown")
     return sections, mode
 
 

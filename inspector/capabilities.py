@@ -6,13 +6,15 @@ attach) are tried for real with BCC in ONE child process with a timeout, so a ha
 libbcc cannot take the caller down and BCC's start-up cost is paid once. Each probe that attaches
 also triggers its event and checks the BPF program counted it.
 
-Result: :class:`Check` objects (name, ok, detail, impact) and an inspector mode:
+Result: :class:`~isoinspect.runtime.diagnostics.Check` objects and an inspector mode:
 
 * ``kprobes+tracepoints`` - everything the inspector can use;
 * ``tracepoints``         - no kprobes: phases come from tracepoints only (this project's hosts);
 * ``cgroup readers only`` - no BCC, not root, or no tracepoint attach: only cgroupfs is read.
 
-Nothing is cached: every call re-checks. This module knows nothing of isoinspect's runtime.
+Nothing is cached: every call re-checks. This module knows nothing of isoinspect's runtime
+(it only shares the diagnostics vocabulary); ``check_all`` is registered in the diagnostics
+registry's ``inspector`` group.
 """
 
 from __future__ import annotations
@@ -22,12 +24,15 @@ import json
 import os
 import subprocess
 import sys
-from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from isoinspect.runtime.diagnostics import Check, Status, register
 
 MODE_FULL = "kprobes+tracepoints"
 MODE_TRACEPOINTS = "tracepoints"
 MODE_CGROUP_ONLY = "cgroup readers only"
+
+SECTION = "eBPF/inspector"   # doctor's table section
 
 REQUIRED_TRACEPOINTS = (
     "syscalls:sys_enter_unshare", "syscalls:sys_exit_unshare",
@@ -56,35 +61,6 @@ ATTACH_LABELS = {
 }
 
 
-@dataclass(frozen=True)
-class Check:
-    """One capability. ``status``: ok / missing / degraded / unknown unless overridden."""
-
-    name: str
-    ok: bool | None
-    detail: str = ""
-    impact: str = ""
-    degraded: bool = False          # not ok, but the inspector works around it
-    data: dict[str, Any] = field(default_factory=dict, compare=False)
-    status_override: str | None = None
-
-    @property
-    def status(self) -> str:
-        if self.status_override:
-            return self.status_override
-        if self.ok is True:
-            return "ok"
-        if self.ok is None:
-            return "unknown"
-        return "degraded" if self.degraded else "missing"
-
-    def as_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        out.pop("status_override")
-        out["status"] = self.status
-        return out
-
-
 # ----------------------------------------------------------------------------- static facts
 
 
@@ -110,8 +86,8 @@ def find_tracefs(mountinfo_path: str = "/proc/self/mountinfo") -> str | None:
 def check_tracefs(mountinfo_path: str = "/proc/self/mountinfo") -> Check:
     path = find_tracefs(mountinfo_path)
     if path:
-        return Check("tracefs", True, f"mounted at {path}", data={"path": path})
-    return Check("tracefs", False, "not mounted",
+        return Check("tracefs", Status.OK, f"mounted at {path}", data={"path": path})
+    return Check("tracefs", Status.FAIL, "not mounted",
                  "tracepoints cannot be attached: mount -t tracefs tracefs /sys/kernel/tracing "
                  "(make setup does)")
 
@@ -120,9 +96,9 @@ def check_btf(path: str = "/sys/kernel/btf/vmlinux") -> Check:
     try:
         size = os.stat(path).st_size
     except OSError:
-        return Check("BTF", False, f"{path} missing",
-                     "no fentry/CO-RE; BCC tracepoints are unaffected", degraded=True)
-    return Check("BTF", True, f"{path} ({size / 1e6:.1f} MB)", data={"path": path})
+        return Check("BTF", Status.DEGRADED, f"{path} missing",
+                     "no fentry/CO-RE; BCC tracepoints are unaffected")
+    return Check("BTF", Status.OK, f"{path} ({size / 1e6:.1f} MB)", data={"path": path})
 
 
 def missing_tracepoints(tracefs: str, required: tuple[str, ...] = REQUIRED_TRACEPOINTS
@@ -139,20 +115,20 @@ def check_tracepoints(tracefs: str | None,
                       required: tuple[str, ...] = REQUIRED_TRACEPOINTS) -> Check:
     name = "required tracepoints"
     if not tracefs:
-        return Check(name, None, "tracefs not mounted: cannot list tracepoints",
+        return Check(name, Status.ERROR, "tracefs not mounted: cannot list tracepoints",
                      "mount tracefs (make setup does)")
     events = os.path.join(tracefs, "events")
     if not os.access(events, os.R_OK | os.X_OK):
-        return Check(name, None, f"cannot read {events} (not root?)", "run as root")
+        return Check(name, Status.ERROR, f"cannot read {events} (not root?)", "run as root")
     missing = missing_tracepoints(tracefs, required)
     if not missing:
-        return Check(name, True, f"all {len(required)} present "
+        return Check(name, Status.OK, f"all {len(required)} present "
                      "(syscalls, sched, task, cgroup, oom, signal)",
                      data={"missing": []})
-    return Check(name, False, f"{len(required) - len(missing)}/{len(required)} present; "
+    return Check(name, Status.DEGRADED if len(missing) < len(required) else Status.FAIL,
+                 f"{len(required) - len(missing)}/{len(required)} present; "
                  f"missing: {', '.join(missing)}",
-                 "events of the missing tracepoints are not reported",
-                 degraded=len(missing) < len(required), data={"missing": missing})
+                 "events of the missing tracepoints are not reported", data={"missing": missing})
 
 
 def _headers_release(build_dir: str) -> str | None:
@@ -175,21 +151,21 @@ def check_kernel_headers(release: str | None = None, modules_root: str = "/lib/m
     name = "kernel headers"
     if not os.path.isdir(os.path.join(build, "include")):
         if os.path.exists(kheaders):
-            return Check(name, True, f"{build} missing; BCC uses {kheaders}",
+            return Check(name, Status.OK, f"{build} missing; BCC uses {kheaders}",
                          data={"release": release, "build": None, "matches": True})
-        return Check(name, False, f"{build} missing",
+        return Check(name, Status.FAIL, f"{build} missing",
                      "BCC cannot compile probes: install linux-headers-amd64 and link "
                      f"{build} (make setup does)",
                      data={"release": release, "build": None, "matches": False})
     target = os.path.realpath(build)
     headers = _headers_release(build) or os.path.basename(target)
     if headers == release:
-        return Check(name, True, f"{target} (matches {release})",
+        return Check(name, Status.OK, f"{target} (matches {release})",
                      data={"release": release, "build": target, "headers": headers,
                            "matches": True})
-    return Check(name, False, f"{target} is {headers}, running kernel is {release}",
+    return Check(name, Status.DEGRADED, f"{target} is {headers}, running kernel is {release}",
                  "fine for TRACEPOINT_PROBE (argument layouts come from tracefs); the inspector "
-                 "never walks kernel structs", degraded=True,
+                 "never walks kernel structs",
                  data={"release": release, "build": target, "headers": headers,
                        "matches": False})
 
@@ -365,18 +341,19 @@ def attach_checks(results: dict[str, dict[str, Any]], tracefs: str | None) -> li
     bcc = results.get("bcc", {})
     checks = []
     if bcc.get("ok"):
-        checks.append(Check("BCC (python3-bpfcc)", True,
+        checks.append(Check("BCC (python3-bpfcc)", Status.OK,
                             f"import bcc ok ({bcc.get('file')})",
                             data={"file": bcc.get("file"), "version": bcc.get("version")}))
     else:
         err = bcc.get("error") or "not importable"
         hint = ("the PyPI package 'bcc' is an unrelated project: pip uninstall bcc; "
                 if bcc.get("file") and "dist-packages" not in str(bcc.get("file")) else "")
-        checks.append(Check("BCC (python3-bpfcc)", False if bcc.get("ok") is False else None, err,
+        checks.append(Check("BCC (python3-bpfcc)",
+                            Status.FAIL if bcc.get("ok") is False else Status.ERROR, err,
                             f"{hint}apt-get install python3-bpfcc and use a venv made with "
                             "--system-site-packages; until then: cgroup readers only"))
         for test in ATTACH_TESTS:
-            checks.append(Check(ATTACH_LABELS[test], None, "not tried (BCC unavailable)"))
+            checks.append(Check(ATTACH_LABELS[test], Status.ERROR, "not tried (BCC unavailable)"))
         return checks
 
     impacts = {
@@ -394,11 +371,12 @@ def attach_checks(results: dict[str, dict[str, Any]], tracefs: str | None) -> li
             continue
         if result.get("ok") is True:
             extra = f", {result['events']} event(s) counted" if "events" in result else ""
-            checks.append(Check(label, True, f"loaded and attached{extra}",
+            checks.append(Check(label, Status.OK, f"loaded and attached{extra}",
                                 impacts[test][0], data=result))
             continue
         if result.get("ok") is None:
-            checks.append(Check(label, None, result.get("error", "not tried"), impacts[test][1],
+            checks.append(Check(label, Status.ERROR, result.get("error", "not tried"),
+                                impacts[test][1],
                                 data=result))
             continue
         detail = _bcc_error_text(result)
@@ -408,8 +386,8 @@ def attach_checks(results: dict[str, dict[str, Any]], tracefs: str | None) -> li
                 # BCC's own message ("not traceable ... inlined ...") is misleading here;
                 # its full text stays in data.
                 detail = f"attach failed: kernel has no kprobes ({'; '.join(facts)})"
-        checks.append(Check(label, False, detail, impacts[test][1],
-                            degraded=test != "tracepoint", data=result))
+        checks.append(Check(label, Status.FAIL if test == "tracepoint" else Status.DEGRADED,
+                            detail, impacts[test][1], data=result))
     return checks
 
 
@@ -426,18 +404,17 @@ def inspector_mode(results: dict[str, dict[str, Any]], euid: int | None = None) 
 
 def mode_check(mode: str, results: dict[str, dict[str, Any]]) -> Check:
     if mode == MODE_FULL:
-        return Check("inspector mode", True, mode, data={"mode": mode})
+        return Check("inspector mode", Status.OK, mode, data={"mode": mode})
     if mode == MODE_TRACEPOINTS:
-        return Check("inspector mode", False, mode,
+        return Check("inspector mode", Status.DEGRADED, mode,
                      "start-up phases, namespace costs, OOM and pids events come from "
-                     "tracepoints; kprobe-only extras are off", degraded=True,
-                     data={"mode": mode})
+                     "tracepoints; kprobe-only extras are off", data={"mode": mode})
     why = ("not root" if os.geteuid() != 0 else
            "BCC unavailable" if not results.get("bcc", {}).get("ok") else
            "tracepoints cannot be attached")
-    return Check("inspector mode", False, f"{mode} ({why})",
+    return Check("inspector mode", Status.DEGRADED, f"{mode} ({why})",
                  "no kernel events: only cgroupfs counters (memory/pids/cpu) are read",
-                 degraded=True, data={"mode": mode})
+                 data={"mode": mode})
 
 
 def check_all(python: str | None = None, timeout: float = 60.0
@@ -455,3 +432,9 @@ def check_all(python: str | None = None, timeout: float = 60.0
     mode = inspector_mode(results)
     checks.append(mode_check(mode, results))
     return checks, mode
+
+
+@register("inspector", "capabilities", SECTION)
+def capability_checks() -> list[Check]:
+    """Doctor's inspector section: :func:`check_all`'s checks, the mode last (its ``data``)."""
+    return check_all()[0]

@@ -1,9 +1,10 @@
 """Host checks for ``isoinspect doctor``: what the runtime needs, tried for real, never guessed.
 
-Every check returns a :class:`Check` (name, ok, detail, impact). ``ok`` is True (works), False
-(does not work) or None (could not be tested). Checks that change kernel state do it in a child
-process in private namespaces (overlay, pivot_root, namespaces) or undo it before returning
-(cgroups: a test cgroup is created and removed), so running them leaves the host as it was.
+Every check returns a :class:`~isoinspect.runtime.diagnostics.Check` and is registered in the
+diagnostics registry's ``host`` group (doctor runs the group). Checks that change kernel state
+do it in a child process in private namespaces (overlay, pivot_root, namespaces) or undo it
+before returning (cgroups: a test cgroup is created and removed), so running them leaves the
+host as it was.
 
 Paths default to the real kernel interfaces and are arguments, so unit tests can point them at a
 temporary tree. Nothing here is imported on the container start path.
@@ -11,48 +12,21 @@ temporary tree. Nothing here is imported on the container start path.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
-from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from isoinspect.runtime.diagnostics import REGISTRY, Check, Entry, Status, register
 from isoinspect.runtime.linux.namespaces import PROC_NAMES
+from isoinspect.runtime.network.doctor import check as network_check
 
-# ----------------------------------------------------------------------------- result type
-
-
-@dataclass(frozen=True)
-class Check:
-    """One host fact. ``status`` is derived unless given: ok / missing / degraded / unknown
-    (or a more precise word such as "unsupported")."""
-
-    name: str
-    ok: bool | None
-    detail: str = ""
-    impact: str = ""
-    degraded: bool = False          # not ok, but isoinspect works around it
-    data: dict[str, Any] = field(default_factory=dict, compare=False)
-    status_override: str | None = None
-
-    @property
-    def status(self) -> str:
-        if self.status_override:
-            return self.status_override
-        if self.ok is True:
-            return "ok"
-        if self.ok is None:
-            return "unknown"
-        return "degraded" if self.degraded else "missing"
-
-    def as_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        out.pop("status_override")
-        out["status"] = self.status
-        return out
+# doctor's table sections for the host group
+HOST, CGROUPS, NAMESPACES = "Host", "cgroups", "Namespaces"
 
 
 def _run(argv: list[str], timeout: float = 10.0, **kw: Any) -> subprocess.CompletedProcess:
@@ -68,17 +42,19 @@ def _last_line(text: str) -> str:
 # ----------------------------------------------------------------------------- host basics
 
 
+@register("host", "root", HOST)
 def check_root(euid: int | None = None) -> Check:
     euid = os.geteuid() if euid is None else euid
     if euid == 0:
-        return Check("root", True, "running as uid 0")
-    return Check("root", False, f"running as uid {euid}",
+        return Check("root", Status.OK, "running as uid 0")
+    return Check("root", Status.FAIL, f"running as uid {euid}",
                  "containers, cgroups and eBPF need root: run isoinspect with sudo")
 
 
+@register("host", "kernel", HOST)
 def check_kernel() -> Check:
     uts = os.uname()
-    return Check("kernel", True, f"{uts.release} ({uts.machine})",
+    return Check("kernel", Status.OK, f"{uts.release} ({uts.machine})",
                  data={"release": uts.release, "version": uts.version, "machine": uts.machine})
 
 
@@ -176,18 +152,18 @@ def check_cgroup_mode(setup: dict[str, Any]) -> Check:
     mode = setup["mode"]
     v2 = setup["v2_mount"]
     if mode == "hybrid":
-        return Check("cgroup mode", True,
+        return Check("cgroup mode", Status.OK,
                      f"hybrid: v1 controllers under /sys/fs/cgroup/<controller>, cgroup2 at {v2}"
                      f" (v2 controllers: {', '.join(setup['v2_controllers']) or 'none'})",
                      "containers use the v1 controllers; cgroup v2 is tested in a QEMU guest",
                      data={"mode": mode, "source": setup.get("mode_source")})
     if mode == "legacy":
-        return Check("cgroup mode", True, "legacy: cgroup v1 only",
+        return Check("cgroup mode", Status.OK, "legacy: cgroup v1 only",
                      "containers use the v1 controllers", data={"mode": mode})
     if mode == "unified":
-        return Check("cgroup mode", True, f"unified: cgroup v2 only at {v2}",
+        return Check("cgroup mode", Status.OK, f"unified: cgroup v2 only at {v2}",
                      "containers use cgroup v2", data={"mode": mode})
-    return Check("cgroup mode", False, "no cgroup filesystem mounted",
+    return Check("cgroup mode", Status.FAIL, "no cgroup filesystem mounted",
                  "resource limits and the cgroup readers are unavailable", data={"mode": mode})
 
 
@@ -197,30 +173,32 @@ def check_cgroup_controllers(setup: dict[str, Any]) -> list[Check]:
     if v1:
         missing = [c for c in V1_CORE_CONTROLLERS if c not in setup["v1"]]
         checks.append(Check(
-            "cgroup v1 controllers", not missing or setup["mode"] == "unified",
+            "cgroup v1 controllers",
+            Status.judge(not missing or setup["mode"] == "unified", degraded=bool(missing)),
             ", ".join(v1) + (f" (missing: {', '.join(missing)})" if missing else ""),
             f"limits on {', '.join(missing)} unavailable" if missing else "",
-            degraded=bool(missing), data={"controllers": v1}))
+            data={"controllers": v1}))
     else:
-        checks.append(Check("cgroup v1 controllers", None if setup["mode"] == "unified" else False,
+        checks.append(Check("cgroup v1 controllers",
+                            Status.SKIP if setup["mode"] == "unified" else Status.FAIL,
                             "none mounted", "" if setup["mode"] == "unified" else
-                            "resource limits unavailable", data={"controllers": []},
-                            status_override="n/a" if setup["mode"] == "unified" else None))
+                            "resource limits unavailable", data={"controllers": []}))
     v2c = setup["v2_controllers"]
     if setup["v2_mount"] is None:
-        checks.append(Check("cgroup v2 controllers", None, "cgroup2 not mounted",
-                            "cgroup v2 is tested in a QEMU guest", data={"controllers": []},
-                            status_override="n/a"))
+        checks.append(Check("cgroup v2 controllers", Status.SKIP, "cgroup2 not mounted",
+                            "cgroup v2 is tested in a QEMU guest", data={"controllers": []}))
     else:
         missing = [c for c in V1_CORE_CONTROLLERS if c not in v2c]
         usable_v2 = not missing
         checks.append(Check(
-            "cgroup v2 controllers", usable_v2 if setup["mode"] == "unified" else True,
+            "cgroup v2 controllers",
+            Status.judge(usable_v2 if setup["mode"] == "unified" else True,
+                         degraded=not usable_v2),
             f"{setup['v2_mount']}: {', '.join(v2c) or 'none'}",
             "" if usable_v2 else ("v2 limits are tested in a QEMU guest (the host's controllers "
                                   "are on v1)" if setup["mode"] == "hybrid"
                                   else f"limits on {', '.join(missing)} unavailable"),
-            degraded=not usable_v2, data={"controllers": v2c, "mount": setup["v2_mount"]}))
+            data={"controllers": v2c, "mount": setup["v2_mount"]}))
     return checks
 
 
@@ -291,13 +269,13 @@ def check_cgroups_usable(setup: dict[str, Any]) -> Check:
             problems.append(f"controllers not available: {', '.join(missing)}")
         where = f"v2 ({', '.join(enabled) or 'no'} controllers enabled in {root})"
     else:
-        return Check("cgroups usable", False, "no cgroup filesystem",
+        return Check("cgroups usable", Status.FAIL, "no cgroup filesystem",
                      "containers run without resource limits")
     if problems:
-        return Check("cgroups usable", False, "; ".join(problems),
+        return Check("cgroups usable", Status.FAIL, "; ".join(problems),
                      "resource limits cannot be applied: fix the cgroup mounts or run as root",
                      data={"mode": mode})
-    return Check("cgroups usable", True,
+    return Check("cgroups usable", Status.OK,
                  f"created a cgroup and set limits ({', '.join(tried)}) on {where}",
                  data={"mode": mode})
 
@@ -330,11 +308,11 @@ def check_device_filter(setup: dict[str, Any]) -> Check:
     bpf_text = ("no cgroup2 mount" if not v2 else
                 f"eBPF device program attached in {v2}" if why is None else why)
     if mode == "unified":
-        return Check(name, why is None, bpf_text,
+        return Check(name, Status.judge(why is None), bpf_text,
                      "" if why is None else "containers refuse to start: without the program "
                      "(kernel needs CONFIG_CGROUP_BPF) they could open any device node",
                      data={"enforced_by": "bpf"})
-    return Check(name, v1_ok, f"v1 devices controller; v2: {bpf_text}",
+    return Check(name, Status.judge(v1_ok), f"v1 devices controller; v2: {bpf_text}",
                  "" if v1_ok else "no v1 devices hierarchy: containers could open any device "
                  "node they create", data={"enforced_by": "v1"})
 
@@ -363,15 +341,16 @@ def _fstype(path: str) -> str:
     return "?"
 
 
+@register("host", "overlayfs", HOST)
 def check_overlayfs(tmp_parent: str | None = None) -> Check:
     """Mount an overlay for real in a private mount namespace child and write through it."""
     name = "overlayfs"
     if "overlay" not in _filesystems():
-        return Check(name, False, "overlay not in /proc/filesystems (module not loaded?)",
+        return Check(name, Status.FAIL, "overlay not in /proc/filesystems (module not loaded?)",
                      "images cannot be layered: containers need a copied rootfs")
     unshare = shutil.which("unshare")
     if not unshare:
-        return Check(name, None, "unshare(1) missing (util-linux): could not test",
+        return Check(name, Status.ERROR, "unshare(1) missing (util-linux): could not test",
                      "install util-linux")
     work = tempfile.mkdtemp(prefix="isoinspect-doctor-ovl-", dir=tmp_parent)
     try:
@@ -388,15 +367,15 @@ def check_overlayfs(tmp_parent: str | None = None) -> Check:
         upper_ok = os.path.exists(os.path.join(work, "upper", "from-upper"))
         fs = _fstype(work)
         if result.returncode == 0 and upper_ok:
-            return Check(name, True, f"overlay mounted and written (upper on {fs})",
+            return Check(name, Status.OK, f"overlay mounted and written (upper on {fs})",
                          data={"fs": fs})
-        return Check(name, False,
+        return Check(name, Status.FAIL,
                      f"overlay mount failed on {fs}: "
                      f"{_last_line(result.stderr) or 'exit ' + str(result.returncode)}",
                      "images cannot be layered: containers need a copied rootfs",
                      data={"fs": fs})
     except subprocess.TimeoutExpired:
-        return Check(name, False, "overlay test timed out", "images cannot be layered")
+        return Check(name, Status.FAIL, "overlay test timed out", "images cannot be layered")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -424,24 +403,27 @@ def check_namespace(ns: str) -> Check:
     """Really create a namespace of type *ns* with unshare(1) and run ``true`` inside it."""
     name = f"namespace {ns}"
     if not os.path.exists(f"/proc/self/ns/{ns if ns != 'pid' else 'pid'}"):
-        return Check(name, False, f"/proc/self/ns/{ns} missing (kernel built without it)",
+        return Check(name, Status.FAIL, f"/proc/self/ns/{ns} missing (kernel built without it)",
                      _NS_IMPACT[ns])
     unshare = shutil.which("unshare")
     if not unshare:
-        return Check(name, None, "unshare(1) missing (util-linux): could not test",
+        return Check(name, Status.ERROR, "unshare(1) missing (util-linux): could not test",
                      "install util-linux")
     try:
         result = _run([unshare, *_UNSHARE_ARGS[ns], "true"], timeout=10)
     except subprocess.TimeoutExpired:
-        return Check(name, False, "unshare timed out", _NS_IMPACT[ns])
+        return Check(name, Status.FAIL, "unshare timed out", _NS_IMPACT[ns])
     if result.returncode == 0:
-        return Check(name, True, f"created (unshare {' '.join(_UNSHARE_ARGS[ns])})")
-    return Check(name, False, _last_line(result.stderr) or f"exit {result.returncode}",
+        return Check(name, Status.OK, f"created (unshare {' '.join(_UNSHARE_ARGS[ns])})")
+    return Check(name, Status.FAIL, _last_line(result.stderr) or f"exit {result.returncode}",
                  _NS_IMPACT[ns])
 
 
-def check_namespaces() -> list[Check]:
-    return [check_namespace(ns) for ns in NAMESPACE_TYPES]
+for _ns in NAMESPACE_TYPES:
+    REGISTRY.add(Entry("host", f"namespace {_ns}", functools.partial(check_namespace, _ns),
+                       NAMESPACES))
+# the bridge network's line goes after the namespaces
+register("host", "bridge networking", NAMESPACES)(network_check)
 
 
 # ----------------------------------------------------------------------------- seccomp
@@ -464,38 +446,42 @@ print(json.dumps(out))
 """
 
 
+@register("host", "seccomp", HOST)
 def check_seccomp(python: str | None = None) -> Check:
     """Import Debian's python3-seccomp and load a real filter in a child (uname -> EOPNOTSUPP)."""
     name = "seccomp"
     try:
         result = _run([python or sys.executable, "-c", _SECCOMP_PROBE], timeout=20)
     except subprocess.TimeoutExpired:
-        return Check(name, None, "seccomp probe timed out")
+        return Check(name, Status.ERROR, "seccomp probe timed out")
     try:
         info = json.loads(result.stdout.strip().splitlines()[-1])
     except (ValueError, IndexError):
-        return Check(name, False, f"probe failed: {_last_line(result.stderr)}",
+        return Check(name, Status.FAIL, f"probe failed: {_last_line(result.stderr)}",
                      "containers run without a seccomp filter")
     if not info.get("import"):
-        return Check(name, False, f"python module seccomp not importable ({info.get('error')})",
+        return Check(name, Status.FAIL,
+                     f"python module seccomp not importable ({info.get('error')})",
                      "install python3-seccomp (and use a venv with --system-site-packages); "
                      "until then containers run without a seccomp filter")
     if info.get("enforced"):
-        return Check(name, True, "python3-seccomp imported; a filter was loaded and enforced",
+        return Check(name, Status.OK, "python3-seccomp imported; a filter was loaded and enforced",
                      data={"module": info.get("file")})
-    return Check(name, False, "filter loaded but not enforced",
+    return Check(name, Status.FAIL, "filter loaded but not enforced",
                  "containers run without a seccomp filter")
 
 
 # ----------------------------------------------------------------------------- pivot_root
 
 
+@register("host", "pivot_root", HOST)
 def check_pivot_root(tmp_parent: str | None = None) -> Check:
     """pivot_root(2) into a bind-mounted temp dir inside a private mount namespace child."""
     name = "pivot_root"
     unshare, pivot = shutil.which("unshare"), shutil.which("pivot_root")
     if not unshare or not pivot:
-        return Check(name, None, "unshare(1)/pivot_root(8) missing (util-linux): could not test")
+        return Check(name, Status.ERROR,
+                     "unshare(1)/pivot_root(8) missing (util-linux): could not test")
     new_root = tempfile.mkdtemp(prefix="isoinspect-doctor-pivot-", dir=tmp_parent)
     try:
         os.mkdir(os.path.join(new_root, "old"))
@@ -503,32 +489,26 @@ def check_pivot_root(tmp_parent: str | None = None) -> Check:
         result = _run([unshare, "--mount", "--propagation", "private", "sh", "-c", script,
                        "sh", new_root], timeout=10)
         if result.returncode == 0:
-            return Check(name, True, "pivot_root into a bind mount worked")
-        return Check(name, False, _last_line(result.stderr) or f"exit {result.returncode}",
+            return Check(name, Status.OK, "pivot_root into a bind mount worked")
+        return Check(name, Status.FAIL, _last_line(result.stderr) or f"exit {result.returncode}",
                      "root filesystem cannot be switched (e.g. rootfs on ramfs): "
                      "containers would need chroot, which isoinspect does not do")
     except subprocess.TimeoutExpired:
-        return Check(name, False, "pivot_root test timed out")
+        return Check(name, Status.FAIL, "pivot_root test timed out")
     finally:
         shutil.rmtree(new_root, ignore_errors=True)
 
 
-# ----------------------------------------------------------------------------- all
+# ----------------------------------------------------------------------------- cgroups, together
 
 
-def host_checks() -> list[Check]:
-    return [check_root(), check_kernel(), check_overlayfs(), check_seccomp(), check_pivot_root()]
-
-
+@register("host", "cgroups", CGROUPS)
 def cgroup_checks(mountinfo_path: str = "/proc/self/mountinfo") -> list[Check]:
+    """The cgroup checks share one reading of the mounts, so they are one registered entry."""
     try:
         setup = detect_cgroup_setup(mountinfo_path)
     except OSError as exc:
-        return [Check("cgroup mode", False, f"cannot read {mountinfo_path}: {exc.strerror}")]
+        return [Check("cgroup mode", Status.FAIL,
+                      f"cannot read {mountinfo_path}: {exc.strerror}")]
     return [check_cgroup_mode(setup), *check_cgroup_controllers(setup),
             check_cgroups_usable(setup), check_device_filter(setup)]
-
-
-def run_all() -> dict[str, list[Check]]:
-    """Section name -> checks, in display order."""
-    return {"Host": host_checks(), "cgroups": cgroup_checks(), "Namespaces": check_namespaces()}

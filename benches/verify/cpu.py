@@ -16,6 +16,7 @@ from isoinspect.benches.targets.box import Box
 from isoinspect.benches.verify.context import Context
 from isoinspect.benches.verify.result import (cfs_quota_tolerance, make_result,
                                               shares_ratio_tolerance, unsupported, within)
+from isoinspect.runtime.diagnostics import Status
 
 BURN = ("i=0; while [ $i -lt {n} ]; do timeout -s KILL 60 sh -c 'while :; do :; done' & "
         "i=$((i+1)); done; echo burning; wait")
@@ -77,7 +78,7 @@ def _quota_once(rt: Target, cpus: float, workers: int, ctx: Context) -> dict:
 
 
 def judge_quota(share: float, cpus: float, tolerance: float, throttled: int,
-                idle: float) -> tuple[str, str]:
+                idle: float) -> tuple[Status, str]:
     """(status, why) of a quota measurement; ``idle``: CPUs the host left idle meanwhile.
 
     Above expected + tolerance: the limit did not hold (FAIL). Within: PASS only if cpu.stat
@@ -86,16 +87,16 @@ def judge_quota(share: float, cpus: float, tolerance: float, throttled: int,
     and the figure says nothing about the quota (ERROR, inconclusive).
     """
     if share > cpus + tolerance:
-        return "FAIL", f"{share:.3f} CPUs used, above {cpus} + {tolerance}"
+        return Status.FAIL, f"{share:.3f} CPUs used, above {cpus} + {tolerance}"
     if share >= cpus - tolerance:
         if throttled <= 0:
-            return "FAIL", f"{share:.3f} CPUs but cpu.stat counted no throttled period"
-        return "PASS", f"{share:.3f} CPUs, {throttled} periods throttled"
+            return Status.FAIL, f"{share:.3f} CPUs but cpu.stat counted no throttled period"
+        return Status.OK, f"{share:.3f} CPUs, {throttled} periods throttled"
     shortfall = cpus - tolerance - share
     if idle < shortfall:
-        return "ERROR", (f"inconclusive: {share:.3f} CPUs while other work kept the host busy "
+        return Status.ERROR, (f"inconclusive: {share:.3f} CPUs while other work kept the host busy "
                          f"(idle {idle:.2f} CPUs), so the quota was not what limited")
-    return "FAIL", f"{share:.3f} CPUs, below {cpus} - {tolerance} with {idle:.2f} CPUs idle"
+    return Status.FAIL, f"{share:.3f} CPUs, below {cpus} - {tolerance} with {idle:.2f} CPUs idle"
 
 
 def check_quota(rt: Target, ctx: Context, cpus: float) -> list[dict]:
@@ -112,7 +113,7 @@ def check_quota(rt: Target, ctx: Context, cpus: float) -> list[dict]:
         attempts.append(seen)
         status, why = judge_quota(seen["share"][0], cpus, tolerance,
                                   seen["throttled_periods"][0], seen["host_idle_cpus"])
-        if status != "ERROR":
+        if status is not Status.ERROR:
             break
     return [make_result(rt.name, f"cpu-quota-{cpus:g}", "cpu", status,
                         measured=seen["share"][0], expected=cpus, tolerance=tolerance,
@@ -140,6 +141,6 @@ def check_shares(rt: Target, ctx: Context, heavy: int = 1024, light: int = 256
     ok = within(measured, ratio, tolerance)
     why = (f"{a:.3f} vs {b:.3f} CPUs on CPU {cpu}" if ok else
            f"split {a:.3f} : {b:.3f} CPUs = {measured}, not {ratio:g} ± {tolerance}")
-    return [make_result(rt.name, "cpu-shares", "cpu", "PASS" if ok else "FAIL",
+    return [make_result(rt.name, "cpu-shares", "cpu", Status.judge(ok),
                         measured=measured, expected=ratio, tolerance=tolerance, unit="ratio",
                         why=why, evidence={**seen, "shares": [heavy, light], "cpu": cpu})]

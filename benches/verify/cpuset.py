@@ -15,6 +15,7 @@ from isoinspect.benches.verify.context import Context
 from isoinspect.benches.verify.cpu import burner
 from isoinspect.benches.verify.result import make_result, unsupported
 from isoinspect.runtime.cgroups import fs
+from isoinspect.runtime.diagnostics import Status
 
 
 def running_cpus(pid: int) -> list[int]:
@@ -82,7 +83,7 @@ def check_cpuset(rt: Target, ctx: Context) -> list[dict]:
     why = (f"{sum(seen.values())} samples of running tasks and the cgroup's per-CPU time: all "
            f"on CPU {cpu}" if ok else
            f"tasks ran on CPU(s) {','.join(map(str, cpus)) or 'none'}, allowed only {cpu}")
-    return [make_result(rt.name, "cpuset", "cpuset", "PASS" if ok else "FAIL",
+    return [make_result(rt.name, "cpuset", "cpuset", Status.judge(ok),
                         measured=",".join(map(str, cpus)), expected=str(cpu), tolerance=0,
                         unit="cpus", why=why,
                         evidence={"samples_per_cpu": {str(k): v for k, v in seen.items()},

@@ -16,6 +16,7 @@ from isoinspect.benches.targets.base import Target
 from isoinspect.benches.targets.box import Box
 from isoinspect.benches.verify.context import Context
 from isoinspect.benches.verify.result import io_tolerance, make_result, unsupported, within
+from isoinspect.runtime.diagnostics import Status
 
 RATE = 2 << 20
 BLOCK = 64 << 10
@@ -106,6 +107,6 @@ def check_io(rt: Target, ctx: Context, direction: str) -> list[dict]:
     ok = within(rate, RATE, tolerance)
     why = (f"{rate / (1 << 20):.2f} MiB/s to {loop.device} over {span:.1f}s" if ok else
            f"{rate / (1 << 20):.2f} MiB/s to {loop.device}, limit {RATE >> 20} MiB/s")
-    return [make_result(rt.name, check, "io", "PASS" if ok else "FAIL", measured=rate,
+    return [make_result(rt.name, check, "io", Status.judge(ok), measured=rate,
                         expected=RATE, tolerance=tolerance, unit="bytes/s", why=why,
                         evidence=evidence)]

@@ -16,6 +16,7 @@ from isoinspect.benches.targets.base import Target
 from isoinspect.benches.targets.box import Box
 from isoinspect.benches.verify.context import Context
 from isoinspect.benches.verify.result import make_result, memory_batch_bytes, unsupported
+from isoinspect.runtime.diagnostics import Status
 
 LIMIT = 32 << 20
 # tail (holding everything it reads) volunteers as the OOM victim, so the kernel never picks the
@@ -78,7 +79,7 @@ def check_oom(rt: Target, ctx: Context) -> list[dict]:
         f"hog of {size >> 20} MiB SIGKILLed by the OOM killer ({oom_kills} oom_kill"
         + ("" if victims is None else f", {len(victims)} oom:mark_victim traced")
         + "), peak within limit + charge batch")
-    return [make_result(rt.name, "memory-oom", "memory", "FAIL" if problems else "PASS",
+    return [make_result(rt.name, "memory-oom", "memory", Status.judge(not problems),
                         measured=seen["peak"], expected=LIMIT, tolerance=batch, unit="bytes",
                         why=why, evidence={**seen, "hog_bytes": size})]
 
@@ -96,7 +97,7 @@ def check_under_limit(rt: Target, ctx: Context) -> list[dict]:
     why = "; ".join(problems) or f"{size >> 20} MiB under a {LIMIT >> 20} MiB limit ran to " \
                                  "the end, no oom_kill"
     return [make_result(rt.name, "memory-under-limit", "memory",
-                        "FAIL" if problems else "PASS", measured=seen["peak"], expected=LIMIT,
+                        Status.judge(not problems), measured=seen["peak"], expected=LIMIT,
                         tolerance=batch, unit="bytes", why=why,
                         evidence={**seen, "hog_bytes": size})]
 
@@ -118,7 +119,7 @@ def check_swap(rt: Target, ctx: Context) -> list[dict]:
     ok = inside["hog_exit"] == 0 and past["hog_exit"] == 137
     why = (f"{(LIMIT + LIMIT // 4) >> 20} MiB (under memory+swap) exit {inside['hog_exit']}, "
            f"{(2 * memory_swap) >> 20} MiB (past it) exit {past['hog_exit']}; want 0 and 137")
-    return [make_result(rt.name, "memory-swap", "memory", "PASS" if ok else "FAIL",
+    return [make_result(rt.name, "memory-swap", "memory", Status.judge(ok),
                         measured=past["peak"], expected=LIMIT, tolerance=batch, unit="bytes",
                         why=why, evidence={"inside": inside, "past": past,
                                            "swap_kib": swap})]

@@ -13,6 +13,7 @@ from isoinspect.benches.bundle import Limits
 from isoinspect.benches.targets.base import Target
 from isoinspect.benches.verify.context import Context
 from isoinspect.benches.verify.result import make_result
+from isoinspect.runtime.diagnostics import Status
 
 LIMIT = 16
 CAP = 100
@@ -51,7 +52,7 @@ def check_pids(rt: Target, ctx: Context) -> list[dict]:
         f"fork refused at {measured} (EAGAIN"
         + ("" if traced is None else f", {len(traced)} traced")
         + f"), pids.events max {refused}, nothing left behind")
-    return [make_result(rt.name, "pids-limit", "pids", "FAIL" if problems else "PASS",
+    return [make_result(rt.name, "pids-limit", "pids", Status.judge(not problems),
                         measured=measured, expected=LIMIT, tolerance=0, unit="pids", why=why,
                         evidence={"forks_done": forks[-1] if forks else 0,
                                   "counted_from_output": counted, "pids_peak": usage.get("peak"),

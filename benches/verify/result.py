@@ -5,32 +5,42 @@ Tolerances are derived from how the kernel enforces each limit (DESIGN §4):
   measuring window that does not start on a period boundary can see one extra period's quota;
 * memory: charges are batched per CPU (64 pages), so usage may pass the limit by that much;
 * pids.max and cpusets are exact.
+
+A result is a record row (measured, expected, tolerance, evidence of one limit on one runtime),
+not a host fact, so it stays the RunRecord's dict; its status is the diagnostics ``Status``
+(runtime.diagnostics) written as verify's verdict word: PASS / FAIL / UNSUPPORTED / ERROR.
 """
 
 from __future__ import annotations
 
 import os
 
-STATUSES = ("PASS", "FAIL", "UNSUPPORTED", "ERROR")
+from isoinspect.runtime.diagnostics import Status
+
 PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 MEMCG_CHARGE_BATCH = 64          # pages pre-charged per CPU (include/linux/memcontrol.h)
 CFS_OVERRUN_S = 0.001            # quota overrun per CPU per period
 SAMPLING_MARGIN = 0.02           # share of the expected figure: clock reads, start-up noise
 
 
-def make_result(runtime: str, check: str, limit: str, status: str, *, measured=None,
+def make_result(runtime: str, check: str, limit: str, status: Status | str, *, measured=None,
                 expected=None, tolerance=None, unit: str = "", why: str = "",
                 evidence: dict | None = None) -> dict:
-    """One verify result, in the RunRecord contract's shape."""
-    if status not in STATUSES:
-        raise ValueError(f"unknown verify status {status!r}")
+    """One verify result, in the RunRecord contract's shape. ``status``: a Status with a
+    verdict, or the verdict word; anything else is a ValueError."""
+    if isinstance(status, Status):
+        verdict = status.verdict
+        if verdict is None:
+            raise ValueError(f"verify has no verdict for status {status.name}")
+    else:
+        verdict = Status.from_verdict(status).verdict
     return {"kind": "verify", "runtime": runtime, "check": check, "limit": limit,
-            "status": status, "measured": measured, "expected": expected,
+            "status": verdict, "measured": measured, "expected": expected,
             "tolerance": tolerance, "unit": unit, "why": why, "evidence": evidence or {}}
 
 
 def unsupported(runtime: str, check: str, limit: str, why: str, **fields) -> dict:
-    return make_result(runtime, check, limit, "UNSUPPORTED", why=why, **fields)
+    return make_result(runtime, check, limit, Status.UNSUPPORTED, why=why, **fields)
 
 
 def within(measured: float, expected: float, tolerance: float) -> bool:
@@ -119,9 +129,10 @@ def exit_code(results: list[dict], control: tuple[str, ...] = ("control",)) -> i
     """1 if a real runtime FAILed or ERRORed, or if a control check PASSed (the verifier could
     not tell a missing limit from an enforced one); else 0."""
     for r in results:
+        status = Status.from_verdict(r["status"])
         if r["runtime"] in control:
-            if r["status"] == "PASS":
+            if status is Status.OK:
                 return 1
-        elif r["status"] in ("FAIL", "ERROR"):
+        elif status in (Status.FAIL, Status.ERROR):
             return 1
     return 0

@@ -17,7 +17,6 @@ import sys
 import tempfile
 import time
 from contextlib import contextmanager
-from typing import Callable, NamedTuple
 
 from isoinspect.benches.targets.base import Target
 from isoinspect.benches.targets.box import CheckError
@@ -25,42 +24,40 @@ from isoinspect.benches.verify import cpu, cpuset, io, memory, pids
 from isoinspect.benches.verify.context import Context
 from isoinspect.benches.verify.result import exit_code, format_table, make_result, unsupported
 from isoinspect.benches.verify.runtimes import select
+from isoinspect.runtime.diagnostics import REGISTRY, Entry, Status
 from isoinspect.runtime.errors import USAGE_EXIT_CODE, UsageError
 
+GROUP = "verify"
 
-class Check(NamedTuple):
-    name: str
-    family: str
-    limit: str
-    run: Callable[[Target, Context], list[dict]]
-    timeout: float
-
-
-CHECKS: tuple[Check, ...] = (
-    Check("memory-oom", "memory", "memory", memory.check_oom, 90),
-    Check("memory-under-limit", "memory", "memory", memory.check_under_limit, 90),
-    Check("memory-swap", "memory", "memory", memory.check_swap, 120),
-    *(Check(f"cpu-quota-{c:g}", "cpu", "cpu", functools.partial(cpu.check_quota, cpus=c), 90)
+# The checks, in the diagnostics registry's "verify" group: family = the limit each one proves
+# (its results' "limit"); run(runtime, context) -> results; timeout in seconds.
+for _entry in (
+    Entry(GROUP, "memory-oom", memory.check_oom, "memory", 90),
+    Entry(GROUP, "memory-under-limit", memory.check_under_limit, "memory", 90),
+    Entry(GROUP, "memory-swap", memory.check_swap, "memory", 120),
+    *(Entry(GROUP, f"cpu-quota-{c:g}", functools.partial(cpu.check_quota, cpus=c), "cpu", 90)
       for c in cpu.QUOTAS),
-    Check("cpu-shares", "cpu", "cpu", cpu.check_shares, 90),
-    Check("cpuset", "cpuset", "cpuset", cpuset.check_cpuset, 60),
-    Check("pids-limit", "pids", "pids", pids.check_pids, 90),
-    Check("io-write-bps", "io", "io", functools.partial(io.check_io, direction="write"), 120),
-    Check("io-read-bps", "io", "io", functools.partial(io.check_io, direction="read"), 120),
-)
+    Entry(GROUP, "cpu-shares", cpu.check_shares, "cpu", 90),
+    Entry(GROUP, "cpuset", cpuset.check_cpuset, "cpuset", 60),
+    Entry(GROUP, "pids-limit", pids.check_pids, "pids", 90),
+    Entry(GROUP, "io-write-bps", functools.partial(io.check_io, direction="write"), "io", 120),
+    Entry(GROUP, "io-read-bps", functools.partial(io.check_io, direction="read"), "io", 120),
+):
+    REGISTRY.add(_entry)
 
 
-def select_checks(names: str | None) -> list[Check]:
+def select_checks(names: str | None) -> list[Entry]:
     """All checks, or those named (a family like ``cpu`` or a check like ``cpu-shares``)."""
+    checks = REGISTRY.entries(GROUP)
     if not names:
-        return list(CHECKS)
+        return checks
     wanted = [n.strip() for n in names.split(",") if n.strip()]
-    unknown = [n for n in wanted if not any(n in (c.name, c.family) for c in CHECKS)]
+    unknown = [n for n in wanted if not any(n in (c.name, c.family) for c in checks)]
     if unknown:
         raise UsageError(f"unknown check {', '.join(unknown)}: choose from "
-                         f"{', '.join(sorted({c.family for c in CHECKS}))} or "
-                         f"{', '.join(c.name for c in CHECKS)}", exit_code=USAGE_EXIT_CODE)
-    return [c for c in CHECKS if c.name in wanted or c.family in wanted]
+                         f"{', '.join(sorted({c.family for c in checks}))} or "
+                         f"{', '.join(c.name for c in checks)}", exit_code=USAGE_EXIT_CODE)
+    return [c for c in checks if c.name in wanted or c.family in wanted]
 
 
 class CheckTimeout(Exception):
@@ -83,32 +80,32 @@ def time_limit(seconds: float):
         signal.signal(signal.SIGALRM, previous)
 
 
-def run_check(rt: Target, check: Check, ctx: Context) -> list[dict]:
+def run_check(rt: Target, check: Entry, ctx: Context) -> list[dict]:
     """One check on one runtime; never raises (ERROR results say what went wrong)."""
     why = rt.check_unsupported(check.name)
     if why:
-        return [unsupported(rt.name, check.name, check.limit, why)]
+        return [unsupported(rt.name, check.name, check.family, why)]
     try:
         with time_limit(check.timeout):
             return check.run(rt, ctx)
     except CheckError as exc:
         why = rt.explain(check.name, exc)
-        return [make_result(rt.name, check.name, check.limit,
-                            "UNSUPPORTED" if why else "ERROR",
+        return [make_result(rt.name, check.name, check.family,
+                            Status.UNSUPPORTED if why else Status.ERROR,
                             why=why or f"CheckError: {exc}"[:500],
                             evidence={"error": str(exc)[:500], **exc.evidence})]
     except Exception as exc:  # CheckTimeout, CheckError, a runtime's IsoinspectError, ...
-        return [make_result(rt.name, check.name, check.limit, "ERROR",
+        return [make_result(rt.name, check.name, check.family, Status.ERROR,
                             why=f"{type(exc).__name__}: {exc}"[:500])]
 
 
-def run_all(runtimes: list[Target], checks: list[Check], ctx: Context, record=None,
+def run_all(runtimes: list[Target], checks: list[Entry], ctx: Context, record=None,
             progress=None) -> list[dict]:
     results: list[dict] = []
 
     def add(result: dict) -> None:
         if runtimes_control.get(result["runtime"]):
-            result["expected_status"] = "FAIL"
+            result["expected_status"] = Status.FAIL.verdict
         results.append(result)
         if record is not None:
             record.add(result)
@@ -121,7 +118,7 @@ def run_all(runtimes: list[Target], checks: list[Check], ctx: Context, record=No
             ok, why = rt.available()
             if not ok:
                 for check in checks:
-                    add(unsupported(rt.name, check.name, check.limit, why))
+                    add(unsupported(rt.name, check.name, check.family, why))
                 continue
             try:
                 rt.prepare(ctx.workdir)

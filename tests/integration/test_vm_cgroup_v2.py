@@ -12,11 +12,11 @@ import ast
 import os
 import re
 import shlex
-import shutil
 import sys
 from pathlib import Path
 
 import pytest
+from doctor_facts import lacks
 
 GUEST_DIR = Path(__file__).resolve().parents[1] / "guest"
 GUEST_FILES = sorted(GUEST_DIR.glob("test_*.py"))
@@ -29,9 +29,7 @@ def _why_skip() -> str | None:
         return "already inside the guest"
     if os.geteuid() != 0:
         return "the guest harness shares host paths with passthrough permissions: needs root"
-    if not shutil.which("qemu-system-x86_64"):
-        return "qemu-system-x86_64 not installed (apt-get install qemu-system-x86)"
-    return None
+    return lacks("peers", "qemu")
 
 
 _SKIP = _why_skip()

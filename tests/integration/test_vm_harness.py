@@ -13,6 +13,7 @@ import sys
 import time
 
 import pytest
+from doctor_facts import lacks
 
 from isoinspect.benches.vm import initramfs, kernel, qemu
 from isoinspect.benches.vm.kernel import VMError
@@ -122,12 +123,11 @@ def _why_skip() -> str | None:
         return "already inside the guest"
     if os.geteuid() != 0:
         return "needs root (9p passthrough shares)"
-    if not shutil.which("qemu-system-x86_64"):
-        return "qemu-system-x86_64 not installed"
-    return None
+    return lacks("peers", "qemu")
 
 
-needs_qemu = pytest.mark.skipif(_why_skip() is not None, reason=_why_skip() or "")
+_SKIP = _why_skip()
+needs_qemu = pytest.mark.skipif(_SKIP is not None, reason=_SKIP or "")
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,7 @@ from isoinspect.benches.record import validate_result
 from isoinspect.benches.verify import result as r
 from isoinspect.benches.verify.cpu import judge_quota
 from isoinspect.benches.verify.io import steady_rate
+from isoinspect.runtime.diagnostics import Status
 
 
 def test_cfs_quota_tolerance_from_overrun_phase_and_sampling():
@@ -40,15 +41,20 @@ def test_make_result_fits_the_record_contract():
     assert res["kind"] == "verify" and res["why"] == "" and res["evidence"] == {"a": 1}
     with pytest.raises(ValueError):
         r.make_result("runc", "x", "cpu", "OK")
+    assert r.make_result("runc", "x", "cpu", Status.UNSUPPORTED)["status"] == "UNSUPPORTED"
+    assert [r.make_result("runc", "x", "cpu", Status.judge(ok))["status"]
+            for ok in (True, False)] == ["PASS", "FAIL"]
+    with pytest.raises(ValueError):
+        r.make_result("runc", "x", "cpu", Status.DEGRADED)  # no verify verdict
 
 
 def test_judge_quota():
-    assert judge_quota(0.51, 0.5, 0.05, 10, 1.0)[0] == "PASS"
-    assert judge_quota(0.51, 0.5, 0.05, 0, 1.0)[0] == "FAIL"        # no throttling seen
-    assert judge_quota(0.9, 0.5, 0.05, 0, 0.0)[0] == "FAIL"         # over the limit
-    assert judge_quota(0.3, 0.5, 0.05, 3, 0.5)[0] == "FAIL"         # short, CPU sat idle
+    assert judge_quota(0.51, 0.5, 0.05, 10, 1.0)[0] is Status.OK
+    assert judge_quota(0.51, 0.5, 0.05, 0, 1.0)[0] is Status.FAIL   # no throttling seen
+    assert judge_quota(0.9, 0.5, 0.05, 0, 0.0)[0] is Status.FAIL    # over the limit
+    assert judge_quota(0.3, 0.5, 0.05, 3, 0.5)[0] is Status.FAIL    # short, CPU sat idle
     status, why = judge_quota(0.9, 1.5, 0.15, 0, 0.1)               # short, host busy
-    assert status == "ERROR" and "inconclusive" in why
+    assert status is Status.ERROR and "inconclusive" in why
 
 
 def test_steady_rate_skips_warmup_and_the_idle_tail():

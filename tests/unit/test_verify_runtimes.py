@@ -11,6 +11,7 @@ from isoinspect.benches import bundle
 from isoinspect.benches.bundle import Limits
 from isoinspect.benches.targets import base, box, docker, isoinspect, runc
 from isoinspect.benches.verify import runtimes, verify
+from isoinspect.runtime.diagnostics import REGISTRY, Entry
 from isoinspect.runtime.errors import UsageError
 
 
@@ -65,6 +66,9 @@ def test_select_runtimes_and_checks():
                      "pids-limit"]
     with pytest.raises(UsageError, match="unknown check"):
         verify.select_checks("disk")
+    assert verify.select_checks(None) == REGISTRY.entries("verify")
+    assert {(c.name, c.family) for c in verify.select_checks("pids,cpuset")} == {
+        ("pids-limit", "pids"), ("cpuset", "cpuset")}
 
 
 def test_runsc_explains_its_own_way_and_others_do_not():
@@ -80,9 +84,10 @@ def test_run_check_turns_exceptions_into_error_results():
     def boom(rt, ctx):
         raise box.CheckError("no marker")
 
-    check = verify.Check("pids-limit", "pids", "pids", boom, 5)
+    check = Entry("verify", "pids-limit", boom, "pids", 5)
     [res] = verify.run_check(Broken(), check, None)
     assert res["status"] == "ERROR" and "no marker" in res["why"]
+    assert res["limit"] == "pids"
 
 
 def test_run_flags_for_device_bandwidth():
