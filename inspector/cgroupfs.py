@@ -21,116 +21,15 @@ a fake tree.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 
 from isoinspect.runtime.cgroups import fs
-from isoinspect.runtime.cgroups.manager import _unescape  # mountinfo \ooo unescaping, shared
+from isoinspect.runtime.cgroups.layout import (MOUNTINFO, ROOT, UNIFIED, Layout, join,
+                                               parse_proc_cgroup, read_layout)
 
-ROOT = "/sys/fs/cgroup"
 PROC = "/proc"
-MOUNTINFO = "/proc/self/mountinfo"
-
-V1_KNOWN = ("cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "blkio", "pids",
-            "net_cls", "net_prio", "perf_event", "hugetlb", "rdma", "misc")
-UNIFIED = "unified"  # key of the cgroup2 hierarchy in CgroupView.dirs
-
-
-# ---------------------------------------------------------------------------------- mounts
-
-
-@dataclass(frozen=True)
-class Layout:
-    """Where the hierarchies of a host are mounted."""
-
-    setup: str                                   # "unified", "hybrid" or "legacy"
-    root: str
-    v1: dict = field(default_factory=dict)       # controller -> mount dir
-    unified: str | None = None                   # cgroup2 mount dir
-
-
-def _under(path: str, root: str) -> bool:
-    return path == root or path.startswith(root.rstrip("/") + "/")
-
-
-def parse_mountinfo(text: str) -> list[tuple[str, str, list[str]]]:
-    """(fstype, mount point, v1 controllers) of each cgroup/cgroup2 mount."""
-    mounts = []
-    for line in text.splitlines():
-        before, sep, after = line.partition(" - ")
-        tail = after.split()
-        if not sep or not tail or tail[0] not in ("cgroup", "cgroup2"):
-            continue
-        fields = before.split()
-        if len(fields) < 5:
-            continue
-        options = tail[2].split(",") if len(tail) > 2 else []
-        controllers = [o for o in options if o in V1_KNOWN] if tail[0] == "cgroup" else []
-        mounts.append((tail[0], _unescape(fields[4]), controllers))
-    return mounts
-
-
-def detect_layout(root: str = ROOT, mountinfo: str | None = MOUNTINFO) -> Layout:
-    """The host's cgroup layout, from mountinfo, or (for a fake tree) from the files."""
-    root = os.path.normpath(root)
-    mounts = []
-    if mountinfo:
-        try:
-            with open(mountinfo, encoding="utf-8", errors="replace") as handle:
-                mounts = [m for m in parse_mountinfo(handle.read()) if _under(m[1], root)]
-        except FileNotFoundError:
-            mounts = []
-    if mounts:
-        v1: dict[str, str] = {}
-        unified = None
-        for kind, point, controllers in mounts:
-            if kind == "cgroup2":
-                unified = unified or point
-            for name in controllers:
-                v1.setdefault(name, point)
-        if unified == root and not v1:
-            return Layout("unified", root, {}, root)
-        return Layout("hybrid" if unified else "legacy", root, v1, unified)
-    if fs.has_file(root, "cgroup.controllers"):
-        return Layout("unified", root, {}, root)
-    v1 = {}
-    try:
-        with os.scandir(root) as scan:
-            entries = sorted(scan, key=lambda e: (e.is_symlink(), e.name))
-    except FileNotFoundError:
-        entries = []
-    for entry in entries:
-        if entry.is_dir() and fs.has_file(entry.path, "cgroup.procs"):
-            for name in entry.name.split(","):
-                if name in V1_KNOWN:
-                    v1.setdefault(name, entry.path)
-    unified = root + "/unified" if fs.has_file(root + "/unified", "cgroup.controllers") else None
-    if not v1 and not unified:
-        raise OSError(2, f"cgroup: no cgroup hierarchy found at {root}", root)
-    return Layout("hybrid" if unified else "legacy", root, v1, unified)
-
-
-def parse_proc_cgroup(text: str) -> dict[str, str]:
-    """/proc/PID/cgroup -> {controller: path}; the cgroup2 entry ("0::/path") under "unified"."""
-    paths: dict[str, str] = {}
-    for line in text.splitlines():
-        parts = line.split(":", 2)
-        if len(parts) != 3:
-            continue
-        _, controllers, path = parts
-        if not controllers:
-            paths[UNIFIED] = path
-            continue
-        for name in controllers.split(","):
-            paths[name] = path
-    return paths
 
 
 # ---------------------------------------------------------------------------------- the view
-
-
-def _join(mount: str, path: str) -> str:
-    path = path.strip("/")
-    return mount + "/" + path if path else mount
 
 
 class CgroupView:
@@ -140,19 +39,18 @@ class CgroupView:
         self.layout = layout
         self.paths = paths                         # controller (or "unified") -> cgroup path
         self.dirs: dict[str, str] = {}             # controller (or "unified") -> directory
-        if layout.unified and UNIFIED in paths:
-            self.dirs[UNIFIED] = _join(layout.unified, paths[UNIFIED])
-        if layout.setup != "unified":
-            for name, mount in layout.v1.items():
-                if name in paths:
-                    self.dirs[name] = _join(mount, paths[name])
+        if layout.v2 and UNIFIED in paths:
+            self.dirs[UNIFIED] = join(layout.v2, paths[UNIFIED])
+        for name, mount in layout.v1.items():
+            if name in paths:
+                self.dirs[name] = join(mount, paths[name])
 
     # -- construction ----------------------------------------------------------------------
     @classmethod
     def for_path(cls, path: str, root: str = ROOT, mountinfo: str | None = MOUNTINFO,
                  layout: Layout | None = None) -> "CgroupView":
         """The cgroup at ``path`` (relative to each hierarchy's root) in every hierarchy."""
-        layout = layout or detect_layout(root, mountinfo)
+        layout = layout or read_layout(root, mountinfo)
         path = "/" + path.strip("/")
         names = list(layout.v1) + [UNIFIED]
         return cls({name: path for name in names}, layout)
@@ -162,7 +60,7 @@ class CgroupView:
                 mountinfo: str | None = MOUNTINFO, layout: Layout | None = None
                 ) -> "CgroupView":
         """The cgroups process ``pid`` is in (per hierarchy, from /proc/PID/cgroup)."""
-        layout = layout or detect_layout(root, mountinfo)
+        layout = layout or read_layout(root, mountinfo)
         text = fs.read_value(f"{proc}/{pid}", "cgroup")
         if text is None:
             raise ProcessLookupError(f"no process {pid} ({proc}/{pid}/cgroup missing)")
@@ -171,7 +69,7 @@ class CgroupView:
     # -- identity --------------------------------------------------------------------------
     @property
     def version(self) -> int:
-        return 2 if self.layout.setup == "unified" else 1
+        return self.layout.version
 
     @property
     def path(self) -> str:
@@ -200,7 +98,7 @@ class CgroupView:
 
     def _dir(self, controller: str) -> str | None:
         """Where ``controller``'s files are: its v1 dir, or the unified dir on v2."""
-        if self.layout.setup == "unified":
+        if self.layout.version == 2:
             return self.dirs.get(UNIFIED)
         return self.dirs.get(controller)
 
@@ -398,7 +296,7 @@ class CgroupView:
         return out
 
     def snapshot(self) -> dict:
-        return {"setup": self.layout.setup, "path": self.path, "cgroup_id": self.cgroup_id(),
+        return {"setup": self.layout.mode, "path": self.path, "cgroup_id": self.cgroup_id(),
                 "hierarchy": self.hierarchy(), "limits": self.limits(), "usage": self.usage()}
 
 
@@ -430,10 +328,10 @@ def find_by_id(cgroup_id: int, root: str = ROOT, mountinfo: str | None = MOUNTIN
                layout: Layout | None = None) -> str | None:
     """The v2 path (e.g. "/docker/<id>") of cgroup ``cgroup_id``, by walking the unified
     hierarchy; None when not found (already removed, or no unified hierarchy)."""
-    layout = layout or detect_layout(root, mountinfo)
-    if not layout.unified:
+    layout = layout or read_layout(root, mountinfo)
+    if not layout.v2:
         return None
-    base = layout.unified
+    base = layout.v2
     try:
         if os.stat(base).st_ino == cgroup_id:
             return "/"

@@ -18,7 +18,8 @@ import uuid
 import pytest
 
 from isoinspect.runtime.cgroups import DEFAULT_DEVICE_RULES, Resources, make_manager
-from isoinspect.runtime.cgroups.manager import detect_setup, list_children
+from isoinspect.runtime.cgroups.layout import read_layout
+from isoinspect.runtime.cgroups.manager import list_children
 from isoinspect.runtime.cgroups.v2.manager import V2Manager
 
 ROOT = "/sys/fs/cgroup"
@@ -83,7 +84,7 @@ def python(code: str) -> list[str]:
 
 
 def test_the_guest_is_pure_cgroup_v2():
-    assert detect_setup(ROOT) == "unified"
+    assert read_layout(ROOT).mode == "unified" and read_layout(ROOT).v2 == ROOT
     with open("/proc/self/cgroup") as handle:
         assert handle.read().strip() == "0::/"
     with open(f"{ROOT}/cgroup.subtree_control") as handle:

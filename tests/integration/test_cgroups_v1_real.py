@@ -17,7 +17,8 @@ import uuid
 import pytest
 
 from isoinspect.runtime.cgroups import DEFAULT_DEVICE_RULES, Resources, make_manager
-from isoinspect.runtime.cgroups.manager import detect_setup, list_children
+from isoinspect.runtime.cgroups.layout import read_layout
+from isoinspect.runtime.cgroups.manager import list_children
 from isoinspect.runtime.cgroups.v1.manager import V1Manager
 
 ROOT = "/sys/fs/cgroup"
@@ -27,7 +28,7 @@ def _why_skip() -> str | None:
     if os.geteuid() != 0:
         return "needs root to create cgroups"
     try:
-        setup = detect_setup(ROOT)
+        setup = read_layout(ROOT).mode
     except OSError as err:
         return f"no cgroup hierarchy: {err}"
     if setup == "unified":

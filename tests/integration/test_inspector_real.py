@@ -235,11 +235,11 @@ def test_trace_command_streams_json_lines():
 def test_trace_container_by_docker_style_id(tmp_path):
     """A container of another runtime: a cgroup whose path holds a 64-hex id (Docker's naming),
     found by an id prefix and every event attributed to it."""
-    from isoinspect.inspector.cgroupfs import detect_layout
+    from isoinspect.runtime.cgroups.layout import read_layout
 
-    layout = detect_layout()
+    layout = read_layout()
     cid = os.urandom(32).hex()
-    parent = os.path.join(layout.unified, f"docker-test-{os.getpid()}")
+    parent = os.path.join(layout.v2, f"docker-test-{os.getpid()}")
     cgroup = os.path.join(parent, cid)
     os.makedirs(cgroup)
     go = tmp_path / "go"

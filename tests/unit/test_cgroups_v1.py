@@ -1,5 +1,5 @@
 """cgroup v1 driver against fake trees built from files recorded on the hybrid CI host and in a
-legacy ("cpu,cpuacct" combined) guest, plus setup detection from recorded mountinfo."""
+legacy ("cpu,cpuacct" combined) guest (layout detection: test_cgroups_layout.py)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,7 @@ import pytest
 
 from isoinspect.runtime.cgroups import fs
 from isoinspect.runtime.cgroups import DEFAULT_DEVICE_RULES, Resources, make_manager
-from isoinspect.runtime.cgroups.manager import (
-    cgroup_mounts, detect_setup, list_children, unified_mount, v1_hierarchies)
+from isoinspect.runtime.cgroups.manager import list_children
 from isoinspect.runtime.cgroups.v1.manager import V1Manager
 
 _spec = importlib.util.spec_from_file_location(
@@ -22,8 +21,6 @@ trees = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(trees)
 
 CONTAINER = trees.CONTAINER
-HYBRID, LEGACY, UNIFIED = (str(trees.MOUNTINFO_HYBRID), str(trees.MOUNTINFO_LEGACY),
-                           str(trees.MOUNTINFO_UNIFIED))
 
 
 @pytest.fixture
@@ -54,47 +51,6 @@ def manager_for(root) -> V1Manager:
     cg = make_manager(CONTAINER, root=root, mountinfo=None)
     assert isinstance(cg, V1Manager)
     return cg
-
-
-# ---- detection from recorded mountinfo ----------------------------------------------------------
-
-@pytest.mark.parametrize("mountinfo, setup", [(HYBRID, "hybrid"), (LEGACY, "legacy"),
-                                              (UNIFIED, "unified")])
-def test_detect_setup_from_recorded_mountinfo(mountinfo, setup):
-    assert detect_setup("/sys/fs/cgroup", mountinfo) == setup
-
-
-def test_detect_setup_from_files(root, legacy):
-    assert detect_setup(root, None) == "hybrid"
-    assert detect_setup(legacy, None) == "legacy"
-
-
-def test_hierarchies_hybrid_host_separate_cpu_and_cpuacct():
-    found = v1_hierarchies("/sys/fs/cgroup", HYBRID)
-    assert found["cpu"] == "/sys/fs/cgroup/cpu" and found["cpuacct"] == "/sys/fs/cgroup/cpuacct"
-    assert found["name=systemd"] == "/sys/fs/cgroup/systemd"
-    assert set(found) == {"cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "blkio",
-                          "pids", "name=systemd"}
-    assert unified_mount("/sys/fs/cgroup", HYBRID) == "/sys/fs/cgroup/unified"
-
-
-def test_hierarchies_legacy_combined_cpu_cpuacct():
-    found = v1_hierarchies("/sys/fs/cgroup", LEGACY)
-    assert found["cpu"] == found["cpuacct"] == "/sys/fs/cgroup/cpu,cpuacct"
-    assert found["net_cls"] == found["net_prio"] == "/sys/fs/cgroup/net_cls,net_prio"
-    assert unified_mount("/sys/fs/cgroup", LEGACY) is None
-
-
-def test_mountinfo_escapes_and_other_roots(tmp_path):
-    info = tmp_path / "mountinfo"
-    info.write_text(
-        "30 1 0:28 / /sys/fs/cgroup rw - tmpfs tmpfs rw\n"
-        "31 30 0:29 / /sys/fs/cgroup/cpu\\040x rw,relatime - cgroup cgroup rw,xattr,cpu\n"
-        "32 1 0:30 / /elsewhere/memory rw,relatime - cgroup cgroup rw,memory\n")
-    assert cgroup_mounts(str(info)) == [("cgroup", "/sys/fs/cgroup/cpu x", ["cpu"]),
-                                        ("cgroup", "/elsewhere/memory", ["memory"])]
-    assert v1_hierarchies("/sys/fs/cgroup", str(info)) == {"cpu": "/sys/fs/cgroup/cpu x"}
-    assert cgroup_mounts(str(tmp_path / "missing")) == []
 
 
 # ---- manager layout ----------------------------------------------------------------------------

@@ -12,7 +12,7 @@ import pytest
 
 from isoinspect.runtime.cgroups import fs, manager
 from isoinspect.runtime.cgroups import DEFAULT_DEVICE_RULES, Resources, make_manager
-from isoinspect.runtime.cgroups.manager import detect_setup, list_children
+from isoinspect.runtime.cgroups.manager import list_children
 from isoinspect.runtime.cgroups.v2.manager import V2Manager, enable_controllers
 
 _spec = importlib.util.spec_from_file_location(
@@ -46,23 +46,6 @@ def manager_for(root) -> V2Manager:
     cg = make_manager(CONTAINER, root=root, mountinfo=None)
     assert isinstance(cg, V2Manager)
     return cg
-
-
-# ---- detection ---------------------------------------------------------------------------------
-
-def test_detect_unified_from_recorded_mountinfo():
-    assert detect_setup("/sys/fs/cgroup", str(trees.MOUNTINFO_UNIFIED)) == "unified"
-
-
-def test_detect_unified_from_files_without_mountinfo(root):
-    assert detect_setup(root, None) == "unified"
-    # a mountinfo with no cgroup mount under this root falls back to the files too
-    assert detect_setup(root, str(trees.MOUNTINFO_UNIFIED)) == "unified"
-
-
-def test_no_hierarchy_is_an_error(tmp_path):
-    with pytest.raises(OSError, match="no cgroup hierarchy"):
-        detect_setup(str(tmp_path), None)
 
 
 # ---- create: controllers enabled top-down ------------------------------------------------------

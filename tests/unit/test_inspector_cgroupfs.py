@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from isoinspect.inspector import cgroupfs
-from isoinspect.inspector.cgroupfs import CgroupView, delta, detect_layout, parse_proc_cgroup
+from isoinspect.inspector.cgroupfs import CgroupView, delta
 
 _spec = importlib.util.spec_from_file_location(
     "cgroup_trees", Path(__file__).resolve().parents[1] / "fixtures" / "cgroupv2" / "trees.py")
@@ -32,40 +32,6 @@ def v1(tmp_path):
 @pytest.fixture
 def legacy(tmp_path):
     return trees.v1_tree(tmp_path / "legacy", layout="legacy", fresh=False)
-
-
-def test_layout_from_files(v2, v1, legacy):
-    assert detect_layout(v2, mountinfo=None).setup == "unified"
-    hybrid = detect_layout(v1, mountinfo=None)
-    assert hybrid.setup == "hybrid" and hybrid.unified == v1 + "/unified"
-    assert hybrid.v1["memory"] == v1 + "/memory"
-    old = detect_layout(legacy, mountinfo=None)
-    assert old.setup == "legacy" and old.unified is None
-    assert old.v1["cpu"] == old.v1["cpuacct"] == legacy + "/cpu,cpuacct"
-
-
-def test_layout_from_recorded_mountinfo():
-    hybrid = detect_layout("/sys/fs/cgroup", str(trees.MOUNTINFO_HYBRID))
-    assert hybrid.setup == "hybrid"
-    assert hybrid.unified == "/sys/fs/cgroup/unified"
-    assert hybrid.v1["pids"] == "/sys/fs/cgroup/pids"
-    unified = detect_layout("/sys/fs/cgroup", str(trees.MOUNTINFO_UNIFIED))
-    assert unified.setup == "unified" and unified.v1 == {}
-    legacy = detect_layout("/sys/fs/cgroup", str(trees.MOUNTINFO_LEGACY))
-    assert legacy.setup == "legacy"
-    assert legacy.v1["cpu"] == legacy.v1["cpuacct"]
-
-
-def test_no_hierarchy_is_an_error(tmp_path):
-    with pytest.raises(OSError, match="no cgroup hierarchy"):
-        detect_layout(str(tmp_path), mountinfo=None)
-
-
-def test_parse_proc_cgroup_hybrid():
-    text = "9:name=systemd:/\n4:memory:/docker/abc\n2:cpu,cpuacct:/docker/abc\n0::/docker/abc\n"
-    paths = parse_proc_cgroup(text)
-    assert paths == {"name=systemd": "/", "memory": "/docker/abc", "cpu": "/docker/abc",
-                     "cpuacct": "/docker/abc", "unified": "/docker/abc"}
 
 
 def test_v2_limits_and_usage_recorded_after_oom_and_fork_storm(v2):

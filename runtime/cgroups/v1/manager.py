@@ -10,14 +10,15 @@ from __future__ import annotations
 import errno
 
 from .. import fs
-from ..manager import ROOT, CgroupManager, v1_hierarchies
+from ..layout import ROOT, read_layout
+from ..manager import CgroupManager
 from . import blkio, cpu, cpuacct, cpuset, devices, freezer, memory, pids
 
 CONTROLLERS = (cpu, cpuacct, cpuset, memory, devices, freezer, blkio, pids)
 
 
 class V1Manager(CgroupManager):
-    """``hierarchies`` maps controller name -> mount dir (see manager.v1_hierarchies);
+    """``hierarchies`` maps controller name -> mount dir (the host's Layout.v1 by default);
     ``unified`` is the controller-less cgroup2 mount of a hybrid host, joined too (for a
     per-container v2 cgroup id) when given."""
 
@@ -27,7 +28,7 @@ class V1Manager(CgroupManager):
                  unified: str | None = None) -> None:
         super().__init__(path, root)
         if hierarchies is None:
-            hierarchies = v1_hierarchies(root)
+            hierarchies = read_layout(root).v1
         self.mounts = {c.NAME: hierarchies[c.NAME] for c in CONTROLLERS if c.NAME in hierarchies}
         self.unified = unified
         self._by_controller = {name: mount + "/" + self.path

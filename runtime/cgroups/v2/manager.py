@@ -13,7 +13,8 @@ from __future__ import annotations
 import errno
 
 from .. import fs
-from ..manager import ROOT, SIGKILL, CgroupManager
+from ..layout import ROOT
+from ..manager import SIGKILL, CgroupManager
 from . import cpu, cpuset, devices, freezer, io, memory, pids
 
 CONTROLLERS = (cpu, cpuset, memory, io, pids, freezer, devices)
