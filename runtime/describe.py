@@ -21,7 +21,7 @@ def describe_container(runtime: Runtime, record: dict) -> dict:
     running = record["status"] == "running" and process.is_alive(record["pid"],
                                                                    record["pid_ticks"])
     manager = runtime.cgroup(record)
-    stats = manager.stats() if running else {}
+    stats = manager.stats().to_dict() if running else {}
     return {
         "Id": record["id"],
         "Name": "/" + record["name"],

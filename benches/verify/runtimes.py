@@ -90,7 +90,8 @@ class Box:
                 return text
             if not self.alive():
                 raise CheckError(f"{self.name} exited before printing {marker!r}: "
-                                 f"{text.strip()[-200:]!r}", {"usage": self.view.usage()})
+                                 f"{text.strip()[-200:]!r}",
+                                 {"stats": self.view.figures().to_dict()})
             if time.monotonic() >= deadline:
                 raise CheckError(f"no {marker!r} from {self.name} within {timeout:.0f}s: "
                                  f"{text.strip()[-200:]!r}")
@@ -425,7 +426,7 @@ class RunscVerify(RuncVerify):
                     "the container's processes are Sentry tasks, not host processes: runsc "
                     "cannot even start under this limit")
         if check.startswith("memory") and "exited before" in text:
-            kills = ((error.evidence.get("usage") or {}).get("memory") or {}) \
+            kills = ((error.evidence.get("stats") or {}).get("memory") or {}) \
                 .get("events", {}).get("oom_kill")
             return ("the container's memory is the Sentry's: going past the limit killed the "
                     f"whole sandbox (host oom_kill {kills}), not the process that allocated")

@@ -20,8 +20,8 @@ SIGKILL = 9  # the signal module is not imported on the start path
 class CgroupManager:
     """One container's cgroup, in one (v2) or several (v1) hierarchies.
 
-    Drivers implement ``dirs``, ``create``, ``apply``, ``freeze``, ``thaw`` and ``stats``; the rest
-    works on top of them and may be specialised (v2 kills through cgroup.kill).
+    Drivers implement ``dirs``, ``hierarchy_dirs``, ``create``, ``apply``, ``freeze`` and
+    ``thaw``; the rest works on top of them and may be specialised (v2 kills through cgroup.kill).
     """
 
     version = 0
@@ -50,12 +50,17 @@ class CgroupManager:
     def thaw(self, timeout: float = 2.0) -> None:
         raise NotImplementedError
 
-    def stats(self) -> dict:
-        """Usage and enforcement counters in one shape for both drivers: sections memory, cpu,
-        pids, io, cpuset, freezer, devices; a controller that is not enabled is left out."""
+    def hierarchy_dirs(self) -> dict[str, str]:
+        """This cgroup's directory per hierarchy key (a v1 controller, or layout.UNIFIED)."""
         raise NotImplementedError
 
     # ---- shared -------------------------------------------------------------------------------
+    def stats(self):
+        """Usage, limits and enforcement counters (figures.Figures, the vocabulary the inspector
+        uses too); a controller that is not enabled has no section."""
+        from .figures import read_figures  # dataclasses: not on the start path
+        return read_figures(self.hierarchy_dirs(), self.version)
+
     def procs_files(self) -> list[str]:
         """cgroup.procs of every hierarchy: a child writes "0" to each to join before exec."""
         return [d + "/cgroup.procs" for d in self.dirs()]

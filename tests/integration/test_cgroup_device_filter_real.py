@@ -22,7 +22,8 @@ import uuid
 import pytest
 
 from isoinspect.runtime.cgroups import DEFAULT_DEVICE_RULES, Resources, make_manager
-from isoinspect.runtime.cgroups.layout import ROOT, read_layout
+from isoinspect.runtime.cgroups.figures import Devices, read_figures
+from isoinspect.runtime.cgroups.layout import ROOT, UNIFIED, read_layout
 from isoinspect.runtime.cgroups.v1.manager import V1Manager
 from isoinspect.runtime.cgroups.v2 import devices
 
@@ -100,7 +101,7 @@ def test_default_rules_refuse_opening_a_block_device(cgdir, tmp_path):
     assert probe_in(cgdir, tmp_path, major, minor) == [
         "mknod ok", "NODE 0 1", "NODE 1 1",  # 1 = EPERM for read and for write
         "/dev/null 2 ok", "/dev/zero 0 ok"]
-    assert devices.stats(cgdir) == {"enforced": True, "programs": 1}
+    assert read_figures({UNIFIED: cgdir}, 2).devices == Devices(enforced=True, programs=1)
 
 
 def test_an_added_rule_allows_that_device_and_only_that_access(cgdir, tmp_path):
@@ -132,7 +133,7 @@ def test_hybrid_host_keeps_the_v1_devices_controller():
     cg.create()
     try:
         assert cg.apply(Resources(device_rules=DEFAULT_DEVICE_RULES)) == []
-        assert "c 1:3 rwm" in cg.stats()["devices"]["list"]
+        assert "c 1:3 rwm" in cg.stats().devices.list
         assert devices.attached(cg._unified_dir()) == []
     finally:
         cg.remove()

@@ -34,7 +34,8 @@ def test_mode_from_recorded_mountinfo(mountinfo, mode, version):
 def test_hybrid_host_separate_cpu_and_cpuacct():
     found = read_layout("/sys/fs/cgroup", HYBRID)
     assert found.v2 == "/sys/fs/cgroup/unified"
-    assert found.v1["cpu"] == "/sys/fs/cgroup/cpu" and found.v1["cpuacct"] == "/sys/fs/cgroup/cpuacct"
+    assert found.v1["cpu"] == "/sys/fs/cgroup/cpu"
+    assert found.v1["cpuacct"] == "/sys/fs/cgroup/cpuacct"
     # named hierarchies (name=systemd) carry no controller: not in v1
     assert set(found.v1) == {"cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "blkio",
                              "pids"}

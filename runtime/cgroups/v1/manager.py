@@ -1,8 +1,9 @@
 """cgroup v1 driver (legacy and hybrid hosts): one directory per controller hierarchy.
 
 Controllers are modules (memory, cpu, cpuacct, cpuset, pids, devices, freezer, blkio) that each
-expose ``needed(res)``, ``apply(dir, res) -> warnings`` and ``stats(dir)``; the manager only
-iterates. Combined mounts ("cpu,cpuacct") share one directory, created and joined once.
+expose ``needed(res)`` and ``apply(dir, res) -> warnings``; the manager only iterates (figures
+are read by figures.read_figures). Combined mounts ("cpu,cpuacct") share one directory, created
+and joined once.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import errno
 
 from .. import fs
-from ..layout import ROOT, read_layout
+from ..layout import ROOT, UNIFIED, read_layout
 from ..manager import CgroupManager
 from . import blkio, cpu, cpuacct, cpuset, devices, freezer, memory, pids
 
@@ -83,14 +84,11 @@ class V1Manager(CgroupManager):
     def _can_freeze(self) -> bool:
         return "freezer" in self.mounts
 
-    def stats(self) -> dict:
-        out: dict[str, dict] = {}
-        for controller in CONTROLLERS:
-            directory = self._by_controller.get(controller.NAME)
-            section = controller.stats(directory) if directory else None
-            if section is not None:
-                out.setdefault(controller.SECTION, {}).update(section)
-        return out
+    def hierarchy_dirs(self) -> dict[str, str]:
+        found = dict(self._by_controller)
+        if self.unified:
+            found[UNIFIED] = self.unified + "/" + self.path
+        return found
 
     def _unified_dir(self) -> str | None:
         return self.unified + "/" + self.path if self.unified else None
