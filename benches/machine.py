@@ -7,13 +7,16 @@ import platform
 import subprocess
 import sys
 
+from isoinspect.runtime.cgroups.layout import ROOT, read_layout
 
-def cgroup_mode(cgroup_root: str = "/sys/fs/cgroup") -> str:
-    if os.path.isfile(os.path.join(cgroup_root, "cgroup.controllers")):
-        return "unified"
-    if os.path.isdir(os.path.join(cgroup_root, "unified")):
-        return "hybrid"
-    return "legacy"
+
+def cgroup_mode(cgroup_root: str = ROOT) -> str:
+    """unified / hybrid / legacy as the runtime sees it (layout.read_layout); none without any
+    cgroup hierarchy."""
+    try:
+        return read_layout(cgroup_root).mode
+    except OSError:
+        return "none"
 
 
 def cpu_model() -> str:

@@ -131,10 +131,11 @@ def trace(ctx: click.Context, container: str | None, as_json: bool, probes: str,
             raise click.ClickException(f"no container or cgroup matches {container!r}")
     printer = _Printer(as_json)
     from isoinspect.inspector.attribution import Attributor
-    from isoinspect.inspector.cgroupfs import detect_layout, find_by_id
+    from isoinspect.inspector.cgroupfs import find_by_id
+    from isoinspect.runtime.cgroups.layout import read_layout
 
     try:
-        layout = detect_layout()
+        layout = read_layout()
     except OSError:
         layout = None
     # containers that existed before tracing began: their cgroup ids are looked up in cgroupfs

@@ -3,134 +3,30 @@
 One interface for every setup::
 
     cg = CgroupView.for_pid(pid)            # or CgroupView.for_path("/docker/<id>")
-    cg.limits()   # {"memory": {"max": ..., "swap_max": ...}, "cpu": {...}, "pids": {...}}
-    cg.usage()    # memory current/peak/events, cpu usage/throttling, pids, io, psi
-    cg.snapshot() # hierarchy + limits + usage, JSON-ready
+    cg.figures()    # Figures: memory.current/peak/max/events, cpu usage + throttling, pids, io
+    cg.snapshot()   # hierarchy + figures, JSON-ready
     cg.cgroup_id()  # v2 id (inode in the unified hierarchy): bpf_get_current_cgroup_id()
 
-The shapes are the same on v1 and v2; v1-only or v2-only extras sit under "raw". Numbers are
-normalised: bytes, microseconds, -1 for "no limit"; a controller that is not there is left out
-(runc's rule: a missing file means "not enabled", not an error).
-
-Reads go through isoinspect.runtime.cgroups.fs (the project's one cgroupfs I/O choke point), but
-nothing here uses the runtime's managers: a cgroup is found from a path or a pid alone. Every
-function that touches a kernel path takes ``root``/``proc``/``mountinfo`` so tests can point it at
-a fake tree.
+The host's layout and the figures come from the runtime's one layout reader
+(runtime/cgroups/layout.py) and one figures reader (runtime/cgroups/figures.py), so the names
+are those of ``isoinspect inspect`` (the cgroup v2 file names, on v1 too). Nothing here uses the
+runtime's managers: a cgroup is found from a path or a pid alone. Every function that touches a
+kernel path takes ``root``/``proc``/``mountinfo`` so tests can point it at a fake tree.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 
 from isoinspect.runtime.cgroups import fs
-from isoinspect.runtime.cgroups.manager import _unescape  # mountinfo \ooo unescaping, shared
+from isoinspect.runtime.cgroups.figures import Figures, read_figures
+from isoinspect.runtime.cgroups.layout import (MOUNTINFO, ROOT, UNIFIED, Layout, join,
+                                               parse_proc_cgroup, read_layout)
 
-ROOT = "/sys/fs/cgroup"
 PROC = "/proc"
-MOUNTINFO = "/proc/self/mountinfo"
-
-V1_KNOWN = ("cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "blkio", "pids",
-            "net_cls", "net_prio", "perf_event", "hugetlb", "rdma", "misc")
-UNIFIED = "unified"  # key of the cgroup2 hierarchy in CgroupView.dirs
-
-
-# ---------------------------------------------------------------------------------- mounts
-
-
-@dataclass(frozen=True)
-class Layout:
-    """Where the hierarchies of a host are mounted."""
-
-    setup: str                                   # "unified", "hybrid" or "legacy"
-    root: str
-    v1: dict = field(default_factory=dict)       # controller -> mount dir
-    unified: str | None = None                   # cgroup2 mount dir
-
-
-def _under(path: str, root: str) -> bool:
-    return path == root or path.startswith(root.rstrip("/") + "/")
-
-
-def parse_mountinfo(text: str) -> list[tuple[str, str, list[str]]]:
-    """(fstype, mount point, v1 controllers) of each cgroup/cgroup2 mount."""
-    mounts = []
-    for line in text.splitlines():
-        before, sep, after = line.partition(" - ")
-        tail = after.split()
-        if not sep or not tail or tail[0] not in ("cgroup", "cgroup2"):
-            continue
-        fields = before.split()
-        if len(fields) < 5:
-            continue
-        options = tail[2].split(",") if len(tail) > 2 else []
-        controllers = [o for o in options if o in V1_KNOWN] if tail[0] == "cgroup" else []
-        mounts.append((tail[0], _unescape(fields[4]), controllers))
-    return mounts
-
-
-def detect_layout(root: str = ROOT, mountinfo: str | None = MOUNTINFO) -> Layout:
-    """The host's cgroup layout, from mountinfo, or (for a fake tree) from the files."""
-    root = os.path.normpath(root)
-    mounts = []
-    if mountinfo:
-        try:
-            with open(mountinfo, encoding="utf-8", errors="replace") as handle:
-                mounts = [m for m in parse_mountinfo(handle.read()) if _under(m[1], root)]
-        except FileNotFoundError:
-            mounts = []
-    if mounts:
-        v1: dict[str, str] = {}
-        unified = None
-        for kind, point, controllers in mounts:
-            if kind == "cgroup2":
-                unified = unified or point
-            for name in controllers:
-                v1.setdefault(name, point)
-        if unified == root and not v1:
-            return Layout("unified", root, {}, root)
-        return Layout("hybrid" if unified else "legacy", root, v1, unified)
-    if fs.has_file(root, "cgroup.controllers"):
-        return Layout("unified", root, {}, root)
-    v1 = {}
-    try:
-        with os.scandir(root) as scan:
-            entries = sorted(scan, key=lambda e: (e.is_symlink(), e.name))
-    except FileNotFoundError:
-        entries = []
-    for entry in entries:
-        if entry.is_dir() and fs.has_file(entry.path, "cgroup.procs"):
-            for name in entry.name.split(","):
-                if name in V1_KNOWN:
-                    v1.setdefault(name, entry.path)
-    unified = root + "/unified" if fs.has_file(root + "/unified", "cgroup.controllers") else None
-    if not v1 and not unified:
-        raise OSError(2, f"cgroup: no cgroup hierarchy found at {root}", root)
-    return Layout("hybrid" if unified else "legacy", root, v1, unified)
-
-
-def parse_proc_cgroup(text: str) -> dict[str, str]:
-    """/proc/PID/cgroup -> {controller: path}; the cgroup2 entry ("0::/path") under "unified"."""
-    paths: dict[str, str] = {}
-    for line in text.splitlines():
-        parts = line.split(":", 2)
-        if len(parts) != 3:
-            continue
-        _, controllers, path = parts
-        if not controllers:
-            paths[UNIFIED] = path
-            continue
-        for name in controllers.split(","):
-            paths[name] = path
-    return paths
 
 
 # ---------------------------------------------------------------------------------- the view
-
-
-def _join(mount: str, path: str) -> str:
-    path = path.strip("/")
-    return mount + "/" + path if path else mount
 
 
 class CgroupView:
@@ -140,19 +36,18 @@ class CgroupView:
         self.layout = layout
         self.paths = paths                         # controller (or "unified") -> cgroup path
         self.dirs: dict[str, str] = {}             # controller (or "unified") -> directory
-        if layout.unified and UNIFIED in paths:
-            self.dirs[UNIFIED] = _join(layout.unified, paths[UNIFIED])
-        if layout.setup != "unified":
-            for name, mount in layout.v1.items():
-                if name in paths:
-                    self.dirs[name] = _join(mount, paths[name])
+        if layout.v2 and UNIFIED in paths:
+            self.dirs[UNIFIED] = join(layout.v2, paths[UNIFIED])
+        for name, mount in layout.v1.items():
+            if name in paths:
+                self.dirs[name] = join(mount, paths[name])
 
     # -- construction ----------------------------------------------------------------------
     @classmethod
     def for_path(cls, path: str, root: str = ROOT, mountinfo: str | None = MOUNTINFO,
                  layout: Layout | None = None) -> "CgroupView":
         """The cgroup at ``path`` (relative to each hierarchy's root) in every hierarchy."""
-        layout = layout or detect_layout(root, mountinfo)
+        layout = layout or read_layout(root, mountinfo)
         path = "/" + path.strip("/")
         names = list(layout.v1) + [UNIFIED]
         return cls({name: path for name in names}, layout)
@@ -162,7 +57,7 @@ class CgroupView:
                 mountinfo: str | None = MOUNTINFO, layout: Layout | None = None
                 ) -> "CgroupView":
         """The cgroups process ``pid`` is in (per hierarchy, from /proc/PID/cgroup)."""
-        layout = layout or detect_layout(root, mountinfo)
+        layout = layout or read_layout(root, mountinfo)
         text = fs.read_value(f"{proc}/{pid}", "cgroup")
         if text is None:
             raise ProcessLookupError(f"no process {pid} ({proc}/{pid}/cgroup missing)")
@@ -171,7 +66,7 @@ class CgroupView:
     # -- identity --------------------------------------------------------------------------
     @property
     def version(self) -> int:
-        return 2 if self.layout.setup == "unified" else 1
+        return self.layout.version
 
     @property
     def path(self) -> str:
@@ -198,12 +93,6 @@ class CgroupView:
             found.update(fs.read_pids(directory) or ())
         return sorted(found)
 
-    def _dir(self, controller: str) -> str | None:
-        """Where ``controller``'s files are: its v1 dir, or the unified dir on v2."""
-        if self.layout.setup == "unified":
-            return self.dirs.get(UNIFIED)
-        return self.dirs.get(controller)
-
     def hierarchy(self) -> list[dict]:
         """Each hierarchy the cgroup is in: controller, directory, whether it exists, and the
         ancestors' paths from the root down (limits of a parent bind the container too)."""
@@ -216,224 +105,25 @@ class CgroupView:
                         "ancestors": ["/" + "/".join(parts[:i]) for i in range(len(parts))]})
         return out
 
-    # -- limits ----------------------------------------------------------------------------
-    def limits(self) -> dict:
-        out: dict[str, dict] = {}
-        if self.version == 2:
-            d = self.dirs.get(UNIFIED)
-            if d is None:
-                return out
-            mem = _drop_none({"max": fs.read_int(d, "memory.max"),
-                              "high": fs.read_int(d, "memory.high"),
-                              "low": fs.read_int(d, "memory.low"),
-                              "swap_max": fs.read_int(d, "memory.swap.max")})
-            if mem:
-                out["memory"] = mem
-            cpu_max = fs.read_value(d, "cpu.max")
-            if cpu_max is not None:
-                quota, _, period = cpu_max.partition(" ")
-                out["cpu"] = _drop_none({"quota_us": fs.parse_int(quota),
-                                         "period_us": int(period) if period else 100000,
-                                         "weight": fs.read_int(d, "cpu.weight")})
-            pids = fs.read_int(d, "pids.max")
-            if pids is not None:
-                out["pids"] = {"max": pids}
-            cpus = fs.read_value(d, "cpuset.cpus")
-            if cpus is not None:
-                out["cpuset"] = {"cpus": cpus, "mems": fs.read_value(d, "cpuset.mems") or ""}
-            io_max = fs.read_nested(d, "io.max")
-            if io_max is not None:
-                out["io"] = {"max": io_max}
-            return out
-        d = self._dir("memory")
-        if d:
-            memsw = fs.read_int(d, "memory.memsw.limit_in_bytes")
-            limit = fs.read_int(d, "memory.limit_in_bytes")
-            swap = -1 if memsw is None or memsw == -1 or limit in (None, -1) else memsw - limit
-            mem = _drop_none({"max": limit, "low": fs.read_int(d, "memory.soft_limit_in_bytes"),
-                              "swap_max": swap, "memsw_max": memsw})
-            if mem:
-                out["memory"] = mem
-        d = self._dir("cpu")
-        if d:
-            quota = fs.read_int(d, "cpu.cfs_quota_us")
-            if quota is not None:
-                out["cpu"] = _drop_none({"quota_us": quota,
-                                         "period_us": fs.read_int(d, "cpu.cfs_period_us"),
-                                         "shares": fs.read_int(d, "cpu.shares")})
-        d = self._dir("pids")
-        if d:
-            pids = fs.read_int(d, "pids.max")
-            if pids is not None:
-                out["pids"] = {"max": pids}
-        d = self._dir("cpuset")
-        if d:
-            cpus = fs.read_value(d, "cpuset.cpus")
-            if cpus is not None:
-                out["cpuset"] = {"cpus": cpus, "mems": fs.read_value(d, "cpuset.mems") or ""}
-        return out
-
-    # -- usage -----------------------------------------------------------------------------
-    def usage(self) -> dict:
-        out: dict[str, dict] = {}
-        for name, reader in (("memory", self._memory), ("cpu", self._cpu),
-                             ("pids", self._pids), ("io", self._io)):
-            section = reader()
-            if section:
-                out[name] = section
-        psi = self.psi()
-        if psi:
-            out["psi"] = psi
-        return out
-
-    def _memory(self) -> dict | None:
-        if self.version == 2:
-            d = self.dirs.get(UNIFIED)
-            if not d or not fs.has_file(d, "memory.current"):
-                return None
-            events = fs.read_keyed(d, "memory.events") or {}
-            return _drop_none({
-                "current": fs.read_int(d, "memory.current"),
-                "peak": fs.read_int(d, "memory.peak"),
-                "swap_current": fs.read_int(d, "memory.swap.current"),
-                "events": {k: events.get(k, 0) for k in ("low", "high", "max", "oom",
-                                                          "oom_kill")},
-            })
-        d = self._dir("memory")
-        if not d or not fs.has_file(d, "memory.usage_in_bytes"):
-            return None
-        oom = fs.read_keyed(d, "memory.oom_control") or {}
-        failcnt = fs.read_int(d, "memory.failcnt")
-        return _drop_none({
-            "current": fs.read_int(d, "memory.usage_in_bytes"),
-            "peak": fs.read_int(d, "memory.max_usage_in_bytes"),
-            # v1 has no "oom" (OOM episodes) counter: under_oom is a state, oom_kill a count.
-            "events": {"max": failcnt or 0, "oom_kill": oom.get("oom_kill", 0),
-                       "under_oom": oom.get("under_oom", 0)},
-            "raw": {"oom_control": oom, "failcnt": failcnt},
-        })
-
-    def _cpu(self) -> dict | None:
-        if self.version == 2:
-            d = self.dirs.get(UNIFIED)
-            stat = fs.read_keyed(d, "cpu.stat") if d else None
-            if not stat:
-                return None
-            return {"usage_usec": stat.get("usage_usec", 0),
-                    "user_usec": stat.get("user_usec", 0),
-                    "system_usec": stat.get("system_usec", 0),
-                    "nr_periods": stat.get("nr_periods", 0),
-                    "nr_throttled": stat.get("nr_throttled", 0),
-                    "throttled_usec": stat.get("throttled_usec", 0)}
-        out: dict = {}
-        d = self._dir("cpuacct")
-        if d:
-            usage = fs.read_int(d, "cpuacct.usage")
-            if usage is not None:
-                out["usage_usec"] = usage // 1000
-            ticks = fs.read_keyed(d, "cpuacct.stat")
-            if ticks:
-                hz = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-                out["user_usec"] = int(ticks.get("user", 0)) * 1_000_000 // hz
-                out["system_usec"] = int(ticks.get("system", 0)) * 1_000_000 // hz
-        d = self._dir("cpu")
-        stat = fs.read_keyed(d, "cpu.stat") if d else None
-        if stat:
-            out["nr_periods"] = stat.get("nr_periods", 0)
-            out["nr_throttled"] = stat.get("nr_throttled", 0)
-            out["throttled_usec"] = int(stat.get("throttled_time", 0)) // 1000
-        return out or None
-
-    def _pids(self) -> dict | None:
-        d = self._dir("pids")
-        if not d or not fs.has_file(d, "pids.current"):
-            return None
-        events = fs.read_keyed(d, "pids.events") or {}
-        return _drop_none({"current": fs.read_int(d, "pids.current"),
-                           "peak": fs.read_int(d, "pids.peak"),
-                           "events": {"max": events.get("max", 0)}})
-
-    def _io(self) -> dict | None:
-        if self.version == 2:
-            d = self.dirs.get(UNIFIED)
-            stat = fs.read_nested(d, "io.stat") if d else None
-            if stat is None:
-                return None
-            return fs.sum_by_key(stat.values(), ("rbytes", "wbytes", "rios", "wios"))
-        d = self._dir("blkio")
-        if not d:
-            return None
-        found = False
-        totals = {"rbytes": 0, "wbytes": 0, "rios": 0, "wios": 0}
-        for name, (read_key, write_key) in (
-                ("blkio.throttle.io_service_bytes", ("rbytes", "wbytes")),
-                ("blkio.throttle.io_serviced", ("rios", "wios"))):
-            text = fs.read_value(d, name)
-            if text is None:
-                continue
-            found = True
-            for line in text.splitlines():
-                parts = line.split()
-                if len(parts) == 3 and parts[2].isdigit():
-                    if parts[1] == "Read":
-                        totals[read_key] += int(parts[2])
-                    elif parts[1] == "Write":
-                        totals[write_key] += int(parts[2])
-        return totals if found else None
-
-    def psi(self) -> dict:
-        """Pressure stall information ({resource: {some: {...}, full: {...}}}) where the kernel
-        offers it: in the cgroup's v2 dir (v2, and the unified dir of a hybrid host)."""
-        d = self.dirs.get(UNIFIED)
-        out: dict = {}
-        if not d:
-            return out
-        for resource in ("cpu", "memory", "io"):
-            try:
-                nested = fs.read_nested(d, f"{resource}.pressure")
-            except OSError:     # PSI disabled at boot: the file exists but reads EOPNOTSUPP
-                nested = None
-            if nested:
-                out[resource] = nested
-        return out
+    # -- figures ---------------------------------------------------------------------------
+    def figures(self) -> Figures:
+        """Usage, limits and enforcement counters, read by the runtime's one reader
+        (runtime/cgroups/figures.py: the same names ``isoinspect inspect`` shows)."""
+        return read_figures(self.dirs, self.version)
 
     def snapshot(self) -> dict:
-        return {"setup": self.layout.setup, "path": self.path, "cgroup_id": self.cgroup_id(),
-                "hierarchy": self.hierarchy(), "limits": self.limits(), "usage": self.usage()}
-
-
-def _drop_none(values: dict) -> dict:
-    return {k: v for k, v in values.items() if v is not None}
-
-
-def delta(before: dict, after: dict) -> dict:
-    """Counter differences between two usage() results (cpu throttling, events, io)."""
-    out: dict = {}
-    for section, values in after.items():
-        if not isinstance(values, dict) or section == "psi":
-            continue
-        prev = before.get(section, {})
-        diff = {}
-        for key, value in values.items():
-            if isinstance(value, dict):
-                inner = {k: v - prev.get(key, {}).get(k, 0) for k, v in value.items()
-                         if isinstance(v, (int, float))}
-                if inner:
-                    diff[key] = inner
-            elif isinstance(value, (int, float)) and key not in ("current",):
-                diff[key] = value - prev.get(key, 0)
-        out[section] = diff
-    return out
+        return {"setup": self.layout.mode, "path": self.path, "cgroup_id": self.cgroup_id(),
+                "hierarchy": self.hierarchy(), "stats": self.figures().to_dict()}
 
 
 def find_by_id(cgroup_id: int, root: str = ROOT, mountinfo: str | None = MOUNTINFO,
                layout: Layout | None = None) -> str | None:
     """The v2 path (e.g. "/docker/<id>") of cgroup ``cgroup_id``, by walking the unified
     hierarchy; None when not found (already removed, or no unified hierarchy)."""
-    layout = layout or detect_layout(root, mountinfo)
-    if not layout.unified:
+    layout = layout or read_layout(root, mountinfo)
+    if not layout.v2:
         return None
-    base = layout.unified
+    base = layout.v2
     try:
         if os.stat(base).st_ino == cgroup_id:
             return "/"

@@ -7,7 +7,9 @@ from __future__ import annotations
 import os
 
 from .attribution import HEX64, Container, guess_runtime
-from .cgroupfs import ROOT, CgroupView, detect_layout
+from isoinspect.runtime.cgroups.layout import read_layout
+
+from .cgroupfs import ROOT, CgroupView
 
 
 def _walk_dirs(base: str):
@@ -36,8 +38,8 @@ def find_container(ref: str, root: str = ROOT, our_root: str | None = None) -> C
         ours = None
     if ours is not None:
         return ours
-    layout = detect_layout(root)
-    base = layout.unified or next(iter(layout.v1.values()), None)
+    layout = read_layout(root)
+    base = layout.v2 or next(iter(layout.v1.values()), None)
     if base is None or len(ref) < 4:
         return None
     for directory in _walk_dirs(base):

@@ -66,7 +66,7 @@ def report_for(tracer, record: ContainerState, init_pid: int, usage: dict | None
     ooms = [e for e in events if e["event"] == "oom_victim"]
     deaths = [e for e in events if e["event"] == "oom_death"]
     pids_hits = [e for e in events if e["event"] == "pids_limit"]
-    counters = (usage or {}).get("usage", {})
+    counters = (usage or {}).get("stats", {})
     return {
         "container": {"id": record.id, "name": record.name, "cgroup": cgroup_path,
                       "cgroup_id": (usage or {}).get("cgroup_id"), "init_pid": init_pid},

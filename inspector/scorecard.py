@@ -98,7 +98,7 @@ def scorecard(pid: int, reference: int | None = None, proc: str = "/proc",
     try:
         view = CgroupView.for_pid(pid, root=cgroup_root, proc=proc)
         card["cgroup"] = {"path": view.path, "cgroup_id": view.cgroup_id(),
-                          "limits": view.limits()}
+                          "limits": view.figures().limits()}
     except (OSError, ProcessLookupError):
         card["cgroup"] = None
     own = sum(1 for v in namespaces.values() if v == "own")

@@ -12,26 +12,23 @@ from __future__ import annotations
 
 import os
 
+from isoinspect.runtime.cgroups.layout import ROOT, UNIFIED, parse_proc_cgroup, read_layout
+
 
 def _own_cgroup_procs(proc_self_cgroup: str = "/proc/self/cgroup",
-                      cgroup_root: str = "/sys/fs/cgroup") -> str | None:
-    """cgroup.procs of a hierarchy this process is in, preferring cgroup v2, then pids."""
+                      cgroup_root: str = ROOT) -> str | None:
+    """cgroup.procs of a hierarchy this process is in, preferring cgroup v2, then pids. The
+    layout read here is the one the runtime's cgroup manager reuses (read once per process)."""
     try:
         with open(proc_self_cgroup) as handle:
-            lines = handle.read().splitlines()
+            paths = parse_proc_cgroup(handle.read())
+        layout = read_layout(cgroup_root)
     except OSError:
         return None
-    candidates = []
-    for line in lines:
-        hierarchy_id, controllers, path = line.split(":", 2)
-        if hierarchy_id == "0":
-            candidates.append((0, f"{cgroup_root}/unified{path}", f"{cgroup_root}{path}"))
-        elif controllers == "pids":
-            candidates.append((1, f"{cgroup_root}/pids{path}", None))
-    for _, first, second in sorted(candidates):
-        for base in (first, second):
-            if base and os.path.exists(f"{base.rstrip('/')}/cgroup.procs"):
-                return f"{base.rstrip('/')}/cgroup.procs"
+    for key in (UNIFIED, "pids"):
+        directory = layout.dir_of(key, paths[key]) if key in paths else None
+        if directory and os.path.exists(directory + "/cgroup.procs"):
+            return directory + "/cgroup.procs"
     return None
 
 

@@ -22,7 +22,7 @@ def describe_container(runtime: Runtime, record: ContainerState) -> dict:
     running = record.status == Status.RUNNING and process.is_alive(record.pid,
                                                                    record.pid_ticks)
     manager = runtime.cgroup(record)
-    stats = manager.stats() if running else {}
+    stats = manager.stats().to_dict() if running else {}
     return {
         "Id": record.id,
         "Name": "/" + record.name,

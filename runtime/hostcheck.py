@@ -21,6 +21,8 @@ import sys
 import tempfile
 from typing import Any
 
+from isoinspect.runtime.cgroups.layout import MOUNTINFO, read_layout
+from isoinspect.runtime.cgroups.layout import ROOT as CGROUP_ROOT
 from isoinspect.runtime.diagnostics import REGISTRY, Check, Entry, Status, register
 from isoinspect.runtime.linux.namespaces import PROC_NAMES
 from isoinspect.runtime.network.doctor import check as network_check
@@ -60,92 +62,29 @@ def check_kernel() -> Check:
 
 # ----------------------------------------------------------------------------- cgroups
 #
-# The mode comes from the runtime's own isoinspect.runtime.cgroups.detect_setup() (one source
-# of truth: doctor reports what the runtime will do). The small mountinfo reader below supplies
-# the controller lists, and the mode as well should detect_setup() be unavailable or fail.
+# The layout comes from the runtime's own isoinspect.runtime.cgroups.layout (one source of truth:
+# doctor reports what the runtime will do); doctor adds the cgroup2 mount's controller list.
 
 V1_CORE_CONTROLLERS = ("cpu", "memory", "pids")
 
 
-def parse_cgroup_mounts(mountinfo: str) -> list[dict[str, Any]]:
-    """cgroup/cgroup2 mounts from /proc/<pid>/mountinfo text.
-
-    Each entry: {"mountpoint", "fstype", "controllers" (v1 controllers from the super options;
-    named hierarchies like name=systemd give [] and "name")}.
-    """
-    mounts = []
-    for line in mountinfo.splitlines():
-        if " - " not in line:
-            continue
-        pre, post = line.split(" - ", 1)
-        pre_f, post_f = pre.split(), post.split()
-        if len(pre_f) < 5 or len(post_f) < 3:
-            continue
-        fstype = post_f[0]
-        if fstype not in ("cgroup", "cgroup2"):
-            continue
-        mountpoint = pre_f[4].replace("\\040", " ")
-        controllers: list[str] = []
-        name = None
-        if fstype == "cgroup":
-            for opt in post_f[2].split(","):
-                if opt.startswith("name="):
-                    name = opt[5:]
-                elif opt not in ("rw", "ro", "relatime", "noatime", "nosuid", "nodev", "noexec",
-                                 "clone_children", "xattr", "nsdelegate", "noprefix") \
-                        and "=" not in opt:
-                    controllers.append(opt)
-        mounts.append({"mountpoint": mountpoint, "fstype": fstype,
-                       "controllers": controllers, "name": name})
-    return mounts
-
-
-def classify_cgroup_mounts(mounts: list[dict[str, Any]]) -> str:
-    """legacy (v1 only) / hybrid (v1 controllers + a cgroup2 mount) / unified (v2 only) / none."""
-    has_v1 = any(m["fstype"] == "cgroup" and m["controllers"] for m in mounts)
-    has_v2 = any(m["fstype"] == "cgroup2" for m in mounts)
-    if has_v1 and has_v2:
-        return "hybrid"
-    if has_v1:
-        return "legacy"
-    if has_v2:
-        return "unified"
-    return "none"
-
-
-def detect_cgroup_setup(mountinfo_path: str = "/proc/self/mountinfo",
-                        cgroup_root: str | None = "/sys/fs/cgroup") -> dict[str, Any]:
-    """{"mode", "mode_source", "v1": {controller: mountpoint}, "v2_mount", "v2_controllers"}.
-
-    ``cgroup_root=None`` uses only the mountinfo reader (tests on fake trees)."""
-    with open(mountinfo_path) as handle:
-        mounts = parse_cgroup_mounts(handle.read())
-    v1: dict[str, str] = {}
-    v2_mount = None
-    for mount in mounts:
-        if mount["fstype"] == "cgroup":
-            for controller in mount["controllers"]:
-                v1.setdefault(controller, mount["mountpoint"])
-        elif v2_mount is None:
-            v2_mount = mount["mountpoint"]
+def detect_cgroup_setup(mountinfo_path: str = MOUNTINFO,
+                        cgroup_root: str = CGROUP_ROOT) -> dict[str, Any]:
+    """{"mode" (unified/hybrid/legacy, or none without any hierarchy), "v1": {controller:
+    mount dir}, "v2_mount", "v2_controllers"} from layout.read_layout."""
+    try:
+        layout = read_layout(cgroup_root, mountinfo_path)
+    except FileNotFoundError:
+        return {"mode": "none", "v1": {}, "v2_mount": None, "v2_controllers": []}
     v2_controllers: list[str] = []
-    if v2_mount:
+    if layout.v2:
         try:
-            with open(os.path.join(v2_mount, "cgroup.controllers")) as handle:
+            with open(os.path.join(layout.v2, "cgroup.controllers")) as handle:
                 v2_controllers = handle.read().split()
         except OSError:
             pass
-    own_mode = classify_cgroup_mounts(mounts)
-    mode, source = own_mode, "mountinfo"
-    if cgroup_root is not None:
-        try:
-            from isoinspect.runtime.cgroups import detect_setup
-
-            mode, source = detect_setup(cgroup_root, mountinfo_path), "runtime.cgroups"
-        except Exception:  # not importable or no hierarchy: keep our own reading
-            pass
-    return {"mode": mode, "mode_source": source, "own_mode": own_mode, "v1": v1,
-            "v2_mount": v2_mount, "v2_controllers": v2_controllers}
+    return {"mode": layout.mode, "v1": dict(layout.v1), "v2_mount": layout.v2,
+            "v2_controllers": v2_controllers}
 
 
 def check_cgroup_mode(setup: dict[str, Any]) -> Check:
@@ -156,7 +95,7 @@ def check_cgroup_mode(setup: dict[str, Any]) -> Check:
                      f"hybrid: v1 controllers under /sys/fs/cgroup/<controller>, cgroup2 at {v2}"
                      f" (v2 controllers: {', '.join(setup['v2_controllers']) or 'none'})",
                      "containers use the v1 controllers; cgroup v2 is tested in a QEMU guest",
-                     data={"mode": mode, "source": setup.get("mode_source")})
+                     data={"mode": mode})
     if mode == "legacy":
         return Check("cgroup mode", Status.OK, "legacy: cgroup v1 only",
                      "containers use the v1 controllers", data={"mode": mode})
@@ -503,7 +442,7 @@ def check_pivot_root(tmp_parent: str | None = None) -> Check:
 
 
 @register("host", "cgroups", CGROUPS)
-def cgroup_checks(mountinfo_path: str = "/proc/self/mountinfo") -> list[Check]:
+def cgroup_checks(mountinfo_path: str = MOUNTINFO) -> list[Check]:
     """The cgroup checks share one reading of the mounts, so they are one registered entry."""
     try:
         setup = detect_cgroup_setup(mountinfo_path)

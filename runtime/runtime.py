@@ -301,8 +301,8 @@ class Runtime:
 
     def _cgroup_mode(self) -> str:
         if self._cgroup_setup is None:
-            from isoinspect.runtime.cgroups import detect_setup
-            self._cgroup_setup = detect_setup(self.roots.cgroup_root)
+            from isoinspect.runtime.cgroups import read_layout
+            self._cgroup_setup = read_layout(self.roots.cgroup_root).mode
         return self._cgroup_setup
 
     # -- waiting and finishing -------------------------------------------------------------

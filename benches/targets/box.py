@@ -57,7 +57,8 @@ class Box:
                 return text
             if not self.alive():
                 raise CheckError(f"{self.name} exited before printing {marker!r}: "
-                                 f"{text.strip()[-200:]!r}", {"usage": self.view.usage()})
+                                 f"{text.strip()[-200:]!r}",
+                                 {"stats": self.view.figures().to_dict()})
             if time.monotonic() >= deadline:
                 raise CheckError(f"no {marker!r} from {self.name} within {timeout:.0f}s: "
                                  f"{text.strip()[-200:]!r}")

@@ -37,7 +37,7 @@ def _host_idle_seconds(path: str = "/proc/stat") -> float:
 
 
 def _cpu(box: Box) -> dict:
-    return box.view.usage().get("cpu") or {}
+    return box.view.figures().to_dict().get("cpu") or {}
 
 
 def measure(boxes: list[Box], ctx: Context) -> dict:

@@ -30,19 +30,9 @@ READ = ("dd if=/dev/zero of={path} bs=1M count={mb} oflag=direct 2>&1 && echo io
 
 def device_bytes(box: Box, device: str) -> dict[str, int]:
     """{"read": bytes, "write": bytes} the container's cgroup moved to/from ``device``."""
-    from isoinspect.runtime.cgroups.v1 import blkio
-    from isoinspect.runtime.cgroups.v2 import io
-
-    key = "%d:%d" % device_numbers(device)
-    if box.view.version == 2:
-        directory = box.view.dirs.get("unified")
-        stats = io.stats(directory) if directory else None
-        counts = ((stats or {}).get("devices") or {}).get(key, {})
-        return {"read": counts.get("rbytes", 0), "write": counts.get("wbytes", 0)}
-    directory = box.view.dirs.get("blkio")
-    stats = blkio.stats(directory) if directory else None
-    counts = ((stats or {}).get("devices") or {}).get(key, {})
-    return {"read": counts.get("read_bytes", 0), "write": counts.get("write_bytes", 0)}
+    io = box.view.figures().io
+    counts = io.devices.get("%d:%d" % device_numbers(device), {}) if io else {}
+    return {"read": counts.get("rbytes", 0), "write": counts.get("wbytes", 0)}
 
 
 def steady_rate(t: list[float], value: list[int], warmup: float) -> tuple[int, int, float]:

@@ -37,7 +37,7 @@ def run_hog(rt: Target, size: int, limits: Limits, ctx: Context) -> tuple[Box, d
     start = time.monotonic()
 
     def sample() -> None:
-        usage = (box.view.usage().get("memory") or {})
+        usage = box.view.figures().to_dict().get("memory") or {}
         if "current" in usage:
             t.append(round(time.monotonic() - start, 3))
             current.append(usage["current"])
@@ -48,11 +48,11 @@ def run_hog(rt: Target, size: int, limits: Limits, ctx: Context) -> tuple[Box, d
         box.stop()
         raise
     sample()
-    usage = box.view.usage().get("memory") or {}
+    usage = box.view.figures().to_dict().get("memory") or {}
     exit_status = int(text.split("hog-exit=", 1)[1].split()[0])
     seen = {"hog_exit": exit_status, "peak": usage.get("peak", max(current or [0])),
             "events": usage.get("events", {}),
-            "limit_in_cgroup": (box.view.limits().get("memory") or {}).get("max"),
+            "limit_in_cgroup": usage.get("max"),
             "series": {"t": t, "value": current, "unit": "bytes"}}
     traced = ctx.traced(box, ("oom_victim", "oom_death"))
     if traced is not None:

@@ -27,8 +27,8 @@ def check_pids(rt: Target, ctx: Context) -> list[dict]:
     try:
         text = box.wait_for("bomb-exit=", timeout=60)
         traced = ctx.traced(box, ("pids_limit",))
-        usage = box.view.usage().get("pids") or {}
-        limit_in_cgroup = (box.view.limits().get("pids") or {}).get("max")
+        usage = box.view.figures().to_dict().get("pids") or {}
+        limit_in_cgroup = usage.get("max")
     finally:
         box.stop()
     left = box.left_behind()

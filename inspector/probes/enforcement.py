@@ -11,7 +11,7 @@
   log2 histogram in microseconds. A task of a cgroup out of CPU quota waits here until the next
   period, so throttling shows as long delays; cpu.stat (``cgroupfs``) counts the periods.
   Only with a filter (traced pid trees: tasks whose pid is a traced tgid, i.e. main threads).
-CPU throttling itself has no tracepoint: read cpu.stat deltas (``cgroupfs.delta``).
+CPU throttling itself has no tracepoint: read cpu.stat deltas (``runtime.cgroups.figures.delta``).
 """
 
 from __future__ import annotations

@@ -38,7 +38,7 @@ def remount_each_readonly(target: str, mountinfo: str = MOUNTINFO) -> None:
 
 def mount_points_under(target: str, mountinfo: str = MOUNTINFO) -> list[str]:
     """Mount points at or below ``target`` in ``mountinfo``, parents before children."""
-    from isoinspect.runtime.cgroups.manager import _unescape  # mountinfo \ooo unescaping
+    from isoinspect.runtime.cgroups.layout import unescape  # mountinfo \ooo unescaping
     base = target.rstrip("/") or "/"
     points = set()
     with open(mountinfo, encoding="utf-8", errors="surrogateescape") as handle:
@@ -46,7 +46,7 @@ def mount_points_under(target: str, mountinfo: str = MOUNTINFO) -> list[str]:
             fields = line.split()
             if len(fields) < 5:
                 continue
-            point = _unescape(fields[4])
+            point = unescape(fields[4])
             if point == base or point.startswith(base + "/"):
                 points.add(point)
     return sorted(points, key=lambda p: (p.count("/"), p))

@@ -109,8 +109,8 @@ def _manager(path: str):
 
 
 def _cgroup_mode() -> str:
-    from isoinspect.runtime.cgroups import detect_setup
-    return detect_setup(CGROUP_ROOT)
+    from isoinspect.runtime.cgroups import read_layout
+    return read_layout(CGROUP_ROOT).mode
 
 
 def _write_pid_file(path: str | None, pid: int) -> None:

@@ -18,7 +18,8 @@ import uuid
 import pytest
 
 from isoinspect.runtime.cgroups import DEFAULT_DEVICE_RULES, Resources, make_manager
-from isoinspect.runtime.cgroups.manager import detect_setup, list_children
+from isoinspect.runtime.cgroups.layout import read_layout
+from isoinspect.runtime.cgroups.manager import list_children
 from isoinspect.runtime.cgroups.v2.manager import V2Manager
 
 ROOT = "/sys/fs/cgroup"
@@ -83,7 +84,7 @@ def python(code: str) -> list[str]:
 
 
 def test_the_guest_is_pure_cgroup_v2():
-    assert detect_setup(ROOT) == "unified"
+    assert read_layout(ROOT).mode == "unified" and read_layout(ROOT).v2 == ROOT
     with open("/proc/self/cgroup") as handle:
         assert handle.read().strip() == "0::/"
     with open(f"{ROOT}/cgroup.subtree_control") as handle:
@@ -112,13 +113,13 @@ def test_limits_read_back_from_the_kernel(cg):
     assert kernel(cg, "cpu.weight") == "20"    # runc's formula for 512 shares
     assert kernel(cg, "cpuset.cpus") == "0" and kernel(cg, "cpuset.mems") == "0"
     stats = cg.stats()
-    assert stats["memory"]["limit"] == 32 << 20 and stats["memory"]["reservation"] == 8 << 20
-    assert stats["memory"]["swap_limit"] == 16 << 20
-    assert stats["pids"]["limit"] == 5 and stats["pids"]["current"] == 0
-    assert stats["cpu"]["quota_us"] == 50000 and stats["cpu"]["period_us"] == 100000
-    assert stats["cpu"]["weight"] == 20
-    assert stats["cpuset"]["cpus"] == "0" and stats["cpuset"]["effective_cpus"] == "0"
-    assert stats["freezer"] == {"state": "THAWED", "frozen": False, "populated": False}
+    assert stats.memory.max == 32 << 20 and stats.memory.low == 8 << 20
+    assert stats.memory.swap_max == 16 << 20
+    assert stats.pids.max == 5 and stats.pids.current == 0
+    assert stats.cpu.quota_us == 50000 and stats.cpu.period_us == 100000
+    assert stats.cpu.weight == 20
+    assert stats.cpuset.cpus == "0" and stats.cpuset.cpus_effective == "0"
+    assert stats.to_dict()["freezer"] == {"state": "THAWED", "frozen": False, "populated": False}
     # unlimited again
     cg.apply(Resources(memory=-1, memory_swap=-1, pids_limit=-1, cpu_quota_us=-1))
     assert kernel(cg, "memory.max") == "max" and kernel(cg, "memory.swap.max") == "max"
@@ -146,11 +147,11 @@ def test_device_rules_are_enforced_by_a_bpf_program(cg, procs, tmp_path):
         return child.communicate(timeout=30)[0].splitlines()
 
     assert cg.apply(Resources(device_rules=DEFAULT_DEVICE_RULES)) == []
-    assert cg.stats()["devices"] == {"enforced": True, "programs": 1}
+    assert cg.stats().to_dict()["devices"] == {"enforced": True, "programs": 1}
     assert run_probe("a") == ["mknod ok", "0 1", "1 1", "2 ok"]  # 1 = EPERM
     rule = ("b", os.major(disk), os.minor(disk), "r", True)
     assert cg.apply(Resources(device_rules=list(DEFAULT_DEVICE_RULES) + [rule])) == []
-    assert cg.stats()["devices"] == {"enforced": True, "programs": 1}  # replaced, not added
+    assert cg.stats().to_dict()["devices"] == {"enforced": True, "programs": 1}  # replaced
     assert run_probe("b") == ["mknod ok", "0 ok", "1 1", "2 ok"]
 
 
@@ -161,7 +162,7 @@ def test_add_task_moves_a_real_process(cg, procs):
     with open(f"/proc/{sleeper.pid}/cgroup") as handle:
         assert handle.read().strip() == "0::/" + cg.path
     assert cg.cgroup_id() == os.stat(cg.dir).st_ino
-    assert cg.stats()["pids"]["current"] == 1
+    assert cg.stats().pids.current == 1
 
 
 def test_child_joins_through_procs_files_before_exec(cg, procs):
@@ -180,8 +181,8 @@ def test_pids_limit_stops_forks_and_is_counted(cg, procs):
     out, err = shell.communicate(timeout=60)
     assert out.split().count("started") == 2, (out, err)
     assert "fork" in err.lower()
-    stats = cg.stats()["pids"]
-    assert stats["max_hits"] >= 1 and stats["limit"] == 3, stats
+    stats = cg.stats().pids
+    assert stats.events.max >= 1 and stats.max == 3, stats
     with open(os.path.join(cg.dir, "pids.events")) as handle:
         assert int(handle.read().split()[1]) >= 1
     assert cg.kill_all(timeout=5) == 2
@@ -195,10 +196,10 @@ def test_memory_limit_oom_kills_and_is_counted(cg, procs):
                       stdout=subprocess.PIPE, text=True)
     out, _ = hog.communicate(timeout=120)
     assert hog.returncode == -9 and "survived" not in out
-    memory = cg.stats()["memory"]
-    assert memory["oom_kill"] >= 1 and memory["oom"] >= 1 and memory["max_hits"] >= 1, memory
-    assert memory["events"]["oom_kill"] == memory["oom_kill"]
-    assert 16 << 20 < memory["peak"] <= 32 << 20, memory
+    memory = cg.stats().memory
+    events = memory.events
+    assert events.oom_kill >= 1 and events.oom >= 1 and events.max >= 1, memory
+    assert 16 << 20 < memory.peak <= 32 << 20, memory
 
 
 def test_memory_high_usage_is_reported(cg, procs):
@@ -207,7 +208,7 @@ def test_memory_high_usage_is_reported(cg, procs):
                                 "print('held', flush=True)\ntime.sleep(30)"), cg,
                          stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "held"
-    usage = cg.stats()["memory"]["usage"]
+    usage = cg.stats().memory.current
     assert 24 << 20 <= usage <= 64 << 20
 
 
@@ -218,11 +219,11 @@ def test_cpu_quota_throttles(cg, procs):
                         "while [ $(date +%s) -lt $end ]; do :; done"], cg)
     busy.wait(timeout=120)
     elapsed = time.monotonic() - started
-    cpu = cg.stats()["cpu"]
-    assert cpu["nr_periods"] >= 10 and cpu["nr_throttled"] >= 5, cpu
-    assert cpu["throttled_usec"] > 0, cpu
+    cpu = cg.stats().cpu
+    assert cpu.nr_periods >= 10 and cpu.nr_throttled >= 5, cpu
+    assert cpu.throttled_usec > 0, cpu
     # 10 ms per 100 ms period, a period's overshoot allowed per CPU
-    assert 0 < cpu["usage_usec"] <= 0.1 * elapsed * 1e6 + 2 * 20000 + 50000, (cpu, elapsed)
+    assert 0 < cpu.usage_usec <= 0.1 * elapsed * 1e6 + 2 * 20000 + 50000, (cpu, elapsed)
 
 
 def test_cpuset_pins_the_process(cg, procs):
@@ -235,7 +236,7 @@ def test_cpuset_pins_the_process(cg, procs):
                         stdout=subprocess.PIPE, text=True)
     out, _ = child.communicate(timeout=60)
     assert out.strip() == f"[{last}]"
-    assert cg.stats()["cpuset"]["effective_cpus"] == str(last)
+    assert cg.stats().cpuset.cpus_effective == str(last)
 
 
 def _disk() -> tuple[int, int] | None:
@@ -262,9 +263,9 @@ def test_io_max_throttles_writes(cg, procs):
     elapsed = time.monotonic() - started
     assert writer.returncode == 0, err
     assert elapsed >= 1.5, f"3 MiB at 1 MiB/s took only {elapsed:.2f} s"
-    io = cg.stats()["io"]
-    assert io["write_bytes"] >= 3 << 20 and io["write_ios"] >= 48, io
-    assert f"{major}:{minor}" in io["devices"]
+    io = cg.stats().io
+    assert io.wbytes >= 3 << 20 and io.wios >= 48, io
+    assert f"{major}:{minor}" in io.devices
 
 
 def test_freeze_and_thaw(cg, procs):
@@ -272,12 +273,12 @@ def test_freeze_and_thaw(cg, procs):
     time.sleep(0.2)
     cg.freeze()
     assert kernel(cg, "cgroup.freeze") == "1"
-    assert cg.stats()["freezer"]["frozen"] is True
-    before = cg.stats()["cpu"]["usage_usec"]
+    assert cg.stats().freezer.frozen is True
+    before = cg.stats().cpu.usage_usec
     time.sleep(0.5)
-    assert cg.stats()["cpu"]["usage_usec"] - before < 20000   # frozen: no CPU used
+    assert cg.stats().cpu.usage_usec - before < 20000   # frozen: no CPU used
     cg.thaw()
-    assert cg.stats()["freezer"]["state"] == "THAWED"
+    assert cg.stats().freezer.state == "THAWED"
     assert counter.poll() is None
 
 

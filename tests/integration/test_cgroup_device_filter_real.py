@@ -22,17 +22,17 @@ import uuid
 import pytest
 
 from isoinspect.runtime.cgroups import DEFAULT_DEVICE_RULES, Resources, make_manager
-from isoinspect.runtime.cgroups.manager import ROOT, detect_setup, unified_mount
+from isoinspect.runtime.cgroups.figures import Devices, read_figures
+from isoinspect.runtime.cgroups.layout import ROOT, UNIFIED, read_layout
 from isoinspect.runtime.cgroups.v1.manager import V1Manager
 from isoinspect.runtime.cgroups.v2 import devices
 
 
 def _cgroup2_mount() -> str | None:
     try:
-        setup = detect_setup(ROOT)
+        return read_layout(ROOT).v2
     except OSError:
         return None
-    return ROOT if setup == "unified" else unified_mount(ROOT)
 
 
 def _why_skip() -> str | None:
@@ -101,7 +101,7 @@ def test_default_rules_refuse_opening_a_block_device(cgdir, tmp_path):
     assert probe_in(cgdir, tmp_path, major, minor) == [
         "mknod ok", "NODE 0 1", "NODE 1 1",  # 1 = EPERM for read and for write
         "/dev/null 2 ok", "/dev/zero 0 ok"]
-    assert devices.stats(cgdir) == {"enforced": True, "programs": 1}
+    assert read_figures({UNIFIED: cgdir}, 2).devices == Devices(enforced=True, programs=1)
 
 
 def test_an_added_rule_allows_that_device_and_only_that_access(cgdir, tmp_path):
@@ -126,14 +126,14 @@ def test_applying_again_replaces_the_program(cgdir, tmp_path):
 def test_hybrid_host_keeps_the_v1_devices_controller():
     """On this host containers get a V1Manager: device rules go to devices.allow/deny, and no BPF
     program is attached to their cgroup in the unified hierarchy."""
-    if detect_setup(ROOT) == "unified":
+    if read_layout(ROOT).mode == "unified":
         pytest.skip("host is cgroup v2 only: the v2 driver attaches the program")
     cg = make_manager(f"isoinspect/test-{uuid.uuid4().hex[:12]}")
     assert isinstance(cg, V1Manager) and cg.unified
     cg.create()
     try:
         assert cg.apply(Resources(device_rules=DEFAULT_DEVICE_RULES)) == []
-        assert "c 1:3 rwm" in cg.stats()["devices"]["list"]
+        assert "c 1:3 rwm" in cg.stats().devices.list
         assert devices.attached(cg._unified_dir()) == []
     finally:
         cg.remove()

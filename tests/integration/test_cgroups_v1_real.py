@@ -17,7 +17,8 @@ import uuid
 import pytest
 
 from isoinspect.runtime.cgroups import DEFAULT_DEVICE_RULES, Resources, make_manager
-from isoinspect.runtime.cgroups.manager import detect_setup, list_children
+from isoinspect.runtime.cgroups.layout import read_layout
+from isoinspect.runtime.cgroups.manager import list_children
 from isoinspect.runtime.cgroups.v1.manager import V1Manager
 
 ROOT = "/sys/fs/cgroup"
@@ -27,7 +28,7 @@ def _why_skip() -> str | None:
     if os.geteuid() != 0:
         return "needs root to create cgroups"
     try:
-        setup = detect_setup(ROOT)
+        setup = read_layout(ROOT).mode
     except OSError as err:
         return f"no cgroup hierarchy: {err}"
     if setup == "unified":
@@ -106,8 +107,8 @@ def test_limits_read_back_from_the_kernel(cg):
     with open(os.path.join(parent, "cpuset.cpus")) as handle:
         assert handle.read().strip()
     stats = cg.stats()
-    assert stats["memory"]["limit"] == 32 << 20 and stats["pids"]["limit"] == 5
-    assert stats["cpu"]["quota_us"] == 50000 and stats["cpuset"]["cpus"] == "0"
+    assert stats.memory.max == 32 << 20 and stats.pids.max == 5
+    assert stats.cpu.quota_us == 50000 and stats.cpuset.cpus == "0"
     assert cg.path.rsplit("/", 1)[1] in list_children()
 
 
@@ -150,8 +151,8 @@ def test_pids_limit_stops_forks(cg, procs):
     sleeps = [pid for pid in cg.pids()
               if open(f"/proc/{pid}/comm").read().strip() == "sleep"]
     assert len(sleeps) == 2
-    stats = cg.stats()["pids"]
-    assert stats["max_hits"] >= 1 and stats["limit"] == 3
+    stats = cg.stats().pids
+    assert stats.events.max >= 1 and stats.max == 3
     assert cg.kill_all(timeout=5) == 2
     assert cg.pids() == []
 
@@ -163,9 +164,9 @@ def test_memory_limit_oom_kills(cg, procs):
                       cg, stdout=subprocess.PIPE, text=True)
     out, _ = hog.communicate(timeout=60)
     assert hog.returncode == -9 and "survived" not in out
-    memory = cg.stats()["memory"]
-    assert memory["oom_kill"] >= 1
-    assert memory["peak"] <= 32 << 20 and memory["peak"] > 16 << 20
+    memory = cg.stats().memory
+    assert memory.events.oom_kill >= 1
+    assert memory.peak <= 32 << 20 and memory.peak > 16 << 20
 
 
 def test_cpu_quota_throttles(cg, procs):
@@ -174,15 +175,15 @@ def test_cpu_quota_throttles(cg, procs):
                         "import time\nend = time.monotonic() + 1.0\n"
                         "while time.monotonic() < end: pass"], cg)
     busy.wait(timeout=30)
-    cpu = cg.stats()["cpu"]
+    cpu = cg.stats().cpu
     # 10 ms per 100 ms period: ~100 ms of CPU in 1 s (plus interpreter start), throttled often
-    assert cpu["nr_throttled"] >= 5, cpu
-    assert 0 < cpu["usage_usec"] < 400000, cpu
+    assert cpu.nr_throttled >= 5, cpu
+    assert 0 < cpu.usage_usec < 400000, cpu
 
 
 def test_device_rules_enforced(cg, procs):
     cg.apply(Resources(device_rules=DEFAULT_DEVICE_RULES))
-    listing = cg.stats()["devices"]["list"]
+    listing = cg.stats().devices.list
     assert "c 1:3 rwm" in listing and "c 136:* rwm" in listing and "a *:* rwm" not in listing
     probe = ("import os\n"
              "for dev in ('/dev/null', '/dev/kmsg'):\n"
@@ -201,9 +202,9 @@ def test_freeze_and_thaw(cg, procs):
     time.sleep(0.05)
     cg.freeze()
     assert kernel(cg, "freezer", "freezer.state") == "FROZEN"
-    before = cg.stats()["cpu"]["usage_usec"]
+    before = cg.stats().cpu.usage_usec
     time.sleep(0.3)
-    assert cg.stats()["cpu"]["usage_usec"] - before < 20000  # frozen: no CPU used
+    assert cg.stats().cpu.usage_usec - before < 20000  # frozen: no CPU used
     cg.thaw()
     assert kernel(cg, "freezer", "freezer.state") == "THAWED"
     assert counter.poll() is None

@@ -137,10 +137,16 @@ def test_every_namespace_type(host):
 
 
 def test_cgroup_detection_agrees_with_runtime_package(host):
-    """The doctor reports the runtime's own detect_setup(); our mountinfo reader agrees."""
+    """The doctor reports the runtime's own layout (one reader: runtime/cgroups/layout.py)."""
+    from isoinspect.runtime.cgroups import make_manager, read_layout
+
     setup = hostcheck.detect_cgroup_setup()
-    assert setup["mode_source"] == "runtime.cgroups"
-    assert setup["mode"] == setup["own_mode"] == "hybrid"
+    layout = read_layout()
+    assert setup["mode"] == layout.mode == "hybrid"
+    assert setup["v1"] == layout.v1 and setup["v2_mount"] == layout.v2
+    manager = make_manager("isoinspect/doctor-agrees")       # not created: only its paths
+    assert manager.mounts == {c: d for c, d in layout.v1.items() if c in manager.mounts}
+    assert manager.unified == layout.v2
 
 
 # ----------------------------------------------------------------------------- peers

@@ -171,8 +171,9 @@ def test_oom_kill_is_attributed_and_matches_oom_control(fresh, runtime):
     assert enforcement["oom_kill_to_exit_ms"] and all(
         0 <= ms < 60_000 for ms in enforcement["oom_kill_to_exit_ms"])
     assert "oom_kill" in [p["phase"] for p in report["timeline"]["phases"]]
-    usage = report["cgroup"]["usage"]["memory"]
-    assert usage["peak"] <= 16 << 20 and usage["peak"] > 8 << 20
+    memory = report["cgroup"]["stats"]["memory"]
+    assert memory["peak"] <= 16 << 20 and memory["peak"] > 8 << 20
+    assert memory["max"] == 16 << 20 and memory["events"]["oom_kill"] == len(ooms)
 
 
 def test_pids_limit_eagain_is_seen(fresh, runtime):
@@ -197,7 +198,7 @@ def test_cpu_quota_throttling_from_cpu_stat_and_runq_delay(fresh, runtime):
     assert code == 0
     cpu = report["enforcement"]["cpu"]
     assert cpu["nr_periods"] > 0 and cpu["nr_throttled"] > 0 and cpu["throttled_usec"] > 0, cpu
-    limits = report["cgroup"]["limits"]["cpu"]
+    limits = report["cgroup"]["stats"]["cpu"]
     assert limits["quota_us"] == limits["period_us"] // 10
     runq = report["enforcement"]["runq_delay"]
     assert runq["count"] > 0 and runq["max_us_le"] >= 32767, (runq, cpu)   # waits > 16 ms
@@ -235,11 +236,11 @@ def test_trace_command_streams_json_lines():
 def test_trace_container_by_docker_style_id(tmp_path):
     """A container of another runtime: a cgroup whose path holds a 64-hex id (Docker's naming),
     found by an id prefix and every event attributed to it."""
-    from isoinspect.inspector.cgroupfs import detect_layout
+    from isoinspect.runtime.cgroups.layout import read_layout
 
-    layout = detect_layout()
+    layout = read_layout()
     cid = os.urandom(32).hex()
-    parent = os.path.join(layout.unified, f"docker-test-{os.getpid()}")
+    parent = os.path.join(layout.v2, f"docker-test-{os.getpid()}")
     cgroup = os.path.join(parent, cid)
     os.makedirs(cgroup)
     go = tmp_path / "go"

@@ -248,6 +248,12 @@ def test_limits_reach_the_cgroup_files(iso):
     assert read("cpu", "cpu.shares") == "512"
     assert read("cpuset", "cpuset.cpus") == "0"
     assert str(inspected["State"]["Pid"]) in read("memory", "cgroup.procs").split()
+    # inspect's Stats: the cgroup v2 names (figures.py), here read from the v1 files
+    stats = inspected["Stats"]
+    assert stats["memory"]["max"] == 64 << 20 and stats["pids"]["max"] == 20
+    assert stats["pids"]["current"] >= 1 and stats["pids"]["events"]["max"] == 0
+    assert stats["cpu"]["quota_us"] == 50000 and stats["cpu"]["shares"] == 512
+    assert stats["memory"]["current"] > 0 and stats["cpuset"]["cpus"] == "0"
     # The container sees its own cgroup as the root of its cgroup namespace.
     inside = iso("exec", cid, "sh", "-c", script).stdout.split()
     assert inside == ["/"], inside

@@ -153,7 +153,7 @@ def test_run_returns_stdout_stderr_and_exit_code(vm):
 @needs_qemu
 def test_argv_commands_are_quoted_and_the_project_is_writable_in_the_guest(vm):
     result = vm.run(["sh", "-c", 'echo "$1" > written && cat written && "$2" -c '
-                     '"import isoinspect.runtime.cgroups as c; print(c.detect_setup())"',
+                     '"import isoinspect.runtime.cgroups as c; print(c.read_layout().mode)"',
                      "sh", "a b  'c'", sys.executable])
     assert result.returncode == 0, result.stderr
     assert result.stdout.split("\n")[:2] == ["a b  'c'", "unified"]

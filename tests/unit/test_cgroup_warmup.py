@@ -42,3 +42,21 @@ def test_warm_up_finishes_and_wait_returns(tmp_path):
     _thread.start_new_thread(cgroup_warmup._rewrite_own_pid, (str(procs),))
     cgroup_warmup.wait_warmup()
     assert procs.read_text() == str(os.getpid()) and cgroup_warmup._done is None
+
+
+def test_own_cgroup_procs_prefers_cgroup2_then_pids(tmp_path):
+    """The warm-up finds its own cgroup through the one layout reader (a hybrid fake tree)."""
+    root = tmp_path / "cg"
+    for directory in ("unified/a", "pids/b"):
+        (root / directory).mkdir(parents=True)
+        (root / directory / "cgroup.procs").write_text("")
+    (root / "pids" / "cgroup.procs").write_text("")
+    (root / "unified" / "cgroup.controllers").write_text("")
+    own = tmp_path / "cgroup"
+    own.write_text("9:name=systemd:/\n8:pids:/b\n0::/a\n")
+    assert cgroup_warmup._own_cgroup_procs(str(own), str(root)) == \
+        str(root / "unified" / "a" / "cgroup.procs")
+    (root / "unified" / "a" / "cgroup.procs").unlink()
+    assert cgroup_warmup._own_cgroup_procs(str(own), str(root)) == \
+        str(root / "pids" / "b" / "cgroup.procs")
+    assert cgroup_warmup._own_cgroup_procs(str(tmp_path / "missing"), str(root)) is None

@@ -1,5 +1,5 @@
 """cgroup v1 driver against fake trees built from files recorded on the hybrid CI host and in a
-legacy ("cpu,cpuacct" combined) guest, plus setup detection from recorded mountinfo."""
+legacy ("cpu,cpuacct" combined) guest (layout detection: test_cgroups_layout.py)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,7 @@ import pytest
 
 from isoinspect.runtime.cgroups import fs
 from isoinspect.runtime.cgroups import DEFAULT_DEVICE_RULES, Resources, make_manager
-from isoinspect.runtime.cgroups.manager import (
-    cgroup_mounts, detect_setup, list_children, unified_mount, v1_hierarchies)
+from isoinspect.runtime.cgroups.manager import list_children
 from isoinspect.runtime.cgroups.v1.manager import V1Manager
 
 _spec = importlib.util.spec_from_file_location(
@@ -22,8 +21,6 @@ trees = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(trees)
 
 CONTAINER = trees.CONTAINER
-HYBRID, LEGACY, UNIFIED = (str(trees.MOUNTINFO_HYBRID), str(trees.MOUNTINFO_LEGACY),
-                           str(trees.MOUNTINFO_UNIFIED))
 
 
 @pytest.fixture
@@ -54,47 +51,6 @@ def manager_for(root) -> V1Manager:
     cg = make_manager(CONTAINER, root=root, mountinfo=None)
     assert isinstance(cg, V1Manager)
     return cg
-
-
-# ---- detection from recorded mountinfo ----------------------------------------------------------
-
-@pytest.mark.parametrize("mountinfo, setup", [(HYBRID, "hybrid"), (LEGACY, "legacy"),
-                                              (UNIFIED, "unified")])
-def test_detect_setup_from_recorded_mountinfo(mountinfo, setup):
-    assert detect_setup("/sys/fs/cgroup", mountinfo) == setup
-
-
-def test_detect_setup_from_files(root, legacy):
-    assert detect_setup(root, None) == "hybrid"
-    assert detect_setup(legacy, None) == "legacy"
-
-
-def test_hierarchies_hybrid_host_separate_cpu_and_cpuacct():
-    found = v1_hierarchies("/sys/fs/cgroup", HYBRID)
-    assert found["cpu"] == "/sys/fs/cgroup/cpu" and found["cpuacct"] == "/sys/fs/cgroup/cpuacct"
-    assert found["name=systemd"] == "/sys/fs/cgroup/systemd"
-    assert set(found) == {"cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "blkio",
-                          "pids", "name=systemd"}
-    assert unified_mount("/sys/fs/cgroup", HYBRID) == "/sys/fs/cgroup/unified"
-
-
-def test_hierarchies_legacy_combined_cpu_cpuacct():
-    found = v1_hierarchies("/sys/fs/cgroup", LEGACY)
-    assert found["cpu"] == found["cpuacct"] == "/sys/fs/cgroup/cpu,cpuacct"
-    assert found["net_cls"] == found["net_prio"] == "/sys/fs/cgroup/net_cls,net_prio"
-    assert unified_mount("/sys/fs/cgroup", LEGACY) is None
-
-
-def test_mountinfo_escapes_and_other_roots(tmp_path):
-    info = tmp_path / "mountinfo"
-    info.write_text(
-        "30 1 0:28 / /sys/fs/cgroup rw - tmpfs tmpfs rw\n"
-        "31 30 0:29 / /sys/fs/cgroup/cpu\\040x rw,relatime - cgroup cgroup rw,xattr,cpu\n"
-        "32 1 0:30 / /elsewhere/memory rw,relatime - cgroup cgroup rw,memory\n")
-    assert cgroup_mounts(str(info)) == [("cgroup", "/sys/fs/cgroup/cpu x", ["cpu"]),
-                                        ("cgroup", "/elsewhere/memory", ["memory"])]
-    assert v1_hierarchies("/sys/fs/cgroup", str(info)) == {"cpu": "/sys/fs/cgroup/cpu x"}
-    assert cgroup_mounts(str(tmp_path / "missing")) == []
 
 
 # ---- manager layout ----------------------------------------------------------------------------
@@ -181,7 +137,7 @@ def test_swap_unsupported_without_memsw_is_a_warning(root, writes):
     warnings = cg.apply(Resources(memory=64 << 20, memory_swap=128 << 20))
     assert len(warnings) == 1 and "swap accounting" in warnings[0]
     assert [(n, v) for _, n, v in writes] == [("memory.limit_in_bytes", "67108864")]
-    assert cg.stats()["memory"]["swap_limit"] == "unsupported"
+    assert cg.stats().memory.swap_max is None  # no memsw file: no swap accounting
 
 
 @pytest.mark.parametrize("kwargs, expected", [
@@ -230,7 +186,7 @@ def test_missing_hierarchy_for_a_requested_limit_is_an_error(tmp_path, writes):
         cg.apply(Resources(pids_limit=5, blkio_read_bps=[(8, 0, 1)]))
     assert writes == []
     cg.apply(Resources(pids_limit=5))  # limits of mounted controllers still work
-    assert "blkio" not in cg.stats() and cg.stats()["pids"]["limit"] == 5
+    assert cg.stats().io is None and cg.stats().pids.max == 5
 
 
 def test_bad_values_raise_before_writing(root, writes):
@@ -241,45 +197,44 @@ def test_bad_values_raise_before_writing(root, writes):
     assert writes == []
 
 
-# ---- stats from recorded files -----------------------------------------------------------------
+# ---- stats from recorded files: the v2 names (figures.py) on v1 -------------------------------
 
 def test_stats_from_recorded_hybrid_host(recorded):
     stats = manager_for(recorded).stats()
-    memory = stats["memory"]
-    assert (memory["usage"], memory["peak"], memory["limit"]) == (409600, 67108864, 67108864)
-    assert (memory["swap_limit"], memory["reservation"]) == (0, 16777216)
-    assert (memory["oom_kill"], memory["under_oom"], memory["max_hits"]) == (1, 0, 0)
-    cpu = stats["cpu"]
-    assert (cpu["nr_periods"], cpu["nr_throttled"], cpu["throttled_usec"]) == (27, 5, 228443)
-    assert (cpu["quota_us"], cpu["period_us"], cpu["shares"]) == (50000, 100000, 1024)
-    assert (cpu["usage_usec"], cpu["user_usec"], cpu["system_usec"]) == (361562, 243969, 103947)
-    assert stats["pids"] == {"current": 1, "limit": 10, "max_hits": 3, "peak": 10}
-    io = stats["io"]
-    assert (io["read_bytes"], io["write_bytes"], io["read_ios"], io["write_ios"]) == \
-        (1191936, 1048576, 271, 256)
-    assert io["devices"]["254:0"]["read_ios"] == 271
-    assert stats["devices"]["list"] == ["c *:* m", "b *:* m", "c 1:3 rwm", "c 1:5 rwm",
-                                        "c 136:* rwm"]
-    assert stats["cpuset"]["cpus"] == "0"
-    assert stats["freezer"] == {"state": "THAWED", "frozen": False}
+    memory = stats.memory
+    assert (memory.current, memory.peak, memory.max) == (409600, 67108864, 67108864)
+    assert (memory.swap_max, memory.low) == (0, 16777216)
+    assert (memory.events.oom_kill, memory.events.max) == (1, 0)   # max: memory.failcnt
+    assert memory.events.oom is None and memory.high is None       # no v1 file for these
+    cpu = stats.cpu
+    assert (cpu.nr_periods, cpu.nr_throttled, cpu.throttled_usec) == (27, 5, 228443)
+    assert (cpu.quota_us, cpu.period_us, cpu.shares, cpu.weight) == (50000, 100000, 1024, None)
+    assert (cpu.usage_usec, cpu.user_usec, cpu.system_usec) == (361562, 243969, 103947)
+    assert stats.to_dict()["pids"] == {"current": 1, "max": 10, "events": {"max": 3}, "peak": 10}
+    io = stats.io
+    assert (io.rbytes, io.wbytes, io.rios, io.wios) == (1191936, 1048576, 271, 256)
+    assert io.devices["254:0"]["rios"] == 271
+    assert stats.devices.list == ["c *:* m", "b *:* m", "c 1:3 rwm", "c 1:5 rwm", "c 136:* rwm"]
+    assert stats.cpuset.cpus == "0"
+    assert stats.to_dict()["freezer"] == {"state": "THAWED", "frozen": False}
 
 
 def test_stats_legacy_combined_cpu_cpuacct(legacy):
-    cpu = manager_for(legacy).stats()["cpu"]
-    assert (cpu["nr_periods"], cpu["nr_throttled"], cpu["throttled_usec"]) == (8, 7, 348883)
-    assert (cpu["usage_usec"], cpu["user_usec"], cpu["system_usec"]) == (411478, 412000, 0)
+    cpu = manager_for(legacy).stats().cpu
+    assert (cpu.nr_periods, cpu.nr_throttled, cpu.throttled_usec) == (8, 7, 348883)
+    assert (cpu.usage_usec, cpu.user_usec, cpu.system_usec) == (411478, 412000, 0)
 
 
 def test_stats_missing_files_and_old_kernels(recorded):
     memory_dir = os.path.join(recorded, "memory", CONTAINER)
     Path(memory_dir, "memory.oom_control").write_text("oom_kill_disable 0\nunder_oom 0\n")
-    assert manager_for(recorded).stats()["memory"]["oom_kill"] is None  # before Linux 4.13
+    assert manager_for(recorded).stats().memory.events.oom_kill is None  # before Linux 4.13
     for name in os.listdir(memory_dir):
         os.unlink(os.path.join(memory_dir, name))
     os.unlink(os.path.join(recorded, "cpuacct", CONTAINER, "cpuacct.usage"))
     stats = manager_for(recorded).stats()
-    assert "memory" not in stats
-    assert "usage_usec" not in stats["cpu"] and stats["cpu"]["nr_throttled"] == 5
+    assert stats.memory is None
+    assert stats.cpu.usage_usec is None and stats.cpu.nr_throttled == 5
 
 
 # ---- freezer, tasks, kill, remove --------------------------------------------------------------
@@ -288,7 +243,7 @@ def test_freeze_and_thaw_write_freezer_state(root):
     cg = manager_for(root)
     cg.freeze(timeout=0.5)
     assert read(root, "freezer", "freezer.state") == "FROZEN"
-    assert cg.stats()["freezer"]["frozen"] is True
+    assert cg.stats().freezer.frozen is True
     cg.thaw(timeout=0.5)
     assert read(root, "freezer", "freezer.state") == "THAWED"
 

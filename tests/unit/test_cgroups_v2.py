@@ -12,7 +12,7 @@ import pytest
 
 from isoinspect.runtime.cgroups import fs, manager
 from isoinspect.runtime.cgroups import DEFAULT_DEVICE_RULES, Resources, make_manager
-from isoinspect.runtime.cgroups.manager import detect_setup, list_children
+from isoinspect.runtime.cgroups.manager import list_children
 from isoinspect.runtime.cgroups.v2.manager import V2Manager, enable_controllers
 
 _spec = importlib.util.spec_from_file_location(
@@ -46,23 +46,6 @@ def manager_for(root) -> V2Manager:
     cg = make_manager(CONTAINER, root=root, mountinfo=None)
     assert isinstance(cg, V2Manager)
     return cg
-
-
-# ---- detection ---------------------------------------------------------------------------------
-
-def test_detect_unified_from_recorded_mountinfo():
-    assert detect_setup("/sys/fs/cgroup", str(trees.MOUNTINFO_UNIFIED)) == "unified"
-
-
-def test_detect_unified_from_files_without_mountinfo(root):
-    assert detect_setup(root, None) == "unified"
-    # a mountinfo with no cgroup mount under this root falls back to the files too
-    assert detect_setup(root, str(trees.MOUNTINFO_UNIFIED)) == "unified"
-
-
-def test_no_hierarchy_is_an_error(tmp_path):
-    with pytest.raises(OSError, match="no cgroup hierarchy"):
-        detect_setup(str(tmp_path), None)
 
 
 # ---- create: controllers enabled top-down ------------------------------------------------------
@@ -183,29 +166,28 @@ def test_device_rules_need_a_real_cgroup_and_never_pass_silently(root, writes):
     with pytest.raises(DeviceFilterError, match=r"cgroup v2 devices: cannot .*BPF_PROG_QUERY"):
         cg.apply(Resources(device_rules=DEFAULT_DEVICE_RULES))
     assert writes == []
-    assert "devices" not in cg.stats()
+    assert cg.stats().devices is None
 
 
 # ---- stats from the recorded files --------------------------------------------------------------
 
 def test_stats_from_recorded_files(recorded):
     stats = manager_for(recorded).stats()
-    memory = stats["memory"]
-    assert (memory["usage"], memory["peak"], memory["limit"]) == (102400, 67108864, 67108864)
-    assert (memory["swap_limit"], memory["reservation"]) == (0, 16777216)
-    assert (memory["oom"], memory["oom_kill"], memory["max_hits"]) == (1, 1, 51)
-    assert memory["pressure"]["some"]["total"] == 8188
-    cpu = stats["cpu"]
-    assert (cpu["usage_usec"], cpu["user_usec"], cpu["system_usec"]) == (928554, 631254, 297300)
-    assert (cpu["nr_periods"], cpu["nr_throttled"], cpu["throttled_usec"]) == (29, 16, 789393)
-    assert (cpu["quota_us"], cpu["period_us"], cpu["weight"]) == (50000, 100000, 39)
-    assert stats["pids"] == {"current": 1, "limit": 10, "max_hits": 1, "peak": 10}
-    io = stats["io"]
-    assert (io["read_bytes"], io["write_bytes"], io["read_ios"], io["write_ios"]) == \
-        (262144, 1048576, 64, 256)
-    assert stats["cpuset"] == {"cpus": "0", "mems": "0", "effective_cpus": "0",
-                               "effective_mems": "0"}
-    assert stats["freezer"] == {"state": "THAWED", "frozen": False, "populated": True}
+    memory = stats.memory
+    assert (memory.current, memory.peak, memory.max) == (102400, 67108864, 67108864)
+    assert (memory.swap_max, memory.low) == (0, 16777216)
+    assert (memory.events.oom, memory.events.oom_kill, memory.events.max) == (1, 1, 51)
+    assert memory.pressure["some"]["total"] == 8188
+    cpu = stats.cpu
+    assert (cpu.usage_usec, cpu.user_usec, cpu.system_usec) == (928554, 631254, 297300)
+    assert (cpu.nr_periods, cpu.nr_throttled, cpu.throttled_usec) == (29, 16, 789393)
+    assert (cpu.quota_us, cpu.period_us, cpu.weight, cpu.shares) == (50000, 100000, 39, None)
+    assert stats.to_dict()["pids"] == {"current": 1, "max": 10, "events": {"max": 1}, "peak": 10}
+    io = stats.io
+    assert (io.rbytes, io.wbytes, io.rios, io.wios) == (262144, 1048576, 64, 256)
+    assert stats.to_dict()["cpuset"] == {"cpus": "0", "mems": "0", "cpus_effective": "0",
+                                         "mems_effective": "0"}
+    assert stats.to_dict()["freezer"] == {"state": "THAWED", "frozen": False, "populated": True}
 
 
 def test_stats_skip_controllers_whose_files_are_missing(recorded):
@@ -214,14 +196,14 @@ def test_stats_skip_controllers_whose_files_are_missing(recorded):
         if path.name.startswith(("memory.", "io.")):
             path.unlink()
     stats = manager_for(recorded).stats()
-    assert "memory" not in stats and "io" not in stats
-    assert stats["pids"]["limit"] == 10
+    assert stats.memory is None and stats.io is None
+    assert stats.pids.max == 10
 
 
 def test_stats_unlimited_values(root):
     stats = manager_for(root).stats()
-    assert stats["memory"]["limit"] == -1 and stats["pids"]["limit"] == -1
-    assert stats["cpu"]["quota_us"] == -1 and stats["memory"]["swap_limit"] == -1
+    assert stats.memory.max == -1 and stats.pids.max == -1
+    assert stats.cpu.quota_us == -1 and stats.memory.swap_max == -1
 
 
 # ---- tasks, freezer, kill, remove --------------------------------------------------------------
@@ -242,7 +224,7 @@ def test_freeze_writes_cgroup_freeze_and_waits_for_events(tmp_path):
     cg = manager_for(root)
     cg.freeze(timeout=0.5)
     assert read(root, "cgroup.freeze") == "1"
-    assert cg.stats()["freezer"]["frozen"] is True
+    assert cg.stats().freezer.frozen is True
     with pytest.raises(TimeoutError, match="cgroup.events to show frozen 0"):
         cg.thaw(timeout=0.05)  # the fake events file never changes
     assert read(root, "cgroup.freeze") == "0"

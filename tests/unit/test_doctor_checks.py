@@ -32,27 +32,29 @@ LEGACY_MOUNTINFO = ("32 31 0:29 / /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup 
 
 # ----------------------------------------------------------------------------- cgroups
 
-def test_parse_hybrid_mounts():
-    mounts = hostcheck.parse_cgroup_mounts(HYBRID_MOUNTINFO)
-    by_point = {m["mountpoint"]: m for m in mounts}
-    assert by_point["/sys/fs/cgroup/cpu"]["controllers"] == ["cpu"]
-    assert by_point["/sys/fs/cgroup/systemd"]["controllers"] == []
-    assert by_point["/sys/fs/cgroup/systemd"]["name"] == "systemd"
-    assert by_point["/sys/fs/cgroup/unified"]["fstype"] == "cgroup2"
-    assert "/sys/fs/cgroup" not in by_point  # the tmpfs is not a cgroup mount
-
-
 @pytest.mark.parametrize("text,mode", [(HYBRID_MOUNTINFO, "hybrid"),
                                        (UNIFIED_MOUNTINFO, "unified"),
-                                       (LEGACY_MOUNTINFO, "legacy"),
-                                       ("22 1 254:0 / / rw - ext4 /dev/vda rw\n", "none")])
-def test_classify(text, mode):
-    assert hostcheck.classify_cgroup_mounts(hostcheck.parse_cgroup_mounts(text)) == mode
+                                       (LEGACY_MOUNTINFO, "legacy")])
+def test_mode_from_mountinfo(tmp_path, text, mode):
+    """Doctor reports the runtime's own layout (runtime/cgroups/layout.py)."""
+    info = tmp_path / "mountinfo"
+    info.write_text(text)
+    setup = hostcheck.detect_cgroup_setup(str(info))
+    assert setup["mode"] == mode
+    if mode == "legacy":
+        combined = "/sys/fs/cgroup/cpu,cpuacct"
+        assert setup["v1"] == {"cpu": combined, "cpuacct": combined, "pids": "/sys/fs/cgroup/pids"}
+    if mode == "hybrid":
+        assert set(setup["v1"]) == {"cpu", "memory", "pids"}   # name=systemd is no controller
+        assert setup["v2_mount"] == "/sys/fs/cgroup/unified"
 
 
-def test_legacy_comounted_controllers():
-    mounts = hostcheck.parse_cgroup_mounts(LEGACY_MOUNTINFO)
-    assert mounts[0]["controllers"] == ["cpu", "cpuacct"]
+def test_no_cgroup_hierarchy_is_mode_none(tmp_path):
+    info = tmp_path / "mountinfo"
+    info.write_text("22 1 254:0 / / rw - ext4 /dev/vda rw\n")
+    setup = hostcheck.detect_cgroup_setup(str(info), cgroup_root=str(tmp_path / "none"))
+    assert setup["mode"] == "none"
+    assert hostcheck.check_cgroup_mode(setup).ok is False
 
 
 def test_detect_setup_reads_v2_controllers(tmp_path):
@@ -61,7 +63,7 @@ def test_detect_setup_reads_v2_controllers(tmp_path):
     (v2 / "cgroup.controllers").write_text("cpuset cpu io memory pids\n")
     info = tmp_path / "mountinfo"
     info.write_text(f"30 23 0:26 / {v2} rw - cgroup2 cgroup2 rw\n")
-    setup = hostcheck.detect_cgroup_setup(str(info), cgroup_root=None)
+    setup = hostcheck.detect_cgroup_setup(str(info), cgroup_root=str(v2))
     assert setup["mode"] == "unified"
     assert setup["v2_mount"] == str(v2)
     assert setup["v2_controllers"] == ["cpuset", "cpu", "io", "memory", "pids"]
@@ -72,9 +74,10 @@ def test_detect_setup_reads_v2_controllers(tmp_path):
 
 def test_hybrid_mode_check_and_missing_v1_controller(tmp_path):
     info = tmp_path / "mountinfo"
-    info.write_text(HYBRID_MOUNTINFO.replace("/sys/fs/cgroup/unified", str(tmp_path)))
-    (tmp_path / "cgroup.controllers").write_text("hugetlb\n")
-    setup = hostcheck.detect_cgroup_setup(str(info), cgroup_root=None)
+    info.write_text(HYBRID_MOUNTINFO.replace("/sys/fs/cgroup", str(tmp_path)))
+    (tmp_path / "unified").mkdir()
+    (tmp_path / "unified" / "cgroup.controllers").write_text("hugetlb\n")
+    setup = hostcheck.detect_cgroup_setup(str(info), cgroup_root=str(tmp_path))
     mode = hostcheck.check_cgroup_mode(setup)
     assert mode.ok and mode.detail.startswith("hybrid") and "hugetlb" in mode.detail
     del setup["v1"]["memory"]

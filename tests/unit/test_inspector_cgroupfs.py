@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from isoinspect.inspector import cgroupfs
-from isoinspect.inspector.cgroupfs import CgroupView, delta, detect_layout, parse_proc_cgroup
+from isoinspect.inspector.cgroupfs import CgroupView
+from isoinspect.runtime.cgroups.figures import Cpu, Figures, Memory, MemoryEvents, delta
 
 _spec = importlib.util.spec_from_file_location(
     "cgroup_trees", Path(__file__).resolve().parents[1] / "fixtures" / "cgroupv2" / "trees.py")
@@ -34,93 +35,76 @@ def legacy(tmp_path):
     return trees.v1_tree(tmp_path / "legacy", layout="legacy", fresh=False)
 
 
-def test_layout_from_files(v2, v1, legacy):
-    assert detect_layout(v2, mountinfo=None).setup == "unified"
-    hybrid = detect_layout(v1, mountinfo=None)
-    assert hybrid.setup == "hybrid" and hybrid.unified == v1 + "/unified"
-    assert hybrid.v1["memory"] == v1 + "/memory"
-    old = detect_layout(legacy, mountinfo=None)
-    assert old.setup == "legacy" and old.unified is None
-    assert old.v1["cpu"] == old.v1["cpuacct"] == legacy + "/cpu,cpuacct"
-
-
-def test_layout_from_recorded_mountinfo():
-    hybrid = detect_layout("/sys/fs/cgroup", str(trees.MOUNTINFO_HYBRID))
-    assert hybrid.setup == "hybrid"
-    assert hybrid.unified == "/sys/fs/cgroup/unified"
-    assert hybrid.v1["pids"] == "/sys/fs/cgroup/pids"
-    unified = detect_layout("/sys/fs/cgroup", str(trees.MOUNTINFO_UNIFIED))
-    assert unified.setup == "unified" and unified.v1 == {}
-    legacy = detect_layout("/sys/fs/cgroup", str(trees.MOUNTINFO_LEGACY))
-    assert legacy.setup == "legacy"
-    assert legacy.v1["cpu"] == legacy.v1["cpuacct"]
-
-
-def test_no_hierarchy_is_an_error(tmp_path):
-    with pytest.raises(OSError, match="no cgroup hierarchy"):
-        detect_layout(str(tmp_path), mountinfo=None)
-
-
-def test_parse_proc_cgroup_hybrid():
-    text = "9:name=systemd:/\n4:memory:/docker/abc\n2:cpu,cpuacct:/docker/abc\n0::/docker/abc\n"
-    paths = parse_proc_cgroup(text)
-    assert paths == {"name=systemd": "/", "memory": "/docker/abc", "cpu": "/docker/abc",
-                     "cpuacct": "/docker/abc", "unified": "/docker/abc"}
-
-
-def test_v2_limits_and_usage_recorded_after_oom_and_fork_storm(v2):
+def test_v2_figures_recorded_after_oom_and_fork_storm(v2):
     view = CgroupView.for_path(PATH, root=v2, mountinfo=None)
     assert view.version == 2
-    limits = view.limits()
+    figures = view.figures()
+    limits = figures.limits()
     assert limits["memory"]["max"] == 64 << 20
     assert limits["memory"]["swap_max"] == 0
     assert limits["cpu"] == {"quota_us": 50000, "period_us": 100000, "weight": 39}
     assert limits["pids"] == {"max": 10}
-    usage = view.usage()
-    assert usage["memory"]["current"] == 102400
-    assert usage["memory"]["peak"] == 64 << 20
-    assert usage["memory"]["events"]["oom_kill"] == 1
-    assert usage["memory"]["events"]["max"] == 51
-    assert usage["cpu"]["nr_throttled"] == 16 and usage["cpu"]["throttled_usec"] == 789393
-    assert usage["pids"]["events"]["max"] == 1
-    assert usage["io"] == {"rbytes": 262144, "wbytes": 1048576, "rios": 64, "wios": 256}
-    assert usage["psi"]["cpu"]["some"]["total"] == 852881
-    assert set(usage["psi"]) == {"cpu", "memory", "io"}
+    memory = figures.memory
+    assert memory.current == 102400 and memory.peak == 64 << 20
+    assert memory.events.oom_kill == 1 and memory.events.max == 51
+    assert figures.cpu.nr_throttled == 16 and figures.cpu.throttled_usec == 789393
+    assert figures.pids.events.max == 1
+    assert (figures.io.rbytes, figures.io.wbytes, figures.io.rios, figures.io.wios) == \
+        (262144, 1048576, 64, 256)
+    assert figures.cpu.pressure["some"]["total"] == 852881
+    assert figures.memory.pressure and figures.io.pressure
 
 
 def test_v1_hybrid_same_shape_as_v2(v1):
     view = CgroupView.for_path(PATH, root=v1, mountinfo=None)
     assert view.version == 1
-    limits = view.limits()
-    assert limits["memory"]["max"] == 64 << 20
-    assert limits["memory"]["swap_max"] == 0          # memsw == memory: no swap
-    assert limits["cpu"]["quota_us"] == 50000 and limits["cpu"]["period_us"] == 100000
-    assert limits["pids"]["max"] == 10
-    usage = view.usage()
-    assert usage["memory"]["events"]["oom_kill"] == 1
-    assert usage["memory"]["peak"] == 64 << 20
-    assert usage["cpu"]["usage_usec"] == 361562823 // 1000
-    assert usage["cpu"]["nr_throttled"] == 5
-    assert usage["cpu"]["throttled_usec"] == 228443
-    assert usage["pids"]["peak"] == 10 and usage["pids"]["events"] == {"max": 3}
-    assert usage["io"]["rbytes"] == 1191936 and usage["io"]["wios"] == 256
-    v2_keys = {"memory", "cpu", "pids", "io"}
-    assert v2_keys <= set(usage)
-    # the same keys as on v2 for the counters the inspector cross-checks
-    for key in ("nr_periods", "nr_throttled", "throttled_usec", "usage_usec"):
-        assert key in usage["cpu"]
+    figures = view.figures()
+    assert figures.memory.max == 64 << 20
+    assert figures.memory.swap_max == 0          # memsw == memory: no swap
+    assert figures.cpu.quota_us == 50000 and figures.cpu.period_us == 100000
+    assert figures.pids.max == 10
+    assert figures.memory.events.oom_kill == 1 and figures.memory.peak == 64 << 20
+    assert figures.cpu.usage_usec == 361562823 // 1000
+    assert figures.cpu.nr_throttled == 5 and figures.cpu.throttled_usec == 228443
+    assert figures.pids.peak == 10 and figures.pids.events.max == 3
+    assert figures.io.rbytes == 1191936 and figures.io.wios == 256
+    # the same names as on v2 for the counters the inspector cross-checks
+    v2_names = CgroupView.for_path(PATH, root=trees.v2_tree(Path(v1).parent / "v2", fresh=False),
+                                   mountinfo=None).figures().to_dict()
+    expected = {"memory": {"current", "peak", "max", "events"},
+                "pids": {"current", "max", "events"},
+                "cpu": {"usage_usec", "nr_throttled", "throttled_usec", "quota_us"},
+                "io": {"rbytes", "wbytes", "rios", "wios"}}
+    for section, names in expected.items():
+        assert names <= set(v2_names[section]) & set(figures.to_dict()[section]), section
+
+
+@pytest.mark.parametrize("tree", ["v1", "v2", "legacy"])
+def test_inspect_and_trace_read_the_same_figures(tree, tmp_path):
+    """One reader: the runtime's manager (``inspect``'s Stats) and the inspector's view
+    (``trace``) give the same record, hence the same names, for the same cgroup."""
+    from isoinspect.runtime.cgroups import make_manager
+
+    root = (trees.v2_tree(tmp_path, fresh=False) if tree == "v2" else
+            trees.v1_tree(tmp_path, layout="legacy" if tree == "legacy" else "hybrid",
+                          fresh=False))
+    ours = make_manager(trees.CONTAINER, root=root, mountinfo=None).stats()
+    theirs = CgroupView.for_path(PATH, root=root, mountinfo=None).figures()
+    assert ours == theirs and ours.memory is not None and ours.pids is not None
+    assert CgroupView.for_path(PATH, root=root, mountinfo=None).snapshot()["stats"] == \
+        ours.to_dict()
 
 
 def test_v1_legacy_combined_cpu_cpuacct(legacy):
     view = CgroupView.for_path(PATH, root=legacy, mountinfo=None)
     assert view.dirs["cpu"] == view.dirs["cpuacct"]
-    assert view.limits()["cpu"]["quota_us"] == 50000
-    assert "usage_usec" in view.usage()["cpu"]
+    assert view.figures().cpu.quota_us == 50000
+    assert view.figures().cpu.usage_usec is not None
 
 
 def test_unlimited_reads_minus_one(tmp_path):
     root = trees.v1_tree(tmp_path, fresh=True)
-    limits = CgroupView.for_path(PATH, root=root, mountinfo=None).limits()
+    limits = CgroupView.for_path(PATH, root=root, mountinfo=None).figures().limits()
     assert limits["memory"]["max"] == -1 and limits["memory"]["swap_max"] == -1
     assert limits["cpu"]["quota_us"] == -1 and limits["pids"]["max"] == -1
 
@@ -131,9 +115,8 @@ def test_missing_controllers_are_left_out(tmp_path):
     (root / "cgroup.controllers").write_text("memory\n")
     (root / "a" / "memory.current").write_text("4096\n")
     view = CgroupView.for_path("/a", root=str(root), mountinfo=None)
-    assert view.usage() == {"memory": {"current": 4096, "events": {
-        "low": 0, "high": 0, "max": 0, "oom": 0, "oom_kill": 0}}}
-    assert view.limits() == {}
+    assert view.figures().to_dict() == {"memory": {"current": 4096, "events": {}}}
+    assert view.figures().limits() == {}
 
 
 def test_for_pid_uses_each_hierarchys_path(tmp_path, v1):
@@ -159,10 +142,10 @@ def test_hierarchy_and_snapshot(v2):
 
 
 def test_delta_of_counters():
-    before = {"cpu": {"usage_usec": 10, "nr_throttled": 1}, "memory": {"current": 5,
-                                                                         "events": {"oom_kill": 0}}}
-    after = {"cpu": {"usage_usec": 25, "nr_throttled": 4}, "memory": {"current": 9,
-                                                                        "events": {"oom_kill": 2}}}
+    before = Figures(cpu=Cpu(usage_usec=10, nr_throttled=1, quota_us=50000),
+                     memory=Memory(current=5, max=100, events=MemoryEvents(oom_kill=0)))
+    after = Figures(cpu=Cpu(usage_usec=25, nr_throttled=4, quota_us=50000),
+                    memory=Memory(current=9, max=100, events=MemoryEvents(oom_kill=2)))
     assert delta(before, after) == {"cpu": {"usage_usec": 15, "nr_throttled": 3},
                                     "memory": {"events": {"oom_kill": 2}}}
 
@@ -180,4 +163,4 @@ def test_real_host_cgroup_of_this_process():
     view = CgroupView.for_pid(os.getpid())
     snap = view.snapshot()
     assert snap["setup"] in ("unified", "hybrid", "legacy")
-    assert "memory" in snap["usage"] or "cpu" in snap["usage"]
+    assert "memory" in snap["stats"] or "cpu" in snap["stats"]

@@ -6,7 +6,6 @@ from __future__ import annotations
 from .. import fs
 
 NAME = "cpu"
-SECTION = "cpu"
 
 
 def needed(res) -> bool:
@@ -21,17 +20,3 @@ def apply(directory: str, res) -> list[str]:
     if res.cpu_shares is not None:
         fs.write_value(directory, "cpu.shares", res.cpu_shares)
     return []
-
-
-def stats(directory: str) -> dict | None:
-    stat = fs.read_keyed(directory, "cpu.stat")
-    if stat is None:
-        return None
-    return {
-        "nr_periods": stat.get("nr_periods", 0),
-        "nr_throttled": stat.get("nr_throttled", 0),
-        "throttled_usec": stat.get("throttled_time", 0) // 1000,
-        "quota_us": fs.read_int(directory, "cpu.cfs_quota_us"),
-        "period_us": fs.read_int(directory, "cpu.cfs_period_us"),
-        "shares": fs.read_int(directory, "cpu.shares"),
-    }

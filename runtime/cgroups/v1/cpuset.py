@@ -10,7 +10,6 @@ from __future__ import annotations
 from .. import fs
 
 NAME = "cpuset"
-SECTION = "cpuset"
 FILES = ("cpuset.cpus", "cpuset.mems")
 
 
@@ -37,9 +36,3 @@ def apply(directory: str, res) -> list[str]:
     fs.write_fields(directory, (("cpuset.cpus", res.cpuset_cpus),
                                 ("cpuset.mems", res.cpuset_mems)))
     return []
-
-
-def stats(directory: str) -> dict | None:
-    return fs.read_fields(directory, (("cpus", "cpuset.cpus"), ("mems", "cpuset.mems"),
-                                      ("effective_cpus", "cpuset.effective_cpus"),
-                                      ("effective_mems", "cpuset.effective_mems")))

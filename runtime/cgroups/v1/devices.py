@@ -1,6 +1,6 @@
 """v1 devices controller: rules written in order, a denying rule to devices.deny and an
-allowing one to devices.allow (e.g. "a" to deny all, then "c 1:3 rwm" ...); devices.list in
-stats."""
+allowing one to devices.allow (e.g. "a" to deny all, then "c 1:3 rwm" ...); devices.list is
+read by figures.py."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from .. import fs
 from ..resources import format_device_rule
 
 NAME = "devices"
-SECTION = "devices"
 
 
 def needed(res) -> bool:
@@ -20,10 +19,3 @@ def apply(directory: str, res) -> list[str]:
         fs.write_value(directory, "devices.allow" if rule[4] else "devices.deny",
                        format_device_rule(rule))
     return []
-
-
-def stats(directory: str) -> dict | None:
-    listing = fs.read_value(directory, "devices.list")
-    if listing is None:
-        return None
-    return {"enforced": True, "list": listing.splitlines()}

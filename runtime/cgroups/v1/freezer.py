@@ -5,7 +5,6 @@ from __future__ import annotations
 from .. import fs
 
 NAME = "freezer"
-SECTION = "freezer"
 STATE = "freezer.state"
 
 
@@ -35,10 +34,3 @@ def freeze(directory: str, timeout: float = 2.0) -> None:
 
 def thaw(directory: str, timeout: float = 2.0) -> None:
     _set(directory, "THAWED", timeout)
-
-
-def stats(directory: str) -> dict | None:
-    state = fs.read_value(directory, STATE)
-    if state is None:
-        return None
-    return {"state": state, "frozen": state == "FROZEN"}

@@ -1,8 +1,9 @@
 """cgroup v1 driver (legacy and hybrid hosts): one directory per controller hierarchy.
 
 Controllers are modules (memory, cpu, cpuacct, cpuset, pids, devices, freezer, blkio) that each
-expose ``needed(res)``, ``apply(dir, res) -> warnings`` and ``stats(dir)``; the manager only
-iterates. Combined mounts ("cpu,cpuacct") share one directory, created and joined once.
+expose ``needed(res)`` and ``apply(dir, res) -> warnings``; the manager only iterates (figures
+are read by figures.read_figures). Combined mounts ("cpu,cpuacct") share one directory, created
+and joined once.
 """
 
 from __future__ import annotations
@@ -10,14 +11,15 @@ from __future__ import annotations
 import errno
 
 from .. import fs
-from ..manager import ROOT, CgroupManager, v1_hierarchies
+from ..layout import ROOT, UNIFIED, read_layout
+from ..manager import CgroupManager
 from . import blkio, cpu, cpuacct, cpuset, devices, freezer, memory, pids
 
 CONTROLLERS = (cpu, cpuacct, cpuset, memory, devices, freezer, blkio, pids)
 
 
 class V1Manager(CgroupManager):
-    """``hierarchies`` maps controller name -> mount dir (see manager.v1_hierarchies);
+    """``hierarchies`` maps controller name -> mount dir (the host's Layout.v1 by default);
     ``unified`` is the controller-less cgroup2 mount of a hybrid host, joined too (for a
     per-container v2 cgroup id) when given."""
 
@@ -27,7 +29,7 @@ class V1Manager(CgroupManager):
                  unified: str | None = None) -> None:
         super().__init__(path, root)
         if hierarchies is None:
-            hierarchies = v1_hierarchies(root)
+            hierarchies = read_layout(root).v1
         self.mounts = {c.NAME: hierarchies[c.NAME] for c in CONTROLLERS if c.NAME in hierarchies}
         self.unified = unified
         self._by_controller = {name: mount + "/" + self.path
@@ -82,14 +84,11 @@ class V1Manager(CgroupManager):
     def _can_freeze(self) -> bool:
         return "freezer" in self.mounts
 
-    def stats(self) -> dict:
-        out: dict[str, dict] = {}
-        for controller in CONTROLLERS:
-            directory = self._by_controller.get(controller.NAME)
-            section = controller.stats(directory) if directory else None
-            if section is not None:
-                out.setdefault(controller.SECTION, {}).update(section)
-        return out
+    def hierarchy_dirs(self) -> dict[str, str]:
+        found = dict(self._by_controller)
+        if self.unified:
+            found[UNIFIED] = self.unified + "/" + self.path
+        return found
 
     def _unified_dir(self) -> str | None:
         return self.unified + "/" + self.path if self.unified else None

@@ -1,5 +1,5 @@
 """v1 memory controller: memory.limit_in_bytes, memory.memsw.limit_in_bytes (memory + swap, only
-with swap accounting), memory.soft_limit_in_bytes; stats from usage, max_usage, failcnt and
+with swap accounting), memory.soft_limit_in_bytes. figures.py reads usage, max_usage, failcnt and
 memory.oom_control (whose oom_kill counter exists since Linux 4.13)."""
 
 from __future__ import annotations
@@ -7,7 +7,6 @@ from __future__ import annotations
 from .. import fs
 
 NAME = "memory"
-SECTION = "memory"
 LIMIT = "memory.limit_in_bytes"
 MEMSW = "memory.memsw.limit_in_bytes"
 SWAP_UNSUPPORTED = ("memory_swap not enforced: no memory.memsw.limit_in_bytes "
@@ -41,27 +40,3 @@ def apply(directory: str, res) -> list[str]:
     if res.memory_reservation is not None:
         fs.write_value(directory, "memory.soft_limit_in_bytes", res.memory_reservation)
     return warnings
-
-
-def stats(directory: str) -> dict | None:
-    usage = fs.read_int(directory, "memory.usage_in_bytes")
-    if usage is None:
-        return None
-    limit = fs.read_int(directory, LIMIT)
-    memsw = fs.read_int(directory, MEMSW)
-    if memsw is None:
-        swap_limit = "unsupported"
-    else:
-        swap_limit = -1 if memsw == -1 or limit == -1 else memsw - limit
-    oom = fs.read_keyed(directory, "memory.oom_control") or {}
-    return {
-        "usage": usage,
-        "peak": fs.read_int(directory, "memory.max_usage_in_bytes"),
-        "limit": limit,
-        "swap_limit": swap_limit,
-        "reservation": fs.read_int(directory, "memory.soft_limit_in_bytes"),
-        "max_hits": fs.read_int(directory, "memory.failcnt"),
-        "oom_kill": oom.get("oom_kill"),
-        "under_oom": oom.get("under_oom"),
-        "events": oom,
-    }

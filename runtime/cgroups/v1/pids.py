@@ -6,7 +6,6 @@ from __future__ import annotations
 from .. import fs
 
 NAME = "pids"
-SECTION = "pids"
 
 
 def needed(res) -> bool:
@@ -17,16 +16,3 @@ def apply(directory: str, res) -> list[str]:
     limit = res.pids_limit
     fs.write_value(directory, "pids.max", "max" if limit in (-1, 0) else limit)
     return []
-
-
-def stats(directory: str) -> dict | None:
-    current = fs.read_int(directory, "pids.current")
-    if current is None:
-        return None
-    events = fs.read_keyed(directory, "pids.events") or {}
-    return {
-        "current": current,
-        "limit": fs.read_int(directory, "pids.max"),
-        "max_hits": events.get("max", 0),
-        "peak": fs.read_int(directory, "pids.peak"),
-    }

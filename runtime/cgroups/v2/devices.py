@@ -25,7 +25,6 @@ from isoinspect.runtime.errors import IsoinspectError
 # free of non-project modules (tests/unit/test_cgroups_fs.py).
 
 NAME = "devices"
-SECTION = "devices"
 
 # bpf_cgroup_dev_ctx.access_type = access << 16 | type (linux/bpf.h BPF_DEVCG_*).
 DEV_BLOCK, DEV_CHAR = 1, 2
@@ -222,10 +221,3 @@ def attached(directory: str) -> list[int] | None:
         return None
     finally:
         os.close(dir_fd)
-
-
-def stats(directory: str) -> dict | None:
-    programs = attached(directory)
-    if programs is None:
-        return None
-    return {"enforced": bool(programs), "programs": len(programs)}

@@ -5,7 +5,6 @@ from __future__ import annotations
 from .. import fs
 
 NAME = "freezer"
-SECTION = "freezer"
 
 
 def needed(res) -> bool:
@@ -32,12 +31,3 @@ def freeze(directory: str, timeout: float = 2.0) -> None:
 
 def thaw(directory: str, timeout: float = 2.0) -> None:
     _set(directory, False, timeout)
-
-
-def stats(directory: str) -> dict | None:
-    events = fs.read_keyed(directory, "cgroup.events")
-    if events is None:
-        return None
-    frozen = events.get("frozen") == 1
-    return {"state": "FROZEN" if frozen else "THAWED", "frozen": frozen,
-            "populated": events.get("populated") == 1}

@@ -1,5 +1,5 @@
 """v2 io controller: io.max, one line per device "MAJ:MIN rbps=N wbps=N riops=N wiops=N"
-("max" lifts a limit; the v1-style value 0 maps to it); stats from io.stat
+("max" lifts a limit; the v1-style value 0 maps to it). figures.py reads io.stat
 ("MAJ:MIN rbytes=N wbytes=N rios=N wios=N dbytes=N dios=N")."""
 
 from __future__ import annotations
@@ -7,7 +7,6 @@ from __future__ import annotations
 from .. import fs
 
 NAME = "io"
-SECTION = "io"
 KEYS = (("blkio_read_bps", "rbps"), ("blkio_write_bps", "wbps"),
         ("blkio_read_iops", "riops"), ("blkio_write_iops", "wiops"))
 
@@ -24,13 +23,3 @@ def apply(directory: str, res) -> list[str]:
     for device, settings in per_device.items():
         fs.write_value(directory, "io.max", device + " " + " ".join(settings))
     return []
-
-
-def stats(directory: str) -> dict | None:
-    stat = fs.read_nested(directory, "io.stat")
-    if stat is None:
-        return None
-    totals = fs.sum_by_key(stat.values(), ("rbytes", "wbytes", "rios", "wios"))
-    return {"read_bytes": totals["rbytes"], "write_bytes": totals["wbytes"],
-            "read_ios": totals["rios"], "write_ios": totals["wios"], "devices": stat,
-            "pressure": fs.read_nested(directory, "io.pressure")}

@@ -3,7 +3,7 @@
 A v2 controller's files appear in a cgroup only once its parent lists the controller in
 cgroup.subtree_control, so ``create`` writes "+memory +cpu ..." (only the ones the parent has in
 cgroup.controllers and has not enabled yet) at the root and at each of our parent directories.
-Controllers are modules with ``needed(res)``, ``apply(dir, res) -> warnings``, ``stats(dir)``.
+Controllers are modules with ``needed(res)`` and ``apply(dir, res) -> warnings``.
 Device rules have no file on v2: the devices module attaches an eBPF program to the directory
 (BPF_CGROUP_DEVICE), during ``apply``, so before the container's process joins the cgroup.
 """
@@ -13,7 +13,8 @@ from __future__ import annotations
 import errno
 
 from .. import fs
-from ..manager import ROOT, SIGKILL, CgroupManager
+from ..layout import ROOT, UNIFIED
+from ..manager import SIGKILL, CgroupManager
 from . import cpu, cpuset, devices, freezer, io, memory, pids
 
 CONTROLLERS = (cpu, cpuset, memory, io, pids, freezer, devices)
@@ -81,13 +82,8 @@ class V2Manager(CgroupManager):
     def _empty(self) -> bool:
         return (fs.read_keyed(self.dir, "cgroup.events") or {}).get("populated") != 1
 
-    def stats(self) -> dict:
-        out: dict[str, dict] = {}
-        for controller in CONTROLLERS:
-            section = controller.stats(self.dir)
-            if section is not None:
-                out[controller.SECTION] = section
-        return out
+    def hierarchy_dirs(self) -> dict[str, str]:
+        return {UNIFIED: self.dir}
 
     def _unified_dir(self) -> str:
         return self.dir
@@ -109,4 +105,3 @@ def enable_controllers(directory: str, wanted: tuple[str, ...] = ENABLE) -> list
                           "own cannot enable controllers for children (no internal processes "
                           "rule); move them to a leaf cgroup", err.filename) from None
     return todo
-

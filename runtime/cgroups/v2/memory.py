@@ -1,13 +1,12 @@
 """v2 memory controller: memory.max, memory.swap.max (swap alone: memory_swap - memory),
-memory.low (reservation); stats from memory.current, memory.peak (Linux 5.19+), memory.events
-(max, oom, oom_kill ...), memory.swap.current and memory.pressure."""
+memory.low (reservation). figures.py reads memory.current, memory.peak (Linux 5.19+),
+memory.events (max, oom, oom_kill ...), memory.swap.current and memory.pressure."""
 
 from __future__ import annotations
 
 from .. import fs
 
 NAME = "memory"
-SECTION = "memory"
 SWAP_UNSUPPORTED = "memory_swap not enforced: no memory.swap.max (kernel without swap accounting)"
 
 
@@ -31,24 +30,3 @@ def apply(directory: str, res) -> list[str]:
     if res.memory_reservation is not None:
         fs.write_value(directory, "memory.low", _limit(res.memory_reservation))
     return warnings
-
-
-def stats(directory: str) -> dict | None:
-    usage = fs.read_int(directory, "memory.current")
-    if usage is None:
-        return None
-    events = fs.read_keyed(directory, "memory.events") or {}
-    swap_limit = fs.read_int(directory, "memory.swap.max")
-    return {
-        "usage": usage,
-        "peak": fs.read_int(directory, "memory.peak"),
-        "limit": fs.read_int(directory, "memory.max"),
-        "swap_limit": "unsupported" if swap_limit is None else swap_limit,
-        "swap_usage": fs.read_int(directory, "memory.swap.current"),
-        "reservation": fs.read_int(directory, "memory.low"),
-        "max_hits": events.get("max"),
-        "oom": events.get("oom"),
-        "oom_kill": events.get("oom_kill"),
-        "events": events,
-        "pressure": fs.read_nested(directory, "memory.pressure"),
-    }

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from ..v1.pids import NAME, SECTION, apply, needed, stats
+from ..v1.pids import NAME, apply, needed
 
-__all__ = ["NAME", "SECTION", "apply", "needed", "stats"]
+__all__ = ["NAME", "apply", "needed"]
