@@ -158,9 +158,9 @@ def default_rlimits() -> list[dict]:
 @functools.lru_cache(maxsize=None)
 def host_is_unified(cgroup_root: str = "/sys/fs/cgroup") -> bool:
     """cgroup v2 only: Docker gives containers a private cgroup namespace there."""
-    from isoinspect.runtime.cgroups import detect_setup
+    from isoinspect.runtime.cgroups.layout import read_layout
 
-    return detect_setup(cgroup_root) == "unified"
+    return read_layout(cgroup_root).mode == "unified"
 
 
 def config(rootfs: str, workload: Workload, cgroupns: bool | None = None) -> dict:
