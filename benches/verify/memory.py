@@ -19,9 +19,12 @@ from isoinspect.benches.verify.result import make_result, memory_batch_bytes, un
 from isoinspect.runtime.diagnostics import Status
 
 LIMIT = 32 << 20
-# tail (holding everything it reads) volunteers as the OOM victim, so the kernel never picks the
-# reporting shell instead (seen once under runc: the container died without its report)
-HOG = ("head -c {size} /dev/zero | (echo 1000 > /proc/self/oom_score_adj; exec tail) "
+# tail (holding everything it reads) volunteers as the OOM victim, and head too: while tail's
+# memory is being released head still writes to the pipe, which can trigger a second OOM kill
+# (measured: oom_kill 2 in ~1 of 3 runs), and its victim must not be the reporting shell (the
+# container then died without its report, under runc and isoinspect alike).
+_VOLUNTEER = "echo 1000 > /proc/self/oom_score_adj; exec"
+HOG = (f"({_VOLUNTEER} head -c {{size}} /dev/zero) | ({_VOLUNTEER} tail) "
        "> /dev/null 2>&1; echo hog-exit=$?; sleep 60")
 
 

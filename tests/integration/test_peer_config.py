@@ -51,7 +51,7 @@ def test_runc_bench_and_verify_write_the_same_config_but_the_limits(tmp_path, mo
         assert target.measure("lifecycle").wall > 0           # bench: runc run true
         box = target.start(["sleep", "30"], LIMITS)            # verify: runc run --detach
         try:
-            assert box.view.usage()  # the limited cgroup exists and is readable
+            assert box.view.figures().to_dict()  # the limited cgroup exists and is readable
         finally:
             box.stop()
         assert box.left_behind() == []

@@ -71,7 +71,9 @@ def test_isoinspect_and_runc_enforce_every_limit(tmp_path):
         assert oom["evidence"]["hog_exit"] == 137 and oom["evidence"]["events"]["oom_kill"] >= 1
         assert oom["measured"] <= oom["expected"] + oom["tolerance"]
         # the inspector's eBPF probes saw the same kill and the refused fork
-        assert [e["victim_comm"] for e in oom["evidence"]["traced_oom_victims"]] == ["tail"]
+        victims = [e["victim_comm"] for e in oom["evidence"]["traced_oom_victims"]]
+        # tail first; a second kill while its memory is released takes head, never the shell
+        assert victims[:1] == ["tail"] and set(victims[1:]) <= {"head"}, victims
         bomb = results["pids-limit"]["evidence"]
         assert bomb["eagain"] and bomb["pids_events_max"] >= 1 and bomb["left_behind"] == []
         assert bomb["traced_eagain"] and all(e["event"] == "pids_limit"
