@@ -73,8 +73,7 @@ def collect(runtime: Runtime, grace: float = _GRACE_SECONDS) -> list[str]:
         live.add(cid)
         manager = runtime.cgroup(record)
         if manager.exists():
-            manager.kill_all(9)
-            manager.remove()
+            manager.destroy()
             done.append(f"removed cgroup of stopped container {record.name}")
     done += _orphan_cgroups(runtime, live)
     _remove_empty_parents(runtime)
@@ -113,9 +112,7 @@ def _orphan_cgroups(runtime: Runtime, live: set[str]) -> list[str]:
     for name in list_children(parent, runtime.roots.cgroup_root):
         if name in live or os.path.isdir(runtime.containers.dir(name)):
             continue
-        manager = make_manager(f"{parent}/{name}", runtime.roots.cgroup_root)
-        manager.kill_all(9)
-        manager.remove()
+        make_manager(f"{parent}/{name}", runtime.roots.cgroup_root).destroy()
         done.append(f"removed orphan cgroup {parent}/{name}")
     return done
 

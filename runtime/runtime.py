@@ -443,10 +443,7 @@ class Runtime:
             process.kill_and_wait(record.pid, record.pid_ticks)
         if wants_network(record.spec):  # the monitor may have died before undoing it
             NetworkHook().poststop(self, record)
-        manager = self.cgroup(record)
-        if manager.exists():
-            manager.kill_all(SIGKILL)
-            manager.remove()
+        self.cgroup(record).destroy()
         self._managers.pop(record.id, None)
         self.containers.delete(record)
         return record

@@ -112,6 +112,13 @@ class CgroupManager:
             fs.wait_for(empty, timeout, f"{self.path} to empty after SIGKILL")
         return len(victims)
 
+    def destroy(self) -> None:
+        """Kill whatever is left in the cgroup, then remove it (the last step of every
+        container's deletion: run's rm, the OCI delete, a failed create, gc)."""
+        if self.exists():
+            self.kill_all(SIGKILL)
+            self.remove()
+
     def remove(self, timeout: float = 1.0) -> None:
         """rmdir the cgroup in every hierarchy (retrying on EBUSY); no error if already gone."""
         for directory in reversed(self.dirs()):

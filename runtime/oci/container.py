@@ -23,7 +23,6 @@ from isoinspect.runtime.container_state import OciState, Status, decode, encode,
 from isoinspect.runtime.errors import IsoinspectError
 from isoinspect.runtime.fsutil import write_atomic
 from isoinspect.runtime.linux import namespaces
-from isoinspect.runtime.linux.signals import SIGKILL
 from isoinspect.runtime.oci import config as cfg
 from isoinspect.runtime.oci import translate
 
@@ -159,10 +158,7 @@ def create(store: Store, cid: str, bundle: str, pid_file: str | None = None,
 def _cleanup(state: OciState, directory: str) -> None:
     if state.cgroup_created:
         try:
-            manager = _manager(state.cgroup)
-            if manager.exists():
-                manager.kill_all(SIGKILL)
-                manager.remove()
+            _manager(state.cgroup).destroy()
         except (OSError, ValueError):
             pass
     shutil.rmtree(directory, ignore_errors=True)
@@ -407,10 +403,7 @@ def delete(store: Store, cid: str, force: bool = False) -> None:
     if status != Status.STOPPED:
         process.kill_and_wait(state.pid, state.pid_ticks)
     try:
-        manager = _manager(state.cgroup)
-        if manager.exists():
-            manager.kill_all(SIGKILL)
-            manager.remove()
+        _manager(state.cgroup).destroy()
     except (OSError, ValueError) as exc:
         _warn(f"cgroup {state.cgroup}: {exc}")
     hooks = state.poststop_hooks
