@@ -120,7 +120,7 @@ def enter(process: ProcessPlan, err_fd: int, stub_fd: int = -1) -> None:
     """The last steps of every process entering a container (first process or exec):
     signal dispositions reset, privileges dropped, exec. (Inherited descriptors were marked
     close-on-exec by the caller, before running anything else: ``close_extra_fds``.)"""
-    reset_python_signals()
+    sc.reset_signals()
     if stub_fd < 0 and sealed_exec.supported():
         # Made before seccomp and the user change: memfd_create needs neither, but a custom
         # filter might not allow it.
@@ -139,14 +139,6 @@ def close_extra_fds(first: int) -> None:
                 os.set_inheritable(fd, False)
             except OSError:
                 pass
-
-
-def reset_python_signals() -> None:
-    """Python ignores SIGPIPE and SIGXFSZ; an ignored signal stays ignored across exec, so
-    give the container's command the defaults back (runc's init does the same)."""
-    import _signal
-    for signum in (13, 25):  # SIGPIPE, SIGXFSZ
-        _signal.signal(signum, _signal.SIG_DFL)
 
 
 def drop_privileges(process: ProcessPlan) -> str:

@@ -64,6 +64,9 @@ SYS_setns = 308
 SYS_capget = 125
 SYS_capset = 126
 SYS_bpf = 321
+SYS_rt_sigaction = 13
+SYS_rt_sigprocmask = 14
+SIG_SETMASK = 2
 
 
 def _check(result: int, what: str, path: str | None = None) -> int:
@@ -238,3 +241,30 @@ def load_seccomp_filter(program: bytes) -> None:
 PR_SET_KEEPCAPS = 8  # keep the permitted set across setuid() from 0 to non-zero
 MS_NODIRATIME = 2048
 MS_RELATIME = 1 << 21
+
+
+def reset_signals(status_path: str = "/proc/self/status") -> None:
+    """Every ignored signal back to its default action and the signal mask emptied.
+
+    Both survive exec: a command would inherit whatever its caller's callers ignored or
+    blocked (Python itself ignores SIGPIPE and SIGXFSZ; a shell, make or a CI runner may add
+    more). runc's init gives the command default dispositions and an empty mask; so do we.
+    The raw system call, because glibc refuses to touch the signals it reserves (32, 33), which
+    a caller may still have ignored.
+    """
+    with open(status_path, "rb") as handle:
+        status = handle.read()
+    ignored = int(status.split(b"SigIgn:\t", 1)[1][:16], 16)
+    blocked = int(status.split(b"SigBlk:\t", 1)[1][:16], 16)
+    default = (ctypes.c_ulong * 4)()  # handler SIG_DFL, flags, restorer, mask: all zero
+    signum = 1
+    while ignored:
+        if ignored & 1:
+            _libc.syscall(SYS_rt_sigaction, ctypes.c_int(signum), default, None,
+                          ctypes.c_size_t(8))
+        ignored >>= 1
+        signum += 1
+    if blocked:
+        empty = ctypes.c_ulong(0)
+        _check(_libc.syscall(SYS_rt_sigprocmask, ctypes.c_int(SIG_SETMASK), ctypes.byref(empty),
+                             None, ctypes.c_size_t(8)), "rt_sigprocmask")
