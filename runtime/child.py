@@ -38,6 +38,9 @@ def run_child(plan: InitPlan) -> None:
     try:
         _setup(plan)
         process = plan.process
+        # Privileges are dropped before a create/start split waits (as runc does): `start`
+        # and a warm-pool hand-off then only release the exec.
+        home, stub = prepare(process, plan.err_fd, plan.exec_stub_fd)
         if plan.ready_fd >= 0:
             # create/start split (OCI, warm pool): say "set up", block until `start`.
             os.write(plan.ready_fd, b"r")
@@ -45,7 +48,7 @@ def run_child(plan: InitPlan) -> None:
             _wait_for_parent(plan.start_fd)
             if plan.before_exec is not None:  # OCI startContainer hooks, a zygote's command
                 process = plan.before_exec(plan) or process
-        enter(process, plan.err_fd, plan.exec_stub_fd)
+        exec_command(process, home, plan.err_fd, stub)
     except ExecFailure as failure:
         message, code = str(failure), failure.code
     except BaseException as exc:  # report everything: this is a forked copy of the caller
@@ -120,13 +123,19 @@ def enter(process: ProcessPlan, err_fd: int, stub_fd: int = -1) -> None:
     """The last steps of every process entering a container (first process or exec):
     signal dispositions reset, privileges dropped, exec. (Inherited descriptors were marked
     close-on-exec by the caller, before running anything else: ``close_extra_fds``.)"""
+    home, stub_fd = prepare(process, err_fd, stub_fd)
+    exec_command(process, home, err_fd, stub_fd)
+
+
+def prepare(process: ProcessPlan, err_fd: int, stub_fd: int = -1) -> tuple[str, int]:
+    """Everything before the exec itself: signals reset, the exec stub, privileges dropped;
+    returns (home directory, stub descriptor)."""
     sc.reset_signals()
     if stub_fd < 0 and sealed_exec.supported():
         # Made before seccomp and the user change: memfd_create needs neither, but a custom
         # filter might not allow it.
         stub_fd = sealed_exec.sealed_stub(err_fd)
-    home = drop_privileges(process)
-    exec_command(process, home, err_fd, stub_fd)
+    return drop_privileges(process), stub_fd
 
 
 def close_extra_fds(first: int) -> None:
