@@ -64,8 +64,7 @@ struct run {
     int fd;                    /* its open file, or the test's socket/pipe end; -1 if none */
     int fd_in;                 /* second descriptor (the reply pipe), -1 if none */
     pid_t child;               /* helper process of two-process tests, 0 if none */
-    char *buf;                 /* I/O buffer */
-    long buf_len;
+    char *buf;                 /* I/O buffer, page-aligned */
     long page;                 /* page size (page_fault) */
 };
 
@@ -160,10 +159,13 @@ static int read_exact(int fd, char *data, long len)
     return 0;
 }
 
-/* A helper child dies with us, whatever happens to us. */
+/* A helper child dies with us, whatever happens to us, and leaves the clean-up to us. */
 static void child_init(void)
 {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    signal(SIGHUP, SIG_DFL);
 }
 
 /* Reap the helper child (it has been told to stop by closing its input). */
@@ -212,7 +214,6 @@ static int alloc_buffer(struct run *r, long len)
     }
     memset(p, 0x5a, len);
     r->buf = p;
-    r->buf_len = len;
     return 0;
 }
 
@@ -740,7 +741,7 @@ static const char *fs_name(long type)
     switch ((unsigned long)type) {
     case 0x01021994: return "tmpfs";
     case 0x858458f6: return "ramfs";
-    case 0xef53: return "ext4";
+    case 0xef53: return "ext4";        /* ext2 and ext3 share the magic */
     case 0x58465342: return "xfs";
     case 0x9123683e: return "btrfs";
     case 0x794c7630: return "overlay";
