@@ -68,11 +68,14 @@ class Workload:
 
     def script(self, mark: str, stay: bool) -> str:
         """The shell text run in the unit: ready mark, guard, work, end mark, then idle."""
-        lines = [f"mark() {{ {mark}; }}", f"mark {READY}"]
+        lines = [f"mark() {{ {mark}; }}"]
+        if stay:    # started first: after the end mark the shell only waits (no exec to count)
+            lines.append("sleep 100000 &")
+        lines.append(f"mark {READY}")
         if self.work is not None:
             lines += [f"sleep {GUARD_S}", self.work, f"mark {END}"]
         if stay:
-            lines.append("exec sleep 100000")
+            lines.append("wait")
         return "\n".join(lines)
 
 
@@ -298,17 +301,17 @@ def measure_window(counter, workload: Workload, read, alive, duration: float,
     """Wait for the unit's marks and take the snapshots that bound the window."""
     if workload.name == "startup":
         end = _wait_mark(read, READY, WINDOW_TIMEOUT_S, alive)
-        return Window(counter.snapshot().minus(before), end - began, end - began)
+        return Window(counter.snapshot(False).minus(before), end - began, end - began)
     _wait_mark(read, READY, WINDOW_TIMEOUT_S, alive)
     if workload.work is None:                      # idle
         time.sleep(SETTLE_S)
         first, start = counter.snapshot(), time.monotonic()
         time.sleep(duration)
-        after, end = counter.snapshot(), time.monotonic()
+        after, end = counter.snapshot(False), time.monotonic()
         return Window(after.minus(first), end - start, end - start)
     first, start = counter.snapshot(), time.monotonic()
     end = _wait_mark(read, END, WINDOW_TIMEOUT_S, alive)
-    after = counter.snapshot()
+    after = counter.snapshot(False)
     return Window(after.minus(first), end - start, max(end - start - GUARD_S, 1e-3))
 
 
@@ -391,7 +394,7 @@ def run_vm(counter, workload: Workload, duration: float, workdir: str) -> Exposu
     text = workload.script(f"echo \"$1\" >> {GUEST_MARKS}/marks",
                            stay=workload.work is None)
     if workload.work is None:           # idle/startup: stay up for the window, then power off
-        text = text.replace("exec sleep 100000", f"sleep {duration + 30:.0f}")
+        text = text.replace("sleep 100000 &", f"sleep {duration + 30:.0f} &")
     done: dict = {}
     me = os.getpid()
 
@@ -506,7 +509,8 @@ def format_table(results: list[ExposureResult], top: int = 5) -> str:
             seccomp += f" {a['seccomp_allowed_syscalls']} ok"
         elif a.get("seccomp_filters"):
             seccomp += f" ({a['seccomp_filters']} f)"
-        shared = ",".join(a.get("namespaces_shared_with_host") or []) or "none"
+        names = a.get("namespaces_shared_with_host") or []
+        shared = f"all {len(names)}" if len(names) >= 7 else ",".join(names) or "none"
         host = a.get("shares_host_kernel")
         host = "yes" if host is True else "no" if host is False else str(host)
         tops = ", ".join(f"{row['name']} {row['calls']}" for row in f["top"][:top])

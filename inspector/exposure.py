@@ -2,9 +2,10 @@
 
     with SyscallCounter() as counter:          # TracerUnavailable: one line (no BCC, not root)
         counter.watch_cgroup(cgroup_id)         # and/or watch_pid(pid): the pid tree
-        before = counter.snapshot()
+        before = counter.snapshot()             # counting from here
         ...                                      # the window
-        figures = summarize(counter.snapshot().minus(before), seconds, comms)
+        after = counter.snapshot(counting=False)
+        figures = summarize(after.minus(before), seconds, counter.comms)
 
 The counting is the ``syscall_counts`` probe (per-CPU BPF maps, nothing per event to user
 space) loaded through the inspector's one :class:`Tracer` (pre-flight, BPF run-time stats,
@@ -144,8 +145,12 @@ class SyscallCounter:
         return sorted(int(key.value) for key in self.bpf[b"filter_pids"].keys())
 
     # -- reading ---------------------------------------------------------------------------
-    def snapshot(self) -> Counts:
+    def snapshot(self, counting: bool = True) -> Counts:
+        """The maps' totals, read with counting paused (so they agree with each other);
+        counting is then on or off as asked (off: between windows)."""
+        syscall_counts.set_gate(self.bpf, False)
         counts = syscall_counts.snapshot(self.bpf)
+        syscall_counts.set_gate(self.bpf, counting)
         self.note_comms(counts.tgids)
         for pid, name in syscall_counts.exited_comms(self.bpf).items():
             self.comms.setdefault(pid, name)

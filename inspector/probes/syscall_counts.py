@@ -6,6 +6,8 @@ nothing else is done for the rest of the machine. A watched call bumps three BPF
 
 * ``sc_calls``   per-CPU array, syscall nr -> calls (nr >= MAX_NR, e.g. x32, lands in OTHER_NR);
 * ``sc_tgids``   per-CPU hash, tgid -> calls (which host process made them: Sentry, Gofer, QEMU);
+* ``sc_gate``    closes the counting while user space reads the maps, so one snapshot's three
+  maps agree (calls = the sum over tgids) and a window's bounds are exact;
 * ``sc_errors``  per-CPU hash, (nr << 12 | errno) -> failed calls, from ``sys_exit``
   (ret in [-4095, -1]; the kernel's internal restart codes 512..516 included).
 
@@ -42,8 +44,15 @@ BPF_PERCPU_HASH(sc_tgids, u32, u64, TGID_SLOTS_VALUE);   /* tgid -> calls */
 BPF_PERCPU_HASH(sc_errors, u32, u64, ERROR_SLOTS_VALUE); /* nr << 12 | errno -> failed calls */
 BPF_PERCPU_ARRAY(sc_full, u64, 1);                    /* counts missed: a per-CPU hash full */
 BPF_HASH(spawners, u32, u8, 64);                      /* tgids whose children are watched */
+BPF_ARRAY(sc_gate, u32, 1);                           /* 1: counting (a window is open) */
 struct sc_comm_t { char comm[16]; };
 BPF_HASH(sc_comms, u32, struct sc_comm_t, TGID_SLOTS_VALUE); /* exited tgid -> last name */
+
+static __always_inline int sc_counting(void) {
+    int zero = 0;
+    u32 *open = sc_gate.lookup(&zero);
+    return open && *open;
+}
 
 static __always_inline void sc_bump_hash_full(void) {
     int zero = 0;
@@ -54,7 +63,7 @@ static __always_inline void sc_bump_hash_full(void) {
 """
 
 ENTER = r"""
-        if (is_wanted()) {
+        if (sc_counting() && is_wanted()) {
             u32 nr = args->id;
             if (nr >= SC_MAX_NR)
                 nr = SC_MAX_NR - 1;
@@ -72,7 +81,7 @@ ENTER = r"""
 """
 
 EXIT = r"""
-        if (is_wanted()) {
+        if (sc_counting() && is_wanted()) {
             long ret = args->ret;
             if (ret < 0 && ret >= -4095) {
                 u32 nr = args->id;
@@ -164,6 +173,10 @@ def snapshot(bpf) -> Counts:
     errors = {split_error_key(key): n for key, n in _summed(bpf[b"sc_errors"]).items()}
     missed = sum(int(v) for v in bpf[b"sc_full"][ctypes.c_int(0)])
     return Counts(_summed(bpf[b"sc_calls"]), errors, _summed(bpf[b"sc_tgids"]), missed)
+
+
+def set_gate(bpf, counting: bool) -> None:
+    bpf[b"sc_gate"][ctypes.c_int(0)] = ctypes.c_uint32(1 if counting else 0)
 
 
 def exited_comms(bpf) -> dict[int, str]:
