@@ -371,11 +371,16 @@ def run_container(counter, runtime: str, target, workload: Workload,
         figures = summarize(window.counts, window.work_seconds or window.seconds,
                             counter.comms)
         allowed = allowed_of(runtime, box.pid)
+        watched = {"cgroup": box.view.path, "pids": pids,
+                   "window_seconds": round(window.seconds, 3)}
+        if runtime == "runsc":   # the workload's processes are Sentry tasks: no host syscalls
+            watched["non_sandbox_processes"] = sorted(
+                name for name in figures.calls_by_process
+                if not name.startswith("runsc") and name != "exe")
         return ExposureResult(runtime, workload.name, "ok", figures=figures.to_dict(),
                               work_seconds=round(window.work_seconds, 3),
                               allowed=asdict(allowed), bpf=cost_between(cost0, counter.cost()),
-                              watched={"cgroup": box.view.path, "pids": pids,
-                                       "window_seconds": round(window.seconds, 3)})
+                              watched=watched)
     finally:
         if box is not None:
             box.stop()

@@ -101,6 +101,7 @@ def test_runsc_workload_shows_up_as_sentry_and_gofer_syscalls(counter, helper, t
     names = set(figures["calls_by_process"])
     assert names and all(name.startswith("runsc") or name == "exe" for name in names), names
     assert any("sandbox" in name for name in names), names
+    assert result.watched["non_sandbox_processes"] == []
     assert figures["total"] > 0           # the Sentry did work for the workload on the host
     assert result.allowed["shares_host_kernel"] == "via the Sentry"
 
@@ -109,3 +110,26 @@ def test_idle_container_makes_almost_no_syscalls(counter, tmp_path):
     result = _run(counter, "runc", exposure.make_workload("idle", None), tmp_path)
     assert result.work_seconds >= 1.0
     assert result.figures["total"] <= IDLE_MAX_CALLS, result.figures["top"]
+
+
+def test_cli_writes_json_a_record_and_the_table(tmp_path):
+    import json
+    import sys
+
+    out_file = tmp_path / "exposure.json"
+    out = subprocess.run([sys.executable, "-m", "isoinspect", "exposure", "--runtime", "runc",
+                          "--workload", "idle", "--duration", "0.5", "--json", str(out_file),
+                          "--results-dir", str(tmp_path / "records")],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "runc" in out.stdout and "BPF cost:" in out.stdout and "lost events 0" in out.stdout
+    document = json.loads(out_file.read_text())
+    (result,) = document["results"]
+    assert result["kind"] == "exposure" and result["status"] == "ok"
+    assert result["bpf"]["run_cnt"] > 0 and result["bpf"]["lost_events"] == 0
+    record = json.loads(open(document["path"]).read())
+    assert record["results"][0]["workload"] == "idle"
+    shown = subprocess.run([sys.executable, "-m", "isoinspect", "results", "show",
+                            "--results-dir", str(tmp_path / "records"), "latest"],
+                           capture_output=True, text=True, timeout=60)
+    assert "exposure" in shown.stdout and "host syscalls" in shown.stdout, shown.stdout
