@@ -434,11 +434,15 @@ def run_vm(counter, workload: Workload, duration: float, workdir: str) -> Exposu
         allowed = allowed_of("qemu", qemu)
     finally:
         counter.unwatch_children_of(me)
-        if qemu is not None and workload.work is None:
-            try:
-                os.kill(qemu, 9)
-            except ProcessLookupError:
-                pass
+        if workload.work is not None:       # the guest powers off after its end mark
+            thread.join(timeout=30)
+        if thread.is_alive():               # idle/startup, or interrupted: stop QEMU here
+            for pid in _children(me):
+                if (comm_of_safe(pid) or "").startswith("qemu"):
+                    try:
+                        os.kill(pid, 9)
+                    except ProcessLookupError:
+                        pass
         thread.join(timeout=60)
         counter.unwatch_all()
         shutil.rmtree(marks, ignore_errors=True)

@@ -133,3 +133,17 @@ def test_cli_writes_json_a_record_and_the_table(tmp_path):
                             "--results-dir", str(tmp_path / "records"), "latest"],
                            capture_output=True, text=True, timeout=60)
     assert "exposure" in shown.stdout and "host syscalls" in shown.stdout, shown.stdout
+
+
+def test_vm_counts_the_qemu_process(counter, tmp_path):
+    """An idle guest: QEMU's own host syscalls (timers, its event loop), and it does not share
+    the host kernel with the workload."""
+    if not shutil.which("qemu-system-x86_64"):
+        pytest.skip("qemu-system-x86_64 is not installed on this host")
+    result = exposure.run_one(counter, "qemu", exposure.make_workload("idle", None), 0.5,
+                              str(tmp_path))
+    assert result.status == "ok", result.reason
+    assert result.figures["total"] > 0
+    assert all(name.startswith("qemu") for name in result.figures["calls_by_process"])
+    assert result.allowed["shares_host_kernel"] is False
+    assert result.bpf["accelerator"] in ("kvm", "tcg")
