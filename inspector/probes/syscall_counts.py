@@ -112,7 +112,9 @@ SPAWNED = r"""
 # A watched process's last name (after its execs), kept when it exits: /proc has it no more.
 EXITED = r"""
         if (args->group_dead && is_wanted()) {
-            u32 gone_tgid = args->pid;
+            /* the last thread to exit may not be the main one (Go: runc, docker): args->pid
+               is its tid, so the tgid comes from the task */
+            u32 gone_tgid = bpf_get_current_pid_tgid() >> 32;
             struct sc_comm_t last = {};
             bpf_get_current_comm(&last.comm, sizeof(last.comm));
             sc_comms.update(&gone_tgid, &last);
