@@ -44,6 +44,9 @@ RESULT_KINDS: dict[str, tuple[str, ...]] = {
     "trace_overhead": ("status",),
     # a traced container start: phases with kernel timestamps
     "trace": ("target", "status"),
+    # host syscalls of one isolation unit over one workload's window (benches/exposure.py):
+    # total, distinct, per_second, failed_share, top, allowed {seccomp, capabilities, ...}
+    "exposure": ("runtime", "workload", "status"),
 }
 
 

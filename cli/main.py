@@ -267,7 +267,8 @@ def gc_cmd(ctx: click.Context) -> None:
 # Command modules owned by other parts of the project. Each exposes ``commands``, a list of
 # click commands (or one command under the module's own name, for older modules).
 _OPTIONAL_COMMAND_MODULES = ("doctor_cmd", "trace_cmd", "network_cmd", "image_cmd", "bench_cmd",
-                            "vm_cmd", "report_cmd", "results_cmd", "verify_cmd")
+                            "vm_cmd", "report_cmd", "results_cmd", "verify_cmd",
+                            "exposure_cmd")
 
 
 def _register_optional() -> None:

@@ -58,7 +58,10 @@ def _result_line(result: dict) -> list[str]:
     samples = result.get("samples") or result.get("samples_with") or []
     summary = stats.summarize(samples) if samples else {"n": 0}
     extra = ""
-    if result.get("containers_per_second"):
+    if result.get("kind") == "exposure" and result.get("status") == "ok":
+        extra = (f"{result['total']} host syscalls, {result['distinct']} distinct, "
+                 f"{result['per_second']:.0f}/s, {result['failed_share'] * 100:.1f}% failed")
+    elif result.get("containers_per_second"):
         extra = f"{result['containers_per_second']:.1f}/s"
     elif result.get("rate_per_s"):
         extra = f"{result['rate_per_s']:.1f}/s"

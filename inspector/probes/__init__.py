@@ -6,11 +6,14 @@
 
 from __future__ import annotations
 
-from . import enforcement, namespaces, startup
+from . import enforcement, namespaces, startup, syscall_counts
 from .common import compose, tracepoints_used
 
-PROBES = {"namespaces": namespaces, "startup": startup, "enforcement": enforcement}
-ALL = tuple(PROBES)
+PROBES = {"namespaces": namespaces, "startup": startup, "enforcement": enforcement,
+          "syscall_counts": syscall_counts}
+#: the probes ``trace`` loads by default (syscall_counts is opt-in: raw_syscalls fires on every
+#: system call of the machine, and only ``exposure`` asks which syscalls)
+ALL = ("namespaces", "startup", "enforcement")
 
 
 def program(probes=ALL, filter_enabled: bool = True, available=None, **options) -> str:

@@ -9,6 +9,7 @@ A probe module (namespaces, startup, enforcement) contributes:
   are merged (their conditions OR-ed), since a tracepoint takes one TRACEPOINT_PROBE per program.
 * ``fragments(options)``: {(category, event): [C block, ...]} for other tracepoints; the blocks
   of all probes for one tracepoint go into one TRACEPOINT_PROBE, in probe order.
+* ``declarations``: file-scope C (a probe's own maps), placed after the shared prelude.
 
 Placeholders (BCC tools' style) are filled from arguments: FILTER_ENABLED (0/1), STR_LEN.
 Only TRACEPOINT_PROBE is used: tracefs gives the argument layouts, so headers that do not match
@@ -196,6 +197,7 @@ class Parts:
     syscalls: list[Syscall] = field(default_factory=list)
     fragments: dict[tuple[str, str], list[str]] = field(default_factory=dict)
     emitters: list[Emitter] = field(default_factory=list)
+    declarations: list[str] = field(default_factory=list)
 
     def add(self, category: str, event: str, code: str) -> None:
         self.fragments.setdefault((category, event), []).append(code)
@@ -239,6 +241,7 @@ def merge(parts: list[Parts]) -> Parts:
             for block in blocks:
                 if block not in out.fragments.get(key, []):
                     out.add(key[0], key[1], block)
+        out.declarations += [d for d in part.declarations if d not in out.declarations]
     for emitter in emitters.values():
         out.add(emitter.category, emitter.event,
                 emitter.template.replace("EMIT_CONDITION", emitter.condition))
@@ -285,7 +288,7 @@ def compose(parts: list[Parts], filter_enabled: bool = True, available=None,
             .replace("STR_LEN_VALUE", str(STR_LEN))
             .replace("NS_MASK_VALUE", f"0x{namespaces.ALL_FLAGS:08X}ULL")
             .replace("EV_DEFINES", defines))
-    pieces = [text]
+    pieces = [text, *merged.declarations]
     for call in merged.syscalls:
         pieces.extend(_syscall_probes(call, available))
     for (category, event), blocks in merged.fragments.items():

@@ -1,0 +1,154 @@
+"""exposure without root: the probe's BPF text, map counts -> table figures, workloads, the
+record kind and the command line's refusals."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from isoinspect.benches import exposure
+from isoinspect.benches.record import validate_result
+from isoinspect.inspector.exposure import cost_between, summarize
+from isoinspect.inspector.probes import program, tracepoints_used
+from isoinspect.inspector.probes.syscall_counts import (ERRNO_BITS, TRACEPOINTS, Counts,
+                                                        split_error_key)
+from isoinspect.inspector.syscall_names import errno_name, name_of
+
+
+def test_program_counts_in_maps_behind_the_filter():
+    text = program(["syscall_counts"])
+    assert set(tracepoints_used(text)) <= set(TRACEPOINTS)
+    enter = text.split("TRACEPOINT_PROBE(raw_syscalls, sys_enter)")[1].split("return 0;")[0]
+    # the filter comes first, and nothing is sent to user space per event
+    assert enter.replace("{", "").split()[:4] == ["if", "(sc_counting()", "&&", "is_wanted())"]
+    assert "ringbuf_output" not in enter and "perf_submit" not in enter
+    assert "BPF_PERCPU_ARRAY(sc_calls" in text and "BPF_PERCPU_HASH(sc_errors" in text
+    assert "SC_MAX_NR" in text and "MAX_NR_VALUE" not in text
+    assert "ERRNO_BITS_VALUE" not in text
+
+
+def test_default_probes_leave_raw_syscalls_out():
+    assert "raw_syscalls" not in program()
+
+
+def test_cli_prints_the_counting_program_without_root():
+    out = subprocess.run([sys.executable, "-m", "isoinspect", "exposure", "--ebpf"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "TRACEPOINT_PROBE(raw_syscalls, sys_exit)" in out.stdout
+
+
+def test_error_keys_round_trip():
+    key = (110 << ERRNO_BITS) | 2
+    assert split_error_key(key) == (110, 2)
+
+
+def test_names_come_from_the_host_table():
+    assert name_of(110) == "getppid" and name_of(0) == "read"
+    assert name_of(1020).startswith("syscall_")
+    assert errno_name(2) == "ENOENT" and errno_name(512) == "ERESTARTSYS"
+
+
+def test_window_is_the_difference_of_two_snapshots():
+    before = Counts({0: 5, 110: 10}, {(2, 2): 1}, {100: 15}, missed=0)
+    after = Counts({0: 7, 110: 10, 39: 3}, {(2, 2): 4}, {100: 17, 101: 3}, missed=1)
+    window = after.minus(before)
+    assert window.calls == {0: 2, 39: 3}          # unchanged syscalls drop out
+    assert window.errors == {(2, 2): 3}
+    assert window.tgids == {100: 2, 101: 3}
+    assert window.missed == 1
+
+
+def test_summarize_totals_rates_failures_and_ranking():
+    counts = Counts(calls={110: 10_000, 0: 40, 2: 60, 3: 60},
+                    errors={(2, 2): 20, (2, 13): 10, (0, 11): 5},
+                    tgids={7: 10_100, 8: 60}, missed=0)
+    figures = summarize(counts, 2.0, {7: "getppid-loop", 8: "sh"}, top=3)
+    assert figures.total == 10_160
+    assert figures.distinct == 4
+    assert figures.per_second == 5080.0
+    assert figures.failed == 35
+    assert figures.failed_share == round(35 / 10_160, 4)
+    assert [row.name for row in figures.top] == ["getppid", "open", "close"]  # ties by nr
+    assert figures.top[1].failed == 30
+    assert figures.top_errors[0].name == "open" and figures.top_errors[0].errno == "ENOENT"
+    assert figures.calls_by_name["read"] == 40
+    assert figures.calls_by_process == {"getppid-loop": 10_100, "sh": 60}
+    assert figures.processes[0].comm == "getppid-loop"
+
+
+def test_summarize_an_empty_window():
+    figures = summarize(Counts(), 1.0)
+    assert (figures.total, figures.distinct, figures.per_second, figures.failed_share) == \
+        (0, 0, 0.0, 0.0)
+
+
+def test_cost_between_two_readings_reports_lost_as_zero_by_construction():
+    cost = cost_between({"run_cnt": 100, "run_time_ns": 5_000},
+                        {"run_cnt": 300, "run_time_ns": 25_000, "lost_events": 0,
+                         "programs": 4, "bpf_stats": "fd"})
+    assert cost["run_cnt"] == 200 and cost["ns_per_run"] == 100.0
+    assert cost["lost_events"] == 0 and "by construction" in cost["lost_note"]
+
+
+def test_workloads_and_their_marks():
+    idle = exposure.make_workload("idle", None)
+    text = idle.script('echo "$1"', stay=True)
+    assert exposure.READY in text and exposure.END not in text and "wait" in text
+    script = exposure.make_workload("script", None)
+    text = script.script('echo "$1"', stay=False)
+    assert text.index(exposure.READY) < text.index("busybox nc") < text.index(exposure.END)
+    assert "sleep 100000" not in text
+    command = exposure.make_workload("ignored", ["/bin/echo", "a b"])
+    assert command.name == "command" and command.work == "/bin/echo 'a b'"
+
+
+def test_bad_input_is_a_usage_error():
+    with pytest.raises(exposure.UsageError) as excinfo:
+        exposure.select_runtimes("runc,bogus")
+    assert excinfo.value.exit_code == 125
+    with pytest.raises(exposure.UsageError) as excinfo:
+        exposure.make_workload("getppid", None)
+    assert "u/workload" in str(excinfo.value)
+    assert exposure.select_runtimes("all") == list(exposure.RUNTIMES)
+
+
+def test_record_kind_and_table():
+    figures = summarize(Counts({110: 100}, {}, {7: 100}), 1.0, {7: "x"})
+    result = exposure.ExposureResult("runc", "script", "ok", figures=figures.to_dict(),
+                                     work_seconds=1.0, allowed={
+                                         "seccomp": "filter", "seccomp_allowed_syscalls": 307,
+                                         "capabilities_effective": 14,
+                                         "namespaces_shared_with_host": ["time"],
+                                         "shares_host_kernel": True},
+                                     bpf={"run_cnt": 10, "run_time_ns": 500})
+    record = result.record()
+    validate_result(record)
+    assert record["kind"] == "exposure" and record["total"] == 100
+    failed = exposure.ExposureResult("runsc", "script", "unavailable", "runsc not found")
+    table = exposure.format_table([result, failed])
+    assert "getppid 100" in table and "filter 307 ok" in table and "runsc not found" in table
+    assert "BPF cost: 10 program runs" in table
+
+
+def test_profile_allowed_count_is_the_host_table_minus_the_denied():
+    from isoinspect.inspector.syscall_names import native_table
+
+    count = exposure.profile_allowed_count()
+    assert 250 < count < len(native_table())
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--runtime", "nope"], "unknown runtime"),
+    (["--duration", "0", "--runtime", "runc"], "--duration"),
+    (["--workload", "what"], "unknown workload"),
+])
+def test_cli_refuses_bad_input_with_125(argv, message):
+    out = subprocess.run([sys.executable, "-m", "isoinspect", "exposure", *argv],
+                         capture_output=True, text=True, timeout=60,
+                         env=dict(os.environ, ISOINSPECT_RESULTS="/nonexistent-isoinspect"))
+    assert out.returncode == 125, out.stderr
+    assert message in out.stderr and len(out.stderr.strip().splitlines()) == 1
