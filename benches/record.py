@@ -44,6 +44,11 @@ RESULT_KINDS: dict[str, tuple[str, ...]] = {
     "trace_overhead": ("status",),
     # a traced container start: phases with kernel timestamps
     "trace": ("target", "status"),
+    # idle instances of one target at one level (bench density): runtime_pss_bytes,
+    # cgroup_bytes, daemon_growth_bytes, host_used_bytes, per_instance_bytes {estimate, ci},
+    # samples (start seconds of instances 1..N), nth_start_seconds, failure; level None: the
+    # target could not run at all (status unsupported | failed, reason)
+    "density": ("target", "level", "status"),
 }
 
 

@@ -58,7 +58,14 @@ def _result_line(result: dict) -> list[str]:
     samples = result.get("samples") or result.get("samples_with") or []
     summary = stats.summarize(samples) if samples else {"n": 0}
     extra = ""
-    if result.get("containers_per_second"):
+    if result.get("kind") == "density" and result.get("per_instance_bytes"):
+        from isoinspect.benches.density.command import density_cells
+
+        cells = density_cells(result)
+        extra = f"{cells['mib']} MiB/instance {cells['ci']}, Nth start {cells['nth']} ms"
+        if result.get("reason"):
+            extra += f"; {str(result['reason'])[:60]}"
+    elif result.get("containers_per_second"):
         extra = f"{result['containers_per_second']:.1f}/s"
     elif result.get("rate_per_s"):
         extra = f"{result['rate_per_s']:.1f}/s"
