@@ -68,11 +68,13 @@ def base_result(launcher: Launcher, level: int | None, status: str, reason: str 
 
 
 def level_result(launcher: Launcher, level: int, status: str, reason: str, version: str,
-                 starts: list[float], memory: LevelMemory | None,
+                 instances: list[Instance], memory: LevelMemory | None,
                  previous: tuple[int, float] | None, failure: dict | None) -> dict:
     """The record's ``density`` result of one level (bytes and seconds)."""
     out = base_result(launcher, level, status, reason, version)
-    out.update({"instances": len(starts), "unit": "s", "samples": list(starts),
+    starts = [i.start_seconds for i in instances]
+    out.update({"instances": len(starts), "names": [i.name for i in instances],
+                "unit": "s", "samples": starts,
                 "stats": stats.summarize(starts),
                 "nth_start_seconds": starts[-1] if starts else None, "failure": failure})
     if memory is None:
@@ -147,7 +149,6 @@ class TargetSweep:
         previous: tuple[int, float] | None = None
         for level in self.levels:
             failure = self._start_up_to(level)
-            starts = [i.start_seconds for i in self.instances]
             memory = None
             if self.instances:
                 time.sleep(self.settle)
@@ -157,8 +158,8 @@ class TargetSweep:
             status = "failed" if failure else "ok"
             reason = (f"instance {failure['instance']} did not start: {failure['error']}"
                       if failure else "")
-            result = level_result(self.launcher, level, status, reason, self.version, starts,
-                                  memory, previous, failure)
+            result = level_result(self.launcher, level, status, reason, self.version,
+                                  self.instances, memory, previous, failure)
             self._add(result)
             self._report(level, result)
             if failure:
@@ -179,10 +180,9 @@ class TargetSweep:
         return None
 
     def _interrupted_result(self, level: int) -> None:
-        starts = [i.start_seconds for i in self.instances]
         self._add(level_result(self.launcher, level, "interrupted",
-                               f"interrupted after {len(starts)} of {level} starts",
-                               self.version, starts, None, None, None))
+                               f"interrupted after {len(self.instances)} of {level} starts",
+                               self.version, self.instances, None, None, None))
 
     def _report(self, level: int, result: dict) -> None:
         head = f"density {self.launcher.name}: level {level}: {result['instances']} running"
