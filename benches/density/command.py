@@ -9,7 +9,6 @@ temporary ``isoinspect-density-*``) is removed at the end, also on errors and Ct
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 import time

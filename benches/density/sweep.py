@@ -12,10 +12,8 @@ own ``cleanup``.
 
 from __future__ import annotations
 
-import os
 import sys
 import time
-import traceback
 from dataclasses import dataclass, field
 
 from isoinspect.benches import stats
@@ -45,14 +43,11 @@ def progress(text: str) -> None:
 
 
 def describe(exc: BaseException) -> str:
-    text = str(exc).strip().split("\n")[0] or type(exc).__name__
-    from isoinspect.benches.targets import TargetError
+    """bench startup's one-line description of an error (its first line: a guest's console
+    tail stays out of the record)."""
+    from isoinspect.benches.startup import _describe
 
-    if not isinstance(exc, TargetError):
-        frame = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
-        where = f" at {os.path.basename(frame[0].filename)}:{frame[0].lineno}" if frame else ""
-        text = f"{type(exc).__name__}: {text}{where}"
-    return text[:500]
+    return _describe(exc).split("\n")[0]
 
 
 def base_result(launcher: Launcher, level: int | None, status: str, reason: str = "",

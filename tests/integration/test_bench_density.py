@@ -223,3 +223,35 @@ def test_runsc_docker_and_qemu_count_their_own_processes(tmp_path):
     assert f"{guest_mb} MiB guest RAM" in stdout
     assert not _leftovers(data, run.proc.pid, run.since, run.vm_dirs)
     print(f"runsc+docker+qemu at 1,2: {time.monotonic() - begin:.1f} s")
+
+
+def test_a_failed_start_is_recorded_with_its_instance_and_ends_the_sweep(tmp_path):
+    from isoinspect.benches.density.instances import HostLauncher
+    from isoinspect.benches.density.sweep import TargetSweep
+    from isoinspect.benches.targets import TargetError
+
+    class ThirdFails(HostLauncher):
+        def start(self, index):
+            if index == 3:
+                raise TargetError("no room for a third")
+            return super().start(index)
+
+    sweep = TargetSweep(ThirdFails(), [1, 2, 4, 8], settle=0.0)
+    done = sweep.run(str(tmp_path))
+    assert [(r["level"], r["status"]) for r in done.results] == [(1, "ok"), (2, "ok"),
+                                                                  (4, "failed")]
+    failed = done.results[-1]
+    assert failed["failure"] == {"instance": 3, "error": "no room for a third"}
+    assert "instance 3" in failed["reason"] and failed["instances"] == 2
+    assert failed["per_instance_bytes"]["n"] == 2           # what still ran was measured
+    for name in failed["names"]:
+        assert proc_util.start_ticks(int(name.split("-")[1])) is None   # stopped and reaped
+
+
+@pytest.mark.parametrize("args", [["--levels", "1,x"], ["--targets", "runc,nope"],
+                                  ["--max", "0"]])
+def test_bad_arguments_are_one_line_and_the_usage_code(args, tmp_path):
+    run = subprocess.run([CLI, "bench", "density", *args, "--results-dir", str(tmp_path)],
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2 and len(run.stderr.strip().splitlines()) == 1, run.stderr
+    assert not os.listdir(tmp_path)                          # refused before any record
