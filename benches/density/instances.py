@@ -259,10 +259,11 @@ def make_launcher(name: str) -> Launcher:
         return GuestLauncher()
     if name == "isoinspect":
         return BoxLauncher(name, IsoinspectLibrary(), "library Runtime.create/start in the "
-                           "bench process; the container's init is its child, no monitor")
+                           "bench process (start: until exec); the container's init is its "
+                           "child, no monitor")
     if name == "runc":
-        return BoxLauncher(name, RuncTarget(), "runc run --detach; init reparented to pid 1, "
-                           "no monitor")
+        return BoxLauncher(name, RuncTarget(), "runc run --detach (start: until it returns); "
+                           "init reparented to pid 1, no monitor")
     if name == "crun":
         return BoxLauncher(name, CrunTarget(), "crun run --detach; no monitor")
     if name == "runsc":
@@ -272,8 +273,9 @@ def make_launcher(name: str) -> Launcher:
     if name == "docker":
         from isoinspect.benches.targets.docker import DAEMONS
 
-        return BoxLauncher(name, DockerTarget(), "docker run -d --network none: a "
-                           "containerd-shim per container; dockerd + containerd shared",
+        return BoxLauncher(name, DockerTarget(), "docker run -d --network none (start: run "
+                           "-d + inspect for the pid): a containerd-shim per container; "
+                           "dockerd + containerd shared",
                            daemons=DAEMONS)
     raise ValueError(f"unknown density target {name!r}")
 
