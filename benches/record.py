@@ -47,6 +47,11 @@ RESULT_KINDS: dict[str, tuple[str, ...]] = {
     # host syscalls of one isolation unit over one workload's window (benches/exposure.py):
     # total, distinct, per_second, failed_share, top, allowed {seccomp, capabilities, ...}
     "exposure": ("runtime", "workload", "status"),
+    # idle instances of one target at one level (bench density): runtime_pss_bytes,
+    # cgroup_bytes, daemon_growth_bytes, host_used_bytes, per_instance_bytes {estimate, ci},
+    # samples (start seconds of instances 1..N), nth_start_seconds, failure; level None: the
+    # target could not run at all (status unsupported | failed, reason)
+    "density": ("target", "level", "status"),
 }
 
 

@@ -75,4 +75,23 @@ def namespaces(ctx: click.Context, runs: int, levels: str | None, quick: bool,
     ctx.exit(run_command(runs, levels, quick, results_dir))
 
 
+@bench.command("density")
+@click.option("--targets", metavar="A,B",
+              help="Comma-separated: host,isoinspect,runc,crun,runsc,docker,qemu (default: all).")
+@click.option("--levels", metavar="1,8,32", help="Idle instances per level (default 1,8,32; "
+              "with --quick 1,8 and the VM 1,2).")
+@click.option("--max", "maximum", type=int, metavar="N", help="Cap every level at N.")
+@click.option("--quick", is_flag=True, help="Levels 1,8; the VM at 1,2.")
+@click.option("--json", "json_out", metavar="OUT", help="Also write the run record here.")
+@click.option("--results-dir", metavar="DIR", help=RESULTS_HELP)
+@click.pass_context
+def density(ctx: click.Context, targets: str | None, levels: str | None, maximum: int | None,
+            quick: bool, json_out: str | None, results_dir: str | None) -> None:
+    """Idle instances (sleep): host memory per instance with a CI and the time to start the
+    Nth, for N = 1, 8, 32."""
+    from isoinspect.benches.density import run_command
+
+    ctx.exit(run_command(targets, levels, maximum, quick, json_out, results_dir))
+
+
 commands = [bench]

@@ -61,6 +61,13 @@ def _result_line(result: dict) -> list[str]:
     if result.get("kind") == "exposure" and result.get("status") == "ok":
         extra = (f"{result['total']} host syscalls, {result['distinct']} distinct, "
                  f"{result['per_second']:.0f}/s, {result['failed_share'] * 100:.1f}% failed")
+    elif result.get("kind") == "density" and result.get("per_instance_bytes"):
+        from isoinspect.benches.density.command import density_cells
+
+        cells = density_cells(result)
+        extra = f"{cells['mib']} MiB/instance {cells['ci']}, Nth start {cells['nth']} ms"
+        if result.get("reason"):
+            extra += f"; {str(result['reason'])[:60]}"
     elif result.get("containers_per_second"):
         extra = f"{result['containers_per_second']:.1f}/s"
     elif result.get("rate_per_s"):

@@ -179,7 +179,7 @@ class RuncTarget(Target):
     def leftovers(self) -> list[str]:
         if not self.state_root or not os.path.isdir(self.state_root):
             return []
-        result = subprocess.run(self._cli("list", "-q"), capture_output=True, text=True)
+        result = subprocess.run(self._cli("list", "--quiet"), capture_output=True, text=True)
         return result.stdout.split()
 
     def cleanup(self) -> None:
