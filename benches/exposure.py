@@ -80,15 +80,8 @@ class Workload:
 
 
 def program_workload(name: str) -> Workload:
-    """A test of the overhead issue's workload program (branch u/workload), once merged."""
-    try:
-        from isoinspect.benches.overhead import program  # noqa: F401
-    except ImportError:
-        raise UsageError(f"unknown workload {name!r}: choose idle, startup, script or '-- CMD' "
-                         "(the overhead workload program, branch u/workload, is not merged "
-                         "here yet)") from None
-    raise UsageError(f"workload {name!r}: the workload program is present but not wired in "
-                     "yet (benches/exposure.py program_workload)")
+    """A test of the overhead benchmark's workload program (not wired in yet)."""
+    raise UsageError(f"unknown workload {name!r}: choose idle, startup, script or '-- CMD'")
 
 
 def make_workload(name: str, command: list[str] | None) -> Workload:

@@ -112,7 +112,7 @@ def test_bad_input_is_a_usage_error():
     assert excinfo.value.exit_code == 125
     with pytest.raises(exposure.UsageError) as excinfo:
         exposure.make_workload("getppid", None)
-    assert "u/workload" in str(excinfo.value)
+    assert "unknown workload" in str(excinfo.value)
     assert exposure.select_runtimes("all") == list(exposure.RUNTIMES)
 
 
