@@ -193,6 +193,9 @@ def summarize_log2(counts: dict[int, int], total_us: int) -> dict:
 
 
 class Tracer:
+    #: tag events with their container here (off in a tracer process: its client does it)
+    attribute = True
+
     def __init__(self, probes=ALL, filter_enabled: bool = True, page_cnt: int = 256,
                  on_event=None, keep: bool = True, attributor: Attributor | None = None,
                  measure_cost: bool = True, all_clones: bool = False,
