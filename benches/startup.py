@@ -503,8 +503,9 @@ def format_table(summary: dict) -> str:
             out.append(f"tracer overhead on {overhead['target']} {overhead['metric']} "
                        f"({overhead['setup']}): x{overhead['ratio']:.3f} "
                        f"[{overhead['ci'][0]:.3f}, {overhead['ci'][1]:.3f}], "
-                       f"{overhead['bpf_run_time_ns_per_run'] / 1e3:.0f} us in BPF per traced "
-                       f"run, {overhead['lost']} events lost")
+                       f"BPF {overhead['bpf_run_time_ns_per_run'] / 1e3:.0f} us per traced run "
+                       f"({overhead['bpf_untraced_run_time_ns_per_run'] / 1e3:.0f} us untraced), "
+                       f"{overhead['lost']} events lost")
         elif overhead.get("status") != "ok":
             notes.append(f"  tracer overhead on {overhead['target']}: {overhead['status']}: "
                          f"{overhead.get('reason', '')}")
