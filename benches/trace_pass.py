@@ -155,12 +155,14 @@ def traced_pass(targets: list, pairs: int, metric: str = "lifecycle") -> dict:
 def _pairs(session, target, pairs: int, metric: str, trace: TargetTrace) -> None:
     """Run the pairs; every run costs this process two requests, both outside the timed span:
     begin (watch the pid trees, or nothing) and collect (events, cost, filter emptied)."""
-    watched = (os.getpid(), *target.trace_pids())
+    me = os.getpid()
     lost_at_start = None
     for index in range(-WARMUP_PAIRS, pairs):
         for traced in ((False, True) if index % 2 == 0 else (True, False)):
             target.settle()
-            before = session.begin(pids=watched if traced else ())
+            # after settle: a warm pool's fresh zygotes are among the target's pids
+            watched = (me, *target.trace_pids()) if traced else ()
+            before = session.begin(pids=watched)
             if lost_at_start is None:
                 lost_at_start = before.lost_events
             begin_ns = time.monotonic_ns()
