@@ -82,6 +82,8 @@ class TargetTrace:
     bpf_untraced_runs: int = 0
     lost: int = 0
     error: str = ""
+    #: BPF fds / libbcc in this process after the target's runs (must stay empty)
+    measured_process_bpf: list[str] = field(default_factory=list)
 
     def add(self, traced: bool, wall: float, cost_ns: int, cost_runs: int) -> None:
         if traced:
@@ -99,7 +101,8 @@ class TargetTrace:
         out = {"kind": "trace_overhead", "target": self.target, "metric": metric, "unit": "s",
                "setup": setup_text(pairs), "consumer": "separate process",
                "order": "interleaved, alternating which runs first", "pairs": pairs,
-               "probe_mode": probe_mode}
+               "probe_mode": probe_mode,
+               "measured_process_holds_bpf": self.measured_process_bpf}
         if not pairs:
             return out | {"status": "failed", "reason": self.error or "no complete pair"}
         with_, without = self.traced[:pairs], self.untraced[:pairs]
@@ -126,7 +129,7 @@ def traced_pass(targets: list, pairs: int, metric: str = "lifecycle") -> dict:
     {"error": text}}, "overhead": [trace_overhead result per target]}. Never raises for a
     missing tracer.
     """
-    from isoinspect.inspector.trace_session import TraceSession
+    from isoinspect.inspector.trace_session import TraceSession, holds_bpf
     from isoinspect.inspector.tracer import TracerUnavailable
 
     out: dict = {"status": "ok", "reason": "", "probe_mode": None, "phases": {},
@@ -146,6 +149,7 @@ def traced_pass(targets: list, pairs: int, metric: str = "lifecycle") -> dict:
                 trace.error = f"tracer: {exc}"[:300]
             except Exception as exc:  # noqa: BLE001 - one target's failure is recorded
                 trace.error = str(exc)[:300]
+            trace.measured_process_bpf = holds_bpf()
             out["phases"][target.name] = {"error": trace.error} if trace.error and not \
                 trace.phases else trace.phases
             out["overhead"].append(trace.overhead(metric, session.mode))
