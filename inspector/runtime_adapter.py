@@ -41,8 +41,8 @@ class TraceHook:
         self.tracer.attributor.register(container, pid)
         if cgroup_id:
             self.cgroup_ids[record.id] = cgroup_id
-        # one request: with a tracer process this is one round trip (~35 us here) in the
-        # start-up path, between clone and exec
+        # one request: with a tracer process this is one round trip in the start-up path,
+        # between clone and exec (p50 35 us idle, 124 us on a loaded 2-CPU VM)
         self.tracer.watch(pids=(pid,), cgroups=(cgroup_id,) if cgroup_id else ())
 
     def poststop(self, runtime, record: ContainerState) -> None:
