@@ -40,7 +40,8 @@ RESULT_KINDS: dict[str, tuple[str, ...]] = {
     "namespace_cost": ("namespace", "op", "status"),
     # one enforcement check: status PASS | FAIL | UNSUPPORTED | ERROR, measured/expected/tolerance
     "verify": ("runtime", "check", "status"),
-    # the tracer's own cost
+    # the tracer's own cost; since the tracer process: one per target, paired ratio over
+    # ``pairs`` interleaved runs, ``setup`` says how it was measured
     "trace_overhead": ("status",),
     # a traced container start: phases with kernel timestamps
     "trace": ("target", "status"),

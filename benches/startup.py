@@ -14,8 +14,10 @@ while one within a grace period of the previous is fast), so no metric always co
 confidence interval of p50, on-CPU p50, and each target's p50 relative to runc's and to the
 host fork+exec floor with paired bootstrap intervals; the issue's goals are judged on those.
 ``--drop-caches`` syncs and writes 3 to /proc/sys/vm/drop_caches before every measured run
-(a one-off write, not a sysctl setting). Then, unless ``--trace-runs 0``: a traced pass gives the
-per-phase breakdown from the inspector and the tracer's own overhead (benches/trace_pass.py);
+(a one-off write, not a sysctl setting). Then, unless ``--trace-runs 0``: a traced pass
+(``--trace-runs`` interleaved traced/untraced pairs per container target, the tracer in its own
+process) gives the per-phase breakdown from the inspector and the tracer's own overhead per
+target (benches/trace_pass.py);
 with ``--concurrency`` a sweep of parallel starts (benches/concurrency.py).
 
 Results go into a RunRecord (benches/record.py) as they are measured: one ``startup`` result
@@ -41,7 +43,9 @@ from isoinspect.benches.targets import (FLOOR, METRICS, REFERENCE, Target, Targe
 from isoinspect.runtime.errors import (USAGE_EXIT_CODE, IsoinspectError, UsageError,
                                        report_error)
 
-QUICK_RUNS, QUICK_WARMUP, QUICK_TRACE_RUNS = 10, 1, 3
+QUICK_RUNS, QUICK_WARMUP, QUICK_TRACE_RUNS = 10, 1, 10
+#: traced pass: interleaved (untraced, traced) lifecycle pairs per container target
+TRACE_PAIRS = 100
 MAX_CONSECUTIVE_FAILURES = 3
 PUBLISH_EVERY_S = 2.0
 DROP_CACHES = "/proc/sys/vm/drop_caches"
@@ -336,14 +340,14 @@ def _one_round(active: list[_Entry], round_index: int, measured: bool,
                     entry.phases.setdefault(phase, []).append(value)
 
 
-def _trace(active: list[_Entry], runs: int, record) -> dict:
+def _trace(active: list[_Entry], pairs: int, record) -> dict:
     from isoinspect.benches.trace_pass import traced_pass
 
     containers = [e for e in active if e.target.container and "lifecycle" in e.metrics]
     if not containers:
         return {"status": "unsupported", "reason": "no container target to trace",
-                "probe_mode": None, "phases": {}, "overhead": {}}
-    result = traced_pass([e.target for e in containers], runs)
+                "probe_mode": None, "phases": {}, "overhead": []}
+    result = traced_pass([e.target for e in containers], pairs)
     for entry in containers:
         phases = result["phases"].get(entry.name)
         if phases and "error" not in phases:
@@ -356,14 +360,12 @@ def _trace(active: list[_Entry], runs: int, record) -> dict:
         if result["reason"]:
             capabilities["probe_reason"] = result["reason"]
         record.set(capabilities=capabilities)
-        overhead = result["overhead"] or {"kind": "trace_overhead",
-                                          "status": result["status"] if result["reason"]
-                                          else "failed",
-                                          "reason": result["reason"] or "no overhead target"}
-        record.add(overhead)
+        record.extend(result["overhead"] or [{"kind": "trace_overhead",
+                                              "status": result["status"],
+                                              "reason": result["reason"]}])
     return {k: v for k, v in result.items() if k != "overhead"} | {
-        "overhead": {k: v for k, v in (result["overhead"] or {}).items()
-                     if not k.startswith("samples")}}
+        "overhead": [{k: v for k, v in item.items() if not k.startswith("samples")}
+                     for item in result["overhead"]]}
 
 
 def _cleanup_all(entries: list[_Entry]) -> None:
@@ -496,12 +498,17 @@ def format_table(summary: dict) -> str:
     trace = summary.get("trace") or {}
     if trace.get("status") == "unsupported":
         notes.append(f"  traced pass: {trace['reason']}")
-    overhead = trace.get("overhead") or {}
-    if overhead.get("ratio"):
-        out.append(f"tracer overhead on {overhead['target']} {overhead['metric']}: x"
-                   f"{overhead['ratio']:.3f} [{overhead['ci'][0]:.3f}, {overhead['ci'][1]:.3f}]"
-                   f", {overhead['bpf_run_time_ns'] / 1e6:.2f} ms in BPF, "
-                   f"{overhead['lost']} events lost")
+    for overhead in trace.get("overhead") or []:
+        if overhead.get("ratio"):
+            out.append(f"tracer overhead on {overhead['target']} {overhead['metric']} "
+                       f"({overhead['setup']}): x{overhead['ratio']:.3f} "
+                       f"[{overhead['ci'][0]:.3f}, {overhead['ci'][1]:.3f}], "
+                       f"BPF {overhead['bpf_run_time_ns_per_run'] / 1e3:.0f} us per traced run "
+                       f"({overhead['bpf_untraced_run_time_ns_per_run'] / 1e3:.0f} us untraced), "
+                       f"{overhead['lost']} events lost")
+        elif overhead.get("status") != "ok":
+            notes.append(f"  tracer overhead on {overhead['target']}: {overhead['status']}: "
+                         f"{overhead.get('reason', '')}")
     for goal in summary.get("goals") or []:
         verdict = "met" if goal["met"] else "NOT met"
         if goal["met"] and not goal["met_with_confidence"]:
@@ -584,8 +591,9 @@ def run_information(record_capabilities: dict | None = None) -> tuple[dict, dict
 
 def run_command(target_names: str | None, runs: int, warmup: int, quick: bool,
                 json_out: str | None, workdir: str | None, *, results_dir: str | None = None,
-                drop_caches: bool = False, trace_runs: int = 5, concurrency: str | None = None,
-                concurrency_starts: int = 16, metrics: str | None = None) -> int:
+                drop_caches: bool = False, trace_runs: int = TRACE_PAIRS,
+                concurrency: str | None = None, concurrency_starts: int = 16,
+                metrics: str | None = None) -> int:
     """What `isoinspect bench startup` and `python -m ...startup` do; UsageError for bad
     arguments. Exit code: 130 when interrupted, 1 when no target measured anything."""
     from isoinspect.benches.record import RunRecord
@@ -630,8 +638,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--results-dir", help="where the record goes ($ISOINSPECT_RESULTS)")
     parser.add_argument("--drop-caches", action="store_true",
                         help="drop the page cache before every measured run")
-    parser.add_argument("--trace-runs", type=int, default=5,
-                        help="traced lifecycles per container target (0: no traced pass)")
+    parser.add_argument("--trace-runs", type=int, default=TRACE_PAIRS,
+                        help="interleaved traced/untraced lifecycle pairs per container target "
+                             "(phases, tracer overhead; 0: no traced pass)")
     parser.add_argument("--concurrency", metavar="1,2,4,8",
                         help="also sweep these numbers of parallel starts")
     parser.add_argument("--metrics", metavar="M,N", help=f"subset of {','.join(METRICS)}")

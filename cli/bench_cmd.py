@@ -24,8 +24,9 @@ def bench() -> None:
 @click.option("--workdir", metavar="DIR", help="Prepare images here (default: a temp dir).")
 @click.option("--results-dir", metavar="DIR", help=RESULTS_HELP)
 @click.option("--drop-caches", is_flag=True, help="Drop the page cache before every run.")
-@click.option("--trace-runs", default=5, show_default=True,
-              help="Traced lifecycles per container target (phases, tracer overhead); 0: off.")
+@click.option("--trace-runs", default=100, show_default=True,
+              help="Interleaved traced/untraced lifecycle pairs per container target (phases, "
+                   "tracer overhead; the tracer runs in its own process); 0: off.")
 @click.option("--concurrency", metavar="1,2,4,8", help="Also sweep these parallel starts.")
 @click.pass_context
 def startup(ctx: click.Context, runs: int, warmup: int, quick: bool, json_out: str | None,

@@ -125,3 +125,29 @@ class Attributor:
         if pid:
             return self.by_pid.get(pid)
         return None
+
+    def attribute(self, event: dict) -> None:
+        """Learn from one decoded event (new cgroups, forks) and tag it with its container.
+
+        Runs wherever the events are read: in ``Tracer.handle`` or, for a tracer in its own
+        process (``trace_session``), in the process that asked for the events.
+        """
+        name = event["event"]
+        if name == "cgroup_mkdir" and event.get("hierarchy") == 0:
+            self.note_cgroup(event["id"], event["path"])
+        elif name == "newtask":
+            self.add_child(event["pid"], event.get("target_pid", 0))
+        container = None
+        if name.startswith("cgroup_") and event.get("hierarchy") == 0:
+            container = self.lookup(cgroup_id=event["id"])
+        elif name.startswith("cgroup_"):
+            container = self.by_cgroup_path(event["path"])
+        if container is None:
+            container = self.lookup(cgroup_id=event.get("cgroup_id"), pid=event.get("pid"))
+        if container is None and name in ("oom_victim", "oom_death", "first_run"):
+            container = self.lookup(pid=event.get("target_pid"))
+        if container is not None:
+            event["container"] = container.name
+            event["container_id"] = container.id
+            if name in ("cgroup_attach", "newtask") and event.get("target_pid"):
+                self.by_pid[event["target_pid"]] = container   # for first_run, exits

@@ -4,10 +4,11 @@ probes, in one run.
     from isoinspect.inspector.overhead import measure
     result = measure(runtime, lambda: ContainerSpec.from_flags("busybox", ["true"], remove=True))
 
-Blocks alternate: plain starts with no BPF loaded, then traced starts (probes attached, the
-TraceHook registering each container: what ``run --trace`` does minus printing and the one-off
-compile). Attaching or detaching probes between single starts is avoided on purpose: detaching
-queues RCU work that slows the next start down and would bias the comparison.
+Blocks alternate: plain starts with no BPF loaded, then traced starts (probes attached in a
+tracer process, the TraceHook registering each container: what ``run --trace`` does minus
+printing and the one-off compile). Attaching or detaching probes between single starts is
+avoided on purpose: detaching queues RCU work that slows the next start down and would bias
+the comparison.
 ``bpf_run_time_us_per_start`` (kernel.bpf_stats) is the robust figure on a busy machine; the wall
 time difference is noisy there.
 """
@@ -34,11 +35,11 @@ def _summary(values: list[float]) -> dict:
 def measure(runtime, make_spec, runs: int = 30, warmup: int = 3, blocks: int = 3) -> dict:
     """Wall time (ms) of ``runtime.run(make_spec())`` without and with tracing.
 
-    ``blocks`` rounds of (plain block, traced block); each traced block loads a fresh tracer (BCC
-    caches the compiled program, ~0.5 s) so load drift on a shared machine hits both sides.
+    ``blocks`` rounds of (plain block, traced block); each traced block starts a fresh tracer
+    process (~0.7 s) so load drift on a shared machine hits both sides.
     """
     from .runtime_adapter import TraceHook
-    from .tracer import Tracer
+    from .trace_session import TraceSession
 
     for _ in range(warmup):
         _one(runtime, make_spec())
@@ -49,7 +50,7 @@ def measure(runtime, make_spec, runs: int = 30, warmup: int = 3, blocks: int = 3
     for _ in range(blocks):
         time.sleep(0.3)                       # let RCU work queued by detaching settle
         plain += [_one(runtime, make_spec()) for _ in range(per_block)]
-        with Tracer() as tracer:
+        with TraceSession() as tracer:
             hook = TraceHook(tracer)
             _one(runtime, make_spec())        # warm the traced path
             base = tracer.cost()
@@ -57,7 +58,7 @@ def measure(runtime, make_spec, runs: int = 30, warmup: int = 3, blocks: int = 3
             try:
                 for _ in range(per_block):
                     traced.append(_one(runtime, make_spec()))
-                    tracer.drain(1)
+                    tracer.drain()
             finally:
                 runtime.prestart_hooks.remove(hook)
             cost = tracer.cost()

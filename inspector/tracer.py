@@ -193,10 +193,13 @@ def summarize_log2(counts: dict[int, int], total_us: int) -> dict:
 
 
 class Tracer:
+    #: tag events with their container here (off in a tracer process: its client does it)
+    attribute = True
+
     def __init__(self, probes=ALL, filter_enabled: bool = True, page_cnt: int = 256,
                  on_event=None, keep: bool = True, attributor: Attributor | None = None,
                  measure_cost: bool = True, all_clones: bool = False,
-                 all_prctl: bool = False, buffer: str = "ring") -> None:
+                 all_prctl: bool = False, buffer: str = "ring", attribute: bool = True) -> None:
         tracefs, missing = preflight()
         bcc = import_bcc()
         self.missing = missing
@@ -207,6 +210,7 @@ class Tracer:
         self.filter_enabled = filter_enabled
         self.on_event = on_event
         self.keep = keep
+        self.attribute = attribute
         self.events: list[dict] = []
         self.lost = 0
         self.attributor = attributor or Attributor()
@@ -263,6 +267,18 @@ class Tracer:
         except KeyError:
             pass
 
+    def watch(self, pids=(), cgroups=()) -> None:
+        """Several pids and cgroup ids at once (one request for a tracer in another process)."""
+        for pid in pids:
+            self.watch_pid(pid)
+        for cgroup_id in cgroups:
+            self.watch_cgroup(cgroup_id)
+
+    def unwatch_all(self) -> None:
+        """Forget every watched pid (with the pid trees followed so far) and cgroup."""
+        for name in (b"filter_pids", b"filter_cgroups"):
+            self.bpf[name].clear()
+
     # -- events ----------------------------------------------------------------------------
     def _on_lost(self, count: int) -> None:
         self.lost += count
@@ -277,28 +293,9 @@ class Tracer:
         self.handle(decode(raw))
 
     def handle(self, event: dict) -> None:
-        """Attribute one decoded event and keep / forward it."""
-        attributor = self.attributor
-        name = event["event"]
-        if name == "cgroup_mkdir" and event.get("hierarchy") == 0:
-            attributor.note_cgroup(event["id"], event["path"])
-        elif name == "newtask":
-            attributor.add_child(event["pid"], event.get("target_pid", 0))
-        container = None
-        if name.startswith("cgroup_") and event.get("hierarchy") == 0:
-            container = attributor.lookup(cgroup_id=event["id"])
-        elif name.startswith("cgroup_"):
-            container = attributor.by_cgroup_path(event["path"])
-        if container is None:
-            container = attributor.lookup(cgroup_id=event.get("cgroup_id"),
-                                          pid=event.get("pid"))
-        if container is None and name in ("oom_victim", "oom_death", "first_run"):
-            container = attributor.lookup(pid=event.get("target_pid"))
-        if container is not None:
-            event["container"] = container.name
-            event["container_id"] = container.id
-            if name in ("cgroup_attach", "newtask") and event.get("target_pid"):
-                attributor.by_pid[event["target_pid"]] = container   # for first_run, exits
+        """Attribute one decoded event (unless ``attribute=False``) and keep / forward it."""
+        if self.attribute:
+            self.attributor.attribute(event)
         if self.keep:
             self.events.append(event)
         if self.on_event is not None:
@@ -309,6 +306,13 @@ class Tracer:
             self.bpf.ring_buffer_poll(timeout=timeout_ms)
         else:
             self.bpf.perf_buffer_poll(timeout=timeout_ms)
+
+    def consume(self) -> None:
+        """Read what the buffer holds now without waiting (a tracer process's periodic read)."""
+        if self.buffer == "ring":
+            self.bpf.ring_buffer_consume()
+        else:
+            self.bpf.perf_buffer_poll(timeout=0)
 
     def lost_events(self) -> int:
         """Events the kernel could not hand over (perf: lost callback; ring: full buffer)."""

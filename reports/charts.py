@@ -49,10 +49,11 @@ CAPTIONS = {
         "at kernel events such as the OOM kill. A PASS stays within the band (or is "
         "stopped at it); a FAIL leaves it."),
     "overhead": (
-        "The same start-up measured without and with the eBPF probes attached (boxes: "
+        "The same start-up measured without and with tracing, per target (boxes: "
         "quartiles and median; dots: every run). If the boxes overlap, the tracer's "
         "cost is within the noise; the table gives the ratio of medians with its 95% "
-        "confidence interval."),
+        "confidence interval and how it was measured (newer runs: the tracer in a "
+        "separate process, traced and untraced runs interleaved, paired by pair)."),
     "traces": (
         "One traced start per runtime, from kernel timestamps: each coloured span is the "
         "time from the previous event to the phase it is coloured for, so a long span "

@@ -213,21 +213,32 @@ def verify(runs: Sequence[dict]):
                          "tolerance", "unit", "why", "evidence"])
 
 
+#: how records written before the tracer process measured the overhead (no ``setup`` field)
+LEGACY_OVERHEAD_SETUP = "tracer in the benchmarking process, untraced block then traced block"
+
+
 def trace_overhead(runs: Sequence[dict]):
+    """One row per (run, target): ratio traced / untraced with its CI, how it was measured
+    (``setup``; older records: LEGACY_OVERHEAD_SETUP), the probes' BPF time per traced run."""
     rows = []
     for run_id, r in _results(runs, "trace_overhead"):
         ci = r.get("ci") or [None, None]
+        with_ = r.get("samples_with") or []
+        bpf = r.get("bpf_run_time_ns")
         rows.append({"run": run_id, "target": r.get("target") or "", "status": r["status"],
+                     "setup": r.get("setup") or LEGACY_OVERHEAD_SETUP,
+                     "pairs": r.get("pairs"),
                      "ratio": r.get("ratio"), "ci_lo": ci[0], "ci_hi": ci[1],
-                     "p50_with": _p50(r.get("samples_with") or []),
+                     "p50_with": _p50(with_),
                      "p50_without": _p50(r.get("samples_without") or []),
-                     "samples_with": r.get("samples_with") or [],
+                     "samples_with": with_,
                      "samples_without": r.get("samples_without") or [],
-                     "bpf_run_time_ns": r.get("bpf_run_time_ns"), "events": r.get("events"),
-                     "lost": r.get("lost")})
-    return _frame(rows, ["run", "target", "status", "ratio", "ci_lo", "ci_hi", "p50_with",
-                         "p50_without", "samples_with", "samples_without", "bpf_run_time_ns",
-                         "events", "lost"])
+                     "bpf_run_time_ns": bpf,
+                     "bpf_us_per_run": bpf / len(with_) / 1e3 if bpf and with_ else None,
+                     "events": r.get("events"), "lost": r.get("lost")})
+    return _frame(rows, ["run", "target", "status", "setup", "pairs", "ratio", "ci_lo", "ci_hi",
+                         "p50_with", "p50_without", "samples_with", "samples_without",
+                         "bpf_run_time_ns", "bpf_us_per_run", "events", "lost"])
 
 
 def traces(runs: Sequence[dict]):

@@ -292,14 +292,15 @@ def overhead_table(frame) -> Table:
                           None if missing(hi) else hi)
 
     table = Table(["target", "status", "p50 without ms", "p50 with ms", "ratio (95% CI)",
-                   "BPF run time ms", "events", "lost"], css="numbers",
-                  caption="The same start-up with and without the tracer attached")
+                   "BPF µs per traced run", "events", "lost"], css="numbers",
+                  caption="The same start-up with and without tracing: " + "; ".join(
+                      dict.fromkeys(frame.setup)))
     for record in frame.to_dict("records"):
-        bpf = record["bpf_run_time_ns"]
+        bpf = record["bpf_us_per_run"]
         table.rows.append([Cell(record["target"] or "–"), Cell(record["status"], "text"),
                            Cell(ms(record["p50_without"])), Cell(ms(record["p50_with"])),
                            Cell(ratio(record)),
-                           Cell("–" if missing(bpf) else f"{bpf / 1e6:.1f}"),
+                           Cell("–" if missing(bpf) else f"{bpf:.0f}"),
                            Cell(number(record["events"], 9)),
                            Cell(number(record["lost"], 9),
                                 "bad" if not missing(record["lost"]) and record["lost"] else "")])

@@ -90,10 +90,14 @@ def test_quick_startup_records_every_target_metric_phase_and_the_tracer_cost(tmp
         assert lifecycle["phases_source"] == "inspector", target
         assert "exec" in lifecycle["phases"], (target, lifecycle["phases"])
     assert {"clone", "pivot_root", "exec"} <= set(startup[("runc", "lifecycle")]["phases"])
-    (overhead,) = [r for r in data["results"] if r["kind"] == "trace_overhead"]
-    assert overhead["status"] == "ok" and overhead["samples_with"] and overhead[
-        "samples_without"]
-    assert overhead["bpf_run_time_ns"] > 0 and overhead["lost"] == 0
+    overheads = {r["target"]: r for r in data["results"] if r["kind"] == "trace_overhead"}
+    assert {"isoinspect-cli", "isoinspect-lib", "runc", "docker"} <= set(overheads)
+    for target, overhead in overheads.items():
+        assert overhead["status"] == "ok", (target, overhead)
+        assert len(overhead["samples_with"]) == len(overhead["samples_without"]) == 1
+        assert overhead["pairs"] == 1 and "separate process" in overhead["setup"]
+        assert overhead["bpf_run_time_ns"] > 0 and overhead["lost"] == 0
+    assert "tracer overhead on runc lifecycle (tracer in a separate process" in run.stdout
     goals = {(g["target"], g["metric"]) for g in data["goals"]}
     assert ("isoinspect-pool", "start_to_ready") in goals and ("docker", "lifecycle") in goals
     assert "start_to_ready:" in run.stdout and "/ runc" in run.stdout

@@ -207,3 +207,35 @@ def test_the_cli_does_not_import_the_report_stack():
                           timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_tracer_overhead_shows_one_row_per_target_and_how_it_was_measured(tmp_path):
+    """A newer record (tracer process: one trace_overhead per target, with its setup) next to
+    an older one (one in-process result, no setup): both render, newest per target wins."""
+    old = json.loads(open(fixture("full.json")).read())
+    new = json.loads(json.dumps(old))
+    new["run_id"], new["created"] = "20261206T120000Z-0f0f0f", old["created"] + 86400
+    new["results"] = []
+    for number, target in enumerate(("isoinspect-cli", "runc", "docker")):
+        without = [0.010 + 0.001 * i for i in range(8)]
+        with_ = [s * (1.01 + 0.01 * number) for s in without]
+        new["results"].append({
+            "kind": "trace_overhead", "status": "ok", "target": target, "metric": "lifecycle",
+            "setup": "tracer in a separate process, interleaved, 8 pairs", "pairs": 8,
+            "samples_with": with_, "samples_without": without, "ratio": 1.01 + 0.01 * number,
+            "ci": [0.99, 1.05 + number / 100], "bpf_run_time_ns": 8 * 150_000,
+            "events": 800, "lost": 0})
+    path = tmp_path / "new.json"
+    path.write_text(json.dumps(new))
+    runs = load.load_runs([fixture("full.json"), str(path)])
+    frame = load.trace_overhead([load.merged(runs)])
+    assert sorted(frame.target) == ["docker", "isoinspect-cli", "isoinspect-lib", "runc"]
+    setups = dict(zip(frame.target, frame.setup))
+    assert setups["runc"] == "tracer in a separate process, interleaved, 8 pairs"
+    assert setups["isoinspect-lib"] == load.LEGACY_OVERHEAD_SETUP
+    assert dict(zip(frame.target, frame.bpf_us_per_run))["runc"] == pytest.approx(150.0)
+    text = render.render(runs)
+    overhead = text[text.index('id="overhead"'):text.index('id="traces"')]
+    assert "tracer in a separate process, interleaved, 8 pairs" in overhead
+    for target in ("isoinspect-cli", "runc", "docker", "isoinspect-lib"):
+        assert target in overhead
