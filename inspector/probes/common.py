@@ -317,8 +317,10 @@ FOLLOW_FORK = r"""
         }
 """
 
+# The last thread of a group need not be its leader (Go runtimes: runc, dockerd), so the
+# watched entry is the exiting task's tgid, not args->pid (that thread's id).
 FORGET_EXITED = r"""
-        u32 gone = args->pid;
+        u32 gone = bpf_get_current_pid_tgid() >> 32;
         if (args->group_dead)
             filter_pids.delete(&gone);
 """

@@ -403,3 +403,31 @@ def test_scorecard_of_our_container_and_of_the_host(iso):
     host = json.loads(iso("scorecard", "--json", str(os.getpid()), check=True).stdout)
     assert set(host["namespaces"].values()) == {"shared with host"}
     assert host["score"]["confined"] is False
+
+
+LEADER_EXITS_FIRST = r"""
+#include <pthread.h>
+#include <unistd.h>
+static void *last(void *arg) { (void)arg; usleep(200000); return 0; }
+int main(void) { pthread_t t; pthread_create(&t, 0, last, 0); pthread_exit(0); }
+"""
+
+
+def test_a_process_whose_leader_exits_first_leaves_the_watch_set(fresh, tmp_path):
+    """A Go runtime's last thread is often not its leader: the exit hook must forget the
+    process (tgid), not that thread, or the pid stays watched and a reused pid is traced."""
+    import ctypes
+
+    source = tmp_path / "leader.c"
+    source.write_text(LEADER_EXITS_FIRST)
+    binary = tmp_path / "leader"
+    subprocess.run(["gcc", "-O1", "-pthread", "-o", str(binary), str(source)], check=True)
+    watched = fresh.bpf[b"filter_pids"]
+    fresh.watch_pid(os.getpid())
+    try:
+        child = subprocess.Popen([str(binary)])
+        assert ctypes.c_uint32(child.pid) in watched, "a child of a watched process is watched"
+        assert child.wait(timeout=30) == 0
+        assert ctypes.c_uint32(child.pid) not in watched, "the exited process is still watched"
+    finally:
+        fresh.unwatch_pid(os.getpid())
