@@ -43,7 +43,7 @@ def _leftovers(workdir: str) -> list[str]:
     for runtime in ("runc", "runsc"):
         state = os.path.join(workdir, runtime, "state")
         if os.path.isdir(state):
-            listed = subprocess.run([runtime, "--root", state, "list", "-q"],
+            listed = subprocess.run([runtime, "--root", state, "list", "--quiet"],
                                     capture_output=True, text=True).stdout.split()
             found += [f"{runtime} container {c}" for c in listed]
     docker = subprocess.run(["/usr/bin/docker", "ps", "-aq", "--filter",
