@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from isoinspect.benches.overhead import runners as runner_kinds
 from isoinspect.benches.overhead.runners import Runner
 from isoinspect.benches.overhead.suite import RunError, Suite
+from isoinspect.benches.targets.base import TargetError
 from isoinspect.benches.overhead.summary import (BASELINE, CONTROL, Cell, Series, TargetInfo,
                                                  cells_for, format_table, warning)
 from isoinspect.runtime.errors import USAGE_EXIT_CODE, UsageError
@@ -142,6 +143,8 @@ class _Run:
             outcome: dict | RunError = runner.run(self.overhead.tests, self.overhead.duration_ms)
         except RunError as exc:
             outcome = exc
+        except Exception as exc:  # one target's bug must not stop the others
+            outcome = RunError(_describe(exc))
         self.outcome(runner, index, outcome, time.monotonic() - begin)
 
     def batch(self, runner: Runner) -> None:
@@ -151,7 +154,8 @@ class _Run:
             runner.run_rounds(self.overhead.rounds, self.overhead.tests,
                               self.overhead.duration_ms,
                               lambda index, outcome: self.outcome(runner, index, outcome))
-        except RunError as exc:
+        except (RunError, TargetError) as exc:
+            exc = exc if isinstance(exc, RunError) else RunError(str(exc))
             self.outcome(runner, 0, exc)
             info = self.info[runner.name]
             info.status, info.reason = "error", str(exc)

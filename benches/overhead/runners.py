@@ -136,7 +136,7 @@ class ContainerRunner(Runner):
         timeout = self.suite.timeout(tests, duration_ms, self.slowdown)
         try:
             box = self.target.start(self.suite.argv(tests, duration_ms), Limits())
-        except (CheckError, TargetError, OSError, subprocess.SubprocessError) as exc:
+        except Exception as exc:  # the runtime's own error (e.g. exec format error)
             raise RunError(f"start failed: {_first_line(exc)}") from None
         try:
             try:
