@@ -209,6 +209,36 @@ class DockerRunner(ContainerRunner):
             raise TargetError(f"docker build failed: {result.stderr.strip()[-300:]}")
         self.target.image = self.image = tag
 
+    def run(self, tests: Sequence[str], duration_ms: int) -> dict:
+        """``docker run -d`` (the target's own argv), ``docker wait``, ``docker logs``, ``rm``.
+
+        Not ``DockerTarget.start``: it looks the container's pid up after ``run -d`` returns,
+        and a short run has exited (pid 0) by then; ``docker wait`` also blocks without polling.
+        """
+        from isoinspect.benches.bundle import Limits
+
+        docker, name = self.target.docker, self.target.verify_name()
+        timeout = self.suite.timeout(tests, duration_ms, self.slowdown)
+        argv = self.target.run_argv(self.suite.argv(tests, duration_ms), name, Limits(),
+                                    detach=True)
+        try:
+            started = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+            if started.returncode != 0:
+                raise RunError(f"start failed: docker run exited {started.returncode}: "
+                               f"{started.stderr.strip()[-300:]}")
+            waited = subprocess.run([docker, "wait", name], capture_output=True, text=True,
+                                    timeout=timeout)
+            logs = subprocess.run([docker, "logs", name], capture_output=True, text=True,
+                                  timeout=60)
+        except subprocess.TimeoutExpired as exc:
+            raise RunError(f"{name}: {exc}") from None
+        finally:
+            subprocess.run([docker, "rm", "-f", name], capture_output=True, timeout=60)
+        code = waited.stdout.strip()
+        if code != "0":
+            raise RunError(f"{name} exited {code or '?'}: {(logs.stdout + logs.stderr)[-300:]!r}")
+        return self.suite.figures(logs.stdout, tests)
+
     def cleanup(self) -> None:
         super().cleanup()
         image = getattr(self, "image", None)
