@@ -1,1 +1,2 @@
-"""bench overhead: the same workload in every target and on the host (see bench.py)."""
+"""bench overhead: how much slower a workload runs inside each target than on the host
+(program.py: the workload; runners.py: one runner per target; bench.py: the rounds)."""
