@@ -3,44 +3,18 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
-
 import pytest
 
 from isoinspect.benches import stats
 from isoinspect.benches.overhead import bench, runners, summary
+from isoinspect.benches.overhead.program import Figure, parse
 from isoinspect.benches.overhead.suite import RunError, Suite
 from isoinspect.benches.record import RunRecord, load, validate_result
 from isoinspect.runtime.errors import USAGE_EXIT_CODE, UsageError
 
 
-@dataclass
-class Figure:
-    """Shaped like program.Figure (the runners only read these fields)."""
-
-    test: str
-    status: str
-    ops: int = 0
-    ns_per_op: float | None = None
-    value: float | None = None
-    unit: str = ""
-    reason: str = ""
-
-
 def ok(test: str, ns: float, value: float | None = None, unit: str = "ns") -> Figure:
     return Figure(test, "ok", 1000, ns, ns if value is None else value, unit)
-
-
-def parse(text: str) -> list[Figure]:
-    figures = []
-    for line in text.splitlines():
-        if line.startswith("@@W "):
-            fields = dict(word.split("=", 1) for word in line.split()[1:])
-            figures.append(Figure(fields["test"], fields["status"],
-                                  ns_per_op=float(fields.get("ns_per_op", 0)),
-                                  value=float(fields.get("value", 0)),
-                                  unit=fields.get("unit", ""), reason=fields.get("reason", "")))
-    return figures
 
 
 def suite(layer: str = "/nonexistent") -> Suite:
