@@ -171,7 +171,7 @@ class _Run:
             elif info.errors:
                 info.status, info.reason = "error", info.reason or info.errors[-1]
             else:
-                info.status, info.reason = "skipped", "interrupted before it ran"
+                info.status, info.reason = "skipped", "interrupted before it measured anything"
 
     def publish(self) -> None:
         overhead = self.overhead
