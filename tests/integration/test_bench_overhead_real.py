@@ -95,15 +95,27 @@ def _by_key(data: dict) -> dict[tuple[str, str], dict]:
     return {(r["target"], r["test"]): r for r in data["results"] if r["kind"] == "overhead"}
 
 
+def _control_off(data: dict) -> bool:
+    results = _by_key(data)
+    return any(not 0.8 <= results[(t, "cpu")]["ratio"]["ratio"] <= 1.25
+               for t in ("isoinspect", "runc") if "ratio" in results.get((t, "cpu"), {}))
+
+
 def test_quick_overhead_host_isoinspect_runc(tmp_path):
     before = Snapshot()
     out = tmp_path / "overhead.json"
-    run, pid = _run("--quick", "--targets", "host,isoinspect,runc", "--tests",
-                    "cpu,getppid,fork,file_write", "--json", str(out), "--results-dir",
-                    str(tmp_path / "results"), timeout=120)
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    for attempt in range(2):
+        run, pid = _run("--quick", "--targets", "host,isoinspect,runc", "--tests",
+                        "cpu,getppid,fork,file_write", "--json", str(out), "--results-dir",
+                        str(tmp_path / "results"), timeout=120)
+        assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+        data = record_mod.load(str(out))
+        # a control measured while other work kept the CPUs busy (PSI: tasks waited for a CPU
+        # over a fifth of the time) is not evidence against the harness: measure once more
+        if not (_control_off(data) and (data.get("cpu_pressure") or 0) > 0.2):
+            break
+        print(f"cpu control off under cpu pressure {data['cpu_pressure']:.0%}: once more")
     assert "round 5/5 runc:" in run.stderr  # progress, not a terminal
-    data = record_mod.load(str(out))
     assert data["command"] == "bench overhead" and data["finished"] and not data["interrupted"]
     results = _by_key(data)
     assert set(results) == {(t, s) for t in ("host", "isoinspect", "runc")

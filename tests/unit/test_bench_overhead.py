@@ -213,3 +213,12 @@ def test_every_target_name_has_a_runner():
         runner = runners.make(name)
         assert runner.name == name
     assert os.path.basename(runners.VM_ROOT).startswith("isoinspect")
+
+
+def test_cpu_pressure_is_read_from_psi_or_none(tmp_path):
+    psi = tmp_path / "cpu"
+    psi.write_text("some avg10=64.12 avg60=49.84 avg300=41.24 total=349717759\n"
+                   "full avg10=0.00 avg60=0.00 avg300=0.00 total=0\n")
+    assert bench.cpu_pressure_total(str(psi)) == 349717759.0
+    assert bench.cpu_pressure_total(str(tmp_path / "missing")) is None
+    assert bench.time_text(58.71, 0.64) == "58.7 s wall, cpu pressure 64%"
