@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 from isoinspect.benches.overhead import runners as runner_kinds
 from isoinspect.benches.overhead.runners import Runner
 from isoinspect.benches.overhead.suite import RunError, Suite
-from isoinspect.benches.targets.base import TargetError
 from isoinspect.benches.overhead.summary import (BASELINE, CONTROL, Cell, Series, TargetInfo,
                                                  cells_for, format_table, warning)
 from isoinspect.runtime.errors import USAGE_EXIT_CODE, UsageError
@@ -178,11 +177,11 @@ class _Run:
             runner.run_rounds(self.overhead.rounds, self.overhead.tests,
                               self.overhead.duration_ms,
                               lambda index, outcome: self.outcome(runner, index, outcome))
-        except (RunError, TargetError) as exc:
-            exc = exc if isinstance(exc, RunError) else RunError(str(exc))
-            self.outcome(runner, 0, exc)
+        except Exception as exc:  # the whole batch failed (the guest did not boot, ...)
+            error = exc if isinstance(exc, RunError) else RunError(_describe(exc))
+            self.outcome(runner, 0, error)
             info = self.info[runner.name]
-            info.status, info.reason = "error", str(exc)
+            info.status, info.reason = "error", str(error)
         self.log(f"{runner.name}: done in {time.monotonic() - begin:.1f} s")
 
     def finish(self) -> None:
