@@ -60,8 +60,10 @@ class Snapshot:
     def leftovers(self, pid: int, grace: float = 5.0) -> list[str]:
         deadline = time.monotonic() + grace
         while True:
-            # a parent made during the run still holding a container; runc's, by name
-            found = [p for p in _parents() - self.parents if _children(p)]
+            # a runtime root's parent made during the run still holding a container; in runc's
+            # shared parent (others' containers come and go there too), ours by name
+            found = [p for p in _parents() - self.parents
+                     if not p.endswith("/isoinspect-peers") and _children(p)]
             found += [c for p in _parents() for c in _children(p) if f"-verify-{pid}-" in c]
             found += [f"temp dir {d}" for d in _temp_dirs() - self.temp]
             docker = subprocess.run([DOCKER, "ps", "-aq", "--filter",
@@ -103,14 +105,15 @@ def _control_off(data: dict) -> bool:
 def test_quick_overhead_host_isoinspect_runc(tmp_path):
     before = Snapshot()
     out = tmp_path / "overhead.json"
-    for attempt in range(2):
+    for attempt in range(3):
         run, pid = _run("--quick", "--targets", "host,isoinspect,runc", "--tests",
                         "cpu,getppid,fork,file_write", "--json", str(out), "--results-dir",
                         str(tmp_path / "results"), timeout=120)
         assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
         data = record_mod.load(str(out))
         # a control measured while other work kept the CPUs busy (PSI: tasks waited for a CPU
-        # over a fifth of the time) is not evidence against the harness: measure once more
+        # over a fifth of the time) is not evidence against the harness: measure again (at
+        # most twice); on a quiet machine the first run decides
         if not (_control_off(data) and (data.get("cpu_pressure") or 0) > 0.2):
             break
         print(f"cpu control off under cpu pressure {data['cpu_pressure']:.0%}: once more")
