@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import glob
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 
 import pytest
@@ -26,63 +28,66 @@ DOCKER = "/usr/bin/docker"
 CGROUP_BASE = "/sys/fs/cgroup"
 
 
-def _parents() -> set[str]:
-    """Top-level isoinspect* cgroups (a runtime root's parent, runc's isoinspect-peers) in
-    every hierarchy."""
-    return {p for p in glob.glob(os.path.join(CGROUP_BASE, "*", "isoinspect*")) +
-            glob.glob(os.path.join(CGROUP_BASE, "isoinspect*")) if os.path.isdir(p)}
+#: the runtime's cgroup parent for the bench's isoinspect containers (Roots reads it from the
+#: environment): the check below then finds ours, whatever other sessions run meanwhile
+PARENT = f"isoinspect-overhead-test-{os.getpid()}"
+ENV = dict(os.environ, ISOINSPECT_CGROUP_PARENT=PARENT)
 
 
-def _children(parent: str) -> list[str]:
-    return [os.path.join(parent, e) for e in os.listdir(parent)
-            if os.path.isdir(os.path.join(parent, e))]
+def _ours(pid: int) -> list[str]:
+    """Our runtime parent in every hierarchy (clean-up removes it), and runc's containers of
+    process ``pid`` in the parent all runc peers share."""
+    found = glob.glob(os.path.join(CGROUP_BASE, "*", PARENT)) + glob.glob(
+        os.path.join(CGROUP_BASE, PARENT))
+    found += glob.glob(os.path.join(CGROUP_BASE, "*", "isoinspect-peers", f"*-verify-{pid}-*"))
+    return [p for p in found if os.path.isdir(p)]
 
 
-def _temp_dirs() -> set[str]:
-    """The bench's work dirs (the VM's run dirs are QemuRunner's GuestVM's, checked by _qemus)."""
-    return set(glob.glob("/tmp/isoinspect-overhead-*"))
-
-
-def _qemus() -> list[str]:
-    """QEMU guests of bench overhead (their command line shares the layer at VM_LAYER)."""
+def _qemus(where: str) -> list[str]:
+    """QEMU guests of bench overhead runs whose temp dirs are under ``where``."""
     from isoinspect.benches.overhead.runners import VM_LAYER
 
     out = subprocess.run(["pgrep", "-a", "qemu-system"], capture_output=True, text=True).stdout
-    return [line for line in out.splitlines() if VM_LAYER in line]
+    return [line for line in out.splitlines() if VM_LAYER in line and where in line]
 
 
-class Snapshot:
-    """What is on the host before a run, to tell what the run left afterwards."""
-
-    def __init__(self) -> None:
-        self.parents, self.temp = _parents(), _temp_dirs()
-
-    def leftovers(self, pid: int, grace: float = 5.0) -> list[str]:
-        deadline = time.monotonic() + grace
-        while True:
-            # a runtime root's parent made during the run still holding a container; in runc's
-            # shared parent (others' containers come and go there too), ours by name
-            found = [p for p in _parents() - self.parents
-                     if not p.endswith("/isoinspect-peers") and _children(p)]
-            found += [c for p in _parents() for c in _children(p) if f"-verify-{pid}-" in c]
-            found += [f"temp dir {d}" for d in _temp_dirs() - self.temp]
-            docker = subprocess.run([DOCKER, "ps", "-aq", "--filter",
-                                     f"name=isoinspect-verify-{pid}-"],
-                                    capture_output=True, text=True).stdout.split()
-            found += [f"docker container {c}" for c in docker]
-            images = subprocess.run([DOCKER, "images", "-q",
-                                     f"isoinspect-overhead-workload:{pid}"],
-                                    capture_output=True, text=True).stdout.split()
-            found += [f"docker image {i}" for i in images]
-            found += [f"qemu {q[:80]}" for q in _qemus()]
-            if not found or time.monotonic() >= deadline:
-                return found
-            time.sleep(0.2)
+def leftovers(pid: int, where: str, grace: float = 5.0) -> list[str]:
+    """What a bench run by process ``pid`` with its temp dirs under ``where`` left behind:
+    cgroups, temp dirs, Docker containers and images, QEMU (other sessions run meanwhile)."""
+    deadline = time.monotonic() + grace
+    while True:
+        found = _ours(pid)
+        found += [f"temp dir {d}" for d in glob.glob(os.path.join(where, "isoinspect-*"))]
+        docker = subprocess.run([DOCKER, "ps", "-aq", "--filter",
+                                 f"name=isoinspect-verify-{pid}-"],
+                                capture_output=True, text=True).stdout.split()
+        found += [f"docker container {c}" for c in docker]
+        images = subprocess.run([DOCKER, "images", "-q", f"isoinspect-overhead-workload:{pid}"],
+                                capture_output=True, text=True).stdout.split()
+        found += [f"docker image {i}" for i in images]
+        found += [f"qemu {q[:80]}" for q in _qemus(where)]
+        if not found or time.monotonic() >= deadline:
+            return found
+        time.sleep(0.2)
 
 
-def _run(*args: str, timeout: float) -> tuple[subprocess.CompletedProcess, int]:
+@pytest.fixture
+def scratch():
+    """A short temp dir for one bench run's own (work dir, the VM's run dir): runsc's sockets
+    live under its state root and a unix socket path holds 108 bytes, so not under tmp_path."""
+    path = tempfile.mkdtemp(prefix="isoinspect-ovt-")
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _env(scratch: str) -> dict:
+    """The bench's environment: our cgroup parent, its temp dirs under ``scratch``."""
+    return dict(ENV, TMPDIR=scratch)
+
+
+def _run(*args: str, timeout: float, scratch: str) -> tuple[subprocess.CompletedProcess, int]:
     proc = subprocess.Popen([CLI, "bench", "overhead", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, env=_env(scratch))
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -102,13 +107,12 @@ def _control_off(data: dict) -> bool:
                for t in ("isoinspect", "runc") if "ratio" in results.get((t, "cpu"), {}))
 
 
-def test_quick_overhead_host_isoinspect_runc(tmp_path):
-    before = Snapshot()
+def test_quick_overhead_host_isoinspect_runc(tmp_path, scratch):
     out = tmp_path / "overhead.json"
     for attempt in range(3):
         run, pid = _run("--quick", "--targets", "host,isoinspect,runc", "--tests",
                         "cpu,getppid,fork,file_write", "--json", str(out), "--results-dir",
-                        str(tmp_path / "results"), timeout=120)
+                        str(tmp_path / "results"), timeout=120, scratch=scratch)
         assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
         data = record_mod.load(str(out))
         # a control measured while other work kept the CPUs busy (PSI: tasks waited for a CPU
@@ -139,11 +143,12 @@ def test_quick_overhead_host_isoinspect_runc(tmp_path):
     lines = [line for line in shown.stdout.splitlines() if line.startswith("overhead ")]
     assert len(lines) == 12 and any("runc" in line and "getppid" in line and "x" in line
                                     for line in lines)
-    assert before.leftovers(pid) == []
+    assert leftovers(pid, scratch) == []
 
 
-def test_a_workload_that_does_not_run_is_an_error_not_a_zero(tmp_path):
+def test_a_workload_that_does_not_run_is_an_error_not_a_zero(tmp_path, monkeypatch, scratch):
     """A layer whose program cannot be executed: every target says error, with the reason."""
+    monkeypatch.setenv("ISOINSPECT_CGROUP_PARENT", PARENT)
     from isoinspect.benches.overhead import runners
     from isoinspect.benches.overhead.bench import run_overhead
     from isoinspect.benches.overhead.suite import workload_suite
@@ -155,7 +160,8 @@ def test_a_workload_that_does_not_run_is_an_error_not_a_zero(tmp_path):
     binary.chmod(0o755)
     real = workload_suite()
     broken = type(real)(**{**real.__dict__, "layer": lambda: str(layer)})
-    before, lines = Snapshot(), []
+    lines: list[str] = []
+    monkeypatch.setattr(tempfile, "tempdir", scratch)
     overhead = run_overhead([runners.make(n) for n in ("host", "isoinspect", "runc")],
                             ["cpu", "getppid"], rounds=2, duration_ms=20, suite=broken,
                             log=lines.append)
@@ -166,16 +172,16 @@ def test_a_workload_that_does_not_run_is_an_error_not_a_zero(tmp_path):
         assert "exec format error" in cell.reason.lower(), cell
     assert not overhead.measured()
     assert any("ERROR" in line for line in lines)
-    assert before.leftovers(os.getpid()) == []
+    assert leftovers(os.getpid(), scratch) == []
 
 
-def test_ctrl_c_keeps_what_was_measured_cleans_up_and_exits_130(tmp_path):
-    before = Snapshot()
+def test_ctrl_c_keeps_what_was_measured_cleans_up_and_exits_130(tmp_path, scratch):
     out = tmp_path / "overhead.json"
     proc = subprocess.Popen([CLI, "bench", "overhead", "--targets", "host,runc", "--tests",
                              "cpu,getppid", "--rounds", "200", "--duration-ms", "20", "--json",
                              str(out), "--results-dir", str(tmp_path / "results")],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=_env(scratch))
     seen = ""
     deadline = time.monotonic() + 90
     while "round 3/200" not in seen and time.monotonic() < deadline:
@@ -188,16 +194,15 @@ def test_ctrl_c_keeps_what_was_measured_cleans_up_and_exits_130(tmp_path):
     runc = _by_key(data)[("runc", "getppid")]
     assert runc["status"] == "ok" and len(runc["samples"]) >= 2
     assert "[INTERRUPTED]" in stdout
-    assert before.leftovers(proc.pid) == []
+    assert leftovers(proc.pid, scratch) == []
 
 
-def test_runsc_docker_and_the_vm_run_the_workload(tmp_path):
-    before = Snapshot()
+def test_runsc_docker_and_the_vm_run_the_workload(tmp_path, scratch):
     out = tmp_path / "overhead.json"
     begin = time.monotonic()
     run, pid = _run("--targets", "runsc,docker,qemu", "--tests", "cpu,getppid,tcp_rtt,file_write",
                     "--rounds", "2", "--duration-ms", "50", "--json", str(out),
-                    "--results-dir", str(tmp_path / "results"), timeout=150)
+                    "--results-dir", str(tmp_path / "results"), timeout=150, scratch=scratch)
     took = time.monotonic() - begin
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     data = record_mod.load(str(out))
@@ -212,4 +217,4 @@ def test_runsc_docker_and_the_vm_run_the_workload(tmp_path):
     assert vm["control_ratio"]["ratio"] > 0
     assert f"qemu ({vm['labels']['accelerator']})" in run.stdout
     print(f"runsc+docker+qemu, 2 rounds: {took:.1f} s\n{run.stdout}")
-    assert before.leftovers(pid) == []
+    assert leftovers(pid, scratch) == []
