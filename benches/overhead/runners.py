@@ -288,7 +288,8 @@ class QemuRunner(Runner):
             accel = self.vm.choose_accel()
         except VMError as exc:
             raise TargetError(_first_line(exc)) from None
-        self.labels = {"accelerator": accel, "accelerator_reason": self.vm.accel_reason}
+        self.labels = {"accelerator": accel,
+                       "accelerator_reason": _first_line(ValueError(self.vm.accel_reason))[:160]}
         if accel == "kvm":
             self.slowdown = 2.0
 
