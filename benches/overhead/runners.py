@@ -288,8 +288,9 @@ class QemuRunner(Runner):
             accel = self.vm.choose_accel()
         except VMError as exc:
             raise TargetError(_first_line(exc)) from None
+        reason = (self.vm.accel_reason or "").strip()
         self.labels = {"accelerator": accel,
-                       "accelerator_reason": _first_line(ValueError(self.vm.accel_reason))[:160]}
+                       "accelerator_reason": reason.splitlines()[0][:160] if reason else ""}
         if accel == "kvm":
             self.slowdown = 2.0
 
