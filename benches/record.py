@@ -53,6 +53,9 @@ RESULT_KINDS: dict[str, tuple[str, ...]] = {
     # samples (start seconds of instances 1..N), nth_start_seconds, failure; level None: the
     # target could not run at all (status unsupported | failed, reason)
     "density": ("target", "level", "status"),
+    # one test of the workload in one target (bench overhead): status ok | unsupported | error
+    # | skipped; samples in seconds per op, value + value_unit as shown, ratio to the host
+    "overhead": ("target", "test", "status"),
 }
 
 
@@ -148,6 +151,29 @@ class RunRecord:
         from isoinspect.benches import results_index
 
         results_index.index_record(self.path, self.data)
+
+
+class ResultSlots:
+    """Results added once, then replaced in place as a run goes on (``put`` writes the file,
+    so a crash keeps the last complete round)."""
+
+    def __init__(self, record: RunRecord) -> None:
+        self.record = record
+        self.positions: dict[object, int] = {}
+
+    def put(self, results: Iterable[tuple[object, dict]]) -> None:
+        """(key, result) pairs: a known key replaces its result, a new one is appended."""
+        stored = self.record.results
+        fresh = []
+        for key, result in results:
+            validate_result(result)
+            if key in self.positions:
+                stored[self.positions[key]] = result
+            else:
+                self.positions[key] = len(stored) + len(fresh)
+                fresh.append(result)
+        stored.extend(fresh)
+        self.record.save()
 
 
 def resolve(ref: str, directory: str | None = None) -> str:
