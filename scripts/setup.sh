@@ -36,6 +36,8 @@ APT_PACKAGES=(
     docker-registry apache2-utils debootstrap
     # python / cli / tooling
     python3-venv python3-click stress-ng hyperfine make curl ca-certificates
+    # bench overhead --suite tools: the real tools on the host (the QEMU guest shares /usr)
+    sysbench fio iperf3
     # HTML reports (pandas tables, matplotlib charts, Jinja2 page) and their browser test
     python3-pandas python3-matplotlib python3-jinja2 chromium python3-websocket
 )

@@ -1,0 +1,1 @@
+"""Workload overhead of each isolation target (issue 15)."""
