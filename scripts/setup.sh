@@ -8,6 +8,7 @@
 #      and `pip install -e '.[test]'` only when pyproject.toml changed since the last install
 #   e) the fast `isoinspect` launcher (replaces pip's console script)
 #   f) the built-in base image (`isoinspect images --ensure-base`)
+#   g) the static workload program of `bench overhead` (built once per source version)
 #
 # A second run does no apt/pip work and takes well under a few seconds.
 # Environment: ISOINSPECT_VENV (default <repo>/.venv), ISOINSPECT_SKIP_APT=1 to skip step a.
@@ -34,6 +35,8 @@ APT_PACKAGES=(
     runc runsc crun docker.io containerd iptables qemu-system-x86
     # images: a registry to push/pull against (+ htpasswd for its basic auth), Debian base
     docker-registry apache2-utils debootstrap
+    # bench overhead's workload program: gcc -static needs the static libc (libc6-dev)
+    gcc libc6-dev
     # python / cli / tooling
     python3-venv python3-click stress-ng hyperfine make curl ca-certificates
     # bench overhead --suite tools: the real tools on the host (the QEMU guest shares /usr)
@@ -148,12 +151,26 @@ step_base_image() {
     SUMMARY+=("base image: ok")
 }
 
+# ---------------------------------------------------------------- g) workload program
+# Cached under /var/cache/isoinspect/workload/<source hash>/: a second run only hashes the source.
+step_workload() {
+    local path
+    if ! path="$("$VENV/bin/python" -m isoinspect.benches.overhead.program build </dev/null)"; then
+        if is_root; then die "building the workload program failed"; fi
+        log "WARNING: the workload program was not built (not root: its cache is root's)"
+        SUMMARY+=("workload: NOT BUILT")
+        return
+    fi
+    SUMMARY+=("workload: $path")
+}
+
 step_apt
 step_headers
 step_tracefs
 step_venv
 step_launcher
 step_base_image
+step_workload
 
 ELAPSED_MS=$(( ($(date +%s%N) - START_NS) / 1000000 ))
 IFS=';'

@@ -1,1 +1,1 @@
-"""Workload overhead of each isolation target (issue 15)."""
+"""bench overhead: how much slower a workload runs inside each target than on the host."""

@@ -58,6 +58,8 @@ def test_setup_left_the_host_ready():
     assert os.access(cli, os.X_OK)
     result = subprocess.run([cli, "--help"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
+    from isoinspect.benches.overhead.program import binary_path
+    assert os.access(binary_path(), os.X_OK)   # bench overhead's static workload program
 
 
 def test_setup_reinstalls_when_pyproject_changed():

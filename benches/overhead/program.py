@@ -1,0 +1,264 @@
+"""The workload program (workload.c): its tests, its cached static build, its output.
+
+``bench overhead`` runs the same static binary on the host and inside every target, so the
+binary is built once per source version (keyed by the source's sha256) and handed to targets as
+a one-file layer (``layer_dir()``). ``parse`` turns its ``@@W`` lines into typed figures.
+
+    python -m isoinspect.benches.overhead.program build     # prints the binary's path
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import math
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+
+from isoinspect.runtime.errors import IsoinspectError, report_error
+from isoinspect.runtime.fsutil import remove_tree, write_atomic
+
+SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "workload.c")
+BINARY_NAME = "isoinspect-workload"
+LAYER_PATH = f"usr/local/bin/{BINARY_NAME}"   # where every target's image gets it
+DEFAULT_CACHE = "/var/cache/isoinspect"
+CFLAGS = ("-static", "-O2", "-Wall")
+
+
+@dataclass(frozen=True)
+class WorkloadTest:
+    """One test of the program, in the program's order. ``unit`` is the displayed value's;
+    ``ns_per_op`` is always lower-is-better, the value only where ``higher_is_better`` is False."""
+    name: str
+    unit: str
+    description: str
+    higher_is_better: bool
+
+
+TESTS: tuple[WorkloadTest, ...] = (
+    WorkloadTest("cpu", "ms", "integer loop with L1 table reads and writes, ms per 1e6 "
+                 "iterations (the control: ~1.0x in containers)", False),
+    WorkloadTest("getppid", "ns", "getppid system call round trip", False),
+    WorkloadTest("open_read_close", "ns", "open, read 512 bytes, close a small file", False),
+    WorkloadTest("stat", "ns", "stat of a small file", False),
+    WorkloadTest("fork", "us", "fork, child _exit, waitpid", False),
+    WorkloadTest("exec", "us", "fork, execve of the static workload binary, waitpid", False),
+    WorkloadTest("pipe", "ns", "1-byte ping-pong between two processes over pipes, per round "
+                 "trip", False),
+    WorkloadTest("signal", "ns", "kill to self, handler runs, return", False),
+    WorkloadTest("page_fault", "faults/s", "mmap anonymous, write every page, munmap", True),
+    WorkloadTest("tcp_rtt", "us", "1-byte ping-pong over loopback TCP (TCP_NODELAY), per round "
+                 "trip", False),
+    WorkloadTest("tcp_stream", "MiB/s", "bulk send over loopback TCP in 128 KiB chunks", True),
+    WorkloadTest("file_write", "MiB/s", "sequential 64 KiB writes of an 8 MiB file, page cache",
+                 True),
+    WorkloadTest("file_read", "MiB/s", "sequential 64 KiB reads of an 8 MiB file, page cache hot",
+                 True),
+    WorkloadTest("file_fsync", "MiB/s", "1 MiB write + fsync, repeated", True),
+    WorkloadTest("file_direct", "MiB/s", "aligned 1 MiB O_DIRECT writes (unsupported on tmpfs)",
+                 True),
+)
+TEST_NAMES: tuple[str, ...] = tuple(test.name for test in TESTS)
+STATUSES = ("ok", "unsupported", "error")
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One ``@@W`` line. ok: ops, ns_per_op, value and unit set; otherwise reason set."""
+    test: str
+    status: str
+    ops: int = 0
+    ns_per_op: float | None = None
+    value: float | None = None
+    unit: str = ""
+    reason: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+
+# ------------------------------------------------------------------ output
+
+def _fields(line: str) -> dict[str, str]:
+    fields: dict[str, str] = {}
+    for word in line.split()[1:]:
+        key, sep, value = word.partition("=")
+        if not sep or not key or not value:
+            raise ValueError(f"field {word!r} is not key=value")
+        if key in fields:
+            raise ValueError(f"field {key!r} given twice")
+        fields[key] = value
+    return fields
+
+
+def _number(fields: dict[str, str], key: str, kind: type) -> int | float:
+    if key not in fields:
+        raise ValueError(f"no {key}=")
+    try:
+        number = kind(fields[key])
+    except ValueError:
+        raise ValueError(f"{key}={fields[key]!r} is not a{'n int' if kind is int else ' number'}")
+    if not math.isfinite(number) or number <= 0:
+        raise ValueError(f"{key}={fields[key]} is not a positive number")
+    return number
+
+
+def _figure(line: str) -> Figure:
+    fields = _fields(line)
+    test, status = fields.get("test"), fields.get("status")
+    if test not in TEST_NAMES:
+        raise ValueError(f"unknown test {test!r}")
+    if status not in STATUSES:
+        raise ValueError(f"status {status!r} is not one of {', '.join(STATUSES)}")
+    if status != "ok":
+        if "reason" not in fields:
+            raise ValueError("no reason=")
+        return Figure(test, status, reason=fields["reason"])
+    if "unit" not in fields:
+        raise ValueError("no unit=")
+    return Figure(test, status, ops=int(_number(fields, "ops", int)),
+                  ns_per_op=float(_number(fields, "ns_per_op", float)),
+                  value=float(_number(fields, "value", float)), unit=fields["unit"])
+
+
+def parse(text: str) -> list[Figure]:
+    """The figures of the program's output, in order; other lines (a shell's, a VM console's,
+    ``@@W-END``) are ignored. A malformed ``@@W`` line raises ValueError naming it."""
+    figures = []
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line.startswith("@@W "):
+            continue
+        try:
+            figures.append(_figure(line))
+        except ValueError as exc:
+            raise ValueError(f"malformed workload line {line!r}: {exc}") from None
+    return figures
+
+
+# ------------------------------------------------------------------ build and cache
+
+def _source() -> bytes:
+    with open(SOURCE, "rb") as handle:
+        return handle.read()
+
+
+def source_hash(source: bytes | None = None) -> str:
+    """The build's cache key (and the workload's version, for records)."""
+    return hashlib.sha256(_source() if source is None else source).hexdigest()[:12]
+
+
+def cache_root(cache_dir: str | None = None) -> str:
+    """Where builds live: ``cache_dir``, else $ISOINSPECT_CACHE/workload (or the project's
+    $ISOINSPECT_CACHE_DIR/workload), else /var/cache/isoinspect/workload."""
+    if cache_dir:
+        return cache_dir
+    base = (os.environ.get("ISOINSPECT_CACHE") or os.environ.get("ISOINSPECT_CACHE_DIR")
+            or DEFAULT_CACHE)
+    return os.path.join(base, "workload")
+
+
+def _temp_name(path: str) -> str:
+    return f"{path}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
+
+
+def _compile(source: bytes, output: str) -> None:
+    """gcc from the exact bytes that were hashed, into ``output``; IsoinspectError if it fails."""
+    gcc = shutil.which("gcc")
+    if gcc is None:
+        raise IsoinspectError("building the workload program: gcc not found "
+                              "(install gcc and libc6-dev; scripts/setup.sh does)")
+    result = subprocess.run([gcc, *CFLAGS, "-o", output, "-x", "c", "-"], input=source,
+                            capture_output=True, timeout=300)
+    if result.returncode != 0:
+        tail = "\n".join(result.stderr.decode(errors="replace").strip().splitlines()[-8:])
+        raise IsoinspectError(f"building the workload program with gcc -static failed "
+                              f"(are gcc and libc6-dev, the static libc, installed?):\n{tail}")
+
+
+def _check_tests(binary: str) -> None:
+    """The binary lists exactly TESTS, in order: the two sides of the contract agree."""
+    listed = subprocess.run([binary, "--list"], capture_output=True, text=True,
+                            timeout=30).stdout.split()
+    if tuple(listed) != TEST_NAMES:
+        raise IsoinspectError(f"workload program lists {listed}, program.py expects "
+                              f"{list(TEST_NAMES)}")
+
+
+def binary_path(cache_dir: str | None = None, source: bytes | None = None) -> str:
+    """Where the build of this source is (or will be): <cache>/<source hash>/isoinspect-workload."""
+    return os.path.join(cache_root(cache_dir), source_hash(source), BINARY_NAME)
+
+
+def ensure_built(cache_dir: str | None = None) -> str:
+    """Path of the static workload binary for this source, compiled once per source hash
+    (build into a temporary file, then rename: concurrent builders never see half a binary)."""
+    source = _source()
+    binary = binary_path(cache_dir, source)
+    if os.access(binary, os.X_OK):
+        return binary
+    directory = os.path.dirname(binary)
+    try:
+        os.makedirs(directory, exist_ok=True)
+    except OSError as exc:
+        raise IsoinspectError(f"cannot create the workload cache {directory}: "
+                              f"{exc.strerror}") from None
+    write_atomic(os.path.join(directory, "workload.c"), source)   # what was built, for reading
+    temp = _temp_name(binary)
+    try:
+        _compile(source, temp)
+        os.chmod(temp, 0o755)
+        _check_tests(temp)
+        os.replace(temp, binary)
+    finally:
+        if os.path.exists(temp):
+            os.unlink(temp)
+    return binary
+
+
+def layer_dir(cache_dir: str | None = None) -> str:
+    """A directory holding exactly ``usr/local/bin/isoinspect-workload`` (mode 0755): the
+    layer every target's image gets. Made once per source hash, next to the binary."""
+    binary = ensure_built(cache_dir)
+    layer = os.path.join(os.path.dirname(binary), "layer")
+    if os.path.isfile(os.path.join(layer, LAYER_PATH)):
+        return layer
+    temp = _temp_name(layer)
+    try:
+        folder = temp
+        for part in ["", *LAYER_PATH.split("/")[:-1]]:   # temp, usr, usr/local, usr/local/bin
+            folder = os.path.join(folder, part) if part else folder
+            os.mkdir(folder)
+            os.chmod(folder, 0o755)   # whatever the umask
+        target = os.path.join(temp, LAYER_PATH)
+        shutil.copyfile(binary, target)
+        os.chmod(target, 0o755)
+        try:
+            os.rename(temp, layer)
+        except OSError:
+            if not os.path.isfile(os.path.join(layer, LAYER_PATH)):  # not a concurrent winner
+                raise
+    finally:
+        remove_tree(temp)
+    return layer
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m isoinspect.benches.overhead.program",
+                                     description="Build the workload program of bench overhead.")
+    parser.add_argument("command", choices=["build"], help="build (if needed), print the path")
+    parser.add_argument("--cache-dir", help="instead of $ISOINSPECT_CACHE/workload")
+    args = parser.parse_args(argv)
+    try:
+        print(ensure_built(args.cache_dir))
+    except IsoinspectError as exc:
+        return report_error(exc, parser.prog)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
