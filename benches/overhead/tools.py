@@ -31,7 +31,7 @@ import shlex
 from dataclasses import dataclass
 from typing import Callable
 
-from isoinspect.benches.overhead._figure_stub import Figure
+from isoinspect.benches.overhead.program import Figure
 from isoinspect.runtime.errors import UsageError
 
 FIO_FILE = "isoinspect-tools-fio.dat"
@@ -149,8 +149,8 @@ def _fio_direct_refused(block: Block) -> bool:
 def _fio_figure(block: Block, direction: str, per_io: bool) -> Figure:
     """MiB/s (ns per MiB), or with ``per_io`` I/Os per second (ns per I/O: write + its fsync)."""
     if _fio_direct_refused(block):
-        return Figure(test=block.test, status="unsupported", ops=0, ns_per_op=0.0, value=0.0,
-                      unit="", reason=f"o_direct_not_supported_by_{reason_of(block.fstype)}")
+        return Figure(test=block.test, status="unsupported",
+                      reason=f"o_direct_not_supported_by_{reason_of(block.fstype)}")
     if block.rc != 0 and "{" not in block.text:
         raise ToolOutputError(f"fio_exit_{block.rc}_{reason_of(block.text)}")
     jobs = _json_from(block.text).get("jobs") or []
@@ -294,8 +294,7 @@ def blocks(text: str) -> dict[str, Block]:
 
 
 def error_figure(test: str, reason: str) -> Figure:
-    return Figure(test=test, status="error", ops=0, ns_per_op=0.0, value=0.0, unit="",
-                  reason=reason)
+    return Figure(test=test, status="error", reason=reason)
 
 
 def parse_block(test: ToolTest, block: Block) -> Figure:
