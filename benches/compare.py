@@ -31,6 +31,9 @@ def keyed_samples(run: dict) -> Iterator[tuple[tuple[str, str, str], list[float]
             key = (kind, f"{result.get('namespace')} {result.get('op')}",
                    f"concurrency {result.get('concurrency', 1)}")
             samples = result.get("samples")
+        elif kind == "overhead":
+            key = (kind, str(result.get("target")), f"{result.get('test')} s/op")
+            samples = result.get("samples")
         elif kind == "trace_overhead":
             key = (kind, str(result.get("target") or "start-up"), "with tracer")
             samples = result.get("samples_with")

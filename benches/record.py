@@ -44,6 +44,9 @@ RESULT_KINDS: dict[str, tuple[str, ...]] = {
     "trace_overhead": ("status",),
     # a traced container start: phases with kernel timestamps
     "trace": ("target", "status"),
+    # one test of the workload in one target (bench overhead): status ok | unsupported | error
+    # | skipped; samples in seconds per op, value + value_unit as shown, ratio to the host
+    "overhead": ("target", "test", "status"),
 }
 
 
@@ -139,6 +142,29 @@ class RunRecord:
         from isoinspect.benches import results_index
 
         results_index.index_record(self.path, self.data)
+
+
+class ResultSlots:
+    """Results added once, then replaced in place as a run goes on (``put`` writes the file,
+    so a crash keeps the last complete round)."""
+
+    def __init__(self, record: RunRecord) -> None:
+        self.record = record
+        self.positions: dict[object, int] = {}
+
+    def put(self, results: Iterable[tuple[object, dict]]) -> None:
+        """(key, result) pairs: a known key replaces its result, a new one is appended."""
+        stored = self.record.results
+        fresh = []
+        for key, result in results:
+            validate_result(result)
+            if key in self.positions:
+                stored[self.positions[key]] = result
+            else:
+                self.positions[key] = len(stored) + len(fresh)
+                fresh.append(result)
+        stored.extend(fresh)
+        self.record.save()
 
 
 def resolve(ref: str, directory: str | None = None) -> str:

@@ -153,6 +153,43 @@ def ratio_ci(numerator: Sequence[float], denominator: Sequence[float],
             "confidence": confidence, "paired": paired, "statistic": statistic.__name__}
 
 
+def control_ratio_ci(numerator: Sequence[float], numerator_control: Sequence[float],
+                     denominator: Sequence[float], denominator_control: Sequence[float],
+                     statistic: Callable[[Sequence[float]], float] = median, *,
+                     confidence: float = DEFAULT_CONFIDENCE, resamples: int = DEFAULT_RESAMPLES,
+                     seed: int = DEFAULT_SEED) -> dict:
+    """A ratio normalised by a control measured alongside it, with a bootstrap interval:
+    (s(num) / s(den)) / (s(num_control) / s(den_control)), s = ``statistic``.
+
+    E.g. a VM's slowdown on one test divided by its slowdown on a pure CPU loop (what is left
+    once the emulated CPU is taken out). Each side's rounds are resampled together (a test and
+    its control from the same round stay paired), the two sides independently.
+    """
+    if not numerator or not denominator:
+        raise ValueError("ratio of no data")
+    if len(numerator) != len(numerator_control) or len(denominator) != len(denominator_control):
+        raise ValueError("each side needs its control from the same rounds")
+
+    def value(num, num_ctl, den, den_ctl) -> float:
+        bottom = statistic(den) * statistic(num_ctl)
+        return statistic(num) * statistic(den_ctl) / bottom if bottom else math.inf
+
+    estimate = value(numerator, numerator_control, denominator, denominator_control)
+    rng = random.Random(seed)
+    ratios = []
+    for _ in range(resamples):
+        top = rng.choices(range(len(numerator)), k=len(numerator))
+        bottom = rng.choices(range(len(denominator)), k=len(denominator))
+        ratios.append(value([numerator[i] for i in top], [numerator_control[i] for i in top],
+                            [denominator[i] for i in bottom],
+                            [denominator_control[i] for i in bottom]))
+    ratios.sort()
+    tail = (1.0 - confidence) / 2.0
+    return {"ratio": estimate, "ci": [quantile(ratios, tail, presorted=True),
+                                      quantile(ratios, 1.0 - tail, presorted=True)],
+            "confidence": confidence, "paired": False, "statistic": statistic.__name__}
+
+
 def summarize(samples: Sequence[float], confidence: float = DEFAULT_CONFIDENCE) -> dict:
     """n, mean, stdev, min, max, p50/p90/p99 and order-statistic CIs of p50 and p90 (seconds)."""
     values = sorted(samples)

@@ -75,4 +75,26 @@ def namespaces(ctx: click.Context, runs: int, levels: str | None, quick: bool,
     ctx.exit(run_command(runs, levels, quick, results_dir))
 
 
+@bench.command("overhead")
+@click.option("--targets", metavar="A,B",
+              help="Comma-separated: host,isoinspect,runc,crun,runsc,docker,qemu (default: all; "
+                   "host, the baseline, is always added).")
+@click.option("--tests", metavar="T,U", help="Workload tests (default: all; cpu always added).")
+@click.option("--rounds", type=int, help="Rounds per target (default 10; --quick 5).")
+@click.option("--duration-ms", type=int, help="Timed milliseconds per test (default 200; "
+                                              "--quick 50).")
+@click.option("--quick", is_flag=True, help="5 rounds of 50 ms per test, every target.")
+@click.option("--json", "json_out", metavar="OUT", help="Also write the run record here.")
+@click.option("--results-dir", metavar="DIR", help=RESULTS_HELP)
+@click.pass_context
+def overhead(ctx: click.Context, targets: str | None, tests: str | None, rounds: int | None,
+             duration_ms: int | None, quick: bool, json_out: str | None,
+             results_dir: str | None) -> None:
+    """How much slower the same workload runs in each target than on the host (syscalls,
+    fork/exec, pipes, signals, page faults, loopback TCP, file I/O; a CPU loop as control)."""
+    from isoinspect.benches.overhead.bench import run_command
+
+    ctx.exit(run_command(targets, tests, rounds, duration_ms, quick, json_out, results_dir))
+
+
 commands = [bench]

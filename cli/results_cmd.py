@@ -71,6 +71,28 @@ def _result_line(result: dict) -> list[str]:
             f"{summary['p99'] * 1e3:.3f}" if summary["n"] else "-", extra]
 
 
+def _overhead_line(result: dict) -> list[str]:
+    """bench overhead: the displayed value and the ratios (seconds-per-op columns would read
+    as nonsense next to MiB/s); the reason when nothing was measured."""
+    from isoinspect.benches.overhead.summary import number, ratio_text
+
+    n = len(result.get("samples") or [])
+    value = result.get("value")
+    shown = f"{number(value)} {result.get('value_unit', '')}" if n and value is not None else "-"
+    ratio = ratio_text(result.get("ratio")) or ("-" if n else str(result.get("reason"))[:60])
+    flag = "  harness suspect" if result.get("harness_suspect") else ""
+    return ["overhead", str(result.get("target")), str(result.get("test")),
+            str(result.get("status")), str(n), shown, ratio,
+            ratio_text(result.get("control_ratio")) + flag]
+
+
+def _echo_table(headers: list[str], rows: list[list[str]]) -> None:
+    widths = [max([len(h)] + [len(row[i]) for row in rows]) for i, h in enumerate(headers)]
+    click.echo("  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip())
+    for row in rows:
+        click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+
+
 @results.command("show")
 @click.argument("ref", default="latest")
 @click.option("--results-dir", metavar="DIR", help=DIR_HELP)
@@ -98,12 +120,13 @@ def show(ref: str, results_dir: str | None, as_json: bool) -> None:
     if capabilities:
         click.echo("capabilities: " + ", ".join(f"{k}={v}" for k, v in capabilities.items()
                                                 if not isinstance(v, dict)))
-    headers = ["KIND", "SUBJECT", "METRIC", "STATUS", "N", "P50 ms", "P99 ms", ""]
-    rows = [_result_line(r) for r in data["results"]]
-    widths = [max([len(h)] + [len(row[i]) for row in rows]) for i, h in enumerate(headers)]
-    click.echo("  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip())
-    for row in rows:
-        click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+    overhead = [r for r in data["results"] if r.get("kind") == "overhead"]
+    rows = [_result_line(r) for r in data["results"] if r.get("kind") != "overhead"]
+    if rows or not overhead:
+        _echo_table(["KIND", "SUBJECT", "METRIC", "STATUS", "N", "P50 ms", "P99 ms", ""], rows)
+    if overhead:
+        _echo_table(["KIND", "TARGET", "TEST", "STATUS", "N", "P50 VALUE", "TIME PER OP / HOST",
+                     "/ OWN CPU CONTROL"], [_overhead_line(r) for r in overhead])
     for goal in data.get("goals") or []:
         verdict = "met" if goal["met"] else "NOT met"
         click.echo(f"goal {goal['target']} {goal['metric']}: {goal['goal']}: ratio "

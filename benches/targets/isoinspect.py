@@ -131,13 +131,14 @@ def spec_limits(limits) -> dict:
 
 
 def container_spec(argv: list[str], limits=None, name: str | None = None,
-                   remove: bool = False):
+                   remove: bool = False, image: str = IMAGE):
     """What every isoinspect target runs (library, pool, verify): busybox, ``--network none``;
-    only the command, the name and verify's limits differ."""
+    only the command, the name and verify's limits differ (and the image, for a bench that
+    adds its workload layer on top of busybox)."""
     from isoinspect.benches.bundle import Limits
     from isoinspect.runtime.spec import ContainerSpec
 
-    return ContainerSpec(IMAGE, list(argv), name=name, remove=remove, network="none",
+    return ContainerSpec(image, list(argv), name=name, remove=remove, network="none",
                          **spec_limits(limits or Limits()))
 
 
@@ -254,6 +255,8 @@ class IsoinspectLibrary(InProcessTarget):
     name = "isoinspect-lib"
     notes = "Runtime create/start/wait/remove in a warm process"
     scratch = ""
+    #: what ``start`` runs (bench overhead: a derived image with its workload layer)
+    image = IMAGE
 
     def __init__(self, name: str | None = None, control: bool = False) -> None:
         super().__init__(name, control)
@@ -395,7 +398,7 @@ class IsoinspectLibrary(InProcessTarget):
         runtime = self._runtime_for(scratch)
         name = self.verify_name()
         record = runtime.create(container_spec(argv, Limits() if self.control else limits,
-                                               name=name))
+                                               name=name, image=self.image))
         log = self.log_path(name)
         out = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
         null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)

@@ -1,0 +1,202 @@
+"""bench overhead for real, quick-sized: the workload runs in every target, its cpu control is
+~1.0x in the containers, a workload that does not run is an error (never a zero), the record
+reads back, and nothing is left behind (containers, cgroups, images, temp dirs, QEMU).
+
+runc, runsc, dockerd and QEMU (TCG) work on this machine and in CI: their absence is a failure
+here, not a skip.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from isoinspect.benches import record as record_mod
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="containers need root (CI runs as root)")
+
+CLI = os.path.join(os.path.dirname(sys.executable), "isoinspect")
+DOCKER = "/usr/bin/docker"
+CGROUP_BASE = "/sys/fs/cgroup"
+
+
+def _parents() -> set[str]:
+    """Top-level isoinspect* cgroups (a runtime root's parent, runc's isoinspect-peers) in
+    every hierarchy."""
+    return {p for p in glob.glob(os.path.join(CGROUP_BASE, "*", "isoinspect*")) +
+            glob.glob(os.path.join(CGROUP_BASE, "isoinspect*")) if os.path.isdir(p)}
+
+
+def _children(parent: str) -> list[str]:
+    return [os.path.join(parent, e) for e in os.listdir(parent)
+            if os.path.isdir(os.path.join(parent, e))]
+
+
+def _temp_dirs() -> set[str]:
+    return set(glob.glob("/tmp/isoinspect-overhead-*")) | set(glob.glob("/tmp/isoinspect-vm-*"))
+
+
+def _qemus() -> list[str]:
+    """QEMU guests of bench overhead (their command line shares the layer at VM_LAYER)."""
+    from isoinspect.benches.overhead.runners import VM_LAYER
+
+    out = subprocess.run(["pgrep", "-a", "qemu-system"], capture_output=True, text=True).stdout
+    return [line for line in out.splitlines() if VM_LAYER in line]
+
+
+class Snapshot:
+    """What is on the host before a run, to tell what the run left afterwards."""
+
+    def __init__(self) -> None:
+        self.parents, self.temp = _parents(), _temp_dirs()
+
+    def leftovers(self, pid: int, grace: float = 5.0) -> list[str]:
+        deadline = time.monotonic() + grace
+        while True:
+            # a parent made during the run still holding a container; runc's, by name
+            found = [p for p in _parents() - self.parents if _children(p)]
+            found += [c for p in _parents() for c in _children(p) if f"-verify-{pid}-" in c]
+            found += [f"temp dir {d}" for d in _temp_dirs() - self.temp
+                      if f"isoinspect-overhead-" in d]
+            docker = subprocess.run([DOCKER, "ps", "-aq", "--filter",
+                                     f"name=isoinspect-verify-{pid}-"],
+                                    capture_output=True, text=True).stdout.split()
+            found += [f"docker container {c}" for c in docker]
+            images = subprocess.run([DOCKER, "images", "-q",
+                                     f"isoinspect-overhead-workload:{pid}"],
+                                    capture_output=True, text=True).stdout.split()
+            found += [f"docker image {i}" for i in images]
+            found += [f"qemu {q[:80]}" for q in _qemus()]
+            if not found or time.monotonic() >= deadline:
+                return found
+            time.sleep(0.2)
+
+
+def _run(*args: str, timeout: float) -> tuple[subprocess.CompletedProcess, int]:
+    proc = subprocess.Popen([CLI, "bench", "overhead", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+        pytest.fail(f"bench overhead took more than {timeout} s: {err[-2000:]}")
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err), proc.pid
+
+
+def _by_key(data: dict) -> dict[tuple[str, str], dict]:
+    return {(r["target"], r["test"]): r for r in data["results"] if r["kind"] == "overhead"}
+
+
+def test_quick_overhead_host_isoinspect_runc(tmp_path):
+    before = Snapshot()
+    out = tmp_path / "overhead.json"
+    run, pid = _run("--quick", "--targets", "host,isoinspect,runc", "--tests",
+                    "cpu,getppid,fork,file_write", "--json", str(out), "--results-dir",
+                    str(tmp_path / "results"), timeout=120)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert "round 5/5 runc:" in run.stderr  # progress, not a terminal
+    data = record_mod.load(str(out))
+    assert data["command"] == "bench overhead" and data["finished"] and not data["interrupted"]
+    results = _by_key(data)
+    assert set(results) == {(t, s) for t in ("host", "isoinspect", "runc")
+                            for s in ("cpu", "getppid", "fork", "file_write")}
+    for key, result in results.items():
+        assert result["status"] == "ok", (key, result.get("reason"))
+        assert len(result["samples"]) == 5 and all(s > 0 for s in result["samples"])
+        assert result["value"] > 0 and result["value_unit"]
+    for target in ("isoinspect", "runc"):
+        cpu = results[(target, "cpu")]["ratio"]
+        assert 0.8 <= cpu["ratio"] <= 1.25, (target, cpu)
+        assert results[(target, "getppid")]["ratio"]["ratio"] > 0
+        assert results[(target, "fork")]["control_ratio"]["ratio"] > 0
+    table = run.stdout.splitlines()
+    assert table[1].split()[:4] == ["test", "host", "isoinspect", "runc"]
+    assert any(line.startswith("getppid") and "(x" in line for line in table)
+    shown = subprocess.run([CLI, "results", "show", str(out)], capture_output=True, text=True)
+    assert shown.returncode == 0, shown.stderr
+    lines = [line for line in shown.stdout.splitlines() if line.startswith("overhead ")]
+    assert len(lines) == 12 and any("runc" in line and "getppid" in line and "x" in line
+                                    for line in lines)
+    assert before.leftovers(pid) == []
+
+
+def test_a_workload_that_does_not_run_is_an_error_not_a_zero(tmp_path):
+    """A layer whose program cannot be executed: every target says error, with the reason."""
+    from isoinspect.benches.overhead import runners
+    from isoinspect.benches.overhead.bench import run_overhead
+    from isoinspect.benches.overhead.suite import workload_suite
+
+    layer = tmp_path / "layer"
+    binary = layer / "usr/local/bin/isoinspect-workload"
+    binary.parent.mkdir(parents=True)
+    binary.write_bytes(b"\x7fELF this is not a program\n")
+    binary.chmod(0o755)
+    real = workload_suite()
+    broken = type(real)(**{**real.__dict__, "layer": lambda: str(layer)})
+    before, lines = Snapshot(), []
+    overhead = run_overhead([runners.make(n) for n in ("host", "isoinspect", "runc")],
+                            ["cpu", "getppid"], rounds=2, duration_ms=20, suite=broken,
+                            log=lines.append)
+    for cell in overhead.cells:
+        assert cell.status == "error", cell
+        assert cell.value is None and cell.summary["n"] == 0 and cell.ratio is None
+        assert cell.reason, cell
+        assert "exec format error" in cell.reason.lower(), cell
+    assert not overhead.measured()
+    assert any("ERROR" in line for line in lines)
+    assert before.leftovers(os.getpid()) == []
+
+
+def test_ctrl_c_keeps_what_was_measured_cleans_up_and_exits_130(tmp_path):
+    before = Snapshot()
+    out = tmp_path / "overhead.json"
+    proc = subprocess.Popen([CLI, "bench", "overhead", "--targets", "host,runc", "--tests",
+                             "cpu,getppid", "--rounds", "200", "--duration-ms", "20", "--json",
+                             str(out), "--results-dir", str(tmp_path / "results")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    seen = ""
+    deadline = time.monotonic() + 90
+    while "round 3/200" not in seen and time.monotonic() < deadline:
+        seen += proc.stderr.readline()
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr[-2000:]
+    data = record_mod.load(str(out))
+    assert data["interrupted"]
+    runc = _by_key(data)[("runc", "getppid")]
+    assert runc["status"] == "ok" and len(runc["samples"]) >= 2
+    assert "[INTERRUPTED]" in stdout
+    assert before.leftovers(proc.pid) == []
+
+
+def test_runsc_docker_and_the_vm_run_the_workload(tmp_path):
+    before = Snapshot()
+    out = tmp_path / "overhead.json"
+    begin = time.monotonic()
+    run, pid = _run("--targets", "runsc,docker,qemu", "--tests", "cpu,getppid,tcp_rtt,file_write",
+                    "--rounds", "2", "--duration-ms", "50", "--json", str(out),
+                    "--results-dir", str(tmp_path / "results"), timeout=150)
+    took = time.monotonic() - begin
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    data = record_mod.load(str(out))
+    results = _by_key(data)
+    for target in ("runsc", "docker", "qemu"):
+        for test in ("cpu", "getppid", "tcp_rtt", "file_write"):
+            result = results[(target, test)]
+            assert result["status"] == "ok", (target, test, result.get("reason"))
+            assert len(result["samples"]) == 2 and result["ratio"]["ratio"] > 0
+    vm = results[("qemu", "getppid")]
+    assert vm["labels"]["accelerator"] in ("tcg", "kvm")
+    assert vm["control_ratio"]["ratio"] > 0
+    assert f"qemu ({vm['labels']['accelerator']})" in run.stdout
+    print(f"runsc+docker+qemu, 2 rounds: {took:.1f} s\n{run.stdout}")
+    assert before.leftovers(pid) == []
+    json.dumps(data)
