@@ -41,7 +41,9 @@ MIB = 1024 * 1024
 
 @dataclass(frozen=True)
 class RunParams:
-    """What one suite run needs: the directory for fio's file, seconds per test, iperf3's port."""
+    """What one suite run needs: where fio's private directory is made (``mktemp -d`` under
+    ``directory``: parallel runs on one host never share a file), seconds per test, iperf3's
+    port."""
 
     directory: str = "/tmp"
     seconds: int = 1
@@ -121,8 +123,9 @@ def parse_sysbench_memory(block: Block) -> Figure:
 # ---------------------------------------------------------------- fio
 def _fio_argv(rw: str, bs: str, *extra: str) -> Callable[[RunParams], list[str]]:
     def argv(params: RunParams) -> list[str]:
-        return ["fio", "--name=isoinspect", f"--directory={params.directory}",
-                f"--filename={FIO_FILE}", f"--size={FIO_SIZE}", f"--rw={rw}", f"--bs={bs}",
+        # the file is relative: the driver runs every test in the run's own directory
+        return ["fio", "--name=isoinspect", f"--filename={FIO_FILE}", f"--size={FIO_SIZE}",
+                f"--rw={rw}", f"--bs={bs}",
                 "--ioengine=psync", "--time_based", f"--runtime={params.seconds}",
                 "--output-format=json", *extra]
     return argv
@@ -253,27 +256,32 @@ def random_port() -> int:
 
 
 def script(tests: list[ToolTest], params: RunParams) -> str:
-    """The POSIX sh driver: each test's output between markers, fio's file removed at the end."""
+    """The POSIX sh driver: each test's output between markers; fio's directory is removed when
+    the shell exits (also on SIGINT/SIGTERM)."""
     directory = shlex.quote(params.directory)
-    lines = [f"d={directory}; mkdir -p \"$d\"",
+    lines = [f"d=$(mktemp -d {directory}/isoinspect-tools.XXXXXX) && cd \"$d\" && d=$(pwd) || "
+             f"{{ echo '@@T-FAIL cannot make a directory under '{directory}; exit 1; }}",
+             "trap 'cd /; rm -f \"$d\"/" + FIO_FILE + "; rmdir \"$d\"' EXIT",
+             "trap 'exit 130' INT TERM",
              'printf "@@T-INFO dir=%s fstype=%s\\n" "$d" '
              '"$(stat -f -c %T "$d" 2>/dev/null || echo unknown)"']
     for test in tests:
         lines += [f"printf '@@T-BEGIN %s\\n' {test.name}",
                   f"{shlex.join(test.argv(params))} </dev/null 2>&1; rc=$?",
                   f"printf '\\n@@T-END %s rc=%s\\n' {test.name} \"$rc\""]
-    lines += [f"rm -f \"$d\"/{FIO_FILE}", "printf '@@T-DONE\\n'"]
+    lines += ["printf '@@T-DONE\\n'"]
     return "\n".join(lines) + "\n"
 
 
 def command(tests: list[ToolTest] | None = None, params: RunParams | None = None) -> list[str]:
     """The argv a runner starts inside a target for one run of the suite."""
-    return ["sh", "-c", script(list(tests or TESTS), params or RunParams(port=random_port()))]
+    chosen = list(TESTS) if tests is None else list(tests)
+    return ["sh", "-c", script(chosen, params or RunParams(port=random_port()))]
 
 
 _BEGIN = re.compile(r"^@@T-BEGIN (\S+)$")
 _END = re.compile(r"^@@T-END (\S+) rc=(\d+)$")
-_INFO = re.compile(r"^@@T-INFO dir=.* fstype=(\S*)$")
+_INFO = re.compile(r"^@@T-INFO dir=.* fstype=(.*)$")  # stat may say "UNKNOWN (0x...)"
 
 
 def blocks(text: str) -> dict[str, Block]:
@@ -312,8 +320,45 @@ def parse(text: str, tests: list[ToolTest] | None = None) -> list[Figure]:
     marker: the target died or timed out) is an error figure."""
     found = blocks(text)
     figures = []
-    for test in tests or TESTS:
+    for test in TESTS if tests is None else tests:
         block = found.get(test.name)
         figures.append(parse_block(test, block) if block is not None
                        else error_figure(test.name, "did_not_finish"))
     return figures
+
+
+# ---------------------------------------------------------------- as a bench overhead suite
+def seconds_for(duration_ms: int) -> int:
+    """The tools take whole seconds: the bench's per-test duration rounded, at least 1 s."""
+    return max(1, round(duration_ms / 1000))
+
+
+def tools_suite(with_every_own_test: bool = False):
+    """The tools as a ``Suite`` of bench overhead: one ``sh -c`` per run, in debian:bookworm-tools
+    on container targets (the host's tools on the host and in the VM, whose /usr is the host's).
+
+    The workload program's layer still goes on top, for its ``cpu`` test: the control every
+    ratio is judged by is then the same loop in both suites (sysbench_cpu is a figure, not the
+    control). ``with_every_own_test``: ``--suite all``, every workload test runs first.
+    """
+    from isoinspect.benches.overhead import program
+    from isoinspect.benches.overhead.base_image import debian_tools
+    from isoinspect.benches.overhead.suite import Suite
+
+    own_tests = list(program.TEST_NAMES) if with_every_own_test else ["cpu"]
+
+    def command(binary: str, tests, duration_ms: int) -> list[str]:
+        own = [test for test in tests if test in own_tests]
+        chosen = [test for test in TESTS if test.name in tests]
+        params = RunParams("/tmp", seconds_for(duration_ms), random_port())
+        first = shlex.join([binary, "-d", "/tmp", "-t", str(duration_ms), *own]) + "\n" \
+            if own else ""
+        return ["sh", "-c", first + script(chosen, params)]
+
+    def parse_both(text: str) -> list[Figure]:
+        return program.parse(text) + parse(text)
+
+    return Suite(name="all" if with_every_own_test else "tools", layer=program.layer_dir,
+                 binary="/usr/local/bin/" + program.BINARY_NAME, command=command,
+                 parse=parse_both, end="@@T-DONE",
+                 tests=lambda: own_tests + [test.name for test in TESTS], base=debian_tools())

@@ -52,8 +52,7 @@ def test_the_qemu_guest_runs_the_hosts_tools_and_refuses_o_direct_on_its_tmpfs()
         pytest.skip(reason)
     from isoinspect.benches.vm.qemu import GuestVM
 
-    argv = tools.command(params=tools.RunParams("/tmp/isoinspect-tools", SECONDS,
-                                                tools.random_port()))
+    argv = tools.command(params=tools.RunParams("/tmp", SECONDS, tools.random_port()))
     result = GuestVM().run(argv, timeout=300)
     assert result.returncode == 0, result.stderr
     statuses = _statuses(tools.parse(result.stdout))
@@ -61,3 +60,30 @@ def test_the_qemu_guest_runs_the_hosts_tools_and_refuses_o_direct_on_its_tmpfs()
     expected = {t.name: "ok" for t in tools.TESTS}
     expected["fio_direct_write"] = "unsupported:o_direct_not_supported_by_tmpfs"
     assert statuses == expected, result.stdout[-2000:]
+
+
+def test_bench_overhead_suite_tools_in_every_kind_of_container_target(tmp_path):
+    """One round through the CLI: isoinspect (the image in its store), runc (the tar as the
+    bundle's root), docker (docker import'ed): the tools ran there (busybox has none), the
+    cpu control came from the workload layer on top, and the imported images are gone."""
+    import json
+    import os
+    import sys
+
+    cli = os.path.join(os.path.dirname(sys.executable), "isoinspect")
+    out = tmp_path / "record.json"
+    run = subprocess.run([cli, "bench", "overhead", "--suite", "tools", "--rounds", "1",
+                          "--targets", "host,isoinspect,runc,docker",
+                          "--tests", "sysbench_cpu,fio_direct_write,iperf3_tcp",
+                          "--results-dir", str(tmp_path), "--json", str(out)],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    data = json.loads(out.read_text())
+    assert data["config"]["suite"] == "tools"
+    cells = {(r["target"], r["test"]): r for r in data["results"] if r["kind"] == "overhead"}
+    for target in ("host", "isoinspect", "runc", "docker"):
+        for test in ("cpu", "sysbench_cpu", "fio_direct_write", "iperf3_tcp"):
+            assert cells[(target, test)]["status"] == "ok", (target, test, cells[(target, test)])
+    images = subprocess.run(["docker", "images", "-q", "isoinspect-overhead-base"],
+                            capture_output=True, text=True).stdout.split()
+    assert images == [], "the docker import of the tools image was not removed"

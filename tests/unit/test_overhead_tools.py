@@ -162,3 +162,73 @@ def test_with_tools_alone_is_a_usage_error():
     cli = os.path.join(os.path.dirname(sys.executable), "isoinspect")
     run = subprocess.run([cli, "images", "--with-tools"], capture_output=True, text=True)
     assert run.returncode == 125 and "--with-tools needs --ensure-debian" in run.stderr
+
+
+# ---- as a bench overhead suite (--suite tools|all) -------------------------------------------
+
+def test_tools_suite_runs_the_workloads_cpu_control_first_then_the_tools_in_the_tools_image():
+    from isoinspect.benches.overhead.suite import make_suite
+
+    suite = make_suite("tools")
+    assert suite.name == "tools" and suite.base.ref == "debian:bookworm-tools"
+    assert suite.tests() == ["cpu"] + [t.name for t in tools.TESTS]
+    argv = suite.argv(["cpu", "iperf3_tcp", "sysbench_cpu"], 200, "/w/isoinspect-workload")
+    assert argv[:2] == ["sh", "-c"]
+    first, rest = argv[2].split("\n", 1)
+    assert first == "/w/isoinspect-workload -d /tmp -t 200 cpu"
+    assert rest.index("@@T-BEGIN %s\\n' sysbench_cpu") < rest.index("' iperf3_tcp")
+    assert "fio --name" not in rest and "--time=1 " in rest  # 200 ms -> a whole second
+    assert subprocess.run(["sh", "-n", "-c", argv[2]]).returncode == 0
+
+
+def test_all_runs_every_workload_test_and_own_stays_the_busybox_workload():
+    from isoinspect.benches.overhead import program
+    from isoinspect.benches.overhead.suite import make_suite
+
+    every = make_suite("all")
+    assert every.tests() == list(program.TEST_NAMES) + [t.name for t in tools.TESTS]
+    assert "-t 2000 cpu getppid" in every.argv(["cpu", "getppid", "fio_read"], 2000, "/b")[2]
+    assert "--runtime=2 " in every.argv(["cpu", "fio_read"], 2000, "/b")[2]
+    own = make_suite("own")
+    assert own.name == "workload" and own.base is None
+    with pytest.raises(UsageError, match="unknown suite 'toolz'"):
+        make_suite("toolz")
+
+
+def test_the_suite_reads_workload_lines_and_tool_blocks_from_one_output():
+    from isoinspect.benches.overhead.suite import RunError, make_suite
+
+    suite = make_suite("tools")
+    text = ("@@W test=cpu status=ok ops=40 ns_per_op=2400000.0 value=2.4 unit=ms\n"
+            "@@W-END tests=1 ok=1\n" + _fixture("host.txt"))
+    figures = suite.figures(text, ["cpu", "fio_write", "iperf3_tcp"])
+    assert list(figures) == ["cpu", "fio_write", "iperf3_tcp"]
+    assert all(f.status == "ok" for f in figures.values())
+    assert figures["cpu"].unit == "ms" and figures["fio_write"].unit == "MiB/s"
+    with pytest.raises(RunError, match="no @@T-DONE"):
+        suite.figures(text[:text.index("@@T-DONE")], ["cpu"])
+
+
+@pytest.mark.parametrize("duration_ms,seconds", [(1, 1), (50, 1), (200, 1), (1499, 1),
+                                                 (1500, 2), (3000, 3)])
+def test_tools_take_whole_seconds(duration_ms, seconds):
+    assert tools.seconds_for(duration_ms) == seconds
+
+
+def test_an_fstype_stat_does_not_know_still_names_the_unsupported_reason():
+    text = _fixture("vm_fio_direct_write.txt").replace("fstype=tmpfs", "fstype=UNKNOWN (0x1021994)")
+    [figure] = tools.parse(text, [tools.BY_NAME["fio_direct_write"]])
+    assert figure.reason == "o_direct_not_supported_by_unknown_0x1021994"
+
+
+def test_the_driver_works_in_a_private_directory_it_removes_and_says_when_it_cannot(tmp_path):
+    ran = subprocess.run(tools.command([], tools.RunParams(str(tmp_path), 1, 31234)),
+                         capture_output=True, text=True)
+    assert ran.returncode == 0 and ran.stdout.endswith("@@T-DONE\n")
+    assert f"@@T-INFO dir={tmp_path}/isoinspect-tools." in ran.stdout
+    assert list(tmp_path.iterdir()) == []
+    missing = tmp_path / "missing"
+    failed = subprocess.run(tools.command(params=tools.RunParams(str(missing), 1, 31234)),
+                            capture_output=True, text=True)
+    assert failed.returncode == 1 and "@@T-FAIL cannot make a directory" in failed.stdout
+    assert {f.reason for f in tools.parse(failed.stdout)} == {"did_not_finish"}
