@@ -206,8 +206,8 @@ class DockerRunner(ContainerRunner):
         if self.suite.base is not None:  # the base's tar, docker import'ed (removed at cleanup)
             from isoinspect.benches.overhead.base_image import into_docker
 
-            self.base_image = base = into_docker(self.suite.base, self.target.docker,
-                                                 f"isoinspect-overhead-base:{os.getpid()}")
+            self.base_image = f"isoinspect-overhead-base:{os.getpid()}"  # cleanup: even half
+            base = into_docker(self.suite.base, self.target.docker, self.base_image)
         tag = f"isoinspect-overhead-workload:{os.getpid()}"
         context = tempfile.mkdtemp(prefix="isoinspect-overhead-docker-", dir=self.workdir)
         try:

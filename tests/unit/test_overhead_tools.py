@@ -175,7 +175,7 @@ def test_tools_suite_runs_the_workloads_cpu_control_first_then_the_tools_in_the_
     argv = suite.argv(["cpu", "iperf3_tcp", "sysbench_cpu"], 200, "/w/isoinspect-workload")
     assert argv[:2] == ["sh", "-c"]
     first, rest = argv[2].split("\n", 1)
-    assert first == "/w/isoinspect-workload -d /tmp -t 200 cpu"
+    assert first == "/w/isoinspect-workload -d /tmp -t 1000 cpu"  # as long as each tool
     assert rest.index("@@T-BEGIN %s\\n' sysbench_cpu") < rest.index("' iperf3_tcp")
     assert "fio --name" not in rest and "--time=1 " in rest  # 200 ms -> a whole second
     assert subprocess.run(["sh", "-n", "-c", argv[2]]).returncode == 0
