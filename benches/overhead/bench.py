@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 from isoinspect.benches.overhead import runners as runner_kinds
 from isoinspect.benches.overhead.runners import Runner
 from isoinspect.benches.overhead.suite import RunError, Suite
-from isoinspect.benches.targets.base import TargetError
 from isoinspect.benches.overhead.summary import (BASELINE, CONTROL, Cell, Series, TargetInfo,
                                                  cells_for, format_table, warning)
 from isoinspect.runtime.errors import USAGE_EXIT_CODE, UsageError
@@ -52,6 +51,8 @@ class Overhead:
     rounds_completed: int = 0
     interrupted: bool = False
     wall_seconds: float = 0.0
+    #: share of the run's wall time some task waited for a CPU (PSI), None without PSI
+    cpu_pressure: float | None = None
 
     def measured(self) -> bool:
         return any(cell.status == "ok" for cell in self.cells)
@@ -67,14 +68,36 @@ class Overhead:
     def table(self) -> str:
         head = (f"overhead ({self.rounds_completed}/{self.rounds} rounds, {self.duration_ms} ms "
                 f"per test; cell: p50 value (x time per op / {BASELINE}'s [95% CI]); "
-                f"{time_text(self.wall_seconds)})")
+                f"{time_text(self.wall_seconds, self.cpu_pressure)})")
         if self.interrupted:
             head += "  [INTERRUPTED]"
         return "\n".join([head, *format_table(self.cells, self.infos, self.tests)])
 
 
-def time_text(seconds: float) -> str:
-    return f"{seconds:.1f} s wall"
+def time_text(seconds: float, pressure: float | None = None) -> str:
+    text = f"{seconds:.1f} s wall"
+    if pressure is not None:
+        text += f", cpu pressure {pressure:.0%}"
+    return text
+
+
+PSI_CPU = "/proc/pressure/cpu"
+
+
+def cpu_pressure_total(path: str = PSI_CPU) -> float | None:
+    """Microseconds some task has waited for a CPU since boot (PSI ``some total=``), or None
+    without PSI. Over a run, its growth / the wall time says how contended the machine was: on
+    a busy machine every figure is noisier (a harness-suspect control may just mean that)."""
+    try:
+        with open(path) as handle:
+            first = handle.readline().split()
+    except OSError:
+        return None
+    fields = dict(word.split("=", 1) for word in first[1:] if "=" in word)
+    try:
+        return float(fields["total"])
+    except (KeyError, ValueError):
+        return None
 
 
 class _Run:
@@ -154,11 +177,11 @@ class _Run:
             runner.run_rounds(self.overhead.rounds, self.overhead.tests,
                               self.overhead.duration_ms,
                               lambda index, outcome: self.outcome(runner, index, outcome))
-        except (RunError, TargetError) as exc:
-            exc = exc if isinstance(exc, RunError) else RunError(str(exc))
-            self.outcome(runner, 0, exc)
+        except Exception as exc:  # the whole batch failed (the guest did not boot, ...)
+            error = exc if isinstance(exc, RunError) else RunError(_describe(exc))
+            self.outcome(runner, 0, error)
             info = self.info[runner.name]
-            info.status, info.reason = "error", str(exc)
+            info.status, info.reason = "error", str(error)
         self.log(f"{runner.name}: done in {time.monotonic() - begin:.1f} s")
 
     def finish(self) -> None:
@@ -171,7 +194,7 @@ class _Run:
             elif info.errors:
                 info.status, info.reason = "error", info.reason or info.errors[-1]
             else:
-                info.status, info.reason = "skipped", "interrupted before it ran"
+                info.status, info.reason = "skipped", "interrupted before it measured anything"
 
     def publish(self) -> None:
         overhead = self.overhead
@@ -193,7 +216,7 @@ def run_overhead(runners: list[Runner], tests: list[str], rounds: int = DEFAULT_
     run = _Run(runners, overhead, suite, record, log)
     own_workdir = workdir is None
     workdir = workdir or tempfile.mkdtemp(prefix="isoinspect-overhead-")
-    begin = time.monotonic()
+    begin, waited = time.monotonic(), cpu_pressure_total()
     try:
         try:
             ready = run.prepare(workdir)
@@ -217,6 +240,9 @@ def run_overhead(runners: list[Runner], tests: list[str], rounds: int = DEFAULT_
         if own_workdir:
             shutil.rmtree(workdir, ignore_errors=True)
     overhead.wall_seconds = time.monotonic() - begin
+    now = cpu_pressure_total()
+    if waited is not None and now is not None and overhead.wall_seconds > 0:
+        overhead.cpu_pressure = (now - waited) / 1e6 / overhead.wall_seconds
     run.finish()
     run.publish()
     for name in overhead.suspects():
@@ -224,6 +250,7 @@ def run_overhead(runners: list[Runner], tests: list[str], rounds: int = DEFAULT_
                                if c.target == name and c.test == CONTROL)).strip())
     if record is not None:
         record.set(harness_suspect=overhead.suspects(), wall_seconds=overhead.wall_seconds,
+                   cpu_pressure=overhead.cpu_pressure,
                    rounds_completed=overhead.rounds_completed)
         record.finish(interrupted=overhead.interrupted)
         if json_out:

@@ -13,8 +13,10 @@ there and hands back its figures; how differs per target, the content does not:
 
 Container targets start through ``Target.start(argv, Limits())`` (no limits: the same
 configuration bench startup and verify give them) and are waited for by their exit, then the
-output is read once: polling a log (``docker logs``) while the workload runs would load the
-machine being measured. A run without a test's line or the end marker raises RunError.
+output is read once: polling a log while the workload runs would load the machine being
+measured. Docker runs its target's own ``docker run -d`` argv, then ``docker wait`` and
+``docker logs`` (``DockerTarget.start`` looks the pid up after the start, when a short run has
+already exited). A run without a test's line or the end marker raises RunError.
 """
 
 from __future__ import annotations

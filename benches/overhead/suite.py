@@ -54,7 +54,10 @@ class Suite:
         """test -> figure of one run's output; RunError if a test's line or the end is missing."""
         if self.end not in text:
             raise RunError(f"no {self.end} in the output: {_tail(text)}")
-        found = {figure.test: figure for figure in self.parse(text)}
+        try:
+            found = {figure.test: figure for figure in self.parse(text)}
+        except ValueError as exc:  # a malformed line: the run is not trusted either
+            raise RunError(str(exc)) from None
         missing = [test for test in tests if test not in found]
         if missing:
             raise RunError(f"no line for test(s) {', '.join(missing)}: {_tail(text)}")
@@ -76,7 +79,7 @@ def workload_suite() -> Suite:
     return Suite(name="workload", layer=program.layer_dir,
                  binary="/usr/local/bin/isoinspect-workload", command=command,
                  parse=program.parse, end="@@W-END",
-                 tests=lambda: [test.name for test in program.TESTS])
+                 tests=lambda: list(program.TEST_NAMES))
 
 
 SUITE_NAMES = ("own", "tools", "all")

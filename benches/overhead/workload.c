@@ -64,8 +64,7 @@ struct run {
     int fd;                    /* its open file, or the test's socket/pipe end; -1 if none */
     int fd_in;                 /* second descriptor (the reply pipe), -1 if none */
     pid_t child;               /* helper process of two-process tests, 0 if none */
-    char *buf;                 /* I/O buffer */
-    long buf_len;
+    char *buf;                 /* I/O buffer, page-aligned */
     long page;                 /* page size (page_fault) */
 };
 
@@ -160,10 +159,13 @@ static int read_exact(int fd, char *data, long len)
     return 0;
 }
 
-/* A helper child dies with us, whatever happens to us. */
+/* A helper child dies with us, whatever happens to us, and leaves the clean-up to us. */
 static void child_init(void)
 {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    signal(SIGHUP, SIG_DFL);
 }
 
 /* Reap the helper child (it has been told to stop by closing its input). */
@@ -212,7 +214,6 @@ static int alloc_buffer(struct run *r, long len)
     }
     memset(p, 0x5a, len);
     r->buf = p;
-    r->buf_len = len;
     return 0;
 }
 
@@ -646,11 +647,15 @@ static int tcp_stream_batch(struct run *r, long reps)
 
 /* ------------------------------------------------------------------ file_write, file_read, file_fsync */
 
-static int data_file_open(struct run *r, const char *name, int flags)
+/* The test's buffer, and its data file in DIR opened with flags (created, truncated). */
+static int data_file_setup(struct run *r, const char *name, int flags, long buf_len)
 {
+    if (alloc_buffer(r, buf_len) < 0)
+        return -1;
     test_path(r, name);
     r->fd = open(r->path, flags | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (r->fd < 0) {
+        fail(r, "create");                     /* keeps errno: file_direct reads it */
         r->path[0] = cleanup_path[0] = '\0';   /* nothing was created */
         return -1;
     }
@@ -659,63 +664,58 @@ static int data_file_open(struct run *r, const char *name, int flags)
 
 static int file_write_setup(struct run *r)
 {
-    if (alloc_buffer(r, CHUNK) < 0)
+    if (data_file_setup(r, "file_write", O_WRONLY, CHUNK) < 0)
         return -1;
-    if (data_file_open(r, "file_write", O_WRONLY) < 0)
-        return fail(r, "create");
     r->ops_per_rep = FILE_SIZE / MIB;   /* op = one MiB */
     return 0;
 }
 
-/* Write a fresh 8 MiB file in 64 KiB requests (truncated first: new page-cache pages every
- * time, as a file being written does). Dirty pages are dropped by the next truncate long
- * before writeback starts, so this is the write path to the page cache, not the disk. */
+/* One pass over the 8 MiB file in 64 KiB requests, writing or reading. */
+static int file_pass(struct run *r, int writing)
+{
+    for (long off = 0; off < FILE_SIZE; off += CHUNK) {
+        ssize_t n = writing ? pwrite(r->fd, r->buf, CHUNK, off) : pread(r->fd, r->buf, CHUNK, off);
+        if (n < 0)
+            return fail(r, writing ? "write" : "read");
+        if (n != CHUNK)
+            return fail_plain(r, writing ? "short_write" : "short_read");
+    }
+    return 0;
+}
+
+/* Write a fresh 8 MiB file (truncated first: new page-cache pages every time, as a file being
+ * written does). Dirty pages are dropped by the next truncate long before writeback starts, so
+ * this is the write path to the page cache, not the disk. */
 static int file_write_batch(struct run *r, long reps)
 {
     for (long i = 0; i < reps; i++) {
         if (ftruncate(r->fd, 0) < 0)
             return fail(r, "ftruncate");
-        for (long off = 0; off < FILE_SIZE; off += CHUNK) {
-            ssize_t n = pwrite(r->fd, r->buf, CHUNK, off);
-            if (n != CHUNK)
-                return n < 0 ? fail(r, "write") : fail_plain(r, "short_write");
-        }
+        if (file_pass(r, 1) < 0)
+            return -1;
     }
     return 0;
 }
 
 static int file_read_setup(struct run *r)
 {
-    if (alloc_buffer(r, CHUNK) < 0)
+    if (data_file_setup(r, "file_read", O_RDWR, CHUNK) < 0)
         return -1;
-    if (data_file_open(r, "file_read", O_RDWR) < 0)
-        return fail(r, "create");
-    for (long off = 0; off < FILE_SIZE; off += CHUNK)
-        if (pwrite(r->fd, r->buf, CHUNK, off) != CHUNK)
-            return fail(r, "write");
     r->ops_per_rep = FILE_SIZE / MIB;   /* op = one MiB; the warm-up reads it into the cache */
-    return 0;
+    return file_pass(r, 1);
 }
 
 static int file_read_batch(struct run *r, long reps)
 {
-    for (long i = 0; i < reps; i++) {
-        for (long off = 0; off < FILE_SIZE; off += CHUNK) {
-            ssize_t n = pread(r->fd, r->buf, CHUNK, off);
-            if (n != CHUNK)
-                return n < 0 ? fail(r, "read") : fail_plain(r, "short_read");
-        }
-    }
+    for (long i = 0; i < reps; i++)
+        if (file_pass(r, 0) < 0)
+            return -1;
     return 0;
 }
 
 static int file_fsync_setup(struct run *r)
 {
-    if (alloc_buffer(r, MIB) < 0)
-        return -1;
-    if (data_file_open(r, "file_fsync", O_WRONLY) < 0)
-        return fail(r, "create");
-    return 0;   /* op = one MiB written and made durable */
+    return data_file_setup(r, "file_fsync", O_WRONLY, MIB);   /* op = one MiB made durable */
 }
 
 /* Overwrite the same MiB and fsync it: the journal and the device (or, in gVisor, the Gofer
@@ -741,7 +741,7 @@ static const char *fs_name(long type)
     switch ((unsigned long)type) {
     case 0x01021994: return "tmpfs";
     case 0x858458f6: return "ramfs";
-    case 0xef53: return "ext4";
+    case 0xef53: return "ext4";        /* ext2 and ext3 share the magic */
     case 0x58465342: return "xfs";
     case 0x9123683e: return "btrfs";
     case 0x794c7630: return "overlay";
@@ -774,10 +774,8 @@ static int file_direct_setup(struct run *r)
      * kernel, with the same reason, so hosts and guests with different kernels agree. */
     if (strcmp(fstype, "tmpfs") == 0 || strcmp(fstype, "ramfs") == 0)
         return direct_unsupported(r, fstype);
-    if (alloc_buffer(r, MIB) < 0)
-        return -1;
-    if (data_file_open(r, "file_direct", O_WRONLY | O_DIRECT) < 0)
-        return errno == EINVAL ? direct_unsupported(r, fstype) : fail(r, "create");
+    if (data_file_setup(r, "file_direct", O_WRONLY | O_DIRECT, MIB) < 0)
+        return errno == EINVAL ? direct_unsupported(r, fstype) : -1;
     /* Some file systems accept the flag at open and refuse the I/O: probe with one write. */
     if (pwrite(r->fd, r->buf, MIB, 0) != MIB)
         return errno == EINVAL ? direct_unsupported(r, fstype) : fail(r, "write");

@@ -64,24 +64,34 @@ def test_all_prints_one_line_per_test_in_order_and_the_end(binary, tmp_path):
     assert os.listdir(tmp_path) == []   # every test removed its files
 
 
-def getppid_run(binary: str, ms: int) -> tuple[int, float, float]:
+def getppid_run(binary: str, ms: int) -> tuple[int, float, float, float]:
+    """(ops, ns_per_op, wall seconds, CPU seconds) of one getppid run."""
     started = time.monotonic()
-    result = run([binary, "-t", str(ms), "getppid"])
+    process = subprocess.Popen([binary, "-t", str(ms), "getppid"], stdout=subprocess.PIPE,
+                               text=True)
+    stdout = process.stdout.read()
+    process.stdout.close()
+    _, status, usage = os.wait4(process.pid, 0)
     wall = time.monotonic() - started
-    (figure,) = parse(result.stdout)
-    assert figure.ok, result.stdout
-    return figure.ops, figure.ns_per_op, wall
+    assert os.waitstatus_to_exitcode(status) == 0
+    (figure,) = parse(stdout)
+    assert figure.ok, stdout
+    return figure.ops, figure.ns_per_op, wall, usage.ru_utime + usage.ru_stime
 
 
 def test_more_time_does_proportionally_more_real_work(binary):
-    short_ops, short_ns, _ = getppid_run(binary, 100)
-    long_ops, long_ns, wall = getppid_run(binary, 400)
-    # 4x the time, about 4x the calls (the machine's load may change the rate a little)
+    short_ops = long_ops = 0
+    for _ in range(2):   # interleaved, so a change in the machine's load hits both lengths
+        short_ops += getppid_run(binary, 100)[0]
+        ops, ns_per_op, wall, cpu = getppid_run(binary, 400)
+        long_ops += ops
+        # the calls' own time is the time asked for (one batch may overshoot), it was spent,
+        # and spent running (system calls), not sleeping; the CPU may be shared
+        timed = ops * ns_per_op / 1e9
+        assert 0.4 <= timed <= 0.6 and wall >= timed, (timed, wall)
+        assert cpu >= 0.25 * timed, (cpu, timed)
+    # 4x the time, about 4x the calls
     assert 2.0 <= long_ops / short_ops <= 8.0, (short_ops, long_ops)
-    # the calls' own time is the time asked for (one batch may overshoot), and it was spent:
-    timed = long_ops * long_ns / 1e9
-    assert 0.4 <= timed <= 0.6, timed
-    assert wall >= timed
 
 
 def test_the_binary_is_static(binary):

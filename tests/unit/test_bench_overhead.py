@@ -3,44 +3,18 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
-
 import pytest
 
 from isoinspect.benches import stats
 from isoinspect.benches.overhead import bench, runners, summary
+from isoinspect.benches.overhead.program import Figure, parse
 from isoinspect.benches.overhead.suite import RunError, Suite
 from isoinspect.benches.record import RunRecord, load, validate_result
 from isoinspect.runtime.errors import USAGE_EXIT_CODE, UsageError
 
 
-@dataclass
-class Figure:
-    """Shaped like program.Figure (the runners only read these fields)."""
-
-    test: str
-    status: str
-    ops: int = 0
-    ns_per_op: float | None = None
-    value: float | None = None
-    unit: str = ""
-    reason: str = ""
-
-
 def ok(test: str, ns: float, value: float | None = None, unit: str = "ns") -> Figure:
     return Figure(test, "ok", 1000, ns, ns if value is None else value, unit)
-
-
-def parse(text: str) -> list[Figure]:
-    figures = []
-    for line in text.splitlines():
-        if line.startswith("@@W "):
-            fields = dict(word.split("=", 1) for word in line.split()[1:])
-            figures.append(Figure(fields["test"], fields["status"],
-                                  ns_per_op=float(fields.get("ns_per_op", 0)),
-                                  value=float(fields.get("value", 0)),
-                                  unit=fields.get("unit", ""), reason=fields.get("reason", "")))
-    return figures
 
 
 def suite(layer: str = "/nonexistent") -> Suite:
@@ -239,3 +213,12 @@ def test_every_target_name_has_a_runner():
         runner = runners.make(name)
         assert runner.name == name
     assert os.path.basename(runners.VM_ROOT).startswith("isoinspect")
+
+
+def test_cpu_pressure_is_read_from_psi_or_none(tmp_path):
+    psi = tmp_path / "cpu"
+    psi.write_text("some avg10=64.12 avg60=49.84 avg300=41.24 total=349717759\n"
+                   "full avg10=0.00 avg60=0.00 avg300=0.00 total=0\n")
+    assert bench.cpu_pressure_total(str(psi)) == 349717759.0
+    assert bench.cpu_pressure_total(str(tmp_path / "missing")) is None
+    assert bench.time_text(58.71, 0.64) == "58.7 s wall, cpu pressure 64%"

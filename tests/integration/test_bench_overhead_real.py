@@ -9,7 +9,6 @@ here, not a skip.
 from __future__ import annotations
 
 import glob
-import json
 import os
 import signal
 import subprocess
@@ -40,7 +39,8 @@ def _children(parent: str) -> list[str]:
 
 
 def _temp_dirs() -> set[str]:
-    return set(glob.glob("/tmp/isoinspect-overhead-*")) | set(glob.glob("/tmp/isoinspect-vm-*"))
+    """The bench's work dirs (the VM's run dirs are QemuRunner's GuestVM's, checked by _qemus)."""
+    return set(glob.glob("/tmp/isoinspect-overhead-*"))
 
 
 def _qemus() -> list[str]:
@@ -60,11 +60,12 @@ class Snapshot:
     def leftovers(self, pid: int, grace: float = 5.0) -> list[str]:
         deadline = time.monotonic() + grace
         while True:
-            # a parent made during the run still holding a container; runc's, by name
-            found = [p for p in _parents() - self.parents if _children(p)]
+            # a runtime root's parent made during the run still holding a container; in runc's
+            # shared parent (others' containers come and go there too), ours by name
+            found = [p for p in _parents() - self.parents
+                     if not p.endswith("/isoinspect-peers") and _children(p)]
             found += [c for p in _parents() for c in _children(p) if f"-verify-{pid}-" in c]
-            found += [f"temp dir {d}" for d in _temp_dirs() - self.temp
-                      if f"isoinspect-overhead-" in d]
+            found += [f"temp dir {d}" for d in _temp_dirs() - self.temp]
             docker = subprocess.run([DOCKER, "ps", "-aq", "--filter",
                                      f"name=isoinspect-verify-{pid}-"],
                                     capture_output=True, text=True).stdout.split()
@@ -95,15 +96,28 @@ def _by_key(data: dict) -> dict[tuple[str, str], dict]:
     return {(r["target"], r["test"]): r for r in data["results"] if r["kind"] == "overhead"}
 
 
+def _control_off(data: dict) -> bool:
+    results = _by_key(data)
+    return any(not 0.8 <= results[(t, "cpu")]["ratio"]["ratio"] <= 1.25
+               for t in ("isoinspect", "runc") if "ratio" in results.get((t, "cpu"), {}))
+
+
 def test_quick_overhead_host_isoinspect_runc(tmp_path):
     before = Snapshot()
     out = tmp_path / "overhead.json"
-    run, pid = _run("--quick", "--targets", "host,isoinspect,runc", "--tests",
-                    "cpu,getppid,fork,file_write", "--json", str(out), "--results-dir",
-                    str(tmp_path / "results"), timeout=120)
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    for attempt in range(3):
+        run, pid = _run("--quick", "--targets", "host,isoinspect,runc", "--tests",
+                        "cpu,getppid,fork,file_write", "--json", str(out), "--results-dir",
+                        str(tmp_path / "results"), timeout=120)
+        assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+        data = record_mod.load(str(out))
+        # a control measured while other work kept the CPUs busy (PSI: tasks waited for a CPU
+        # over a fifth of the time) is not evidence against the harness: measure again (at
+        # most twice); on a quiet machine the first run decides
+        if not (_control_off(data) and (data.get("cpu_pressure") or 0) > 0.2):
+            break
+        print(f"cpu control off under cpu pressure {data['cpu_pressure']:.0%}: once more")
     assert "round 5/5 runc:" in run.stderr  # progress, not a terminal
-    data = record_mod.load(str(out))
     assert data["command"] == "bench overhead" and data["finished"] and not data["interrupted"]
     results = _by_key(data)
     assert set(results) == {(t, s) for t in ("host", "isoinspect", "runc")
@@ -199,4 +213,3 @@ def test_runsc_docker_and_the_vm_run_the_workload(tmp_path):
     assert f"qemu ({vm['labels']['accelerator']})" in run.stdout
     print(f"runsc+docker+qemu, 2 rounds: {took:.1f} s\n{run.stdout}")
     assert before.leftovers(pid) == []
-    json.dumps(data)
