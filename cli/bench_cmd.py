@@ -99,22 +99,30 @@ def density(ctx: click.Context, targets: str | None, levels: str | None, maximum
 @click.option("--targets", metavar="A,B",
               help="Comma-separated: host,isoinspect,runc,crun,runsc,docker,qemu (default: all; "
                    "host, the baseline, is always added).")
-@click.option("--tests", metavar="T,U", help="Workload tests (default: all; cpu always added).")
+@click.option("--suite", "suite_name", default="own", show_default=True, metavar="own|tools|all",
+              help="own: the workload program on busybox; tools: Debian's sysbench, fio, iperf3 "
+                   "(debian:bookworm-tools in containers, the host's in the host and the VM); "
+                   "all: both, in the tools image.")
+@click.option("--tests", metavar="T,U", help="The suite's tests (default: all; the workload's "
+                                             "cpu control always added).")
 @click.option("--rounds", type=int, help="Rounds per target (default 10; --quick 5).")
 @click.option("--duration-ms", type=int, help="Timed milliseconds per test (default 200; "
-                                              "--quick 50).")
+                                              "--quick 50; the tools take whole seconds: "
+                                              "rounded, at least 1 s).")
 @click.option("--quick", is_flag=True, help="5 rounds of 50 ms per test, every target.")
 @click.option("--json", "json_out", metavar="OUT", help="Also write the run record here.")
 @click.option("--results-dir", metavar="DIR", help=RESULTS_HELP)
 @click.pass_context
-def overhead(ctx: click.Context, targets: str | None, tests: str | None, rounds: int | None,
-             duration_ms: int | None, quick: bool, json_out: str | None,
+def overhead(ctx: click.Context, targets: str | None, suite_name: str, tests: str | None,
+             rounds: int | None, duration_ms: int | None, quick: bool, json_out: str | None,
              results_dir: str | None) -> None:
     """How much slower the same workload runs in each target than on the host (syscalls,
     fork/exec, pipes, signals, page faults, loopback TCP, file I/O; a CPU loop as control)."""
     from isoinspect.benches.overhead.bench import run_command
+    from isoinspect.benches.overhead.suite import make_suite
 
-    ctx.exit(run_command(targets, tests, rounds, duration_ms, quick, json_out, results_dir))
+    ctx.exit(run_command(targets, tests, rounds, duration_ms, quick, json_out, results_dir,
+                         suite=make_suite(suite_name)))
 
 
 commands = [bench]

@@ -69,10 +69,18 @@ def _ago(created: str) -> str:
               help="Create the built-in busybox:latest image if it is missing.")
 @click.option("--ensure-debian", is_flag=True,
               help="Create debian:bookworm (debootstrap minbase, cached) if it is missing.")
+@click.option("--with-tools", is_flag=True,
+              help="With --ensure-debian: create debian:bookworm-tools instead (the same minbase "
+                   "plus sysbench, fio and iperf3; its own cached tar).")
 @click.pass_context
-def images_cmd(ctx: click.Context, quiet: bool, ensure_base: bool, ensure_debian: bool) -> None:
+def images_cmd(ctx: click.Context, quiet: bool, ensure_base: bool, ensure_debian: bool,
+               with_tools: bool) -> None:
     """List images."""
     store = _store(ctx)
+    if with_tools and not ensure_debian:
+        from isoinspect.runtime.errors import UsageError
+
+        raise UsageError("--with-tools needs --ensure-debian")
     if ensure_base or ensure_debian:
         _require_root()
     if ensure_base:
@@ -82,10 +90,12 @@ def images_cmd(ctx: click.Context, quiet: bool, ensure_base: bool, ensure_debian
         click.echo(f"busybox:latest {'created' if created else 'present'}: {image_id[:12]}",
                    err=True)
     if ensure_debian:
-        from isoinspect.runtime.image_debian import ensure_debian_image
+        from isoinspect.runtime.image_debian import PLAIN, WITH_TOOLS, ensure_debian_image
 
-        image_id, created = ensure_debian_image(store, log=lambda m: click.echo(m, err=True))
-        click.echo(f"debian:bookworm {'created' if created else 'present'}: {image_id[:12]}",
+        variant = WITH_TOOLS if with_tools else PLAIN
+        image_id, created = ensure_debian_image(store, log=lambda m: click.echo(m, err=True),
+                                                variant=variant)
+        click.echo(f"{variant.ref} {'created' if created else 'present'}: {image_id[:12]}",
                    err=True)
     images = store.list_images()
     if quiet:

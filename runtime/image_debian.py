@@ -3,6 +3,10 @@
 The mirror is the one this machine's apt uses (/etc/apt/sources.list and sources.list.d), never
 a hardcoded host. The root file system tar is cached (``$ISOINSPECT_CACHE_DIR``, default
 /var/cache/isoinspect), so only the first creation pays for debootstrap (~30 s here).
+
+A second variant, ``debian:bookworm-tools``, is the same minbase plus the real benchmark tools
+(sysbench, fio, iperf3) for ``bench overhead --suite tools``; it has its own debootstrap run and
+cached tar, so the plain image stays exactly what it was.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import glob
 import os
 import shutil
 import subprocess
+from dataclasses import dataclass
 
 from isoinspect.runtime.errors import IsoinspectError
 from isoinspect.runtime.fsutil import AtomicFile
@@ -19,6 +24,21 @@ from isoinspect.runtime.images import DEFAULT_PATH_ENV, ImageStore
 DEBIAN_REF = "debian:bookworm"
 SUITE = "bookworm"
 INCLUDE = "python3-minimal"  # so real programs (python3) run in it
+TOOLS_REF = "debian:bookworm-tools"
+TOOLS = ("sysbench", "fio", "iperf3")  # the overhead bench's real tools (benches/overhead/tools.py)
+
+
+@dataclass(frozen=True)
+class DebianVariant:
+    """One debootstrap'd image: its tag, its cached tar's name and the packages it includes."""
+
+    ref: str
+    tar_name: str
+    include: tuple[str, ...]
+
+
+PLAIN = DebianVariant(DEBIAN_REF, f"debian-{SUITE}-minbase.tar", (INCLUDE,))
+WITH_TOOLS = DebianVariant(TOOLS_REF, f"debian-{SUITE}-minbase-tools.tar", (INCLUDE,) + TOOLS)
 
 
 def cache_dir() -> str:
@@ -55,10 +75,10 @@ def apt_mirror(etc: str = "/etc/apt") -> str:
     raise IsoinspectError("no Debian bookworm mirror found in /etc/apt sources")
 
 
-def rootfs_tar(log=print) -> str:
-    """Path of the cached minbase root file system tar, made with debootstrap if missing."""
+def rootfs_tar(log=print, variant: DebianVariant = PLAIN) -> str:
+    """Path of the variant's cached root file system tar, made with debootstrap if missing."""
     cache = cache_dir()
-    target = os.path.join(cache, f"debian-{SUITE}-minbase.tar")
+    target = os.path.join(cache, variant.tar_name)
     if os.path.isfile(target):
         return target
     if not shutil.which("debootstrap"):
@@ -67,10 +87,11 @@ def rootfs_tar(log=print) -> str:
     staging = os.path.join(cache, f".debootstrap-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
     mirror = apt_mirror()
-    log(f"debootstrap --variant=minbase --include={INCLUDE} {SUITE} from {mirror} "
+    include = ",".join(variant.include)
+    log(f"debootstrap --variant=minbase --include={include} {SUITE} from {mirror} "
         f"(cached in {target})")
     try:
-        result = subprocess.run(["debootstrap", "--variant=minbase", f"--include={INCLUDE}",
+        result = subprocess.run(["debootstrap", "--variant=minbase", f"--include={include}",
                                  SUITE, staging, mirror],
                                 capture_output=True, text=True)
         if result.returncode != 0:
@@ -93,13 +114,20 @@ def rootfs_tar(log=print) -> str:
     return target
 
 
-def ensure_debian_image(store: ImageStore, log=print) -> tuple[str, bool]:
-    """Create debian:bookworm if it is missing; return (image id, created now?)."""
+def ensure_debian_image(store: ImageStore, log=print,
+                        variant: DebianVariant = PLAIN) -> tuple[str, bool]:
+    """Create the variant's image (debian:bookworm by default) if it is missing.
+
+    Returns (image id, created now?).
+    """
     try:
-        return store.resolve(DEBIAN_REF), False
+        return store.resolve(variant.ref), False
     except IsoinspectError:
         pass
-    diff_id = store.add_layer_from_tar(rootfs_tar(log))
+    diff_id = store.add_layer_from_tar(rootfs_tar(log, variant))
+    made_by = f"isoinspect: debootstrap --variant=minbase {SUITE}"
+    if variant != PLAIN:  # the plain image's config (so its id) stays what it always was
+        made_by += f" --include={','.join(variant.include)}"
     config = {
         "architecture": "amd64",
         "os": "linux",
@@ -108,6 +136,6 @@ def ensure_debian_image(store: ImageStore, log=print) -> tuple[str, bool]:
                    "WorkingDir": "/"},
         "rootfs": {"type": "layers", "diff_ids": [diff_id]},
         "history": [{"created": "1970-01-01T00:00:00Z",
-                     "created_by": f"isoinspect: debootstrap --variant=minbase {SUITE}"}],
+                     "created_by": made_by}],
     }
-    return store.add_image(config, [DEBIAN_REF]), True
+    return store.add_image(config, [variant.ref]), True

@@ -39,6 +39,8 @@ APT_PACKAGES=(
     gcc libc6-dev
     # python / cli / tooling
     python3-venv python3-click stress-ng hyperfine make curl ca-certificates
+    # bench overhead --suite tools: the real tools on the host (the QEMU guest shares /usr)
+    sysbench fio iperf3
     # HTML reports (pandas tables, matplotlib charts, Jinja2 page) and their browser test
     python3-pandas python3-matplotlib python3-jinja2 chromium python3-websocket
 )

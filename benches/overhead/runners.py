@@ -171,8 +171,12 @@ class IsoinspectRunner(ContainerRunner):
         from isoinspect.runtime.image_build import Builder
 
         tag = "isoinspect-overhead-workload:latest"
+        base = "busybox"
+        if self.suite.base is not None:  # e.g. debian:bookworm-tools, into the private store
+            self.suite.base.ensure(self.target.runtime.images)
+            base = self.suite.base.ref
         with tempfile.TemporaryDirectory(prefix="isoinspect-overhead-", dir=self.workdir) as tmp:
-            dockerfile = _dockerfile(tmp, "busybox", layer)
+            dockerfile = _dockerfile(tmp, base, layer)
             Builder(self.target.runtime, out=io.StringIO(), network="none").build(
                 layer, dockerfile, tags=[tag])
         self.target.image = tag
@@ -182,6 +186,10 @@ class OciRunner(ContainerRunner):
     """runc, crun, runsc: the layer copied into the bundles' root file system."""
 
     def install(self, layer: str) -> None:
+        if self.suite.base is not None:  # the base's tar replaces the busybox root
+            from isoinspect.benches.overhead.base_image import into_rootfs
+
+            into_rootfs(self.suite.base, self.target.rootfs)
         subprocess.run(["cp", "-a", layer + "/.", self.target.rootfs], check=True,
                        capture_output=True)
 
@@ -197,6 +205,11 @@ class DockerRunner(ContainerRunner):
 
     def install(self, layer: str) -> None:
         base = self.target.image
+        if self.suite.base is not None:  # the base's tar, docker import'ed (removed at cleanup)
+            from isoinspect.benches.overhead.base_image import into_docker
+
+            self.base_image = f"isoinspect-overhead-base:{os.getpid()}"  # cleanup: even half
+            base = into_docker(self.suite.base, self.target.docker, self.base_image)
         tag = f"isoinspect-overhead-workload:{os.getpid()}"
         context = tempfile.mkdtemp(prefix="isoinspect-overhead-docker-", dir=self.workdir)
         try:
@@ -243,11 +256,12 @@ class DockerRunner(ContainerRunner):
 
     def cleanup(self) -> None:
         super().cleanup()
-        image = getattr(self, "image", None)
-        if image:
-            subprocess.run([self.target.docker, "rmi", "-f", image], capture_output=True,
-                           timeout=120)
-            self.image = None
+        for attribute in ("image", "base_image"):
+            image = getattr(self, attribute, None)
+            if image:
+                subprocess.run([self.target.docker, "rmi", "-f", image], capture_output=True,
+                               timeout=120)
+                setattr(self, attribute, None)
 
 
 class QemuRunner(Runner):

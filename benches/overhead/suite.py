@@ -10,7 +10,10 @@ zero).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
+
+if TYPE_CHECKING:
+    from isoinspect.benches.overhead.base_image import BaseImage
 
 
 class RunError(RuntimeError):
@@ -37,6 +40,8 @@ class Suite:
     tests: Callable[[], list[str]]
     #: seconds a run may take beyond its tests' own time (start-up, warm-ups)
     slack_s: float = 30.0
+    #: the image the layer goes on top of in container targets (None: busybox); base_image.py
+    base: "BaseImage | None" = None
 
     def argv(self, tests: Sequence[str], duration_ms: int, binary: str | None = None) -> list[str]:
         return self.command(binary or self.binary, tests, duration_ms)
@@ -75,3 +80,20 @@ def workload_suite() -> Suite:
                  binary="/usr/local/bin/isoinspect-workload", command=command,
                  parse=program.parse, end="@@W-END",
                  tests=lambda: list(program.TEST_NAMES))
+
+
+SUITE_NAMES = ("own", "tools", "all")
+
+
+def make_suite(name: str) -> Suite:
+    """``--suite``: own (the workload program on busybox), tools (sysbench, fio, iperf3 in
+    debian:bookworm-tools, with the workload's cpu control), all (both, in the tools image)."""
+    from isoinspect.benches.overhead import tools
+    from isoinspect.runtime.errors import USAGE_EXIT_CODE, UsageError
+
+    if name == "own":
+        return workload_suite()
+    if name in ("tools", "all"):
+        return tools.tools_suite(with_every_own_test=name == "all")
+    raise UsageError(f"unknown suite {name!r}; known: {', '.join(SUITE_NAMES)}",
+                     exit_code=USAGE_EXIT_CODE)
