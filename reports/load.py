@@ -36,6 +36,8 @@ IDENTITY: dict[str, tuple[str, ...]] = {
     "startup": ("target", "metric"), "concurrency": ("target", "level"),
     "namespace_cost": ("namespace", "op", "concurrency"), "verify": ("runtime", "check"),
     "trace_overhead": ("target",), "trace": ("target",),
+    "overhead": ("target", "test"), "density": ("target", "level"),
+    "exposure": ("runtime", "workload"),
 }
 
 
@@ -97,7 +99,23 @@ _SHAPES: dict[str, dict[str, tuple[Callable[[Any], bool], str]]] = {
     "trace": {"phases": (lambda v: isinstance(v, list) and all(
         isinstance(p, dict) and _numbers([_stamp(p)]) for p in v),
         "a list of {phase, t_ns}")},
+    "overhead": {"samples": (_numbers, "a list of numbers"),
+                 "ratio": (lambda v: _interval(v), "an object {ratio, ci}"),
+                 "control_ratio": (lambda v: _interval(v), "an object {ratio, ci}")},
+    "density": {"samples": (_numbers, "a list of numbers"),
+                "per_instance_bytes": (lambda v: isinstance(v, dict) and _numbers(
+                    [v.get("estimate")]), "an object {estimate, ci}")},
+    "exposure": {"top": (lambda v: isinstance(v, list) and all(
+        isinstance(t, dict) for t in v), "a list of {name, calls}"),
+        "allowed": (lambda v: isinstance(v, dict), "an object")},
 }
+
+
+def _interval(value: Any) -> bool:
+    """{ratio: number, ci: [lo, hi]} (either bound may be null)."""
+    return (isinstance(value, dict) and _numbers([value.get("ratio")])
+            and isinstance(value.get("ci"), list) and len(value["ci"]) == 2
+            and _numbers([c for c in value["ci"] if c is not None]))
 
 
 def _stamp(phase: dict) -> Any:
@@ -251,3 +269,101 @@ def traces(runs: Sequence[dict]):
             rows.append({"run": run_id, "target": r["target"], "status": r["status"],
                          "phase": p.get("phase", "?"), "offset": (_stamp(p) - origin) / 1e9})
     return _frame(rows, ["run", "target", "status", "phase", "offset"])
+
+
+def _bounds(interval: Any) -> tuple[Any, Any, Any]:
+    """(ratio, lo, hi) of a {ratio, ci} object; Nones when absent."""
+    if not isinstance(interval, dict):
+        return None, None, None
+    lo, hi = (list(interval.get("ci") or []) + [None, None])[:2]
+    return interval.get("ratio"), lo, hi
+
+
+def overhead(runs: Sequence[dict]):
+    """bench overhead: one row per (run, target, test): status and reason, p50 value as shown
+    (``value`` + ``value_unit``), p50 seconds per op, the ratio to the host and the ratio over
+    the target's own cpu control (each with its CI), the harness-suspect flag, the accelerator
+    of a VM target (empty otherwise)."""
+    rows = []
+    for run_id, r in _results(runs, "overhead"):
+        ratio, lo, hi = _bounds(r.get("ratio"))
+        control, control_lo, control_hi = _bounds(r.get("control_ratio"))
+        samples = r.get("samples") or []
+        rows.append({"run": run_id, "target": r["target"], "test": r["test"],
+                     "status": r["status"], "reason": r.get("reason") or "",
+                     "value": r.get("value"), "value_unit": r.get("value_unit") or "",
+                     "n": len(samples), "p50": _p50(samples),
+                     "ratio": ratio, "ratio_lo": lo, "ratio_hi": hi,
+                     "control": control, "control_lo": control_lo, "control_hi": control_hi,
+                     "harness_suspect": bool(r.get("harness_suspect")),
+                     "accelerator": str((r.get("labels") or {}).get("accelerator") or ""),
+                     "errors": int(r.get("error_count") or 0)})
+    return _frame(rows, ["run", "target", "test", "status", "reason", "value", "value_unit",
+                         "n", "p50", "ratio", "ratio_lo", "ratio_hi", "control", "control_lo",
+                         "control_hi", "harness_suspect", "accelerator", "errors"])
+
+
+def _per(total: Any, n: Any) -> float | None:
+    return total / n if _numbers([total]) and _numbers([n]) and n else None
+
+
+def density(runs: Sequence[dict]):
+    """bench density: one row per (run, target, level), bytes per instance: the estimate with
+    its CI, the runtime's PSS and the cgroup charge per instance, daemons' growth and the host's
+    MemAvailable drop per instance; the Nth start (s); failure as text. ``level`` is None for a
+    target that could not run at all (status unsupported | failed, reason)."""
+    rows = []
+    for run_id, r in _results(runs, "density"):
+        estimate = r.get("per_instance_bytes") or {}
+        lo, hi = (list(estimate.get("ci") or []) + [None, None])[:2]
+        n = r.get("instances")
+        failure = r.get("failure")
+        if isinstance(failure, dict):
+            failure = (f"instance {failure.get('instance', '?')}: "
+                       f"{failure.get('error', 'failed')}")
+        rows.append({"run": run_id, "target": r["target"], "level": r["level"],
+                     "status": r["status"], "reason": r.get("reason") or "",
+                     "instances": n, "per_instance": estimate.get("estimate"),
+                     "per_lo": lo, "per_hi": hi,
+                     "runtime_pss": _per(r.get("runtime_pss_bytes"), n),
+                     "cgroup": _per(r.get("cgroup_bytes"), n),
+                     "daemons": r.get("daemon_growth_per_instance_bytes"),
+                     "host_used": r.get("host_used_per_instance_bytes"),
+                     "nth_start": r.get("nth_start_seconds"),
+                     "p50_start": _p50(r.get("samples") or []),
+                     "failure": str(failure or ""), "notes": str(r.get("notes") or ""),
+                     "accelerator": str((r.get("labels") or {}).get("accelerator") or "")})
+    return _frame(rows, ["run", "target", "level", "status", "reason", "instances",
+                         "per_instance", "per_lo", "per_hi", "runtime_pss", "cgroup", "daemons",
+                         "host_used", "nth_start", "p50_start", "failure", "notes",
+                         "accelerator"])
+
+
+def exposure(runs: Sequence[dict]):
+    """exposure: one row per (run, runtime, workload): host syscalls (total, distinct, per
+    second, failed share), the top syscalls [(name, calls)], and what the unit was allowed:
+    seccomp mode and allowed count, capabilities, namespaces shared with the host, whether it
+    shares the host kernel (True, False or a text such as "via the Sentry")."""
+    rows = []
+    for run_id, r in _results(runs, "exposure"):
+        allowed = r.get("allowed") or {}
+        top = [(str(t.get("name", "?")), t.get("calls")) for t in r.get("top") or []]
+        capabilities = allowed.get("capabilities")
+        rows.append({"run": run_id, "runtime": r["runtime"], "workload": r["workload"],
+                     "status": r["status"], "reason": r.get("reason") or "",
+                     "total": r.get("total"), "distinct": r.get("distinct"),
+                     "per_second": r.get("per_second"), "failed_share": r.get("failed_share"),
+                     "seconds": r.get("seconds"), "top": top,
+                     "seccomp": str(allowed.get("seccomp") or ""),
+                     "seccomp_allowed": allowed.get("seccomp_allowed_syscalls"),
+                     "seccomp_profile": str(allowed.get("seccomp_profile") or ""),
+                     "capabilities": allowed.get("capabilities_effective"),
+                     "capability_names": list(capabilities) if isinstance(capabilities, list)
+                     else [],
+                     "namespaces_shared": list(allowed.get("namespaces_shared_with_host")
+                                               or []),
+                     "shares_host_kernel": allowed.get("shares_host_kernel")})
+    return _frame(rows, ["run", "runtime", "workload", "status", "reason", "total", "distinct",
+                         "per_second", "failed_share", "seconds", "top", "seccomp",
+                         "seccomp_allowed", "seccomp_profile", "capabilities",
+                         "capability_names", "namespaces_shared", "shares_host_kernel"])

@@ -166,6 +166,7 @@ def build_sections(runs: Sequence[dict]) -> list[Section]:
     run_id = run["run_id"]
     view = [run]
     frames = {"startup": load.startup_summary(view), "verify": load.verify(view)}
+    from isoinspect.reports import section_density, section_exposure, section_overhead
     samples, phases = load.startup_samples(view), load.phases(view)
     concurrency, namespaces = load.concurrency(view), load.namespace_cost(view)
     overhead, traces = load.trace_overhead(view), load.traces(view)
@@ -189,6 +190,9 @@ def build_sections(runs: Sequence[dict]) -> list[Section]:
         _chart_section("enforcement", "Enforcement evidence",
                        [charts.enforcement_evidence(frames["verify"], run_id)],
                        f"No enforcement time series in {where}."),
+        section_overhead.section(frames, view),
+        section_density.section(frames, view),
+        section_exposure.section(frames, view),
         _chart_section("overhead", "Tracer overhead", [charts.tracer_overhead(overhead, run_id)],
                        f"No tracer overhead measurement in {where}.",
                        [tables.overhead_table(overhead)] if not overhead.empty else ()),

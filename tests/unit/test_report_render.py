@@ -15,7 +15,8 @@ from isoinspect.runtime.errors import IsoinspectError
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "..", "fixtures", "records")
 SECTIONS = ["summary", "startup", "verification", "latency", "phases", "concurrency",
-            "namespaces", "enforcement", "overhead", "traces", "runs"]
+            "namespaces", "enforcement", "workload-overhead", "density", "exposure", "overhead",
+            "traces", "runs"]
 
 
 def fixture(name: str) -> str:
@@ -51,7 +52,7 @@ def full_html():
 def test_full_run_has_every_section_in_order_and_only_inline_images(full_html):
     page = Page(full_html)
     assert page.sections == SECTIONS
-    assert len(page.images) == 7 and all(s.startswith("data:image/png;base64,")
+    assert len(page.images) == 10 and all(s.startswith("data:image/png;base64,")
                                         for s in page.images)
     assert all(link.startswith("#") for link in page.links)     # nothing to fetch
     assert "default-src 'none'; img-src data:" in full_html
@@ -71,7 +72,8 @@ def test_verification_cells_show_verdict_and_figures(full_html):
     assert sorted(figures for _, figures in cells) == ["2.9 vs 2 ± 0.3 ratio",
                                                        "20.5 vs 10 ± 1.5 MiB/s"]
     assert all("outside" in why for why, _ in cells)
-    assert full_html.count('class="status-unsupported"') == 4
+    matrix = full_html[full_html.index('id="verification"'):full_html.index('id="latency"')]
+    assert matrix.count('class="status-unsupported"') == 4
 
 
 def test_sections_without_data_say_so():
@@ -81,7 +83,10 @@ def test_sections_without_data_say_so():
                     "No namespace cost measurement in this run.",
                     "No enforcement time series in this run.",
                     "No tracer overhead measurement in this run.",
-                    "No traced start-up in this run."):
+                    "No traced start-up in this run.",
+                    "No workload overhead measurement (bench overhead) in this run.",
+                    "No density measurement (bench density) in this run.",
+                    "No exposure measurement (isoinspect exposure) in this run."):
         assert message in text, message
     assert len(Page(text).images) == 2          # latency CDF and phases only
 
