@@ -253,10 +253,14 @@ def trace_overhead(runs: Sequence[dict]):
                      "samples_without": r.get("samples_without") or [],
                      "bpf_run_time_ns": bpf,
                      "bpf_us_per_run": bpf / len(with_) / 1e3 if bpf and with_ else None,
-                     "events": r.get("events"), "lost": r.get("lost")})
+                     "bpf_untraced_us_per_run": _per(r.get("bpf_untraced_run_time_ns_per_run"),
+                                                     1e3),
+                     "events": r.get("events"), "lost": r.get("lost"),
+                     "reason": r.get("reason") or ""})
     return _frame(rows, ["run", "target", "status", "setup", "pairs", "ratio", "ci_lo", "ci_hi",
                          "p50_with", "p50_without", "samples_with", "samples_without",
-                         "bpf_run_time_ns", "bpf_us_per_run", "events", "lost"])
+                         "bpf_run_time_ns", "bpf_us_per_run", "bpf_untraced_us_per_run",
+                         "events", "lost", "reason"])
 
 
 def traces(runs: Sequence[dict]):

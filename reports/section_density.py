@@ -8,7 +8,8 @@ from typing import Sequence
 from isoinspect.reports import load
 from isoinspect.reports.render import Section
 from isoinspect.reports.runtime_style import runtime_color, runtime_order
-from isoinspect.reports.section_parts import error_bars, frame_of, mib, real, short, where
+from isoinspect.reports.section_parts import (error_bars, filled, frame_of, mib, real, short,
+                                              where)
 from isoinspect.reports.tables import Cell, Table, ms
 
 ID = "density"
@@ -26,18 +27,15 @@ CAPTION = (
 
 
 def section(frames: dict, runs: Sequence[dict]) -> Section:
-    frame = frame_of(frames, runs, "density", load.density)
-    out = Section(ID, "Density: memory per idle instance", lead=LEAD)
-    if frame.empty:
-        out.empty = f"No density measurement (bench density) in {where(runs)}."
-        return out
-    out.tables = [table(frame)]
-    out.findings = findings(frame)
-    out.notes = [f"{row.target}: {row.status}" + (f": {row.reason}" if row.reason else "")
-                 for row in frame[frame.status != "ok"].itertuples()]
-    chart = per_instance_chart(frame)
-    out.charts = [chart] if chart else []
-    return out
+    return filled(Section(ID, "Density: memory per idle instance", lead=LEAD),
+                  frame_of(frames, runs, "density", load.density),
+                  f"No density measurement (bench density) in {where(runs)}.",
+                  table=table, findings=findings, notes=notes, chart=per_instance_chart)
+
+
+def notes(frame) -> list[str]:
+    return [f"{row.target}: {row.status}" + (f": {row.reason}" if row.reason else "")
+            for row in frame[frame.status != "ok"].itertuples()]
 
 
 def _rows(frame) -> list:

@@ -8,7 +8,7 @@ from typing import Sequence
 from isoinspect.reports import load
 from isoinspect.reports.render import Section
 from isoinspect.reports.runtime_style import runtime_color, runtime_order
-from isoinspect.reports.section_parts import frame_of, real, short, where
+from isoinspect.reports.section_parts import filled, frame_of, real, short, where
 from isoinspect.reports.tables import Cell, Table, rate
 
 ID = "exposure"
@@ -30,19 +30,16 @@ CAPTION = (
 
 
 def section(frames: dict, runs: Sequence[dict]) -> Section:
-    frame = frame_of(frames, runs, "exposure", load.exposure)
-    out = Section(ID, "Host kernel exposure", lead=LEAD)
-    if frame.empty:
-        out.empty = f"No exposure measurement (isoinspect exposure) in {where(runs)}."
-        return out
-    out.tables = [table(frame)]
-    out.findings = findings(frame)
-    out.notes = [f"{row.runtime} · {row.workload}: {row.status}"
-                 + (f": {row.reason}" if row.reason else "")
-                 for row in frame[frame.status != "ok"].itertuples()]
-    chart = syscalls_chart(frame)
-    out.charts = [chart] if chart else []
-    return out
+    return filled(Section(ID, "Host kernel exposure", lead=LEAD),
+                  frame_of(frames, runs, "exposure", load.exposure),
+                  f"No exposure measurement (isoinspect exposure) in {where(runs)}.",
+                  table=table, findings=findings, notes=notes, chart=syscalls_chart)
+
+
+def notes(frame) -> list[str]:
+    return [f"{row.runtime} · {row.workload}: {row.status}"
+            + (f": {row.reason}" if row.reason else "")
+            for row in frame[frame.status != "ok"].itertuples()]
 
 
 def _rows(frame) -> list:

@@ -9,8 +9,8 @@ from isoinspect.benches.overhead.summary import BASELINE, CONTROL, CONTROL_BAND,
 from isoinspect.reports import load
 from isoinspect.reports.render import Section
 from isoinspect.reports.runtime_style import runtime_color, runtime_order
-from isoinspect.reports.section_parts import (error_bars, frame_of, interval, real, short,
-                                              where)
+from isoinspect.reports.section_parts import (error_bars, filled, frame_of, interval, real,
+                                              short, where)
 from isoinspect.reports.tables import Cell, Table
 
 ID = "workload-overhead"
@@ -31,18 +31,11 @@ CAPTION = (
 
 
 def section(frames: dict, runs: Sequence[dict]) -> Section:
-    frame = frame_of(frames, runs, "overhead", load.overhead)
-    out = Section(ID, "Workload overhead", lead=LEAD.format(low=CONTROL_BAND[0],
-                                                            high=CONTROL_BAND[1]))
-    if frame.empty:
-        out.empty = f"No workload overhead measurement (bench overhead) in {where(runs)}."
-        return out
-    out.tables = [table(frame)]
-    out.findings = findings(frame)
-    out.notes = notes(frame)
-    chart = ratio_chart(frame)
-    out.charts = [chart] if chart else []
-    return out
+    return filled(Section(ID, "Workload overhead",
+                          lead=LEAD.format(low=CONTROL_BAND[0], high=CONTROL_BAND[1])),
+                  frame_of(frames, runs, "overhead", load.overhead),
+                  f"No workload overhead measurement (bench overhead) in {where(runs)}.",
+                  table=table, findings=findings, notes=notes, chart=ratio_chart)
 
 
 def _targets(frame) -> list[str]:
@@ -63,7 +56,7 @@ def cell(row, vm: bool) -> Cell:
     if row.status != "ok":
         css = {"unsupported": "status-unsupported", "error": "status-error"}
         return Cell(row.status, css.get(row.status, "status-none"), row.reason,
-                    short(row.reason, 48))
+                    short(row.reason, 40))
     text = f"{number(row.value)} {row.value_unit}".strip() if real(row.value) else "–"
     if row.target == BASELINE:
         return Cell(text, "ref", "the baseline every ratio divides by", "host (1×)")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Sequence
 
+from isoinspect.reports.render import Section
 from isoinspect.reports.tables import factor, missing
 
 
@@ -13,6 +14,21 @@ def frame_of(frames: dict, runs: Sequence[dict], name: str, build: Callable):
     if name not in frames:
         frames[name] = build(runs)
     return frames[name]
+
+
+def filled(section: Section, frame, empty: str, *, table: Callable, findings: Callable,
+           notes: Callable, chart: Callable) -> Section:
+    """``section`` with its table, findings, notes and chart made from ``frame``, or its
+    ``empty`` text when the frame has no row (each callable takes the frame)."""
+    if frame.empty:
+        section.empty = empty
+        return section
+    section.tables = [table(frame)]
+    section.findings = findings(frame)
+    section.notes = notes(frame)
+    drawn = chart(frame)
+    section.charts = [drawn] if drawn else []
+    return section
 
 
 def where(runs: Sequence[dict]) -> str:
@@ -44,9 +60,16 @@ def mib(value: Any) -> str:
 
 
 def short(text: str, limit: int = 70) -> str:
-    """The first ``limit`` characters of a reason (the full text goes into a tooltip)."""
+    """A reason in at most ``limit`` characters (the full text goes into a tooltip): its first
+    clause when that fits, else its beginning."""
     text = " ".join(str(text).split())
-    return text if len(text) <= limit else text[:limit - 1].rstrip() + "…"
+    if len(text) <= limit:
+        return text
+    for mark in (" (", ": ", "; "):
+        clause = text.split(mark, 1)[0]
+        if 8 <= len(clause) <= limit:
+            return clause + "…"
+    return text[:limit - 1].rstrip() + "…"
 
 
 def error_bars(values: list[float], lows: list[Any], highs: list[Any]) -> list[list[float]]:

@@ -297,10 +297,15 @@ def overhead_table(frame) -> Table:
                       dict.fromkeys(frame.setup)))
     for record in frame.to_dict("records"):
         bpf = record["bpf_us_per_run"]
-        table.rows.append([Cell(record["target"] or "–"), Cell(record["status"], "text"),
+        untraced = record.get("bpf_untraced_us_per_run")
+        table.rows.append([Cell(record["target"] or "–"),
+                           Cell(record["status"], "text" if record["status"] == "ok" else
+                                "text warn", note=record.get("reason") or ""),
                            Cell(ms(record["p50_without"])), Cell(ms(record["p50_with"])),
                            Cell(ratio(record)),
-                           Cell("–" if missing(bpf) else f"{bpf:.0f}"),
+                           Cell("–" if missing(bpf) else f"{bpf:.0f}",
+                                note="" if missing(untraced) else
+                                f"untraced runs: {untraced:.0f}"),
                            Cell(number(record["events"], 9)),
                            Cell(number(record["lost"], 9),
                                 "bad" if not missing(record["lost"]) and record["lost"] else "")])

@@ -24,7 +24,10 @@ import pytest
 CLI = os.path.join(os.path.dirname(sys.executable), "isoinspect")
 FIXTURES = os.path.join(os.path.dirname(__file__), "..", "fixtures", "records")
 SECTIONS = ["summary", "startup", "verification", "latency", "phases", "concurrency",
-            "namespaces", "enforcement", "overhead", "traces", "runs", "comparison"]
+            "namespaces", "enforcement", "workload-overhead", "density", "exposure", "overhead",
+            "traces", "runs", "comparison"]
+#: the sections of bench overhead, bench density and exposure: a table and a chart each
+MEASURED = ["workload-overhead", "density", "exposure"]
 CHROMIUM = shutil.which("chromium")
 TIMEOUT = 60.0
 
@@ -138,7 +141,9 @@ PAGE_FACTS = """(async () => {
         title: document.title,
         sections: [...document.querySelectorAll('section')].map(s => ({
             id: s.id, heading: s.querySelector('h2').textContent,
-            empty: !!s.querySelector('p.empty')})),
+            empty: !!s.querySelector('p.empty'),
+            rows: s.querySelectorAll('tbody tr').length,
+            charts: [...s.querySelectorAll('figure img')].map(i => i.naturalWidth)})),
         images: images.map(i => ({src: i.src.slice(0, 22), complete: i.complete,
                                   width: i.naturalWidth, height: i.naturalHeight,
                                   shown: i.getBoundingClientRect().width,
@@ -178,7 +183,11 @@ def test_report_opens_in_chromium_with_sections_images_and_no_errors(tmp_path, r
     assert page["title"] == "isoinspect report"
     assert [s["id"] for s in page["sections"]] == SECTIONS
     assert not any(s["empty"] for s in page["sections"]), page["sections"]
-    assert len(page["images"]) == 8          # 7 charts of the runs + the comparison
+    assert len(page["images"]) == 11         # 10 charts of the runs + the comparison
+    measured = {s["id"]: s for s in page["sections"] if s["id"] in MEASURED}
+    assert {name: (s["rows"] > 2, len(s["charts"])) for name, s in measured.items()} == \
+        {name: (True, 1) for name in MEASURED}
+    assert all(width > 500 for s in measured.values() for width in s["charts"])
     for image in page["images"]:
         assert image["src"] == "data:image/png;base64,"
         assert image["complete"] and image["width"] > 500 and image["height"] > 100, image

@@ -51,6 +51,12 @@ def section_html(text: str, section_id: str) -> str:
     return text[start:end if end > 0 else len(text)]
 
 
+def table_cells(part: str) -> list[list[str]]:
+    """The first text of every cell of every body row (the header row left out)."""
+    rows = re.findall(r"<tr>(.*?)</tr>", part, re.S)[1:]
+    return [re.findall(r"<td[^>]*>([^<]*)", row) for row in rows]
+
+
 def test_the_fixture_holds_every_kind_and_each_has_a_section():
     kinds = {r["kind"] for r in full()["results"]}
     assert set(RESULT_KINDS) <= kinds, set(RESULT_KINDS) - kinds
@@ -109,8 +115,7 @@ def test_overhead_table_has_values_ratios_the_vm_control_flags_and_reasons(full_
 
 def test_density_table_has_per_instance_runtime_pss_cgroup_and_failures(full_text):
     part = section_html(full_text, "density")
-    rows = re.findall(r"<tr>(.*?)</tr>", part, re.S)[1:]
-    cells = [re.findall(r"<td[^>]*>([^<]*)", row) for row in rows]
+    cells = table_cells(part)
     assert [c[0] for c in cells] == ["host", "host", "isoinspect", "isoinspect", "runc", "runc",
                                      "crun", "docker", "docker", "runsc", "runsc"]
     runsc = cells[-2]
@@ -124,8 +129,7 @@ def test_density_table_has_per_instance_runtime_pss_cgroup_and_failures(full_tex
 
 def test_exposure_table_has_counts_top_syscalls_and_what_was_allowed(full_text):
     part = section_html(full_text, "exposure")
-    rows = re.findall(r"<tr>(.*?)</tr>", part, re.S)[1:]
-    cells = [re.findall(r"<td[^>]*>([^<]*)", row) for row in rows]
+    cells = table_cells(part)
     assert [(c[0], c[1]) for c in cells] == [("runc", "idle"), ("isoinspect", "script"),
                                              ("runc", "script"), ("docker", "script"),
                                              ("runsc", "script")]
@@ -187,3 +191,20 @@ def test_runtimes_keep_the_report_order_and_one_colour():
     assert runtime_style.runtime_color("runc") == runtime_style.runtime_color("runc")
     assert len({runtime_style.runtime_color(n) for n in ("host", "isoinspect", "runc",
                                                          "docker", "runsc", "qemu")}) == 6
+
+
+def test_tracer_overhead_of_the_tracer_process_is_one_row_per_target(tmp_path):
+    """Real trace_overhead results (bench startup --trace-runs: one per target, paired) and a
+    target whose pass failed: a row each, the setup, the untraced BPF background, the reason."""
+    with open(os.path.join(FIXTURES, "measured.json")) as handle:
+        measured = [r for r in json.load(handle)["results"] if r["kind"] == "trace_overhead"]
+    failed = {"kind": "trace_overhead", "target": "docker", "metric": "lifecycle",
+              "status": "failed", "reason": "tracer: the tracer process exited", "pairs": 0,
+              "setup": "tracer in a separate process, interleaved, 0 pairs"}
+    text = render.render(load.load_runs([write(tmp_path, record_of([*measured, failed]))]))
+    part = section_html(text, "overhead")
+    rows = re.findall(r"<tr><td>([^<]*)</td>", part)
+    assert rows == ["isoinspect-lib", "runc", "docker"]
+    assert "tracer in a separate process, interleaved, 5 pairs" in part
+    assert "0.953× [0.687, 1.25]" in part and "143<small>untraced runs: 52</small>" in part
+    assert "failed<small>tracer: the tracer process exited</small>" in part
