@@ -261,6 +261,32 @@ def test_report_of_a_real_benchmark_run(tmp_path, chromium):
     assert "host-exec" in text and "unshare" in text and errors == []
 
 
+def test_report_of_real_overhead_density_and_exposure_runs(tmp_path, chromium):
+    """Records written by the real bench overhead, bench density and exposure (quick: the host
+    and runc) render their three sections with data, and the page opens without errors."""
+    env = dict(os.environ, ISOINSPECT_RESULTS=str(tmp_path / "results"))
+    for command in (["bench", "overhead", "--quick", "--targets", "host,runc", "--tests",
+                     "cpu,getppid"],
+                    ["bench", "density", "--targets", "host,runc", "--levels", "1,2"],
+                    ["exposure", "--runtime", "runc", "--workload", "idle", "--duration", "1"]):
+        done = subprocess.run([CLI, *command], capture_output=True, text=True, timeout=300,
+                              env=env)
+        assert done.returncode == 0, (command, done.stderr[-2000:])
+    runs = sorted(n for n in os.listdir(tmp_path / "results") if n.endswith(".json"))
+    assert len(runs) == 3, runs
+    out = tmp_path / "measured.html"
+    done = cli("report", *[str(tmp_path / "results" / name) for name in runs], "-o", str(out),
+               env=env)
+    assert done.returncode == 0, done.stderr
+    page, requests, errors = open_page(chromium, out)
+    measured = {s["id"]: s for s in page["sections"] if s["id"] in MEASURED}
+    assert {name: (s["empty"], len(s["charts"])) for name, s in measured.items()} == \
+        {name: (False, 1) for name in MEASURED}
+    assert measured["workload-overhead"]["rows"] == 2 and measured["density"]["rows"] == 4
+    assert measured["exposure"]["rows"] == 1 and errors == []
+    assert all(width > 500 for s in measured.values() for width in s["charts"])
+
+
 def test_results_dir_option_and_default_output_name(tmp_path, results):
     folder = results["ISOINSPECT_RESULTS"]
     env = {k: v for k, v in results.items() if k != "ISOINSPECT_RESULTS"}
