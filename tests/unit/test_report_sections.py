@@ -208,3 +208,14 @@ def test_tracer_overhead_of_the_tracer_process_is_one_row_per_target(tmp_path):
     assert "tracer in a separate process, interleaved, 5 pairs" in part
     assert "0.953× [0.687, 1.25]" in part and "143<small>untraced runs: 52</small>" in part
     assert "failed<small>tracer: the tracer process exited</small>" in part
+
+
+def test_every_kind_with_only_its_required_fields_renders(tmp_path):
+    """A producer's failure result carries little more than the contract's fields: every kind
+    so bare renders (its section may say what failed, the page must not break)."""
+    bare = [{"kind": kind, **{f: 1 if f == "level" else "error" if f == "status" else "x"
+                              for f in fields}}
+            for kind, fields in RESULT_KINDS.items()]
+    text = render.render(load.load_runs([write(tmp_path, record_of(bare))]))
+    ids = re.findall(r'<section id="([^"]+)">', text)
+    assert set(SECTION_OF.values()) <= set(ids)
