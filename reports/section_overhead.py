@@ -14,6 +14,8 @@ from isoinspect.reports.section_parts import (error_bars, filled, frame_of, inte
 from isoinspect.reports.tables import Cell, Table
 
 ID = "workload-overhead"
+#: the workload program's units as printed for a reader
+UNITS = {"us": "µs"}
 LEAD = (
     "The same workload program (benches/overhead/workload.c) run in every target and on the "
     "host, round by round, interleaved. Each cell is the p50 over rounds of the figure a reader "
@@ -57,7 +59,8 @@ def cell(row, vm: bool) -> Cell:
         css = {"unsupported": "status-unsupported", "error": "status-error"}
         return Cell(row.status, css.get(row.status, "status-none"), row.reason,
                     short(row.reason, 40))
-    text = f"{number(row.value)} {row.value_unit}".strip() if real(row.value) else "–"
+    unit = UNITS.get(row.value_unit, row.value_unit)
+    text = f"{number(row.value)} {unit}".strip() if real(row.value) else "–"
     if row.target == BASELINE:
         return Cell(text, "ref", "the baseline every ratio divides by", "host (1×)")
     note = interval(row.ratio, row.ratio_lo, row.ratio_hi)
@@ -168,7 +171,8 @@ def ratio_chart(frame):
                       "o", markerfacecolor="white", color=colour,
                       label=f"{_label(frame, target)} / own {CONTROL}")
     axes.axhline(1.0, color="black", linewidth=0.8)
-    axes.set_xticks(range(len(tests)), tests)
+    axes.set_xticks(range(len(tests)), tests, rotation=30 if len(tests) > 8 else 0,
+                    ha="right" if len(tests) > 8 else "center")
     axes.set_xlim(-0.6, len(tests) - 0.4)
     axes.set_yscale("log")
     _plain(axes, "y")
@@ -178,7 +182,8 @@ def ratio_chart(frame):
     handles, labels = axes.get_legend_handles_labels()
     order = sorted(range(len(labels)), key=lambda i: ("/ own" in labels[i], i))
     axes.legend([handles[i] for i in order], [labels[i] for i in order], fontsize=8,
-                frameon=False, loc="upper left")
+                frameon=False, loc="upper center", ncol=min(len(labels), 5),
+                bbox_to_anchor=(0.5, -0.32 if len(tests) > 8 else -0.16))
     return Chart("chart-workload-overhead", "Overhead against the host, per test", CAPTION,
                  _png(figure), f"ratios to the host for {len(targets)} targets and "
                                f"{len(tests)} tests")

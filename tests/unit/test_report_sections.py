@@ -110,6 +110,7 @@ def test_overhead_table_has_values_ratios_the_vm_control_flags_and_reasons(full_
            "isoinspect 1.26× [0.941, 1.93] (harness suspect), runc 1.03× [1.01, 1.76], " \
            "qemu (tcg) 2.83× [1.56, 3.97] (its CPU is virtual)." in part
     assert "qemu (tcg): slowest against the host in fork, 62× [3.10, 140]" in part
+    assert "5545 µs<small>62× [3.10, 140] · /cpu 21.9× [2.11, 45.7]</small>" in part
     assert 'id="chart-workload-overhead"' in part and "1.0× costs nothing" in part
 
 
