@@ -931,6 +931,21 @@ static int usage(FILE *out, int code)
     return code;
 }
 
+/* An option's milliseconds in min..max into *out; -1 (said on stderr) if it is not. */
+static int parse_ms(const char *option, const char *text, long min, long max, long *out)
+{
+    char *end;
+    errno = 0;
+    long value = strtol(text, &end, 10);
+    if (errno || *end || end == text || value < min || value > max) {
+        fprintf(stderr, "isoinspect-workload: %s %s: want milliseconds, %ld..%ld\n", option, text,
+                min, max);
+        return -1;
+    }
+    *out = value;
+    return 0;
+}
+
 static int find_test(const char *name)
 {
     for (int i = 0; i < NTESTS; i++)
@@ -964,23 +979,11 @@ int main(int argc, char **argv)
                 return 2;
             }
         } else if (strcmp(arg, "-t") == 0 && argi + 1 < argc) {
-            char *end;
-            errno = 0;
-            opt_ms = strtol(argv[++argi], &end, 10);
-            if (errno || *end || end == argv[argi] || opt_ms < 1 || opt_ms > 3600000) {
-                fprintf(stderr, "isoinspect-workload: -t %s: want milliseconds, 1..3600000\n",
-                        argv[argi]);
+            if (parse_ms("-t", argv[++argi], 1, 3600000, &opt_ms) < 0)
                 return 2;
-            }
         } else if (strcmp(arg, "-p") == 0 && argi + 1 < argc) {
-            char *end;
-            errno = 0;
-            opt_pause_ms = strtol(argv[++argi], &end, 10);
-            if (errno || *end || end == argv[argi] || opt_pause_ms < 0 || opt_pause_ms > 60000) {
-                fprintf(stderr, "isoinspect-workload: -p %s: want milliseconds, 0..60000\n",
-                        argv[argi]);
+            if (parse_ms("-p", argv[++argi], 0, 60000, &opt_pause_ms) < 0)
                 return 2;
-            }
         } else if (strcmp(arg, "all") == 0) {
             for (int i = 0; i < NTESTS && nchosen < 4096; i++)
                 chosen[nchosen++] = i;
