@@ -175,3 +175,14 @@ def test_runsc_program_getppid_is_sentry_and_gofer_calls_not_getppid(counter, tm
     names = set(test.calls_by_process)
     assert names and all(name.startswith("runsc") or name == "exe" for name in names), names
     assert test.calls > 0 and test.top[0]["name"] != "getppid", test.top
+
+
+def test_vm_program_getppid_is_answered_by_the_guest_kernel(counter, tmp_path):
+    """The layer goes in as bench overhead's QEMU runner puts it in (a read-only share copied
+    into the guest root); the guest kernel answers getppid: QEMU makes far fewer host calls."""
+    if not shutil.which("qemu-system-x86_64"):
+        pytest.skip("qemu-system-x86_64 is not installed on this host")
+    test = _program_test(counter, "qemu", tmp_path)
+    assert test.calls_by_name.get("getppid", 0) == 0, test.top
+    assert test.calls_per_op < 0.5, test.top
+    assert all(name.startswith("qemu") for name in test.calls_by_process), test.calls_by_process
