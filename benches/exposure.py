@@ -44,9 +44,9 @@ WORKLOADS = ("idle", "startup", "script")
 PROGRAM_WORKLOAD = "overhead"           # every test of the workload program, one short pass
 PROGRAM_TEST_MS = 100                   # -t of each test
 #: -p: the program sleeps this long around each test while the counters are read (the output
-#: is polled every 10 ms; Docker's log file and a TCG guest's 9p share lag a little more)
-PROGRAM_PAUSE_MS = 300
-VM_PROGRAM_PAUSE_MS = 1000
+#: is polled every 10 ms; Docker's log file on a busy host and a TCG guest's 9p share lag more)
+PROGRAM_PAUSE_MS = {"docker": 1000, "qemu": 1000}
+DEFAULT_PROGRAM_PAUSE_MS = 300
 PROGRAM_END = "@@W-END"
 READY = "@@EXPOSURE-READY"
 END = "@@EXPOSURE-END"
@@ -124,8 +124,12 @@ def program_workload(name: str) -> Workload:
     else:
         raise UsageError(f"unknown workload {name!r}: choose {', '.join(workload_names())} "
                          "or '-- CMD'")
-    return Workload(name, program_command(workload_suite().binary, tests, PROGRAM_PAUSE_MS),
-                    tests)
+    return Workload(name, program_command(workload_suite().binary, tests,
+                                          DEFAULT_PROGRAM_PAUSE_MS), tests)
+
+
+def pause_ms(runtime: str) -> int:
+    return PROGRAM_PAUSE_MS.get(runtime, DEFAULT_PROGRAM_PAUSE_MS)
 
 
 def make_workload(name: str, command: list[str] | None) -> Workload:
@@ -419,6 +423,11 @@ def per_test_exposures(window: Window, output: str, comms: dict) -> list[TestExp
         if line is None:
             results.append(TestExposure(part.test, "error", "no line in the output"))
             continue
+        if line.ok and part.seconds * 1e9 < line.ops * line.ns_per_op:
+            results.append(TestExposure(   # the begin line was read after the test started
+                part.test, "error", "window_shorter_than_the_test (output read late: pause "
+                "too short for this host)", seconds=round(part.seconds, 3)))
+            continue
         ops = line.all_ops or line.ops
         per_op = _significant(figures.total / ops) if line.ok and ops else None
         results.append(TestExposure(
@@ -481,7 +490,12 @@ def run_container(counter, runtime: str, target, workload: Workload,
     from isoinspect.inspector.exposure import cost_between, summarize
 
     me = os.getpid()
-    argv = ["/bin/sh", "-c", workload.script("echo \"$1\"", stay=True)]
+    work = None
+    if workload.tests:
+        from isoinspect.benches.overhead.suite import workload_suite
+
+        work = program_command(workload_suite().binary, workload.tests, pause_ms(runtime))
+    argv = ["/bin/sh", "-c", workload.script("echo \"$1\"", stay=True, work=work)]
     startup = workload.name == "startup"
     daemons = target.trace_pids() if startup else []
     in_process = isinstance(target, InProcessTarget)
@@ -545,7 +559,7 @@ def run_vm(counter, workload: Workload, duration: float, workdir: str) -> Exposu
         shares.append(runners.vm_layer_share(suite.layer()))
         install = runners.VM_INSTALL + "\n"
         work = (program_command(runners.VM_ROOT + suite.binary, workload.tests,
-                                VM_PROGRAM_PAUSE_MS) + f" >> {GUEST_MARKS}/marks")
+                                pause_ms("qemu")) + f" >> {GUEST_MARKS}/marks")
     vm = GuestVM(cpus=1, memory_mb=512, extra_shares=shares)
     accel = vm.choose_accel()
     text = install + workload.script(f"echo \"$1\" >> {GUEST_MARKS}/marks",
@@ -568,7 +582,16 @@ def run_vm(counter, workload: Workload, duration: float, workdir: str) -> Exposu
         except OSError:
             return ""
 
+    seen: dict = {}
+
     def alive() -> bool:
+        """Also finds QEMU and reads what it is allowed while it runs (a guest that is done
+        powers off at once, maybe before the window's end is read)."""
+        if "allowed" not in seen:
+            pid = next((p for p in _children(me) if (comm_of_safe(p) or "").startswith("qemu")),
+                       None)
+            if pid is not None:
+                seen["qemu"], seen["allowed"] = pid, allowed_of("qemu", pid)
         return thread.is_alive()
 
     cost0 = counter.cost()
@@ -579,12 +602,12 @@ def run_vm(counter, workload: Workload, duration: float, workdir: str) -> Exposu
     qemu = None
     try:
         window = measure_window(counter, workload, read, alive, duration, before, began)
-        qemu = next((p for p in _children(me) if (comm_of_safe(p) or "").startswith("qemu")),
-                    None)
+        alive()
+        qemu = seen.get("qemu")
         figures = summarize(window.counts, window.work_seconds or window.seconds,
                             counter.comms)
         tests = per_test_exposures(window, read(), counter.comms) if workload.tests else []
-        allowed = allowed_of("qemu", qemu)
+        allowed = seen.get("allowed") or allowed_of("qemu", None)
     finally:
         counter.unwatch_children_of(me)
         if workload.work is not None:       # the guest powers off after its end mark

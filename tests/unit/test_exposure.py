@@ -162,7 +162,7 @@ def test_program_workloads_run_every_test_or_one_with_pauses():
     one = exposure.make_workload("getppid", None)
     assert one.tests == ("getppid",)
     assert one.work.startswith("/usr/local/bin/isoinspect-workload ")
-    assert f"-p {exposure.PROGRAM_PAUSE_MS}" in one.work and one.work.endswith(" getppid")
+    assert f"-p {exposure.DEFAULT_PROGRAM_PAUSE_MS}" in one.work and one.work.endswith(" getppid")
     assert f"-t {exposure.PROGRAM_TEST_MS}" in one.work
     text = one.script('echo "$1"', stay=True)
     assert text.index(exposure.READY) < text.index("isoinspect-workload") < \
@@ -236,6 +236,19 @@ def test_program_windows_are_cut_at_the_pauses_and_divided_by_the_ops():
     assert getppid.calls_by_name["getppid"] == 1200 and getppid.top[0]["per_op"] == 1.0
     assert getppid.calls_per_op == pytest.approx(1201 / 1200, rel=1e-5)
     assert tcp.status == "unsupported" and tcp.calls_per_op is None and tcp.ops == 0
+
+
+def test_a_window_shorter_than_the_test_is_an_error_not_a_figure():
+    """The begin line was read after the test had started (the output lagged more than the
+    pause): the window missed calls, so no calls-per-op figure comes of it."""
+    window = exposure.Window(Counts(), 0.05, 0.05, [
+        exposure.TestWindow("tcp_stream", Counts({1: 3}, {}, {7: 3}), 0.02)])
+    line = ("@@W test=tcp_stream status=ok ops=20 ns_per_op=5000000.0 value=200.0 unit=MiB/s "
+            "all_ops=25\n")
+    (test,) = exposure.per_test_exposures(window, line, {})
+    assert test.status == "error" and "window_shorter_than_the_test" in test.reason
+    assert test.calls_per_op is None
+    assert exposure.pause_ms("docker") > exposure.pause_ms("runc")
 
 
 def test_per_op_table_has_a_row_per_test_and_a_column_per_runtime():
