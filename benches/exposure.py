@@ -16,13 +16,19 @@ Windows: ``idle`` (after the workload's ready line, ``--duration`` seconds of ``
 ``startup`` (from before the start, every process the start forks and the runtime's daemons,
 to the workload's first output); ``script`` and ``-- CMD`` (from the ready line to the end
 line; a guard sleep of GUARD_S between them makes sure the window is open before the work
-starts, and calls per second are over the work's own time, the window minus the guard).
+starts, and calls per second are over the work's own time, the window minus the guard);
+``overhead`` and each of its tests by name (the workload program of bench overhead, its layer
+put into each image by the overhead runners' install step): from the program's first output to
+its ``@@W-END``, and one window per test between the program's pauses (``-p``: it sleeps while
+the counters are read), divided by the test's operations (warm-up included): host syscalls per
+workload operation, the figure that puts ptrace-gVisor, containers and the VM side by side.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import shutil
 import sys
@@ -35,6 +41,13 @@ from isoinspect.runtime.errors import IsoinspectError, UsageError
 
 RUNTIMES = ("isoinspect", "runc", "runsc", "docker", "qemu")
 WORKLOADS = ("idle", "startup", "script")
+PROGRAM_WORKLOAD = "overhead"           # every test of the workload program, one short pass
+PROGRAM_TEST_MS = 100                   # -t of each test
+#: -p: the program sleeps this long around each test while the counters are read (the output
+#: is polled every 10 ms; Docker's log file on a busy host and a TCG guest's 9p share lag more)
+PROGRAM_PAUSE_MS = {"docker": 1000, "qemu": 1000}
+DEFAULT_PROGRAM_PAUSE_MS = 300
+PROGRAM_END = "@@W-END"
 READY = "@@EXPOSURE-READY"
 END = "@@EXPOSURE-END"
 GUARD_S = 0.5
@@ -43,8 +56,8 @@ WINDOW_TIMEOUT_S = 300.0
 GUEST_MARKS = "/run/isoinspect-exposure"
 
 #: file, process and network work for a fixed amount (busybox applets by name, so the same
-#: script runs in a busybox container and in the Debian guest); the workload program of the
-#: overhead issue (branch u/workload) replaces it through ``program_workload`` once merged
+#: script runs in a busybox container and in the Debian guest); ``program_workload`` runs the
+#: overhead benchmark's workload program instead
 SCRIPT = r"""
 i=0
 while [ $i -lt 100 ]; do
@@ -61,27 +74,62 @@ done
 
 @dataclass
 class Workload:
-    """What runs in the unit: ``work`` (a shell command; None for idle/startup)."""
+    """What runs in the unit: ``work`` (a shell command; None for idle/startup); ``tests``: the
+    workload program's tests it runs (program workloads: one window per test)."""
 
     name: str
     work: str | None = None
+    tests: tuple[str, ...] = ()
 
-    def script(self, mark: str, stay: bool) -> str:
+    def script(self, mark: str, stay: bool, work: str | None = None) -> str:
         """The shell text run in the unit: ready mark, guard, work, end mark, then idle."""
+        work = self.work if work is None else work
         lines = [f"mark() {{ {mark}; }}"]
         if stay:    # started first: after the end mark the shell only waits (no exec to count)
             lines.append("sleep 100000 &")
         lines.append(f"mark {READY}")
-        if self.work is not None:
-            lines += [f"sleep {GUARD_S}", self.work, f"mark {END}"]
+        if work is not None:
+            lines += [f"sleep {GUARD_S}", work, f"mark {END}"]
         if stay:
             lines.append("wait")
         return "\n".join(lines)
 
 
+def workload_names() -> list[str]:
+    """Every ``--workload`` name: ours, ``overhead`` and each of its tests."""
+    from isoinspect.benches.overhead.program import TEST_NAMES
+
+    return [*WORKLOADS, PROGRAM_WORKLOAD, *TEST_NAMES]
+
+
+def program_command(binary: str, tests: tuple[str, ...], pause_ms: int) -> str:
+    """The workload program's command line (the overhead suite's, plus the pauses)."""
+    from isoinspect.benches.overhead.suite import workload_suite
+
+    argv = workload_suite().argv(tests, PROGRAM_TEST_MS, binary)
+    argv[1:1] = ["-p", str(pause_ms)]
+    return shlex.join(argv)
+
+
 def program_workload(name: str) -> Workload:
-    """A test of the overhead benchmark's workload program (not wired in yet)."""
-    raise UsageError(f"unknown workload {name!r}: choose idle, startup, script or '-- CMD'")
+    """``overhead`` (every test) or one test of the overhead benchmark's workload program, run
+    from its place in the containers' images (the VM's differs: ``run_vm``)."""
+    from isoinspect.benches.overhead.program import TEST_NAMES
+    from isoinspect.benches.overhead.suite import workload_suite
+
+    if name == PROGRAM_WORKLOAD:
+        tests = TEST_NAMES
+    elif name in TEST_NAMES:
+        tests = (name,)
+    else:
+        raise UsageError(f"unknown workload {name!r}: choose {', '.join(workload_names())} "
+                         "or '-- CMD'")
+    return Workload(name, program_command(workload_suite().binary, tests,
+                                          DEFAULT_PROGRAM_PAUSE_MS), tests)
+
+
+def pause_ms(runtime: str) -> int:
+    return PROGRAM_PAUSE_MS.get(runtime, DEFAULT_PROGRAM_PAUSE_MS)
 
 
 def make_workload(name: str, command: list[str] | None) -> Workload:
@@ -252,6 +300,28 @@ def watch_unit(counter, runtime: str, target, box) -> list[int]:
 
 
 @dataclass
+class TestExposure:
+    """One test of the workload program: its window's host syscalls per operation.
+
+    ``ops`` counts every operation between the program's pauses (warm-up included: the
+    window holds their syscalls too); ``value unit`` is the program's own figure."""
+
+    test: str
+    status: str                        # the program's: ok | unsupported | error
+    reason: str = ""
+    ops: int = 0
+    value: float | None = None
+    unit: str = ""
+    seconds: float = 0.0
+    calls: int = 0
+    calls_per_op: float | None = None
+    distinct: int = 0
+    top: list[dict] = field(default_factory=list)          # name, calls, per_op
+    calls_by_name: dict[str, int] = field(default_factory=dict)
+    calls_by_process: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
 class ExposureResult:
     runtime: str
     workload: str
@@ -262,6 +332,7 @@ class ExposureResult:
     allowed: dict = field(default_factory=dict)
     bpf: dict = field(default_factory=dict)
     watched: dict = field(default_factory=dict)
+    tests: list[TestExposure] = field(default_factory=list)
 
     def record(self) -> dict:
         """The RunRecord result (kind "exposure")."""
@@ -270,16 +341,33 @@ class ExposureResult:
         return {"kind": "exposure", "metric": f"syscalls/{self.workload}", **data, **figures}
 
 
-def _wait_mark(read, mark: str, timeout: float, alive=None, interval: float = 0.01) -> float:
+def _wait_mark(read, mark: str | re.Pattern, timeout: float, alive=None,
+               interval: float = 0.01) -> float:
+    """When ``mark`` (text, or a pattern) showed up in the output; raises if the unit died
+    or it did not come within ``timeout``."""
     deadline = time.monotonic() + timeout
+    found = mark.search if isinstance(mark, re.Pattern) else lambda text: mark in text
+    name = mark.pattern if isinstance(mark, re.Pattern) else mark
     while True:
-        if mark in read():
+        if found(read()):
             return time.monotonic()
         if alive is not None and not alive():
-            raise IsoinspectError(f"the workload ended before {mark}: {read()[-300:]!r}")
+            raise IsoinspectError(f"the workload ended before {name}: {read()[-300:]!r}")
         if time.monotonic() > deadline:
-            raise IsoinspectError(f"no {mark} within {timeout:.0f} s: {read()[-300:]!r}")
+            raise IsoinspectError(f"no {name} within {timeout:.0f} s: {read()[-300:]!r}")
         time.sleep(interval)
+
+
+def _program_line(prefix: str, test: str) -> re.Pattern:
+    """The program's line for ``test`` (not a longer name's), also inside Docker's JSON log."""
+    return re.compile(re.escape(f"{prefix} test={test}") + r"(?![\w])")
+
+
+@dataclass
+class TestWindow:
+    test: str
+    counts: object
+    seconds: float
 
 
 @dataclass
@@ -287,11 +375,76 @@ class Window:
     counts: object
     seconds: float
     work_seconds: float | None
+    tests: list[TestWindow] = field(default_factory=list)
+
+
+def measure_program(counter, tests: tuple[str, ...], read, alive) -> Window:
+    """The program's windows: each test's between its pauses (``@@W-BEGIN`` read, counters
+    read while it sleeps, then its result line while it sleeps again), the whole one from the
+    first ``@@W-BEGIN`` to ``@@W-END``."""
+    _wait_mark(read, READY, WINDOW_TIMEOUT_S, alive)
+    windows: list[TestWindow] = []
+    first = start = None
+    for test in tests:
+        _wait_mark(read, _program_line("@@W-BEGIN", test), WINDOW_TIMEOUT_S, alive)
+        begin, began = counter.snapshot(), time.monotonic()
+        if first is None:
+            first, start = begin, began
+        _wait_mark(read, _program_line("@@W", test), WINDOW_TIMEOUT_S, alive)
+        windows.append(TestWindow(test, counter.snapshot().minus(begin),
+                                  time.monotonic() - began))
+    end = _wait_mark(read, PROGRAM_END, WINDOW_TIMEOUT_S, alive)
+    after = counter.snapshot(False)
+    return Window(after.minus(first), end - start, end - start, windows)
+
+
+def _significant(number: float) -> float:
+    return float(f"{number:.6g}")
+
+
+def per_op_text(number: float) -> str:
+    """A calls-per-op figure for a table: 3 decimals below 10 (1.000 is the bare syscall)."""
+    return f"{number:.3f}" if number < 10 else f"{number:.1f}" if number < 1000 else f"{number:.0f}"
+
+
+def per_test_exposures(window: Window, output: str, comms: dict) -> list[TestExposure]:
+    """Each test's window next to the program's line for it: calls per operation."""
+    from isoinspect.benches.overhead.program import parse
+    from isoinspect.inspector.exposure import summarize
+
+    try:
+        lines = {figure.test: figure for figure in parse(output)}
+    except ValueError as exc:
+        raise IsoinspectError(str(exc)) from None
+    results = []
+    for part in window.tests:
+        figures = summarize(part.counts, part.seconds, comms, top=5)
+        line = lines.get(part.test)
+        if line is None:
+            results.append(TestExposure(part.test, "error", "no line in the output"))
+            continue
+        if line.ok and part.seconds * 1e9 < line.ops * line.ns_per_op:
+            results.append(TestExposure(   # the begin line was read after the test started
+                part.test, "error", "window_shorter_than_the_test (output read late: pause "
+                "too short for this host)", seconds=round(part.seconds, 3)))
+            continue
+        ops = line.all_ops or line.ops
+        per_op = _significant(figures.total / ops) if line.ok and ops else None
+        results.append(TestExposure(
+            part.test, line.status, line.reason, ops if line.ok else 0, line.value, line.unit,
+            round(part.seconds, 3), figures.total, per_op, figures.distinct,
+            [{"name": row.name, "calls": row.calls,
+              "per_op": _significant(row.calls / ops) if line.ok and ops else None}
+             for row in figures.top],
+            figures.calls_by_name, figures.calls_by_process))
+    return results
 
 
 def measure_window(counter, workload: Workload, read, alive, duration: float,
                    before=None, began: float | None = None) -> Window:
     """Wait for the unit's marks and take the snapshots that bound the window."""
+    if workload.tests:
+        return measure_program(counter, workload.tests, read, alive)
     if workload.name == "startup":
         end = _wait_mark(read, READY, WINDOW_TIMEOUT_S, alive)
         return Window(counter.snapshot(False).minus(before), end - began, end - began)
@@ -337,7 +490,12 @@ def run_container(counter, runtime: str, target, workload: Workload,
     from isoinspect.inspector.exposure import cost_between, summarize
 
     me = os.getpid()
-    argv = ["/bin/sh", "-c", workload.script("echo \"$1\"", stay=True)]
+    work = None
+    if workload.tests:
+        from isoinspect.benches.overhead.suite import workload_suite
+
+        work = program_command(workload_suite().binary, workload.tests, pause_ms(runtime))
+    argv = ["/bin/sh", "-c", workload.script("echo \"$1\"", stay=True, work=work)]
     startup = workload.name == "startup"
     daemons = target.trace_pids() if startup else []
     in_process = isinstance(target, InProcessTarget)
@@ -370,10 +528,12 @@ def run_container(counter, runtime: str, target, workload: Workload,
             watched["non_sandbox_processes"] = sorted(
                 name for name in figures.calls_by_process
                 if not name.startswith("runsc") and name != "exe")
+        tests = (per_test_exposures(window, box.output(), counter.comms)
+                 if workload.tests else [])
         return ExposureResult(runtime, workload.name, "ok", figures=figures.to_dict(),
                               work_seconds=round(window.work_seconds, 3),
                               allowed=asdict(allowed), bpf=cost_between(cost0, counter.cost()),
-                              watched=watched)
+                              watched=watched, tests=tests)
     finally:
         if box is not None:
             box.stop()
@@ -382,15 +542,28 @@ def run_container(counter, runtime: str, target, workload: Workload,
 
 def run_vm(counter, workload: Workload, duration: float, workdir: str) -> ExposureResult:
     """The workload in a QEMU guest (busybox sh); QEMU, a child of this process, is watched
-    from its fork; marks come back through a read-write share."""
+    from its fork; marks (and the workload program's lines) come back through a read-write
+    share. The program's layer goes in as bench overhead's QEMU runner puts it in: a read-only
+    share copied into the guest's root before the ready mark."""
     from isoinspect.benches.vm import GuestVM
     from isoinspect.inspector.exposure import cost_between, summarize
 
     marks = tempfile.mkdtemp(prefix="isoinspect-exposure-vm-", dir=workdir)
-    vm = GuestVM(cpus=1, memory_mb=512, extra_shares=[(marks, GUEST_MARKS, "rw")])
+    shares = [(marks, GUEST_MARKS, "rw")]
+    work, install = None, ""
+    if workload.tests:
+        from isoinspect.benches.overhead import runners
+        from isoinspect.benches.overhead.suite import workload_suite
+
+        suite = workload_suite()
+        shares.append(runners.vm_layer_share(suite.layer()))
+        install = runners.VM_INSTALL + "\n"
+        work = (program_command(runners.VM_ROOT + suite.binary, workload.tests,
+                                pause_ms("qemu")) + f" >> {GUEST_MARKS}/marks")
+    vm = GuestVM(cpus=1, memory_mb=512, extra_shares=shares)
     accel = vm.choose_accel()
-    text = workload.script(f"echo \"$1\" >> {GUEST_MARKS}/marks",
-                           stay=workload.work is None)
+    text = install + workload.script(f"echo \"$1\" >> {GUEST_MARKS}/marks",
+                                     stay=workload.work is None, work=work)
     if workload.work is None:           # idle/startup: stay up for the window, then power off
         text = text.replace("sleep 100000 &", f"sleep {duration + 30:.0f} &")
     done: dict = {}
@@ -409,7 +582,16 @@ def run_vm(counter, workload: Workload, duration: float, workdir: str) -> Exposu
         except OSError:
             return ""
 
+    seen: dict = {}
+
     def alive() -> bool:
+        """Also finds QEMU and reads what it is allowed while it runs (a guest that is done
+        powers off at once, maybe before the window's end is read)."""
+        if "allowed" not in seen:
+            pid = next((p for p in _children(me) if (comm_of_safe(p) or "").startswith("qemu")),
+                       None)
+            if pid is not None:
+                seen["qemu"], seen["allowed"] = pid, allowed_of("qemu", pid)
         return thread.is_alive()
 
     cost0 = counter.cost()
@@ -420,11 +602,12 @@ def run_vm(counter, workload: Workload, duration: float, workdir: str) -> Exposu
     qemu = None
     try:
         window = measure_window(counter, workload, read, alive, duration, before, began)
-        qemu = next((p for p in _children(me) if (comm_of_safe(p) or "").startswith("qemu")),
-                    None)
+        alive()
+        qemu = seen.get("qemu")
         figures = summarize(window.counts, window.work_seconds or window.seconds,
                             counter.comms)
-        allowed = allowed_of("qemu", qemu)
+        tests = per_test_exposures(window, read(), counter.comms) if workload.tests else []
+        allowed = seen.get("allowed") or allowed_of("qemu", None)
     finally:
         counter.unwatch_children_of(me)
         if workload.work is not None:       # the guest powers off after its end mark
@@ -445,7 +628,7 @@ def run_vm(counter, workload: Workload, duration: float, workdir: str) -> Exposu
                           work_seconds=round(window.work_seconds, 3), allowed=asdict(allowed),
                           bpf={**cost_between(cost0, counter.cost()), "accelerator": accel},
                           watched={"pids": [qemu] if qemu else [],
-                                   "window_seconds": round(window.seconds, 3)})
+                                   "window_seconds": round(window.seconds, 3)}, tests=tests)
 
 
 def comm_of_safe(pid: int) -> str | None:
@@ -476,12 +659,22 @@ def run_one(counter, runtime: str, workload: Workload, duration: float, workdir:
         except Exception as exc:   # noqa: BLE001 - one runtime's failure, recorded
             return ExposureResult(runtime, workload.name, "error", str(exc)[:500])
     own = target is None
+    runner = None
+    if own and workload.tests:     # the program's layer goes in by bench overhead's install
+        from isoinspect.benches.overhead import runners
+
+        runner = runners.make(runtime)
+        target = runner.target
     target = target or make_target(runtime)
     ok, why = target.available()
     if not ok:
         return ExposureResult(runtime, workload.name, "unavailable", why)
     try:
-        if own:
+        if runner is not None:
+            from isoinspect.benches.overhead.suite import workload_suite
+
+            runner.prepare(workdir, workload_suite())
+        elif own:
             target.prepare(workdir)
         return run_container(counter, runtime, target, workload, duration)
     except KeyboardInterrupt:
@@ -490,7 +683,9 @@ def run_one(counter, runtime: str, workload: Workload, duration: float, workdir:
         return ExposureResult(runtime, workload.name, "error", f"{type(exc).__name__}: "
                               f"{str(exc)[:500]}")
     finally:
-        if own:
+        if runner is not None:
+            runner.cleanup()
+        elif own:
             target.cleanup()
 
 
@@ -521,6 +716,9 @@ def format_table(results: list[ExposureResult], top: int = 5) -> str:
                      f"{f['failed_share'] * 100:>6.1f}% {seccomp[:16]:<16} "
                      f"{a.get('capabilities_effective') if a.get('capabilities_effective') is not None else '-':>4} "
                      f"{shared[:22]:<22} {host[:14]:<14} {tops}")
+    per_op = format_per_op(results)
+    if per_op:
+        lines += ["", per_op]
     costs = [r.bpf for r in results if r.bpf]
     if costs:
         runs = sum(c["run_cnt"] for c in costs)
@@ -532,11 +730,45 @@ def format_table(results: list[ExposureResult], top: int = 5) -> str:
     return "\n".join(lines)
 
 
+def format_per_op(results: list[ExposureResult]) -> str:
+    """Host syscalls per workload operation: one row per test of the workload program, one
+    column per runtime, then each cell's top syscalls ('' without program workloads)."""
+    done = [r for r in results if r.status == "ok" and r.tests]
+    if not done:
+        return ""
+    names = [t.test for t in done[0].tests]
+    cells = {(r.runtime, t.test): t for r in done for t in r.tests}
+
+    def cell(test: TestExposure | None) -> str:
+        if test is None:
+            return "-"
+        if test.calls_per_op is None:
+            return test.status
+        return per_op_text(test.calls_per_op)
+
+    lines = ["HOST SYSCALLS PER WORKLOAD OPERATION (ops: the program's, warm-up included)",
+             f"{'TEST':<16}" + "".join(f"{r.runtime:>12}" for r in done)]
+    for name in names:
+        lines.append(f"{name:<16}" + "".join(f"{cell(cells.get((r.runtime, name))):>12}"
+                                             for r in done))
+    lines.append("top syscalls per op:")
+    for name in names:
+        for r in done:
+            test = cells.get((r.runtime, name))
+            if test is not None and test.top and test.calls_per_op is not None:
+                tops = ", ".join(f"{row['name']} {row['per_op']:.3g}" for row in test.top[:4])
+                lines.append(f"  {name:<15} {r.runtime:<10} {test.ops:>9} ops  {tops}")
+    return "\n".join(lines)
+
+
 def _progress(result: ExposureResult) -> None:
     if result.status == "ok":
         f = result.figures
         sys.stderr.write(f"  {result.runtime}/{result.workload}: {f['total']} host syscalls, "
                          f"{f['distinct']} distinct, {f['per_second']:.0f}/s\n")
+        for test in result.tests:
+            per_op = "-" if test.calls_per_op is None else per_op_text(test.calls_per_op)
+            sys.stderr.write(f"    {test.test}: {per_op} host syscalls/op ({test.status})\n")
     else:
         sys.stderr.write(f"  {result.runtime}/{result.workload}: {result.status}: "
                          f"{result.reason[:200]}\n")
@@ -564,7 +796,8 @@ def run_command(runtime: str, workload_name: str, duration: float, json_out: str
     workdir = tempfile.mkdtemp(prefix="isoinspect-exposure-")
     record = RunRecord.create("exposure", directory=results_dir,
                               config={"runtimes": runtimes, "workload": workload.name,
-                                      "work": workload.work, "duration": duration},
+                                      "work": workload.work, "tests": list(workload.tests),
+                                      "duration": duration},
                               capabilities={"probe_mode": counter.tracer.mode})
     results: list[ExposureResult] = []
     interrupted = False

@@ -4,13 +4,28 @@ from __future__ import annotations
 
 import click
 
+WORKLOAD_HELP = ("idle (sleep --duration), startup (start to first output), script (busybox "
+                 "file, process and network work), overhead (every test of bench overhead's "
+                 "workload program, ~100 ms each, with host syscalls per operation) or one of "
+                 "its tests: {tests}; or give '-- CMD...'.")
+
+
+class WorkloadOption(click.Option):
+    """--workload: the program's test names in the help, imported only when help is shown
+    (every CLI start registers this command)."""
+
+    def get_help_record(self, ctx: click.Context):
+        from isoinspect.benches.overhead.program import TEST_NAMES
+
+        self.help = WORKLOAD_HELP.format(tests=", ".join(TEST_NAMES))
+        return super().get_help_record(ctx)
+
 
 @click.command("exposure", context_settings={"allow_interspersed_args": False})
 @click.option("--runtime", default="all", show_default=True, metavar="NAME",
               help="isoinspect, runc, runsc, docker, qemu, a comma list, or all.")
-@click.option("--workload", default="script", show_default=True, metavar="NAME",
-              help="idle (sleep --duration), startup (start to first output), script (busybox "
-              "file, process and network work); or give '-- CMD...'.")
+@click.option("--workload", cls=WorkloadOption, default="script", show_default=True,
+              metavar="NAME")
 @click.option("--duration", default=1.0, show_default=True, type=float, metavar="S",
               help="Seconds of the idle window.")
 @click.option("--json", "json_out", metavar="OUT", help="Write the results as JSON to OUT "

@@ -67,7 +67,8 @@ STATUSES = ("ok", "unsupported", "error")
 
 @dataclass(frozen=True)
 class Figure:
-    """One ``@@W`` line. ok: ops, ns_per_op, value and unit set; otherwise reason set."""
+    """One ``@@W`` line. ok: ops, ns_per_op, value and unit set; otherwise reason set.
+    ``all_ops``: with ``-p`` only (else 0), every op between the test's pauses, warm-up too."""
     test: str
     status: str
     ops: int = 0
@@ -75,6 +76,7 @@ class Figure:
     value: float | None = None
     unit: str = ""
     reason: str = ""
+    all_ops: int = 0
 
     @property
     def ok(self) -> bool:
@@ -122,7 +124,8 @@ def _figure(line: str) -> Figure:
         raise ValueError("no unit=")
     return Figure(test, status, ops=int(_number(fields, "ops", int)),
                   ns_per_op=float(_number(fields, "ns_per_op", float)),
-                  value=float(_number(fields, "value", float)), unit=fields["unit"])
+                  value=float(_number(fields, "value", float)), unit=fields["unit"],
+                  all_ops=int(_number(fields, "all_ops", int)) if "all_ops" in fields else 0)
 
 
 def parse(text: str) -> list[Figure]:

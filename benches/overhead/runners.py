@@ -34,6 +34,13 @@ NAMES = ("host", "isoinspect", "runc", "crun", "runsc", "docker", "qemu")
 VM_LAYER = "/run/isoinspect-layer"      # the layer's read-only share in the guest
 VM_ROOT = "/isoinspect-workload"         # where the guest's job copies it (tmpfs root)
 ROUND_MARK = "@@OVERHEAD-ROUND"
+#: the guest's install step: the shared layer copied into its tmpfs root (exit 97 if it fails)
+VM_INSTALL = f"mkdir -p {VM_ROOT} && cp -a {VM_LAYER}/. {VM_ROOT}/ || exit 97"
+
+
+def vm_layer_share(layer: str) -> tuple[str, str, str]:
+    """The layer's read-only share for ``GuestVM(extra_shares=...)``; VM_INSTALL copies it."""
+    return (layer, VM_LAYER, "ro")
 
 
 class Runner:
@@ -298,7 +305,7 @@ class QemuRunner(Runner):
         super().prepare(workdir, suite)
         try:
             self.vm = GuestVM(cpus=self.cpus, memory_mb=self.memory_mb,
-                              extra_shares=[(suite.layer(), VM_LAYER, "ro")])
+                              extra_shares=[vm_layer_share(suite.layer())])
             accel = self.vm.choose_accel()
         except VMError as exc:
             raise TargetError(_first_line(exc)) from None
@@ -313,7 +320,7 @@ class QemuRunner(Runner):
         import shlex
 
         argv = self.suite.argv(tests, duration_ms, VM_ROOT + self.suite.binary)
-        return (f"mkdir -p {VM_ROOT} && cp -a {VM_LAYER}/. {VM_ROOT}/ || exit 97\n"
+        return (f"{VM_INSTALL}\n"
                 f"for round in $(seq {rounds}); do echo {ROUND_MARK} $round; "
                 f"{shlex.join(argv)}; done\n")
 

@@ -5,7 +5,7 @@
  * guest); target/host ratios of its figures are what isolation costs per kernel subsystem.
  * In the spirit of gVisor's test/perf/linux loops, written here for this project.
  *
- *   isoinspect-workload [-d DIR] [-t MS] TEST...     (TEST "all" = every test in order)
+ *   isoinspect-workload [-d DIR] [-t MS] [-p MS] TEST...  (TEST "all" = every test in order)
  *   isoinspect-workload --list                       (one test name per line)
  *   isoinspect-workload --noop                       (exit at once: the exec test's child)
  *
@@ -17,7 +17,11 @@
  *   @@W test=<name> status=unsupported reason=<no_spaces_reason>
  *   @@W test=<name> status=error reason=<no_spaces_reason>
  *
- * and `@@W-END tests=<n> ok=<k>` after the last one. ns_per_op is always time per unit of work
+ * and `@@W-END tests=<n> ok=<k>` after the last one. `-p MS` (isoinspect exposure's windows)
+ * pauses MS milliseconds before and after each test, in nanosleep, so an observer can read
+ * counters while the program makes no system call: before a test's pause it prints
+ * `@@W-BEGIN test=<name>`, and its ok line gains `all_ops=<int>` (warm-up ops included: every
+ * operation made between the two pauses). ns_per_op is always time per unit of work
  * (lower is better); value/unit is the figure shown to readers. Exit code 0, or 2 for bad
  * arguments. Files are created in DIR (default /tmp) and removed, also on SIGINT/SIGTERM/SIGHUP.
  * Build: gcc -static -O2 -Wall -o isoinspect-workload workload.c
@@ -83,6 +87,7 @@ struct test {
 
 static const char *opt_dir = "/tmp";
 static long opt_ms = 200;
+static long opt_pause_ms = 0;   /* -p: exposure windows */
 static char self_exe[4096];   /* what the exec test executes */
 
 /* For the signal handler: what to remove or stop if we are interrupted mid-test. */
@@ -830,7 +835,8 @@ static long long timed_batch(const struct test *t, struct run *r, long reps)
 
 /* Warm up and size a batch to about batch_ns, then run batches until opt_ms has passed.
  * Returns 0 with *ops and *elapsed set, or -1 (r says why). */
-static int measure(const struct test *t, struct run *r, long long *ops, long long *elapsed)
+static int measure(const struct test *t, struct run *r, long long *ops, long long *elapsed,
+                   long long *warm_ops)
 {
     long long budget = opt_ms * 1000000LL;
     long long batch_ns = budget / 20 > 1000000LL ? budget / 20 : 1000000LL;
@@ -843,6 +849,7 @@ static int measure(const struct test *t, struct run *r, long long *ops, long lon
         took = timed_batch(t, r, reps);
         if (took < 0)
             return -1;
+        *warm_ops += reps * r->ops_per_rep;
         warm += took;
         if (took >= batch_ns || warm >= warm_cap)
             break;
@@ -870,19 +877,22 @@ static int measure(const struct test *t, struct run *r, long long *ops, long lon
 static int run_test(const struct test *t)
 {
     struct run r = {.status = ST_OK, .ops_per_rep = 1, .fd = -1, .fd_in = -1};
-    long long ops = 0, elapsed = 0;
+    long long ops = 0, elapsed = 0, warm_ops = 0;
     int measured = -1;
 
     if (!t->setup || t->setup(&r) == 0)
-        measured = measure(t, &r, &ops, &elapsed);
+        measured = measure(t, &r, &ops, &elapsed, &warm_ops);
     if (t->teardown)
         t->teardown(&r);
 
     if (measured == 0 && ops > 0 && elapsed > 0) {
         double ns_per_op = (double)elapsed / (double)ops;
         double value = t->display == RATE ? 1e9 / ns_per_op : ns_per_op / t->scale;
-        printf("@@W test=%s status=ok ops=%lld ns_per_op=%.3f value=%.3f unit=%s\n",
+        printf("@@W test=%s status=ok ops=%lld ns_per_op=%.3f value=%.3f unit=%s",
                t->name, ops, ns_per_op, value, t->unit);
+        if (opt_pause_ms > 0)
+            printf(" all_ops=%lld", ops + warm_ops);
+        printf("\n");
     } else {
         if (r.status == ST_OK)
             fail_plain(&r, "no_measurement");
@@ -891,6 +901,14 @@ static int run_test(const struct test *t)
     }
     fflush(stdout);
     return measured == 0;
+}
+
+/* -p: sleep with no other system call (an observer reads its counters meanwhile). */
+static void pause_ms(void)
+{
+    struct timespec left = {opt_pause_ms / 1000, (opt_pause_ms % 1000) * 1000000L};
+    while (nanosleep(&left, &left) < 0 && errno == EINTR)
+        ;
 }
 
 /* SIGINT/SIGTERM/SIGHUP: remove the test's file and stop its helper, then die of the signal. */
@@ -906,11 +924,26 @@ static void on_terminate(int sig)
 
 static int usage(FILE *out, int code)
 {
-    fprintf(out, "usage: isoinspect-workload [-d DIR] [-t MS] TEST...   (TEST: all");
+    fprintf(out, "usage: isoinspect-workload [-d DIR] [-t MS] [-p MS] TEST...   (TEST: all");
     for (int i = 0; i < NTESTS; i++)
         fprintf(out, " %s", tests[i].name);
     fprintf(out, ")\n       isoinspect-workload --list\n");
     return code;
+}
+
+/* An option's milliseconds in min..max into *out; -1 (said on stderr) if it is not. */
+static int parse_ms(const char *option, const char *text, long min, long max, long *out)
+{
+    char *end;
+    errno = 0;
+    long value = strtol(text, &end, 10);
+    if (errno || *end || end == text || value < min || value > max) {
+        fprintf(stderr, "isoinspect-workload: %s %s: want milliseconds, %ld..%ld\n", option, text,
+                min, max);
+        return -1;
+    }
+    *out = value;
+    return 0;
 }
 
 static int find_test(const char *name)
@@ -946,14 +979,11 @@ int main(int argc, char **argv)
                 return 2;
             }
         } else if (strcmp(arg, "-t") == 0 && argi + 1 < argc) {
-            char *end;
-            errno = 0;
-            opt_ms = strtol(argv[++argi], &end, 10);
-            if (errno || *end || end == argv[argi] || opt_ms < 1 || opt_ms > 3600000) {
-                fprintf(stderr, "isoinspect-workload: -t %s: want milliseconds, 1..3600000\n",
-                        argv[argi]);
+            if (parse_ms("-t", argv[++argi], 1, 3600000, &opt_ms) < 0)
                 return 2;
-            }
+        } else if (strcmp(arg, "-p") == 0 && argi + 1 < argc) {
+            if (parse_ms("-p", argv[++argi], 0, 60000, &opt_pause_ms) < 0)
+                return 2;
         } else if (strcmp(arg, "all") == 0) {
             for (int i = 0; i < NTESTS && nchosen < 4096; i++)
                 chosen[nchosen++] = i;
@@ -978,8 +1008,16 @@ int main(int argc, char **argv)
     signal(SIGTERM, on_terminate);
     signal(SIGHUP, on_terminate);
 
-    for (int i = 0; i < nchosen; i++)
+    for (int i = 0; i < nchosen; i++) {
+        if (opt_pause_ms > 0) {
+            printf("@@W-BEGIN test=%s\n", tests[chosen[i]].name);
+            fflush(stdout);
+            pause_ms();
+        }
         ok += run_test(&tests[chosen[i]]);
+        if (opt_pause_ms > 0)
+            pause_ms();
+    }
     printf("@@W-END tests=%d ok=%d\n", nchosen, ok);
     fflush(stdout);
     return 0;

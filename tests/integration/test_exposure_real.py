@@ -147,3 +147,42 @@ def test_vm_counts_the_qemu_process(counter, tmp_path):
     assert all(name.startswith("qemu") for name in result.figures["calls_by_process"])
     assert result.allowed["shares_host_kernel"] is False
     assert result.bpf["accelerator"] in ("kvm", "tcg")
+
+
+def _program_test(counter, runtime: str, tmp_path) -> "exposure.TestExposure":
+    """``--workload getppid`` as the CLI runs it: the overhead runner's install step puts the
+    workload program's layer into the runtime's image; one window between its pauses."""
+    result = exposure.run_one(counter, runtime, exposure.make_workload("getppid", None), 1.0,
+                              str(tmp_path))
+    assert result.status == "ok", result.reason
+    (test,) = result.tests
+    assert test.test == "getppid" and test.status == "ok", test
+    assert test.ops > 100, test                     # ~100 ms of calls, from the program's line
+    return test
+
+
+def test_runc_program_getppid_is_one_host_getppid_per_op(counter, tmp_path):
+    test = _program_test(counter, "runc", tmp_path)
+    getppid = test.calls_by_name.get("getppid", 0)
+    assert 0.99 <= getppid / test.ops <= 1.03, (test.ops, test.top)
+    assert 0.99 <= test.calls_per_op <= 1.05, test.top    # little else in the window
+    assert test.calls_by_process.get("isoinspect-work", 0) >= test.ops, test.calls_by_process
+
+
+def test_runsc_program_getppid_is_sentry_and_gofer_calls_not_getppid(counter, tmp_path):
+    test = _program_test(counter, "runsc", tmp_path)
+    assert test.calls_by_name.get("getppid", 0) < test.ops * 0.01, test.top
+    names = set(test.calls_by_process)
+    assert names and all(name.startswith("runsc") or name == "exe" for name in names), names
+    assert test.calls > 0 and test.top[0]["name"] != "getppid", test.top
+
+
+def test_vm_program_getppid_is_answered_by_the_guest_kernel(counter, tmp_path):
+    """The layer goes in as bench overhead's QEMU runner puts it in (a read-only share copied
+    into the guest root); the guest kernel answers getppid: QEMU makes far fewer host calls."""
+    if not shutil.which("qemu-system-x86_64"):
+        pytest.skip("qemu-system-x86_64 is not installed on this host")
+    test = _program_test(counter, "qemu", tmp_path)
+    assert test.calls_by_name.get("getppid", 0) == 0, test.top
+    assert test.calls_per_op < 0.5, test.top
+    assert all(name.startswith("qemu") for name in test.calls_by_process), test.calls_by_process

@@ -140,11 +140,28 @@ def test_o_direct_on_tmpfs_is_unsupported_not_an_error(binary):
 
 def test_bad_arguments_exit_2(binary, tmp_path):
     for argv in (["nosuch"], [], ["-t", "0", "cpu"], ["-t", "x", "cpu"],
-                 ["-d", str(tmp_path / "missing"), "cpu"], ["-t"]):
+                 ["-d", str(tmp_path / "missing"), "cpu"], ["-t"], ["-p", "-1", "cpu"]):
         result = run([binary, *argv])
         assert result.returncode == 2, (argv, result.stdout)
         assert result.stdout == "" and result.stderr
     assert run([binary, "--noop"]).returncode == 0
+
+
+def test_pauses_mark_each_test_and_count_the_warm_up_ops(binary):
+    """-p (exposure's windows): a begin line, a pause in nanosleep, the test, a pause; the ok
+    line's all_ops counts the warm-up too; without -p the lines are as before."""
+    started = time.monotonic()
+    result = run([binary, "-t", "20", "-p", "150", "getppid", "cpu"])
+    took = time.monotonic() - started
+    lines = result.stdout.splitlines()
+    assert [line.split()[0] for line in lines] == ["@@W-BEGIN", "@@W", "@@W-BEGIN", "@@W",
+                                                   "@@W-END"], lines
+    assert lines[0] == "@@W-BEGIN test=getppid" and lines[2] == "@@W-BEGIN test=cpu"
+    assert took >= 4 * 0.150
+    for figure in parse(result.stdout):
+        assert figure.ok and figure.all_ops > figure.ops, figure
+    plain = parse(run([binary, "-t", "20", "getppid"]).stdout)
+    assert plain[0].ok and plain[0].all_ops == 0
 
 
 def wait_for(check, what: str, timeout: float = 10):

@@ -111,7 +111,7 @@ def test_bad_input_is_a_usage_error():
         exposure.select_runtimes("runc,bogus")
     assert excinfo.value.exit_code == 125
     with pytest.raises(exposure.UsageError) as excinfo:
-        exposure.make_workload("getppid", None)
+        exposure.make_workload("nosuch", None)
     assert "unknown workload" in str(excinfo.value)
     assert exposure.select_runtimes("all") == list(exposure.RUNTIMES)
 
@@ -152,3 +152,121 @@ def test_cli_refuses_bad_input_with_125(argv, message):
                          env=dict(os.environ, ISOINSPECT_RESULTS="/nonexistent-isoinspect"))
     assert out.returncode == 125, out.stderr
     assert message in out.stderr and len(out.stderr.strip().splitlines()) == 1
+
+
+def test_program_workloads_run_every_test_or_one_with_pauses():
+    from isoinspect.benches.overhead.program import TEST_NAMES
+
+    every = exposure.make_workload("overhead", None)
+    assert every.tests == TEST_NAMES
+    one = exposure.make_workload("getppid", None)
+    assert one.tests == ("getppid",)
+    assert one.work.startswith("/usr/local/bin/isoinspect-workload ")
+    assert f"-p {exposure.DEFAULT_PROGRAM_PAUSE_MS}" in one.work and one.work.endswith(" getppid")
+    assert f"-t {exposure.PROGRAM_TEST_MS}" in one.work
+    text = one.script('echo "$1"', stay=True)
+    assert text.index(exposure.READY) < text.index("isoinspect-workload") < \
+        text.index(exposure.END)
+    names = exposure.workload_names()
+    assert names[:4] == ["idle", "startup", "script", "overhead"] and "tcp_rtt" in names
+
+
+def test_unknown_test_name_is_refused_with_the_list():
+    with pytest.raises(exposure.UsageError) as excinfo:
+        exposure.make_workload("getpid", None)
+    message = str(excinfo.value)
+    assert "unknown workload 'getpid'" in message
+    assert "overhead" in message and "getppid" in message and "file_direct" in message
+
+
+def test_cli_help_lists_the_program_workloads():
+    out = subprocess.run([sys.executable, "-m", "isoinspect", "exposure", "--help"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    text = " ".join(out.stdout.split())
+    assert "overhead" in text and "getppid" in text and "tcp_rtt" in text
+    assert "file_direct" in text
+
+
+class FakeCounter:
+    """Counts that grow by the calls made between the program's lines (a scripted run)."""
+
+    def __init__(self):
+        self.total = {}
+
+    def add(self, nr, calls):
+        self.total[nr] = self.total.get(nr, 0) + calls
+
+    def snapshot(self, counting=True):
+        return Counts(dict(self.total), {}, {7: sum(self.total.values())})
+
+
+def test_program_windows_are_cut_at_the_pauses_and_divided_by_the_ops():
+    """The output appears line by line; each poll of the output is a step of the program
+    (calls made in the window, then its line); per test: calls / all_ops."""
+    counter = FakeCounter()
+    steps = [
+        ("@@EXPOSURE-READY\n", {59: 30}),                      # exec etc.: before the window
+        ("@@W-BEGIN test=getppid\n", {}),
+        ("", {110: 1200, 1: 1}),                                 # the test (+ its line)
+        ("@@W test=getppid status=ok ops=1000 ns_per_op=60.0 value=60.0 unit=ns "
+         "all_ops=1200\n", {}),
+        ("@@W-BEGIN test=tcp_rtt\n", {1: 1}),
+        ("", {}),
+        ("@@W test=tcp_rtt status=unsupported reason=no_loopback\n", {}),
+        ("@@W-END tests=2 ok=1\n", {60: 1}),
+    ]
+    output = []
+
+    def read():
+        if steps:
+            text, calls = steps.pop(0)
+            for nr, n in calls.items():
+                counter.add(nr, n)
+            output.append(text)
+        return "".join(output)
+
+    window = exposure.measure_program(counter, ("getppid", "tcp_rtt"), read, lambda: True)
+    assert [part.test for part in window.tests] == ["getppid", "tcp_rtt"]
+    assert window.tests[0].counts.calls == {110: 1200, 1: 1}
+    assert window.counts.calls == {110: 1200, 1: 2, 60: 1}   # first begin .. end: not exec
+    tests = exposure.per_test_exposures(window, "".join(output), {7: "isoinspect-work"})
+    getppid, tcp = tests
+    assert getppid.ops == 1200 and getppid.calls == 1201
+    assert getppid.calls_by_name["getppid"] == 1200 and getppid.top[0]["per_op"] == 1.0
+    assert getppid.calls_per_op == pytest.approx(1201 / 1200, rel=1e-5)
+    assert tcp.status == "unsupported" and tcp.calls_per_op is None and tcp.ops == 0
+
+
+def test_a_window_shorter_than_the_test_is_an_error_not_a_figure():
+    """The begin line was read after the test had started (the output lagged more than the
+    pause): the window missed calls, so no calls-per-op figure comes of it."""
+    window = exposure.Window(Counts(), 0.05, 0.05, [
+        exposure.TestWindow("tcp_stream", Counts({1: 3}, {}, {7: 3}), 0.02)])
+    line = ("@@W test=tcp_stream status=ok ops=20 ns_per_op=5000000.0 value=200.0 unit=MiB/s "
+            "all_ops=25\n")
+    (test,) = exposure.per_test_exposures(window, line, {})
+    assert test.status == "error" and "window_shorter_than_the_test" in test.reason
+    assert test.calls_per_op is None
+    assert exposure.pause_ms("docker") > exposure.pause_ms("runc")
+
+
+def test_per_op_table_has_a_row_per_test_and_a_column_per_runtime():
+    rows = {"runc": 1.0002, "runsc": 7.5, "qemu": 1234.0}
+    results = [exposure.ExposureResult(
+        runtime, "overhead", "ok", figures=summarize(Counts({110: 5}, {}, {}), 1.0).to_dict(),
+        tests=[exposure.TestExposure("getppid", "ok", ops=1000, calls=int(per_op * 1000),
+                                     calls_per_op=per_op,
+                                     top=[{"name": "futex", "calls": 3, "per_op": 0.003}]),
+               exposure.TestExposure("file_direct", "unsupported", "o_direct")])
+        for runtime, per_op in rows.items()]
+    record = results[0].record()
+    validate_result(record)
+    assert record["tests"][0]["calls_per_op"] == 1.0002
+    table = exposure.format_per_op(results)
+    header, getppid, direct = table.splitlines()[1:4]
+    assert header.split() == ["TEST", "runc", "runsc", "qemu"]
+    assert getppid.split() == ["getppid", "1.000", "7.500", "1234"]
+    assert direct.split() == ["file_direct"] + ["unsupported"] * 3
+    assert "futex 0.003" in table
+    assert exposure.format_per_op([exposure.ExposureResult("runc", "idle", "ok")]) == ""

@@ -34,6 +34,13 @@ def test_parse_reads_ok_unsupported_and_error_lines_and_ignores_the_rest():
     assert parse("nothing here\n@@W-END tests=0 ok=0\n") == []
 
 
+def test_parse_reads_all_ops_of_a_paused_run_and_skips_its_begin_lines():
+    text = ("@@W-BEGIN test=getppid\n@@W test=getppid status=ok ops=100 ns_per_op=60.0 "
+            "value=60.0 unit=ns all_ops=120\n@@W-END tests=1 ok=1\n")
+    assert parse(text) == [Figure("getppid", "ok", ops=100, ns_per_op=60.0, value=60.0,
+                                  unit="ns", all_ops=120)]
+
+
 @pytest.mark.parametrize("line, why", [
     ("@@W test=cpu status=ok ops=88 ns_per_op=2.5 value=2.5", "no unit="),
     ("@@W test=cpu status=ok ops=8.5 ns_per_op=2.5 value=2.5 unit=ms", "not an int"),
