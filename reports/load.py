@@ -36,6 +36,7 @@ IDENTITY: dict[str, tuple[str, ...]] = {
     "startup": ("target", "metric"), "concurrency": ("target", "level"),
     "namespace_cost": ("namespace", "op", "concurrency"), "verify": ("runtime", "check"),
     "trace_overhead": ("target",), "trace": ("target",),
+    "isolation": ("runtime",),
 }
 
 
@@ -94,6 +95,8 @@ _SHAPES: dict[str, dict[str, tuple[Callable[[Any], bool], str]]] = {
     "trace_overhead": {"samples_with": (_numbers, "a list of numbers"),
                        "samples_without": (_numbers, "a list of numbers")},
     "verify": {"evidence": (lambda v: isinstance(v, dict), "an object")},
+    "isolation": {"properties": (lambda v: isinstance(v, dict), "an object"),
+                  "evidence": (lambda v: isinstance(v, dict), "an object")},
     "trace": {"phases": (lambda v: isinstance(v, list) and all(
         isinstance(p, dict) and _numbers([_stamp(p)]) for p in v),
         "a list of {phase, t_ns}")},
@@ -251,3 +254,12 @@ def traces(runs: Sequence[dict]):
             rows.append({"run": run_id, "target": r["target"], "status": r["status"],
                          "phase": p.get("phase", "?"), "offset": (_stamp(p) - origin) / 1e9})
     return _frame(rows, ["run", "target", "status", "phase", "offset"])
+
+
+def isolation(runs: Sequence[dict]):
+    """One row per (run, runtime): status, reason, the properties and evidence objects."""
+    rows = [{"run": run_id, "runtime": r["runtime"], "status": r["status"],
+             "reason": r.get("reason") or "", "properties": r.get("properties") or {},
+             "evidence": r.get("evidence") or {}}
+            for run_id, r in _results(runs, "isolation")]
+    return _frame(rows, ["run", "runtime", "status", "reason", "properties", "evidence"])

@@ -15,7 +15,7 @@ from isoinspect.runtime.errors import IsoinspectError
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "..", "fixtures", "records")
 SECTIONS = ["summary", "startup", "verification", "latency", "phases", "concurrency",
-            "namespaces", "enforcement", "overhead", "traces", "runs"]
+            "namespaces", "enforcement", "overhead", "traces", "isolation", "runs"]
 
 
 def fixture(name: str) -> str:
