@@ -21,7 +21,6 @@ starts, and calls per second are over the work's own time, the window minus the 
 
 from __future__ import annotations
 
-import json
 import os
 import shlex
 import shutil
@@ -581,14 +580,7 @@ def run_command(runtime: str, workload_name: str, duration: float, json_out: str
         record.finish(interrupted=interrupted)
         counter.close()
         shutil.rmtree(workdir, ignore_errors=True)
-    document = {"run_id": record.run_id, "path": record.path,
-                "results": [r.record() for r in results]}
-    if json_out == "-":
-        sys.stdout.write(json.dumps(document, indent=1) + "\n")
-    else:
-        if json_out:
-            with open(json_out, "w") as handle:
-                json.dump(document, handle, indent=1)
-        sys.stdout.write(format_table(results) + "\n")
-        sys.stdout.write(f"record: {record.path}\n")
+    from isoinspect.benches.publish import publish
+
+    publish(record, [r.record() for r in results], json_out, format_table(results))
     return 0 if any(r.status == "ok" for r in results) else 1

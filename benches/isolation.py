@@ -12,7 +12,6 @@ One result of kind ``isolation`` per runtime.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import sys
@@ -245,16 +244,9 @@ def run_command(runtime: str, json_out: str | None, results_dir: str | None) -> 
     finally:
         record.finish(interrupted=interrupted)
         shutil.rmtree(workdir, ignore_errors=True)
-    document = {"run_id": record.run_id, "path": record.path,
-                "results": [r.record() for r in results]}
-    if json_out == "-":
-        sys.stdout.write(json.dumps(document, indent=1) + "\n")
-    else:
-        if json_out:
-            with open(json_out, "w") as handle:
-                json.dump(document, handle, indent=1)
-        sys.stdout.write(format_table(results) + "\n")
-        sys.stdout.write(f"record: {record.path}\n")
+    from isoinspect.benches.publish import publish
+
+    publish(record, [r.record() for r in results], json_out, format_table(results))
     return 0 if any(r.status == "ok" for r in results) else 1
 
 
