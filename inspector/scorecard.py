@@ -17,10 +17,8 @@ from isoinspect.runtime.linux.namespaces import PROC_NAMES
 from isoinspect.runtime.linux.paths_policy import MASKED_PATHS, READONLY_PATHS
 
 from .cgroupfs import CgroupView
-from .verdict import Facts, judge, shares_host_kernel
+from .verdict import DANGEROUS, Facts, judge, shares_host_kernel
 
-DANGEROUS = ("SYS_ADMIN", "SYS_MODULE", "SYS_RAWIO", "SYS_PTRACE", "NET_ADMIN", "BPF",
-             "PERFMON", "SYS_BOOT", "MAC_ADMIN", "DAC_READ_SEARCH")
 SECCOMP_MODES = {0: "disabled", 1: "strict", 2: "filter"}
 
 
@@ -214,6 +212,11 @@ def format_card(card: dict) -> str:
         lines.append(f"  cgroup        {cgroup['path']}: memory "
                      f"{'unlimited' if mem in (None, -1) else f'{mem >> 20} MiB'}, pids "
                      f"{'unlimited' if pids in (None, -1) else pids}, {quota}")
+    paths = card["paths"]
+    lines.append(f"  paths         {len(paths['masked'])}/{len(MASKED_PATHS)} of Docker's masked "
+                 f"hidden, {len(paths['read_only'])}/{len(READONLY_PATHS)} read-only"
+                 + (f"; visible: {', '.join(paths['visible'])}" if paths["visible"] else "")
+                 + (f"; writable: {', '.join(paths['writable'])}" if paths["writable"] else ""))
     lines.append(f"  runs as root  {_root_text(card)}")
     lines.append(f"  host kernel   {card['shares_host_kernel']}")
     privileges = card.get("sandbox_privileges") or {}

@@ -15,6 +15,11 @@ from dataclasses import asdict, dataclass, field
 
 from isoinspect.runtime.linux.capabilities import DEFAULT_CAPABILITIES
 
+#: capabilities that reach past the container (the scorecard lists them as dangerous)
+DANGEROUS = ("SYS_ADMIN", "SYS_MODULE", "SYS_RAWIO", "SYS_PTRACE", "NET_ADMIN", "BPF",
+             "PERFMON", "SYS_BOOT", "MAC_ADMIN", "DAC_READ_SEARCH")
+#: more capabilities beyond the default than this are counted, the dangerous ones named
+LISTED_AT_MOST = 6
 #: namespaces Docker's default container always has of its own
 REFERENCE_NAMESPACES = ("ipc", "mnt", "net", "pid", "uts")
 #: how the workload reaches the host kernel: directly, through gVisor's Sentry, not at all
@@ -59,7 +64,12 @@ def _compare(facts: Facts) -> tuple[list[str], list[str]]:
         missing.append(f"shares the host's {', '.join(shared)} namespace"
                        + ("s" if len(shared) > 1 else ""))
     beyond = [c for c in facts.capabilities if c not in DEFAULT_CAPABILITIES]
-    if beyond:
+    if len(beyond) > LISTED_AT_MOST:
+        named = [c for c in beyond if c in DANGEROUS]
+        missing.append(f"{len(beyond)} capabilities beyond Docker's default (among them "
+                       f"{', '.join(named)})" if named else
+                       f"{len(beyond)} capabilities beyond Docker's default")
+    elif beyond:
         missing.append(f"capabilities beyond Docker's default: {', '.join(beyond)}")
     if facts.seccomp != "filter" and facts.seccomp != "strict":
         missing.append("no seccomp filter")
