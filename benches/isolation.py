@@ -185,12 +185,19 @@ def cells(result: IsolationResult) -> dict[str, str]:
             "namespaces_own": "all 8" if len(own) == 8 else ",".join(own) or "none",
             "user_namespace": "yes" if p["user_namespace"] else "no",
             "capabilities": str(p["capabilities"]),
-            "dangerous_capabilities": ",".join(p["dangerous_capabilities"]) or "none",
+            "dangerous_capabilities": _listed(p["dangerous_capabilities"]),
             "seccomp": seccomp, "no_new_privs": "yes" if p["no_new_privs"] else "no",
             "masked_paths": str(p["masked_paths"]), "readonly_paths": str(p["readonly_paths"]),
             "shares_host_kernel": p["shares_host_kernel"],
             "host_syscalls": "-" if p["host_syscalls"] is None else str(p["host_syscalls"]),
             "runs_as_root": "yes" if p["runs_as_root"] else "no"}
+
+
+def _listed(names: list[str], most: int = 2) -> str:
+    """A short list of names: all of them, or how many with the first."""
+    if len(names) <= most:
+        return ",".join(names) or "none"
+    return f"{len(names)}: {names[0]},…"
 
 
 WIDTHS = {"verdict_level": 16, "namespaces_own": 26, "dangerous_capabilities": 22,

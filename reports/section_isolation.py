@@ -32,9 +32,9 @@ ROWS = {
     "no_new_privs": ("no_new_privs", "setuid binaries cannot raise privileges (Docker's "
                      "default: no)"),
     "masked_paths": ("masked paths", "of Docker's 11 masked /proc and /sys paths, how many "
-                     "the workload cannot read"),
+                     "the workload cannot read (under runsc and QEMU: the guest kernel's own)"),
     "readonly_paths": ("read-only paths", "of Docker's 5 read-only /proc paths, how many it "
-                       "cannot write"),
+                       "cannot write (likewise)"),
     "shares_host_kernel": ("shares the host kernel", "yes: its system calls are the host "
                            "kernel's; via the Sentry: gVisor's kernel makes them; no: a guest "
                            "kernel"),
@@ -59,6 +59,8 @@ def _cell(key: str, result: IsolationResult, texts: dict[str, str]) -> Cell:
         return Cell(state, "" if state == "own" else "status-none")
     if key == "verdict_level":
         return Cell(texts[key], LEVEL_CSS.get(texts[key], ""), result.properties["verdict"])
+    if key == "dangerous_capabilities":
+        return Cell(texts[key], title=", ".join(result.properties[key]))
     return Cell(texts[key])
 
 
@@ -69,7 +71,8 @@ def matrix(results: list[IsolationResult]) -> Table:
                           "second line of each property says what it means.")
     texts = {r.runtime: cells(r) for r in results if r.status == "ok"}
     for key, (label, legend) in ROWS.items():
-        row = [Cell(label, "key", legend, legend)]
+        shown = "" if key.startswith("ns:") and key != f"ns:{NAMESPACES[0]}" else legend
+        row = [Cell(label, "key", legend, shown)]      # the namespaces' legend once
         for r in results:
             row.append(_cell(key, r, texts[r.runtime]) if r.status == "ok"
                        else Cell(r.status, f"status-{r.status}", r.reason))
