@@ -24,7 +24,7 @@ import pytest
 CLI = os.path.join(os.path.dirname(sys.executable), "isoinspect")
 FIXTURES = os.path.join(os.path.dirname(__file__), "..", "fixtures", "records")
 SECTIONS = ["summary", "startup", "verification", "latency", "phases", "concurrency",
-            "namespaces", "enforcement", "overhead", "traces", "runs", "comparison"]
+            "namespaces", "enforcement", "overhead", "traces", "isolation", "runs", "comparison"]
 CHROMIUM = shutil.which("chromium")
 TIMEOUT = 60.0
 
@@ -127,6 +127,8 @@ def results(tmp_path) -> dict:
     folder.mkdir()
     for name in ("full.json", "rerun.json"):
         data = json.load(open(os.path.join(FIXTURES, name)))
+        if name == "full.json":     # the isolation matrix, as `isoinspect isolation` measured it
+            data["results"] += json.load(open(os.path.join(FIXTURES, "isolation-results.json")))
         (folder / f"{data['run_id']}.json").write_text(json.dumps(data))
     return dict(os.environ, ISOINSPECT_RESULTS=str(folder))
 
