@@ -179,6 +179,7 @@ def qemu_card(pid: int, probe_output: str | None) -> dict:
         card = build_card(pid, {}, [], {n: "own" for n in PROC_NAMES},
                           path_facts([], lambda _p: False, lambda _p: False), kernel="guest")
         card["guest"] = None
+        card["workload_unread"] = True
     card["pid"] = pid
     card["cgroup"] = _cgroup(pid, "/proc", "/sys/fs/cgroup")
     card["sandbox_privileges"] = {"qemu": privileges(pid)}

@@ -190,6 +190,11 @@ def scorecard(pid: int, reference: int | None = None, proc: str = "/proc",
 
 def format_card(card: dict) -> str:
     lines = [f"isolation scorecard of pid {card['pid']}"]
+    if card.get("workload_unread"):      # a QEMU process: its guest is not readable from here
+        lines.append("  workload      in the guest, not readable from the host "
+                     "(`isoinspect isolation` runs a probe in its own guest)")
+        lines += _tail_lines(card)
+        return "\n".join(lines)
     for name, state in card["namespaces"].items():
         lines.append(f"  ns {name:<7} {state}")
     caps = card["capabilities"]
@@ -201,6 +206,19 @@ def format_card(card: dict) -> str:
     if root:
         lines.append(f"  rootfs        {'read-only' if root['read_only'] else 'read-write'} "
                      f"{root['fstype']}; masked: {', '.join(root['masked_paths']) or 'none'}")
+    paths = card["paths"]
+    lines.append(f"  paths         {len(paths['masked'])}/{len(MASKED_PATHS)} of Docker's masked "
+                 f"hidden, {len(paths['read_only'])}/{len(READONLY_PATHS)} read-only"
+                 + (f"; visible: {', '.join(paths['visible'])}" if paths["visible"] else "")
+                 + (f"; writable: {', '.join(paths['writable'])}" if paths["writable"] else ""))
+    lines.append(f"  runs as root  {_root_text(card)}")
+    lines += _tail_lines(card)
+    return "\n".join(lines)
+
+
+def _tail_lines(card: dict) -> list[str]:
+    """Cgroup, host kernel, the sandbox's own host processes and the verdict."""
+    lines = []
     cgroup = card.get("cgroup")
     if cgroup:
         limits = cgroup["limits"]
@@ -212,18 +230,12 @@ def format_card(card: dict) -> str:
         lines.append(f"  cgroup        {cgroup['path']}: memory "
                      f"{'unlimited' if mem in (None, -1) else f'{mem >> 20} MiB'}, pids "
                      f"{'unlimited' if pids in (None, -1) else pids}, {quota}")
-    paths = card["paths"]
-    lines.append(f"  paths         {len(paths['masked'])}/{len(MASKED_PATHS)} of Docker's masked "
-                 f"hidden, {len(paths['read_only'])}/{len(READONLY_PATHS)} read-only"
-                 + (f"; visible: {', '.join(paths['visible'])}" if paths["visible"] else "")
-                 + (f"; writable: {', '.join(paths['writable'])}" if paths["writable"] else ""))
-    lines.append(f"  runs as root  {_root_text(card)}")
     lines.append(f"  host kernel   {card['shares_host_kernel']}")
     privileges = card.get("sandbox_privileges") or {}
     for role, facts in privileges.items():
         lines.append(f"  {role:<13} host pid {facts['pid']}: {facts['summary']}")
     lines.append(f"  verdict       {card['verdict']['text']}")
-    return "\n".join(lines)
+    return lines
 
 
 def _root_text(card: dict) -> str:

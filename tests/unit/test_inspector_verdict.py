@@ -66,3 +66,17 @@ def test_guest_card_from_probe_output(monkeypatch):
     same = gv.guest_card(text.replace("guest-boot", "host-boot"), "guest")
     assert same["kernel"] == "host"           # the probe ran on the host kernel after all
     assert "$p/status" in probe_script("1") and guest_card is gv.guest_card
+
+
+def test_a_qemu_process_without_its_guest_view_is_a_separate_kernel():
+    import os
+
+    from isoinspect.inspector.guest_view import qemu_card
+    from isoinspect.inspector.scorecard import format_card
+
+    card = qemu_card(os.getpid(), None)      # any host process stands in for QEMU here
+    assert card["verdict"]["level"] == "separate kernel" and card["shares_host_kernel"] == "no"
+    assert card["sandbox_privileges"]["qemu"]["pid"] == os.getpid()
+    text = format_card(card)
+    assert "workload      in the guest, not readable from the host" in text
+    assert "capabilities  " not in text and "host kernel   no" in text
