@@ -144,8 +144,9 @@ def profile_allowed_count() -> int | None:
 PROFILES = {
     "isoinspect": "isoinspect default (runtime/linux/seccomp_default.json)",
     "runc": "isoinspect default, in the bundle",
-    "runsc": "the bundle's profile is applied by the Sentry inside the sandbox; the host "
-             "filter shown is runsc's own on the Sentry",
+    "runsc": "the bundle's profile is applied inside the sandbox only with --oci-seccomp "
+             "(not set: the workload has no filter); the host filter shown is runsc's own on "
+             "the Sentry",
     "docker": "Docker's built-in default (not readable from here)",
     "qemu": "QEMU's own (-sandbox off by default)",
 }

@@ -72,8 +72,11 @@ def properties_of(runtime: str, card: dict, host_syscalls: int | None) -> dict:
     }
 
 
-def evidence_of(card: dict, syscalls_from: dict | None) -> dict:
+def evidence_of(runtime: str, card: dict, syscalls_from: dict | None) -> dict:
+    from isoinspect.benches.exposure import PROFILES
+
     return {"pid": card["pid"], "cgroup": (card.get("cgroup") or {}).get("path"),
+            "seccomp_profile": PROFILES[runtime],
             "capabilities": card["capabilities"]["effective"],
             "seccomp_filters": card["seccomp_filters"], "uid": card["uid"],
             "paths": card["paths"], "guest": card.get("guest"), "verdict": card["verdict"],
@@ -169,7 +172,7 @@ def run_one(runtime: str, workdir: str, results_dir: str | None) -> IsolationRes
         return IsolationResult(runtime, "unsupported", why)
     syscalls, source = newest_exposure(runtime, results_dir)
     return IsolationResult(runtime, "ok", properties=properties_of(runtime, card, syscalls),
-                           evidence=evidence_of(card, source))
+                           evidence=evidence_of(runtime, card, source))
 
 
 # --------------------------------------------------------------------------------- output
