@@ -26,7 +26,6 @@ workload operation, the figure that puts ptrace-gVisor, containers and the VM si
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shlex
@@ -193,8 +192,9 @@ def profile_allowed_count() -> int | None:
 PROFILES = {
     "isoinspect": "isoinspect default (runtime/linux/seccomp_default.json)",
     "runc": "isoinspect default, in the bundle",
-    "runsc": "the bundle's profile is applied by the Sentry inside the sandbox; the host "
-             "filter shown is runsc's own on the Sentry",
+    "runsc": "the bundle's profile is applied inside the sandbox only with --oci-seccomp "
+             "(not set: the workload has no filter); the host filter shown is runsc's own on "
+             "the Sentry",
     "docker": "Docker's built-in default (not readable from here)",
     "qemu": "QEMU's own (-sandbox off by default)",
 }
@@ -814,14 +814,7 @@ def run_command(runtime: str, workload_name: str, duration: float, json_out: str
         record.finish(interrupted=interrupted)
         counter.close()
         shutil.rmtree(workdir, ignore_errors=True)
-    document = {"run_id": record.run_id, "path": record.path,
-                "results": [r.record() for r in results]}
-    if json_out == "-":
-        sys.stdout.write(json.dumps(document, indent=1) + "\n")
-    else:
-        if json_out:
-            with open(json_out, "w") as handle:
-                json.dump(document, handle, indent=1)
-        sys.stdout.write(format_table(results) + "\n")
-        sys.stdout.write(f"record: {record.path}\n")
+    from isoinspect.benches.publish import publish
+
+    publish(record, [r.record() for r in results], json_out, format_table(results))
     return 0 if any(r.status == "ok" for r in results) else 1

@@ -56,6 +56,10 @@ RESULT_KINDS: dict[str, tuple[str, ...]] = {
     # one test of the workload in one target (bench overhead): status ok | unsupported | error
     # | skipped; samples in seconds per op, value + value_unit as shown, ratio to the host
     "overhead": ("target", "test", "status"),
+    # what one running instance of a runtime's workload can reach (``isoinspect isolation``):
+    # status ok | unsupported | error, properties {namespaces, capabilities, seccomp, ...,
+    # shares_host_kernel, host_syscalls, verdict, sandbox_privileges}, evidence
+    "isolation": ("runtime", "status"),
 }
 
 

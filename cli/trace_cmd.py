@@ -196,8 +196,8 @@ def scorecard(ctx: click.Context, as_json: bool, target: str) -> None:
     """Isolation scorecard: namespaces shared with the host, capabilities, seccomp,
     no_new_privs, read-only root, masked paths, cgroup limits (any runtime)."""
     from isoinspect.inspector.resolve import pid_of
+    from isoinspect.inspector.guest_view import unit_card as make_card
     from isoinspect.inspector.scorecard import format_card
-    from isoinspect.inspector.scorecard import scorecard as make_card
 
     pid = pid_of(target, our_root=(ctx.obj or {}).get("root"))
     if pid is None:
@@ -206,6 +206,8 @@ def scorecard(ctx: click.Context, as_json: bool, target: str) -> None:
         card = make_card(pid)
     except FileNotFoundError:
         raise click.ClickException(f"process {pid} is gone") from None
+    except OSError as exc:      # a sandbox whose workload view could not be read
+        raise click.ClickException(str(exc)) from None
     click.echo(json.dumps(card, indent=2) if as_json else format_card(card))
 
 

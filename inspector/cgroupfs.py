@@ -70,11 +70,16 @@ class CgroupView:
 
     @property
     def path(self) -> str:
-        """The container's cgroup path: the unified one if any, else memory's (or any)."""
-        for key in (UNIFIED, "memory", "pids", "cpu"):
-            if key in self.paths:
+        """The container's cgroup path: the unified one if any, else memory's (or any).
+
+        On a hybrid host a runtime may leave the unified hierarchy alone (runsc puts its
+        sandbox in the v1 controllers only): a root unified path then yields to the first
+        controller whose path is not the root."""
+        keys = [k for k in (UNIFIED, "memory", "pids", "cpu") if k in self.paths]
+        for key in keys:
+            if self.paths[key].strip("/"):
                 return self.paths[key]
-        return next(iter(self.paths.values()), "/")
+        return self.paths[keys[0]] if keys else next(iter(self.paths.values()), "/")
 
     def cgroup_id(self) -> int | None:
         """The v2 cgroup id (inode of the unified dir); None without a unified hierarchy."""

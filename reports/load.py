@@ -38,6 +38,7 @@ IDENTITY: dict[str, tuple[str, ...]] = {
     "trace_overhead": ("target",), "trace": ("target",),
     "overhead": ("target", "test"), "density": ("target", "level"),
     "exposure": ("runtime", "workload"),
+    "isolation": ("runtime",),
 }
 
 
@@ -96,6 +97,8 @@ _SHAPES: dict[str, dict[str, tuple[Callable[[Any], bool], str]]] = {
     "trace_overhead": {"samples_with": (_numbers, "a list of numbers"),
                        "samples_without": (_numbers, "a list of numbers")},
     "verify": {"evidence": (lambda v: isinstance(v, dict), "an object")},
+    "isolation": {"properties": (lambda v: isinstance(v, dict), "an object"),
+                  "evidence": (lambda v: isinstance(v, dict), "an object")},
     "trace": {"phases": (lambda v: isinstance(v, list) and all(
         isinstance(p, dict) and _numbers([_stamp(p)]) for p in v),
         "a list of {phase, t_ns}")},
@@ -371,3 +374,12 @@ def exposure(runs: Sequence[dict]):
                          "per_second", "failed_share", "seconds", "top", "seccomp",
                          "seccomp_allowed", "seccomp_profile", "capabilities",
                          "capability_names", "namespaces_shared", "shares_host_kernel"])
+
+
+def isolation(runs: Sequence[dict]):
+    """One row per (run, runtime): status, reason, the properties and evidence objects."""
+    rows = [{"run": run_id, "runtime": r["runtime"], "status": r["status"],
+             "reason": r.get("reason") or "", "properties": r.get("properties") or {},
+             "evidence": r.get("evidence") or {}}
+            for run_id, r in _results(runs, "isolation")]
+    return _frame(rows, ["run", "runtime", "status", "reason", "properties", "evidence"])

@@ -159,7 +159,7 @@ def _comparison(runs: Sequence[dict]) -> Section:
 
 def build_sections(runs: Sequence[dict]) -> list[Section]:
     """The report's sections: all runs combined (newest result wins), then compared."""
-    from isoinspect.reports import charts, load, tables
+    from isoinspect.reports import charts, load, section_isolation, tables
 
     runs = load.by_time(runs)
     run = load.merged(runs)
@@ -201,6 +201,7 @@ def build_sections(runs: Sequence[dict]) -> list[Section]:
         _chart_section("traces", "Traced start-ups", [charts.trace_timeline(traces, run_id)],
                        f"No traced start-up in {where}.",
                        [tables.trace_table(traces)] if not traces.empty else ()),
+        section_isolation.section(frames, view),
         _runs(run)]
     if len(runs) > 1:
         sections.append(_comparison(runs))

@@ -13,14 +13,44 @@ import shutil
 import subprocess
 
 from isoinspect.benches import bundle
-from isoinspect.benches.targets.base import (LIFECYCLE_COMMAND, READY_COMMAND, Sample, Spawner,
-                                             Target, TargetError, wait_exit, which)
+from isoinspect.benches.targets.base import (LIFECYCLE_COMMAND, READY_COMMAND, VERIFY_PREFIX,
+                                             Sample, Spawner, Target, TargetError, wait_exit,
+                                             which)
 from isoinspect.benches.targets.box import Box, CheckError, log_reader
 from isoinspect.benches.targets.isoinspect import (base_layer_dir, remove_cgroup_parents,
                                                    runtime_import_problem)
 
 CGROUP_ROOT = "/sys/fs/cgroup"
 CGROUP_PARENT = "isoinspect-peers"
+
+
+def drain_cgroup(path: str, timeout: float = 5.0) -> None:
+    """Kill what is left in our container's cgroup ``path`` and remove it from every
+    hierarchy, waiting for the processes to go (rmdir fails while one is still exiting)."""
+    import signal
+    import time
+
+    from isoinspect.inspector.cgroupfs import CgroupView
+
+    view = CgroupView.for_path(path)
+    deadline = time.monotonic() + timeout
+    while True:
+        for pid in view.pids():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        remove_cgroup_parents(CGROUP_ROOT, path.strip("/"))
+        if not view.exists() or time.monotonic() > deadline:
+            return
+        time.sleep(0.05)
+
+
+def _children(directory: str, prefix: str) -> list[str]:
+    try:
+        return [n for n in os.listdir(directory) if n.startswith(prefix)]
+    except OSError:
+        return []
 
 
 class RuncTarget(Target):
@@ -152,18 +182,21 @@ class RuncTarget(Target):
         log, pid_file = self.log_path(name), os.path.join(path, "pid")
 
         def stop() -> None:
-            subprocess.run(self._cli("delete", "--force", name), capture_output=True,
-                           timeout=60)
-            self._remove_bundle(name)
-            # a sandbox that failed to start is unknown to `runsc delete`: its cgroups stay
-            remove_cgroup_parents(CGROUP_ROOT, f"{CGROUP_PARENT}/{name}")
+            try:
+                subprocess.run(self._cli("delete", "--force", name), capture_output=True,
+                               timeout=60)
+            finally:
+                self._remove_bundle(name)
+                # a sandbox that failed to start (or whose start was interrupted) is unknown
+                # to `runsc delete`: its processes and cgroups stay
+                drain_cgroup(f"{CGROUP_PARENT}/{name}")
 
-        with open(log, "w") as out:
-            result = subprocess.run(self._cli("run", "--detach", "--pid-file", pid_file,
-                                              "--bundle", path, name),
-                                    stdin=subprocess.DEVNULL, stdout=out, stderr=out,
-                                    timeout=120)
-        try:
+        try:   # a Ctrl-C during `run` too: the half-made sandbox's state and cgroups go
+            with open(log, "w") as out:
+                result = subprocess.run(self._cli("run", "--detach", "--pid-file", pid_file,
+                                                  "--bundle", path, name),
+                                        stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+                                        timeout=120)
             if result.returncode != 0:
                 raise CheckError(f"{self.name} run failed (exit {result.returncode}): "
                                  f"{log_reader(log)().strip()[-300:]}")
@@ -185,6 +218,9 @@ class RuncTarget(Target):
     def cleanup(self) -> None:
         for container_id in self.leftovers():
             subprocess.run(self._cli("delete", "-f", container_id), capture_output=True)
+        mine = f"{VERIFY_PREFIX}-{os.getpid()}-{self.name}-"   # verify_name's, this process's
+        for name in _children(f"{CGROUP_ROOT}/memory/{CGROUP_PARENT}", mine):
+            drain_cgroup(f"{CGROUP_PARENT}/{name}")
         remove_cgroup_parents(CGROUP_ROOT, CGROUP_PARENT)
         if self.spawner:
             self.spawner.close()

@@ -399,10 +399,11 @@ def test_scorecard_of_our_container_and_of_the_host(iso):
     assert "SYS_ADMIN" not in card["capabilities"]["effective"]
     assert card["cgroup"]["limits"]["memory"]["max"] == 64 << 20
     assert card["cgroup"]["limits"]["pids"]["max"] == 50
-    assert card["score"]["confined"] is True
+    assert card["verdict"]["level"] == "confined" and card["runs_as_root"]
+    assert "runs as root without a user namespace" in card["verdict"]["text"]
     host = json.loads(iso("scorecard", "--json", str(os.getpid()), check=True).stdout)
     assert set(host["namespaces"].values()) == {"shared with host"}
-    assert host["score"]["confined"] is False
+    assert host["verdict"]["level"] == "not confined"
 
 
 LEADER_EXITS_FIRST = r"""

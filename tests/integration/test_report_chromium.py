@@ -25,7 +25,7 @@ CLI = os.path.join(os.path.dirname(sys.executable), "isoinspect")
 FIXTURES = os.path.join(os.path.dirname(__file__), "..", "fixtures", "records")
 SECTIONS = ["summary", "startup", "verification", "latency", "phases", "concurrency",
             "namespaces", "enforcement", "workload-overhead", "density", "exposure", "overhead",
-            "traces", "runs", "comparison"]
+            "traces", "isolation", "runs", "comparison"]
 #: the sections of bench overhead, bench density and exposure: a table and a chart each
 MEASURED = ["workload-overhead", "density", "exposure"]
 CHROMIUM = shutil.which("chromium")
@@ -130,6 +130,8 @@ def results(tmp_path) -> dict:
     folder.mkdir()
     for name in ("full.json", "rerun.json"):
         data = json.load(open(os.path.join(FIXTURES, name)))
+        if name == "full.json":     # the isolation matrix, as `isoinspect isolation` measured it
+            data["results"] += json.load(open(os.path.join(FIXTURES, "isolation-results.json")))
         (folder / f"{data['run_id']}.json").write_text(json.dumps(data))
     return dict(os.environ, ISOINSPECT_RESULTS=str(folder))
 

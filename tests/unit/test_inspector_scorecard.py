@@ -52,15 +52,17 @@ def test_scorecard_compares_namespaces_with_the_reference(tmp_path):
     card = scorecard(42, reference=1, proc=proc, cgroup_root=str(tmp_path / "nocgroup"))
     assert card["namespaces"]["net"] == "own" and card["namespaces"]["user"] == \
         "shared with host"
-    assert card["score"]["own_namespaces"] == 6
     assert card["seccomp"] == "filter" and card["no_new_privs"] is True
     assert card["capabilities"]["dangerous"] == [] and len(card["capabilities"]["effective"]) == 14
     assert card["rootfs"] == {"read_only": False, "fstype": "overlay",
                               "masked_paths": ["/proc/kcore", "/proc/keys"]}
     assert card["cgroup"] is None                      # no cgroupfs in the fake tree
-    assert card["score"]["confined"] is True
+    assert card["runs_as_root"] is True and card["shares_host_kernel"] == "yes"
+    assert card["verdict"]["level"] == "confined" and card["verdict"]["missing"] == []
+    assert "no_new_privs" in card["verdict"]["extra"]
     text = format_card(card)
-    assert "ns net     own" in text and "confined      yes" in text
+    assert "ns net     own" in text and "confined like Docker's default" in text
+    assert "runs as root without a user namespace" in text
 
 
 def test_privileged_process_is_not_confined(tmp_path):
@@ -69,6 +71,21 @@ def test_privileged_process_is_not_confined(tmp_path):
         "Seccomp:\t2", "Seccomp:\t0").replace("NoNewPrivs:\t1", "NoNewPrivs:\t0")
     proc = _proc(tmp_path, 7, ns, status=status)
     card = scorecard(7, reference=7, proc=proc, cgroup_root=str(tmp_path / "x"))
-    assert card["score"] == {"own_namespaces": 0, "confined": False}
+    assert card["verdict"]["level"] == "not confined"
+    assert "shares the host's ipc, mnt, net, pid, uts namespaces" in card["verdict"]["text"]
     assert "SYS_ADMIN" in card["capabilities"]["dangerous"] and card["capabilities"]["all"]
     assert card["seccomp"] == "disabled"
+
+
+def test_user_namespace_root_maps_to_an_unprivileged_host_uid(tmp_path):
+    host = {n: f"{n}:[1]" for n in ("mnt", "uts", "ipc", "net", "pid", "user", "cgroup", "time")}
+    container = dict(host, mnt="mnt:[2]", uts="uts:[2]", ipc="ipc:[2]", net="net:[2]",
+                     pid="pid:[2]", user="user:[2]")
+    _proc(tmp_path, 1, host)
+    proc = _proc(tmp_path, 9, container, status=STATUS.replace("Uid:\t0\t0\t0\t0",
+                                                               "Uid:\t100000\t100000\t100000\t100000"))
+    (tmp_path / "proc" / "9" / "uid_map").write_text("         0     100000      65536\n")
+    card = scorecard(9, reference=1, proc=proc, cgroup_root=str(tmp_path / "x"))
+    assert card["uid"] == {"inside": 0, "host": 100000} and card["runs_as_root"]
+    assert card["user_namespace"] and "a user namespace" in card["verdict"]["extra"]
+    assert "inside its user namespace (not root on the host)" in card["verdict"]["text"]

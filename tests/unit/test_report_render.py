@@ -16,7 +16,7 @@ from isoinspect.runtime.errors import IsoinspectError
 FIXTURES = os.path.join(os.path.dirname(__file__), "..", "fixtures", "records")
 SECTIONS = ["summary", "startup", "verification", "latency", "phases", "concurrency",
             "namespaces", "enforcement", "workload-overhead", "density", "exposure", "overhead",
-            "traces", "runs"]
+            "traces", "isolation", "runs"]
 
 
 def fixture(name: str) -> str:
