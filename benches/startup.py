@@ -128,12 +128,15 @@ def run_startup(targets: list[Target] | None = None, runs: int = 100, warmup: in
                 progress: bool | None = None, drop_caches: bool = False,
                 metrics: tuple[str, ...] = METRICS, trace_runs: int = 0,
                 concurrency: list[int] | None = None, concurrency_starts: int = 16,
-                include_slow: bool = False, slow_runs: int | None = None) -> dict:
+                include_slow: bool = False, slow_runs: int | None = None,
+                startup_results: bool = True) -> dict:
     """Measure each target's metrics ``runs`` times (round-robin); return the summary.
 
     ``quick``: at most 10 runs and 1 warm-up round, slow targets (VMs) left out unless
     ``include_slow``. ``slow_runs``: slow targets take part in the first N warm-up and measured
     rounds only (a VM boot costs seconds; its few samples still pair with the others' rounds).
+    ``startup_results`` False: the record gets only what else is measured (`bench
+    concurrency`'s one round is a warm-up, not start-up figures to merge into a report).
     ``record``: a RunRecord the results are written into as they come. ``workdir``: where
     targets prepare their images (a temporary directory by default, removed at the end).
     """
@@ -169,7 +172,7 @@ def run_startup(targets: list[Target] | None = None, runs: int = 100, warmup: in
                                  "+ daemons for docker)"},
                "interrupted": False, "rounds_completed": 0, "trace": None,
                "concurrency": []}
-    publisher = _Publisher(record, entries, metrics)
+    publisher = _Publisher(record if startup_results else None, entries, metrics)
     try:
         try:
             _prepare_all(entries, workdir, quick and not include_slow)
@@ -221,7 +224,8 @@ def run_startup(targets: list[Target] | None = None, runs: int = 100, warmup: in
     summary["goals"] = _goals(entries)
     publisher.publish(force=True, ratios=(summary["ratios"], summary["floor_ratios"]))
     if record is not None:
-        record.set(goals=summary["goals"])
+        if startup_results:
+            record.set(goals=summary["goals"])
         record.finish(interrupted=summary["interrupted"])
         summary["run_id"] = record.run_id
         summary["path"] = record.path
@@ -609,7 +613,7 @@ def run_command(target_names: str | None, runs: int, warmup: int, quick: bool,
                 drop_caches: bool = False, trace_runs: int = TRACE_PAIRS,
                 concurrency: str | None = None, concurrency_starts: int = 16,
                 metrics: str | None = None, include_slow: bool = False,
-                slow_runs: int | None = None) -> int:
+                slow_runs: int | None = None, command: str = "bench startup") -> int:
     """What `isoinspect bench startup` and `python -m ...startup` do; UsageError for bad
     arguments. Exit code: 130 when interrupted, 1 when no target measured anything."""
     from isoinspect.benches.record import RunRecord
@@ -629,13 +633,13 @@ def run_command(target_names: str | None, runs: int, warmup: int, quick: bool,
     config = {"runs": runs, "warmup": warmup, "quick": quick, "targets": target_names,
               "drop_caches": drop_caches, "trace_runs": trace_runs, "concurrency": levels,
               "metrics": list(chosen), "include_slow": include_slow, "slow_runs": slow_runs}
-    record = RunRecord.create("bench startup", directory=results_dir, config=config,
+    record = RunRecord.create(command, directory=results_dir, config=config,
                               versions=versions, capabilities=capabilities)
     summary = run_startup(targets, runs=runs, warmup=warmup, quick=quick, record=record,
                           json_out=json_out, workdir=workdir, drop_caches=drop_caches,
                           metrics=chosen, trace_runs=trace_runs, concurrency=levels,
                           concurrency_starts=concurrency_starts, include_slow=include_slow,
-                          slow_runs=slow_runs)
+                          slow_runs=slow_runs, startup_results=command == "bench startup")
     if summary["interrupted"]:
         return 130
     measured = [r for t in summary["targets"].values() for r in t["results"].values()

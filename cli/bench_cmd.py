@@ -62,7 +62,7 @@ def concurrency(ctx: click.Context, levels: str, starts: int, targets: str,
 
     ctx.exit(run_command(targets, 1, 1, False, None, None, results_dir=results_dir,
                          trace_runs=0, concurrency=levels, concurrency_starts=starts,
-                         metrics="lifecycle"))
+                         metrics="lifecycle", command="bench concurrency"))
 
 
 @bench.command("namespaces")

@@ -17,7 +17,9 @@ import pytest
 ISOINSPECT = os.path.join(os.path.dirname(sys.executable), "isoinspect")
 TINY = {"ISOINSPECT_COMPARE_STARTUP": "bench startup --runs 3 --warmup 0 --trace-runs 0 "
                                       "--targets host-exec,isoinspect-cli",
-        "ISOINSPECT_COMPARE_NAMESPACES": "bench namespaces --runs 3 --levels 1"}
+        "ISOINSPECT_COMPARE_NAMESPACES": "bench namespaces --runs 3 --levels 1",
+        "ISOINSPECT_COMPARE_CONCURRENCY": "bench concurrency --levels 1,2 --starts 4 "
+                                          "--targets host-exec"}
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the stages need root")
 
@@ -28,8 +30,8 @@ def _env(tmp_path) -> dict:
 
 def test_compare_tiny_job_end_to_end(tmp_path):
     results, report, bundle = tmp_path / "results", tmp_path / "r.html", tmp_path / "node.json"
-    done = subprocess.run([ISOINSPECT, "compare", "--quick", "--stages", "startup,namespaces",
-                           "--results-dir", str(results), "-o", str(report), "--json",
+    done = subprocess.run([ISOINSPECT, "compare", "--quick", "--stages",
+                           "startup,namespaces,concurrency", "--results-dir", str(results), "-o", str(report), "--json",
                            str(bundle)], env=_env(tmp_path), capture_output=True, text=True,
                           timeout=240)
     print(done.stderr[-3000:])
@@ -37,12 +39,16 @@ def test_compare_tiny_job_end_to_end(tmp_path):
     last = done.stdout.strip().splitlines()[-1]
     assert last == str(report) and os.path.getsize(last) > 10000
     records = sorted(str(p) for p in results.glob("*.json"))
-    assert len(records) == 2 and not (tmp_path / "elsewhere").exists()
+    assert len(records) == 3 and not (tmp_path / "elsewhere").exists()
     progress = [line for line in done.stderr.splitlines() if line.startswith("compare: [")]
-    assert len(progress) == 6 and all("left)" in line for line in progress)
+    assert len(progress) == 8 and all("left)" in line for line in progress)
     assert "startup: ok in" in progress[1] and "1 record(s)" in progress[1]
     stored = json.loads(bundle.read_text())
-    assert sorted(r["command"] for r in stored) == ["bench namespaces", "bench startup"]
+    assert sorted(r["command"] for r in stored) == ["bench concurrency", "bench namespaces",
+                                                    "bench startup"]
+    startup = [r for run in stored for r in run["results"] if r["kind"] == "startup"]
+    assert {r["target"] for r in startup} == {"host-exec", "isoinspect-cli"}
+    assert all(len(r["samples"]) == 3 for r in startup if r["status"] == "ok")
     assert {r["run_id"] for r in stored} == {os.path.basename(p)[:-5] for p in records}
     html = report.read_text()
     assert all(r["run_id"] in html for r in stored)
