@@ -203,6 +203,7 @@ class _Interrupts:
     def __init__(self) -> None:
         self.count = 0
         self.child: subprocess.Popen | None = None
+        self.signalled: set[int] = set()  # pids already passed a SIGINT
         self._saved: dict[int, object] = {}
 
     def __enter__(self) -> "_Interrupts":
@@ -216,8 +217,12 @@ class _Interrupts:
 
     def _handle(self, _signum: int, _frame: object) -> None:
         self.count += 1
-        child = self.child
-        if child is not None and child.poll() is None:
+        if self.child is not None:
+            self.forward(self.child)
+
+    def forward(self, child: subprocess.Popen) -> None:
+        self.signalled.add(child.pid)
+        if child.poll() is None:
             try:
                 child.send_signal(signal.SIGINT)
             except ProcessLookupError:
@@ -255,6 +260,7 @@ class MainJob:
                         self.log(f"compare: interrupted: not starting {', '.join(left)}")
                     result.outcomes.append(Outcome(stage, "not run", reason="interrupted"))
                     continue
+                seen = interrupts.count  # a signal from here on is this stage's to get
                 pending = [s for s in self.stages[index + 1:]
                            if not interrupts.count or s.name == REPORT]
                 if not self.command_exists(stage.command):
@@ -275,8 +281,7 @@ class MainJob:
                     argv = (*stage.argv, "--results-dir", self.results_dir)
                 self.log(self._line(index, stage, "start: isoinspect " + " ".join(argv),
                                     result, [stage, *pending]))
-                outcome = self._run_stage(stage, argv, interrupts, scratch, index,
-                                          interrupted_before=interrupts.count)
+                outcome = self._run_stage(stage, argv, interrupts, scratch, index, seen)
                 result.outcomes.append(outcome)
                 if is_report and outcome.status == "ok":
                     result.report = self.report_path
@@ -308,6 +313,8 @@ class MainJob:
         except OSError as exc:
             return Outcome(stage, "failed", reason=f"cannot start: {exc}")
         interrupts.child = child
+        if interrupts.count > interrupted_before and child.pid not in interrupts.signalled:
+            interrupts.forward(child)  # signalled while it was being started
         try:
             out = child.communicate()[0] if is_report else None
             code = child.wait()

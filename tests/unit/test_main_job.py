@@ -168,3 +168,20 @@ def test_ctrl_c_interrupts_the_stage_stops_the_job_and_still_reports(tmp_path, f
     assert any("interrupted: not starting three" in line for line in lines)
     # the handlers are restored after the job
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_a_signal_while_a_stage_is_being_started_reaches_it(tmp_path, fake):
+    lines: list[str] = []
+
+    def exists(name: str) -> bool:  # called between the job's check and the stage's start
+        if name == "fake" and not lines:
+            os.kill(os.getpid(), signal.SIGINT)
+        return True
+
+    stages = [_stage("one", "--sleep"), _stage("two"), _stage(REPORT)]
+    begin = time.monotonic()
+    result = _job(tmp_path, fake, stages, lines, exists).run()
+    assert time.monotonic() - begin < 20
+    status = {o.stage.name: o.status for o in result.outcomes}
+    assert status["one"] == "interrupted" and status["two"] == "not run"
+    assert result.exit_code == 130
