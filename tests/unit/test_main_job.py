@@ -185,3 +185,28 @@ def test_a_signal_while_a_stage_is_being_started_reaches_it(tmp_path, fake):
     status = {o.stage.name: o.status for o in result.outcomes}
     assert status["one"] == "interrupted" and status["two"] == "not run"
     assert result.exit_code == 130
+
+
+def test_the_json_bundle_loads_as_its_records_for_the_report(tmp_path):
+    from isoinspect.benches.record import RecordError, RunRecord
+    from isoinspect.reports.load import load_runs
+
+    paths = []
+    for name in ("uts", "ipc", "net"):
+        run = RunRecord.create("fake", directory=str(tmp_path), machine={"kernel": name})
+        run.add({"kind": "namespace_cost", "namespace": name, "op": "create", "status": "ok",
+                 "samples": [0.001]})
+        paths.append(run.path)
+    empty = RunRecord.create("fake", directory=str(tmp_path), machine={}).path
+    assert main_job.measured([*paths, empty, str(tmp_path / "gone.json")]) == paths
+    bundle = str(tmp_path / "node-a.json")
+    assert main_job.write_records_json(paths[:2], bundle) == 2
+    runs = load_runs([bundle, paths[2]])
+    assert [r["machine"]["kernel"] for r in runs] == ["uts", "ipc", "net"]
+    assert runs[0]["_path"] == f"{bundle}[0]"
+    (tmp_path / "none.json").write_text("[]")
+    with pytest.raises(RecordError, match="empty list"):
+        load_runs([str(tmp_path / "none.json")])
+    (tmp_path / "bad.json").write_text('[{"schema": "other"}]')
+    with pytest.raises(RecordError, match=r"bad.json\[0\] is not an isoinspect run record"):
+        load_runs([str(tmp_path / "bad.json")])
