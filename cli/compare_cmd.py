@@ -25,7 +25,9 @@ def compare(ctx: click.Context, quick: bool, output: str, results_dir: str | Non
     """Containers vs gVisor vs a VM on every axis, in one report: start-up (the VM included),
     namespace cost, concurrency, limit verification, overhead, density, exposure and isolation,
     each an isoinspect stage writing its records, then the HTML report of them all. Ctrl-C
-    keeps what was measured and still writes its report. The last line is the report's path."""
+    keeps what was measured and still writes its report. The last line is the report's path.
+    ISOINSPECT_COMPARE_<STAGE> (e.g. ISOINSPECT_COMPARE_EXPOSURE_IDLE) replaces one stage's
+    isoinspect arguments."""
     from isoinspect.benches import main_job
     from isoinspect.benches.record import results_dir as default_results_dir
 
