@@ -1,7 +1,7 @@
 # isoinspect developer entry points. All targets must be run as root (the host is set up for real).
 #   make setup   idempotent host + venv set-up (fast when nothing to do)
 #   make test    setup, start dockerd, run the whole test suite
-#   make demo    setup, start-up comparison + limit verification (traced), HTML report
+#   make demo    setup, then the main job: `isoinspect compare --quick` (~10 min), HTML report
 #   make clean   remove caches and build leftovers (keeps .venv; `make distclean` removes it too)
 SHELL := /bin/bash
 VENV ?= .venv
@@ -23,11 +23,13 @@ dockerd: setup
 test: setup dockerd
 	$(PYTHON) -m pytest -q $(ISOINSPECT_TESTS) $(PYTEST_ARGS)
 
-# The main job: quick start-up comparison and verification with tracing, then the HTML report;
-# the last line printed is the report's path.
+# The main job: every measurement (start-up with the VM, namespaces, concurrency, verification,
+# overhead, density, exposure, isolation), then the HTML report; the last line printed is the
+# report's path. COMPARE_ARGS: more `isoinspect compare` options (e.g. --skip density).
+COMPARE_ARGS ?=
 demo: setup dockerd
-	$(ISOINSPECT) doctor
-	ISOINSPECT_VENV=$(VENV) ISOINSPECT_DEMO_SETUP=0 scripts/demo.sh $(CURDIR)/isoinspect-report.html
+	$(ISOINSPECT) doctor >&2
+	$(ISOINSPECT) compare --quick -o $(CURDIR)/isoinspect-report.html $(COMPARE_ARGS)
 
 clean:
 	rm -rf .pytest_cache build

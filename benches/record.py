@@ -29,6 +29,9 @@ SCHEMA = "isoinspect.run"
 SCHEMA_VERSION = 1
 LEGACY_STARTUP_SCHEMA = "isoinspect.bench.startup/1"
 DEFAULT_DIR = "/var/lib/isoinspect/results"
+#: a file every record created by this process (and its children) is listed in, one path a line:
+#: how `isoinspect compare` learns which records its stages wrote (other runs share the folder)
+RECORD_LOG_ENV = "ISOINSPECT_RECORD_LOG"
 
 #: kind -> fields a result of that kind must carry (others are free)
 RESULT_KINDS: dict[str, tuple[str, ...]] = {
@@ -117,6 +120,10 @@ class RunRecord:
                 "config": dict(config or {}), "results": []}
         record = cls(os.path.join(folder, f"{run_id}.json"), data)
         record.save()
+        log = os.environ.get(RECORD_LOG_ENV)
+        if log:
+            with open(log, "a") as handle:
+                handle.write(os.path.abspath(record.path) + "\n")
         return record
 
     @property
@@ -207,20 +214,41 @@ def _listdir(folder: str) -> list[str]:
         return []
 
 
-def load(ref: str, directory: str | None = None) -> dict:
-    """Read, check and migrate a record (RecordError with one clear line if it can't be used)."""
-    path = resolve(ref, directory)
+def _read(path: str) -> Any:
     try:
         with open(path) as handle:
-            data = json.load(handle)
+            return json.load(handle)
     except json.JSONDecodeError as exc:
         raise RecordError(f"run record {path} is corrupt: {exc.msg} at line {exc.lineno}",
                           exit_code=2) from None
     except OSError as exc:
         raise RecordError(f"cannot read run record {path}: {exc.strerror}", exit_code=2) from None
-    data = migrate(data, path)
+
+
+def load(ref: str, directory: str | None = None) -> dict:
+    """Read, check and migrate a record (RecordError with one clear line if it can't be used)."""
+    path = resolve(ref, directory)
+    data = migrate(_read(path), path)
     data.setdefault("_path", path)
     return data
+
+
+def load_all(ref: str, directory: str | None = None) -> list[dict]:
+    """``load``, and also a bundle: a JSON list of records (what `isoinspect compare --json`
+    writes, so the files collected from several machines can be reported on directly)."""
+    path = resolve(ref, directory)
+    data = _read(path)
+    if not isinstance(data, list):
+        return [load(path)]
+    if not data:
+        raise RecordError(f"{path} is an empty list of run records", exit_code=2)
+    loaded = []
+    for number, item in enumerate(data):
+        where = f"{path}[{number}]"
+        item = migrate(item, where)
+        item["_path"] = where
+        loaded.append(item)
+    return loaded
 
 
 def migrate(data: Any, path: str = "<record>") -> dict:

@@ -127,10 +127,16 @@ def run_startup(targets: list[Target] | None = None, runs: int = 100, warmup: in
                 workdir: str | None = None, reference: str = REFERENCE, echo: bool = True,
                 progress: bool | None = None, drop_caches: bool = False,
                 metrics: tuple[str, ...] = METRICS, trace_runs: int = 0,
-                concurrency: list[int] | None = None, concurrency_starts: int = 16) -> dict:
+                concurrency: list[int] | None = None, concurrency_starts: int = 16,
+                include_slow: bool = False, slow_runs: int | None = None,
+                startup_results: bool = True) -> dict:
     """Measure each target's metrics ``runs`` times (round-robin); return the summary.
 
-    ``quick``: at most 10 runs and 1 warm-up round, slow targets (VMs) left out.
+    ``quick``: at most 10 runs and 1 warm-up round, slow targets (VMs) left out unless
+    ``include_slow``. ``slow_runs``: slow targets take part in the first N warm-up and measured
+    rounds only (a VM boot costs seconds; its few samples still pair with the others' rounds).
+    ``startup_results`` False: the record gets only what else is measured (`bench
+    concurrency`'s one round is a warm-up, not start-up figures to merge into a report).
     ``record``: a RunRecord the results are written into as they come. ``workdir``: where
     targets prepare their images (a temporary directory by default, removed at the end).
     """
@@ -138,8 +144,9 @@ def run_startup(targets: list[Target] | None = None, runs: int = 100, warmup: in
     if quick:
         runs, warmup = min(runs, QUICK_RUNS), min(warmup, QUICK_WARMUP)
         trace_runs = min(trace_runs, QUICK_TRACE_RUNS)
-    if runs < 1 or warmup < 0 or trace_runs < 0:
-        raise UsageError("runs must be >= 1, warmup and trace runs >= 0", exit_code=USAGE_EXIT_CODE)
+    if runs < 1 or warmup < 0 or trace_runs < 0 or (slow_runs is not None and slow_runs < 1):
+        raise UsageError("runs and slow runs must be >= 1, warmup and trace runs >= 0",
+                         exit_code=USAGE_EXIT_CODE)
     unknown = [m for m in metrics if m not in METRICS]
     if unknown or not metrics:
         raise UsageError(f"unknown metric(s) {unknown}; known: {', '.join(METRICS)}",
@@ -157,6 +164,7 @@ def run_startup(targets: list[Target] | None = None, runs: int = 100, warmup: in
                           "reference": reference, "floor": FLOOR, "metrics": list(metrics),
                           "drop_caches": drop_caches, "trace_runs": trace_runs,
                           "concurrency": list(concurrency or []),
+                          "include_slow": include_slow, "slow_runs": slow_runs,
                           "order": "round-robin, rotated per round",
                           "clock": "perf_counter_ns (CLOCK_MONOTONIC)",
                           "start_to_ready": "until the workload's marker (echo) is read",
@@ -164,18 +172,20 @@ def run_startup(targets: list[Target] | None = None, runs: int = 100, warmup: in
                                  "+ daemons for docker)"},
                "interrupted": False, "rounds_completed": 0, "trace": None,
                "concurrency": []}
-    publisher = _Publisher(record, entries, metrics)
+    publisher = _Publisher(record if startup_results else None, entries, metrics)
     try:
         try:
-            _prepare_all(entries, workdir, quick)
+            _prepare_all(entries, workdir, quick and not include_slow)
             publisher.publish(force=True)
             active = [e for e in entries if e.status == "ready"]
             for round_index in range(warmup):
-                _one_round(active, round_index, False, drop_caches)
+                _one_round(in_round(active, round_index, slow_runs), round_index, False,
+                           drop_caches)
                 if progress:
                     _progress(f"warm-up {round_index + 1}/{warmup}")
             for round_index in range(runs):
-                _one_round(active, round_index, True, drop_caches)
+                _one_round(in_round(active, round_index, slow_runs), round_index, True,
+                           drop_caches)
                 summary["rounds_completed"] = round_index + 1
                 if progress:
                     _progress(f"round {round_index + 1}/{runs}")
@@ -214,7 +224,8 @@ def run_startup(targets: list[Target] | None = None, runs: int = 100, warmup: in
     summary["goals"] = _goals(entries)
     publisher.publish(force=True, ratios=(summary["ratios"], summary["floor_ratios"]))
     if record is not None:
-        record.set(goals=summary["goals"])
+        if startup_results:
+            record.set(goals=summary["goals"])
         record.finish(interrupted=summary["interrupted"])
         summary["run_id"] = record.run_id
         summary["path"] = record.path
@@ -287,6 +298,14 @@ def _prepare_all(entries: list[_Entry], workdir: str, quick: bool) -> None:
             continue
         entry.prepare_seconds = time.perf_counter() - begin
         entry.status = "ready"
+
+
+def in_round(active: list[_Entry], round_index: int, slow_runs: int | None) -> list[_Entry]:
+    """The entries that take part in round ``round_index``: slow targets only in the first
+    ``slow_runs`` rounds (all of them when None)."""
+    if slow_runs is None:
+        return active
+    return [e for e in active if not e.target.slow or round_index < slow_runs]
 
 
 def drop_page_cache(path: str = DROP_CACHES) -> None:
@@ -593,7 +612,8 @@ def run_command(target_names: str | None, runs: int, warmup: int, quick: bool,
                 json_out: str | None, workdir: str | None, *, results_dir: str | None = None,
                 drop_caches: bool = False, trace_runs: int = TRACE_PAIRS,
                 concurrency: str | None = None, concurrency_starts: int = 16,
-                metrics: str | None = None) -> int:
+                metrics: str | None = None, include_slow: bool = False,
+                slow_runs: int | None = None, command: str = "bench startup") -> int:
     """What `isoinspect bench startup` and `python -m ...startup` do; UsageError for bad
     arguments. Exit code: 130 when interrupted, 1 when no target measured anything."""
     from isoinspect.benches.record import RunRecord
@@ -612,13 +632,14 @@ def run_command(target_names: str | None, runs: int, warmup: int, quick: bool,
     versions, capabilities = run_information()
     config = {"runs": runs, "warmup": warmup, "quick": quick, "targets": target_names,
               "drop_caches": drop_caches, "trace_runs": trace_runs, "concurrency": levels,
-              "metrics": list(chosen)}
-    record = RunRecord.create("bench startup", directory=results_dir, config=config,
+              "metrics": list(chosen), "include_slow": include_slow, "slow_runs": slow_runs}
+    record = RunRecord.create(command, directory=results_dir, config=config,
                               versions=versions, capabilities=capabilities)
     summary = run_startup(targets, runs=runs, warmup=warmup, quick=quick, record=record,
                           json_out=json_out, workdir=workdir, drop_caches=drop_caches,
                           metrics=chosen, trace_runs=trace_runs, concurrency=levels,
-                          concurrency_starts=concurrency_starts)
+                          concurrency_starts=concurrency_starts, include_slow=include_slow,
+                          slow_runs=slow_runs, startup_results=command == "bench startup")
     if summary["interrupted"]:
         return 130
     measured = [r for t in summary["targets"].values() for r in t["results"].values()

@@ -17,6 +17,9 @@ def bench() -> None:
 @click.option("--runs", default=100, show_default=True, help="Measured rounds per target.")
 @click.option("--warmup", default=5, show_default=True, help="Warm-up rounds per target.")
 @click.option("--quick", is_flag=True, help="A few runs only, no slow targets (VM).")
+@click.option("--include-slow", is_flag=True, help="Keep slow targets (the VM) under --quick.")
+@click.option("--slow-runs", type=click.IntRange(min=1), metavar="N",
+              help="Slow targets (the VM) take part in the first N rounds only.")
 @click.option("--json", "json_out", metavar="OUT", help="Also write the run record here.")
 @click.option("--targets", metavar="A,B", help="Comma-separated target names (default: all).")
 @click.option("--metrics", metavar="M,N",
@@ -32,14 +35,15 @@ def bench() -> None:
 def startup(ctx: click.Context, runs: int, warmup: int, quick: bool, json_out: str | None,
             targets: str | None, metrics: str | None, workdir: str | None,
             results_dir: str | None, drop_caches: bool, trace_runs: int,
-            concurrency: str | None) -> None:
+            concurrency: str | None, include_slow: bool, slow_runs: int | None) -> None:
     """Start-up latency: host exec, unshare, isoinspect (CLI, library, warm pool), runc, crun,
     runsc, docker and a QEMU guest."""
     from isoinspect.benches.startup import run_command
 
     ctx.exit(run_command(targets, runs, warmup, quick, json_out, workdir,
                          results_dir=results_dir, drop_caches=drop_caches,
-                         trace_runs=trace_runs, concurrency=concurrency, metrics=metrics))
+                         trace_runs=trace_runs, concurrency=concurrency, metrics=metrics,
+                         include_slow=include_slow, slow_runs=slow_runs))
 
 
 @bench.command("concurrency")
@@ -58,7 +62,7 @@ def concurrency(ctx: click.Context, levels: str, starts: int, targets: str,
 
     ctx.exit(run_command(targets, 1, 1, False, None, None, results_dir=results_dir,
                          trace_runs=0, concurrency=levels, concurrency_starts=starts,
-                         metrics="lifecycle"))
+                         metrics="lifecycle", command="bench concurrency"))
 
 
 @bench.command("namespaces")

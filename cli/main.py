@@ -268,7 +268,7 @@ def gc_cmd(ctx: click.Context) -> None:
 # click commands (or one command under the module's own name, for older modules).
 _OPTIONAL_COMMAND_MODULES = ("doctor_cmd", "trace_cmd", "network_cmd", "image_cmd", "bench_cmd",
                             "vm_cmd", "report_cmd", "results_cmd", "verify_cmd",
-                            "exposure_cmd", "isolation_cmd")
+                            "exposure_cmd", "isolation_cmd", "compare_cmd")
 
 
 def _register_optional() -> None:

@@ -15,14 +15,14 @@ from isoinspect.benches.record import RecordError
 
 
 def load_runs(refs: Sequence[str], directory: str | None = None) -> list[dict]:
-    """Load and check every record (path, run id, prefix or ``latest``); refuse empty runs."""
+    """Load and check every record (path, run id, prefix or ``latest``; a bundle file gives
+    all of its records); refuse empty runs."""
     if not refs:
         raise RecordError("no run given: name a run id, a record file or 'latest'", exit_code=2)
     loaded = []
-    for ref in refs:
-        data = records.load(ref, directory)
+    for data in (run for ref in refs for run in records.load_all(ref, directory)):
         if not data["results"]:
-            raise RecordError(f"run {data.get('run_id', ref)} ({data['_path']}) has no results: "
+            raise RecordError(f"run {data.get('run_id', '?')} ({data['_path']}) has no results: "
                               "nothing to report (was it interrupted before measuring?)",
                               exit_code=2)
         for number, result in enumerate(data["results"]):

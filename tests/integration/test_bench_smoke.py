@@ -139,7 +139,8 @@ def test_namespaces_and_concurrency_benches_and_compare(tmp_path):
     sweep = _cli("bench", "concurrency", "--levels", "1,2", "--starts", "2", "--targets",
                  "runc,isoinspect-pool", "--results-dir", str(results))
     assert sweep.returncode == 0, sweep.stdout + sweep.stderr
-    (data,) = [d for d in _records(results) if d["command"] == "bench startup"]
+    (data,) = [d for d in _records(results) if d["command"] == "bench concurrency"]
+    assert {r["kind"] for r in data["results"]} == {"concurrency"}  # no 1-round start-up figures
     levels = {(r["target"], r["level"]): r for r in data["results"]
               if r["kind"] == "concurrency"}
     assert levels[("runc", 2)]["status"] == "ok"

@@ -200,6 +200,19 @@ def test_quick_caps_runs_and_leaves_slow_targets_out(tmp_path):
     assert by_key(rec)[("vm", "lifecycle")]["status"] == "unsupported" and slow.count == 0
 
 
+def test_include_slow_keeps_the_vm_under_quick_in_its_first_rounds_only(tmp_path):
+    slow = Fake("vm", slow=True)
+    summary, rec = run([Fake("runc"), slow], tmp_path, runs=100, warmup=5, quick=True,
+                       trace_runs=0, metrics=("lifecycle",), include_slow=True, slow_runs=3)
+    vm = by_key(rec)[("vm", "lifecycle")]
+    assert vm["status"] == "ok" and vm["rounds"] == [0, 1, 2]
+    assert slow.count == 1 + 3  # one warm-up round, three measured
+    assert len(by_key(rec)[("runc", "lifecycle")]["samples"]) == startup.QUICK_RUNS
+    assert summary["ratios"]["lifecycle"]["vm"]["vs"] == "runc"  # paired over rounds 0..2
+    with pytest.raises(UsageError):
+        run([Fake("runc")], tmp_path, slow_runs=0)
+
+
 def test_own_workdir_is_removed(tmp_path, monkeypatch):
     work = tmp_path / "tmp"
     work.mkdir()
