@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 from isoinspect.benches import stats
-from isoinspect.reports.tables import ms, scaled, shown_unit
+from isoinspect.reports import palette
+from isoinspect.reports.tables import namespace_name, ms, scaled, shown_unit
 
 DPI = 110
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2",
@@ -202,10 +203,16 @@ def concurrency_throughput(frame, run_id: str) -> Chart | None:
 
 
 def namespace_cost(frame, run_id: str) -> Chart | None:
-    """p50 cost of creating and destroying each namespace type, with the p50's 95 % CI."""
+    """p50 cost of creating and destroying each namespace type, with the p50's 95 % CI.
+
+    A sweep measures every type at several concurrency levels: the bars are the lowest level's
+    (one creator, the type's own cost); the table gives every level.
+    """
     frame = frame[(frame.run == run_id) & (frame.status == "ok")].dropna(subset=["p50"])
     if frame.empty:
         return None
+    level = frame.concurrency.min()
+    frame = frame[frame.concurrency == level].drop_duplicates(["namespace", "op"], keep="last")
     order = (frame[frame.op == "create"].sort_values("p50", ascending=False).namespace.tolist()
              or sorted(set(frame.namespace)))
     order += [n for n in sorted(set(frame.namespace)) if n not in order]
@@ -224,14 +231,15 @@ def namespace_cost(frame, run_id: str) -> Chart | None:
             xs.append(x + (index - (len(ops) - 1) / 2) * width)
             heights.append(p50)
             lo, hi = row.p50_lo, row.p50_hi
-            errors[0].append(p50 - lo * 1e6 if _real(lo) else 0.0)
-            errors[1].append(hi * 1e6 - p50 if _real(hi) else 0.0)
+            errors[0].append(max(p50 - lo * 1e6, 0.0) if _real(lo) else 0.0)
+            errors[1].append(max(hi * 1e6 - p50, 0.0) if _real(hi) else 0.0)
         axes.bar(xs, heights, width, yerr=errors, capsize=2, label=op,
-                 color=PALETTE[index % len(PALETTE)])
-    axes.set_xticks(range(len(order)), order)
+                 color=palette.SERIES[index % len(palette.SERIES)])
+    axes.set_xticks(range(len(order)), [namespace_name(n) for n in order],
+                    rotation=30 if len(order) > 9 else 0)
     axes.set_yscale("log")
     _plain(axes, "y")
-    axes.set_xlabel("namespace type")
+    axes.set_xlabel(f"namespace type ({int(level)} creator{'s' if level != 1 else ''} at once)")
     axes.set_ylabel("p50 cost per namespace (µs, log scale)")
     axes.grid(True, axis="y", which="both", alpha=0.25)
     axes.legend(fontsize=8, frameon=False)

@@ -49,21 +49,68 @@ def by_time(runs: Sequence[dict]) -> list[dict]:
     return sorted(runs, key=lambda r: (r.get("created") or 0, r.get("run_id", "")))
 
 
+#: result fields naming what was measured: a second machine qualifies them (``runc @ b (6.1)``)
+SUBJECT_FIELDS = ("target", "runtime")
+
+
+def machine_identity(machine: dict) -> tuple:
+    """What tells two machines apart: host name, kernel, CPU model and count, memory."""
+    return tuple(str(machine.get(f) or "") for f in ("host", "kernel", "cpu", "cpus",
+                                                        "memory_bytes"))
+
+
+def _short_kernel(kernel: str) -> str:
+    """``6.18.44-fc-v1300`` -> ``6.18``: enough to tell kernels apart in a label, mostly."""
+    return ".".join(str(kernel).split("-")[0].split(".")[:2]) or "?"
+
+
+def machine_labels(runs: Sequence[dict]) -> dict[tuple, str]:
+    """A short label per distinct machine of ``runs`` (oldest first): ``host (6.18)``; the full
+    kernel, then a number, when short labels would collide."""
+    machines: dict[tuple, dict] = {}
+    for run in by_time(runs):
+        machines.setdefault(machine_identity(run.get("machine") or {}), run.get("machine") or {})
+    labels: dict[tuple, str] = {}
+    for number, (key, machine) in enumerate(machines.items(), start=1):
+        name = machine.get("host") or f"machine {number}"
+        labels[key] = f"{name} ({_short_kernel(machine.get('kernel', '?'))})"
+    if len(set(labels.values())) < len(labels):
+        labels = {key: f"{machines[key].get('host') or f'machine {n}'} "
+                       f"({machines[key].get('kernel', '?')})"
+                  for n, key in enumerate(machines, start=1)}
+    if len(set(labels.values())) < len(labels):
+        labels = {key: f"{label} #{n}" for n, (key, label) in enumerate(labels.items(), 1)}
+    return labels
+
+
 def merged(runs: Sequence[dict]) -> dict:
     """One view of several runs: the newest result of every measurement, tagged with its run.
 
     Runs of different kinds (a benchmark run and a verification run) combine into one report;
     a measurement made in several runs shows its newest result (the comparison shows the rest).
     Machine, versions and capabilities come from the newest run, completed by older ones.
+    Runs from several machines (records copied from several hosts into one folder) make the
+    machine a dimension: every result's target/runtime becomes ``name @ machine label``, so the
+    same runtime on two kernels stands side by side; ``machines`` lists each machine.
     """
+    from isoinspect.reports import palette
+
     ordered = by_time(runs)
     newest = ordered[-1]
+    labels = machine_labels(ordered)
+    several = len(labels) > 1
     results: dict[tuple, dict] = {}
     for run in ordered:
+        machine = labels[machine_identity(run.get("machine") or {})] if several else ""
         for number, result in enumerate(run["results"]):
-            key = identity(result) if result.get("kind") in IDENTITY else (run["run_id"], number)
+            result = dict(result, _run=run["run_id"], _machine=machine)
+            for name in SUBJECT_FIELDS:
+                if machine and isinstance(result.get(name), str):
+                    result[name] = palette.machine_label(result[name], machine)
+            key = (machine, *identity(result)) if result.get("kind") in IDENTITY \
+                else (run["run_id"], number)
             results.pop(key, None)                 # re-insert: keep the record's order, newest
-            results[key] = dict(result, _run=run["run_id"])
+            results[key] = result
     view = {k: v for k, v in newest.items() if k != "results"}
     for field in ("machine", "versions", "capabilities", "config"):
         combined: dict = {}
@@ -71,10 +118,18 @@ def merged(runs: Sequence[dict]) -> dict:
             combined.update(run.get(field) or {})
         view[field] = combined
     view["results"] = list(results.values())
+    view["machines"] = [{"label": label, "machine": next(
+        r.get("machine") or {} for r in reversed(ordered)
+        if machine_identity(r.get("machine") or {}) == key),
+        "runs": [r["run_id"] for r in ordered
+                 if machine_identity(r.get("machine") or {}) == key]}
+        for key, label in labels.items()] if several else []
     view["sources"] = [{"run_id": r["run_id"], "command": r.get("command", ""),
                         "created": r.get("created"), "finished": r.get("finished"),
                         "interrupted": bool(r.get("interrupted")), "results": len(r["results"]),
-                        "kernel": (r.get("machine") or {}).get("kernel")} for r in ordered]
+                        "kernel": (r.get("machine") or {}).get("kernel"),
+                        "machine": labels[machine_identity(r.get("machine") or {})]
+                        if several else ""} for r in ordered]
     return view
 
 
@@ -190,15 +245,21 @@ def concurrency(runs: Sequence[dict]):
 
 
 def namespace_cost(runs: Sequence[dict]):
+    """One row per (run, namespace type, op, concurrency level); a type measured on several
+    machines is ``type @ machine``."""
+    from isoinspect.reports import palette
+
     rows = []
     for run_id, r in _results(runs, "namespace_cost"):
         samples = r.get("samples") or []
         lo, hi = stats.quantile_ci(samples, 0.5) if samples else (None, None)
-        rows.append({"run": run_id, "namespace": r["namespace"], "op": r["op"],
+        namespace = palette.machine_label(r["namespace"], r.get("_machine") or "")
+        rows.append({"run": run_id, "namespace": namespace, "op": r["op"],
+                     "machine": r.get("_machine") or "",
                      "concurrency": r.get("concurrency", 1), "status": r["status"],
                      "n": len(samples), "p50": _p50(samples), "p50_lo": lo, "p50_hi": hi,
                      "rate_per_s": r.get("rate_per_s")})
-    return _frame(rows, ["run", "namespace", "op", "concurrency", "status", "n", "p50",
+    return _frame(rows, ["run", "namespace", "op", "machine", "concurrency", "status", "n", "p50",
                          "p50_lo", "p50_hi", "rate_per_s"])
 
 
@@ -207,10 +268,20 @@ def verify(runs: Sequence[dict]):
              "limit": r.get("limit") or r["check"].split("-")[0], "status": r["status"],
              "measured": r.get("measured"), "expected": r.get("expected"),
              "tolerance": r.get("tolerance"), "unit": r.get("unit") or "",
-             "why": r.get("why") or "", "evidence": r.get("evidence") or {}}
+             "why": r.get("why") or "", "evidence": r.get("evidence") or {},
+             "control": is_control(r)}
             for run_id, r in _results(runs, "verify")]
     return _frame(rows, ["run", "runtime", "check", "limit", "status", "measured", "expected",
-                         "tolerance", "unit", "why", "evidence"])
+                         "tolerance", "unit", "why", "evidence", "control"])
+
+
+def is_control(result: dict) -> bool:
+    """A control runtime's result (limits left out on purpose: each check is expected to FAIL):
+    ``expected_status`` in the record, or the runtime named ``control`` (older records)."""
+    from isoinspect.reports import palette
+
+    return (result.get("expected_status") == "FAIL"
+            or palette.runtime_of(result.get("runtime") or "") == "control")
 
 
 #: how records written before the tracer process measured the overhead (no ``setup`` field)
