@@ -16,6 +16,9 @@ from isoinspect.benches import stats
 #: start-up targets that are isoinspect itself, in order of preference as the ratio reference
 REFERENCES = ("isoinspect-cli", "isoinspect-lib")
 STATUS_ORDER = ("PASS", "FAIL", "ERROR", "UNSUPPORTED")
+#: a control runtime's verdicts (limits left out on purpose): what its badge and cell say
+CONTROL_STATUS = {"FAIL": "FAIL (expected)", "PASS": "PASS (control!)"}
+BADGE_ORDER = (*STATUS_ORDER, *CONTROL_STATUS.values())
 
 
 @dataclass
@@ -24,6 +27,7 @@ class Cell:
     css: str = ""
     title: str = ""
     note: str = ""      # a second, smaller line under the text
+    swatch: str = ""    # a runtime's colour (palette.colour), drawn before the text
 
 
 @dataclass
@@ -86,34 +90,51 @@ def _when(timestamp: Any) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def machine_table(run: dict) -> Table:
-    """The machine: kernel, CPU, memory, cgroup mode, Python and the source commit."""
+def runtime_cell(name: str, css: str = "", note: str = "") -> Cell:
+    """A runtime's (or target's) name with its colour swatch: the charts' colour."""
+    from isoinspect.reports import palette
+
+    return Cell(name, css, note=note, swatch=palette.colour(name))
+
+
+def machine_table(run: dict, label: str = "") -> Table:
+    """The machine: host, kernel, CPU, memory, cgroup mode, Python and the source commit
+    (``label``: which of several machines, as the other tables and charts name it)."""
     machine = run.get("machine") or {}
     memory = machine.get("memory_bytes")
-    rows = [("kernel", machine.get("kernel")), ("arch", machine.get("arch")),
+    rows = [("host", machine.get("host")), ("kernel", machine.get("kernel")),
+            ("arch", machine.get("arch")),
             ("CPU", f"{machine.get('cpu', '?')} × {machine.get('cpus', '?')}"),
             ("memory", f"{memory / 2 ** 30:.1f} GiB" if isinstance(memory, (int, float))
              else None),
             ("cgroup mode", machine.get("cgroup_mode")), ("python", machine.get("python")),
             ("commit", (machine.get("commit") or "")[:12] or None)]
-    table = Table(["", ""], css="facts", title="Machine")
+    table = Table(["", ""], css="facts", title=f"Machine {label}".strip())
     for name, value in rows:
+        if name == "host" and value is None:
+            continue    # records from before the host name was recorded
         table.rows.append([Cell(name, "key"), Cell("–" if value is None else str(value))])
     return table
 
 
 def runs_table(view: dict) -> Table:
     """The runs the report is made of, oldest first; an interrupted run is flagged."""
-    table = Table(["run", "command", "started", "finished", "results"], css="numbers",
-                  title="Runs in this report")
+    machines = any(source.get("machine") for source in view.get("sources", []))
+    table = Table(["run", *(["machine"] if machines else []), "command", "started", "finished",
+                   "results"], css="numbers", title="Runs in this report")
     kernels = {source["kernel"] for source in view.get("sources", [])}
     for source in view.get("sources", []):
         finished = "interrupted" if source["interrupted"] else _when(source["finished"])
-        table.rows.append([Cell(source["run_id"]), Cell(source["command"], "text"),
+        table.rows.append([Cell(source["run_id"]),
+                           *([Cell(source["machine"], "text")] if machines else []),
+                           Cell(source["command"], "text"),
                            Cell(_when(source["created"]), "text"),
                            Cell(finished, "text bad" if source["interrupted"] else "text"),
                            Cell(str(source["results"]))])
-    if len(kernels) > 1:
+    if machines:
+        table.caption = ("These runs come from several machines: every runtime is named with "
+                         "its machine (runtime @ host (kernel)), side by side.")
+    elif len(kernels) > 1:
         table.caption = ("These runs come from different kernels (" +
                          ", ".join(sorted(map(str, kernels))) + "): compare with care.")
     return table
@@ -180,11 +201,15 @@ def startup_ratio(run: dict, metric: str, target: str, reference: str) -> dict |
 
 
 def headline_tables(run: dict, summary) -> list[Table]:
-    """Per metric: every target's p50 (CI), p99 and its ratio to isoinspect, fastest first."""
+    """Per metric: every target's p50 (CI), p99 and its ratio to isoinspect, in the report's
+    runtime order (palette.ORDER)."""
+    from isoinspect.reports import palette
+
     tables = []
     summary = summary[summary.run == run["run_id"]]
     for metric in dict.fromkeys(summary.metric):
-        rows = summary[summary.metric == metric].sort_values("p50", na_position="last")
+        rows = summary[summary.metric == metric]
+        rows = rows.iloc[sorted(range(len(rows)), key=lambda i: palette.key(rows.target.iloc[i]))]
         reference = reference_target(summary, metric)
         table = Table(["target", "status", "runs", "p50 ms", "p50 95% CI ms", "p99 ms",
                        f"× {reference or 'isoinspect'} (p50, 95% CI)", "notes"],
@@ -202,7 +227,7 @@ def headline_tables(run: dict, summary) -> list[Table]:
                 ratio_cell = Cell("–")
             notes = "; ".join(x for x in (row.label, row.version.split(";")[0], row.reason) if x)
             table.rows.append([
-                Cell(row.target, "ref" if row.target == reference else "", note=row.notes),
+                runtime_cell(row.target, "ref" if row.target == reference else "", row.notes),
                 Cell(row.status, "text ok" if ok else "text warn"), Cell(str(row.n)),
                 Cell(ms(row.p50)),
                 Cell(f"{ms(row.p50_lo)} – {ms(row.p50_hi)}" if ok else "–"),
@@ -236,6 +261,17 @@ def shown_unit(unit: str) -> str:
     return SCALED_UNITS.get(unit, (1, unit))[1]
 
 
+def shown_status(row: Any) -> str:
+    """The verdict as the report shows it: a control's FAIL is expected, its PASS is not."""
+    return CONTROL_STATUS.get(row.status, row.status) if getattr(row, "control", False) \
+        else row.status
+
+
+def status_css(status: str) -> str:
+    return {"FAIL (expected)": "expected", "PASS (control!)": "control-pass"}.get(
+        status, status.lower())
+
+
 def verify_cell(row: Any) -> Cell:
     figures = ""
     if not missing(row.measured):
@@ -245,7 +281,8 @@ def verify_cell(row: Any) -> Cell:
                          if not missing(row.tolerance) else "")
             figures += f" vs {number(scaled(row.expected, row.unit))}{tolerance}"
         figures += f" {shown_unit(row.unit)}".rstrip()
-    return Cell(row.status, f"status-{row.status.lower()}", row.why, figures or row.why)
+    status = shown_status(row)
+    return Cell(status, f"status-{status_css(status)}", row.why, figures or row.why)
 
 
 def verify_matrix(verify, run_id: str) -> Table | None:
@@ -253,7 +290,9 @@ def verify_matrix(verify, run_id: str) -> Table | None:
     frame = verify[verify.run == run_id]
     if frame.empty:
         return None
-    runtimes = list(dict.fromkeys(frame.runtime))
+    from isoinspect.reports import palette
+
+    runtimes = palette.ordered(frame.runtime)
     table = Table(["limit", "check", *runtimes], css="matrix",
                   caption="Each cell: the verdict, then measured vs expected ± tolerance; "
                           "hover (or see the notes) for why.")
@@ -265,9 +304,13 @@ def verify_matrix(verify, run_id: str) -> Table | None:
 
 
 def verify_counts(verify, run_id: str) -> dict[str, int]:
+    """Verdicts counted as shown: the control's expected FAILs apart from real FAILs."""
     frame = verify[verify.run == run_id]
-    counts = frame.status.value_counts().to_dict()
-    return {s: int(counts.get(s, 0)) for s in STATUS_ORDER if counts.get(s)}
+    counts: dict[str, int] = {}
+    for row in frame.itertuples():
+        status = shown_status(row)
+        counts[status] = counts.get(status, 0) + 1
+    return {s: counts[s] for s in BADGE_ORDER if counts.get(s)}
 
 
 def namespace_table(frame) -> Table:
@@ -320,9 +363,11 @@ def overhead_table(frame) -> Table:
                    "BPF µs per traced run", "events", "lost"], css="numbers",
                   caption="The same start-up with and without tracing: " + "; ".join(
                       dict.fromkeys(frame.setup)))
-    for record in frame.to_dict("records"):
+    from isoinspect.reports import palette
+
+    for record in sorted(frame.to_dict("records"), key=lambda r: palette.key(r["target"])):
         bpf = record["bpf_us_per_run"]
-        table.rows.append([Cell(record["target"] or "–"), Cell(record["status"], "text"),
+        table.rows.append([runtime_cell(record["target"] or "–"), Cell(record["status"], "text"),
                            Cell(ms(record["p50_without"])), Cell(ms(record["p50_with"])),
                            Cell(ratio(record)),
                            Cell("–" if missing(bpf) else f"{bpf:.0f}"),
@@ -335,10 +380,12 @@ def overhead_table(frame) -> Table:
 def trace_table(frame) -> Table:
     table = Table(["target", "phase", "at ms", "since previous ms"], css="numbers",
                   caption="Kernel timestamps of one traced start, from its first event")
-    for target, group in frame.groupby("target", sort=False):
+    from isoinspect.reports import palette
+
+    for target in palette.ordered(frame.target):
         previous = 0.0
-        for record in group.to_dict("records"):
-            table.rows.append([Cell(target), Cell(record["phase"], "text"),
+        for record in frame[frame.target == target].to_dict("records"):
+            table.rows.append([runtime_cell(target), Cell(record["phase"], "text"),
                                Cell(ms(record["offset"])),
                                Cell(ms(record["offset"] - previous))])
             previous = record["offset"]
