@@ -197,9 +197,10 @@ def density(view: dict) -> list[str]:
         r = best[target]
         estimate = r["per_instance_bytes"]
         ci = _ci(estimate.get("ci"))
-        text = f"{_name(target)} {_mib(estimate['estimate'])} MiB"
-        if ci:
-            text += f" [{_mib(ci[0])}, {_mib(ci[1])}]"
+        figures = [estimate["estimate"], *(ci or ())]
+        digits = _digits([v / MIB for v in figures])
+        shown = [f"{v / MIB:,.{digits}f}" for v in figures]
+        text = f"{_name(target)} {shown[0]} MiB" + (f" [{shown[1]}, {shown[2]}]" if ci else "")
         parts.append(text + f" (n={r.get('level')})")
     if not parts:
         return []
@@ -207,9 +208,17 @@ def density(view: dict) -> list[str]:
             "memory, 95% bootstrap CI, at the highest level measured)."]
 
 
-def _mib(value: float) -> str:
-    mib = value / MIB
-    return f"{mib:.3g}" if mib < 100 else f"{mib:,.0f}"
+def _digits(values: list[float]) -> int:
+    """Decimals enough for three significant digits of the smallest value and for an interval's
+    bounds to differ from each other and the estimate (11.50 [11.46, 11.55], not
+    11.5 [11.5, 11.6]), at most four."""
+    import math
+
+    smallest = min((abs(v) for v in values if v), default=1.0)
+    digits = max(0, min(4, 2 - math.floor(math.log10(smallest))))
+    while digits < 4 and len({f"{v:.{digits}f}" for v in values}) < len(set(values)):
+        digits += 1
+    return digits
 
 
 def findings(view: dict) -> list[str]:

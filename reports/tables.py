@@ -73,7 +73,10 @@ def number(value: Any, digits: int = 3) -> str:
 
 
 def factor(value: float) -> str:
-    """A ratio with three significant digits (0.0229, 0.683, 1.00, 8.26, 82.2)."""
+    """A ratio with three significant digits (0.0229, 0.683, 1.00, 8.26, 82.2), whole from 100
+    (1,189, never 1.19e+03)."""
+    if value >= 100:
+        return f"{value:,.0f}"
     return f"{value:.2f}" if 1 <= value < 10 else f"{value:.3g}"
 
 

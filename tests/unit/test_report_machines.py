@@ -1,0 +1,74 @@
+"""Records from several machines give one report with the machine as a dimension: the same
+runtime on two kernels side by side, named ``runtime @ host (kernel)``."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+
+from isoinspect.reports import charts, load, palette, render, tables
+
+FIXTURES = os.path.join(os.path.dirname(__file__), "..", "fixtures", "records")
+A, B = "host-a (6.18)", "host-b (6.1)"
+
+
+def runs():
+    return load.load_runs([os.path.join(FIXTURES, n) for n in ("machine-a.json",
+                                                               "machine-b.json")])
+
+
+def test_the_same_runtime_on_two_machines_stays_two_rows():
+    view = load.merged(runs())
+    targets = [r["target"] for r in view["results"]]
+    assert f"runc @ {A}" in targets and f"runc @ {B}" in targets and len(targets) == 6
+    assert [m["label"] for m in view["machines"]] == [A, B]
+    summary = load.startup_summary([view])
+    [table] = tables.headline_tables(view, summary)
+    names = [row[0].text for row in table.rows]
+    assert names == [f"isoinspect-lib @ {A}", f"isoinspect-lib @ {B}", f"runc @ {A}",
+                     f"runc @ {B}", f"docker @ {A}", f"docker @ {B}"]
+    assert {row[0].swatch for row in table.rows[2:4]} == {palette.colour("runc")}
+
+
+def test_machine_labels_fall_back_to_the_full_kernel_and_a_number():
+    base = {"host": "n", "kernel": "6.1.0-18", "cpu": "x"}
+    other = dict(base, kernel="6.1.0-20")
+    labels = load.machine_labels([{"machine": base, "run_id": "1"},
+                                  {"machine": other, "run_id": "2"}])
+    assert sorted(labels.values()) == ["n (6.1.0-18)", "n (6.1.0-20)"]
+    one = load.machine_labels([{"machine": base, "run_id": "1"},
+                               {"machine": dict(base), "run_id": "2"}])
+    assert list(one.values()) == ["n (6.1)"]
+
+
+def test_a_report_from_a_folder_of_two_hosts_names_both(tmp_path):
+    for name in ("machine-a.json", "machine-b.json"):
+        shutil.copy(os.path.join(FIXTURES, name), tmp_path / name)
+    refs = [str(tmp_path / name) for name in sorted(os.listdir(tmp_path))]
+    html = render.render(load.load_runs(refs))
+    assert f"2 machines: {A}, {B}" in html
+    assert f"Machine {A}" in html and f"Machine {B}" in html
+    assert f"runc @ {B}" in html
+    assert "host-b" in re.sub(r"\s+", " ", html[html.index('id="runs"'):])
+    view = load.merged(load.load_runs(refs))
+    chart = charts.latency_cdf(load.startup_samples([view]), view["run_id"], "start_to_ready")
+    assert chart.alt == "CDF of start-up latency for 6 targets"   # both machines' lines
+
+
+def test_one_machine_keeps_plain_names():
+    data = load.load_runs([os.path.join(FIXTURES, "machine-a.json")])
+    view = load.merged(data)
+    assert view["machines"] == [] and {r["target"] for r in view["results"]} == {
+        "isoinspect-lib", "runc", "docker"}
+    assert json.dumps(view["sources"][0]["machine"]) == '""'
+
+
+def test_records_name_their_host_or_the_node_given(monkeypatch):
+    from isoinspect.benches.machine import machine_info
+
+    monkeypatch.delenv("ISOINSPECT_NODE_NAME", raising=False)
+    assert machine_info()["host"] == os.uname().nodename
+    monkeypatch.setenv("ISOINSPECT_NODE_NAME", "node-7")
+    assert machine_info()["host"] == "node-7"
