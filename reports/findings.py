@@ -113,9 +113,11 @@ def verification(view: dict) -> list[str]:
         if any(is_control(r) for r in checks):
             passed = [r["check"] for r in checks if r["status"] == "PASS"]
             failed = sum(r["status"] == "FAIL" for r in checks)
+            others = "".join(f"; {r['check']} {r['status']}" for r in checks
+                             if r["status"] not in ("PASS", "FAIL"))
             sentences.append(
                 f"The control ({_name(runtime)}, every limit left out) failed {failed} of "
-                f"{len(checks)} checks, as expected" + (
+                f"{len(checks)} checks, as expected{others}" + (
                     f"; it passed {_join(passed)}: those checks cannot tell a missing limit "
                     "from an enforced one." if passed else ": the checks see a missing limit."))
             continue

@@ -107,6 +107,8 @@ def _verification(frames: dict, runs: list[dict]) -> Section:
     section.tables = [matrix]
     frame = frames["verify"]
     for row in frame[(frame.run == run["run_id"]) & (frame.status != "PASS")].itertuples():
+        if tables.shown_status(row) == tables.CONTROL_STATUS["FAIL"]:
+            continue    # as it must: the summary's finding says so once
         section.notes.append(f"{row.runtime} · {row.check} · {tables.shown_status(row)}: "
                              f"{row.why or '–'}")
     return section

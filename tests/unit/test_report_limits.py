@@ -21,13 +21,13 @@ def verify():
     return load.verify(load.load_runs([CONTROL]))
 
 
-def panels(frame, monkeypatch):
+def panels(frame, monkeypatch, run: str = RUN):
     """check title -> {runtime: plotted y values} and the limit line, from the drawn figure."""
     figures = []
     original = charts._png
     monkeypatch.setattr(charts, "_png", lambda figure: figures.append(figure) or
                         original(figure))
-    assert charts.enforcement_evidence(frame, RUN) is not None
+    assert charts.enforcement_evidence(frame, run) is not None
     out = {}
     for axes in figures[0].axes:
         lines = {line.get_gid(): list(line.get_ydata()) for line in axes.get_lines()
@@ -42,7 +42,7 @@ def test_cpu_shares_plots_the_ratio_against_the_ratio_band(verify, monkeypatch):
     lines, limits, unit = panels(verify, monkeypatch)["cpu-shares"]
     assert limits == [2.0] and unit == "ratio"
     runc = lines["runc"]
-    assert 3.3 < sum(runc) / len(runc) < 4.9          # 0.8 : 0.2 CPUs = 4, not 0.8 CPUs
+    assert 1.7 < sum(runc) / len(runc) < 2.4          # 0.67 : 0.33 CPUs = 2, not 0.67 CPUs
 
 
 def test_io_panels_plot_the_rate_against_the_rate_limit(verify, monkeypatch):
@@ -75,3 +75,14 @@ def test_a_control_pass_is_flagged(verify):
     frame = verify.copy()
     frame.loc[(frame.runtime == "control") & (frame.check == "pids-limit"), "status"] = "PASS"
     assert tables.verify_counts(frame, RUN)["PASS (control!)"] == 1
+
+
+def test_a_real_verify_run_draws_ratio_and_rate_panels(monkeypatch):
+    """verify-quick.json: a real `verify --quick` of runc and the control on this host."""
+    real = load.verify(load.load_runs([os.path.join(FIXTURES, "verify-quick.json")]))
+    drawn = panels(real, monkeypatch, real.run.iloc[0])
+    shares, limits, unit = drawn["cpu-shares"]
+    assert unit == "ratio" and limits == [4.0]
+    assert 2 < sorted(shares["runc"])[len(shares["runc"]) // 2] < 7   # about 4, not ~0.6 CPUs
+    io, limits, unit = drawn["io-write-bps"]
+    assert unit == "MiB/s" and limits == [2.0] and max(io["control"]) > 10
