@@ -19,8 +19,10 @@ def load_runs(refs: Sequence[str], directory: str | None = None) -> list[dict]:
     if not refs:
         raise RecordError("no run given: name a run id, a record file or 'latest'", exit_code=2)
     loaded = []
-    for ref in refs:
+    for ref, in_folder in _expanded(refs):
         data = records.load(ref, directory)
+        if not data["results"] and in_folder:
+            continue    # a run of the folder interrupted before it measured: nothing to show
         if not data["results"]:
             raise RecordError(f"run {data.get('run_id', ref)} ({data['_path']}) has no results: "
                               "nothing to report (was it interrupted before measuring?)",
@@ -28,7 +30,28 @@ def load_runs(refs: Sequence[str], directory: str | None = None) -> list[dict]:
         for number, result in enumerate(data["results"]):
             check_result(result, f"{data['_path']}: result {number}")
         loaded.append(data)
+    if not loaded:
+        raise RecordError(f"no run with results in {', '.join(refs)}: nothing to report",
+                          exit_code=2)
     return loaded
+
+
+def _expanded(refs: Sequence[str]) -> list[tuple[str, bool]]:
+    """Each ref, a folder standing for every record in it (``*.json``, e.g. records copied from
+    several hosts): (ref, whether it came from a folder). RecordError for a folder without any."""
+    import glob
+    import os
+
+    out: list[tuple[str, bool]] = []
+    for ref in refs:
+        if not os.path.isdir(ref):
+            out.append((ref, False))
+            continue
+        found = sorted(glob.glob(os.path.join(ref, "*.json")))
+        if not found:
+            raise RecordError(f"{ref} is a folder without run records (*.json)", exit_code=2)
+        out += [(path, True) for path in found]
+    return out
 
 
 #: what makes two results "the same measurement", by kind (for merging and comparing runs)

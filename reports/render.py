@@ -186,14 +186,20 @@ def _concurrency(frames: dict, runs: list[dict]) -> Section:
                           f"No concurrency sweep in {_where(runs[0])}.")
 
 
+def _chart_and_table(id_: str, title: str, frame, chart: Callable, table: Callable,
+                     missing: str, runs: list[dict]) -> Section:
+    """A section of one chart and one table of ``frame``, or saying what is ``missing``."""
+    return _chart_section(id_, title, [chart(frame, runs[0]["run_id"])],
+                          f"{missing} in {_where(runs[0])}.",
+                          [table(frame)] if not frame.empty else ())
+
+
 def _namespaces(frames: dict, runs: list[dict]) -> Section:
     from isoinspect.reports import charts, tables
 
-    namespaces = frames["namespace_cost"]
-    return _chart_section("namespaces", "Cost per namespace type",
-                          [charts.namespace_cost(namespaces, runs[0]["run_id"])],
-                          f"No namespace cost measurement in {_where(runs[0])}.",
-                          [tables.namespace_table(namespaces)] if not namespaces.empty else ())
+    return _chart_and_table("namespaces", "Cost per namespace type", frames["namespace_cost"],
+                            charts.namespace_cost, tables.namespace_table,
+                            "No namespace cost measurement", runs)
 
 
 def _enforcement(frames: dict, runs: list[dict]) -> Section:
@@ -207,21 +213,17 @@ def _enforcement(frames: dict, runs: list[dict]) -> Section:
 def _tracer(frames: dict, runs: list[dict]) -> Section:
     from isoinspect.reports import charts, tables
 
-    overhead = frames["trace_overhead"]
-    return _chart_section("overhead", "Tracer overhead",
-                          [charts.tracer_overhead(overhead, runs[0]["run_id"])],
-                          f"No tracer overhead measurement in {_where(runs[0])}.",
-                          [tables.overhead_table(overhead)] if not overhead.empty else ())
+    return _chart_and_table("overhead", "Tracer overhead", frames["trace_overhead"],
+                            charts.tracer_overhead, tables.overhead_table,
+                            "No tracer overhead measurement", runs)
 
 
 def _traces(frames: dict, runs: list[dict]) -> Section:
     from isoinspect.reports import charts, tables
 
-    traces = frames["traces"]
-    return _chart_section("traces", "Traced start-ups",
-                          [charts.trace_timeline(traces, runs[0]["run_id"])],
-                          f"No traced start-up in {_where(runs[0])}.",
-                          [tables.trace_table(traces)] if not traces.empty else ())
+    return _chart_and_table("traces", "Traced start-ups", frames["traces"],
+                            charts.trace_timeline, tables.trace_table,
+                            "No traced start-up", runs)
 
 
 #: The report's sections, in order. Each is ``section(frames, runs) -> Section``: ``frames`` the

@@ -46,15 +46,28 @@ def test_machine_labels_fall_back_to_the_full_kernel_and_a_number():
 def test_a_report_from_a_folder_of_two_hosts_names_both(tmp_path):
     for name in ("machine-a.json", "machine-b.json"):
         shutil.copy(os.path.join(FIXTURES, name), tmp_path / name)
-    refs = [str(tmp_path / name) for name in sorted(os.listdir(tmp_path))]
-    html = render.render(load.load_runs(refs))
+    shutil.copy(os.path.join(FIXTURES, "empty.json"), tmp_path / "empty.json")  # skipped
+    written = render.write_report([str(tmp_path)], str(tmp_path / "report.html"))
+    html = open(written).read()
     assert f"2 machines: {A}, {B}" in html
     assert f"Machine {A}" in html and f"Machine {B}" in html
     assert f"runc @ {B}" in html
     assert "host-b" in re.sub(r"\s+", " ", html[html.index('id="runs"'):])
-    view = load.merged(load.load_runs(refs))
+    view = load.merged(load.load_runs([str(tmp_path)]))
     chart = charts.latency_cdf(load.startup_samples([view]), view["run_id"], "start_to_ready")
     assert chart.alt == "CDF of start-up latency for 6 targets"   # both machines' lines
+
+
+def test_a_folder_without_records_is_a_clear_error(tmp_path):
+    import pytest
+
+    from isoinspect.benches.record import RecordError
+
+    with pytest.raises(RecordError, match="folder without run records"):
+        load.load_runs([str(tmp_path)])
+    shutil.copy(os.path.join(FIXTURES, "empty.json"), tmp_path / "empty.json")
+    with pytest.raises(RecordError, match="nothing to report"):
+        load.load_runs([str(tmp_path)])
 
 
 def test_one_machine_keeps_plain_names():
