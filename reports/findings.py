@@ -90,7 +90,32 @@ def startup(view: dict) -> list[str]:
         if within:
             sentence += f"; against {_join(within)} the difference is within the noise"
         sentences.append(sentence + ".")
-    return sentences
+    return sentences + machines(view, metric, results)
+
+
+def machines(view: dict, metric: str, results: list[dict]) -> list[str]:
+    """The same runtime on several machines: each later machine's p50 against the first's,
+    only where the CI excludes 1."""
+    from isoinspect.reports.tables import startup_ratio
+
+    by_runtime: dict[str, list[str]] = {}
+    for r in results:
+        if r["metric"] == metric and palette.machine_of(r["target"]):
+            by_runtime.setdefault(palette.runtime_of(r["target"]), []).append(r["target"])
+    parts = []
+    for runtime in palette.ordered(by_runtime):
+        first, *others = palette.ordered(by_runtime[runtime])
+        for other in others:
+            ratio = startup_ratio(view, metric, other, first)
+            ci = _ci(ratio and ratio.get("ci"))
+            if ratio and ci and (ci[0] > 1 or ci[1] < 1):
+                parts.append(f"{_name(runtime)} {ratio_text(ratio['ratio'], *ci)} on "
+                             f"{palette.machine_of(other)} against "
+                             f"{palette.machine_of(first)}")
+    if not parts:
+        return []
+    return [f"The same runtime on different machines ({metric} p50 ratio, 95% CI): "
+            f"{_join(parts)}."]
 
 
 def _beyond(ratio: dict | None) -> bool:

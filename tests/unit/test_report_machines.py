@@ -32,6 +32,15 @@ def test_the_same_runtime_on_two_machines_stays_two_rows():
     assert {row[0].swatch for row in table.rows[2:4]} == {palette.colour("runc")}
 
 
+def test_a_finding_compares_a_runtime_across_machines():
+    from isoinspect.reports import findings
+
+    sentence = findings.startup(load.merged(runs()))[-1]
+    assert sentence.startswith("The same runtime on different machines (start_to_ready p50 "
+                               "ratio, 95% CI): isoinspect-lib 1.46× [")
+    assert "runc 1.5" in sentence and f"on {B} against {A}" in sentence
+
+
 def test_machine_labels_fall_back_to_the_full_kernel_and_a_number():
     base = {"host": "n", "kernel": "6.1.0-18", "cpu": "x"}
     other = dict(base, kernel="6.1.0-20")
