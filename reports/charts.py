@@ -18,10 +18,6 @@ from isoinspect.reports import palette
 from isoinspect.reports.tables import namespace_name, ms, scaled, shown_unit
 
 DPI = 110
-#: phases can be many (the inspector reports up to ~15): twenty distinct colours (tab20 order)
-PHASE_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
-                 "#7f7f7f", "#bcbd22", "#17becf", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896",
-                 "#c5b0d5", "#c49c94", "#f7b6d2", "#c7c7c7", "#dbdb8d", "#9edae5")
 MAX_EVIDENCE_PANELS = 8
 #: what to read from each chart: its caption
 CAPTIONS = {
@@ -158,7 +154,7 @@ def phase_breakdown(phases, run_id: str) -> Chart | None:
     totals = totals[palette.ordered(totals.index)[::-1]]   # the report's order, top down
     figure = _figure(9, 0.55 * len(totals) + 1.6)
     axes = figure.add_subplot()
-    colour = {phase: PHASE_COLOURS[i % len(PHASE_COLOURS)] for i, phase in enumerate(order)}
+    colour = {phase: palette.PHASES[i % len(palette.PHASES)] for i, phase in enumerate(order)}
     left = {target: 0.0 for target in totals.index}
     for phase in order:
         part = frame[frame.phase == phase].set_index("target").p50
@@ -415,7 +411,7 @@ def trace_timeline(traces, run_id: str) -> Chart | None:
         return None
     targets = palette.ordered(frame.target)[::-1]          # the report's order, top down
     phases = list(dict.fromkeys(frame.sort_values("offset").phase))
-    colour = {phase: PHASE_COLOURS[i % len(PHASE_COLOURS)] for i, phase in enumerate(phases)}
+    colour = {phase: palette.PHASES[i % len(palette.PHASES)] for i, phase in enumerate(phases)}
     figure = _figure(9, 0.55 * len(targets) + 1.9)
     axes = figure.add_subplot()
     labelled: set[str] = set()

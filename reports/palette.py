@@ -24,7 +24,12 @@ COLOURS = {
     "runsc": "#ff7f0e", "qemu": "#8c564b", "control": "#e377c2",
 }
 #: colours for names not in COLOURS (picked by a hash of the name)
-EXTRA = ("#d62728", "#c49c94", "#f7b6d2", "#dbdb8d", "#9edae5", "#c5b0d5", "#ffbb78", "#393b79")
+EXTRA = ("#d62728", "#c49c94", "#f7b6d2", "#dbdb8d", "#9edae5", "#c5b0d5", "#ffbb78", "#17344f")
+#: phases of a start-up (up to ~15 from the inspector): tab20b's hues, none of a runtime's, so a
+#: bar coloured by phase is never read as a runtime
+PHASES = ("#393b79", "#e7ba52", "#637939", "#ad494a", "#6b6ecf", "#8ca252", "#7b4173",
+          "#bd9e39", "#d6616b", "#9c9ede", "#b5cf6b", "#a55194", "#8c6d31", "#e7969c",
+          "#5254a3", "#cedb9c", "#ce6dbd", "#843c39", "#e7cb94", "#de9ed6")
 #: colours of series that are not runtimes (operations, verdicts of a comparison)
 SERIES = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b")
 BETTER, WORSE, NEUTRAL = "#2ca02c", "#d62728", "#888888"
