@@ -171,8 +171,10 @@ def tracer(view: dict) -> list[str]:
         name = _name(r.get("target") or "start-up")
         if ci[0] > 1:
             costly.append(f"{name} {_percent(ratio)} [{_percent(ci[0])}, {_percent(ci[1])}]")
-        else:
-            free.append(f"{name} (at most {_percent(max(ci[1], 1.0))})")
+        elif ci[1] > 1:
+            free.append(f"{name} (at most {_percent(ci[1])})")
+        else:   # traced runs faster beyond noise: no cost to report, only the measurement
+            free.append(f"{name} (traced {ratio_text(ratio, *ci)} untraced)")
     sentences = []
     if costly:
         sentences.append(f"Tracing a start-up costs {_join(costly)} (traced against untraced "

@@ -76,10 +76,8 @@ def by_time(runs: Sequence[dict]) -> list[dict]:
 SUBJECT_FIELDS = ("target", "runtime")
 
 
-def machine_identity(machine: dict) -> tuple:
-    """What tells two machines apart: host name, kernel, CPU model and count, memory."""
-    return tuple(str(machine.get(f) or "") for f in ("host", "kernel", "cpu", "cpus",
-                                                        "memory_bytes"))
+#: what tells two machines apart, besides the host name: kernel, CPU model and count, memory
+MACHINE_FIELDS = ("kernel", "cpu", "cpus", "memory_bytes")
 
 
 def _short_kernel(kernel: str) -> str:
@@ -87,23 +85,43 @@ def _short_kernel(kernel: str) -> str:
     return ".".join(str(kernel).split("-")[0].split(".")[:2]) or "?"
 
 
-def machine_labels(runs: Sequence[dict]) -> dict[tuple, str]:
-    """A short label per distinct machine of ``runs`` (oldest first): ``host (6.18)``; the full
-    kernel, then a number, when short labels would collide."""
+def _machine_keys(runs: Sequence[dict]) -> dict[str, tuple]:
+    """run id -> which machine. The host name (recorded since the reports compare machines)
+    splits machines only where records of the same hardware and kernel name several hosts, so
+    a record from before it was recorded joins its machine's newer ones."""
+    base = {r["run_id"]: tuple(str((r.get("machine") or {}).get(f) or "")
+                               for f in MACHINE_FIELDS) for r in runs}
+    hosts: dict[tuple, set[str]] = {}
+    for r in runs:
+        host = (r.get("machine") or {}).get("host")
+        if host:
+            hosts.setdefault(base[r["run_id"]], set()).add(str(host))
+    return {r["run_id"]: base[r["run_id"]] + (
+        (str((r.get("machine") or {}).get("host") or ""),)
+        if len(hosts.get(base[r["run_id"]], ())) > 1 else ()) for r in runs}
+
+
+def machine_labels(runs: Sequence[dict]) -> dict[str, str]:
+    """run id -> a short label of its machine, ``host (6.18)``; the full kernel, then a number,
+    where short labels would collide. One label for all runs when they share one machine."""
+    ordered = by_time(runs)
+    keys = _machine_keys(ordered)
     machines: dict[tuple, dict] = {}
-    for run in by_time(runs):
-        machines.setdefault(machine_identity(run.get("machine") or {}), run.get("machine") or {})
-    labels: dict[tuple, str] = {}
-    for number, (key, machine) in enumerate(machines.items(), start=1):
-        name = machine.get("host") or f"machine {number}"
-        labels[key] = f"{name} ({_short_kernel(machine.get('kernel', '?'))})"
+    for run in ordered:   # the newest record's machine names it (it may know its host)
+        machines[keys[run["run_id"]]] = run.get("machine") or {}
+    order = list(dict.fromkeys(keys[r["run_id"]] for r in ordered))
+
+    def name(key: tuple, number: int) -> str:
+        return machines[key].get("host") or f"machine {number}"
+
+    labels = {key: f"{name(key, n)} ({_short_kernel(machines[key].get('kernel', '?'))})"
+              for n, key in enumerate(order, start=1)}
     if len(set(labels.values())) < len(labels):
-        labels = {key: f"{machines[key].get('host') or f'machine {n}'} "
-                       f"({machines[key].get('kernel', '?')})"
-                  for n, key in enumerate(machines, start=1)}
+        labels = {key: f"{name(key, n)} ({machines[key].get('kernel', '?')})"
+                  for n, key in enumerate(order, start=1)}
     if len(set(labels.values())) < len(labels):
         labels = {key: f"{label} #{n}" for n, (key, label) in enumerate(labels.items(), 1)}
-    return labels
+    return {run_id: labels[key] for run_id, key in keys.items()}
 
 
 def merged(runs: Sequence[dict]) -> dict:
@@ -121,10 +139,10 @@ def merged(runs: Sequence[dict]) -> dict:
     ordered = by_time(runs)
     newest = ordered[-1]
     labels = machine_labels(ordered)
-    several = len(labels) > 1
+    several = len(set(labels.values())) > 1
     results: dict[tuple, dict] = {}
     for run in ordered:
-        machine = labels[machine_identity(run.get("machine") or {})] if several else ""
+        machine = labels[run["run_id"]] if several else ""
         for number, result in enumerate(run["results"]):
             result = dict(result, _run=run["run_id"], _machine=machine)
             for name in SUBJECT_FIELDS:
@@ -141,18 +159,17 @@ def merged(runs: Sequence[dict]) -> dict:
             combined.update(run.get(field) or {})
         view[field] = combined
     view["results"] = list(results.values())
-    view["machines"] = [{"label": label, "machine": next(
-        r.get("machine") or {} for r in reversed(ordered)
-        if machine_identity(r.get("machine") or {}) == key),
-        "runs": [r["run_id"] for r in ordered
-                 if machine_identity(r.get("machine") or {}) == key]}
-        for key, label in labels.items()] if several else []
+    view["machines"] = [{"label": label,
+                         "machine": next(r.get("machine") or {} for r in reversed(ordered)
+                                         if labels[r["run_id"]] == label),
+                         "runs": [r["run_id"] for r in ordered if labels[r["run_id"]] == label]}
+                        for label in dict.fromkeys(labels[r["run_id"]] for r in ordered)
+                        ] if several else []
     view["sources"] = [{"run_id": r["run_id"], "command": r.get("command", ""),
                         "created": r.get("created"), "finished": r.get("finished"),
                         "interrupted": bool(r.get("interrupted")), "results": len(r["results"]),
                         "kernel": (r.get("machine") or {}).get("kernel"),
-                        "machine": labels[machine_identity(r.get("machine") or {})]
-                        if several else ""} for r in ordered]
+                        "machine": labels[r["run_id"]] if several else ""} for r in ordered]
     return view
 
 

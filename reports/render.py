@@ -285,10 +285,10 @@ def render(runs: Sequence[dict]) -> str:
     runs = load.by_time(runs)
     newest = runs[-1]
     machine = newest.get("machine") or {}
-    machines = load.machine_labels(runs)
+    machines = list(dict.fromkeys(load.machine_labels(runs).values()))
     where = (f"kernel {machine.get('kernel', '?')} · {machine.get('cgroup_mode', '?')} cgroups"
              if len(machines) == 1 else
-             f"{len(machines)} machines: " + ", ".join(machines.values()))
+             f"{len(machines)} machines: " + ", ".join(machines))
     subtitle = f"{where} · " + (f"run {newest['run_id']} · {newest.get('command', '')}"
                                 if len(runs) == 1 else f"{len(runs)} runs, newest "
                                                        f"{newest['run_id']}")

@@ -55,11 +55,13 @@ def test_tracer_cost_beyond_noise_or_its_upper_bound():
                 "ci": ci}
     sentences = findings.tracer({"results": [result("runc", 1.05, [0.97, 1.17]),
                                              result("docker", 1.16, [1.07, 1.20]),
-                                             result("runsc", 1.2, [None, None])]})
+                                             result("runsc", 1.2, [None, None]),
+                                             result("qemu", 0.86, [0.81, 0.97])]})
     assert sentences == [
         "Tracing a start-up costs Docker +16.0% [+7.0%, +20.0%] (traced against untraced "
         "p50, 95% CI, paired runs).",
-        "The tracer's cost is within the noise for runc (at most +17.0%)."]
+        "The tracer's cost is within the noise for runc (at most +17.0%) and the VM (qemu) "
+        "(traced 0.86× [0.81, 0.97] untraced)."]
 
 
 def test_overhead_and_density_headlines():

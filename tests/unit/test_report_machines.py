@@ -46,10 +46,20 @@ def test_machine_labels_fall_back_to_the_full_kernel_and_a_number():
     other = dict(base, kernel="6.1.0-20")
     labels = load.machine_labels([{"machine": base, "run_id": "1"},
                                   {"machine": other, "run_id": "2"}])
-    assert sorted(labels.values()) == ["n (6.1.0-18)", "n (6.1.0-20)"]
-    one = load.machine_labels([{"machine": base, "run_id": "1"},
-                               {"machine": dict(base), "run_id": "2"}])
-    assert list(one.values()) == ["n (6.1)"]
+    assert labels == {"1": "n (6.1.0-18)", "2": "n (6.1.0-20)"}
+    twins = load.machine_labels([{"machine": base, "run_id": "1"},
+                                 {"machine": dict(base, host="m"), "run_id": "2"},
+                                 {"machine": dict(base, host="m"), "run_id": "3"}])
+    assert twins == {"1": "n (6.1)", "2": "m (6.1)", "3": "m (6.1)"}
+
+
+def test_a_record_without_a_host_name_joins_its_machine():
+    """Records written before the host was recorded are the same machine as newer ones."""
+    old = {"kernel": "6.18.44", "cpu": "x", "cpus": 2}
+    labels = load.machine_labels([{"machine": old, "run_id": "1", "created": 1},
+                                  {"machine": dict(old, host="vm"), "run_id": "2",
+                                   "created": 2}])
+    assert labels == {"1": "vm (6.18)", "2": "vm (6.18)"}
 
 
 def test_a_report_from_a_folder_of_two_hosts_names_both(tmp_path):
