@@ -87,6 +87,7 @@ def startup(view: dict) -> list[str]:
         sentence = (f"{leaders} start{'' if ties else 's'} fastest ({metric} p50 "
                     f"{ms(p50[fastest])} ms{', within the noise of each other' if ties else ''}"
                     f"): {_name(fastest)}'s p50 is {_join(beyond)} (95% CI)")
+        within = [w for w in within if w not in {_name(t) for t in ties}]
         if within:
             sentence += f"; against {_join(within)} the difference is within the noise"
         sentences.append(sentence + ".")
@@ -148,15 +149,15 @@ def verification(view: dict) -> list[str]:
             continue
         bad = [r for r in checks if r["status"] != "PASS"]
         if not bad:
-            enforced.append(f"{_name(runtime)} ({len(checks)})")
+            plural = "s" if len(checks) > 1 else ""
+            enforced.append(f"{_name(runtime)} ({len(checks)} check{plural})")
             continue
         reasons = "; ".join(f"{r['check']} {r['status']}" + (f" ({r['why']})" if r.get("why")
                                                               else "") for r in bad)
         sentences.append(f"{_name(runtime)} enforced {len(checks) - len(bad)} of {len(checks)} "
                          f"limits; not: {reasons}.")
     if enforced:
-        sentences.insert(0, f"{_join(enforced)} enforced every limit checked (number of "
-                            "checks in brackets).")
+        sentences.insert(0, f"{_join(enforced)} enforced every limit checked.")
     return sentences
 
 

@@ -41,8 +41,7 @@ def test_no_startup_finding_when_the_ci_does_not_support_it():
 
 def test_verification_says_who_enforced_everything_and_why_not():
     sentences = findings.verification(view("verify-control.json"))
-    assert sentences[0] == "runc enforced every limit checked (number of checks in brackets)." \
-        .replace("runc", "runc (7)")
+    assert sentences[0] == "runc (7 checks) enforced every limit checked."
     assert "failed 7 of 7 checks, as expected" in sentences[1]
     full = findings.verification(view("full.json"))
     assert any(s.startswith("gVisor (runsc) enforced 5 of 8 limits; not: ") and
