@@ -58,7 +58,9 @@ def _expanded(refs: Sequence[str]) -> list[tuple[str, bool]]:
 IDENTITY: dict[str, tuple[str, ...]] = {
     "startup": ("target", "metric"), "concurrency": ("target", "level"),
     "namespace_cost": ("namespace", "op", "concurrency"), "verify": ("runtime", "check"),
-    "trace_overhead": ("target",), "trace": ("target",),
+    "trace_overhead": ("target",), "trace": ("target",), "overhead": ("target", "test"),
+    "density": ("target", "level"), "exposure": ("runtime", "workload"),
+    "isolation": ("runtime",),
 }
 
 

@@ -104,3 +104,17 @@ def test_records_name_their_host_or_the_node_given(monkeypatch):
     assert machine_info()["host"] == os.uname().nodename
     monkeypatch.setenv("ISOINSPECT_NODE_NAME", "node-7")
     assert machine_info()["host"] == "node-7"
+
+
+def test_newer_kinds_merge_by_what_they_measure():
+    """A rerun's overhead/density/exposure/isolation result replaces the older one, per machine."""
+    def run(run_id, created, host, value):
+        return {"run_id": run_id, "created": created, "machine": {"host": host, "kernel": "6.1"},
+                "results": [{"kind": "overhead", "target": "runc", "test": "getppid",
+                             "status": "ok", "value": value},
+                            {"kind": "isolation", "runtime": "runc", "status": "ok",
+                             "properties": {}, "value": value}]}
+    view = load.merged([run("1", 1, "a", 1.0), run("2", 2, "a", 2.0), run("3", 3, "b", 3.0)])
+    assert sorted((r["kind"], r["_machine"], r["value"]) for r in view["results"]) == [
+        ("isolation", "a (6.1)", 2.0), ("isolation", "b (6.1)", 3.0),
+        ("overhead", "a (6.1)", 2.0), ("overhead", "b (6.1)", 3.0)]
