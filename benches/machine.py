@@ -53,7 +53,10 @@ def source_commit() -> str | None:
 
 def machine_info() -> dict:
     uname = os.uname()
-    return {"kernel": uname.release, "arch": uname.machine, "cpu": cpu_model(),
+    # host: which machine, for reports combining several (a Kubernetes pod passes its node's
+    # name in ISOINSPECT_NODE_NAME: its own host name is the pod's)
+    return {"host": os.environ.get("ISOINSPECT_NODE_NAME") or uname.nodename,
+            "kernel": uname.release, "arch": uname.machine, "cpu": cpu_model(),
             "cpus": os.cpu_count(), "memory_bytes": memory_bytes(),
             "cgroup_mode": cgroup_mode(), "python": sys.version.split()[0],
             "commit": source_commit()}

@@ -19,10 +19,12 @@ import click
 def report(runs: tuple[str, ...], output: str | None, results_dir: str | None) -> None:
     """Write a self-contained HTML report of RUNs and print its path.
 
-    A RUN is a record file, a run id, a unique prefix of one, or 'latest'. Several RUNs are
-    combined (e.g. a benchmark run and a verification run; the newest result of a measurement
-    wins), and measurements found in more than one run are compared, each later run against
-    the oldest.
+    A RUN is a record file, a run id, a unique prefix of one, 'latest', or a folder (every
+    record in it). Several RUNs are combined (e.g. a benchmark run and a verification run; the
+    newest result of a measurement wins), and measurements found in more than one run are
+    compared, each later run against the oldest. Records from several machines (copied from
+    several hosts into one folder) give one report with the machine as a dimension: each
+    runtime named "runtime @ host (kernel)", side by side.
     """
     from isoinspect.reports.render import write_report
 

@@ -14,15 +14,10 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 from isoinspect.benches import stats
-from isoinspect.reports.tables import ms, scaled, shown_unit
+from isoinspect.reports import palette
+from isoinspect.reports.tables import namespace_name, ms, scaled, shown_unit
 
 DPI = 110
-PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2",
-           "#7f7f7f", "#bcbd22", "#17becf")
-#: phases can be many (the inspector reports up to ~15): twenty distinct colours (tab20 order)
-PHASE_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
-                 "#7f7f7f", "#bcbd22", "#17becf", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896",
-                 "#c5b0d5", "#c49c94", "#f7b6d2", "#c7c7c7", "#dbdb8d", "#9edae5")
 MAX_EVIDENCE_PANELS = 8
 #: what to read from each chart: its caption
 CAPTIONS = {
@@ -44,10 +39,12 @@ CAPTIONS = {
         "for on every start; network namespaces usually dominate."),
     "enforcement": (
         "What the kernel did under each limit, over time, one panel per check and one "
-        "line per runtime: the measured value (e.g. CPU used, memory charged), the "
-        "dashed configured limit with its grey tolerance band, and dotted verticals "
-        "at kernel events such as the OOM kill. A PASS stays within the band (or is "
-        "stopped at it); a FAIL leaves it."),
+        "line per runtime, in the limit's own unit: CPUs against a CPU quota, memory "
+        "charged against a memory limit, the I/O rate (MiB/s over the last 0.5 s, from "
+        "the device's byte counter) against a rate limit, the heavy : light CPU ratio "
+        "against a shares ratio. The dashed line is the configured limit with its grey "
+        "tolerance band; dotted verticals mark kernel events such as the OOM kill. A PASS "
+        "stays within the band (or is stopped at it); a FAIL leaves it."),
     "overhead": (
         "The same start-up measured without and with tracing, per target (boxes: "
         "quartiles and median; dots: every run). If the boxes overlap, the tracer's "
@@ -107,9 +104,11 @@ def _plain(axes, name: str) -> None:
     axis.set_minor_formatter(label if narrow else FuncFormatter(lambda value, _: ""))
 
 
-def colours(names: Sequence[str]) -> dict[str, str]:
-    """A stable colour per name (targets keep their colour across charts)."""
-    return {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(sorted(set(names)))}
+def _runtime_ticks(axes, names: Sequence[str]) -> None:
+    """Y tick labels in each runtime's colour (bars coloured by phase still name the runtime)."""
+    for label, name in zip(axes.get_yticklabels(), names):
+        label.set_color(palette.colour(name))
+        label.set_gid(palette.runtime_of(name))
 
 
 def latency_cdf(samples, run_id: str, metric: str) -> Chart | None:
@@ -119,12 +118,13 @@ def latency_cdf(samples, run_id: str, metric: str) -> Chart | None:
         return None
     figure = _figure(9, 4.6)
     axes = figure.add_subplot()
-    groups = sorted(frame.groupby("target"), key=lambda g: g[1].seconds.median())
-    palette = colours([name for name, _ in groups])
+    groups = sorted(frame.groupby("target"), key=lambda g: palette.key(g[0]))
+    machines = {palette.machine_of(name) for name, _ in groups}
     for target, group in groups:
         values = sorted(group.seconds * 1e3)
         fractions = [(i + 1) / len(values) for i in range(len(values))]
-        axes.step(values, fractions, where="post", color=palette[target], linewidth=1.6,
+        axes.step(values, fractions, where="post", color=palette.colour(target), linewidth=1.6,
+                  linestyle=palette.linestyle(target, machines), gid=palette.runtime_of(target),
                   label=f"{target} (p50 {ms(stats.median(list(group.seconds)))} ms, "
                         f"n={len(values)})")
     axes.set_xscale("log")
@@ -150,20 +150,22 @@ def phase_breakdown(phases, run_id: str) -> Chart | None:
     # phases in their usual order: mean position within each target's own phase list
     sizes = frame.groupby("target").order.transform("max") + 1
     order = (frame.order / sizes).groupby(frame.phase).mean().sort_values().index.tolist()
-    totals = frame.groupby("target").p50.sum().sort_values()
+    totals = frame.groupby("target").p50.sum()
+    totals = totals[palette.ordered(totals.index)[::-1]]   # the report's order, top down
     figure = _figure(9, 0.55 * len(totals) + 1.6)
     axes = figure.add_subplot()
-    palette = {phase: PHASE_COLOURS[i % len(PHASE_COLOURS)] for i, phase in enumerate(order)}
+    colour = {phase: palette.PHASES[i % len(palette.PHASES)] for i, phase in enumerate(order)}
     left = {target: 0.0 for target in totals.index}
     for phase in order:
         part = frame[frame.phase == phase].set_index("target").p50
         widths = [100 * part.get(t, 0.0) / totals[t] if totals[t] else 0.0 for t in totals.index]
         axes.barh(list(totals.index), widths, left=[left[t] for t in totals.index],
-                  color=palette[phase], label=phase, edgecolor="white", linewidth=0.5)
+                  color=colour[phase], label=phase, edgecolor="white", linewidth=0.5)
         for target, width in zip(totals.index, widths):
             left[target] += width
     for y, target in enumerate(totals.index):
         axes.text(101, y, f"{ms(totals[target])} ms", va="center", fontsize=8)
+    _runtime_ticks(axes, list(totals.index))
     axes.set_xlim(0, 115)
     axes.set_xlabel("share of the start-up time (%, p50 of each phase)")
     axes.set_ylabel("runtime")
@@ -182,11 +184,12 @@ def concurrency_throughput(frame, run_id: str) -> Chart | None:
         return None
     figure = _figure(9, 4.2)
     axes = figure.add_subplot()
-    palette = colours(frame.target)
-    for target, group in frame.groupby("target"):
-        group = group.sort_values("level")
-        axes.plot(group.level, group.containers_per_second, marker="o", color=palette[target],
-                  label=target)
+    machines = {palette.machine_of(name) for name in frame.target}
+    for target in palette.ordered(frame.target):
+        group = frame[frame.target == target].sort_values("level")
+        axes.plot(group.level, group.containers_per_second, marker="o",
+                  color=palette.colour(target), linestyle=palette.linestyle(target, machines),
+                  label=target, gid=palette.runtime_of(target))
     axes.set_xscale("log", base=2)
     axes.set_yscale("log")
     _plain(axes, "y")
@@ -202,10 +205,16 @@ def concurrency_throughput(frame, run_id: str) -> Chart | None:
 
 
 def namespace_cost(frame, run_id: str) -> Chart | None:
-    """p50 cost of creating and destroying each namespace type, with the p50's 95 % CI."""
+    """p50 cost of creating and destroying each namespace type, with the p50's 95 % CI.
+
+    A sweep measures every type at several concurrency levels: the bars are the lowest level's
+    (one creator, the type's own cost); the table gives every level.
+    """
     frame = frame[(frame.run == run_id) & (frame.status == "ok")].dropna(subset=["p50"])
     if frame.empty:
         return None
+    level = frame.concurrency.min()
+    frame = frame[frame.concurrency == level].drop_duplicates(["namespace", "op"], keep="last")
     order = (frame[frame.op == "create"].sort_values("p50", ascending=False).namespace.tolist()
              or sorted(set(frame.namespace)))
     order += [n for n in sorted(set(frame.namespace)) if n not in order]
@@ -224,14 +233,15 @@ def namespace_cost(frame, run_id: str) -> Chart | None:
             xs.append(x + (index - (len(ops) - 1) / 2) * width)
             heights.append(p50)
             lo, hi = row.p50_lo, row.p50_hi
-            errors[0].append(p50 - lo * 1e6 if _real(lo) else 0.0)
-            errors[1].append(hi * 1e6 - p50 if _real(hi) else 0.0)
+            errors[0].append(max(p50 - lo * 1e6, 0.0) if _real(lo) else 0.0)
+            errors[1].append(max(hi * 1e6 - p50, 0.0) if _real(hi) else 0.0)
         axes.bar(xs, heights, width, yerr=errors, capsize=2, label=op,
-                 color=PALETTE[index % len(PALETTE)])
-    axes.set_xticks(range(len(order)), order)
+                 color=palette.SERIES[index % len(palette.SERIES)])
+    axes.set_xticks(range(len(order)), [namespace_name(n) for n in order],
+                    rotation=30 if len(order) > 9 else 0)
     axes.set_yscale("log")
     _plain(axes, "y")
-    axes.set_xlabel("namespace type")
+    axes.set_xlabel(f"namespace type ({int(level)} creator{'s' if level != 1 else ''} at once)")
     axes.set_ylabel("p50 cost per namespace (µs, log scale)")
     axes.grid(True, axis="y", which="both", alpha=0.25)
     axes.legend(fontsize=8, frameon=False)
@@ -265,6 +275,53 @@ def _plottable(series: Any) -> bool:
             and all(_real(x) for x in t + value))
 
 
+#: seconds a rate derived from a cumulative series is averaged over (samples come every 50 ms)
+RATE_WINDOW = 0.5
+
+
+def rate_series(series: dict, unit: str) -> dict:
+    """A cumulative series (bytes) as its rate (bytes/s), over RATE_WINDOW seconds ending at
+    each sample: the I/O limit is a rate, so the panel draws a rate against it."""
+    t, value = series["t"], series["value"]
+    out_t, out_v, start = [], [], 0
+    for i in range(1, len(t)):
+        while start < i - 1 and t[i] - t[start + 1] >= RATE_WINDOW:
+            start += 1
+        span = t[i] - t[start]
+        if span > 0:
+            out_t.append(t[i])
+            out_v.append((value[i] - value[start]) / span)
+    return {"t": out_t, "value": out_v, "unit": unit}
+
+
+def ratio_series(series: dict, share: Any) -> dict | None:
+    """The cpu-shares check's series (the heavy box's CPUs on the pinned CPU) as the heavy :
+    light ratio, the light box taking what the pair used minus the heavy box's part (their
+    window averages ``share`` give the pair's total); None when that cannot be told."""
+    if not (isinstance(share, list) and len(share) == 2 and all(map(_real, share))):
+        return None
+    total = share[0] + share[1]
+    t, value = [], []
+    for moment, heavy in zip(series["t"], series["value"]):
+        if total - heavy > 0.02 * total:
+            t.append(moment)
+            value.append(heavy / (total - heavy))
+    return {"t": t, "value": value, "unit": "ratio"} if t else None
+
+
+def in_limit_unit(series: dict, row: Any) -> dict | None:
+    """The series in the unit of the check's limit (so the limit line and band apply to it), or
+    None when it cannot be converted (then it is drawn without the limit)."""
+    unit = series.get("unit") or row.unit
+    if not row.unit or unit == row.unit:
+        return dict(series, unit=unit)
+    if row.unit == "bytes/s" and unit == "bytes":
+        return rate_series(series, row.unit)
+    if row.unit == "ratio" and unit == "cpus":
+        return ratio_series(series, row.evidence.get("share"))
+    return None
+
+
 def enforcement_evidence(verify, run_id: str) -> Chart | None:
     """Small multiples, one per check: each runtime's measured time series against the limit."""
     frame = verify[verify.run == run_id]
@@ -272,27 +329,33 @@ def enforcement_evidence(verify, run_id: str) -> Chart | None:
     checks = list(dict.fromkeys(row.check for row in rows))[:MAX_EVIDENCE_PANELS]
     if not checks:
         return None
-    palette = colours(frame.runtime)
     columns = 2 if len(checks) > 1 else 1
+    machines = {palette.machine_of(name) for name in frame.runtime}
     height = 2.9 * math.ceil(len(checks) / columns) + 0.4
     figure = _figure(9, height)
     for index, check in enumerate(checks):
         axes = figure.add_subplot(math.ceil(len(checks) / columns), columns, index + 1)
-        panel = [row for row in rows if row.check == check]
-        unit, limit = "", panel[0]
+        panel = sorted((row for row in rows if row.check == check),
+                       key=lambda row: palette.key(row.runtime))
+        unit, limit, raw = "", panel[0], False
         for row in panel:
             for name, series in _series(row.evidence):
+                converted = in_limit_unit(series, row)
+                raw = raw or converted is None
+                series = converted or series
                 unit = series.get("unit") or row.unit
                 axes.plot(series["t"], [scaled(v, unit) for v in series["value"]],
-                          linewidth=1.3, color=palette[row.runtime],
+                          linewidth=1.3, color=palette.colour(row.runtime),
+                          linestyle=palette.linestyle(row.runtime, machines),
+                          gid=palette.runtime_of(row.runtime),
                           label=f"{row.runtime} {name} ({row.status})".replace("  ", " "))
             for event in row.evidence.get("events") or []:
                 if isinstance(event, dict) and _real(event.get("t")):
-                    axes.axvline(event["t"], color=palette[row.runtime], linewidth=0.9,
+                    axes.axvline(event["t"], color=palette.colour(row.runtime), linewidth=0.9,
                                  linestyle=":")
             if _real(row.expected):
                 limit = row
-        if _real(limit.expected):
+        if _real(limit.expected) and not raw:
             expected = scaled(limit.expected, limit.unit)
             axes.axhline(expected, color="black", linestyle="--", linewidth=1.1,
                          label=f"limit {expected:g} {shown_unit(limit.unit)}")
@@ -317,19 +380,23 @@ def enforcement_evidence(verify, run_id: str) -> Chart | None:
 def tracer_overhead(frame, run_id: str) -> Chart | None:
     """Start-up time with and without the tracer attached (box plots)."""
     frame = frame[frame.run == run_id]
-    rows = [r for r in frame.to_dict("records") if r["samples_with"] and r["samples_without"]]
+    rows = sorted((r for r in frame.to_dict("records")
+                   if r["samples_with"] and r["samples_without"]),
+                  key=lambda r: palette.key(r["target"] or ""))
     if not rows:
         return None
     figure = _figure(9, 1.2 * len(rows) + 2)
     axes = figure.add_subplot()
-    data, labels = [], []
+    data, labels, names = [], [], []
     for row in rows:
         name = row["target"] or "start-up"
+        names += [name, name]
         data += [[s * 1e3 for s in row["samples_without"]], [s * 1e3 for s in row["samples_with"]]]
         labels += [f"{name}\nwithout tracer", f"{name}\nwith tracer"]
     axes.boxplot(data, vert=False, labels=labels, showfliers=False, widths=0.6)
-    for y, values in enumerate(data, start=1):   # every run as a dot: few runs stay visible
-        axes.plot(values, [y] * len(values), "o", color=PALETTE[0], alpha=0.35, markersize=3)
+    for y, (values, name) in enumerate(zip(data, names), start=1):   # every run as a dot
+        axes.plot(values, [y] * len(values), "o", color=palette.colour(name), alpha=0.35,
+                  markersize=3, gid=palette.runtime_of(name))
     axes.set_xlabel("start-up latency (ms)")
     axes.grid(True, axis="x", alpha=0.25)
     return Chart("chart-overhead", "The tracer's own overhead",
@@ -342,9 +409,9 @@ def trace_timeline(traces, run_id: str) -> Chart | None:
     frame = traces[traces.run == run_id]
     if frame.empty:
         return None
-    targets = list(dict.fromkeys(frame.target))
+    targets = palette.ordered(frame.target)[::-1]          # the report's order, top down
     phases = list(dict.fromkeys(frame.sort_values("offset").phase))
-    palette = {phase: PHASE_COLOURS[i % len(PHASE_COLOURS)] for i, phase in enumerate(phases)}
+    colour = {phase: palette.PHASES[i % len(palette.PHASES)] for i, phase in enumerate(phases)}
     figure = _figure(9, 0.55 * len(targets) + 1.9)
     axes = figure.add_subplot()
     labelled: set[str] = set()
@@ -352,11 +419,12 @@ def trace_timeline(traces, run_id: str) -> Chart | None:
         previous = 0.0
         for row in frame[frame.target == target].sort_values("offset").itertuples():
             axes.barh(y, (row.offset - previous) * 1e3, left=previous * 1e3, height=0.6,
-                      color=palette[row.phase], edgecolor="white", linewidth=0.5,
+                      color=colour[row.phase], edgecolor="white", linewidth=0.5,
                       label=None if row.phase in labelled else row.phase)
             labelled.add(row.phase)
             previous = row.offset
     axes.set_yticks(range(len(targets)), targets)
+    _runtime_ticks(axes, targets)
     axes.set_xlabel("time since the first traced event (ms); each span ends at its phase")
     axes.grid(True, axis="x", alpha=0.25)
     axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.3 if len(targets) < 4 else -0.15),
@@ -375,8 +443,8 @@ def comparison_forest(frame) -> Chart | None:
     figure = _figure(9, 0.32 * len(frame) + 1.4)
     axes = figure.add_subplot()
     for y, row in enumerate(frame.itertuples()):
-        colour = PALETTE[1] if row.beyond_noise and row.ratio > 1 else \
-            PALETTE[2] if row.beyond_noise else "#888"
+        colour = palette.WORSE if row.beyond_noise and row.ratio > 1 else \
+            palette.BETTER if row.beyond_noise else palette.NEUTRAL
         lo = row.ci_lo if _real(row.ci_lo) else row.ratio
         hi = row.ci_hi if _real(row.ci_hi) else row.ratio
         axes.errorbar(row.ratio, y, xerr=[[row.ratio - lo], [hi - row.ratio]], fmt="o",

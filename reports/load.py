@@ -20,7 +20,10 @@ def load_runs(refs: Sequence[str], directory: str | None = None) -> list[dict]:
     if not refs:
         raise RecordError("no run given: name a run id, a record file or 'latest'", exit_code=2)
     loaded = []
-    for data in (run for ref in refs for run in records.load_all(ref, directory)):
+    for data, in_folder in ((run, in_folder) for ref, in_folder in _expanded(refs)
+                            for run in records.load_all(ref, directory)):
+        if not data["results"] and in_folder:
+            continue    # a run of the folder interrupted before it measured: nothing to show
         if not data["results"]:
             raise RecordError(f"run {data.get('run_id', '?')} ({data['_path']}) has no results: "
                               "nothing to report (was it interrupted before measuring?)",
@@ -28,16 +31,36 @@ def load_runs(refs: Sequence[str], directory: str | None = None) -> list[dict]:
         for number, result in enumerate(data["results"]):
             check_result(result, f"{data['_path']}: result {number}")
         loaded.append(data)
+    if not loaded:
+        raise RecordError(f"no run with results in {', '.join(refs)}: nothing to report",
+                          exit_code=2)
     return loaded
+
+
+def _expanded(refs: Sequence[str]) -> list[tuple[str, bool]]:
+    """Each ref, a folder standing for every record in it (``*.json``, e.g. records copied from
+    several hosts): (ref, whether it came from a folder). RecordError for a folder without any."""
+    import glob
+    import os
+
+    out: list[tuple[str, bool]] = []
+    for ref in refs:
+        if not os.path.isdir(ref):
+            out.append((ref, False))
+            continue
+        found = sorted(glob.glob(os.path.join(ref, "*.json")))
+        if not found:
+            raise RecordError(f"{ref} is a folder without run records (*.json)", exit_code=2)
+        out += [(path, True) for path in found]
+    return out
 
 
 #: what makes two results "the same measurement", by kind (for merging and comparing runs)
 IDENTITY: dict[str, tuple[str, ...]] = {
     "startup": ("target", "metric"), "concurrency": ("target", "level"),
     "namespace_cost": ("namespace", "op", "concurrency"), "verify": ("runtime", "check"),
-    "trace_overhead": ("target",), "trace": ("target",),
-    "overhead": ("target", "test"), "density": ("target", "level"),
-    "exposure": ("runtime", "workload"),
+    "trace_overhead": ("target",), "trace": ("target",), "overhead": ("target", "test"),
+    "density": ("target", "level"), "exposure": ("runtime", "workload"),
     "isolation": ("runtime",),
 }
 
@@ -52,21 +75,86 @@ def by_time(runs: Sequence[dict]) -> list[dict]:
     return sorted(runs, key=lambda r: (r.get("created") or 0, r.get("run_id", "")))
 
 
+#: result fields naming what was measured: a second machine qualifies them (``runc @ b (6.1)``)
+SUBJECT_FIELDS = ("target", "runtime")
+
+
+#: what tells two machines apart, besides the host name: kernel, CPU model and count, memory
+MACHINE_FIELDS = ("kernel", "cpu", "cpus", "memory_bytes")
+
+
+def _short_kernel(kernel: str) -> str:
+    """``6.18.44-fc-v1300`` -> ``6.18``: enough to tell kernels apart in a label, mostly."""
+    return ".".join(str(kernel).split("-")[0].split(".")[:2]) or "?"
+
+
+def _machine_keys(runs: Sequence[dict]) -> dict[str, tuple]:
+    """run id -> which machine. The host name (recorded since the reports compare machines)
+    splits machines only where records of the same hardware and kernel name several hosts, so
+    a record from before it was recorded joins its machine's newer ones."""
+    base = {r["run_id"]: tuple(str((r.get("machine") or {}).get(f) or "")
+                               for f in MACHINE_FIELDS) for r in runs}
+    hosts: dict[tuple, set[str]] = {}
+    for r in runs:
+        host = (r.get("machine") or {}).get("host")
+        if host:
+            hosts.setdefault(base[r["run_id"]], set()).add(str(host))
+    return {r["run_id"]: base[r["run_id"]] + (
+        (str((r.get("machine") or {}).get("host") or ""),)
+        if len(hosts.get(base[r["run_id"]], ())) > 1 else ()) for r in runs}
+
+
+def machine_labels(runs: Sequence[dict]) -> dict[str, str]:
+    """run id -> a short label of its machine, ``host (6.18)``; the full kernel, then a number,
+    where short labels would collide. One label for all runs when they share one machine."""
+    ordered = by_time(runs)
+    keys = _machine_keys(ordered)
+    machines: dict[tuple, dict] = {}
+    for run in ordered:   # the newest record's machine names it (it may know its host)
+        machines[keys[run["run_id"]]] = run.get("machine") or {}
+    order = list(dict.fromkeys(keys[r["run_id"]] for r in ordered))
+
+    def name(key: tuple, number: int) -> str:
+        return machines[key].get("host") or f"machine {number}"
+
+    labels = {key: f"{name(key, n)} ({_short_kernel(machines[key].get('kernel', '?'))})"
+              for n, key in enumerate(order, start=1)}
+    if len(set(labels.values())) < len(labels):
+        labels = {key: f"{name(key, n)} ({machines[key].get('kernel', '?')})"
+                  for n, key in enumerate(order, start=1)}
+    if len(set(labels.values())) < len(labels):
+        labels = {key: f"{label} #{n}" for n, (key, label) in enumerate(labels.items(), 1)}
+    return {run_id: labels[key] for run_id, key in keys.items()}
+
+
 def merged(runs: Sequence[dict]) -> dict:
     """One view of several runs: the newest result of every measurement, tagged with its run.
 
     Runs of different kinds (a benchmark run and a verification run) combine into one report;
     a measurement made in several runs shows its newest result (the comparison shows the rest).
     Machine, versions and capabilities come from the newest run, completed by older ones.
+    Runs from several machines (records copied from several hosts into one folder) make the
+    machine a dimension: every result's target/runtime becomes ``name @ machine label``, so the
+    same runtime on two kernels stands side by side; ``machines`` lists each machine.
     """
+    from isoinspect.reports import palette
+
     ordered = by_time(runs)
     newest = ordered[-1]
+    labels = machine_labels(ordered)
+    several = len(set(labels.values())) > 1
     results: dict[tuple, dict] = {}
     for run in ordered:
+        machine = labels[run["run_id"]] if several else ""
         for number, result in enumerate(run["results"]):
-            key = identity(result) if result.get("kind") in IDENTITY else (run["run_id"], number)
+            result = dict(result, _run=run["run_id"], _machine=machine)
+            for name in SUBJECT_FIELDS:
+                if machine and isinstance(result.get(name), str):
+                    result[name] = palette.machine_label(result[name], machine)
+            key = (machine, *identity(result)) if result.get("kind") in IDENTITY \
+                else (run["run_id"], number)
             results.pop(key, None)                 # re-insert: keep the record's order, newest
-            results[key] = dict(result, _run=run["run_id"])
+            results[key] = result
     view = {k: v for k, v in newest.items() if k != "results"}
     for field in ("machine", "versions", "capabilities", "config"):
         combined: dict = {}
@@ -74,10 +162,17 @@ def merged(runs: Sequence[dict]) -> dict:
             combined.update(run.get(field) or {})
         view[field] = combined
     view["results"] = list(results.values())
+    view["machines"] = [{"label": label,
+                         "machine": next(r.get("machine") or {} for r in reversed(ordered)
+                                         if labels[r["run_id"]] == label),
+                         "runs": [r["run_id"] for r in ordered if labels[r["run_id"]] == label]}
+                        for label in dict.fromkeys(labels[r["run_id"]] for r in ordered)
+                        ] if several else []
     view["sources"] = [{"run_id": r["run_id"], "command": r.get("command", ""),
                         "created": r.get("created"), "finished": r.get("finished"),
                         "interrupted": bool(r.get("interrupted")), "results": len(r["results"]),
-                        "kernel": (r.get("machine") or {}).get("kernel")} for r in ordered]
+                        "kernel": (r.get("machine") or {}).get("kernel"),
+                        "machine": labels[r["run_id"]] if several else ""} for r in ordered]
     return view
 
 
@@ -211,15 +306,21 @@ def concurrency(runs: Sequence[dict]):
 
 
 def namespace_cost(runs: Sequence[dict]):
+    """One row per (run, namespace type, op, concurrency level); a type measured on several
+    machines is ``type @ machine``."""
+    from isoinspect.reports import palette
+
     rows = []
     for run_id, r in _results(runs, "namespace_cost"):
         samples = r.get("samples") or []
         lo, hi = stats.quantile_ci(samples, 0.5) if samples else (None, None)
-        rows.append({"run": run_id, "namespace": r["namespace"], "op": r["op"],
+        namespace = palette.machine_label(r["namespace"], r.get("_machine") or "")
+        rows.append({"run": run_id, "namespace": namespace, "op": r["op"],
+                     "machine": r.get("_machine") or "",
                      "concurrency": r.get("concurrency", 1), "status": r["status"],
                      "n": len(samples), "p50": _p50(samples), "p50_lo": lo, "p50_hi": hi,
                      "rate_per_s": r.get("rate_per_s")})
-    return _frame(rows, ["run", "namespace", "op", "concurrency", "status", "n", "p50",
+    return _frame(rows, ["run", "namespace", "op", "machine", "concurrency", "status", "n", "p50",
                          "p50_lo", "p50_hi", "rate_per_s"])
 
 
@@ -228,10 +329,20 @@ def verify(runs: Sequence[dict]):
              "limit": r.get("limit") or r["check"].split("-")[0], "status": r["status"],
              "measured": r.get("measured"), "expected": r.get("expected"),
              "tolerance": r.get("tolerance"), "unit": r.get("unit") or "",
-             "why": r.get("why") or "", "evidence": r.get("evidence") or {}}
+             "why": r.get("why") or "", "evidence": r.get("evidence") or {},
+             "control": is_control(r)}
             for run_id, r in _results(runs, "verify")]
     return _frame(rows, ["run", "runtime", "check", "limit", "status", "measured", "expected",
-                         "tolerance", "unit", "why", "evidence"])
+                         "tolerance", "unit", "why", "evidence", "control"])
+
+
+def is_control(result: dict) -> bool:
+    """A control runtime's result (limits left out on purpose: each check is expected to FAIL):
+    ``expected_status`` in the record, or the runtime named ``control`` (older records)."""
+    from isoinspect.reports import palette
+
+    return (result.get("expected_status") == "FAIL"
+            or palette.runtime_of(result.get("runtime") or "") == "control")
 
 
 #: how records written before the tracer process measured the overhead (no ``setup`` field)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime
 import os
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Callable, Sequence
 
 from isoinspect.runtime.errors import IsoinspectError
 from isoinspect.runtime.fsutil import write_atomic
@@ -34,38 +34,34 @@ class Section:
     grid: bool = False
 
 
-def _summary(run: dict, frames: dict) -> Section:
-    from isoinspect.reports import tables
+def _summary(frames: dict, runs: list[dict]) -> Section:
+    """Findings first (findings.py: one sentence each, only what the data supports), then the
+    machine(s); what was unsupported, the goals and interruptions go in the smaller notes."""
+    from isoinspect.reports import findings, tables
 
+    run = runs[0]
     section = Section("summary", "Summary", grid=True,
-                      lead="The machine these results come from, what it could do, and the "
-                           "headline figures.")
-    section.tables = [tables.machine_table(run), tables.capability_table(run)]
+                      lead="What these results show (95% confidence intervals in brackets), "
+                           "then the machine they come from and what it could do.")
+    section.findings = findings.findings(run)
+    if not section.findings:
+        section.findings = ["No finding is supported by these runs yet (too few samples, or "
+                            "no difference beyond the noise)."]
+    machines = run.get("machines") or []
+    section.tables = [tables.machine_table({"machine": m["machine"]}, m["label"])
+                      for m in machines] or [tables.machine_table(run)]
+    section.tables.append(tables.capability_table(run))
     startup = frames["startup"]
-    ok = startup[(startup.status == "ok") & (startup.n > 0)]
-    if not ok.empty:
-        # one metric for the headline (start-to-ready when present), not a mix of metrics
-        metric = "start_to_ready" if (ok.metric == "start_to_ready").any() else ok.metric.iloc[0]
-        ranked = ok[ok.metric == metric].sort_values("p50")
-        fastest, slowest = ranked.iloc[0], ranked.iloc[-1]
-        section.findings.append(
-            f"Start-up ({metric}) measured for {ranked.target.nunique()} targets: from "
-            f"{fastest.target} ({tables.ms(fastest.p50)} ms p50) to {slowest.target} "
-            f"({tables.ms(slowest.p50)} ms p50).")
     seen_reasons = set()
     for row in startup[startup.status != "ok"].itertuples():
         line = f"{row.target}: {row.status}" + (f" ({row.reason})" if row.reason else "")
         if line not in seen_reasons:  # one line per target and reason, not per metric
             seen_reasons.add(line)
-            section.findings.append(line)
-    section.findings += [tables.goal_text(goal) for goal in run.get("goals") or []
-                         if isinstance(goal, dict) and goal.get("goal")]
-    counts = tables.verify_counts(frames["verify"], run["run_id"])
-    if counts:
-        section.findings.append("Verification: " + ", ".join(f"{n} {s}"
-                                                             for s, n in counts.items()) + ".")
+            section.notes.append(line)
+    section.notes += [tables.goal_text(goal) for goal in run.get("goals") or []
+                      if isinstance(goal, dict) and goal.get("goal")]
     if any(source["interrupted"] for source in run["sources"]):
-        section.findings.append("A run was interrupted: it holds what was measured before.")
+        section.notes.append("A run was interrupted: it holds what was measured before.")
     return section
 
 
@@ -82,9 +78,10 @@ def _where(run: dict) -> str:
     return "this run" if len(run["sources"]) == 1 else "these runs"
 
 
-def _startup(run: dict, frames: dict) -> Section:
+def _startup(frames: dict, runs: list[dict]) -> Section:
     from isoinspect.reports import tables
 
+    run = runs[0]
     section = Section("startup", "Start-up latency",
                       lead="Time from asking each target to start a container until the command "
                            "ran, per target, with the ratio to isoinspect's own p50 "
@@ -95,9 +92,10 @@ def _startup(run: dict, frames: dict) -> Section:
     return section
 
 
-def _verification(run: dict, frames: dict) -> Section:
+def _verification(frames: dict, runs: list[dict]) -> Section:
     from isoinspect.reports import tables
 
+    run = runs[0]
     section = Section("verification", "Verification matrix",
                       lead="Each limit applied by each runtime, then triggered, and whether the "
                            "kernel enforced it.")
@@ -109,7 +107,10 @@ def _verification(run: dict, frames: dict) -> Section:
     section.tables = [matrix]
     frame = frames["verify"]
     for row in frame[(frame.run == run["run_id"]) & (frame.status != "PASS")].itertuples():
-        section.notes.append(f"{row.runtime} · {row.check} · {row.status}: {row.why or '–'}")
+        if tables.shown_status(row) == tables.CONTROL_STATUS["FAIL"]:
+            continue    # as it must: the summary's finding says so once
+        section.notes.append(f"{row.runtime} · {row.check} · {tables.shown_status(row)}: "
+                             f"{row.why or '–'}")
     return section
 
 
@@ -157,74 +158,160 @@ def _comparison(runs: Sequence[dict]) -> Section:
     return section
 
 
+def _latency(frames: dict, runs: list[dict]) -> Section:
+    from isoinspect.reports import charts
+
+    samples = frames["startup_samples"]
+    return _chart_section("latency", "Latency distribution",
+                          [charts.latency_cdf(samples, runs[0]["run_id"], m)
+                           for m in dict.fromkeys(samples.metric)],
+                          f"No start-up samples in {_where(runs[0])}.")
+
+
+def _phases(frames: dict, runs: list[dict]) -> Section:
+    from isoinspect.reports import charts
+
+    return _chart_section("phases", "Start-up phases",
+                          [charts.phase_breakdown(frames["phases"], runs[0]["run_id"])],
+                          f"No per-phase breakdown in {_where(runs[0])} (`bench startup` with "
+                          "traced runs records one).")
+
+
+def _concurrency(frames: dict, runs: list[dict]) -> Section:
+    from isoinspect.reports import charts
+
+    return _chart_section("concurrency", "Concurrency",
+                          [charts.concurrency_throughput(frames["concurrency"],
+                                                         runs[0]["run_id"])],
+                          f"No concurrency sweep in {_where(runs[0])}.")
+
+
+def _chart_and_table(id_: str, title: str, frame, chart: Callable, table: Callable,
+                     missing: str, runs: list[dict]) -> Section:
+    """A section of one chart and one table of ``frame``, or saying what is ``missing``."""
+    return _chart_section(id_, title, [chart(frame, runs[0]["run_id"])],
+                          f"{missing} in {_where(runs[0])}.",
+                          [table(frame)] if not frame.empty else ())
+
+
+def _namespaces(frames: dict, runs: list[dict]) -> Section:
+    from isoinspect.reports import charts, tables
+
+    return _chart_and_table("namespaces", "Cost per namespace type", frames["namespace_cost"],
+                            charts.namespace_cost, tables.namespace_table,
+                            "No namespace cost measurement", runs)
+
+
+def _enforcement(frames: dict, runs: list[dict]) -> Section:
+    from isoinspect.reports import charts
+
+    return _chart_section("enforcement", "Enforcement evidence",
+                          [charts.enforcement_evidence(frames["verify"], runs[0]["run_id"])],
+                          f"No enforcement time series in {_where(runs[0])}.")
+
+
+def _tracer(frames: dict, runs: list[dict]) -> Section:
+    from isoinspect.reports import charts, tables
+
+    return _chart_and_table("overhead", "Tracer overhead", frames["trace_overhead"],
+                            charts.tracer_overhead, tables.overhead_table,
+                            "No tracer overhead measurement", runs)
+
+
+def _traces(frames: dict, runs: list[dict]) -> Section:
+    from isoinspect.reports import charts, tables
+
+    return _chart_and_table("traces", "Traced start-ups", frames["traces"],
+                            charts.trace_timeline, tables.trace_table,
+                            "No traced start-up", runs)
+
+
+def _module_section(name: str) -> Callable[[dict, list[dict]], Section]:
+    """The ``section`` of reports/section_<name>.py, imported when the report is built (those
+    modules import this one for ``Section``)."""
+
+    def section(frames: dict, runs: list[dict]) -> Section:
+        from importlib import import_module
+
+        return import_module(f"isoinspect.reports.section_{name}").section(frames, runs)
+
+    section.__name__ = f"section_{name}"
+    return section
+
+
+#: The report's sections, in order. Each is ``section(frames, runs) -> Section``: ``frames`` the
+#: DataFrames of load.py by name (FRAMES), ``runs`` a one-element list holding the merged view
+#: (load.merged: the newest result of each measurement, targets ``name @ machine`` when the runs
+#: come from several machines, ``machines`` listing them). A new section module adds one line.
+SECTIONS: list[Callable[[dict, list[dict]], Section]] = [
+    _summary,
+    _startup,
+    _verification,
+    _latency,
+    _phases,
+    _concurrency,
+    _namespaces,
+    _enforcement,
+    _module_section("overhead"),
+    _module_section("density"),
+    _module_section("exposure"),
+    _tracer,
+    _traces,
+    _module_section("isolation"),
+]
+
+#: frame name -> load.py function of the runs
+FRAMES = {"startup": "startup_summary", "startup_samples": "startup_samples",
+          "phases": "phases", "concurrency": "concurrency", "namespace_cost": "namespace_cost",
+          "verify": "verify", "trace_overhead": "trace_overhead", "traces": "traces"}
+
+
 def build_sections(runs: Sequence[dict]) -> list[Section]:
     """The report's sections: all runs combined (newest result wins), then compared."""
-    from isoinspect.reports import charts, load, section_isolation, tables
+    from isoinspect.reports import load
 
     runs = load.by_time(runs)
-    run = load.merged(runs)
-    run_id = run["run_id"]
-    view = [run]
-    frames = {"startup": load.startup_summary(view), "verify": load.verify(view)}
-    from isoinspect.reports import section_density, section_exposure, section_overhead
-    samples, phases = load.startup_samples(view), load.phases(view)
-    concurrency, namespaces = load.concurrency(view), load.namespace_cost(view)
-    overhead, traces = load.trace_overhead(view), load.traces(view)
-    metrics = list(dict.fromkeys(samples.metric))
-    where = _where(run)
-    sections = [
-        _summary(run, frames), _startup(run, frames), _verification(run, frames),
-        _chart_section("latency", "Latency distribution",
-                       [charts.latency_cdf(samples, run_id, m) for m in metrics],
-                       f"No start-up samples in {where}."),
-        _chart_section("phases", "Start-up phases", [charts.phase_breakdown(phases, run_id)],
-                       f"No per-phase breakdown in {where} (`bench startup` with traced "
-                       "runs records one)."),
-        _chart_section("concurrency", "Concurrency",
-                       [charts.concurrency_throughput(concurrency, run_id)],
-                       f"No concurrency sweep in {where}."),
-        _chart_section("namespaces", "Cost per namespace type",
-                       [charts.namespace_cost(namespaces, run_id)],
-                       f"No namespace cost measurement in {where}.",
-                       [tables.namespace_table(namespaces)] if not namespaces.empty else ()),
-        _chart_section("enforcement", "Enforcement evidence",
-                       [charts.enforcement_evidence(frames["verify"], run_id)],
-                       f"No enforcement time series in {where}."),
-        section_overhead.section(frames, view),
-        section_density.section(frames, view),
-        section_exposure.section(frames, view),
-        _chart_section("overhead", "Tracer overhead", [charts.tracer_overhead(overhead, run_id)],
-                       f"No tracer overhead measurement in {where}.",
-                       [tables.overhead_table(overhead)] if not overhead.empty else ()),
-    ]
-    sections += [
-        _chart_section("traces", "Traced start-ups", [charts.trace_timeline(traces, run_id)],
-                       f"No traced start-up in {where}.",
-                       [tables.trace_table(traces)] if not traces.empty else ()),
-        section_isolation.section(frames, view),
-        _runs(run)]
+    view = [load.merged(runs)]
+    frames = {name: getattr(load, function)(view) for name, function in FRAMES.items()}
+    sections = [section(frames, view) for section in SECTIONS]
+    sections.append(_runs(view[0]))
     if len(runs) > 1:
         sections.append(_comparison(runs))
     return sections
+
+
+def legend(runs: Sequence[dict]) -> list[tuple[str, str]]:
+    """Every runtime the report shows, in its order, with its colour: the legend, once."""
+    from isoinspect.reports import palette
+
+    names = [palette.runtime_of(r.get("target") or r.get("runtime"))
+             for run in runs for r in run["results"]
+             if isinstance(r.get("target") or r.get("runtime"), str)]
+    return [(name, palette.colour(name)) for name in palette.ordered(names)]
 
 
 def render(runs: Sequence[dict]) -> str:
     """The whole report as one HTML string (styles and images inline)."""
     import jinja2
 
-    from isoinspect.reports.load import by_time
+    from isoinspect.reports import load, tables
 
     environment = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATE_DIR),
                                      autoescape=True, undefined=jinja2.StrictUndefined)
-    runs = by_time(runs)
+    environment.filters["status_css"] = tables.status_css
+    runs = load.by_time(runs)
     newest = runs[-1]
     machine = newest.get("machine") or {}
-    subtitle = f"kernel {machine.get('kernel', '?')} · {machine.get('cgroup_mode', '?')} " \
-               f"cgroups · " + (f"run {newest['run_id']} · {newest.get('command', '')}"
+    machines = list(dict.fromkeys(load.machine_labels(runs).values()))
+    where = (f"kernel {machine.get('kernel', '?')} · {machine.get('cgroup_mode', '?')} cgroups"
+             if len(machines) == 1 else
+             f"{len(machines)} machines: " + ", ".join(machines))
+    subtitle = f"{where} · " + (f"run {newest['run_id']} · {newest.get('command', '')}"
                                 if len(runs) == 1 else f"{len(runs)} runs, newest "
                                                        f"{newest['run_id']}")
     return environment.get_template("report.html.j2").render(
         title="isoinspect report", subtitle=subtitle, sections=build_sections(runs),
+        legend=legend(runs),
         version=_version(), sources=[r["run_id"] for r in runs],
         generated=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
 

@@ -7,7 +7,7 @@ from typing import Sequence
 
 from isoinspect.reports import load
 from isoinspect.reports.render import Section
-from isoinspect.reports.runtime_style import runtime_color, runtime_order
+from isoinspect.reports.palette import colour as runtime_color, ordered as runtime_order
 from isoinspect.reports.section_parts import (error_bars, filled, frame_of, mib, real, short,
                                               where)
 from isoinspect.reports.tables import Cell, Table, ms

@@ -16,6 +16,9 @@ from isoinspect.benches import stats
 #: start-up targets that are isoinspect itself, in order of preference as the ratio reference
 REFERENCES = ("isoinspect-cli", "isoinspect-lib")
 STATUS_ORDER = ("PASS", "FAIL", "ERROR", "UNSUPPORTED")
+#: a control runtime's verdicts (limits left out on purpose): what its badge and cell say
+CONTROL_STATUS = {"FAIL": "FAIL (expected)", "PASS": "PASS (control!)"}
+BADGE_ORDER = (*STATUS_ORDER, *CONTROL_STATUS.values())
 
 
 @dataclass
@@ -24,6 +27,7 @@ class Cell:
     css: str = ""
     title: str = ""
     note: str = ""      # a second, smaller line under the text
+    swatch: str = ""    # a runtime's colour (palette.colour), drawn before the text
 
 
 @dataclass
@@ -69,7 +73,10 @@ def number(value: Any, digits: int = 3) -> str:
 
 
 def factor(value: float) -> str:
-    """A ratio with three significant digits (0.0229, 0.683, 1.00, 8.26, 82.2)."""
+    """A ratio with three significant digits (0.0229, 0.683, 1.00, 8.26, 82.2), whole from 100
+    (1,189, never 1.19e+03)."""
+    if value >= 100:
+        return f"{value:,.0f}"
     return f"{value:.2f}" if 1 <= value < 10 else f"{value:.3g}"
 
 
@@ -86,34 +93,51 @@ def _when(timestamp: Any) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def machine_table(run: dict) -> Table:
-    """The machine: kernel, CPU, memory, cgroup mode, Python and the source commit."""
+def runtime_cell(name: str, css: str = "", note: str = "") -> Cell:
+    """A runtime's (or target's) name with its colour swatch: the charts' colour."""
+    from isoinspect.reports import palette
+
+    return Cell(name, css, note=note, swatch=palette.colour(name))
+
+
+def machine_table(run: dict, label: str = "") -> Table:
+    """The machine: host, kernel, CPU, memory, cgroup mode, Python and the source commit
+    (``label``: which of several machines, as the other tables and charts name it)."""
     machine = run.get("machine") or {}
     memory = machine.get("memory_bytes")
-    rows = [("kernel", machine.get("kernel")), ("arch", machine.get("arch")),
+    rows = [("host", machine.get("host")), ("kernel", machine.get("kernel")),
+            ("arch", machine.get("arch")),
             ("CPU", f"{machine.get('cpu', '?')} × {machine.get('cpus', '?')}"),
             ("memory", f"{memory / 2 ** 30:.1f} GiB" if isinstance(memory, (int, float))
              else None),
             ("cgroup mode", machine.get("cgroup_mode")), ("python", machine.get("python")),
             ("commit", (machine.get("commit") or "")[:12] or None)]
-    table = Table(["", ""], css="facts", title="Machine")
+    table = Table(["", ""], css="facts", title=f"Machine {label}".strip())
     for name, value in rows:
+        if name == "host" and value is None:
+            continue    # records from before the host name was recorded
         table.rows.append([Cell(name, "key"), Cell("–" if value is None else str(value))])
     return table
 
 
 def runs_table(view: dict) -> Table:
     """The runs the report is made of, oldest first; an interrupted run is flagged."""
-    table = Table(["run", "command", "started", "finished", "results"], css="numbers",
-                  title="Runs in this report")
+    machines = any(source.get("machine") for source in view.get("sources", []))
+    table = Table(["run", *(["machine"] if machines else []), "command", "started", "finished",
+                   "results"], css="numbers", title="Runs in this report")
     kernels = {source["kernel"] for source in view.get("sources", [])}
     for source in view.get("sources", []):
         finished = "interrupted" if source["interrupted"] else _when(source["finished"])
-        table.rows.append([Cell(source["run_id"]), Cell(source["command"], "text"),
+        table.rows.append([Cell(source["run_id"]),
+                           *([Cell(source["machine"], "text")] if machines else []),
+                           Cell(source["command"], "text"),
                            Cell(_when(source["created"]), "text"),
                            Cell(finished, "text bad" if source["interrupted"] else "text"),
                            Cell(str(source["results"]))])
-    if len(kernels) > 1:
+    if machines:
+        table.caption = ("These runs come from several machines: every runtime is named with "
+                         "its machine (runtime @ host (kernel)), side by side.")
+    elif len(kernels) > 1:
         table.caption = ("These runs come from different kernels (" +
                          ", ".join(sorted(map(str, kernels))) + "): compare with care.")
     return table
@@ -180,11 +204,15 @@ def startup_ratio(run: dict, metric: str, target: str, reference: str) -> dict |
 
 
 def headline_tables(run: dict, summary) -> list[Table]:
-    """Per metric: every target's p50 (CI), p99 and its ratio to isoinspect, fastest first."""
+    """Per metric: every target's p50 (CI), p99 and its ratio to isoinspect, in the report's
+    runtime order (palette.ORDER)."""
+    from isoinspect.reports import palette
+
     tables = []
     summary = summary[summary.run == run["run_id"]]
     for metric in dict.fromkeys(summary.metric):
-        rows = summary[summary.metric == metric].sort_values("p50", na_position="last")
+        rows = summary[summary.metric == metric]
+        rows = rows.iloc[sorted(range(len(rows)), key=lambda i: palette.key(rows.target.iloc[i]))]
         reference = reference_target(summary, metric)
         table = Table(["target", "status", "runs", "p50 ms", "p50 95% CI ms", "p99 ms",
                        f"× {reference or 'isoinspect'} (p50, 95% CI)", "notes"],
@@ -202,7 +230,7 @@ def headline_tables(run: dict, summary) -> list[Table]:
                 ratio_cell = Cell("–")
             notes = "; ".join(x for x in (row.label, row.version.split(";")[0], row.reason) if x)
             table.rows.append([
-                Cell(row.target, "ref" if row.target == reference else "", note=row.notes),
+                runtime_cell(row.target, "ref" if row.target == reference else "", row.notes),
                 Cell(row.status, "text ok" if ok else "text warn"), Cell(str(row.n)),
                 Cell(ms(row.p50)),
                 Cell(f"{ms(row.p50_lo)} – {ms(row.p50_hi)}" if ok else "–"),
@@ -236,6 +264,17 @@ def shown_unit(unit: str) -> str:
     return SCALED_UNITS.get(unit, (1, unit))[1]
 
 
+def shown_status(row: Any) -> str:
+    """The verdict as the report shows it: a control's FAIL is expected, its PASS is not."""
+    return CONTROL_STATUS.get(row.status, row.status) if getattr(row, "control", False) \
+        else row.status
+
+
+def status_css(status: str) -> str:
+    return {"FAIL (expected)": "expected", "PASS (control!)": "control-pass"}.get(
+        status, status.lower())
+
+
 def verify_cell(row: Any) -> Cell:
     figures = ""
     if not missing(row.measured):
@@ -245,7 +284,8 @@ def verify_cell(row: Any) -> Cell:
                          if not missing(row.tolerance) else "")
             figures += f" vs {number(scaled(row.expected, row.unit))}{tolerance}"
         figures += f" {shown_unit(row.unit)}".rstrip()
-    return Cell(row.status, f"status-{row.status.lower()}", row.why, figures or row.why)
+    status = shown_status(row)
+    return Cell(status, f"status-{status_css(status)}", row.why, figures or row.why)
 
 
 def verify_matrix(verify, run_id: str) -> Table | None:
@@ -253,7 +293,9 @@ def verify_matrix(verify, run_id: str) -> Table | None:
     frame = verify[verify.run == run_id]
     if frame.empty:
         return None
-    runtimes = list(dict.fromkeys(frame.runtime))
+    from isoinspect.reports import palette
+
+    runtimes = palette.ordered(frame.runtime)
     table = Table(["limit", "check", *runtimes], css="matrix",
                   caption="Each cell: the verdict, then measured vs expected ± tolerance; "
                           "hover (or see the notes) for why.")
@@ -265,22 +307,51 @@ def verify_matrix(verify, run_id: str) -> Table | None:
 
 
 def verify_counts(verify, run_id: str) -> dict[str, int]:
+    """Verdicts counted as shown: the control's expected FAILs apart from real FAILs."""
     frame = verify[verify.run == run_id]
-    counts = frame.status.value_counts().to_dict()
-    return {s: int(counts.get(s, 0)) for s in STATUS_ORDER if counts.get(s)}
+    counts: dict[str, int] = {}
+    for row in frame.itertuples():
+        status = shown_status(row)
+        counts[status] = counts.get(status, 0) + 1
+    return {s: counts[s] for s in BADGE_ORDER if counts.get(s)}
 
 
 def namespace_table(frame) -> Table:
-    wide = frame.pivot_table(index="namespace", columns="op", values="p50", aggfunc="first")
-    rates = frame[frame.op == "create"].set_index("namespace").rate_per_s
-    table = Table(["namespace", "create p50 µs", "destroy p50 µs", "creates / s"],
-                  css="numbers", caption="One namespace type alone, p50 of the kernel's cost")
-    for namespace in wide.sort_values("create", ascending=False).index \
-            if "create" in wide else wide.index:
-        row = wide.loc[namespace]
-        table.rows.append([Cell(namespace), Cell(us(row.get("create"))),
-                           Cell(us(row.get("destroy"))), Cell(rate(rates.get(namespace)))])
+    """Per namespace type and concurrency level: create and destroy p50 (create's 95 % CI) and
+    create+destroy cycles per second; the most expensive type first."""
+    table = Table(["namespace", "creators at once", "create p50 µs", "create 95% CI µs",
+                   "destroy p50 µs", "cycles / s"], css="numbers",
+                  caption="One namespace type alone, p50 of the kernel's cost per level of "
+                          "concurrency; 'none (baseline)' is unshare(0), the bare syscall")
+    frame = frame.drop_duplicates(["namespace", "op", "concurrency"], keep="last")
+    create = frame[frame.op == "create"]
+    lowest = create[create.concurrency == create.concurrency.min()] if not create.empty \
+        else create
+    order = list(lowest.sort_values("p50", ascending=False).namespace)
+    order += [n for n in dict.fromkeys(frame.namespace) if n not in order]
+    for namespace in order:
+        rows = frame[frame.namespace == namespace]
+        for level in sorted(set(rows.concurrency)):
+            at = rows[rows.concurrency == level].set_index("op")
+            made = at.loc["create"] if "create" in at.index else None
+            gone = at.loc["destroy"] if "destroy" in at.index else None
+            ci = (f"{us(made.p50_lo)} – {us(made.p50_hi)}" if made is not None
+                  and not missing(made.p50_lo) and not missing(made.p50_hi) else "–")
+            rate_per_s = made.rate_per_s if made is not None else (
+                gone.rate_per_s if gone is not None else None)
+            table.rows.append([Cell(namespace_name(namespace)), Cell(str(int(level))),
+                               Cell(us(None if made is None else made.p50)), Cell(ci),
+                               Cell(us(None if gone is None else gone.p50)),
+                               Cell(rate(rate_per_s))])
     return table
+
+
+def namespace_name(namespace: str) -> str:
+    from isoinspect.reports import palette
+
+    runtime = palette.runtime_of(namespace)
+    shown = "none (baseline)" if runtime == "none" else runtime
+    return palette.machine_label(shown, palette.machine_of(namespace))
 
 
 def overhead_table(frame) -> Table:
@@ -295,10 +366,12 @@ def overhead_table(frame) -> Table:
                    "BPF µs per traced run", "events", "lost"], css="numbers",
                   caption="The same start-up with and without tracing: " + "; ".join(
                       dict.fromkeys(frame.setup)))
-    for record in frame.to_dict("records"):
+    from isoinspect.reports import palette
+
+    for record in sorted(frame.to_dict("records"), key=lambda r: palette.key(r["target"])):
         bpf = record["bpf_us_per_run"]
         untraced = record.get("bpf_untraced_us_per_run")
-        table.rows.append([Cell(record["target"] or "–"),
+        table.rows.append([runtime_cell(record["target"] or "–"),
                            Cell(record["status"], "text" if record["status"] == "ok" else
                                 "text warn", note=record.get("reason") or ""),
                            Cell(ms(record["p50_without"])), Cell(ms(record["p50_with"])),
@@ -315,10 +388,12 @@ def overhead_table(frame) -> Table:
 def trace_table(frame) -> Table:
     table = Table(["target", "phase", "at ms", "since previous ms"], css="numbers",
                   caption="Kernel timestamps of one traced start, from its first event")
-    for target, group in frame.groupby("target", sort=False):
+    from isoinspect.reports import palette
+
+    for target in palette.ordered(frame.target):
         previous = 0.0
-        for record in group.to_dict("records"):
-            table.rows.append([Cell(target), Cell(record["phase"], "text"),
+        for record in frame[frame.target == target].to_dict("records"):
+            table.rows.append([runtime_cell(target), Cell(record["phase"], "text"),
                                Cell(ms(record["offset"])),
                                Cell(ms(record["offset"] - previous))])
             previous = record["offset"]

@@ -16,7 +16,7 @@ import re
 import pytest
 
 from isoinspect.benches.record import RESULT_KINDS, RecordError
-from isoinspect.reports import load, render, runtime_style
+from isoinspect.reports import load, palette, render
 from isoinspect.reports import section_density, section_exposure, section_overhead
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "..", "fixtures", "records")
@@ -187,12 +187,12 @@ def test_sections_say_when_their_kind_is_missing():
 
 
 def test_runtimes_keep_the_report_order_and_one_colour():
-    assert runtime_style.runtime_order(["qemu", "runsc", "docker", "runc", "isoinspect",
-                                        "zz-new", "host"]) == \
+    assert palette.ordered(["qemu", "runsc", "docker", "runc", "isoinspect",
+                            "zz-new", "host"]) == \
         ["host", "isoinspect", "runc", "docker", "runsc", "qemu", "zz-new"]
-    assert runtime_style.runtime_color("runc") == runtime_style.runtime_color("runc")
-    assert len({runtime_style.runtime_color(n) for n in ("host", "isoinspect", "runc",
-                                                         "docker", "runsc", "qemu")}) == 6
+    assert palette.colour("runc") == palette.colour("runc")
+    assert len({palette.colour(n) for n in ("host", "isoinspect", "runc",
+                                            "docker", "runsc", "qemu")}) == 6
 
 
 def test_tracer_overhead_of_the_tracer_process_is_one_row_per_target(tmp_path):
@@ -205,7 +205,7 @@ def test_tracer_overhead_of_the_tracer_process_is_one_row_per_target(tmp_path):
               "setup": "tracer in a separate process, interleaved, 0 pairs"}
     text = render.render(load.load_runs([write(tmp_path, record_of([*measured, failed]))]))
     part = section_html(text, "overhead")
-    rows = re.findall(r"<tr><td>([^<]*)</td>", part)
+    rows = re.findall(r'<tr><td>(?:<span class="swatch"[^>]*></span>)?([^<]*)</td>', part)
     assert rows == ["isoinspect-lib", "runc", "docker"]
     assert "tracer in a separate process, interleaved, 5 pairs" in part
     assert "0.953× [0.687, 1.25]" in part and "143<small>untraced runs: 52</small>" in part
