@@ -81,13 +81,24 @@ def time_limit(seconds: float):
 
 
 def run_check(rt: Target, check: Entry, ctx: Context) -> list[dict]:
-    """One check on one runtime; never raises (ERROR results say what went wrong)."""
+    """One check on one runtime (the runtime's own version of it, if it has one), with the
+    evidence the runtime adds to every result; never raises (ERROR results say what went
+    wrong)."""
+    results = _run_check(rt, check, ctx)
+    extra = rt.take_evidence()
+    for result in results:
+        result["evidence"] = {**extra, **result.get("evidence", {})}
+    return results
+
+
+def _run_check(rt: Target, check: Entry, ctx: Context) -> list[dict]:
     why = rt.check_unsupported(check.name)
     if why:
         return [unsupported(rt.name, check.name, check.family, why)]
+    run = rt.verify_checks.get(check.name, check.run)
     try:
         with time_limit(check.timeout):
-            return check.run(rt, ctx)
+            return run(rt, ctx)
     except CheckError as exc:
         why = rt.explain(check.name, exc)
         return [make_result(rt.name, check.name, check.family,
