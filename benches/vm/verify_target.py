@@ -145,7 +145,7 @@ class QemuVerifyTarget(Target):
         def stop() -> None:
             try:
                 if guest is not None and guest.alive():
-                    entry["host_figures_at_stop"] = cgroup.stats().to_dict()
+                    entry["host_figures_at_stop"] = _figures(cgroup)
                     entry["qemu_alive_at_stop"] = True
                 elif guest is not None:
                     entry["qemu_alive_at_stop"] = False
@@ -209,6 +209,15 @@ class QemuVerifyTarget(Target):
             for child in _listdir(os.path.join(root, hierarchy)):
                 if child.startswith(stem):
                     remove_cgroup_parents(root, child)
+
+
+def _figures(cgroup) -> dict:
+    """The host cgroup's figures (limits, usage, enforcement counters), pressure left out."""
+    figures = cgroup.stats().to_dict()
+    for section in figures.values():
+        if isinstance(section, dict):
+            section.pop("pressure", None)
+    return figures
 
 
 def _listdir(path: str) -> list[str]:
