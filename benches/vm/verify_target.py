@@ -76,7 +76,7 @@ class QemuVerifyTarget(Target):
                                  text=True, timeout=10).stdout.split("\n")[0]
         except (OSError, subprocess.SubprocessError):
             out = "qemu"
-        return f"{out} accel={self.accel or '?'}"
+        return f"{out} accel={self.accel}" if self.accel else out
 
     def prepare(self, workdir: str) -> None:
         from isoinspect.benches.density.instances import guest_memory
