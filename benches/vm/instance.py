@@ -50,8 +50,16 @@ def _before_exec(cgroup_procs: tuple[str, ...]):
     def setup() -> None:
         _die_with_parent()
         for path in cgroup_procs:
-            with open(path, "w") as handle:
-                handle.write("0")
+            for attempt in range(5):  # a transient refusal is retried; the last one is said
+                try:
+                    with open(path, "w") as handle:
+                        handle.write("0")
+                    break
+                except OSError as exc:
+                    if attempt == 4:
+                        os.write(2, f"@@VM-FAIL joining {path}: {exc}\n".encode())
+                        raise
+                    time.sleep(0.05)
     return setup
 
 
@@ -89,9 +97,14 @@ class DetachedGuest:
         console = open(os.path.join(self.run_dir, "console.log"), "wb")
         try:
             begin = time.perf_counter()
-            self.proc = subprocess.Popen(self.argv(), stdin=subprocess.DEVNULL, stdout=console,
-                                         stderr=subprocess.STDOUT, start_new_session=True,
-                                         preexec_fn=_before_exec(self.cgroup_procs))
+            try:
+                self.proc = subprocess.Popen(self.argv(), stdin=subprocess.DEVNULL,
+                                             stdout=console, stderr=subprocess.STDOUT,
+                                             start_new_session=True,
+                                             preexec_fn=_before_exec(self.cgroup_procs))
+            except subprocess.SubprocessError as exc:
+                raise VMError(f"QEMU's set-up before exec failed ({exc}){_failure(self.console())}"
+                              ) from None
             self._wait_started(begin, timeout)
             self.start_seconds = time.perf_counter() - begin
             return self.start_seconds
