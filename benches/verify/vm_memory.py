@@ -97,14 +97,10 @@ def check_oom(rt: Target, ctx: Context) -> list[dict]:
     elif victim > LIMIT:
         problems.append(f"the OOM victim held {victim >> 20} MiB, more than the "
                         f"{LIMIT >> 20} MiB limit (the guest's RAM left it that much)")
-    problems += _host_problems(host)
-    why = "; ".join(problems) or (
+    return _result(rt, "memory-oom", problems, victim, seen, host, size, lambda: (
         f"hog of {size >> 20} MiB killed by the guest's OOM killer at "
         f"{victim / (1 << 20):.1f} MiB RSS ({seen['guest_oom_kills']} guest oom_kill), "
-        "QEMU unharmed within its host hard limit")
-    return [make_result(rt.name, "memory-oom", "memory", Status.judge(not problems),
-                        measured=victim, expected=LIMIT, tolerance=0, unit="bytes", why=why,
-                        evidence={"guest": seen, "host_qemu": host, "hog_bytes": size})]
+        "QEMU unharmed within its host hard limit"))
 
 
 def check_under_limit(rt: Target, ctx: Context) -> list[dict]:
@@ -118,12 +114,17 @@ def check_under_limit(rt: Target, ctx: Context) -> list[dict]:
     if seen.get("hog_exit") != 0 or seen["guest_oom_kills"]:
         problems.append(f"a {size >> 20} MiB process was killed (exit {seen.get('hog_exit')}, "
                         f"{seen['guest_oom_kills']} guest oom_kill)")
-    problems += _host_problems(host)
-    why = "; ".join(problems) or (
+    return _result(rt, "memory-under-limit", problems, available, seen, host, size, lambda: (
         f"{size >> 20} MiB ran to the end in a guest offering "
         f"{available / (1 << 20):.1f} MiB (MemAvailable) of its "
-        f"{seen.get('MemTotal', 0) / (1 << 20):.1f} MiB, no oom_kill")
-    return [make_result(rt.name, "memory-under-limit", "memory", Status.judge(not problems),
-                        measured=available, expected=LIMIT, tolerance=0, unit="bytes",
-                        why=why, evidence={"guest": seen, "host_qemu": host,
-                                           "hog_bytes": size})]
+        f"{seen.get('MemTotal', 0) / (1 << 20):.1f} MiB, no oom_kill"))
+
+
+def _result(rt: Target, check: str, problems: list[str], measured, seen: dict, host: dict,
+            size: int, passed) -> list[dict]:
+    """The check's result against LIMIT; ``passed()`` says why when nothing went wrong."""
+    problems = problems + _host_problems(host)
+    return [make_result(rt.name, check, "memory", Status.judge(not problems),
+                        measured=measured, expected=LIMIT, tolerance=0, unit="bytes",
+                        why="; ".join(problems) or passed(),
+                        evidence={"guest": seen, "host_qemu": host, "hog_bytes": size})]

@@ -18,9 +18,8 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
-import subprocess
 
-from isoinspect.benches.targets.base import VERIFY_PREFIX, Target, TargetError
+from isoinspect.benches.targets.base import VERIFY_PREFIX, Target, TargetError, first_line
 from isoinspect.benches.targets.box import Box, CheckError
 
 DISK_MB = 40
@@ -71,27 +70,15 @@ class QemuVerifyTarget(Target):
         return True, ""
 
     def version(self) -> str:
-        try:
-            out = subprocess.run(["qemu-system-x86_64", "--version"], capture_output=True,
-                                 text=True, timeout=10).stdout.split("\n")[0]
-        except (OSError, subprocess.SubprocessError):
-            out = "qemu"
+        out = first_line(["qemu-system-x86_64", "--version"]) or "qemu"
         return f"{out} accel={self.accel}" if self.accel else out
 
     def prepare(self, workdir: str) -> None:
-        from isoinspect.benches.density.instances import guest_memory
-        from isoinspect.benches.vm import GuestVM, VMError
+        from isoinspect.benches.density.instances import smallest_guest
 
         super().prepare(workdir)
-        try:
-            self.vm = GuestVM(cpus=1)
-            self.accel = self.vm.choose_accel()
-            probe, cached = guest_memory(self.vm)
-        except VMError as exc:
-            raise TargetError(str(exc).split("\n")[0]) from None
-        if probe.memory_mb is None:
-            raise TargetError("no guest RAM size booted: " + "; ".join(
-                f"{t['memory_mb']} MiB: {t['error']}" for t in probe.tried))
+        self.vm, probe, cached = smallest_guest(cpus=1)
+        self.accel = self.vm.accel
         self.floor_mb = probe.memory_mb
         self.labels = {"accelerator": self.accel}
         self.setup = {"accelerator": self.accel, "accelerator_reason": self.vm.accel_reason,
