@@ -88,6 +88,8 @@ def run_check(rt: Target, check: Entry, ctx: Context) -> list[dict]:
     extra = rt.take_evidence()
     for result in results:
         result["evidence"] = {**extra, **result.get("evidence", {})}
+        if rt.labels:  # e.g. a VM's accelerator: the figures mean little without it
+            result["labels"] = dict(rt.labels)
     return results
 
 

@@ -54,6 +54,7 @@ def test_qemu_enforces_what_a_vm_manager_can(tmp_path):
     for check, res in results.items():
         evidence = res["evidence"]
         assert evidence["accelerator"] in ("tcg", "kvm"), (check, evidence)
+        assert res["labels"] == {"accelerator": evidence["accelerator"]}
         if check == "pids-limit":
             assert res["status"] == "UNSUPPORTED" and "guest kernel's tasks" in res["why"]
             assert "vms" not in evidence  # nothing was booted for it

@@ -124,8 +124,10 @@ def test_runner_uses_a_targets_own_check_and_adds_its_evidence(tmp_path):
 
     ctx = Context(str(tmp_path), quick=True)
     fake = _Fake()
+    fake.labels = {"accelerator": "tcg"}
     [own] = verify.run_check(fake, Entry("verify", "c", generic, "x", 5), ctx)
     assert own["evidence"] == {"accelerator": "tcg", "own": 1}
+    assert own["labels"] == {"accelerator": "tcg"}
     [skipped] = verify.run_check(fake, Entry("verify", "u", generic, "x", 5), ctx)
     assert skipped["status"] == "UNSUPPORTED" and skipped["evidence"] == {"accelerator": "tcg"}
     assert fake.taken == 2
