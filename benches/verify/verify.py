@@ -134,7 +134,14 @@ def run_all(runtimes: list[Target], checks: list[Entry], ctx: Context, record=No
                     add(unsupported(rt.name, check.name, check.family, why))
                 continue
             try:
-                rt.prepare(ctx.workdir)
+                try:
+                    rt.prepare(ctx.workdir)
+                except Exception as exc:  # e.g. a guest that does not boot: the others go on
+                    for check in checks:
+                        add(make_result(rt.name, check.name, check.family, Status.ERROR,
+                                        why=f"{rt.name} could not be prepared: "
+                                            f"{type(exc).__name__}: {exc}"[:500]))
+                    continue
                 for check in checks:
                     began = time.monotonic()
                     for result in run_check(rt, check, ctx):

@@ -108,7 +108,8 @@ class _Fake(Target):
 
     @property
     def verify_checks(self) -> dict:
-        return {"c": lambda rt, ctx: [{"check": "c", "evidence": {"own": 1}}]}
+        return {"c": lambda rt, ctx: [{"runtime": rt.name, "check": "c", "status": "PASS",
+                                       "evidence": {"own": 1}}]}
 
     def check_unsupported(self, check: str) -> str:
         return "no" if check == "u" else ""
@@ -132,3 +133,22 @@ def test_runner_uses_a_targets_own_check_and_adds_its_evidence(tmp_path):
     assert skipped["status"] == "UNSUPPORTED" and skipped["evidence"] == {"accelerator": "tcg"}
     assert fake.taken == 2
     assert Target().take_evidence() == {} and Target().verify_checks == {}
+
+
+class _Unbootable(Target):
+    name = "unbootable"
+
+    def prepare(self, workdir: str) -> None:
+        from isoinspect.benches.targets.base import TargetError
+
+        raise TargetError("the guest did not boot")
+
+
+def test_a_target_that_cannot_be_prepared_does_not_stop_the_others(tmp_path):
+    ran = []
+    check = Entry("verify", "c", lambda rt, ctx: ran.append(rt.name) or [
+        {"runtime": rt.name, "check": "c", "status": "PASS", "evidence": {}}], "x", 5)
+    results = verify.run_all([_Unbootable(), _Fake()], [check], Context(str(tmp_path)))
+    assert [(r["runtime"], r["status"]) for r in results] == [("unbootable", "ERROR"),
+                                                              ("fake", "PASS")]
+    assert "did not boot" in results[0]["why"] and ran == []
