@@ -4,8 +4,8 @@ the cpuset (vCPUs + pinning) and I/O bps (QEMU's disk throttle); pids is UNSUPPO
 every result names the accelerator and carries the host cgroup's figures; no QEMU process,
 host cgroup, loop device or mount is left behind.
 
-One CLI run with --quick windows, one guest boot per check (two for cpu-shares): about 2-3
-minutes under TCG on this 2-CPU host.
+One CLI run with --quick windows, one guest boot per check (two for cpu-shares): 40 s on a quiet
+2-CPU host under TCG, up to about 2.5 minutes while other sessions load it.
 """
 
 from __future__ import annotations
