@@ -197,18 +197,8 @@ class GuestLauncher(Launcher):
         return first_line([which("qemu-system-x86_64") or "qemu-system-x86_64", "--version"])
 
     def prepare(self, workdir: str) -> None:
-        from isoinspect.benches.targets import TargetError
-        from isoinspect.benches.vm import GuestVM, VMError
-
-        try:
-            self.vm = GuestVM(cpus=self.cpus)
-            accel = self.vm.choose_accel()
-            probe, cached = guest_memory(self.vm)
-        except VMError as exc:
-            raise TargetError(str(exc).split("\n")[0]) from None
-        if probe.memory_mb is None:
-            raise TargetError("no guest RAM size booted: " + "; ".join(
-                f"{t['memory_mb']} MiB: {t['error']}" for t in probe.tried))
+        self.vm, probe, cached = smallest_guest(self.cpus)
+        accel = self.vm.accel
         self.memory_mb = probe.memory_mb
         self.labels = {"accelerator": accel, "guest_memory_mb": str(probe.memory_mb)}
         self.setup = {"accelerator": accel, "accelerator_reason": self.vm.accel_reason,
@@ -224,6 +214,24 @@ class GuestLauncher(Launcher):
         guest = DetachedGuest(self.vm, " ".join(IDLE_COMMAND), self.memory_mb)
         seconds = guest.start()
         return Instance(index, f"qemu-{guest.pid}", seconds, guest.stop, roots=(guest.pid,))
+
+
+def smallest_guest(cpus: int) -> tuple[object, object, bool]:
+    """(GuestVM with its accelerator chosen, its smallest-RAM probe, probe cached?);
+    TargetError when QEMU cannot boot the guest at any size."""
+    from isoinspect.benches.targets import TargetError
+    from isoinspect.benches.vm import GuestVM, VMError
+
+    try:
+        vm = GuestVM(cpus=cpus)
+        vm.choose_accel()
+        probe, cached = guest_memory(vm)
+    except VMError as exc:
+        raise TargetError(str(exc).split("\n")[0]) from None
+    if probe.memory_mb is None:
+        raise TargetError("no guest RAM size booted: " + "; ".join(
+            f"{t['memory_mb']} MiB: {t['error']}" for t in probe.tried))
+    return vm, probe, cached
 
 
 def guest_memory(vm) -> tuple[object, bool]:
@@ -281,4 +289,4 @@ def make_launcher(name: str) -> Launcher:
 
 
 __all__ = ["IDLE_COMMAND", "TARGET_NAMES", "BoxLauncher", "GuestLauncher", "HostLauncher",
-           "Instance", "Launcher", "guest_memory", "make_launcher"]
+           "Instance", "Launcher", "guest_memory", "make_launcher", "smallest_guest"]

@@ -154,6 +154,14 @@ class Target:
         limit (the check is then UNSUPPORTED with the error as evidence), or '' (an ERROR)."""
         return ""
 
+    #: check name -> its own implementation for this peer (a VM judges memory from the guest)
+    verify_checks: dict = {}
+
+    def take_evidence(self) -> dict:
+        """Evidence every result of the check just run gets (e.g. a VM's accelerator and its
+        host cgroup's figures); the target forgets it once taken."""
+        return {}
+
     def verify_name(self) -> str:
         """A unique name for verify's next container (also its cgroup's name)."""
         return f"{VERIFY_PREFIX}-{os.getpid()}-{self.name}-{next(self._verify_ids)}"

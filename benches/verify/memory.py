@@ -24,8 +24,9 @@ LIMIT = 32 << 20
 # (measured: oom_kill 2 in ~1 of 3 runs), and its victim must not be the reporting shell (the
 # container then died without its report, under runc and isoinspect alike).
 _VOLUNTEER = "echo 1000 > /proc/self/oom_score_adj; exec"
-HOG = (f"({_VOLUNTEER} head -c {{size}} /dev/zero) | ({_VOLUNTEER} tail) "
-       "> /dev/null 2>&1; echo hog-exit=$?; sleep 60")
+HOG_PIPE = (f"({_VOLUNTEER} head -c {{size}} /dev/zero) | ({_VOLUNTEER} tail) "
+            "> /dev/null 2>&1; echo hog-exit=$?")
+HOG = HOG_PIPE + "; sleep 60"
 
 
 def _swap_total(path: str = "/proc/swaps") -> int:

@@ -4,6 +4,8 @@
 * ``runc`` / ``runsc``: OCI bundles (benches/bundle.py) whose ``linux.resources`` carry the
   limits, the same bundles ``bench`` measures;
 * ``docker``: ``docker run -d --memory ... --cpus ...``;
+* ``qemu``: a QEMU guest configured the way libvirt would (benches/vm/limits.py): guest RAM,
+  vCPUs and pinning, a host cgroup around QEMU, a throttled virtual disk;
 * ``control``: isoinspect with every limit left out, so each check must FAIL on it.
 """
 
@@ -22,8 +24,15 @@ RUNTIMES: dict[str, Callable[[], Target]] = {
     "runc": lambda: RuncTarget(name="runc"),
     "runsc": lambda: RunscTarget(name="runsc"),
     "docker": lambda: DockerTarget(name="docker"),
+    "qemu": lambda: _qemu(),
     "control": lambda: IsoinspectLibrary(name="control", control=True),
 }
+
+
+def _qemu() -> Target:
+    from isoinspect.benches.vm.verify_target import QemuVerifyTarget
+
+    return QemuVerifyTarget(name="qemu")
 
 
 def select(names: str) -> list[Target]:

@@ -81,13 +81,26 @@ def time_limit(seconds: float):
 
 
 def run_check(rt: Target, check: Entry, ctx: Context) -> list[dict]:
-    """One check on one runtime; never raises (ERROR results say what went wrong)."""
+    """One check on one runtime (the runtime's own version of it, if it has one), with the
+    evidence the runtime adds to every result; never raises (ERROR results say what went
+    wrong)."""
+    results = _run_check(rt, check, ctx)
+    extra = rt.take_evidence()
+    for result in results:
+        result["evidence"] = {**extra, **result.get("evidence", {})}
+        if rt.labels:  # e.g. a VM's accelerator: the figures mean little without it
+            result["labels"] = dict(rt.labels)
+    return results
+
+
+def _run_check(rt: Target, check: Entry, ctx: Context) -> list[dict]:
     why = rt.check_unsupported(check.name)
     if why:
         return [unsupported(rt.name, check.name, check.family, why)]
+    run = rt.verify_checks.get(check.name, check.run)
     try:
         with time_limit(check.timeout):
-            return check.run(rt, ctx)
+            return run(rt, ctx)
     except CheckError as exc:
         why = rt.explain(check.name, exc)
         return [make_result(rt.name, check.name, check.family,
@@ -121,7 +134,14 @@ def run_all(runtimes: list[Target], checks: list[Entry], ctx: Context, record=No
                     add(unsupported(rt.name, check.name, check.family, why))
                 continue
             try:
-                rt.prepare(ctx.workdir)
+                try:
+                    rt.prepare(ctx.workdir)
+                except Exception as exc:  # e.g. a guest that does not boot: the others go on
+                    for check in checks:
+                        add(make_result(rt.name, check.name, check.family, Status.ERROR,
+                                        why=f"{rt.name} could not be prepared: "
+                                            f"{type(exc).__name__}: {exc}"[:500]))
+                    continue
                 for check in checks:
                     began = time.monotonic()
                     for result in run_check(rt, check, ctx):

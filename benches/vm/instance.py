@@ -44,13 +44,40 @@ def _die_with_parent() -> None:
     sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
+def _before_exec(cgroup_procs: tuple[str, ...]):
+    """The child's set-up before exec: die with the parent, then join the cgroup (so QEMU
+    runs under its host limits from its first instruction, as libvirt starts it)."""
+    def setup() -> None:
+        _die_with_parent()
+        for path in cgroup_procs:
+            for attempt in range(5):  # a transient refusal is retried; the last one is said
+                try:
+                    with open(path, "w") as handle:
+                        handle.write("0")
+                    break
+                except OSError as exc:
+                    if attempt == 4:
+                        os.write(2, f"@@VM-FAIL joining {path}: {exc}\n".encode())
+                        raise
+                    time.sleep(0.05)
+    return setup
+
+
 class DetachedGuest:
     """One QEMU process booted in the background; ``stop`` always kills it."""
 
-    def __init__(self, vm: GuestVM, command: list[str] | str, memory_mb: int) -> None:
+    def __init__(self, vm: GuestVM, command: list[str] | str, memory_mb: int,
+                 cpus: int | None = None, extra_argv: list[str] | None = None,
+                 cgroup_procs: tuple[str, ...] = ()) -> None:
+        """``cpus`` overrides the vCPU count, ``extra_argv`` is appended to QEMU's command line
+        (e.g. a throttled disk), ``cgroup_procs``: cgroup.procs files QEMU joins before exec."""
         self.vm = copy.copy(vm)
         self.vm.memory_mb = memory_mb
+        if cpus:
+            self.vm.cpus = cpus
         self.memory_mb = memory_mb
+        self.extra_argv = list(extra_argv or ())
+        self.cgroup_procs = tuple(cgroup_procs)
         self.accel = vm.choose_accel()
         self.run_dir = tempfile.mkdtemp(prefix="isoinspect-vm-")
         self.proc: subprocess.Popen | None = None
@@ -70,10 +97,14 @@ class DetachedGuest:
         console = open(os.path.join(self.run_dir, "console.log"), "wb")
         try:
             begin = time.perf_counter()
-            self.proc = subprocess.Popen(self.vm.qemu_argv(self.accel, self.run_dir, None),
-                                         stdin=subprocess.DEVNULL, stdout=console,
-                                         stderr=subprocess.STDOUT, start_new_session=True,
-                                         preexec_fn=_die_with_parent)
+            try:
+                self.proc = subprocess.Popen(self.argv(), stdin=subprocess.DEVNULL,
+                                             stdout=console, stderr=subprocess.STDOUT,
+                                             start_new_session=True,
+                                             preexec_fn=_before_exec(self.cgroup_procs))
+            except subprocess.SubprocessError as exc:
+                raise VMError(f"QEMU's set-up before exec failed ({exc}){_failure(self.console())}"
+                              ) from None
             self._wait_started(begin, timeout)
             self.start_seconds = time.perf_counter() - begin
             return self.start_seconds
@@ -82,6 +113,9 @@ class DetachedGuest:
             raise
         finally:
             console.close()
+
+    def argv(self) -> list[str]:
+        return self.vm.qemu_argv(self.accel, self.run_dir, None) + self.extra_argv
 
     def _wait_started(self, begin: float, timeout: float) -> None:
         stdout = os.path.join(self.run_dir, "stdout")

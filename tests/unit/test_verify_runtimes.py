@@ -57,7 +57,7 @@ def test_isoinspect_spec_limits_and_control_drops_them():
 
 def test_select_runtimes_and_checks():
     assert [rt.name for rt in runtimes.select("all")] == [
-        "isoinspect", "runc", "runsc", "docker", "control"]
+        "isoinspect", "runc", "runsc", "docker", "qemu", "control"]
     assert [rt.name for rt in runtimes.select("runc,control")] == ["runc", "control"]
     with pytest.raises(UsageError, match="unknown runtime"):
         runtimes.select("crunx")
