@@ -8,6 +8,9 @@ container here is configured as everywhere else in the suite (busybox, Docker's 
 * ``host``: ``busybox sleep`` spawned by the bench: the baseline cost of a process;
 * ``isoinspect``: the library's ``Runtime.create/start`` in this process; the container's
   init (``sleep``) is a child of the bench process; no monitor;
+* ``isoinspect-cli``: ``isoinspect run -d``, what a user runs: the CLI exits and leaves a
+  monitor per container (runtime/detach.py: it waits for the init and records its exit, the
+  role of containerd-shim or conmon); the init is the monitor's child;
 * ``runc`` (and ``crun``): ``runc run --detach``: the container's init is reparented to pid 1;
   no monitor process;
 * ``runsc``: ``runsc run --detach``: a sandbox (the Sentry, ``runsc-sandbox``, and its stub
@@ -31,7 +34,8 @@ from isoinspect.benches.targets.base import Target, find_busybox, first_line, wh
 
 IDLE_SECONDS = "3600"
 IDLE_COMMAND = ["sleep", IDLE_SECONDS]
-TARGET_NAMES = ("host", "isoinspect", "runc", "crun", "runsc", "docker", "qemu")
+TARGET_NAMES = ("host", "isoinspect", "isoinspect-cli", "runc", "crun", "runsc", "docker",
+                "qemu")
 
 
 @dataclass
@@ -168,6 +172,74 @@ class HostLauncher(Launcher):
                 process.kill_and_wait(info.pid, reap=True)
 
 
+class CliLauncher(Launcher):
+    """``isoinspect --root R run -d --network none busybox sleep``: the CLI returns once the
+    container runs; its monitor stays (counted as the runtime's, an ancestor of the init)."""
+
+    name = "isoinspect-cli"
+    notes = ("isoinspect run -d --network none (start: until the CLI returns): a monitor "
+             "process per container (runtime/detach.py), the init its child")
+
+    def __init__(self) -> None:
+        super().__init__()
+        from isoinspect.benches.targets.isoinspect import cli_path
+
+        self.cli = cli_path()
+        self.root: str | None = None
+
+    def available(self) -> tuple[bool, str]:
+        from isoinspect.benches.targets.isoinspect import IsoinspectCLI
+
+        return IsoinspectCLI(self.cli).available()
+
+    def version(self) -> str:
+        from isoinspect.benches.targets.isoinspect import package_version
+
+        return package_version()
+
+    def prepare(self, workdir: str) -> None:
+        from isoinspect.benches.targets.isoinspect import private_root
+
+        self.root = private_root(workdir, self.name)
+
+    def _cli(self, *args: str) -> list[str]:
+        return [self.cli, "--root", self.root, *args]
+
+    def start(self, index: int) -> Instance:
+        import subprocess
+
+        from isoinspect.benches.targets.isoinspect import IMAGE
+        from isoinspect.inspector.cgroupfs import CgroupView
+        from isoinspect.runtime.runtime import Runtime
+
+        name = f"isoinspect-density-{os.getpid()}-{index}"
+        env = {k: v for k, v in os.environ.items() if k != "ISOINSPECT_ROOT"}
+        begin = time.perf_counter()
+        result = subprocess.run(self._cli("run", "-d", "--name", name, "--network", "none",
+                                          IMAGE, *IDLE_COMMAND), env=env,
+                                stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                                timeout=120)
+        seconds = time.perf_counter() - begin
+
+        def stop() -> None:
+            subprocess.run(self._cli("rm", "-f", name), env=env, capture_output=True,
+                           timeout=60)
+
+        if result.returncode != 0:
+            stop()
+            raise RuntimeError(f"isoinspect run -d exited {result.returncode}: "
+                               f"{result.stderr.strip()[-300:]}")
+        pid = Runtime(self.root).get(name).pid
+        return Instance(index, name, seconds, stop, cgroup=CgroupView.for_pid(pid),
+                        workload_pid=pid)
+
+    def cleanup(self) -> None:
+        from isoinspect.benches.targets.isoinspect import clean_root
+
+        if self.root:
+            clean_root(self.root)
+
+
 def _cmdline(pid: int) -> bytes:
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as handle:
@@ -269,6 +341,8 @@ def make_launcher(name: str) -> Launcher:
         return BoxLauncher(name, IsoinspectLibrary(), "library Runtime.create/start in the "
                            "bench process (start: until exec); the container's init is its "
                            "child, no monitor")
+    if name == "isoinspect-cli":
+        return CliLauncher()
     if name == "runc":
         return BoxLauncher(name, RuncTarget(), "runc run --detach (start: until it returns); "
                            "init reparented to pid 1, no monitor")
