@@ -143,6 +143,11 @@ def _try_oci(binary: str, name: str, bundle: str, state: str,
             _run([*base, "delete", "--force", cid], timeout=15)
         except (OSError, subprocess.SubprocessError):
             pass
+        # runsc does not always remove the cgroup it made at its default path (/<id>): an
+        # empty isoinspect-doctor-<pid>-runsc stayed in every v1 hierarchy once here
+        from isoinspect.benches.targets.isoinspect import remove_cgroup_parents
+
+        remove_cgroup_parents("/sys/fs/cgroup", cid)
     return ok, error
 
 
