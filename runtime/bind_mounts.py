@@ -146,7 +146,7 @@ def mount_all(root: str, mounts: list) -> None:
 def _mount_one(root: str, mount: BindMount) -> None:
     from isoinspect.runtime.linux import syscalls as sc
     from isoinspect.runtime.linux.paths_policy import _kept_flags
-    from isoinspect.runtime.oci.setup import PROPAGATION_OPTIONS
+    from isoinspect.runtime.oci.setup import PROPAGATION_OPTIONS, _make_target
     from isoinspect.runtime.scoped_path import resolve, host_readlink
 
     rel = resolve(mount.destination, host_readlink(root))
@@ -154,13 +154,8 @@ def _mount_one(root: str, mount: BindMount) -> None:
     if mount.create_source and not os.path.exists(mount.source):
         os.makedirs(mount.source, 0o755, exist_ok=True)
     target = os.path.join(root, rel)
-    if not os.path.lexists(target):
-        os.makedirs(os.path.dirname(target), 0o755, exist_ok=True)
-        if os.path.isdir(mount.source):
-            os.mkdir(target, 0o755)
-        else:
-            os.close(os.open(target, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o644))
-    elif os.path.islink(target):  # resolve() returned a dangling link's own name: never
+    _make_target(target, not os.path.isdir(mount.source))
+    if os.path.islink(target):  # resolve() returned a dangling link's own name: never
         raise OSError(40, "the destination is a symbolic link")
     sc.mount(mount.source, target, None, sc.MS_BIND | sc.MS_REC)
     if mount.readonly:

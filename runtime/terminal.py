@@ -176,7 +176,13 @@ def run_on_terminal(runtime, record, interactive: bool, forwarder) -> int:
         finally:
             theirs.close()
         forwarder.attach(started.pid)
-        master = receive_master(ours)
+        try:
+            master = receive_master(ours)
+        except BaseException:
+            from isoinspect.runtime.process import send_signal
+            send_signal(started.pid, signal.SIGKILL)
+            runtime.wait_child(started)
+            raise
     finally:
         ours.close()
     try:
