@@ -134,31 +134,17 @@ def check_destination(rel: str, what: str) -> None:
 
 
 def mount_all(root: str, mounts: list) -> None:
-    """In the container's first process, before pivot_root: bind every mount in order."""
+    """In the container's first process, before pivot_root: bind every mount in order, each
+    through the OCI path's mount code (runtime/oci/setup.py) once its destination is
+    resolved inside ``root`` and checked again (an image's symlink may lead into /proc)."""
+    from isoinspect.runtime.oci.setup import mount_one
+    from isoinspect.runtime.scoped_path import host_readlink, resolve
+
     for mount in mounts:
-        try:
-            _mount_one(root, mount)
-        except OSError as exc:
-            raise OSError(exc.errno, f"bind mount {mount.source} on {mount.destination}: "
-                          f"{exc.strerror or exc}") from None
-
-
-def _mount_one(root: str, mount: BindMount) -> None:
-    from isoinspect.runtime.linux import syscalls as sc
-    from isoinspect.runtime.linux.paths_policy import _kept_flags
-    from isoinspect.runtime.oci.setup import PROPAGATION_OPTIONS, _make_target
-    from isoinspect.runtime.scoped_path import resolve, host_readlink
-
-    rel = resolve(mount.destination, host_readlink(root))
-    check_destination(rel, f"{mount.source}:{mount.destination}")  # a symlink into /proc
-    if mount.create_source and not os.path.exists(mount.source):
-        os.makedirs(mount.source, 0o755, exist_ok=True)
-    target = os.path.join(root, rel)
-    _make_target(target, not os.path.isdir(mount.source))
-    if os.path.islink(target):  # resolve() returned a dangling link's own name: never
-        raise OSError(40, "the destination is a symbolic link")
-    sc.mount(mount.source, target, None, sc.MS_BIND | sc.MS_REC)
-    if mount.readonly:
-        kept = _kept_flags(os.statvfs(target).f_flag, sc)
-        sc.mount(None, target, None, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY | kept)
-    sc.mount(None, target, None, PROPAGATION_OPTIONS[mount.propagation])
+        rel = resolve(mount.destination, host_readlink(root))
+        check_destination(rel, f"{mount.source}:{mount.destination}")
+        if mount.create_source and not os.path.exists(mount.source):
+            os.makedirs(mount.source, 0o755, exist_ok=True)
+        options = ["rbind", "ro" if mount.readonly else "rw", mount.propagation]
+        mount_one(root, {"destination": "/" + rel, "source": mount.source, "type": "bind",
+                         "options": options}, None, True)
