@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 
@@ -22,6 +23,19 @@ def test_volume_rw_and_ro(iso, tmp_path):
     assert result.stdout == "from-host\n"
     assert "Read-only file system" in result.stderr
     assert not (host / "no.txt").exists()
+
+
+def test_inspect_shows_the_mounts(iso, tmp_path):
+    iso("run", "-d", "--name", "isoinspect-mnt", "--network", "none", "-v",
+        f"{tmp_path}:/data:ro", "busybox", "sleep", "30", check=True)
+    try:
+        described = json.loads(iso("inspect", "isoinspect-mnt", check=True).stdout)[0]
+    finally:
+        iso("rm", "-f", "isoinspect-mnt")
+    assert described["Mounts"] == [{"Type": "bind", "Source": str(tmp_path),
+                                    "Destination": "/data", "Mode": "", "RW": False,
+                                    "Propagation": "rprivate"}]
+    assert (described["Config"]["Tty"], described["Config"]["OpenStdin"]) == (False, False)
 
 
 def test_mount_readonly_and_propagation(iso, tmp_path):
