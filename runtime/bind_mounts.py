@@ -133,6 +133,14 @@ def check_destination(rel: str, what: str) -> None:
                              f"(inside /{top})")
 
 
+def make_missing_sources(mounts: list) -> None:
+    """Docker makes a missing -v source as a directory when the container starts (in the
+    parent: a user-namespaced child could not)."""
+    for mount in mounts:
+        if mount.create_source and not os.path.lexists(mount.source):
+            os.makedirs(mount.source, 0o755, exist_ok=True)
+
+
 def mount_all(root: str, mounts: list) -> None:
     """In the container's first process, before pivot_root: bind every mount in order, each
     through the OCI path's mount code (runtime/oci/setup.py) once its destination is
@@ -143,8 +151,6 @@ def mount_all(root: str, mounts: list) -> None:
     for mount in mounts:
         rel = resolve(mount.destination, host_readlink(root))
         check_destination(rel, f"{mount.source}:{mount.destination}")
-        if mount.create_source and not os.path.exists(mount.source):
-            os.makedirs(mount.source, 0o755, exist_ok=True)
         options = ["rbind", "ro" if mount.readonly else "rw", mount.propagation]
         mount_one(root, {"destination": "/" + rel, "source": mount.source, "type": "bind",
                          "options": options}, None, True)

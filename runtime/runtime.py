@@ -265,8 +265,10 @@ class Runtime:
     def _bind_mounts(record: ContainerState) -> list:
         if not record.spec.get("mounts"):
             return []
-        from isoinspect.runtime.bind_mounts import BindMount
-        return [BindMount.from_tuple(item) for item in record.spec["mounts"]]
+        from isoinspect.runtime.bind_mounts import BindMount, make_missing_sources
+        mounts = [BindMount.from_tuple(item) for item in record.spec["mounts"]]
+        make_missing_sources(mounts)
+        return mounts
 
     def process_plan(self, record: ContainerState, argv: list[str] | None = None,
                      env: list[str] | None = None, workdir: str | None = None,

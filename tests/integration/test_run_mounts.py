@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import pathlib
 import subprocess
 
 import pytest
+from test_runtime_real import userns_iso  # noqa: F401 - the fixture: a root the remapped uid reaches
 
 
 def test_volume_rw_and_ro(iso, tmp_path):
@@ -117,3 +119,24 @@ def test_env_file(iso, tmp_path):
     result = iso("run", "--rm", "--env-file", str(bad), "busybox", "true")
     assert result.returncode == 125
     assert "contains whitespaces" in result.stderr
+
+
+def test_volume_in_a_user_namespace(userns_iso):
+    """-v with --userns remap: the missing source is made by the parent (the remapped child
+    could not), the read-only remount keeps the flags the kernel locked."""
+    # under the fixture's world-searchable directory: the remapped root must reach the source
+    source = pathlib.Path(os.path.dirname(userns_iso.root)) / "isoinspect-u" / "new"
+    result = userns_iso("run", "--rm", "--userns", "remap", "--network", "none", "-v",
+                 f"{source}:/d:ro", "busybox", "sh", "-c", "test -d /d && touch /d/x")
+    assert result.returncode == 1, result.stderr
+    assert "Read-only file system" in result.stderr
+    assert source.is_dir() and not (source / "x").exists()
+
+
+def test_a_single_file_is_bound(iso, tmp_path):
+    host = tmp_path / "isoinspect-file.conf"
+    host.write_text("setting=1\n")
+    result = iso("run", "--rm", "--network", "none", "-v", f"{host}:/etc/app/app.conf:ro",
+                 "busybox", "sh", "-c", "cat /etc/app/app.conf; echo x >> /etc/app/app.conf")
+    assert (result.returncode, result.stdout) == (1, "setting=1\n")
+    assert host.read_text() == "setting=1\n"
