@@ -147,19 +147,22 @@ def logs_cmd(ctx: click.Context, follow: bool, container: str) -> None:
 
 @cli.command("exec", context_settings={"allow_interspersed_args": False})
 @click.option("-d", "--detach", is_flag=True, help="Run the command in the background.")
+@click.option("-i", "--interactive", is_flag=True, help="Keep stdin open (relayed with -t).")
+@click.option("-t", "--tty", is_flag=True, help="Allocate a pseudo-terminal.")
 @click.option("-e", "--env", multiple=True, metavar="K=V", help="Set an environment variable.")
 @click.option("-w", "--workdir", default=None, metavar="DIR", help="Working directory.")
 @click.option("-u", "--user", default=None, metavar="UID[:GID]", help="User to run as.")
 @click.argument("container")
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 @click.pass_context
-def exec_cmd(ctx: click.Context, detach: bool, env: tuple, workdir: str | None,
-             user: str | None, container: str, command: tuple) -> None:
+def exec_cmd(ctx: click.Context, detach: bool, interactive: bool, tty: bool, env: tuple,
+             workdir: str | None, user: str | None, container: str, command: tuple) -> None:
     """Run a command in a running container."""
     from isoinspect.runtime.execute import exec_in_container
 
     ctx.exit(exec_in_container(_runtime(ctx), container, list(command), env=list(env),
-                               workdir=workdir, user=user, detach=detach))
+                               workdir=workdir, user=user, detach=detach, tty=tty,
+                               interactive=interactive))
 
 
 def _for_each(ctx: click.Context, refs: tuple, action) -> None:

@@ -9,9 +9,17 @@ from __future__ import annotations
 
 RUN_OPTIONS: tuple[tuple[tuple[str, ...], str, str, str, str], ...] = (
     (("--rm",), "rm", "flag", "", "Remove the container when it exits."),
+    (("-i", "--interactive"), "interactive", "flag", "", "Keep stdin open (relayed with -t)."),
+    (("-t", "--tty"), "tty", "flag", "", "Allocate a pseudo-terminal."),
     (("-d", "--detach"), "detach", "flag", "", "Run in the background and print the id."),
     (("--name",), "name", "value", "NAME", "Assign a name to the container."),
     (("-e", "--env"), "env", "multi", "K=V", "Set an environment variable (repeatable)."),
+    (("--env-file",), "env_file", "multi", "FILE",
+     "Read KEY=VALUE lines (or KEY: the caller's value) from a file (repeatable)."),
+    (("-v", "--volume"), "volume", "multi", "SRC:DST[:OPTS]",
+     "Bind a host path: OPTS ro or rw, and a propagation, e.g. ro,rslave (repeatable)."),
+    (("--mount",), "mount", "multi", "type=bind,...",
+     "Bind mount: type=bind,source=,target=[,readonly][,bind-propagation=] (repeatable)."),
     (("-w", "--workdir"), "workdir", "value", "DIR", "Working directory inside the container."),
     (("-u", "--user"), "user", "value", "UID[:GID]", "User (name or id) to run as."),
     (("--hostname", "-h"), "hostname", "value", "NAME", "Container host name."),
@@ -69,6 +77,11 @@ def parse_run_args(args: list[str]) -> tuple[dict, str, list[str]]:
         if not arg.startswith("-") or arg == "-":
             break
         flag, eq, inline = arg.partition("=")
+        if flag not in by_flag and _short_flags(arg, by_flag):
+            for letter in arg[1:]:  # -it = -i -t
+                options[by_flag["-" + letter][0]] = True
+            index += 1
+            continue
         if flag not in by_flag:
             raise FastParseError(arg)
         dest, kind = by_flag[flag]
@@ -93,3 +106,9 @@ def parse_run_args(args: list[str]) -> tuple[dict, str, list[str]]:
     if index >= len(args):
         raise FastParseError("missing image")
     return options, args[index], args[index + 1:]
+
+
+def _short_flags(arg: str, by_flag: dict) -> bool:
+    """``arg`` is several one-letter boolean flags written together (``-it``)."""
+    return (len(arg) > 2 and arg[1] != "-" and "=" not in arg
+            and all(by_flag.get("-" + letter, ("", ""))[1] == "flag" for letter in arg[1:]))

@@ -20,6 +20,9 @@ def execute_run(root: str | None, options: dict, image: str, command: list[str])
     userns_mode = options.get("userns") or "host"
     if userns_mode not in ("host", "remap"):
         raise UsageError(f"invalid value {userns_mode!r} for --userns: expected host or remap")
+    if options.get("tty"):
+        from isoinspect.runtime.terminal import check_input
+        check_input(True, bool(options.get("interactive")))
     spec = ContainerSpec.from_flags(
         image, list(command), memory=options["memory"], memory_swap=options["memory_swap"],
         cpus=options["cpus"], cpu_shares=options["cpu_shares"],
@@ -33,15 +36,19 @@ def execute_run(root: str | None, options: dict, image: str, command: list[str])
         remove=options["rm"], detach=options["detach"], cap_add=options["cap_add"],
         cap_drop=options["cap_drop"], seccomp="seccomp=unconfined" not in security,
         entrypoint=[entrypoint] if entrypoint else None, userns=userns_mode == "remap",
-        publish=options.get("publish") or [])
+        publish=options.get("publish") or [], volumes=options.get("volume") or [],
+        mounts=options.get("mount") or [], env_files=options.get("env_file") or [],
+        tty=bool(options.get("tty")), interactive=bool(options.get("interactive")))
     runtime = Runtime(root)
     if options.get("trace"):
-        if spec.detach:
-            raise UsageError("--trace needs a foreground container (no --detach)")
+        if spec.detach or spec.tty:
+            raise UsageError("--trace needs a foreground container without -t or --detach")
         from isoinspect.inspector.runtime_adapter import run_with_trace  # BCC only with --trace
 
         return run_with_trace(runtime, spec)
     if spec.detach:
+        if spec.tty:
+            raise UsageError("-t with --detach is not supported: use exec -it to attach")
         from isoinspect.runtime.detach import run_detached
 
         record = run_detached(runtime, spec)

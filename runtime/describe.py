@@ -39,7 +39,11 @@ def describe_container(runtime: Runtime, record: ContainerState) -> dict:
             "Hostname": record.hostname, "User": record.user, "Env": record.env,
             "Cmd": spec["command"], "Image": record.image, "WorkingDir": record.workdir,
             "Entrypoint": spec["entrypoint"], "Labels": spec["labels"],
+            "Tty": bool(spec.get("tty")), "OpenStdin": bool(spec.get("interactive")),
         },
+        "Mounts": [{"Type": "bind", "Source": source, "Destination": destination, "Mode": "",
+                    "RW": not readonly, "Propagation": propagation}
+                   for source, destination, readonly, propagation, _ in spec.get("mounts") or ()],
         "HostConfig": {
             "Memory": spec["memory"] or 0, "MemorySwap": spec["memory_swap"] or 0,
             "NanoCpus": int((spec["cpu_quota_us"] or 0) * 1e9 / spec["cpu_period_us"]),

@@ -11,15 +11,21 @@ import os
 
 from isoinspect.runtime import enter
 from isoinspect.runtime.container_state import Status
-from isoinspect.runtime.errors import Conflict, IsoinspectError
+from isoinspect.runtime.errors import Conflict, IsoinspectError, UsageError
 from isoinspect.runtime.runtime import Runtime
 from isoinspect.runtime.units import parse_env, parse_user
 
 
 def exec_in_container(runtime: Runtime, ref: str, argv: list[str], env: list[str] | None = None,
                       workdir: str | None = None, user: str | None = None,
-                      detach: bool = False) -> int:
-    """Run ``argv`` in the container; return its exit code (0 at once with ``detach``)."""
+                      detach: bool = False, tty: bool = False, interactive: bool = False) -> int:
+    """Run ``argv`` in the container; return its exit code (0 at once with ``detach``).
+    ``tty``: on a new terminal relayed to the caller's (runtime/terminal.py)."""
+    if tty:
+        if detach:
+            raise UsageError("-t with --detach is not supported")
+        from isoinspect.runtime import terminal
+        terminal.check_input(tty, interactive)
     record = runtime.get(ref)
     if record.status != Status.RUNNING:
         raise Conflict(f"container {record.name} is not running")
@@ -33,9 +39,13 @@ def exec_in_container(runtime: Runtime, ref: str, argv: list[str], env: list[str
     if detach:
         devnull = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
         stdio = (devnull, devnull, devnull)
+    console = ours = None
+    if tty:
+        ours, theirs = terminal.console_pair()
+        console = enter.Console(theirs, terminal.window_size(terminal.caller_terminal()))
     try:
         pid = enter.start_in(record.pid, runtime.cgroup(record).procs_files(), plan,
-                             detach=detach, stdio=stdio, new_session=detach)
+                             detach=detach, stdio=stdio, new_session=detach, console=console)
     except enter.NotRunning:
         raise Conflict(f"container {record.name} is not running") from None
     except enter.EnterFailed as exc:
@@ -43,6 +53,17 @@ def exec_in_container(runtime: Runtime, ref: str, argv: list[str], env: list[str
     finally:
         if devnull >= 0:
             os.close(devnull)
+        if console is not None:
+            console.sock.close()
     if detach:
         return 0
+    if ours is not None:
+        try:
+            master = terminal.receive_master(ours)
+        finally:
+            ours.close()
+        try:
+            terminal.attach(master, interactive)
+        finally:
+            os.close(master)
     return enter.wait(pid, forward_signals=True)

@@ -51,3 +51,6 @@ class InitPlan(Frozen):
     ready_fd: int = -1  # create/start split: report "r" here once set up...
     start_fd: int = -1  # ...then wait on this for `start`
     before_exec: object = None  # callable(plan) -> ProcessPlan | None, after `start`
+    mounts: list = []  # BindMount (runtime/bind_mounts.py): host paths bound in, in order
+    console_fd: int = -1  # socket: take a new terminal, send its master here (run -t)
+    console_size: object = None  # {"height": rows, "width": cols} for that terminal

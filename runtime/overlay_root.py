@@ -34,6 +34,9 @@ class OverlayRoot(Frozen):
         # The defaults lie inside the procfs and sysfs just mounted: safe before pivot_root.
         paths_policy.mask_paths(root, self.masked)
         paths_policy.readonly_paths(root, self.readonly)
+        if plan.mounts:  # -v/--mount: after /proc, /sys and /dev, so none can cover them
+            from isoinspect.runtime.bind_mounts import mount_all
+            mount_all(root, plan.mounts)
 
     def pivot(self, plan) -> None:
         rootfs.pivot_into(plan.rootfs)

@@ -149,7 +149,8 @@ class Runtime:
     # -- starting --------------------------------------------------------------------------
 
     def start(self, record: ContainerState, stdio: tuple = (None, None, None),
-              die_with_parent: bool = True) -> Started:
+              die_with_parent: bool = True, console_fd: int = -1,
+              console_size: object = None) -> Started:
         """Clone the container's PID 1 and return once its command has been exec'd.
 
         ``stdio`` gives file descriptors for the container's 0/1/2 (None: inherit).
@@ -160,7 +161,7 @@ class Runtime:
             raise Conflict(f"container {record.name} is {record.status.docker}, not created")
         begin = time.monotonic_ns()
         hooks = [hook for hook in self.prestart_hooks if hook.wants(record)]
-        plan = self.init_plan(record, stdio, die_with_parent)
+        plan = self.init_plan(record, stdio, die_with_parent, console_fd, console_size)
         flags = sc.CLONE_NEWNS | sc.CLONE_NEWUTS | sc.CLONE_NEWIPC | sc.CLONE_NEWPID
         if record.spec["network"] != "host":
             flags |= sc.CLONE_NEWNET
@@ -242,7 +243,8 @@ class Runtime:
                     pass
 
     def init_plan(self, record: ContainerState, stdio: tuple = (None, None, None),
-                  die_with_parent: bool = True) -> InitPlan:
+                  die_with_parent: bool = True, console_fd: int = -1,
+                  console_size: object = None) -> InitPlan:
         """The typed plan the container's first process follows (runtime/init_plan.py)."""
         manager = self.cgroup(record)
         cid = record.id
@@ -256,7 +258,17 @@ class Runtime:
             pdeathsig=SIGKILL if die_with_parent else 0,
             cgroup_procs=manager.procs_files(), new_cgroupns=True,
             hostname=record.hostname, own_net=record.spec["network"] != "host",
-            read_only=record.spec["read_only"])
+            read_only=record.spec["read_only"], mounts=self._bind_mounts(record),
+            console_fd=console_fd, console_size=console_size)
+
+    @staticmethod
+    def _bind_mounts(record: ContainerState) -> list:
+        if not record.spec.get("mounts"):
+            return []
+        from isoinspect.runtime.bind_mounts import BindMount, make_missing_sources
+        mounts = [BindMount.from_tuple(item) for item in record.spec["mounts"]]
+        make_missing_sources(mounts)
+        return mounts
 
     def process_plan(self, record: ContainerState, argv: list[str] | None = None,
                      env: list[str] | None = None, workdir: str | None = None,
@@ -346,6 +358,9 @@ class Runtime:
         record = self.create(spec)
         forwarder = SignalForwarder()
         try:
+            if spec.tty:  # -t: a pseudo-terminal, relayed to the caller's (runtime/terminal.py)
+                from isoinspect.runtime.terminal import run_on_terminal
+                return run_on_terminal(self, record, spec.interactive, forwarder)
             started = self.start(record, stdio)
             return self.wait_child(started, forwarder)
         finally:

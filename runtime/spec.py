@@ -33,7 +33,8 @@ class ContainerSpec:
                  "memory", "memory_swap", "cpu_quota_us", "cpu_period_us", "cpu_shares",
                  "cpuset_cpus", "pids_limit", "network", "remove", "detach", "userns",
                  "cap_add", "cap_drop", "seccomp", "entrypoint", "labels", "publish",
-                 "blkio_read_bps", "blkio_write_bps", "device_rules")
+                 "blkio_read_bps", "blkio_write_bps", "device_rules", "mounts", "tty",
+                 "interactive")
 
     def __init__(self, image: str, command: list[str] | None = None, *, name: str | None = None,
                  env: list[str] | None = None, workdir: str | None = None,
@@ -49,7 +50,8 @@ class ContainerSpec:
                  publish: list[str] | None = None,
                  blkio_read_bps: list[tuple[int, int, int]] | None = None,
                  blkio_write_bps: list[tuple[int, int, int]] | None = None,
-                 device_rules: list[tuple] | None = None) -> None:
+                 device_rules: list[tuple] | None = None, mounts: list | None = None,
+                 tty: bool = False, interactive: bool = False) -> None:
         self.image = image
         self.command = list(command or [])
         self.name = name
@@ -79,6 +81,10 @@ class ContainerSpec:
         self.blkio_write_bps = [tuple(item) for item in blkio_write_bps or ()] or None
         # extra (type, major, minor, access, allow) rules after Docker's default allow-list
         self.device_rules = [tuple(rule) for rule in device_rules or ()]
+        # bind mounts as BindMount.as_tuple() (runtime/bind_mounts.py): they marshal
+        self.mounts = [tuple(item) for item in mounts or ()]
+        self.tty = tty  # -t: a pseudo-terminal for the command
+        self.interactive = interactive  # -i: relay the caller's stdin (with -t)
         self.validate()
 
     @classmethod
@@ -88,7 +94,9 @@ class ContainerSpec:
                    pids_limit: str | None = None, env: list[str] | tuple = (),
                    user: str | None = None, device_read_bps: list[str] | tuple = (),
                    device_write_bps: list[str] | tuple = (),
-                   device_cgroup_rules: list[str] | tuple = (), **rest) -> "ContainerSpec":
+                   device_cgroup_rules: list[str] | tuple = (), volumes: list[str] | tuple = (),
+                   mounts: list[str] | tuple = (), env_files: list[str] | tuple = (),
+                   **rest) -> "ContainerSpec":
         """Build a spec from the CLI's strings (``--memory 64m``, ``--cpus 0.5``, ...)."""
         quota = units.parse_cpus(cpus)[0] if cpus is not None else None
         return cls(
@@ -101,7 +109,8 @@ class ContainerSpec:
             cpuset_cpus=units.parse_cpuset(cpuset_cpus) if cpuset_cpus is not None else None,
             pids_limit=units.parse_int(pids_limit, "--pids-limit", -1, PIDS_MAX)
             if pids_limit is not None else None,
-            env=units.parse_env(list(env)),
+            env=_env_files(env_files) + units.parse_env(list(env)),
+            mounts=_bind_mounts(volumes, mounts),
             blkio_read_bps=[parse_device_rate(v, "--device-read-bps") for v in device_read_bps],
             blkio_write_bps=[parse_device_rate(v, "--device-write-bps")
                              for v in device_write_bps],
@@ -159,6 +168,27 @@ class ContainerSpec:
 
     def to_dict(self) -> dict:
         return {slot: getattr(self, slot) for slot in self.__slots__}
+
+
+def _env_files(paths: list[str] | tuple) -> list[str]:
+    if not paths:
+        return []
+    from isoinspect.runtime.env_file import read_env_file
+    return [item for path in paths for item in read_env_file(path)]
+
+
+def _bind_mounts(volumes: list[str] | tuple, mounts: list[str] | tuple) -> list[tuple]:
+    """-v then --mount values, parsed and checked (runtime/bind_mounts.py) as tuples."""
+    if not volumes and not mounts:
+        return []
+    from isoinspect.runtime.bind_mounts import parse_mount, parse_volume
+    parsed = [parse_volume(v) for v in volumes] + [parse_mount(m) for m in mounts]
+    seen = set()
+    for mount in parsed:
+        if mount.destination in seen:
+            raise UsageError(f"duplicate mount point: {mount.destination}")
+        seen.add(mount.destination)
+    return [mount.as_tuple() for mount in parsed]
 
 
 def parse_device_cgroup_rule(value: str) -> tuple:
