@@ -227,7 +227,7 @@ def save_cmd(ctx: click.Context, output: str, fmt: str, images: tuple) -> None:
 @click.command("load")
 @click.option("-i", "--input", "input_", required=True, metavar="FILE",
               help="Tar archive (docker save format or OCI layout; may be gzipped).")
-@click.option("-q", "--quiet", is_flag=True)
+@click.option("-q", "--quiet", is_flag=True, help="Do not print the loaded images' names.")
 @click.pass_context
 def load_cmd(ctx: click.Context, input_: str, quiet: bool) -> None:
     """Load images from a tar archive."""
@@ -251,8 +251,6 @@ _auth_options = [
     click.option("-u", "--username", default=None, help="Registry user (basic auth)."),
     click.option("-p", "--password", default=None,
                  help="Password ('-' reads it from stdin; or ISOINSPECT_REGISTRY_PASSWORD)."),
-    click.option("--chunk-size", default=8 << 20, type=int, show_default=True,
-                 help="Upload blobs in PATCH chunks of this many bytes."),
 ]
 
 
@@ -264,6 +262,8 @@ def _with_auth(func):
 
 @click.command("push")
 @_with_auth
+@click.option("--chunk-size", default=8 << 20, type=int, show_default=True,
+              help="Upload blobs in PATCH chunks of this many bytes.")
 @click.argument("image")
 @click.pass_context
 def push_cmd(ctx: click.Context, username, password, chunk_size, image: str) -> None:
@@ -279,7 +279,7 @@ def push_cmd(ctx: click.Context, username, password, chunk_size, image: str) -> 
 @_with_auth
 @click.argument("image")
 @click.pass_context
-def pull_cmd(ctx: click.Context, username, password, chunk_size, image: str) -> None:
+def pull_cmd(ctx: click.Context, username, password, image: str) -> None:
     """Pull an image from a registry (HOST[:PORT]/NAME:TAG)."""
     from isoinspect.runtime.image_registry import pull
     _require_root()

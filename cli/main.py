@@ -65,9 +65,9 @@ def _run_command() -> click.Command:
     params: list[click.Parameter] = []
     for flags, dest, kind, metavar, help_text in RUN_OPTIONS:
         if kind == "flag":
-            params.append(click.Option(list(flags), dest, is_flag=True, help=help_text))
+            params.append(click.Option([*flags, dest], is_flag=True, help=help_text))
         else:
-            params.append(click.Option(list(flags), dest, multiple=kind == "multi",
+            params.append(click.Option([*flags, dest], multiple=kind == "multi",
                                        metavar=metavar, help=help_text,
                                        default=DEFAULTS["network"] if dest == "network" else None))
     params.append(click.Argument(["image"]))

@@ -97,13 +97,28 @@ def _register_bench() -> None:
     except ImportError:
         return
 
-    @bench.command("network", context_settings={"ignore_unknown_options": True})
-    @click.argument("args", nargs=-1, type=click.UNPROCESSED)
-    def bench_network(args: tuple[str, ...]) -> None:
+    @bench.command("network")
+    @click.option("--runs", type=int, default=30, show_default=True,
+                  help="Measured runs per configuration.")
+    @click.option("--warmup", type=int, default=3, show_default=True,
+                  help="Unmeasured runs per configuration first.")
+    @click.option("--rounds", type=int, default=8, show_default=True,
+                  help="Batches per concurrency level.")
+    @click.option("--settle", type=float, default=0.5, show_default=True,
+                  help="Seconds of rest before each batch, so one runtime's teardown does "
+                       "not land in another's batch.")
+    @click.option("--no-docker", is_flag=True, help="Measure isoinspect only.")
+    @click.option("--results", metavar="DIR",
+                  help="Where the run record goes (default $ISOINSPECT_RESULTS).")
+    def bench_network(runs: int, warmup: int, rounds: int, settle: float, no_docker: bool,
+                      results: str | None) -> None:
         """Bridge networking's cost per start, isoinspect vs Docker, 1-8 at once."""
         from isoinspect.benches.network_bench import main
 
-        raise SystemExit(main(list(args)))
+        argv = ["--runs", str(runs), "--warmup", str(warmup), "--rounds", str(rounds),
+                "--settle", str(settle)]
+        argv += ["--no-docker"] * no_docker + (["--results", results] if results else [])
+        raise SystemExit(main(argv))
 
 
 _register_bench()
