@@ -14,19 +14,54 @@ import click
 from isoinspect.cli.options import DEFAULTS, RUN_OPTIONS
 from isoinspect.cli.run_cmd import execute_run
 from isoinspect.runtime.container_state import ContainerState, Status
-from isoinspect.runtime.errors import IsoinspectError, UsageError, report_error, report_unexpected
+from isoinspect.runtime.errors import (DAEMON_EXIT_CODE, USAGE_EXIT_CODE, IsoinspectError,
+                                      UsageError, die_of_closed_pipe, report_error,
+                                      report_unexpected)
+
+
+# Docker's commands whose failures (no such container, image, network...) exit 1, like the
+# docker CLI's "Error response from daemon"; run keeps 125 for failures before the command runs.
+_DOCKER_DAEMON_CODE_COMMANDS = frozenset((
+    "ps", "logs", "exec", "kill", "stop", "rm", "wait", "inspect", "gc", "images", "image", "rmi",
+    "tag", "history", "save", "load", "push", "pull", "build", "network"))
+
+
+def _docker_usage_code(exc: click.UsageError) -> int:
+    """Docker's codes for a refused command line: 125 for a flag or its value, 1 for the
+    wrong number of arguments or an unknown command (``docker rm`` alone, ``docker bogus``)."""
+    if isinstance(getattr(exc, "param", None), click.Argument):
+        return DAEMON_EXIT_CODE
+    if isinstance(exc, (click.NoSuchOption, click.BadOptionUsage, click.BadParameter)):
+        return USAGE_EXIT_CODE
+    return DAEMON_EXIT_CODE
 
 
 class _Group(click.Group):
-    """Turns IsoinspectError into one line on stderr and the error's exit code."""
+    """Turns IsoinspectError into one line on stderr and Docker's exit code for it."""
+
+    def make_context(self, *args, **kwargs):  # type: ignore[override]
+        try:
+            return super().make_context(*args, **kwargs)
+        except click.UsageError as exc:
+            exc.exit_code = _docker_usage_code(exc)
+            raise
 
     def invoke(self, ctx: click.Context):  # type: ignore[override]
         try:
             return super().invoke(ctx)
         except IsoinspectError as exc:
-            ctx.exit(report_error(exc))
+            code = exc.exit_code
+            if (ctx.invoked_subcommand in _DOCKER_DAEMON_CODE_COMMANDS and code == 125
+                    and not isinstance(exc, UsageError)):
+                code = DAEMON_EXIT_CODE
+            ctx.exit(report_error(exc, exit_code=code))
         except KeyboardInterrupt:
             ctx.exit(report_error("interrupted", exit_code=130))
+        except BrokenPipeError:
+            die_of_closed_pipe()
+        except click.UsageError as exc:
+            exc.exit_code = _docker_usage_code(exc)
+            raise
         except (click.exceptions.ClickException, click.exceptions.Exit,
                 click.exceptions.Abort):
             raise
@@ -187,7 +222,7 @@ def kill_cmd(ctx: click.Context, sig: str, containers: tuple) -> None:
 
     number = parse_signal(sig)
     if number is None:
-        raise UsageError(f"invalid signal: {sig}")
+        raise IsoinspectError(f"invalid signal: {sig}", exit_code=DAEMON_EXIT_CODE)  # Docker: 1
     runtime = _runtime(ctx)
     _for_each(ctx, containers, lambda ref: runtime.kill(ref, number))
 
