@@ -12,6 +12,7 @@ import time
 
 import click
 
+from isoinspect.cli.listing import emit, format_options
 from isoinspect.runtime.errors import IsoinspectError, report_error
 
 
@@ -34,12 +35,6 @@ def _store(ctx: click.Context):
     from isoinspect.runtime.roots import Roots
 
     return ImageStore(Roots(ctx.obj["root"]))
-
-
-def _table(rows: list[tuple]) -> None:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        click.echo("   ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip())
 
 
 def _size(size: float) -> str:
@@ -72,9 +67,10 @@ def _ago(created: str) -> str:
 @click.option("--with-tools", is_flag=True,
               help="With --ensure-debian: create debian:bookworm-tools instead (the same minbase "
                    "plus sysbench, fio and iperf3; its own cached tar).")
+@format_options
 @click.pass_context
 def images_cmd(ctx: click.Context, quiet: bool, ensure_base: bool, ensure_debian: bool,
-               with_tools: bool) -> None:
+               with_tools: bool, fmt: str | None, as_json: bool) -> None:
     """List images."""
     store = _store(ctx)
     if with_tools and not ensure_debian:
@@ -102,10 +98,11 @@ def images_cmd(ctx: click.Context, quiet: bool, ensure_base: bool, ensure_debian
         for image in images:
             click.echo(image["id"][:12])
         return
-    rows = [("REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE")]
-    rows += [(i["repository"], i["tag"], i["id"][:12], _ago(i["created"]), _size(i["size"]))
-             for i in images]
-    _table(rows)
+    rows = [{"ID": i["id"][:12], "Repository": i["repository"], "Tag": i["tag"],
+             "CreatedAt": i["created"], "CreatedSince": _ago(i["created"]),
+             "Size": _size(i["size"])} for i in images]
+    emit(rows, "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}",
+         {"ID": "IMAGE ID", "CreatedSince": "CREATED", "CreatedAt": "CREATED AT"}, fmt, as_json)
 
 
 @click.command("build")
@@ -176,15 +173,17 @@ def rmi_cmd(ctx: click.Context, force: bool, images: tuple) -> None:
 
 @click.command("history")
 @click.option("--no-trunc", is_flag=True, help="Do not truncate output.")
+@format_options
 @click.argument("image")
 @click.pass_context
-def history_cmd(ctx: click.Context, no_trunc: bool, image: str) -> None:
+def history_cmd(ctx: click.Context, no_trunc: bool, fmt: str | None, as_json: bool,
+                image: str) -> None:
     """Show the steps an image was made of."""
     store = _store(ctx)
     image_id = store.resolve(image)
     config = store.config(image_id)
     diff_ids = list(config["rootfs"]["diff_ids"])
-    rows = [("IMAGE", "CREATED", "CREATED BY", "SIZE")]
+    rows = []
     entries = list(config.get("history") or [])
     sizes = []
     layer_index = 0
@@ -206,9 +205,13 @@ def history_cmd(ctx: click.Context, no_trunc: bool, image: str) -> None:
         if not no_trunc and len(created_by) > 45:
             created_by = created_by[:44] + "…"
         ident = chain[index][:12] if index < len(chain) else "<missing>"
-        rows.append((ident, _ago(entry.get("created", "")), created_by,
-                     sizes[len(entries) - 1 - index]))
-    _table(rows)
+        rows.append({"ID": ident, "CreatedAt": entry.get("created", ""),
+                     "CreatedSince": _ago(entry.get("created", "")), "CreatedBy": created_by,
+                     "Size": sizes[len(entries) - 1 - index],
+                     "Comment": entry.get("comment", "")})
+    emit(rows, "table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}",
+         {"ID": "IMAGE", "CreatedSince": "CREATED", "CreatedBy": "CREATED BY",
+          "CreatedAt": "CREATED AT"}, fmt, as_json)
 
 
 @click.command("save")

@@ -11,6 +11,7 @@ import time
 
 import click
 
+from isoinspect.cli.listing import emit, format_options
 from isoinspect.cli.options import DEFAULTS, RUN_OPTIONS
 from isoinspect.cli.run_cmd import execute_run
 from isoinspect.runtime.container_state import ContainerState, Status
@@ -134,26 +135,34 @@ def _status(record: ContainerState) -> str:
     return "Created"
 
 
+PS_TABLE = ("table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t"
+            "{{.Names}}")
+PS_HEADERS = {"ID": "CONTAINER ID", "RunningFor": "CREATED", "CreatedAt": "CREATED AT"}
+
+
+def _ps_row(record: ContainerState) -> dict:
+    """One container with ``docker ps``'s field names."""
+    command = " ".join(record.argv)
+    command = command if len(command) <= 20 else command[:19] + "…"
+    return {"ID": record.id[:12], "Image": record.image, "Command": f'"{command}"',
+            "CreatedAt": time.strftime("%Y-%m-%d %H:%M:%S %z", time.localtime(record.created)),
+            "RunningFor": f"{_age(record.created)} ago", "State": record.status.docker,
+            "Status": _status(record), "Names": record.name, "Pid": record.pid or 0}
+
+
 @cli.command("ps")
 @click.option("-a", "--all", "all_", is_flag=True, help="Show stopped containers too.")
 @click.option("-q", "--quiet", is_flag=True, help="Only print ids.")
+@format_options
 @click.pass_context
-def ps_cmd(ctx: click.Context, all_: bool, quiet: bool) -> None:
+def ps_cmd(ctx: click.Context, all_: bool, quiet: bool, fmt: str | None, as_json: bool) -> None:
     """List containers."""
     records = _runtime(ctx).list(all_)
     if quiet:
         for record in records:
             click.echo(record.id[:12])
         return
-    rows = [("CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "NAMES")]
-    for r in records:
-        command = " ".join(r.argv)
-        command = command if len(command) <= 20 else command[:19] + "…"
-        rows.append((r.id[:12], r.image, f'"{command}"', f"{_age(r.created)} ago",
-                     _status(r), r.name))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        click.echo("   ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip())
+    emit([_ps_row(r) for r in records], PS_TABLE, PS_HEADERS, fmt, as_json)
 
 
 @cli.command("logs")
@@ -259,12 +268,15 @@ def wait_cmd(ctx: click.Context, containers: tuple) -> None:
 
 
 @cli.command("inspect")
+@click.option("-f", "--format", "fmt", metavar="TEMPLATE",
+              help="Print each container through a Go-template-like format, e.g. "
+                   "'{{.State.Pid}}' or '{{json .Config}}'.")
 @click.option("--scorecard", is_flag=True,
               help="Print the isolation scorecard (namespaces shared with the host, "
                    "capabilities, seccomp, no_new_privs, masked paths, read-only root, limits).")
 @click.argument("targets", nargs=-1, required=True, metavar="CONTAINER|PID...")
 @click.pass_context
-def inspect_cmd(ctx: click.Context, scorecard: bool, targets: tuple) -> None:
+def inspect_cmd(ctx: click.Context, fmt: str | None, scorecard: bool, targets: tuple) -> None:
     """Show containers' configuration and state as JSON (like docker inspect); a PID, or any
     target with --scorecard, gets the isolation scorecard, whatever runtime started it."""
     from isoinspect.runtime.describe import describe_container
@@ -285,7 +297,12 @@ def inspect_cmd(ctx: click.Context, scorecard: bool, targets: tuple) -> None:
             ctx.invoke(scorecard_cmd, as_json=False, target=ref)
             continue
         described.append(describe_container(runtime, record))
-    if described:
+    if described and fmt:
+        from isoinspect.cli.template import format_rows
+
+        for line in format_rows(fmt, described, {}):
+            click.echo(line)
+    elif described:
         click.echo(json.dumps(described, indent=4))
 
 

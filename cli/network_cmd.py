@@ -7,6 +7,8 @@ import time
 
 import click
 
+from isoinspect.cli.listing import emit, format_options
+
 
 @click.group("network")
 def network() -> None:
@@ -33,7 +35,8 @@ def create(name: str, subnet: str | None) -> None:
 
 @network.command("ls")
 @click.option("-q", "--quiet", is_flag=True, help="Only print names.")
-def ls(quiet: bool) -> None:
+@format_options
+def ls(quiet: bool, fmt: str | None, as_json: bool) -> None:
     """List networks."""
     _require_root()
     from isoinspect.runtime.network.store import NetworkStore
@@ -43,11 +46,10 @@ def ls(quiet: bool) -> None:
         for item in networks:
             click.echo(item["name"])
         return
-    rows = [("NETWORK ID", "NAME", "DRIVER", "SUBNET", "BRIDGE")]
-    rows += [(n["id"][:12], n["name"], "bridge", n["subnet"], n["bridge"]) for n in networks]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        click.echo("   ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+    rows = [{"ID": n["id"][:12], "Name": n["name"], "Driver": "bridge", "Scope": "local",
+             "Subnet": n["subnet"], "Bridge": n["bridge"]} for n in networks]
+    emit(rows, "table {{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Subnet}}\t{{.Bridge}}",
+         {"ID": "NETWORK ID"}, fmt, as_json)
 
 
 @network.command("inspect")

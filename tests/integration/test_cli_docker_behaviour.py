@@ -28,7 +28,7 @@ def _closed_pipe_run(env: dict, *args: str) -> subprocess.CompletedProcess:
         os.close(write_end)
 
 
-@pytest.mark.parametrize("args", [("ps", "-a"), ("images",),
+@pytest.mark.parametrize("args", [("ps", "-a"), ("images",), ("history", "--json", "busybox"),
                                   ("run", "--help"), ("network", "ls")])
 def test_closed_stdout_ends_quietly_by_sigpipe(iso, args):
     done = _closed_pipe_run(iso.env, *args)
