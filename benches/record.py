@@ -23,7 +23,7 @@ import secrets
 import time
 from typing import Any, Iterable
 
-from isoinspect.runtime.errors import IsoinspectError
+from isoinspect.runtime.errors import USAGE_EXIT_CODE, IsoinspectError
 
 SCHEMA = "isoinspect.run"
 SCHEMA_VERSION = 1
@@ -191,19 +191,20 @@ def resolve(ref: str, directory: str | None = None) -> str:
     """A record's path from a path, a run id, a unique run-id prefix, or ``latest``."""
     if os.sep in ref or ref.endswith(".json"):
         if not os.path.exists(ref):
-            raise RecordError(f"no run record at {ref}", exit_code=2)
+            raise RecordError(f"no run record at {ref}", exit_code=USAGE_EXIT_CODE)
         return ref
     folder = results_dir(directory)
     names = sorted(n[:-5] for n in _listdir(folder) if n.endswith(".json"))
     if ref == "latest":
         if not names:
-            raise RecordError(f"no run records in {folder}", exit_code=2)
+            raise RecordError(f"no run records in {folder}", exit_code=USAGE_EXIT_CODE)
         return os.path.join(folder, names[-1] + ".json")
     matches = [n for n in names if n == ref] or [n for n in names if n.startswith(ref)]
     if not matches:
-        raise RecordError(f"no run record {ref!r} in {folder}", exit_code=2)
+        raise RecordError(f"no run record {ref!r} in {folder}", exit_code=USAGE_EXIT_CODE)
     if len(matches) > 1:
-        raise RecordError(f"run id {ref!r} is ambiguous: {', '.join(matches[:5])}", exit_code=2)
+        raise RecordError(f"run id {ref!r} is ambiguous: {', '.join(matches[:5])}",
+                          exit_code=USAGE_EXIT_CODE)
     return os.path.join(folder, matches[0] + ".json")
 
 
@@ -220,9 +221,10 @@ def _read(path: str) -> Any:
             return json.load(handle)
     except json.JSONDecodeError as exc:
         raise RecordError(f"run record {path} is corrupt: {exc.msg} at line {exc.lineno}",
-                          exit_code=2) from None
+                          exit_code=USAGE_EXIT_CODE) from None
     except OSError as exc:
-        raise RecordError(f"cannot read run record {path}: {exc.strerror}", exit_code=2) from None
+        raise RecordError(f"cannot read run record {path}: {exc.strerror}",
+                          exit_code=USAGE_EXIT_CODE) from None
 
 
 def load(ref: str, directory: str | None = None) -> dict:
@@ -241,7 +243,7 @@ def load_all(ref: str, directory: str | None = None) -> list[dict]:
     if not isinstance(data, list):
         return [load(path)]
     if not data:
-        raise RecordError(f"{path} is an empty list of run records", exit_code=2)
+        raise RecordError(f"{path} is an empty list of run records", exit_code=USAGE_EXIT_CODE)
     loaded = []
     for number, item in enumerate(data):
         where = f"{path}[{number}]"
@@ -254,25 +256,28 @@ def load_all(ref: str, directory: str | None = None) -> list[dict]:
 def migrate(data: Any, path: str = "<record>") -> dict:
     """Bring a record of any known schema to SCHEMA_VERSION; refuse newer or unknown ones."""
     if not isinstance(data, dict):
-        raise RecordError(f"run record {path} is corrupt: not a JSON object", exit_code=2)
+        raise RecordError(f"run record {path} is corrupt: not a JSON object",
+                          exit_code=USAGE_EXIT_CODE)
     if data.get("schema") == LEGACY_STARTUP_SCHEMA:
         data = _from_legacy_startup(data, path)
     if data.get("schema") != SCHEMA:
         raise RecordError(f"{path} is not an isoinspect run record (schema "
-                          f"{data.get('schema')!r})", exit_code=2)
+                          f"{data.get('schema')!r})", exit_code=USAGE_EXIT_CODE)
     version = data.get("schema_version")
     if not isinstance(version, int):
-        raise RecordError(f"run record {path} is corrupt: no schema_version", exit_code=2)
+        raise RecordError(f"run record {path} is corrupt: no schema_version",
+                          exit_code=USAGE_EXIT_CODE)
     if version > SCHEMA_VERSION:
         raise RecordError(f"run record {path} has schema version {version}, written by a newer "
                           f"isoinspect; this one reads up to version {SCHEMA_VERSION}",
-                          exit_code=2)
+                          exit_code=USAGE_EXIT_CODE)
     if not isinstance(data.get("results"), list):
-        raise RecordError(f"run record {path} is corrupt: no results list", exit_code=2)
+        raise RecordError(f"run record {path} is corrupt: no results list",
+                          exit_code=USAGE_EXIT_CODE)
     for number, result in enumerate(data["results"]):
         if not isinstance(result, dict):
             raise RecordError(f"run record {path} is corrupt: result {number} is not an object",
-                              exit_code=2)
+                              exit_code=USAGE_EXIT_CODE)
     return data
 
 

@@ -48,6 +48,8 @@ QUICK_RUNS, QUICK_WARMUP, QUICK_TRACE_RUNS = 10, 1, 10
 TRACE_PAIRS = 100
 MAX_CONSECUTIVE_FAILURES = 3
 PUBLISH_EVERY_S = 2.0
+P99_MIN_RUNS = stats.P99_MIN_RUNS
+PLAIN_PROGRESS_EVERY_S = 2.0  # stderr not a terminal: a plain line at most this often
 DROP_CACHES = "/proc/sys/vm/drop_caches"
 #: the issue's goals: (target, relation, factor, peer, metrics)
 GOALS = (("isoinspect-cli", "<=", 0.5, "runc", ("start_to_ready", "lifecycle")),
@@ -129,7 +131,7 @@ def run_startup(targets: list[Target] | None = None, runs: int = 100, warmup: in
                 metrics: tuple[str, ...] = METRICS, trace_runs: int = 0,
                 concurrency: list[int] | None = None, concurrency_starts: int = 16,
                 include_slow: bool = False, slow_runs: int | None = None,
-                startup_results: bool = True) -> dict:
+                startup_results: bool = True, show_goals: bool = False) -> dict:
     """Measure each target's metrics ``runs`` times (round-robin); return the summary.
 
     ``quick``: at most 10 runs and 1 warm-up round, slow targets (VMs) left out unless
@@ -154,8 +156,7 @@ def run_startup(targets: list[Target] | None = None, runs: int = 100, warmup: in
     names = [t.name for t in targets]
     if len(set(names)) != len(names):
         raise UsageError(f"target names must be unique: {names}", exit_code=USAGE_EXIT_CODE)
-    if progress is None:
-        progress = sys.stderr.isatty()
+    say = _Progress(progress is not False)
     entries = [_Entry(t, metrics) for t in targets]
     own_workdir = workdir is None
     workdir = workdir or tempfile.mkdtemp(prefix="isoinspect-bench-")
@@ -181,35 +182,30 @@ def run_startup(targets: list[Target] | None = None, runs: int = 100, warmup: in
             for round_index in range(warmup):
                 _one_round(in_round(active, round_index, slow_runs), round_index, False,
                            drop_caches)
-                if progress:
-                    _progress(f"warm-up {round_index + 1}/{warmup}")
+                say(f"warm-up {round_index + 1}/{warmup}", round_index + 1 == warmup)
             for round_index in range(runs):
                 _one_round(in_round(active, round_index, slow_runs), round_index, True,
                            drop_caches)
                 summary["rounds_completed"] = round_index + 1
-                if progress:
-                    _progress(f"round {round_index + 1}/{runs}")
+                say(f"round {round_index + 1}/{runs}", round_index + 1 == runs)
                 publisher.publish()
             active = [e for e in entries if e.status == "ready"]
             if trace_runs:
-                if progress:
-                    _progress("traced pass")
+                say("traced pass", True)
                 summary["trace"] = _trace(active, trace_runs, record)
             if concurrency:
                 from isoinspect.benches.concurrency import sweep
 
                 for entry in active:
-                    if progress:
-                        _progress(f"concurrency sweep: {entry.name}")
+                    say(f"concurrency sweep: {entry.name}", True)
                     summary["concurrency"] += sweep(entry.target, concurrency,
                                                     concurrency_starts, record=record)
         except KeyboardInterrupt:
             summary["interrupted"] = True
-            if progress or echo:
+            if say.enabled or echo:
                 sys.stderr.write("\ninterrupted: keeping what was measured, cleaning up\n")
         finally:
-            if progress:
-                _progress("cleaning up", end="\n")
+            say("cleaning up", True, end="\n")
             _cleanup_all(entries)
     finally:
         if own_workdir:
@@ -234,7 +230,7 @@ def run_startup(targets: list[Target] | None = None, runs: int = 100, warmup: in
 
             write_json_atomic(json_out, record.data)
     if echo:
-        print(format_table(summary))
+        print(format_table(summary, goals=show_goals))
     return summary
 
 
@@ -469,8 +465,9 @@ def _table(headers: list[str], rows: list[list[str]], numeric: range) -> list[st
     return lines
 
 
-def format_table(summary: dict) -> str:
-    """The summary as fixed-width text tables, one per metric (milliseconds)."""
+def format_table(summary: dict, goals: bool = False) -> str:
+    """The summary as fixed-width text tables, one per metric (milliseconds); the project's
+    own goals (always in the record and the report) only with ``goals``."""
     config, machine = summary["config"], summary["machine"]
     reference, floor = config["reference"], config["floor"]
     head = (f"start-up ({summary['rounds_completed']}/{config['runs']} rounds, "
@@ -491,7 +488,8 @@ def format_table(summary: dict) -> str:
                     notes.append(f"  {name}: unsupported: {result['reason']}")
                 continue
             cpu = (result.get("cpu_stats") or {}).get("p50")
-            rows.append([name, str(s["n"]), _ms(s["p50"]), _ms(s["p90"]), _ms(s["p99"]),
+            p99 = _ms(s["p99"]) if s["n"] >= P99_MIN_RUNS else "-"
+            rows.append([name, str(s["n"]), _ms(s["p50"]), _ms(s["p90"]), p99,
                          f"{_ms(s['p50_ci'][0])} .. {_ms(s['p50_ci'][1])}", _ms(cpu),
                          _ratio_text(summary["ratios"][metric].get(name)),
                          _ratio_text(summary["floor_ratios"][metric].get(name))])
@@ -528,7 +526,11 @@ def format_table(summary: dict) -> str:
         elif overhead.get("status") != "ok":
             notes.append(f"  tracer overhead on {overhead['target']}: {overhead['status']}: "
                          f"{overhead.get('reason', '')}")
-    for goal in summary.get("goals") or []:
+    if any(t["results"][m]["stats"].get("n", 0) < P99_MIN_RUNS
+           for t in summary["targets"].values() for m in config["metrics"]
+           if t["results"][m]["stats"].get("n")):
+        notes.append(f"  p99 is shown from {P99_MIN_RUNS} runs on ('-': fewer runs)")
+    for goal in (summary.get("goals") or []) if goals else []:
         verdict = "met" if goal["met"] else "NOT met"
         if goal["met"] and not goal["met_with_confidence"]:
             verdict += " (not at 95% confidence)"
@@ -549,9 +551,27 @@ def format_table(summary: dict) -> str:
     return "\n".join(out)
 
 
-def _progress(text: str, end: str = "") -> None:
-    sys.stderr.write(f"\r\033[K{text}{end}")
-    sys.stderr.flush()
+class _Progress:
+    """Progress on stderr: one rewritten line on a terminal; otherwise plain lines (like
+    hyperfine), at most one every PLAIN_PROGRESS_EVERY_S unless it closes a phase."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.terminal = sys.stderr.isatty()
+        self.last = 0.0
+
+    def __call__(self, text: str, closes: bool = False, end: str = "") -> None:
+        if not self.enabled:
+            return
+        if self.terminal:
+            sys.stderr.write(f"\r\033[K{text}{end}")
+        else:
+            now = time.monotonic()
+            if not closes and now - self.last < PLAIN_PROGRESS_EVERY_S:
+                return
+            self.last = now
+            sys.stderr.write(text + "\n")
+        sys.stderr.flush()
 
 
 def _describe(exc: BaseException) -> str:
@@ -613,7 +633,8 @@ def run_command(target_names: str | None, runs: int, warmup: int, quick: bool,
                 drop_caches: bool = False, trace_runs: int = TRACE_PAIRS,
                 concurrency: str | None = None, concurrency_starts: int = 16,
                 metrics: str | None = None, include_slow: bool = False,
-                slow_runs: int | None = None, command: str = "bench startup") -> int:
+                slow_runs: int | None = None, command: str = "bench startup",
+                show_goals: bool = False) -> int:
     """What `isoinspect bench startup` and `python -m ...startup` do; UsageError for bad
     arguments. Exit code: 130 when interrupted, 1 when no target measured anything."""
     from isoinspect.benches.record import RunRecord
@@ -639,7 +660,8 @@ def run_command(target_names: str | None, runs: int, warmup: int, quick: bool,
                           json_out=json_out, workdir=workdir, drop_caches=drop_caches,
                           metrics=chosen, trace_runs=trace_runs, concurrency=levels,
                           concurrency_starts=concurrency_starts, include_slow=include_slow,
-                          slow_runs=slow_runs, startup_results=command == "bench startup")
+                          slow_runs=slow_runs, startup_results=command == "bench startup",
+                          show_goals=show_goals)
     if summary["interrupted"]:
         return 130
     measured = [r for t in summary["targets"].values() for r in t["results"].values()

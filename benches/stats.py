@@ -20,6 +20,7 @@ from typing import Callable, Sequence
 DEFAULT_CONFIDENCE = 0.95
 DEFAULT_RESAMPLES = 2000
 DEFAULT_SEED = 20240601
+P99_MIN_RUNS = 50  # fewer runs: the p99 is the maximum give or take one run; shown as "-"
 
 
 def quantile(data: Sequence[float], p: float, *, presorted: bool = False) -> float:

@@ -31,11 +31,14 @@ def bench() -> None:
               help="Interleaved traced/untraced lifecycle pairs per container target (phases, "
                    "tracer overhead; the tracer runs in its own process); 0: off.")
 @click.option("--concurrency", metavar="1,2,4,8", help="Also sweep these parallel starts.")
+@click.option("--goals", is_flag=True,
+              help="Also print the project's own goals (always kept in the record and report).")
 @click.pass_context
 def startup(ctx: click.Context, runs: int, warmup: int, quick: bool, json_out: str | None,
             targets: str | None, metrics: str | None, workdir: str | None,
             results_dir: str | None, drop_caches: bool, trace_runs: int,
-            concurrency: str | None, include_slow: bool, slow_runs: int | None) -> None:
+            concurrency: str | None, include_slow: bool, slow_runs: int | None,
+            goals: bool) -> None:
     """Start-up latency: host exec, unshare, isoinspect (CLI, library, warm pool), runc, crun,
     runsc, docker and a QEMU guest."""
     from isoinspect.benches.startup import run_command
@@ -43,7 +46,7 @@ def startup(ctx: click.Context, runs: int, warmup: int, quick: bool, json_out: s
     ctx.exit(run_command(targets, runs, warmup, quick, json_out, workdir,
                          results_dir=results_dir, drop_caches=drop_caches,
                          trace_runs=trace_runs, concurrency=concurrency, metrics=metrics,
-                         include_slow=include_slow, slow_runs=slow_runs))
+                         include_slow=include_slow, slow_runs=slow_runs, show_goals=goals))
 
 
 @bench.command("concurrency")

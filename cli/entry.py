@@ -60,13 +60,31 @@ def _enable_site() -> None:
         site.main()
 
 
+def _flush_stdout() -> None:
+    """Flush now, while a closed pipe can still end us quietly (not at interpreter exit)."""
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        from isoinspect.runtime.errors import die_of_closed_pipe
+
+        die_of_closed_pipe()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    code = _fast_run(args)
-    if code is not None:
-        sys.stdout.flush()
-        return code
-    _enable_site()
-    from isoinspect.cli.main import cli
+    try:
+        code = _fast_run(args)
+        if code is not None:
+            _flush_stdout()
+            return code
+        _enable_site()
+        from isoinspect.cli.main import cli
 
-    return cli.main(args=args, prog_name="isoinspect", standalone_mode=True) or 0
+        return cli.main(args=args, prog_name="isoinspect", standalone_mode=True) or 0
+    except BrokenPipeError:
+        from isoinspect.runtime.errors import die_of_closed_pipe
+
+        die_of_closed_pipe()
+        raise
+    finally:
+        _flush_stdout()

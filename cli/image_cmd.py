@@ -12,6 +12,7 @@ import time
 
 import click
 
+from isoinspect.cli.listing import emit, format_options
 from isoinspect.runtime.errors import IsoinspectError, report_error
 
 
@@ -34,12 +35,6 @@ def _store(ctx: click.Context):
     from isoinspect.runtime.roots import Roots
 
     return ImageStore(Roots(ctx.obj["root"]))
-
-
-def _table(rows: list[tuple]) -> None:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        click.echo("   ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip())
 
 
 def _size(size: float) -> str:
@@ -72,9 +67,10 @@ def _ago(created: str) -> str:
 @click.option("--with-tools", is_flag=True,
               help="With --ensure-debian: create debian:bookworm-tools instead (the same minbase "
                    "plus sysbench, fio and iperf3; its own cached tar).")
+@format_options
 @click.pass_context
 def images_cmd(ctx: click.Context, quiet: bool, ensure_base: bool, ensure_debian: bool,
-               with_tools: bool) -> None:
+               with_tools: bool, fmt: str | None, as_json: bool) -> None:
     """List images."""
     store = _store(ctx)
     if with_tools and not ensure_debian:
@@ -102,10 +98,11 @@ def images_cmd(ctx: click.Context, quiet: bool, ensure_base: bool, ensure_debian
         for image in images:
             click.echo(image["id"][:12])
         return
-    rows = [("REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE")]
-    rows += [(i["repository"], i["tag"], i["id"][:12], _ago(i["created"]), _size(i["size"]))
-             for i in images]
-    _table(rows)
+    rows = [{"ID": i["id"][:12], "Repository": i["repository"], "Tag": i["tag"],
+             "CreatedAt": i["created"], "CreatedSince": _ago(i["created"]),
+             "Size": _size(i["size"])} for i in images]
+    emit(rows, "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}",
+         {"ID": "IMAGE ID", "CreatedSince": "CREATED", "CreatedAt": "CREATED AT"}, fmt, as_json)
 
 
 @click.command("build")
@@ -176,15 +173,17 @@ def rmi_cmd(ctx: click.Context, force: bool, images: tuple) -> None:
 
 @click.command("history")
 @click.option("--no-trunc", is_flag=True, help="Do not truncate output.")
+@format_options
 @click.argument("image")
 @click.pass_context
-def history_cmd(ctx: click.Context, no_trunc: bool, image: str) -> None:
+def history_cmd(ctx: click.Context, no_trunc: bool, fmt: str | None, as_json: bool,
+                image: str) -> None:
     """Show the steps an image was made of."""
     store = _store(ctx)
     image_id = store.resolve(image)
     config = store.config(image_id)
     diff_ids = list(config["rootfs"]["diff_ids"])
-    rows = [("IMAGE", "CREATED", "CREATED BY", "SIZE")]
+    rows = []
     entries = list(config.get("history") or [])
     sizes = []
     layer_index = 0
@@ -206,9 +205,13 @@ def history_cmd(ctx: click.Context, no_trunc: bool, image: str) -> None:
         if not no_trunc and len(created_by) > 45:
             created_by = created_by[:44] + "…"
         ident = chain[index][:12] if index < len(chain) else "<missing>"
-        rows.append((ident, _ago(entry.get("created", "")), created_by,
-                     sizes[len(entries) - 1 - index]))
-    _table(rows)
+        rows.append({"ID": ident, "CreatedAt": entry.get("created", ""),
+                     "CreatedSince": _ago(entry.get("created", "")), "CreatedBy": created_by,
+                     "Size": sizes[len(entries) - 1 - index],
+                     "Comment": entry.get("comment", "")})
+    emit(rows, "table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}",
+         {"ID": "IMAGE", "CreatedSince": "CREATED", "CreatedBy": "CREATED BY",
+          "CreatedAt": "CREATED AT"}, fmt, as_json)
 
 
 @click.command("save")
@@ -227,7 +230,7 @@ def save_cmd(ctx: click.Context, output: str, fmt: str, images: tuple) -> None:
 @click.command("load")
 @click.option("-i", "--input", "input_", required=True, metavar="FILE",
               help="Tar archive (docker save format or OCI layout; may be gzipped).")
-@click.option("-q", "--quiet", is_flag=True)
+@click.option("-q", "--quiet", is_flag=True, help="Do not print the loaded images' names.")
 @click.pass_context
 def load_cmd(ctx: click.Context, input_: str, quiet: bool) -> None:
     """Load images from a tar archive."""
@@ -251,8 +254,6 @@ _auth_options = [
     click.option("-u", "--username", default=None, help="Registry user (basic auth)."),
     click.option("-p", "--password", default=None,
                  help="Password ('-' reads it from stdin; or ISOINSPECT_REGISTRY_PASSWORD)."),
-    click.option("--chunk-size", default=8 << 20, type=int, show_default=True,
-                 help="Upload blobs in PATCH chunks of this many bytes."),
 ]
 
 
@@ -264,6 +265,8 @@ def _with_auth(func):
 
 @click.command("push")
 @_with_auth
+@click.option("--chunk-size", default=8 << 20, type=int, show_default=True,
+              help="Upload blobs in PATCH chunks of this many bytes.")
 @click.argument("image")
 @click.pass_context
 def push_cmd(ctx: click.Context, username, password, chunk_size, image: str) -> None:
@@ -279,7 +282,7 @@ def push_cmd(ctx: click.Context, username, password, chunk_size, image: str) -> 
 @_with_auth
 @click.argument("image")
 @click.pass_context
-def pull_cmd(ctx: click.Context, username, password, chunk_size, image: str) -> None:
+def pull_cmd(ctx: click.Context, username, password, image: str) -> None:
     """Pull an image from a registry (HOST[:PORT]/NAME:TAG)."""
     from isoinspect.runtime.image_registry import pull
     _require_root()

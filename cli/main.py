@@ -11,22 +11,58 @@ import time
 
 import click
 
+from isoinspect.cli.listing import emit, format_options
 from isoinspect.cli.options import DEFAULTS, RUN_OPTIONS
 from isoinspect.cli.run_cmd import execute_run
 from isoinspect.runtime.container_state import ContainerState, Status
-from isoinspect.runtime.errors import IsoinspectError, UsageError, report_error, report_unexpected
+from isoinspect.runtime.errors import (DAEMON_EXIT_CODE, USAGE_EXIT_CODE, IsoinspectError,
+                                      UsageError, die_of_closed_pipe, report_error,
+                                      report_unexpected)
+
+
+# Docker's commands whose failures (no such container, image, network...) exit 1, like the
+# docker CLI's "Error response from daemon"; run keeps 125 for failures before the command runs.
+_DOCKER_DAEMON_CODE_COMMANDS = frozenset((
+    "ps", "logs", "exec", "kill", "stop", "rm", "wait", "inspect", "gc", "images", "image", "rmi",
+    "tag", "history", "save", "load", "push", "pull", "build", "network"))
+
+
+def _docker_usage_code(exc: click.UsageError) -> int:
+    """Docker's codes for a refused command line: 125 for a flag or its value, 1 for the
+    wrong number of arguments or an unknown command (``docker rm`` alone, ``docker bogus``)."""
+    if isinstance(getattr(exc, "param", None), click.Argument):
+        return DAEMON_EXIT_CODE
+    if isinstance(exc, (click.NoSuchOption, click.BadOptionUsage, click.BadParameter)):
+        return USAGE_EXIT_CODE
+    return DAEMON_EXIT_CODE
 
 
 class _Group(click.Group):
-    """Turns IsoinspectError into one line on stderr and the error's exit code."""
+    """Turns IsoinspectError into one line on stderr and Docker's exit code for it."""
+
+    def make_context(self, *args, **kwargs):  # type: ignore[override]
+        try:
+            return super().make_context(*args, **kwargs)
+        except click.UsageError as exc:
+            exc.exit_code = _docker_usage_code(exc)
+            raise
 
     def invoke(self, ctx: click.Context):  # type: ignore[override]
         try:
             return super().invoke(ctx)
         except IsoinspectError as exc:
-            ctx.exit(report_error(exc))
+            code = exc.exit_code
+            if (ctx.invoked_subcommand in _DOCKER_DAEMON_CODE_COMMANDS and code == 125
+                    and not isinstance(exc, UsageError)):
+                code = DAEMON_EXIT_CODE
+            ctx.exit(report_error(exc, exit_code=code))
         except KeyboardInterrupt:
             ctx.exit(report_error("interrupted", exit_code=130))
+        except BrokenPipeError:
+            die_of_closed_pipe()
+        except click.UsageError as exc:
+            exc.exit_code = _docker_usage_code(exc)
+            raise
         except (click.exceptions.ClickException, click.exceptions.Exit,
                 click.exceptions.Abort):
             raise
@@ -65,9 +101,9 @@ def _run_command() -> click.Command:
     params: list[click.Parameter] = []
     for flags, dest, kind, metavar, help_text in RUN_OPTIONS:
         if kind == "flag":
-            params.append(click.Option(list(flags), dest, is_flag=True, help=help_text))
+            params.append(click.Option([*flags, dest], is_flag=True, help=help_text))
         else:
-            params.append(click.Option(list(flags), dest, multiple=kind == "multi",
+            params.append(click.Option([*flags, dest], multiple=kind == "multi",
                                        metavar=metavar, help=help_text,
                                        default=DEFAULTS["network"] if dest == "network" else None))
     params.append(click.Argument(["image"]))
@@ -99,26 +135,34 @@ def _status(record: ContainerState) -> str:
     return "Created"
 
 
+PS_TABLE = ("table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t"
+            "{{.Names}}")
+PS_HEADERS = {"ID": "CONTAINER ID", "RunningFor": "CREATED", "CreatedAt": "CREATED AT"}
+
+
+def _ps_row(record: ContainerState) -> dict:
+    """One container with ``docker ps``'s field names."""
+    command = " ".join(record.argv)
+    command = command if len(command) <= 20 else command[:19] + "…"
+    return {"ID": record.id[:12], "Image": record.image, "Command": f'"{command}"',
+            "CreatedAt": time.strftime("%Y-%m-%d %H:%M:%S %z", time.localtime(record.created)),
+            "RunningFor": f"{_age(record.created)} ago", "State": record.status.docker,
+            "Status": _status(record), "Names": record.name, "Pid": record.pid or 0}
+
+
 @cli.command("ps")
 @click.option("-a", "--all", "all_", is_flag=True, help="Show stopped containers too.")
 @click.option("-q", "--quiet", is_flag=True, help="Only print ids.")
+@format_options
 @click.pass_context
-def ps_cmd(ctx: click.Context, all_: bool, quiet: bool) -> None:
+def ps_cmd(ctx: click.Context, all_: bool, quiet: bool, fmt: str | None, as_json: bool) -> None:
     """List containers."""
     records = _runtime(ctx).list(all_)
     if quiet:
         for record in records:
             click.echo(record.id[:12])
         return
-    rows = [("CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "NAMES")]
-    for r in records:
-        command = " ".join(r.argv)
-        command = command if len(command) <= 20 else command[:19] + "…"
-        rows.append((r.id[:12], r.image, f'"{command}"', f"{_age(r.created)} ago",
-                     _status(r), r.name))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        click.echo("   ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip())
+    emit([_ps_row(r) for r in records], PS_TABLE, PS_HEADERS, fmt, as_json)
 
 
 @cli.command("logs")
@@ -190,7 +234,7 @@ def kill_cmd(ctx: click.Context, sig: str, containers: tuple) -> None:
 
     number = parse_signal(sig)
     if number is None:
-        raise UsageError(f"invalid signal: {sig}")
+        raise IsoinspectError(f"invalid signal: {sig}", exit_code=DAEMON_EXIT_CODE)  # Docker: 1
     runtime = _runtime(ctx)
     _for_each(ctx, containers, lambda ref: runtime.kill(ref, number))
 
@@ -227,12 +271,15 @@ def wait_cmd(ctx: click.Context, containers: tuple) -> None:
 
 
 @cli.command("inspect")
+@click.option("-f", "--format", "fmt", metavar="TEMPLATE",
+              help="Print each container through a Go-template-like format, e.g. "
+                   "'{{.State.Pid}}' or '{{json .Config}}'.")
 @click.option("--scorecard", is_flag=True,
               help="Print the isolation scorecard (namespaces shared with the host, "
                    "capabilities, seccomp, no_new_privs, masked paths, read-only root, limits).")
 @click.argument("targets", nargs=-1, required=True, metavar="CONTAINER|PID...")
 @click.pass_context
-def inspect_cmd(ctx: click.Context, scorecard: bool, targets: tuple) -> None:
+def inspect_cmd(ctx: click.Context, fmt: str | None, scorecard: bool, targets: tuple) -> None:
     """Show containers' configuration and state as JSON (like docker inspect); a PID, or any
     target with --scorecard, gets the isolation scorecard, whatever runtime started it."""
     from isoinspect.runtime.describe import describe_container
@@ -253,7 +300,12 @@ def inspect_cmd(ctx: click.Context, scorecard: bool, targets: tuple) -> None:
             ctx.invoke(scorecard_cmd, as_json=False, target=ref)
             continue
         described.append(describe_container(runtime, record))
-    if described:
+    if described and fmt:
+        from isoinspect.cli.template import format_rows
+
+        for line in format_rows(fmt, described, {}):
+            click.echo(line)
+    elif described:
         click.echo(json.dumps(described, indent=4))
 
 

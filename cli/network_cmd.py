@@ -7,6 +7,8 @@ import time
 
 import click
 
+from isoinspect.cli.listing import emit, format_options
+
 
 @click.group("network")
 def network() -> None:
@@ -33,7 +35,8 @@ def create(name: str, subnet: str | None) -> None:
 
 @network.command("ls")
 @click.option("-q", "--quiet", is_flag=True, help="Only print names.")
-def ls(quiet: bool) -> None:
+@format_options
+def ls(quiet: bool, fmt: str | None, as_json: bool) -> None:
     """List networks."""
     _require_root()
     from isoinspect.runtime.network.store import NetworkStore
@@ -43,11 +46,10 @@ def ls(quiet: bool) -> None:
         for item in networks:
             click.echo(item["name"])
         return
-    rows = [("NETWORK ID", "NAME", "DRIVER", "SUBNET", "BRIDGE")]
-    rows += [(n["id"][:12], n["name"], "bridge", n["subnet"], n["bridge"]) for n in networks]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        click.echo("   ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+    rows = [{"ID": n["id"][:12], "Name": n["name"], "Driver": "bridge", "Scope": "local",
+             "Subnet": n["subnet"], "Bridge": n["bridge"]} for n in networks]
+    emit(rows, "table {{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Subnet}}\t{{.Bridge}}",
+         {"ID": "NETWORK ID"}, fmt, as_json)
 
 
 @network.command("inspect")
@@ -97,13 +99,28 @@ def _register_bench() -> None:
     except ImportError:
         return
 
-    @bench.command("network", context_settings={"ignore_unknown_options": True})
-    @click.argument("args", nargs=-1, type=click.UNPROCESSED)
-    def bench_network(args: tuple[str, ...]) -> None:
+    @bench.command("network")
+    @click.option("--runs", type=int, default=30, show_default=True,
+                  help="Measured runs per configuration.")
+    @click.option("--warmup", type=int, default=3, show_default=True,
+                  help="Unmeasured runs per configuration first.")
+    @click.option("--rounds", type=int, default=8, show_default=True,
+                  help="Batches per concurrency level.")
+    @click.option("--settle", type=float, default=0.5, show_default=True,
+                  help="Seconds of rest before each batch, so one runtime's teardown does "
+                       "not land in another's batch.")
+    @click.option("--no-docker", is_flag=True, help="Measure isoinspect only.")
+    @click.option("--results", metavar="DIR",
+                  help="Where the run record goes (default $ISOINSPECT_RESULTS).")
+    def bench_network(runs: int, warmup: int, rounds: int, settle: float, no_docker: bool,
+                      results: str | None) -> None:
         """Bridge networking's cost per start, isoinspect vs Docker, 1-8 at once."""
         from isoinspect.benches.network_bench import main
 
-        raise SystemExit(main(list(args)))
+        argv = ["--runs", str(runs), "--warmup", str(warmup), "--rounds", str(rounds),
+                "--settle", str(settle)]
+        argv += ["--no-docker"] * no_docker + (["--results", results] if results else [])
+        raise SystemExit(main(argv))
 
 
 _register_bench()

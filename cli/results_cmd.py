@@ -7,6 +7,8 @@ import time
 
 import click
 
+from isoinspect.benches.stats import P99_MIN_RUNS
+
 DIR_HELP = "Records folder (default $ISOINSPECT_RESULTS or /var/lib/isoinspect/results)."
 
 
@@ -78,7 +80,7 @@ def _result_line(result: dict) -> list[str]:
         extra = str(result["reason"])[:60]
     return [str(result.get("kind")), subject_of(result), key, str(result.get("status")),
             str(summary["n"]), f"{summary['p50'] * 1e3:.3f}" if summary["n"] else "-",
-            f"{summary['p99'] * 1e3:.3f}" if summary["n"] else "-", extra]
+            f"{summary['p99'] * 1e3:.3f}" if summary["n"] >= P99_MIN_RUNS else "-", extra]
 
 
 def _overhead_line(result: dict) -> list[str]:
@@ -107,7 +109,8 @@ def _echo_table(headers: list[str], rows: list[list[str]]) -> None:
 @click.argument("ref", default="latest")
 @click.option("--results-dir", metavar="DIR", help=DIR_HELP)
 @click.option("--json", "as_json", is_flag=True, help="The whole record as JSON.")
-def show(ref: str, results_dir: str | None, as_json: bool) -> None:
+@click.option("--goals", is_flag=True, help="Also print the project's own goals.")
+def show(ref: str, results_dir: str | None, as_json: bool, goals: bool) -> None:
     """One run: machine, versions, capabilities and a line per result (REF: path, run id,
     prefix or latest)."""
     from isoinspect.benches.record import load
@@ -137,7 +140,10 @@ def show(ref: str, results_dir: str | None, as_json: bool) -> None:
     if overhead:
         _echo_table(["KIND", "TARGET", "TEST", "STATUS", "N", "P50 VALUE", "TIME PER OP / HOST",
                      "/ OWN CPU CONTROL"], [_overhead_line(r) for r in overhead])
-    for goal in data.get("goals") or []:
+    if any(0 < len(r.get("samples") or r.get("samples_with") or []) < P99_MIN_RUNS
+           for r in data["results"] if r.get("kind") != "overhead"):
+        click.echo(f"(P99 is shown from {P99_MIN_RUNS} runs on; '-': fewer runs)")
+    for goal in (data.get("goals") or []) if goals else []:
         verdict = "met" if goal["met"] else "NOT met"
         click.echo(f"goal {goal['target']} {goal['metric']}: {goal['goal']}: ratio "
                    f"{goal['ratio']:.3f}: {verdict}")

@@ -12,7 +12,7 @@ import sys
 
 import click
 
-from isoinspect.runtime.errors import IsoinspectError
+from isoinspect.runtime.errors import USAGE_EXIT_CODE, IsoinspectError
 
 
 def _vm(memory: int, cpus: int, accel: str | None, disk: int, shares: tuple = ()):
@@ -22,7 +22,8 @@ def _vm(memory: int, cpus: int, accel: str | None, disk: int, shares: tuple = ()
     for spec in shares:
         parts = spec.split(":")
         if len(parts) not in (2, 3) or (len(parts) == 3 and parts[2] not in ("ro", "rw", "ov")):
-            raise IsoinspectError(f"--share {spec!r}: expected HOST:GUEST[:ro|rw|ov]", exit_code=2)
+            raise IsoinspectError(f"--share {spec!r}: expected HOST:GUEST[:ro|rw|ov]",
+                                  exit_code=USAGE_EXIT_CODE)
         extra.append((parts[0], parts[1], parts[2] if len(parts) == 3 else "ro"))
     try:
         return GuestVM(memory_mb=memory, cpus=cpus, accel=accel, disk_mb=disk,

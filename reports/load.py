@@ -12,13 +12,15 @@ from typing import Any, Callable, Sequence
 from isoinspect.benches import record as records
 from isoinspect.benches import stats
 from isoinspect.benches.record import RecordError
+from isoinspect.runtime.errors import USAGE_EXIT_CODE
 
 
 def load_runs(refs: Sequence[str], directory: str | None = None) -> list[dict]:
     """Load and check every record (path, run id, prefix or ``latest``; a bundle file gives
     all of its records); refuse empty runs."""
     if not refs:
-        raise RecordError("no run given: name a run id, a record file or 'latest'", exit_code=2)
+        raise RecordError("no run given: name a run id, a record file or 'latest'",
+                          exit_code=USAGE_EXIT_CODE)
     loaded = []
     for data, in_folder in ((run, in_folder) for ref, in_folder in _expanded(refs)
                             for run in records.load_all(ref, directory)):
@@ -27,13 +29,13 @@ def load_runs(refs: Sequence[str], directory: str | None = None) -> list[dict]:
         if not data["results"]:
             raise RecordError(f"run {data.get('run_id', '?')} ({data['_path']}) has no results: "
                               "nothing to report (was it interrupted before measuring?)",
-                              exit_code=2)
+                              exit_code=USAGE_EXIT_CODE)
         for number, result in enumerate(data["results"]):
             check_result(result, f"{data['_path']}: result {number}")
         loaded.append(data)
     if not loaded:
         raise RecordError(f"no run with results in {', '.join(refs)}: nothing to report",
-                          exit_code=2)
+                          exit_code=USAGE_EXIT_CODE)
     return loaded
 
 
@@ -50,7 +52,8 @@ def _expanded(refs: Sequence[str]) -> list[tuple[str, bool]]:
             continue
         found = sorted(glob.glob(os.path.join(ref, "*.json")))
         if not found:
-            raise RecordError(f"{ref} is a folder without run records (*.json)", exit_code=2)
+            raise RecordError(f"{ref} is a folder without run records (*.json)",
+                              exit_code=USAGE_EXIT_CODE)
         out += [(path, True) for path in found]
     return out
 
@@ -229,11 +232,11 @@ def check_result(result: dict, where: str) -> None:
     missing = [f for f in records.RESULT_KINDS[kind] if f not in result]
     if missing:
         raise RecordError(f"{where} ({kind}) is malformed: it lacks {', '.join(missing)}",
-                          exit_code=2)
+                          exit_code=USAGE_EXIT_CODE)
     for field, (test, what) in _SHAPES.get(kind, {}).items():
         if result.get(field) is not None and not test(result[field]):
             raise RecordError(f"{where} ({kind}) is malformed: {field} must be {what}",
-                              exit_code=2)
+                              exit_code=USAGE_EXIT_CODE)
 
 
 def _results(runs: Sequence[dict], kind: str):

@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
-from isoinspect.runtime.errors import IsoinspectError
+from isoinspect.runtime.errors import USAGE_EXIT_CODE, IsoinspectError
 from isoinspect.runtime.fsutil import write_atomic
 
 TEMPLATE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "templates")
@@ -331,7 +331,7 @@ def write_report_file(path: str, text: str) -> None:
         write_atomic(path, text.encode("utf-8"), fsync=True)
     except OSError as exc:
         raise IsoinspectError(f"cannot write the report to {path}: {exc.strerror}",
-                              exit_code=2) from None
+                              exit_code=USAGE_EXIT_CODE) from None
 
 
 def write_report(refs: Sequence[str], output: str | None = None,
@@ -344,6 +344,6 @@ def write_report(refs: Sequence[str], output: str | None = None,
     output = output or f"isoinspect-report-{newest['run_id']}.html"
     if os.path.isdir(output):
         raise IsoinspectError(f"{output} is a directory: give the report's file name",
-                              exit_code=2)
+                              exit_code=USAGE_EXIT_CODE)
     write_report_file(output, render(runs))
     return os.path.abspath(output)

@@ -29,12 +29,31 @@ class UsageError(IsoinspectError):
     """Input the user gave is refused: a flag value, an argument, a name. Not ValueError, so a
     bug's ValueError is never shown as the user's mistake.
 
-    Exit code 125 like Docker's refused ``run`` flags; commands that follow click's usage code
-    instead (bench, verify) raise it with ``exit_code=USAGE_EXIT_CODE``.
+    Exit code 125 like Docker's refused flags (``docker run --memory=zz``, ``docker stop -t x``);
+    bench and verify commands name it explicitly with ``exit_code=USAGE_EXIT_CODE``.
     """
 
 
-USAGE_EXIT_CODE = 2  # click's (and argparse's) code for a command line it refuses
+USAGE_EXIT_CODE = 125  # Docker's code for a command line its CLI refuses (a flag or its value)
+DAEMON_EXIT_CODE = 1  # Docker's code when a command's work fails (no such container, ...)
+
+
+def die_of_closed_pipe() -> None:
+    """The reader of stdout went away (``isoinspect ps | head -1``): end silently, killed by
+    SIGPIPE like Docker (a Go program) and coreutils, so a shell sees status 141.
+
+    stdout is pointed at /dev/null first so nothing buffered fails again on the way out.
+    """
+    import signal
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGPIPE)
+    os._exit(128 + signal.SIGPIPE)  # not reached unless SIGPIPE is blocked
 
 
 class NotFound(IsoinspectError):

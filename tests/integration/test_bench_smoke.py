@@ -109,7 +109,7 @@ def test_quick_startup_records_every_target_metric_phase_and_the_tracer_cost(tmp
     assert shown.returncode == 0, shown.stderr
     assert "isoinspect-pool" in shown.stdout and "hybrid" in shown.stdout
     missing = _cli("results", "show", "nope", "--results-dir", str(results))
-    assert missing.returncode == 2 and "no run record 'nope'" in missing.stderr
+    assert missing.returncode == 125 and "no run record 'nope'" in missing.stderr
     assert "Traceback" not in missing.stderr
 
 

@@ -237,7 +237,7 @@ def test_cli_refuses_bad_input_in_one_line_and_writes_nothing(tmp_path, results,
     out = tmp_path / "out" / "report.html"
     out.parent.mkdir()
     done = cli("report", os.path.join(FIXTURES, name), "-o", str(out), env=results)
-    assert done.returncode == 2 and done.stdout == ""
+    assert done.returncode == 125 and done.stdout == ""
     assert done.stderr.startswith("isoinspect: ") and message in done.stderr
     assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
     assert os.listdir(out.parent) == []

@@ -106,7 +106,7 @@ def test_table_and_bad_input(tmp_path):
     env = dict(os.environ, ISOINSPECT_RESULTS=str(tmp_path / "results"))
     bad = subprocess.run([CLI, "verify", "--runtime", "crunx"], capture_output=True, text=True,
                          env=env, timeout=60)
-    assert bad.returncode == 2 and "unknown runtime" in bad.stderr
+    assert bad.returncode == 125 and "unknown runtime" in bad.stderr
     assert "Traceback" not in bad.stderr
     table = subprocess.run([CLI, "verify", "--runtime", "control", "--checks", "memory-oom",
                             "--quick"], capture_output=True, text=True, env=env, timeout=300)

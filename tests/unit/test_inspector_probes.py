@@ -136,7 +136,7 @@ def test_cli_prints_the_program_without_root():
     assert "oom" not in out.stdout.split("#define EV_")[0]
     bad = subprocess.run([sys.executable, "-m", "isoinspect", "trace", "--ebpf", "--probes",
                           "bogus"], capture_output=True, text=True, timeout=60)
-    assert bad.returncode == 2 and "unknown probe" in bad.stderr
+    assert bad.returncode == 125 and "unknown probe" in bad.stderr
 
 
 # ---- decoding ----------------------------------------------------------------------------

@@ -69,7 +69,7 @@ def test_frames_of_a_run_without_a_kind_are_empty_not_errors():
 def test_bad_records_give_one_clear_line(name, message):
     with pytest.raises(RecordError, match=message) as caught:
         load.load_runs([fixture(name)])
-    assert "\n" not in str(caught.value) and caught.value.exit_code == 2
+    assert "\n" not in str(caught.value) and caught.value.exit_code == 125
 
 
 def test_malformed_result_names_file_result_and_field(tmp_path):
