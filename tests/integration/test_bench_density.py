@@ -20,6 +20,7 @@ import pytest
 from isoinspect.benches import record as record_mod
 from isoinspect.benches.density import procmem
 from isoinspect.runtime import process as proc_util
+from isoinspect.runtime.errors import USAGE_EXIT_CODE
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="containers need root (CI runs as root)")
 
@@ -257,5 +258,6 @@ def test_a_failed_start_is_recorded_with_its_instance_and_ends_the_sweep(tmp_pat
 def test_bad_arguments_are_one_line_and_the_usage_code(args, tmp_path):
     run = subprocess.run([CLI, "bench", "density", *args, "--results-dir", str(tmp_path)],
                          capture_output=True, text=True, timeout=60)
-    assert run.returncode == 2 and len(run.stderr.strip().splitlines()) == 1, run.stderr
+    assert run.returncode == USAGE_EXIT_CODE, run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1, run.stderr
     assert not os.listdir(tmp_path)                          # refused before any record
