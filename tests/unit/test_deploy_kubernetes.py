@@ -26,8 +26,9 @@ def test_daemonset_runs_compare_with_json_per_node_privileged():
     assert container["securityContext"]["privileged"] is True
     script = " ".join(container["command"] + container["args"])
     assert "isoinspect compare --quick --json \"/results/$NODE_NAME.json\"" in script
-    assert any(e["name"] == "NODE_NAME" and e["valueFrom"]["fieldRef"]["fieldPath"] ==
-               "spec.nodeName" for e in container["env"])
+    for name in ("NODE_NAME", "ISOINSPECT_NODE_NAME"):   # the file names; the records' host
+        assert any(e["name"] == name and e["valueFrom"]["fieldRef"]["fieldPath"] ==
+                   "spec.nodeName" for e in container["env"]), name
     volumes = {v["name"] for v in spec["volumes"]}
     assert {m["name"] for m in container["volumeMounts"]} == volumes
     assert "/results" in {m["mountPath"] for m in container["volumeMounts"]}
