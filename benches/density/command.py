@@ -13,6 +13,7 @@ import shutil
 import tempfile
 import time
 
+from isoinspect.benches.choices import parse_names
 from isoinspect.benches.density.instances import TARGET_NAMES, make_launcher
 from isoinspect.benches.density.sweep import MIB, SETTLE_S, TargetSweep, progress
 from isoinspect.runtime.errors import USAGE_EXIT_CODE, UsageError
@@ -25,16 +26,7 @@ VM_TARGETS = ("qemu",)
 
 def parse_targets(text: str | None) -> list[str]:
     """'host,runc' -> ['host', 'runc'] (all when empty); UsageError naming unknown ones."""
-    if not text:
-        return list(TARGET_NAMES)
-    names = [part.strip() for part in text.split(",") if part.strip()]
-    unknown = [n for n in names if n not in TARGET_NAMES]
-    if unknown or not names:
-        raise UsageError(f"unknown density target(s) {', '.join(unknown) or repr(text)}; "
-                         f"known: {', '.join(TARGET_NAMES)}", exit_code=USAGE_EXIT_CODE)
-    if len(set(names)) != len(names):
-        raise UsageError(f"a target is named twice: {text!r}", exit_code=USAGE_EXIT_CODE)
-    return names
+    return parse_names(text, TARGET_NAMES, "density target", unique=True)
 
 
 def plan_levels(levels: list[int] | None, maximum: int | None, quick: bool

@@ -25,6 +25,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 
+from isoinspect.benches.choices import parse_names
 from isoinspect.benches.overhead import runners as runner_kinds
 from isoinspect.benches.overhead.runners import Runner
 from isoinspect.benches.overhead.suite import RunError, Suite
@@ -288,18 +289,6 @@ def _describe(exc: BaseException) -> str:
 
 # -- command line ------------------------------------------------------------------------------
 
-def parse_list(text: str | None, known: list[str], what: str) -> list[str]:
-    """'a,b' -> ['a', 'b'] (in the order given), every one known; UsageError otherwise."""
-    if not text:
-        return list(known)
-    names = [part.strip() for part in text.split(",") if part.strip()]
-    unknown = [name for name in names if name not in known]
-    if unknown or not names:
-        raise UsageError(f"unknown {what}(s) {', '.join(unknown) or repr(text)}; known: "
-                         f"{', '.join(known)}", exit_code=USAGE_EXIT_CODE)
-    return list(dict.fromkeys(names))
-
-
 def run_command(targets: str | None = None, tests: str | None = None,
                 rounds: int | None = None, duration_ms: int | None = None, quick: bool = False,
                 json_out: str | None = None, results_dir: str | None = None,
@@ -311,10 +300,10 @@ def run_command(targets: str | None = None, tests: str | None = None,
     from isoinspect.benches.startup import interrupt_on_signals, run_information
 
     suite = suite or workload_suite()
-    names = parse_list(targets, list(runner_kinds.NAMES), "target")
+    names = parse_names(targets, runner_kinds.NAMES, "target")
     if BASELINE not in names:
         names.insert(0, BASELINE)  # every ratio divides by the host's figures
-    chosen = parse_list(tests, suite.tests(), "test")
+    chosen = parse_names(tests, suite.tests(), "test")
     if CONTROL not in chosen:
         chosen.insert(0, CONTROL)  # the control every ratio is judged by
     rounds = rounds if rounds is not None else (QUICK_ROUNDS if quick else DEFAULT_ROUNDS)

@@ -6,6 +6,7 @@ import os
 import pytest
 
 from isoinspect.benches import stats
+from isoinspect.benches.choices import parse_names
 from isoinspect.benches.overhead import bench, runners, summary
 from isoinspect.benches.overhead.program import Figure, parse
 from isoinspect.benches.overhead.suite import RunError, Suite
@@ -200,12 +201,12 @@ def test_results_show_prints_value_and_ratio_for_overhead(tmp_path):
 
 def test_bad_targets_and_tests_are_usage_errors():
     with pytest.raises(UsageError) as error:
-        bench.parse_list("runc,podman", list(runners.NAMES), "target")
+        parse_names("runc,podman", list(runners.NAMES), "target")
     assert error.value.exit_code == USAGE_EXIT_CODE and "podman" in str(error.value)
-    assert bench.parse_list("runc,runc,host", list(runners.NAMES), "target") == ["runc", "host"]
-    assert bench.parse_list(None, ["a", "b"], "test") == ["a", "b"]
+    assert parse_names("runc,runc,host", list(runners.NAMES), "target") == ["runc", "host"]
+    assert parse_names(None, ["a", "b"], "test") == ["a", "b"]
     with pytest.raises(UsageError):
-        bench.parse_list(",", ["a"], "test")
+        parse_names(",", ["a"], "test")
 
 
 def test_every_target_name_has_a_runner():
