@@ -247,8 +247,9 @@ class RunscTarget(RuncTarget):
         if check.startswith("memory") and "exited before" in text:
             kills = ((error.evidence.get("usage") or {}).get("memory") or {}) \
                 .get("events", {}).get("oom_kill")
+            counted = f" (host oom_kill {kills})" if kills is not None else ""
             return ("the container's memory is the Sentry's: going past the limit killed the "
-                    f"whole sandbox (host oom_kill {kills}), not the process that allocated")
+                    f"whole sandbox{counted}, not the process that allocated")
         return ""
 
 
