@@ -240,16 +240,6 @@ def _children(pid: int) -> list[int]:
     return out
 
 
-def process_tree(pid: int) -> list[int]:
-    seen, todo = [], [pid]
-    while todo:
-        current = todo.pop()
-        if current not in seen:
-            seen.append(current)
-            todo += _children(current)
-    return seen
-
-
 def pids_with_argument(text: str) -> list[int]:
     """Processes whose command line contains ``text`` (runsc's sandbox and gofer carry the
     state root they were started with)."""
@@ -269,7 +259,13 @@ def pids_with_argument(text: str) -> list[int]:
 def unit_pids(runtime: str, target, box) -> list[int]:
     """The unit's host processes now: the box's tree, its cgroup's processes (on a hierarchy
     where it has a cgroup of its own) and, for runsc, the sandbox's and gofer's trees."""
-    pids = set(process_tree(box.pid))
+    from isoinspect.benches.density.procmem import descendants, process_table
+
+    table = process_table()
+    roots = {box.pid}
+    if runtime == "runsc" and getattr(target, "state_root", None):
+        roots.update(pids_with_argument(f"--root={target.state_root}"))
+    pids = descendants(roots, table)
     view = box.view
     for name, path in view.paths.items():
         if path.strip("/") and name in view.dirs:
@@ -277,9 +273,6 @@ def unit_pids(runtime: str, target, box) -> list[int]:
 
             pids.update(fs.read_pids(view.dirs[name]) or ())
             break
-    if runtime == "runsc" and getattr(target, "state_root", None):
-        for pid in pids_with_argument(f"--root={target.state_root}"):
-            pids.update(process_tree(pid))
     pids.discard(os.getpid())
     return sorted(pids)
 
