@@ -20,7 +20,8 @@ def test_volume_forms():
 
 
 @pytest.mark.parametrize("value", ["vol:/b", "/a", "/a:b", "/a:/b:rx", "/a:/", "/a:/proc",
-                                   "/a:/sys/fs", "/a:/proc/../proc/sys", "/a:/b:ro:z:x"])
+                                   "/a:/sys/fs", "/a:/proc/../proc/sys", "/a:/b:ro:z:x",
+                                   "/a:/x/../../../sys/x", "/a:/./proc", "/a:/b/.."])
 def test_volume_refusals(value):
     with pytest.raises(UsageError):
         parse_volume(value)
