@@ -29,13 +29,26 @@ from isoinspect.runtime.roots import Roots
 DEFAULT_PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
+DOCKER_HUB = "docker.io"  # the registry of a name without a host, as in Docker
+_HUB_PREFIXES = ("docker.io/", "index.docker.io/")
+
+
 def normalize_ref(ref: str) -> str:
-    """'busybox' -> 'busybox:latest'; a digest or tagged reference is kept."""
+    """'busybox' -> 'busybox:latest'; a digest or tagged reference is kept.
+
+    The store keeps Docker's familiar names: 'docker.io/library/busybox', 'library/busybox'
+    and 'busybox' are one image, stored and found as 'busybox:latest' (as Docker shows them),
+    so a local image is found whichever spelling `run` or `pull` was given.
+    """
     if not ref or ref.strip() != ref or any(c in ref for c in " \t\n\\"):
         raise IsoinspectError(f"invalid reference format: {ref!r}")
     last = ref.rsplit("/", 1)[-1]
     if ":" not in last and "@" not in last:
         ref += ":latest"
+    if ref.startswith(_HUB_PREFIXES):
+        ref = ref.partition("/")[2]
+    if ref.startswith("library/") and ref.count("/") == 1:
+        ref = ref[8:]
     return ref.lower() if ref.lower() == ref else _invalid(ref)
 
 
