@@ -228,32 +228,66 @@ def save_cmd(ctx: click.Context, output: str, fmt: str, images: tuple) -> None:
 
 
 @click.command("load")
-@click.option("-i", "--input", "input_", required=True, metavar="FILE",
-              help="Tar archive (docker save format or OCI layout; may be gzipped).")
+@click.option("-i", "--input", "input_", default=None, metavar="FILE",
+              help="Tar archive (docker save format or OCI layout; may be gzipped); "
+                   "default or '-': stdin.")
 @click.option("-q", "--quiet", is_flag=True, help="Do not print the loaded images' names.")
 @click.pass_context
-def load_cmd(ctx: click.Context, input_: str, quiet: bool) -> None:
-    """Load images from a tar archive."""
-    from isoinspect.runtime.image_archive import load
+def load_cmd(ctx: click.Context, input_: str | None, quiet: bool) -> None:
+    """Load images from a tar archive or stdin (`isoinspect load < image.tar`)."""
+    from isoinspect.runtime.image_archive import load, load_stream
     _require_root()
-    for line in load(_store(ctx), input_):
+    if input_ is None or input_ == "-":
+        if sys.stdin is None or sys.stdin.isatty():
+            raise IsoinspectError("requested load from stdin, but stdin is empty "
+                                  "(give -i FILE or pipe an archive in)")
+        lines = load_stream(_store(ctx), sys.stdin.buffer)
+    else:
+        lines = load(_store(ctx), input_)
+    for line in lines:
         if not quiet:
             click.echo(line)
 
 
-def _credentials(username: str | None, password: str | None) -> tuple | None:
+def _credentials_path(ctx: click.Context) -> str:
+    from isoinspect.runtime.credentials import AUTH_FILE
+    from isoinspect.runtime.roots import Roots
+
+    return Roots(ctx.obj["root"]).data(AUTH_FILE)
+
+
+def _credentials(ctx: click.Context, image: str, username: str | None, password: str | None):
+    """-u/-p, else ISOINSPECT_REGISTRY_USER/_PASSWORD, else what `login` stored for the
+    image's registry (Docker: only the stored ones)."""
+    from isoinspect.runtime.credentials import Credentials, CredentialStore
+    from isoinspect.runtime.registry_names import parse_reference, reference_key
+
     username = username or os.environ.get("ISOINSPECT_REGISTRY_USER")
     password = password if password is not None else os.environ.get(
         "ISOINSPECT_REGISTRY_PASSWORD")
     if password == "-":
         password = sys.stdin.readline().rstrip("\n")
-    return (username, password or "") if username else None
+    if username:
+        return Credentials(username, password or "")
+    return CredentialStore(_credentials_path(ctx)).get(reference_key(parse_reference(image)))
 
 
+def _tls(insecure: tuple):
+    from isoinspect.runtime.registry_tls import TlsSettings
+
+    return TlsSettings.from_env(insecure)
+
+
+_insecure_option = click.option(
+    "--insecure-registry", "insecure", multiple=True, metavar="HOST[:PORT]",
+    help="Allow unverified TLS or plain HTTP for this registry only (repeatable; also "
+         "ISOINSPECT_INSECURE_REGISTRIES=a,b).")
 _auth_options = [
-    click.option("-u", "--username", default=None, help="Registry user (basic auth)."),
+    click.option("-u", "--username", default=None,
+                 help="Registry user (default: what `login` stored)."),
     click.option("-p", "--password", default=None,
                  help="Password ('-' reads it from stdin; or ISOINSPECT_REGISTRY_PASSWORD)."),
+    _insecure_option,
 ]
 
 
@@ -269,12 +303,12 @@ def _with_auth(func):
               help="Upload blobs in PATCH chunks of this many bytes.")
 @click.argument("image")
 @click.pass_context
-def push_cmd(ctx: click.Context, username, password, chunk_size, image: str) -> None:
-    """Push an image to a registry (HOST[:PORT]/NAME:TAG)."""
+def push_cmd(ctx: click.Context, username, password, insecure, chunk_size, image: str) -> None:
+    """Push an image to a registry ([HOST[:PORT]/]NAME[:TAG]; no host: docker.io)."""
     from isoinspect.runtime.image_registry import push
 
-    for line in push(_store(ctx), image, _credentials(username, password),
-                     chunk_size=chunk_size):
+    for line in push(_store(ctx), image, _credentials(ctx, image, username, password),
+                     chunk_size=chunk_size, tls=_tls(insecure)):
         click.echo(line)
 
 
@@ -282,12 +316,64 @@ def push_cmd(ctx: click.Context, username, password, chunk_size, image: str) -> 
 @_with_auth
 @click.argument("image")
 @click.pass_context
-def pull_cmd(ctx: click.Context, username, password, image: str) -> None:
-    """Pull an image from a registry (HOST[:PORT]/NAME:TAG)."""
+def pull_cmd(ctx: click.Context, username, password, insecure, image: str) -> None:
+    """Pull an image from a registry ([HOST[:PORT]/]NAME[:TAG|@DIGEST]; no host: docker.io)."""
     from isoinspect.runtime.image_registry import pull
     _require_root()
-    for line in pull(_store(ctx), image, _credentials(username, password)):
+    for line in pull(_store(ctx), image, _credentials(ctx, image, username, password),
+                     tls=_tls(insecure)):
         click.echo(line)
+
+
+@click.command("login")
+@click.option("-u", "--username", default=None, help="Username.")
+@click.option("-p", "--password", default=None, help="Password (prefer --password-stdin).")
+@click.option("--password-stdin", is_flag=True, help="Read the password from stdin.")
+@_insecure_option
+@click.argument("server", required=False)
+@click.pass_context
+def login_cmd(ctx: click.Context, username, password, password_stdin: bool, insecure,
+              server: str | None) -> None:
+    """Log in to a registry (default docker.io); the credentials are checked, then stored."""
+    from isoinspect.runtime.credentials import Credentials, CredentialStore
+    from isoinspect.runtime.errors import UsageError
+    from isoinspect.runtime.registry_login import login
+
+    if password_stdin:
+        if password is not None:
+            raise UsageError("--password and --password-stdin are mutually exclusive")
+        if not username:
+            raise UsageError("must provide --username with --password-stdin")
+        password = sys.stdin.read().rstrip("\r\n")
+    elif password is not None:
+        click.echo("WARNING! Using --password via the CLI is insecure. Use --password-stdin.",
+                   err=True)
+    if not username or password is None:
+        if not sys.stdin.isatty():
+            raise IsoinspectError("cannot perform an interactive login from a non TTY device",
+                                  exit_code=1)
+        username = username or click.prompt("Username")
+        password = click.prompt("Password", hide_input=True) if password is None else password
+    if not password:
+        raise UsageError("password is empty")
+    key = login(server, Credentials(username, password), _tls(insecure))
+    CredentialStore(_credentials_path(ctx)).put(key, Credentials(username, password))
+    click.echo("Login Succeeded")
+
+
+@click.command("logout")
+@click.argument("server", required=False)
+@click.pass_context
+def logout_cmd(ctx: click.Context, server: str | None) -> None:
+    """Remove the stored credentials of a registry (default docker.io)."""
+    from isoinspect.runtime.credentials import CredentialStore
+    from isoinspect.runtime.registry_names import server_key
+
+    key = server_key(server)
+    if CredentialStore(_credentials_path(ctx)).remove(key):
+        click.echo(f"Removing login credentials for {key}")
+    else:
+        click.echo(f"Not logged in to {key}")
 
 
 @click.group("image")
@@ -344,4 +430,4 @@ image_group.add_command(push_cmd, "push")
 image_group.add_command(pull_cmd, "pull")
 
 commands = [images_cmd, build_cmd, tag_cmd, rmi_cmd, history_cmd, save_cmd, load_cmd,
-            push_cmd, pull_cmd, image_group]
+            push_cmd, pull_cmd, login_cmd, logout_cmd, image_group]

@@ -24,7 +24,7 @@ from isoinspect.runtime.errors import (DAEMON_EXIT_CODE, USAGE_EXIT_CODE, Isoins
 # docker CLI's "Error response from daemon"; run keeps 125 for failures before the command runs.
 _DOCKER_DAEMON_CODE_COMMANDS = frozenset((
     "ps", "logs", "exec", "kill", "stop", "rm", "wait", "inspect", "gc", "images", "image", "rmi",
-    "tag", "history", "save", "load", "push", "pull", "build", "network"))
+    "tag", "history", "save", "load", "push", "pull", "login", "logout", "build", "network"))
 
 
 def _docker_usage_code(exc: click.UsageError) -> int:

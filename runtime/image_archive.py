@@ -18,6 +18,7 @@ import os
 import shutil
 import tarfile
 from dataclasses import dataclass
+from typing import BinaryIO
 
 from isoinspect.runtime import digests, layers, safe_extract
 from isoinspect.runtime.errors import IsoinspectError
@@ -172,7 +173,26 @@ class _Image:
     tags: list[str]
 
 
-def load(store: ImageStore, path: str) -> list[str]:
+def load_stream(store: ImageStore, stream: BinaryIO) -> list[str]:
+    """``load`` of an archive read from a pipe (``isoinspect load < image.tar``).
+
+    A tar is read twice (listed, then extracted), so the stream is first copied into the
+    store's scratch space (same file system as the layers, removed afterwards).
+    """
+    spool_dir = store.work_dir("load-stdin")
+    try:
+        spool = os.path.join(spool_dir, "archive")
+        with open(spool, "wb") as out:
+            shutil.copyfileobj(stream, out, 1 << 20)
+            copied = out.tell()
+        if not copied:
+            raise IsoinspectError("requested load from stdin, but stdin is empty")
+        return load(store, spool, label="stdin")
+    finally:
+        shutil.rmtree(spool_dir, ignore_errors=True)
+
+
+def load(store: ImageStore, path: str, label: str | None = None) -> list[str]:
     """Load every image of a docker-save or OCI-layout tar (plain or gzip); lines to print.
 
     The archive is unpacked with nothing leaving the scratch dir (safe_extract), every digest
@@ -180,20 +200,21 @@ def load(store: ImageStore, path: str) -> list[str]:
     one-line IsoinspectError and leaves nothing in the store.
     """
     work = store.work_dir("load")
+    shown = label or path
     try:
         try:
             with tarfile.open(path, "r:*") as archive:
                 safe_extract.extract(archive, work, safe_extract.ARCHIVE)
         except (tarfile.TarError, OSError) as exc:
-            raise IsoinspectError(f"cannot read image archive {path}: {exc}") from None
+            raise IsoinspectError(f"cannot read image archive {shown}: {exc}") from None
         except IsoinspectError as exc:
-            raise IsoinspectError(f"image archive {path}: {exc}; nothing was loaded") from None
+            raise IsoinspectError(f"image archive {shown}: {exc}; nothing was loaded") from None
         if os.path.isfile(os.path.join(work, "manifest.json")):
             images = _plan_docker(work)
         elif os.path.isfile(os.path.join(work, "index.json")):
             images = _plan_oci(work)
         else:
-            raise IsoinspectError(f"{path} is neither a docker save archive (manifest.json) "
+            raise IsoinspectError(f"{shown} is neither a docker save archive (manifest.json) "
                                   "nor an OCI image layout (index.json)")
         return _commit(store, images)
     finally:

@@ -1,139 +1,46 @@
-"""``push`` / ``pull`` over the OCI distribution API (HTTP; basic auth).
+"""``push`` / ``pull`` over the OCI distribution API.
 
-A reference names its registry by its first component when that has a '.' or ':' or is
-``localhost`` (``127.0.0.1:5000/team/app:1``). Push: for each blob a HEAD first (a blob the
+References follow Docker (registry_names: ``busybox`` is docker.io/library/busybox, pulled
+from registry-1.docker.io); the connection, TLS and authentication (basic or the token flow)
+are registry_client's. Push: for each blob a HEAD first (a blob the
 registry has is not sent again), then a chunked upload (POST, PATCH with Content-Range, PUT
 ?digest=); then the manifest. Layers travel uncompressed (``application/vnd.oci.image.layer.v1
 .tar``), so a blob's digest is its diff_id. Pull accepts OCI and Docker schema 2 manifests (and
-indexes: linux/amd64), gzip or plain layers; every blob is verified against its digest and
-each layer against the config's diff_id before it is stored; a failure keeps nothing.
+indexes: linux/amd64), gzip or plain layers, by tag or by digest; every blob is verified
+against its digest and each layer against the config's diff_id before it is stored; a
+failure keeps nothing.
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import http.client
 import json
 import os
 import shutil
-import socket
-import urllib.parse
 
-from isoinspect.runtime import digests, layers
-from isoinspect.runtime.errors import IsoinspectError
+from isoinspect.runtime import digests
+from isoinspect.runtime.credentials import Credentials
 from isoinspect.runtime.image_archive import (MT_DOCKER_LIST, MT_DOCKER_MANIFEST, MT_OCI_INDEX,
                                                MT_OCI_MANIFEST, oci_manifest)
-from isoinspect.runtime.images import (ImageStore, LayerBatch, normalize_ref, start_settings,
-                                       validate_ref)
+from isoinspect.runtime.images import ImageStore, LayerBatch, start_settings
+from isoinspect.runtime.registry_client import Client, RegistryError
+from isoinspect.runtime.registry_names import Reference, api_base, parse_reference
+from isoinspect.runtime.registry_tls import TlsSettings
+
+__all__ = ["Client", "RegistryError", "push", "pull"]
 
 ACCEPT = ", ".join([MT_OCI_MANIFEST, MT_DOCKER_MANIFEST, MT_OCI_INDEX, MT_DOCKER_LIST])
 
 
-class RegistryError(IsoinspectError):
-    pass
-
-
-def parse_ref(ref: str) -> tuple[str, str, str]:
-    """'127.0.0.1:5000/a/b:t' -> ('127.0.0.1:5000', 'a/b', 't')."""
-    name = validate_ref(ref)
-    first, sep, rest = name.partition("/")
-    if not sep or not ("." in first or ":" in first or first == "localhost"):
-        raise IsoinspectError(f"{ref!r} names no registry: use HOST[:PORT]/NAME[:TAG] "
-                              "(there is no default registry here)")
-    repo, _, tag = rest.rpartition(":")
-    return first, repo, tag
-
-
-class Client:
-    def __init__(self, host: str, credentials: tuple | None = None, timeout: float = 30) -> None:
-        self.host = host
-        self.timeout = timeout
-        self.auth = None
-        if credentials:
-            token = base64.b64encode(f"{credentials[0]}:{credentials[1]}".encode()).decode()
-            self.auth = f"Basic {token}"
-        self.conn: http.client.HTTPConnection | None = None
-
-    def _connection(self) -> http.client.HTTPConnection:
-        if self.conn is None:
-            self.conn = http.client.HTTPConnection(self.host, timeout=self.timeout)
-        return self.conn
-
-    def request(self, method: str, url: str, body=None, headers: dict | None = None,
-                ok: tuple = (200,), stream: bool = False):
-        headers = dict(headers or {})
-        if self.auth:
-            headers["Authorization"] = self.auth
-        for attempt in (0, 1):
-            conn = self._connection()
-            try:
-                conn.request(method, url, body=body, headers=headers)
-                response = conn.getresponse()
-                break
-            except (ConnectionRefusedError, socket.gaierror, socket.timeout) as exc:
-                self.close()
-                raise RegistryError(f"registry {self.host} is unreachable: {exc}") from None
-            except (http.client.HTTPException, ConnectionError, OSError) as exc:
-                self.close()
-                if attempt or hasattr(body, "read"):
-                    raise RegistryError(f"registry {self.host}: {exc}") from None
-        if response.status == 401:
-            response.read()
-            raise RegistryError(f"registry {self.host}: authentication required or refused "
-                                "(use --username/--password)")
-        if response.status not in ok:
-            text = response.read()[:400].decode(errors="replace")
-            raise RegistryError(f"registry {self.host}: {method} {url} -> {response.status} "
-                                f"{response.reason}: {text.strip()}")
-        if stream:
-            return response
-        data = response.read()
-        return response, data
-
-    def close(self) -> None:
-        if self.conn is not None:
-            self.conn.close()
-            self.conn = None
-
-    def _path(self, location: str) -> str:
-        parsed = urllib.parse.urlsplit(location)
-        return parsed.path + (f"?{parsed.query}" if parsed.query else "")
-
-    def has_blob(self, repo: str, digest: str) -> bool:
-        response, _ = self.request("HEAD", f"/v2/{repo}/blobs/{digest}", ok=(200, 404))
-        return response.status == 200
-
-    def upload(self, repo: str, digest: str, path: str | None = None, data: bytes | None = None,
-               chunk_size: int = 8 << 20) -> None:
-        response, _ = self.request("POST", f"/v2/{repo}/blobs/uploads/", ok=(202,))
-        location = response.getheader("Location")
-        size = os.path.getsize(path) if path else len(data)
-        offset = 0
-        handle = open(path, "rb") if path else None
-        try:
-            while offset < size:
-                chunk = handle.read(chunk_size) if handle else data[offset:offset + chunk_size]
-                response, _ = self.request(
-                    "PATCH", self._path(location), body=chunk,
-                    headers={"Content-Type": "application/octet-stream",
-                             "Content-Range": f"{offset}-{offset + len(chunk) - 1}",
-                             "Content-Length": str(len(chunk))}, ok=(202,))
-                location = response.getheader("Location") or location
-                offset += len(chunk)
-        finally:
-            if handle:
-                handle.close()
-        sep = "&" if "?" in location else "?"
-        self.request("PUT", f"{self._path(location)}{sep}digest={digest}", body=b"",
-                     headers={"Content-Length": "0"}, ok=(201,))
-
-
-def push(store: ImageStore, ref: str, credentials: tuple | None = None,
-         chunk_size: int = 8 << 20) -> list[str]:
-    host, repo, tag = parse_ref(ref)
-    image_id = store.resolve(ref)
-    client = Client(host, credentials)
+def push(store: ImageStore, ref: str, credentials: Credentials | tuple | None = None,
+         chunk_size: int = 8 << 20, tls: TlsSettings | None = None) -> list[str]:
+    reference = parse_reference(ref)
+    if reference.digest or not reference.tag:
+        raise RegistryError(f"cannot push {ref!r}: push names a tag, not a digest")
+    repo, tag = reference.path, reference.tag
+    image_id = store.resolve(reference.store_name)
+    client = Client(reference.endpoint, credentials, tls=tls, repository=repo,
+                    actions="pull,push")
     lines = []
     try:
         client.request("GET", "/v2/", ok=(200,))
@@ -191,14 +98,26 @@ def _is_linux_amd64(descriptor: object) -> bool:
         platform.get("os", "linux") == "linux"
 
 
-def pull(store: ImageStore, ref: str, credentials: tuple | None = None) -> list[str]:
-    host, repo, tag = parse_ref(ref)
-    name = normalize_ref(ref)
-    client = Client(host, credentials)
+def _manifest(client: Client, repo: str, reference: Reference) -> tuple[bytes, object]:
+    try:
+        return _fetch_json(client, f"/v2/{repo}/manifests/{reference.manifest_ref}",
+                           reference.digest or None)
+    except RegistryError as exc:
+        if " -> 404 " in str(exc):
+            raise RegistryError(f"manifest for {reference.familiar} not found: manifest "
+                                "unknown") from None
+        raise
+
+
+def pull(store: ImageStore, ref: str, credentials: Credentials | tuple | None = None,
+         tls: TlsSettings | None = None) -> list[str]:
+    reference = parse_reference(ref)
+    repo, name = reference.path, reference.store_name
+    client = Client(api_base(reference), credentials, tls=tls, repository=repo)
     lines = []
     work = None
     try:
-        manifest_raw, manifest = _fetch_json(client, f"/v2/{repo}/manifests/{tag}")
+        manifest_raw, manifest = _manifest(client, repo, reference)
         if isinstance(manifest, dict) and "manifests" in manifest:
             choice = next((m for m in manifest["manifests"] if _is_linux_amd64(m)), None)
             if choice is None:
@@ -237,9 +156,9 @@ def pull(store: ImageStore, ref: str, credentials: tuple | None = None) -> list[
                 _download(client, repo, layer_digest, target)
                 batch.add(target, expect=diff)
                 lines.append(f"{short}: Pull complete")
-            store.add_image(config_raw, [name])
+            store.add_image(config_raw, [name] if name else [])
         lines.append(f"Digest: sha256:{hashlib.sha256(manifest_raw).hexdigest()}")
-        lines.append(f"Status: Downloaded image for {name} ({image_id[:12]})")
+        lines.append(f"Status: Downloaded image for {reference.familiar} ({image_id[:12]})")
     finally:
         client.close()
         if work:
