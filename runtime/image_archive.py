@@ -206,7 +206,10 @@ def load(store: ImageStore, path: str, label: str | None = None) -> list[str]:
             with tarfile.open(path, "r:*") as archive:
                 safe_extract.extract(archive, work, safe_extract.ARCHIVE)
         except (tarfile.TarError, OSError) as exc:
-            raise IsoinspectError(f"cannot read image archive {shown}: {exc}") from None
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            if "could not be opened successfully" in reason:  # tarfile lists every method tried
+                reason = "not a tar archive (plain, gzip, bzip2 or xz)"
+            raise IsoinspectError(f"cannot read image archive {shown}: {reason}") from None
         except IsoinspectError as exc:
             raise IsoinspectError(f"image archive {shown}: {exc}; nothing was loaded") from None
         if os.path.isfile(os.path.join(work, "manifest.json")):

@@ -33,20 +33,23 @@ def _unreachable(host: str, exc: BaseException) -> RegistryError:
     return RegistryError(f"registry {host} is unreachable: {exc}")
 
 
-def connect(scheme: str, host: str, tls: TlsSettings, timeout: float) \
-        -> http.client.HTTPConnection:
+def connect(scheme: str, host: str, tls: TlsSettings, timeout: float,
+            tls_host: str | None = None) -> http.client.HTTPConnection:
     if scheme == "https":
-        return http.client.HTTPSConnection(host, timeout=timeout, context=tls.context(host))
+        return http.client.HTTPSConnection(host, timeout=timeout,
+                                           context=tls.context(tls_host or host))
     return http.client.HTTPConnection(host, timeout=timeout)
 
 
-def open_url(url: str, headers: dict, tls: TlsSettings, timeout: float = 30,
+def open_url(url: str, headers: dict, tls: TlsSettings, tls_host: str, timeout: float = 30,
              method: str = "GET") -> http.client.HTTPResponse:
-    """One request to an absolute URL on a connection of its own (token realm, redirect)."""
+    """One request to an absolute URL on a connection of its own (token realm, redirect),
+    with the TLS settings of the registry ``tls_host`` that sent us there (as Docker: its
+    certs.d CA and its insecure flag apply to its token server and blob redirects too)."""
     parts = urllib.parse.urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise RegistryError(f"not an http(s) URL: {url!r}")
-    conn = connect(parts.scheme, parts.netloc, tls, timeout)
+    conn = connect(parts.scheme, parts.netloc, tls, timeout, tls_host)
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     try:
         conn.request(method, path, headers=headers)
@@ -117,7 +120,7 @@ class Client:
                     raise RegistryError(f"registry {self.host}: {exc}") from None
 
     def _get_url(self, url: str, headers: dict) -> tuple[int, bytes]:
-        response = open_url(url, headers, self.tls, self.timeout)
+        response = open_url(url, headers, self.tls, self.host, self.timeout)
         try:
             return response.status, response.read()
         finally:
@@ -187,7 +190,7 @@ class Client:
                                             response.getheader("Location"))
             same = urllib.parse.urlsplit(location).netloc == self.host
             plain = {k: v for k, v in headers.items() if k != "Authorization" or same}
-            response = open_url(location, plain, self.tls, self.timeout, method)
+            response = open_url(location, plain, self.tls, self.host, self.timeout, method)
             redirects += 1
         if response.status not in ok:
             text = response.read()[:400].decode(errors="replace")

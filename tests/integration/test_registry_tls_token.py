@@ -1,0 +1,346 @@
+"""pull / push / login against a registry as real ones are run: TLS with a self-signed
+certificate and bearer-token auth from a token server (Debian's docker-registry on 127.0.0.1,
+``auth: token`` with a rootcertbundle; the token server is started here and signs RS256 JWTs
+with a key whose certificate is that bundle). Nothing here reaches the internet: Docker Hub
+names are sent to this registry with ISOINSPECT_REGISTRY_MIRROR.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import socket
+import ssl
+import stat
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding
+
+USER, PASSWORD = "alice", "t0ken-pw"
+SERVICE, ISSUER = "isoinspect-test-registry", "isoinspect-test-issuer"
+OUR_CERTS_D = "/etc/isoinspect/certs.d"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def openssl_cert(base, name: str, san: str) -> tuple[str, str]:
+    key, cert = str(base / f"{name}.key"), str(base / f"{name}.crt")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key,
+                    "-out", cert, "-days", "2", "-subj", f"/CN=isoinspect-test-{name}",
+                    "-addext", f"subjectAltName={san}"], check=True, capture_output=True)
+    return key, cert
+
+
+class TokenServer:
+    """The distribution token flow's server side: basic credentials in, a signed JWT out.
+
+    alice gets every action she asks for; anonymous callers get a token with no access
+    (so the registry refuses them); a wrong password gets 401. Every request is recorded.
+    """
+
+    def __init__(self, key_path: str, cert_path: str, tls_key: str, tls_cert: str) -> None:
+        with open(key_path, "rb") as handle:
+            self.key = serialization.load_pem_private_key(handle.read(), None)
+        with open(cert_path, "rb") as handle:
+            der = ssl.PEM_cert_to_DER_cert(handle.read().decode())
+        self.x5c = [base64.b64encode(der).decode()]
+        self.requests: list[dict] = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                server.handle(self)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(tls_cert, tls_key)
+        self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)
+        self.port = self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def sign(self, access: list[dict]) -> str:
+        now = int(time.time())
+        header = {"typ": "JWT", "alg": "RS256", "x5c": self.x5c}
+        claims = {"iss": ISSUER, "sub": "x", "aud": SERVICE, "exp": now + 300, "nbf": now - 10,
+                  "iat": now, "jti": os.urandom(8).hex(), "access": access}
+        signing_input = f"{b64url(json.dumps(header).encode())}." \
+                        f"{b64url(json.dumps(claims).encode())}"
+        signature = self.key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
+        return f"{signing_input}.{b64url(signature)}"
+
+    def handle(self, request: BaseHTTPRequestHandler) -> None:
+        query = urllib.parse.parse_qs(urllib.parse.urlsplit(request.path).query)
+        user = None
+        auth = request.headers.get("Authorization", "")
+        if auth.startswith("Basic "):
+            user, _, password = base64.b64decode(auth[6:]).decode().partition(":")
+            if (user, password) != (USER, PASSWORD):
+                self.requests.append({"user": user, "refused": True})
+                request.send_response(401)
+                request.send_header("Content-Length", "0")
+                request.end_headers()
+                return
+        scopes = query.get("scope", [])
+        self.requests.append({"user": user, "scopes": scopes,
+                              "service": query.get("service", [""])[0]})
+        access = []
+        if user == USER:
+            for scope in scopes:
+                kind, name, actions = scope.split(":")
+                access.append({"type": kind, "name": name, "actions": actions.split(",")})
+        body = json.dumps({"token": self.sign(access), "expires_in": 300}).encode()
+        request.send_response(200)
+        request.send_header("Content-Type", "application/json")
+        request.send_header("Content-Length", str(len(body)))
+        request.end_headers()
+        request.wfile.write(body)
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture(scope="module")
+def secure_registry(tmp_path_factory):
+    binary = shutil.which("docker-registry")
+    assert binary, "docker-registry is not installed (scripts/setup.sh installs it)"
+    base = tmp_path_factory.mktemp("tls-registry")
+    tls_key, tls_cert = openssl_cert(base, "tls", "IP:127.0.0.1")
+    token_key, token_cert = openssl_cert(base, "token", "DNS:isoinspect-test-token")
+    tokens = TokenServer(token_key, token_cert, tls_key, tls_cert)
+    port = free_port()
+    (base / "config.yml").write_text(f"""\
+version: 0.1
+log:
+  level: info
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: {base}/data
+http:
+  addr: 127.0.0.1:{port}
+  tls:
+    certificate: {tls_cert}
+    key: {tls_key}
+auth:
+  token:
+    realm: https://127.0.0.1:{tokens.port}/token
+    service: {SERVICE}
+    issuer: {ISSUER}
+    rootcertbundle: {token_cert}
+""")
+    log = open(base / "log", "w")
+    proc = subprocess.Popen([binary, "serve", str(base / "config.yml")], stdout=log,
+                            stderr=subprocess.STDOUT)
+    trust = ssl.create_default_context(cafile=tls_cert)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            urllib.request.urlopen(f"https://127.0.0.1:{port}/v2/", timeout=2, context=trust)
+        except urllib.error.HTTPError as exc:
+            if exc.code == 401:
+                break
+        except OSError:
+            pass
+        if time.monotonic() > deadline or proc.poll() is not None:
+            proc.kill()
+            tokens.close()
+            pytest.fail(f"docker-registry did not start: {(base / 'log').read_text()}")
+        time.sleep(0.2)
+    host = f"127.0.0.1:{port}"
+    try:
+        yield {"host": host, "ca": tls_cert, "tokens": tokens, "log": str(base / "log")}
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        log.close()
+        tokens.close()
+
+
+@pytest.fixture
+def trusted(secure_registry):
+    """The registry's certificate in /etc/isoinspect/certs.d/HOST:PORT/ca.crt (the default
+    place isoinspect looks), removed afterwards with every folder this made."""
+    made = []
+    folder = os.path.join(OUR_CERTS_D, secure_registry["host"])
+    for path in ("/etc/isoinspect", OUR_CERTS_D, folder):
+        if not os.path.isdir(path):
+            os.mkdir(path, 0o755)
+            made.append(path)
+    shutil.copy(secure_registry["ca"], os.path.join(folder, "ca.crt"))
+    try:
+        yield folder
+    finally:
+        os.unlink(os.path.join(folder, "ca.crt"))
+        for path in reversed(made):
+            os.rmdir(path)
+
+
+def env_of(iso, **extra) -> dict:
+    env = {k: v for k, v in iso.env.items() if not k.startswith("ISOINSPECT_REGISTRY_")
+           and k not in ("ISOINSPECT_INSECURE_REGISTRIES", "ISOINSPECT_CERTS_DIRS")}
+    return dict(env, **extra)
+
+
+def run(iso, *args, input=None, **extra):
+    return subprocess.run([iso.cli, *args], env=env_of(iso, **extra), capture_output=True,
+                          text=True, input=input, timeout=180)
+
+
+def one_line_failure(result, *words) -> None:
+    assert result.returncode == 1, (result.returncode, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    for word in words:
+        assert word in lines[0], lines[0]
+
+
+def test_tls_trust_comes_from_certs_d_or_insecure_registry_for_that_host_only(
+        iso, secure_registry, tmp_path):
+    host = secure_registry["host"]
+    ref = f"{host}/team/tls:1"
+    iso("tag", "busybox", ref, check=True)
+    # not trusted: one line naming the certificate problem and the two ways out
+    refused = run(iso, "push", "-u", USER, "-p", PASSWORD, ref)
+    one_line_failure(refused, "certificate", f"certs.d/{host}/ca.crt",
+                     f"--insecure-registry {host}")
+    other_host = run(iso, "push", "-u", USER, "-p", PASSWORD, "--insecure-registry",
+                     f"127.0.0.2:{host.partition(':')[2]}", ref)
+    one_line_failure(other_host, "certificate")
+    # --insecure-registry for this host: unverified TLS, the token flow still applies
+    pushed = run(iso, "push", "-u", USER, "-p", PASSWORD, "--insecure-registry", host, ref)
+    assert pushed.returncode == 0 and ": Pushed" in pushed.stdout, pushed.stderr
+    by_env = run(iso, "pull", "-u", USER, "-p", PASSWORD, ref,
+                 ISOINSPECT_INSECURE_REGISTRIES=f"example.org,{host}")
+    assert by_env.returncode == 0, by_env.stderr
+    # the CA in /etc/isoinspect/certs.d/HOST:PORT/: verified TLS, no flag
+    untrusted_pull = run(iso, "pull", "-u", USER, "-p", PASSWORD, ref)
+    one_line_failure(untrusted_pull, "certificate")
+    with_ca = tmp_path / "certs-env"
+    (with_ca / host).mkdir(parents=True)
+    shutil.copy(secure_registry["ca"], with_ca / host / "ca.crt")
+    by_dir_env = run(iso, "pull", "-u", USER, "-p", PASSWORD, ref,
+                     ISOINSPECT_CERTS_DIRS=str(with_ca))
+    assert by_dir_env.returncode == 0, by_dir_env.stderr
+
+
+def test_pull_with_the_ca_in_our_certs_d(iso, secure_registry, trusted):
+    host = secure_registry["host"]
+    ref = f"{host}/team/trusted:1"
+    iso("tag", "busybox", ref, check=True)
+    pushed = run(iso, "push", "-u", USER, "-p", PASSWORD, ref)
+    assert pushed.returncode == 0, pushed.stderr
+    iso("rmi", ref, check=True)
+    pulled = run(iso, "pull", "-u", USER, "-p", PASSWORD, ref)
+    assert pulled.returncode == 0 and f"Downloaded image for {ref}" in pulled.stdout, \
+        pulled.stderr
+    assert run(iso, "run", "--rm", ref, "echo", "ok").stdout == "ok\n"
+
+
+def test_login_push_pull_by_token_then_logout(iso, secure_registry, trusted):
+    host, tokens = secure_registry["host"], secure_registry["tokens"]
+    auth_file = os.path.join(iso.root, "lib", "auth.json")
+    wrong = run(iso, "login", "-u", USER, "--password-stdin", host, input="nope\n")
+    one_line_failure(wrong, "unauthorized", "incorrect username or password")
+    assert not os.path.exists(auth_file)
+    assert tokens.requests[-1] == {"user": USER, "refused": True}
+    login = run(iso, "login", "-u", USER, "--password-stdin", host, input=PASSWORD + "\n")
+    assert login.returncode == 0 and login.stdout == "Login Succeeded\n", login.stderr
+    assert stat.S_IMODE(os.stat(auth_file).st_mode) == 0o600
+    stored = json.load(open(auth_file))["auths"][host]["auth"]
+    assert base64.b64decode(stored).decode() == f"{USER}:{PASSWORD}"
+
+    ref = f"{host}/team/app:1"
+    ctx = os.path.join(iso.root, "ctx")
+    os.makedirs(ctx)
+    with open(os.path.join(ctx, "Dockerfile"), "w") as handle:
+        handle.write("FROM busybox\nRUN echo by-token > /tok\n")
+    iso("build", "-t", ref, ctx, timeout=120, check=True)
+    before = len(tokens.requests)
+    pushed = run(iso, "push", ref)  # no -u: the stored credentials
+    assert pushed.returncode == 0 and pushed.stdout.count(": Pushed") == 2, pushed.stderr
+    asked = tokens.requests[before:]
+    assert asked and all(r["user"] == USER and r["service"] == SERVICE for r in asked)
+    assert ["repository:team/app:pull,push"] in [r["scopes"] for r in asked]
+    assert len(asked) <= 2, asked  # one token per operation and scope set, not per request
+    iso("rmi", ref, check=True)
+    pulled = run(iso, "pull", ref)
+    assert pulled.returncode == 0 and pulled.stdout.count("Pull complete") == 1, pulled.stderr
+    assert ["repository:team/app:pull"] in [r["scopes"] for r in tokens.requests[before:]]
+    assert run(iso, "run", "--rm", ref, "cat", "/tok").stdout == "by-token\n"
+
+    out = run(iso, "logout", host)
+    assert out.returncode == 0 and out.stdout == f"Removing login credentials for {host}\n"
+    assert host not in json.load(open(auth_file))["auths"]
+    assert run(iso, "logout", host).stdout == f"Not logged in to {host}\n"
+    iso("rmi", ref, check=True)
+    anonymous = run(iso, "pull", ref)  # an anonymous token grants nothing here
+    one_line_failure(anonymous, "access denied", "team/app", "isoinspect login")
+
+
+def test_docker_hub_names_resolve_and_find_local_images(iso, secure_registry, trusted):
+    """'hello' is docker.io/library/hello; the mirror setting sends it to the loopback
+    registry, and the pulled image is 'hello:latest' whichever spelling `run` is given."""
+    host = secure_registry["host"]
+    for path in ("library/hello:latest", "someone/tool:2"):
+        iso("tag", "busybox", f"{host}/{path}", check=True)
+        assert run(iso, "push", "-u", USER, "-p", PASSWORD, f"{host}/{path}").returncode == 0
+    other = os.path.join(iso.root, "second")
+    env = {"ISOINSPECT_ROOT": other, "ISOINSPECT_REGISTRY_MIRROR": host}
+    pulled = run(iso, "pull", "-u", USER, "-p", PASSWORD, "hello", **env)
+    assert pulled.returncode == 0 and "Downloaded image for hello:latest" in pulled.stdout, \
+        pulled.stderr
+    pulled = run(iso, "pull", "-u", USER, "-p", PASSWORD, "docker.io/someone/tool:2", **env)
+    assert pulled.returncode == 0, pulled.stderr
+    names = run(iso, "images", "--format", "{{.Repository}}:{{.Tag}}", **env).stdout.split()
+    assert sorted(names) == ["hello:latest", "someone/tool:2"]
+    for spelling in ("hello", "library/hello", "docker.io/library/hello:latest"):
+        assert run(iso, "run", "--rm", "--network", "none", spelling, "echo", "ok",
+                   **env).stdout == "ok\n"
+    assert run(iso, "run", "--rm", "--network", "none", "index.docker.io/someone/tool:2", "true",
+               **env).returncode == 0
+    shutil.rmtree(other, ignore_errors=True)
+
+
+def test_load_reads_stdin(iso, tmp_path):
+    archive = tmp_path / "busybox.tar"
+    iso("save", "-o", str(archive), "busybox", check=True)
+    for args in (("load",), ("load", "-i", "-")):
+        root = str(tmp_path / f"root{len(args)}")
+        with open(archive, "rb") as stdin:
+            result = subprocess.run([iso.cli, *args], stdin=stdin, capture_output=True,
+                                    env=dict(iso.env, ISOINSPECT_ROOT=root), timeout=120)
+        assert result.returncode == 0, result.stderr
+        assert b"Loaded image: busybox:latest" in result.stdout
+        assert not os.listdir(os.path.join(root, "lib", "tmp"))
+    empty = subprocess.run([iso.cli, "load"], stdin=subprocess.DEVNULL, capture_output=True,
+                           text=True, env=iso.env, timeout=60)
+    assert empty.returncode == 1 and empty.stderr.count("\n") == 1
+    assert "stdin is empty" in empty.stderr
+    garbage = subprocess.run([iso.cli, "load"], input=b"not a tar", capture_output=True,
+                             env=iso.env, timeout=60)
+    assert garbage.returncode == 1 and b"stdin" in garbage.stderr
+    assert garbage.stderr.count(b"\n") == 1
