@@ -4,75 +4,27 @@ from __future__ import annotations
 
 import glob
 import os
-import shutil
-import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 
 import pytest
+from registry_server import free_port, serve_registry
 
 USER, PASSWORD = "alice", "s3cret-pw"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory):
-    binary = shutil.which("docker-registry")
-    if binary is None:
-        pytest.fail("docker-registry is not installed (scripts/setup.sh installs it)")
     if os.geteuid() != 0:
         pytest.skip("pull/push tests need root (images are unpacked as root)")
     base = tmp_path_factory.mktemp("registry")
     htpasswd = subprocess.run(["htpasswd", "-Bbn", USER, PASSWORD], capture_output=True,
                               text=True, check=True).stdout
     (base / "htpasswd").write_text(htpasswd)
-    port = free_port()
-    (base / "config.yml").write_text(f"""\
-version: 0.1
-log:
-  level: info
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: {base}/data
-  delete:
-    enabled: true
-http:
-  addr: 127.0.0.1:{port}
-auth:
-  htpasswd:
-    realm: isoinspect-test
-    path: {base}/htpasswd
-""")
-    log = open(base / "log", "w")
-    proc = subprocess.Popen([binary, "serve", str(base / "config.yml")], stdout=log,
-                            stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 15
-    while True:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=1)
-        except urllib.error.HTTPError as exc:
-            if exc.code == 401:
-                break
-        except OSError:
-            pass
-        if time.monotonic() > deadline or proc.poll() is not None:
-            proc.kill()
-            pytest.fail(f"docker-registry did not start: {(base / 'log').read_text()}")
-        time.sleep(0.1)
-    yield {"host": f"127.0.0.1:{port}", "data": str(base / "data"), "log": str(base / "log")}
-    proc.terminate()
-    proc.wait(timeout=10)
-    log.close()
+    auth = f"  htpasswd:\n    realm: isoinspect-test\n    path: {base}/htpasswd\n"
+    with serve_registry(base, auth) as served:
+        yield {"host": served.host, "data": served.data, "log": served.log}
 
 
 def requests_in_log(registry, method: str) -> int:

@@ -11,30 +11,22 @@ import base64
 import json
 import os
 import shutil
-import socket
 import ssl
 import stat
 import subprocess
 import threading
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
+from registry_server import serve_registry
 
 USER, PASSWORD = "alice", "t0ken-pw"
 SERVICE, ISSUER = "isoinspect-test-registry", "isoinspect-test-issuer"
 OUR_CERTS_D = "/etc/isoinspect/certs.d"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def b64url(data: bytes) -> str:
@@ -124,59 +116,16 @@ class TokenServer:
 
 @pytest.fixture(scope="module")
 def secure_registry(tmp_path_factory):
-    binary = shutil.which("docker-registry")
-    assert binary, "docker-registry is not installed (scripts/setup.sh installs it)"
     base = tmp_path_factory.mktemp("tls-registry")
     tls_key, tls_cert = openssl_cert(base, "tls", "IP:127.0.0.1")
     token_key, token_cert = openssl_cert(base, "token", "DNS:isoinspect-test-token")
     tokens = TokenServer(token_key, token_cert, tls_key, tls_cert)
-    port = free_port()
-    (base / "config.yml").write_text(f"""\
-version: 0.1
-log:
-  level: info
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: {base}/data
-http:
-  addr: 127.0.0.1:{port}
-  tls:
-    certificate: {tls_cert}
-    key: {tls_key}
-auth:
-  token:
-    realm: https://127.0.0.1:{tokens.port}/token
-    service: {SERVICE}
-    issuer: {ISSUER}
-    rootcertbundle: {token_cert}
-""")
-    log = open(base / "log", "w")
-    proc = subprocess.Popen([binary, "serve", str(base / "config.yml")], stdout=log,
-                            stderr=subprocess.STDOUT)
-    trust = ssl.create_default_context(cafile=tls_cert)
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            urllib.request.urlopen(f"https://127.0.0.1:{port}/v2/", timeout=2, context=trust)
-        except urllib.error.HTTPError as exc:
-            if exc.code == 401:
-                break
-        except OSError:
-            pass
-        if time.monotonic() > deadline or proc.poll() is not None:
-            proc.kill()
-            tokens.close()
-            pytest.fail(f"docker-registry did not start: {(base / 'log').read_text()}")
-        time.sleep(0.2)
-    host = f"127.0.0.1:{port}"
+    auth = (f"  token:\n    realm: https://127.0.0.1:{tokens.port}/token\n"
+            f"    service: {SERVICE}\n    issuer: {ISSUER}\n    rootcertbundle: {token_cert}\n")
     try:
-        yield {"host": host, "ca": tls_cert, "tokens": tokens, "log": str(base / "log")}
+        with serve_registry(base, auth, tls=(tls_cert, tls_key)) as served:
+            yield {"host": served.host, "ca": tls_cert, "tokens": tokens, "log": served.log}
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-        log.close()
         tokens.close()
 
 
