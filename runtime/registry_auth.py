@@ -99,8 +99,9 @@ def fetch_token(challenge: Challenge, scopes: tuple[str, ...],
     status, body = get(token_url(challenge, scopes), headers)
     if status in (401, 403):
         who = f"user {credentials.username!r}" if credentials else "anonymous access"
+        scope = f", or no access to {' '.join(scopes)}" if any(scopes) else ""
         raise AuthError(f"unauthorized: {challenge.realm} refused {who} "
-                        f"(incorrect username or password, or no access to {' '.join(scopes)})")
+                        f"(incorrect username or password{scope})")
     if status != 200:
         raise IsoinspectError(f"token server {challenge.realm}: HTTP {status}: "
                               f"{body[:200].decode(errors='replace').strip()}", exit_code=1)
