@@ -73,6 +73,7 @@ class TokenCache:
     """Bearer tokens of one operation, keyed by realm, service and scopes."""
 
     tokens: dict[tuple[str, str, tuple[str, ...]], str] = field(default_factory=dict)
+    renewed: set[tuple[str, str, tuple[str, ...]]] = field(default_factory=set)
 
     def token(self, challenge: Challenge, scopes: tuple[str, ...],
               credentials: Credentials | None, get: Getter) -> str:
@@ -80,6 +81,16 @@ class TokenCache:
         if key not in self.tokens:
             self.tokens[key] = fetch_token(challenge, scopes, credentials, get)
         return self.tokens[key]
+
+    def renew(self, challenge: Challenge, scopes: tuple[str, ...]) -> bool:
+        """Forget the token the registry refused, once per key: it may have expired during
+        a long push (tokens live minutes); a second refusal is a real denial (False)."""
+        key = (challenge.realm, challenge.service, scopes)
+        if key in self.renewed:
+            return False
+        self.renewed.add(key)
+        self.tokens.pop(key, None)
+        return True
 
 
 def token_url(challenge: Challenge, scopes: tuple[str, ...]) -> str:

@@ -120,6 +120,12 @@ class Client:
                     raise RegistryError(f"registry {self.host}: {exc}") from None
 
     def _get_url(self, url: str, headers: dict) -> tuple[int, bytes]:
+        realm = urllib.parse.urlsplit(url)
+        if realm.scheme == "http" and "Authorization" in headers and \
+                not self.tls.may_use_http(realm.netloc):
+            raise RegistryError(f"registry {self.host}: refusing to send credentials in clear "
+                                f"text to its token server {realm.netloc} (an http:// realm); "
+                                f"use --insecure-registry {realm.netloc} to allow it")
         response = open_url(url, headers, self.tls, self.host, self.timeout)
         try:
             return response.status, response.read()
@@ -151,8 +157,9 @@ class Client:
             return
         scopes = self._scopes(challenge)
         key = (challenge.realm, challenge.service, scopes)
-        if tried and tried.startswith("Bearer ") and key == self.bearer_key:
-            raise AuthError(self._denied())  # the token for exactly this was refused
+        if tried and tried.startswith("Bearer ") and key == self.bearer_key and \
+                not self.tokens.renew(challenge, scopes):
+            raise AuthError(self._denied())  # a fresh token for exactly this was refused
         self.bearer_key = key
         self.authorization = "Bearer " + self.tokens.token(challenge, scopes, self.credentials,
                                                            self._get_url)
@@ -171,7 +178,7 @@ class Client:
         """Send, answering a 401 and following GET/HEAD redirects; RegistryError unless the
         final status is in ``ok``. Returns the response (stream) or (response, body)."""
         headers = dict(headers or {})
-        for _ in range(3):  # a 401 per scheme at most: basic or bearer, then the retry
+        for _ in range(4):  # 401s answered: a scheme, a scope, a renewed token, then a denial
             if self.authorization:
                 headers["Authorization"] = self.authorization
             response = self._send(method, url, body, headers)

@@ -8,6 +8,7 @@ names are sent to this registry with ISOINSPECT_REGISTRY_MIRROR.
 from __future__ import annotations
 
 import base64
+import http.client
 import json
 import os
 import shutil
@@ -55,6 +56,7 @@ class TokenServer:
             der = ssl.PEM_cert_to_DER_cert(handle.read().decode())
         self.x5c = [base64.b64encode(der).decode()]
         self.requests: list[dict] = []
+        self.expire_next = False  # the next token is issued already expired
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -74,6 +76,8 @@ class TokenServer:
 
     def sign(self, access: list[dict]) -> str:
         now = int(time.time())
+        if self.expire_next:
+            self.expire_next, now = False, now - 3600
         header = {"typ": "JWT", "alg": "RS256", "x5c": self.x5c}
         claims = {"iss": ISSUER, "sub": "x", "aud": SERVICE, "exp": now + 300, "nbf": now - 10,
                   "iat": now, "jti": os.urandom(8).hex(), "access": access}
@@ -124,7 +128,8 @@ def secure_registry(tmp_path_factory):
             f"    service: {SERVICE}\n    issuer: {ISSUER}\n    rootcertbundle: {token_cert}\n")
     try:
         with serve_registry(base, auth, tls=(tls_cert, tls_key)) as served:
-            yield {"host": served.host, "ca": tls_cert, "tokens": tokens, "log": served.log}
+            yield {"host": served.host, "ca": tls_cert, "tokens": tokens, "log": served.log,
+                   "data": served.data}
     finally:
         tokens.close()
 
@@ -146,6 +151,17 @@ def trusted(secure_registry):
         os.unlink(os.path.join(folder, "ca.crt"))
         for path in reversed(made):
             os.rmdir(path)
+
+
+@pytest.fixture
+def other_root(iso, tmp_path):
+    """A second, empty store (another machine pulling); its cgroups are checked and removed."""
+    helper = type(iso)(str(tmp_path / "other-root"))
+    yield helper
+    leftovers = helper.cgroup_dirs()
+    helper.remove_parents()
+    shutil.rmtree(helper.root, ignore_errors=True)
+    assert not leftovers, f"cgroups left behind: {leftovers}"
 
 
 def env_of(iso, **extra) -> dict:
@@ -250,15 +266,15 @@ def test_login_push_pull_by_token_then_logout(iso, secure_registry, trusted):
     one_line_failure(anonymous, "access denied", "team/app", "isoinspect login")
 
 
-def test_docker_hub_names_resolve_and_find_local_images(iso, secure_registry, trusted):
+def test_docker_hub_names_resolve_and_find_local_images(iso, secure_registry, trusted,
+                                                        other_root):
     """'hello' is docker.io/library/hello; the mirror setting sends it to the loopback
     registry, and the pulled image is 'hello:latest' whichever spelling `run` is given."""
     host = secure_registry["host"]
     for path in ("library/hello:latest", "someone/tool:2"):
         iso("tag", "busybox", f"{host}/{path}", check=True)
         assert run(iso, "push", "-u", USER, "-p", PASSWORD, f"{host}/{path}").returncode == 0
-    other = os.path.join(iso.root, "second")
-    env = {"ISOINSPECT_ROOT": other, "ISOINSPECT_REGISTRY_MIRROR": host}
+    env = {"ISOINSPECT_ROOT": other_root.root, "ISOINSPECT_REGISTRY_MIRROR": host}
     pulled = run(iso, "pull", "-u", USER, "-p", PASSWORD, "hello", **env)
     assert pulled.returncode == 0 and "Downloaded image for hello:latest" in pulled.stdout, \
         pulled.stderr
@@ -271,7 +287,124 @@ def test_docker_hub_names_resolve_and_find_local_images(iso, secure_registry, tr
                    **env).stdout == "ok\n"
     assert run(iso, "run", "--rm", "--network", "none", "index.docker.io/someone/tool:2", "true",
                **env).returncode == 0
-    shutil.rmtree(other, ignore_errors=True)
+    # by digest: the manifest's digest is checked, no tag is added
+    digest = [line.split()[1] for line in pulled.stdout.splitlines()
+              if line.startswith("Digest: ")][0]
+    pinned = run(iso, "pull", "-u", USER, "-p", PASSWORD, f"someone/tool@{digest}", **env)
+    assert pinned.returncode == 0 and f"someone/tool@{digest}" in pinned.stdout, pinned.stderr
+    assert sorted(run(iso, "images", "--format", "{{.Repository}}:{{.Tag}}",
+                      **env).stdout.split()) == ["hello:latest", "someone/tool:2"]
+    wrong = run(iso, "pull", "-u", USER, "-p", PASSWORD, f"someone/tool@sha256:{'0' * 64}",
+                **env)
+    one_line_failure(wrong, "not found")
+
+
+def test_an_expired_token_is_renewed_once(iso, secure_registry, trusted):
+    """Tokens live minutes and a long push outlives them: a refused token is fetched again
+    once; a second refusal is a denial."""
+    host, tokens = secure_registry["host"], secure_registry["tokens"]
+    ref = f"{host}/team/expiry:1"
+    iso("tag", "busybox", ref, check=True)
+    assert run(iso, "push", "-u", USER, "-p", PASSWORD, ref).returncode == 0
+    iso("rmi", ref, check=True)
+    before = len(tokens.requests)
+    tokens.expire_next = True
+    pulled = run(iso, "pull", "-u", USER, "-p", PASSWORD, ref)
+    assert pulled.returncode == 0, pulled.stderr
+    assert len(tokens.requests) - before == 2 and not tokens.expire_next
+
+
+class Front:
+    """A registry front as Docker Hub and object-store backed registries are: API calls go
+    to the registry, blob GETs are answered 307 to a "CDN" on another host:port, which must
+    not receive the registry's Authorization header."""
+
+    def __init__(self, backend: str, ca: str, blobs: str) -> None:
+        self.cdn_headers: list[dict] = []
+        front = self
+
+        class Api(BaseHTTPRequestHandler):
+            def log_message(self, *args) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                if "/blobs/" in self.path:
+                    digest = self.path.rsplit("/", 1)[1]
+                    self.send_response(307)
+                    self.send_header("Location", f"http://localhost:{front.cdn_port}/b/{digest}")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                conn = http.client.HTTPSConnection(backend, context=ssl.create_default_context(
+                    cafile=ca), timeout=30)
+                conn.request("GET", self.path, headers={k: v for k, v in self.headers.items()
+                                                        if k.lower() != "host"})
+                answer = conn.getresponse()
+                body = answer.read()
+                self.send_response(answer.status)
+                for key, value in answer.getheaders():
+                    if key.lower() not in ("connection", "transfer-encoding", "content-length"):
+                        self.send_header(key, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+                conn.close()
+
+        class Cdn(BaseHTTPRequestHandler):
+            def log_message(self, *args) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                front.cdn_headers.append(dict(self.headers))
+                hexa = self.path.rsplit(":", 1)[1]
+                with open(os.path.join(blobs, hexa[:2], hexa, "data"), "rb") as handle:
+                    data = handle.read()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.servers = [ThreadingHTTPServer(("127.0.0.1", 0), Api),
+                        ThreadingHTTPServer(("127.0.0.1", 0), Cdn)]
+        self.port, self.cdn_port = (srv.server_address[1] for srv in self.servers)
+        for srv in self.servers:
+            threading.Thread(target=srv.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        for srv in self.servers:
+            srv.shutdown()
+            srv.server_close()
+
+
+def test_blob_redirects_are_followed_without_credentials(iso, secure_registry, trusted,
+                                                         tmp_path, other_root):
+    host = secure_registry["host"]
+    ref = f"{host}/team/redirected:1"
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text("FROM busybox\nRUN echo cdn > /cdn\n")
+    iso("build", "-t", ref, str(ctx), timeout=120, check=True)
+    assert run(iso, "push", "-u", USER, "-p", PASSWORD, ref).returncode == 0
+    blobs = os.path.join(secure_registry["data"], "docker/registry/v2/blobs/sha256")
+    front = Front(host, secure_registry["ca"], blobs)
+    try:
+        # the token server's certificate is trusted for the front's host (Docker: a
+        # registry's certs.d CA also applies to its token server)
+        certs = tmp_path / "certs.d" / f"127.0.0.1:{front.port}"
+        certs.mkdir(parents=True)
+        shutil.copy(secure_registry["ca"], certs / "ca.crt")
+        other = other_root.root
+        via = f"127.0.0.1:{front.port}/team/redirected:1"
+        pulled = run(iso, "pull", "-u", USER, "-p", PASSWORD, via, ISOINSPECT_ROOT=other,
+                     ISOINSPECT_CERTS_DIRS=str(tmp_path / "certs.d"))
+        assert pulled.returncode == 0 and pulled.stdout.count("Pull complete") == 2, \
+            pulled.stderr
+        assert len(front.cdn_headers) == 3  # two layers and the config
+        assert not [h for h in front.cdn_headers if "Authorization" in h]
+        assert run(iso, "run", "--rm", "--network", "none", via, "cat", "/cdn",
+                   ISOINSPECT_ROOT=other).stdout == "cdn\n"
+    finally:
+        front.close()
 
 
 def test_load_reads_stdin(iso, tmp_path):
