@@ -33,8 +33,9 @@ APT_PACKAGES=(
     busybox-static python3-seccomp python3-pyroute2 iproute2 util-linux mount
     # peers to benchmark against
     runc runsc crun docker.io containerd iptables qemu-system-x86
-    # images: a registry to push/pull against (+ htpasswd for its basic auth), Debian base
-    docker-registry apache2-utils debootstrap
+    # images: a registry to push/pull against (+ htpasswd for its basic auth), Debian base;
+    # openssl + python3-cryptography: the TLS registry test's certificates and signed tokens
+    docker-registry apache2-utils debootstrap openssl python3-cryptography
     # bench overhead's workload program: gcc -static needs the static libc (libc6-dev)
     gcc libc6-dev
     # python / cli / tooling

@@ -228,6 +228,10 @@ def test_pull_with_the_ca_in_our_certs_d(iso, secure_registry, trusted):
 def test_login_push_pull_by_token_then_logout(iso, secure_registry, trusted):
     host, tokens = secure_registry["host"], secure_registry["tokens"]
     auth_file = os.path.join(iso.root, "lib", "auth.json")
+    no_tty = run(iso, "login", host, input="")
+    one_line_failure(no_tty, "non TTY")
+    both = run(iso, "login", "-u", USER, "-p", "x", "--password-stdin", host, input="y")
+    assert both.returncode == 125 and "mutually exclusive" in both.stderr
     wrong = run(iso, "login", "-u", USER, "--password-stdin", host, input="nope\n")
     one_line_failure(wrong, "unauthorized", "incorrect username or password")
     assert not os.path.exists(auth_file)
@@ -312,6 +316,29 @@ def test_an_expired_token_is_renewed_once(iso, secure_registry, trusted):
     pulled = run(iso, "pull", "-u", USER, "-p", PASSWORD, ref)
     assert pulled.returncode == 0, pulled.stderr
     assert len(tokens.requests) - before == 2 and not tokens.expire_next
+
+
+def test_login_exit_codes_match_dockers(iso, secure_registry, trusted):
+    """The same logins with the docker CLI (the shared daemon, its config untouched; it
+    skips TLS verification for 127.0.0.0/8 by default, we use the certs.d CA)."""
+    host = secure_registry["host"]
+
+    def docker(*args, input=None):
+        return subprocess.run(["docker", *args], capture_output=True, text=True, input=input,
+                              timeout=120)
+    try:
+        for password, code in (("nope", 1), (PASSWORD, 0)):
+            theirs = docker("login", "-u", USER, "--password-stdin", host, input=password)
+            ours = run(iso, "login", "-u", USER, "--password-stdin", host, input=password)
+            assert theirs.returncode == ours.returncode == code, (theirs.stderr, ours.stderr)
+        assert "Login Succeeded" in theirs.stdout and ours.stdout == "Login Succeeded\n"
+        missing = f"{host}/team/missing:1"
+        theirs, ours = docker("pull", missing), run(iso, "pull", missing)
+        assert theirs.returncode == ours.returncode == 1
+        assert "not found: manifest unknown" in theirs.stderr
+        one_line_failure(ours, "not found: manifest unknown")
+    finally:
+        docker("logout", host)
 
 
 class Front:
