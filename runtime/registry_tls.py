@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import functools
 import glob
 import ipaddress
 import os
@@ -87,23 +88,30 @@ class TlsSettings:
         return cas, clients
 
     def context(self, host: str) -> ssl.SSLContext:
-        """The TLS context for ``host``: verified (system CAs + certs.d), or not if insecure."""
-        if self.is_insecure(host):
-            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-            ctx.check_hostname = False
-            ctx.verify_mode = ssl.CERT_NONE
-        else:
-            ctx = ssl.create_default_context()
-        cas, clients = self.cert_files(host)
-        try:
-            for ca in cas:
-                ctx.load_verify_locations(cafile=ca)
-            for cert, key in clients:
-                ctx.load_cert_chain(cert, key)
-        except (ssl.SSLError, OSError) as exc:
-            raise IsoinspectError(f"certificates for {host} in certs.d are unusable: "
-                                  f"{exc}") from None
-        return ctx
+        """The TLS context for ``host``: verified (system CAs + certs.d), or not if insecure.
+        One per host and process: loading the system CA store costs milliseconds, and a pull
+        from a CDN-backed registry opens a connection per blob."""
+        return _context(self, host)
+
+
+@functools.lru_cache(maxsize=32)
+def _context(settings: TlsSettings, host: str) -> ssl.SSLContext:
+    if settings.is_insecure(host):
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    else:
+        ctx = ssl.create_default_context()
+    cas, clients = settings.cert_files(host)
+    try:
+        for ca in cas:
+            ctx.load_verify_locations(cafile=ca)
+        for cert, key in clients:
+            ctx.load_cert_chain(cert, key)
+    except (ssl.SSLError, OSError) as exc:
+        raise IsoinspectError(f"certificates for {host} in certs.d are unusable: "
+                              f"{exc}") from None
+    return ctx
 
 
 def tls_failure(host: str, exc: ssl.SSLError) -> str:

@@ -129,6 +129,8 @@ def test_certs_dirs_are_read_per_host_in_order(tmp_path):
                         str(docker / "reg:5000" / "client.key"))]
     assert tls.cert_files("reg:5001") == ([], [])
     assert tls.cert_files("../reg:5000") == ([], [])
+    with pytest.raises(IsoinspectError, match="unusable"):  # "x" is no certificate
+        tls.context("reg:5000")
     os.unlink(docker / "reg:5000" / "client.key")
     with pytest.raises(IsoinspectError, match="missing key"):
         tls.cert_files("reg:5000")
