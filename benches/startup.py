@@ -387,15 +387,25 @@ def _cleanup_all(entries: list[_Entry]) -> None:
     for entry in entries:
         if not entry.prepared:
             continue
-        for attempt in range(2):  # a second Ctrl-C during cleanup retries once, then moves on
-            try:
-                entry.target.cleanup()
-                break
-            except KeyboardInterrupt:
-                continue
-            except Exception as exc:
-                entry.errors.append(f"cleanup: {_describe(exc)}")
-                break
+        _twice(entry.target.cleanup, entry.errors)
+    # A peer killed half-way through a create leaves a cgroup named after us that its own
+    # runtime never knew of (in every hierarchy): the last step, once every target is done.
+    from isoinspect.runtime.cgroups.leftovers import remove_owned
+
+    _twice(lambda: remove_owned(only_owner=os.getpid()), [])
+
+
+def _twice(step, errors: list[str]) -> None:
+    """Run a clean-up step; a second Ctrl-C during it retries once, then moves on."""
+    for _attempt in range(2):
+        try:
+            step()
+            return
+        except KeyboardInterrupt:
+            continue
+        except Exception as exc:
+            errors.append(f"cleanup: {_describe(exc)}")
+            return
 
 
 def _ratios(entries: list[_Entry], reference: str, metric: str) -> dict:

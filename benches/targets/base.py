@@ -224,6 +224,10 @@ def first_line(argv: list[str], line: int = 0) -> str:
 class Spawner:
     """Start a program with posix_spawn, wait for it and time it; stdio to /dev/null.
 
+    Each program gets a process group of its own, so a Ctrl-C at the terminal reaches the
+    benchmark only: a peer killed half-way through its create would leave its cgroups and
+    state behind; the benchmark lets the run finish (``reap``) and cleans up.
+
     stderr goes to a scratch file so a failing start can say why. The file descriptors are
     opened once (outside the timed region) and closed by ``close()``.
     """
@@ -253,7 +257,8 @@ class Spawner:
         """Like ``run``; also the on-CPU time of the child and the descendants it reaped."""
         self._reset_stderr()
         begin = time.perf_counter_ns()
-        pid = os.posix_spawn(argv[0], argv, self.env, file_actions=self._actions)
+        pid = os.posix_spawn(argv[0], argv, self.env, file_actions=self._actions,
+                             setpgroup=0)
         try:
             _, status, usage = os.wait4(pid, 0)
         except BaseException:
@@ -276,7 +281,7 @@ class Spawner:
         pid = -1
         try:
             begin = time.perf_counter_ns()
-            pid = os.posix_spawn(argv[0], argv, self.env, file_actions=actions)
+            pid = os.posix_spawn(argv[0], argv, self.env, file_actions=actions, setpgroup=0)
             os.close(write_fd)
             write_fd = -1
             end = read_marker(read_fd, marker.encode(), timeout)
