@@ -265,9 +265,11 @@ class Runtime:
     def _bind_mounts(record: ContainerState) -> list:
         if not record.spec.get("mounts"):
             return []
-        from isoinspect.runtime.bind_mounts import BindMount, make_missing_sources
+        from isoinspect.runtime.bind_mounts import (BindMount, check_propagation,
+                                                    make_missing_sources)
         mounts = [BindMount.from_tuple(item) for item in record.spec["mounts"]]
         make_missing_sources(mounts)
+        check_propagation(mounts)
         return mounts
 
     def process_plan(self, record: ContainerState, argv: list[str] | None = None,
