@@ -28,9 +28,12 @@ def _sh(*argv: str) -> None:
     subprocess.run(argv, check=True, capture_output=True)
 
 
-def _host_mounts() -> list[str]:
+def _host_mounts(under: str) -> list[str]:
+    """The host's mount points under ``under`` (the test's tmp dir holds the source and the
+    container's state root: other jobs on this host mount and unmount elsewhere)."""
     with open("/proc/self/mountinfo") as handle:
-        return sorted(line.split()[4] for line in handle)
+        points = (line.split()[4] for line in handle)
+        return sorted(p for p in points if p == under or p.startswith(under + "/"))
 
 
 @pytest.fixture
@@ -98,22 +101,24 @@ def test_host_mount_after_start_reaches_only_slaves(iso, source, docker_image, f
     assert (ours.returncode, ours.stdout) == (theirs.returncode, theirs.stdout)
 
 
-def test_rshared_mount_in_the_container_reaches_the_host(iso, source):
+def test_rshared_mount_in_the_container_reaches_the_host(iso, source, tmp_path):
     src = source("shared")
-    before = _host_mounts()
+    assert iso.root.startswith(str(tmp_path))
+    mounts = lambda: _host_mounts(str(tmp_path))  # noqa: E731
+    before = mounts()
     iso("run", "-d", "--name", "isoinspect-prop", "--network", "none", "--cap-add",
         "SYS_ADMIN", "--security-opt", "seccomp=unconfined", "-v", f"{src}:/data:rshared",
         "busybox", "sleep", "120", check=True)
-    assert _host_mounts() == before  # the container's own root, /proc, /dev... stay inside
+    assert mounts() == before  # the container's own root, /proc, /dev... stay inside
     done = iso("exec", "isoinspect-prop", "sh", "-c",
                "mkdir /data/in && mount -t tmpfs isoinspect-prop /data/in && "
                "echo from-the-container > /data/in/file")
     assert done.returncode == 0, done.stderr
     with open(os.path.join(src, "in", "file")) as handle:
         assert handle.read() == "from-the-container\n"
-    assert _host_mounts() == sorted(before + [os.path.join(src, "in")])
+    assert mounts() == sorted(before + [os.path.join(src, "in")])
     iso("rm", "-f", "isoinspect-prop", check=True)
-    assert _host_mounts() == sorted(before + [os.path.join(src, "in")])  # nothing else gone
+    assert mounts() == sorted(before + [os.path.join(src, "in")])  # nothing else gone
 
 
 @pytest.mark.parametrize("propagation,source_kind,words", [
