@@ -40,6 +40,7 @@ from isoinspect.benches import stats
 from isoinspect.benches.machine import machine_info
 from isoinspect.benches.targets import (FLOOR, METRICS, REFERENCE, Target, TargetError,
                                         safe_version, select)
+from isoinspect.benches.targets.base import CommandFailed
 from isoinspect.runtime.errors import (USAGE_EXIT_CODE, IsoinspectError, UsageError,
                                        report_error)
 
@@ -74,6 +75,7 @@ class _Entry:
         self.kernel_phases: dict[str, list[float]] = {}
         self.errors: list[str] = []
         self.consecutive_failures = 0
+        self.command_failed = False  # the user's command exited non-zero (CommandFailed)
         self.warmup_errors = 0
         self.prepare_seconds = 0.0
         self._version: str | None = None
@@ -131,7 +133,9 @@ def run_startup(targets: list[Target] | None = None, runs: int = 100, warmup: in
                 metrics: tuple[str, ...] = METRICS, trace_runs: int = 0,
                 concurrency: list[int] | None = None, concurrency_starts: int = 16,
                 include_slow: bool = False, slow_runs: int | None = None,
-                startup_results: bool = True, show_goals: bool = False) -> dict:
+                startup_results: bool = True, show_goals: bool = False,
+                image=None, ignore_failure: bool = False,
+                host_asked: bool = False) -> dict:
     """Measure each target's metrics ``runs`` times (round-robin); return the summary.
 
     ``quick``: at most 10 runs and 1 warm-up round, slow targets (VMs) left out unless
@@ -141,6 +145,10 @@ def run_startup(targets: list[Target] | None = None, runs: int = 100, warmup: in
     concurrency`'s one round is a warm-up, not start-up figures to merge into a report).
     ``record``: a RunRecord the results are written into as they come. ``workdir``: where
     targets prepare their images (a temporary directory by default, removed at the end).
+    ``image``: the user's image and command (benches/user_image.UserImage) instead of busybox
+    ``true``, in every target that can run it; a run whose command exits non-zero disables its
+    target (CommandFailed) unless ``ignore_failure``; the host targets take part only when
+    ``host_asked`` (they run the command on the host, not in the image).
     """
     targets = list(targets) if targets is not None else select(None)
     if quick:
@@ -172,10 +180,16 @@ def run_startup(targets: list[Target] | None = None, runs: int = 100, warmup: in
                           "cpu": "rusage of reaped children (+ own, in-process targets; "
                                  "+ daemons for docker)"},
                "interrupted": False, "rounds_completed": 0, "trace": None,
-               "concurrency": []}
+               "concurrency": [], "command_failed": []}
+    if image is not None:
+        summary["config"]["image"] = {"ref": image.ref, "id": image.image_id,
+                                      "argv": list(image.argv),
+                                      "ignore_failure": ignore_failure}
     publisher = _Publisher(record if startup_results else None, entries, metrics)
     try:
         try:
+            if image is not None:
+                _use_image(entries, image, ignore_failure, host_asked, say)
             _prepare_all(entries, workdir, quick and not include_slow)
             publisher.publish(force=True)
             active = [e for e in entries if e.status == "ready"]
@@ -210,9 +224,11 @@ def run_startup(targets: list[Target] | None = None, runs: int = 100, warmup: in
     finally:
         if own_workdir:
             shutil.rmtree(workdir, ignore_errors=True)
+    summary["command_failed"] = [e.name for e in entries if e.command_failed]
     summary["targets"] = {e.name: {"status": e.status, "reason": e.reason,
                                    "version": e.version, "notes": e.target.notes,
                                    "errors": e.errors[:20], "error_count": len(e.errors),
+                                   "command_failed": e.command_failed,
                                    "results": {m: e.result(m) for m in metrics}}
                           for e in entries}
     summary["ratios"] = {m: _ratios(entries, reference, m) for m in metrics}
@@ -270,9 +286,31 @@ class _Publisher:
         self.last = time.monotonic()
 
 
+def _use_image(entries: list[_Entry], image, ignore_failure: bool, host_asked: bool,
+               say) -> None:
+    """Hand the user's image to every target; those that cannot run it are skipped with the
+    reason (printed with the table's notes)."""
+    for entry in entries:
+        target = entry.target
+        if target.on_host and not host_asked:
+            entry.status, entry.reason = "skipped", (
+                "runs the command on this host, not in the image: only with --targets "
+                f"{'host' if target.name == FLOOR else target.name}")
+            continue
+        reason = target.use_image(image, ignore_failure)
+        if reason:
+            entry.status, entry.reason = "skipped", reason
+        elif target.on_host:
+            target.notes = f"{' '.join(image.argv)} on this host, not in {image.ref}"
+            say(f"note: {target.name} runs {' '.join(image.argv)!r} on this host, not in "
+                f"{image.ref}", True)
+
+
 def _prepare_all(entries: list[_Entry], workdir: str, quick: bool) -> None:
     for entry in entries:
         target = entry.target
+        if entry.status == "skipped":
+            continue
         if quick and target.slow:
             entry.status, entry.reason = "skipped", "slow target left out by --quick"
             continue
@@ -330,6 +368,13 @@ def _one_round(active: list[_Entry], round_index: int, measured: bool,
                 sample = target.measure(metric)
             except KeyboardInterrupt:
                 raise
+            except CommandFailed as exc:  # hyperfine stops there too
+                entry.errors.append(f"{metric}: {exc}")
+                entry.status, entry.command_failed = "failed", True
+                entry.reason = f"{exc}. Use --ignore-failure to keep such runs."
+                newline = "\n" if sys.stderr.isatty() else ""  # after a progress line
+                sys.stderr.write(f"{newline}{entry.name}: {entry.reason}\n")
+                break
             except Exception as exc:
                 if not measured:
                     entry.warmup_errors += 1
@@ -387,15 +432,25 @@ def _cleanup_all(entries: list[_Entry]) -> None:
     for entry in entries:
         if not entry.prepared:
             continue
-        for attempt in range(2):  # a second Ctrl-C during cleanup retries once, then moves on
-            try:
-                entry.target.cleanup()
-                break
-            except KeyboardInterrupt:
-                continue
-            except Exception as exc:
-                entry.errors.append(f"cleanup: {_describe(exc)}")
-                break
+        _twice(entry.target.cleanup, entry.errors)
+    # A peer killed half-way through a create leaves a cgroup named after us that its own
+    # runtime never knew of (in every hierarchy): the last step, once every target is done.
+    from isoinspect.runtime.cgroups.leftovers import remove_owned
+
+    _twice(lambda: remove_owned(only_owner=os.getpid()), [])
+
+
+def _twice(step, errors: list[str]) -> None:
+    """Run a clean-up step; a second Ctrl-C during it retries once, then moves on."""
+    for _attempt in range(2):
+        try:
+            step()
+            return
+        except KeyboardInterrupt:
+            continue
+        except Exception as exc:
+            errors.append(f"cleanup: {_describe(exc)}")
+            return
 
 
 def _ratios(entries: list[_Entry], reference: str, metric: str) -> dict:
@@ -474,6 +529,8 @@ def format_table(summary: dict, goals: bool = False) -> str:
             f"{config['warmup']} warm-up{', caches dropped' if config['drop_caches'] else ''}; "
             f"{machine.get('kernel')}, {machine.get('cpus')} CPUs, cgroups "
             f"{machine.get('cgroup_mode')})")
+    if config.get("image"):
+        head += f"\nimage {config['image']['ref']}: {' '.join(config['image']['argv'])}"
     if summary.get("interrupted"):
         head += "  [INTERRUPTED]"
     out = [head]
@@ -498,7 +555,7 @@ def format_table(summary: dict, goals: bool = False) -> str:
                                            "p50 95% CI", "cpu p50 ms", f"/ {reference}",
                                            f"/ {floor}"], rows, range(1, 7))]
     for name, target in summary["targets"].items():
-        if target["error_count"]:
+        if target["error_count"] and not target.get("command_failed"):
             notes.append(f"  {name}: {target['error_count']} failed run(s); first: "
                          f"{target['errors'][0] if target['errors'] else '?'}")
         if target["status"] == "failed":
@@ -634,9 +691,12 @@ def run_command(target_names: str | None, runs: int, warmup: int, quick: bool,
                 concurrency: str | None = None, concurrency_starts: int = 16,
                 metrics: str | None = None, include_slow: bool = False,
                 slow_runs: int | None = None, command: str = "bench startup",
-                show_goals: bool = False) -> int:
+                show_goals: bool = False, image: str | None = None,
+                user_command: list[str] | None = None, ignore_failure: bool = False,
+                store_root: str | None = None) -> int:
     """What `isoinspect bench startup` and `python -m ...startup` do; UsageError for bad
-    arguments. Exit code: 130 when interrupted, 1 when no target measured anything."""
+    arguments. Exit code: 130 when interrupted, 1 when no target measured anything or the
+    user's command failed (``image``: benches/user_image.py)."""
     from isoinspect.benches.record import RunRecord
 
     targets = select(target_names.split(",") if target_names else None)
@@ -646,6 +706,19 @@ def run_command(target_names: str | None, runs: int, warmup: int, quick: bool,
     if unknown:
         raise UsageError(f"unknown metric(s) {', '.join(unknown)}; known: {', '.join(METRICS)}",
                          exit_code=USAGE_EXIT_CODE)
+    user_image = None
+    if image is None and (user_command or ignore_failure):
+        raise UsageError("a command (after --) and --ignore-failure need --image",
+                         exit_code=USAGE_EXIT_CODE)
+    if image is not None:
+        if metrics and chosen != ("lifecycle",):
+            raise UsageError("--image measures the lifecycle only (create, run the command, "
+                             "remove): the command prints no ready marker",
+                             exit_code=USAGE_EXIT_CODE)
+        chosen = ("lifecycle",)
+        from isoinspect.benches.user_image import resolve
+
+        user_image = resolve(image, list(user_command or []), store_root)
     if drop_caches and not os.access(DROP_CACHES, os.W_OK):
         raise UsageError(f"--drop-caches needs write access to {DROP_CACHES} (root)",
                          exit_code=USAGE_EXIT_CODE)
@@ -654,6 +727,9 @@ def run_command(target_names: str | None, runs: int, warmup: int, quick: bool,
     config = {"runs": runs, "warmup": warmup, "quick": quick, "targets": target_names,
               "drop_caches": drop_caches, "trace_runs": trace_runs, "concurrency": levels,
               "metrics": list(chosen), "include_slow": include_slow, "slow_runs": slow_runs}
+    if user_image is not None:
+        config.update(image=user_image.ref, image_id=user_image.image_id,
+                      command=list(user_image.argv), ignore_failure=ignore_failure)
     record = RunRecord.create(command, directory=results_dir, config=config,
                               versions=versions, capabilities=capabilities)
     summary = run_startup(targets, runs=runs, warmup=warmup, quick=quick, record=record,
@@ -661,12 +737,13 @@ def run_command(target_names: str | None, runs: int, warmup: int, quick: bool,
                           metrics=chosen, trace_runs=trace_runs, concurrency=levels,
                           concurrency_starts=concurrency_starts, include_slow=include_slow,
                           slow_runs=slow_runs, startup_results=command == "bench startup",
-                          show_goals=show_goals)
+                          show_goals=show_goals, image=user_image,
+                          ignore_failure=ignore_failure, host_asked=bool(target_names))
     if summary["interrupted"]:
         return 130
     measured = [r for t in summary["targets"].values() for r in t["results"].values()
                 if r["samples"]]
-    return 0 if measured else 1
+    return 0 if measured and not summary["command_failed"] else 1
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -33,20 +33,31 @@ def bench() -> None:
 @click.option("--concurrency", metavar="1,2,4,8", help="Also sweep these parallel starts.")
 @click.option("--goals", is_flag=True,
               help="Also print the project's own goals (always kept in the record and report).")
+@click.option("--image", metavar="IMG",
+              help="Benchmark this image of the store (pull/load/build) and the command after "
+                   "-- (default: its Cmd) in every target that can run it; lifecycle only.")
+@click.option("-i", "--ignore-failure", is_flag=True,
+              help="With --image: keep runs whose command exits non-zero.")
+@click.argument("command", nargs=-1, metavar="[-- CMD...]")
 @click.pass_context
 def startup(ctx: click.Context, runs: int, warmup: int, quick: bool, json_out: str | None,
             targets: str | None, metrics: str | None, workdir: str | None,
             results_dir: str | None, drop_caches: bool, trace_runs: int,
             concurrency: str | None, include_slow: bool, slow_runs: int | None,
-            goals: bool) -> None:
+            goals: bool, image: str | None, ignore_failure: bool,
+            command: tuple[str, ...]) -> None:
     """Start-up latency: host exec, unshare, isoinspect (CLI, library, warm pool), runc, crun,
-    runsc, docker and a QEMU guest."""
+    runsc, docker and a QEMU guest; with --image IMG -- CMD, your own image and command
+    (the host targets only with --targets host, since they run CMD on the host)."""
     from isoinspect.benches.startup import run_command
 
     ctx.exit(run_command(targets, runs, warmup, quick, json_out, workdir,
                          results_dir=results_dir, drop_caches=drop_caches,
                          trace_runs=trace_runs, concurrency=concurrency, metrics=metrics,
-                         include_slow=include_slow, slow_runs=slow_runs, show_goals=goals))
+                         include_slow=include_slow, slow_runs=slow_runs, show_goals=goals,
+                         image=image, user_command=list(command),
+                         ignore_failure=ignore_failure,
+                         store_root=(ctx.obj or {}).get("root")))
 
 
 @bench.command("concurrency")

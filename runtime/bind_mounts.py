@@ -141,6 +141,63 @@ def make_missing_sources(mounts: list) -> None:
             os.makedirs(mount.source, 0o755, exist_ok=True)
 
 
+#: propagation -> the peer tags (mountinfo optional fields) the source's mount needs, and
+#: Docker's words for them: a shared bind joins the host mount's peer group, a slave one
+#: receives from it; neither can when the host mount is private
+NEEDS_PEERS = {"shared": (("shared:",), "a shared mount"),
+               "rshared": (("shared:",), "a shared mount"),
+               "slave": (("shared:", "master:"), "a shared or slave mount"),
+               "rslave": (("shared:", "master:"), "a shared or slave mount")}
+
+
+def check_propagation(mounts: list, mountinfo: str = "/proc/self/mountinfo") -> None:
+    """Docker's refusal (daemon/oci_linux.go ensureShared/ensureSharedOrSlave), made in the
+    parent, on the host's mount table, after the sources exist: a shared or slave bind
+    needs a source whose mount propagates (IsoinspectError, exit 125 as `docker run`)."""
+    wanted = [m for m in mounts if m.propagation in NEEDS_PEERS]
+    if not wanted:
+        return
+    from isoinspect.runtime.errors import IsoinspectError
+
+    table = mount_table(mountinfo)
+    for mount in wanted:
+        source = os.path.realpath(mount.source)
+        point, tags = source_mount(source, table)
+        needed, words = NEEDS_PEERS[mount.propagation]
+        if not any(tag.startswith(needed) for tag in tags):
+            raise IsoinspectError(f"path {mount.source} is mounted on {point} but it is not "
+                                  f"{words}")
+
+
+def mount_table(mountinfo: str = "/proc/self/mountinfo") -> list[tuple[str, tuple[str, ...]]]:
+    """(mount point, optional fields such as shared:N, master:N) per line, in order."""
+    from isoinspect.runtime.cgroups.layout import unescape  # mountinfo \ooo unescaping
+    table = []
+    with open(mountinfo, encoding="utf-8", errors="surrogateescape") as handle:
+        for line in handle:
+            before, _, _ = line.partition(" - ")
+            fields = before.split()
+            if len(fields) >= 6:
+                table.append((unescape(fields[4]), tuple(fields[6:])))
+    return table
+
+
+def source_mount(path: str, table: list) -> tuple[str, tuple[str, ...]]:
+    """The mount ``path`` lies on: the longest mount point above it (the last of stacked
+    ones, which is the visible one), with its optional fields."""
+    best, tags = "/", ()
+    for point, optional in table:
+        if path == point or path.startswith(point.rstrip("/") + "/"):
+            if len(point) >= len(best):
+                best, tags = point, optional
+    return best, tags
+
+
+def shares(mounts: list) -> bool:
+    """A shared or rshared bind: the container's mounts must stay peers of the host's."""
+    return any(mount.propagation in ("shared", "rshared") for mount in mounts)
+
+
 def mount_all(root: str, mounts: list) -> None:
     """In the container's first process, before pivot_root: bind every mount in order, each
     through the OCI path's mount code (runtime/oci/setup.py) once its destination is

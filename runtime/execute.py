@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import os
 
-from isoinspect.runtime import enter
+from isoinspect.runtime import child, enter
 from isoinspect.runtime.container_state import Status
 from isoinspect.runtime.errors import Conflict, IsoinspectError, UsageError
 from isoinspect.runtime.runtime import Runtime
 from isoinspect.runtime.units import parse_env, parse_user
+
+EXEC_START_FAILED = child.EXIT_NOT_EXECUTABLE  # Docker's code for an exec that did not start
 
 
 def exec_in_container(runtime: Runtime, ref: str, argv: list[str], env: list[str] | None = None,
@@ -39,6 +41,9 @@ def exec_in_container(runtime: Runtime, ref: str, argv: list[str], env: list[str
     if detach:
         devnull = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
         stdio = (devnull, devnull, devnull)
+    elif not interactive and not tty:  # Docker attaches stdin only with -i
+        devnull = os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
+        stdio = (devnull, None, None)
     console = ours = None
     if tty:
         ours, theirs = terminal.console_pair()
@@ -49,7 +54,10 @@ def exec_in_container(runtime: Runtime, ref: str, argv: list[str], env: list[str
     except enter.NotRunning:
         raise Conflict(f"container {record.name} is not running") from None
     except enter.EnterFailed as exc:
-        raise IsoinspectError(str(exc), exit_code=exc.exit_code) from None
+        # dockerd 20.10 ends every exec that could not start with 126, not found included
+        # (`docker exec c nosuchcmd` -> 126; only `docker run` says 127)
+        code = EXEC_START_FAILED if exc.exit_code == child.EXIT_NOT_FOUND else exc.exit_code
+        raise IsoinspectError(str(exc), exit_code=code) from None
     finally:
         if devnull >= 0:
             os.close(devnull)

@@ -81,7 +81,17 @@ def collect(runtime: Runtime, grace: float = _GRACE_SECONDS) -> list[str]:
     done += _staging(runtime, grace)
     done += _mounts(runtime)
     done += _network()
+    done += _owned_cgroups(runtime)
     return done
+
+
+def _owned_cgroups(runtime: Runtime) -> list[str]:
+    """Peer cgroups (isoinspect-bench-<pid>-*, isoinspect-verify-<pid>-*) of benchmarks and
+    verify runs that died, in every hierarchy."""
+    from isoinspect.runtime.cgroups.leftovers import remove_owned
+
+    return [f"removed cgroup {path} of a dead benchmark"
+            for path in remove_owned(root=runtime.roots.cgroup_root)]
 
 
 def _network() -> list[str]:

@@ -25,7 +25,10 @@ class OverlayRoot(Frozen):
 
     def before_pivot(self, plan) -> None:
         root = plan.rootfs
-        rootfs.make_mounts_private()
+        if plan.mounts and _shares(plan):
+            rootfs.make_parent_private(root)
+        else:
+            rootfs.make_mounts_private()
         rootfs.mount_overlay(root, self.lower, self.upper, self.work)
         rootfs.mount_proc_sys(root)
         if self.cgroup2:
@@ -39,7 +42,12 @@ class OverlayRoot(Frozen):
             mount_all(root, plan.mounts)
 
     def pivot(self, plan) -> None:
-        rootfs.pivot_into(plan.rootfs)
+        rootfs.pivot_into(plan.rootfs, detach_slave=bool(plan.mounts) and _shares(plan))
 
     def after_pivot(self, plan) -> None:
         """Nothing: the image's root needs no more once it is /."""
+
+
+def _shares(plan) -> bool:
+    from isoinspect.runtime.bind_mounts import shares
+    return shares(plan.mounts)

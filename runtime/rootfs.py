@@ -28,6 +28,18 @@ def make_mounts_private() -> None:
     sc.mount(None, "/", None, sc.MS_REC | sc.MS_SLAVE)
 
 
+def make_parent_private(root: str) -> None:
+    """A shared bind (-v SRC:DST:rshared) must stay a peer of the host's mount, so the host's
+    copies keep their propagation (Docker's rootfs propagation "shared"); only the mount the
+    root is assembled on becomes private, so the root's own mounts never reach the host
+    (runc's rootfsParentMountPrivate). ``pivot_into(..., detach_slave=True)`` then keeps the
+    old root's unmount from propagating."""
+    from isoinspect.runtime.bind_mounts import mount_table, source_mount
+
+    parent, _ = source_mount(os.path.realpath(root), mount_table())
+    sc.mount(None, parent, None, sc.MS_PRIVATE)
+
+
 def mount_overlay(target: str, lower_dirs: list[str], upper: str, work: str) -> None:
     """The image layers (read-only, top first) under a per-container writable upper dir.
 
@@ -156,8 +168,22 @@ def write_identity_files(upper: str, lower_dirs: list[str], hostname: str,
         os.chown(etc, *owner)
 
 
-def pivot_into(root: str) -> None:
-    """Make ``root`` the container's / and detach the host's tree (pivot_root, not chroot)."""
+def pivot_into(root: str, detach_slave: bool = False) -> None:
+    """Make ``root`` the container's / and detach the host's tree (pivot_root, not chroot).
+    ``detach_slave``: the host's copies are still peers of the host's mounts (see
+    make_parent_private): made slaves first, so detaching them unmounts nothing on the host."""
+    if detach_slave:  # runc's way: "." after pivot_root may be either root; use the old's fd
+        old = os.open("/", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            os.chdir(root)
+            sc.pivot_root(".", ".")
+            os.fchdir(old)
+            sc.mount(None, ".", None, sc.MS_REC | sc.MS_SLAVE)
+        finally:
+            os.close(old)
+        sc.umount2(".", sc.MNT_DETACH)
+        os.chdir("/")
+        return
     os.chdir(root)
     sc.pivot_root(".", ".")
     sc.umount2(".", sc.MNT_DETACH)

@@ -265,9 +265,11 @@ class Runtime:
     def _bind_mounts(record: ContainerState) -> list:
         if not record.spec.get("mounts"):
             return []
-        from isoinspect.runtime.bind_mounts import BindMount, make_missing_sources
+        from isoinspect.runtime.bind_mounts import (BindMount, check_propagation,
+                                                    make_missing_sources)
         mounts = [BindMount.from_tuple(item) for item in record.spec["mounts"]]
         make_missing_sources(mounts)
+        check_propagation(mounts)
         return mounts
 
     def process_plan(self, record: ContainerState, argv: list[str] | None = None,
@@ -357,13 +359,23 @@ class Runtime:
         """Create, start and wait for a container in the foreground; return its exit code."""
         record = self.create(spec)
         forwarder = SignalForwarder()
+        null = -1
         try:
             if spec.tty:  # -t: a pseudo-terminal, relayed to the caller's (runtime/terminal.py)
                 from isoinspect.runtime.terminal import run_on_terminal
                 return run_on_terminal(self, record, spec.interactive, forwarder)
+            if stdio[0] is None and not spec.interactive:
+                # Docker attaches stdin only with -i: without it the command reads EOF
+                null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+                stdio = (null, *stdio[1:])
             started = self.start(record, stdio)
+            if null >= 0:
+                os.close(null)
+                null = -1
             return self.wait_child(started, forwarder)
         finally:
+            if null >= 0:
+                os.close(null)
             forwarder.restore()
             if spec.remove and os.path.isdir(self.containers.dir(record.id)):
                 self.remove(record.id, force=True)

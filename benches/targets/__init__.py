@@ -16,6 +16,7 @@ from isoinspect.runtime.errors import USAGE_EXIT_CODE, UsageError
 
 REFERENCE = "runc"
 FLOOR = "host-exec"
+ALIASES = {"host": FLOOR}  # `--targets host`
 
 __all__ = ["FLOOR", "METRICS", "REFERENCE", "CrunTarget", "DockerTarget", "HostExec",
            "IsoinspectCLI", "IsoinspectLibrary", "RuncTarget", "RunscTarget", "Sample", "Target",
@@ -36,6 +37,7 @@ def select(names: list[str] | None) -> list[Target]:
     if not names:
         return targets
     known = {t.name: t for t in targets}
+    names = [ALIASES.get(n, n) for n in names]
     unknown = [n for n in names if n not in known]
     if unknown:
         raise UsageError(f"unknown target(s) {', '.join(unknown)}; known: {', '.join(known)}",

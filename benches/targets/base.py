@@ -64,6 +64,16 @@ class TargetError(RuntimeError):
     """One start failed (non-zero exit, missing file, ...): the runner records it."""
 
 
+class CommandFailed(TargetError):
+    """The user's command (``bench startup --image IMG -- CMD``) exited non-zero: a failed
+    run, worded as hyperfine words it; ``--ignore-failure`` keeps such runs instead."""
+
+    def __init__(self, code: int, detail: str = "") -> None:
+        super().__init__(f"Command terminated with non-zero exit code: {code}"
+                         + (f" ({detail[-300:]})" if detail else ""))
+        self.code = code
+
+
 class Target:
     """One way to start a container-like workload; subclasses fill in the blanks."""
 
@@ -87,6 +97,10 @@ class Target:
     labels: dict[str, str] = {}
     #: where verify's I/O check finds its host directory inside the container
     scratch = "/data"
+    #: runs the host's programs, not an image's: the user's command only when asked by name
+    on_host = False
+    #: why ``use_image`` is refused ('' for targets that override it)
+    no_image_reason = "cannot run an arbitrary image"
 
     def __init__(self, name: str | None = None, control: bool = False) -> None:
         """``name`` overrides the class's (verify names its runtimes itself); a ``control``
@@ -94,6 +108,9 @@ class Target:
         if name:
             self.name = name
         self.control = control
+        #: the user's image and command (benches/user_image.UserImage), once ``use_image``d
+        self.user = None
+        self.ignore_failure = False
         self.last_phases: dict[str, float] = {}
         self.workdir: str | None = None
         self._verify_ids = itertools.count()
@@ -105,6 +122,26 @@ class Target:
 
     def available(self) -> tuple[bool, str]:
         return True, ""
+
+    def use_image(self, image, ignore_failure: bool = False) -> str:
+        """Run the user's image and command (lifecycle only) instead of busybox ``true``,
+        before ``prepare``; '' or why this target cannot."""
+        if not self.takes_images:
+            return self.no_image_reason
+        self.user, self.ignore_failure = image, ignore_failure
+        return ""
+
+    #: subclasses that can run the user's image set this
+    takes_images = False
+
+    def check_exit(self, code: int | None, detail: str = "") -> None:
+        """A run's exit code: CommandFailed for the user's command (unless ignored),
+        TargetError for our own workload, which must succeed."""
+        if code == 0 or (self.user is not None and self.ignore_failure):
+            return
+        if self.user is not None:
+            raise CommandFailed(code if code is not None else -1, detail)
+        raise TargetError(f"container exited {code}" + (f": {detail}" if detail else ""))
 
     def prepare(self, workdir: str) -> None:
         self.workdir = workdir
@@ -224,12 +261,19 @@ def first_line(argv: list[str], line: int = 0) -> str:
 class Spawner:
     """Start a program with posix_spawn, wait for it and time it; stdio to /dev/null.
 
+    Each program gets a process group of its own, so a Ctrl-C at the terminal reaches the
+    benchmark only: a peer killed half-way through its create would leave its cgroups and
+    state behind; the benchmark lets the run finish (``reap``) and cleans up.
+
     stderr goes to a scratch file so a failing start can say why. The file descriptors are
     opened once (outside the timed region) and closed by ``close()``.
     """
 
     def __init__(self, env: dict | None = None, scratch_dir: str | None = None) -> None:
         self.env = dict(os.environ if env is None else env)
+        #: the Target whose ``check_exit`` judges a measured run's exit code (None: any
+        #: non-zero exit is a TargetError)
+        self.judge: Target | None = None
         self._null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
         if scratch_dir:
             self._err = os.open(os.path.join(scratch_dir, "stderr.log"),
@@ -253,7 +297,8 @@ class Spawner:
         """Like ``run``; also the on-CPU time of the child and the descendants it reaped."""
         self._reset_stderr()
         begin = time.perf_counter_ns()
-        pid = os.posix_spawn(argv[0], argv, self.env, file_actions=self._actions)
+        pid = os.posix_spawn(argv[0], argv, self.env, file_actions=self._actions,
+                             setpgroup=0)
         try:
             _, status, usage = os.wait4(pid, 0)
         except BaseException:
@@ -276,7 +321,7 @@ class Spawner:
         pid = -1
         try:
             begin = time.perf_counter_ns()
-            pid = os.posix_spawn(argv[0], argv, self.env, file_actions=actions)
+            pid = os.posix_spawn(argv[0], argv, self.env, file_actions=actions, setpgroup=0)
             os.close(write_fd)
             write_fd = -1
             end = read_marker(read_fd, marker.encode(), timeout)
@@ -295,7 +340,9 @@ class Spawner:
 
     def _check(self, argv: list[str], status: int) -> None:
         code = os.waitstatus_to_exitcode(status)
-        if code != 0:
+        if code != 0 and self.judge is not None and self.judge.user is not None:
+            self.judge.check_exit(code, self.stderr_text())
+        elif code != 0:
             raise TargetError(f"{' '.join(argv)} exited {code}: {self.stderr_text()}")
 
     def stderr_text(self, limit: int = 2000) -> str:

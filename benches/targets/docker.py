@@ -80,6 +80,9 @@ class DockerTarget(Target):
         self.daemons: list[int] = []
         self._ids = itertools.count()
         self._prefix = f"isoinspect-bench-{os.getpid()}"
+        self.loaded = False
+
+    takes_images = True
 
     def version(self) -> str:
         from isoinspect.benches.peers import check_docker
@@ -100,12 +103,20 @@ class DockerTarget(Target):
         from isoinspect.benches.peers import DOCKER_IMAGE
 
         super().prepare(workdir)
-        self.image = DOCKER_IMAGE
-        subprocess.run(["bash", os.path.join(REPO, "scripts", "docker-busybox.sh"), self.image],
-                       check=True, capture_output=True, env=dict(os.environ, DOCKER=self.docker))
+        if self.user is not None:
+            from isoinspect.benches.user_image import docker_load
+
+            self.loaded = True  # cleanup() untags it, even if the load fails half-way
+            self.image = docker_load(self.user, self.docker, workdir)
+        else:
+            self.image = DOCKER_IMAGE
+            subprocess.run(["bash", os.path.join(REPO, "scripts", "docker-busybox.sh"),
+                            self.image], check=True, capture_output=True,
+                           env=dict(os.environ, DOCKER=self.docker))
         scratch = os.path.join(workdir, self.name)
         os.makedirs(scratch, exist_ok=True)
         self.spawner = Spawner(scratch_dir=scratch)
+        self.spawner.judge = self
         self.daemons = daemon_pids()
 
     def run_argv(self, command: list[str], name: str | None = None, limits=None,
@@ -119,7 +130,8 @@ class DockerTarget(Target):
                 *(docker_flags(limits) if limits is not None else []), self.image, *command]
 
     def argv(self, *command: str, name: str | None = None) -> list[str]:
-        return self.run_argv(list(command or LIFECYCLE_COMMAND), name=name)
+        default = self.user.command if self.user else LIFECYCLE_COMMAND
+        return self.run_argv(list(command or default), name=name)
 
     def _with_daemons(self, run) -> Sample:
         before = process_cpu(self.daemons)
@@ -184,6 +196,11 @@ class DockerTarget(Target):
         found = self.leftovers()
         if found:
             subprocess.run([self.docker, "rm", "-f", *found], capture_output=True, timeout=120)
+        if self.loaded:
+            from isoinspect.benches.user_image import docker_unload
+
+            docker_unload(self.docker)
+            self.loaded = False
         if self.spawner:
             self.spawner.close()
             self.spawner = None

@@ -14,6 +14,8 @@ class HostExec(Target):
     name = "host-exec"
     notes = "posix_spawn + waitpid of busybox true, no isolation"
     container = False
+    takes_images = True
+    on_host = True
     unsupported = {"teardown": "a plain process has nothing to tear down beyond waitpid"}
 
     def __init__(self) -> None:
@@ -30,6 +32,10 @@ class HostExec(Target):
         return True, ""
 
     def argv(self, *command: str) -> list[str]:
+        if self.user is not None and not command:  # the user's command, on this host
+            from isoinspect.benches.user_image import host_argv
+
+            return host_argv(self.user)
         return [self.busybox, *(command or ("true",))]
 
     def prepare(self, workdir: str) -> None:
@@ -37,6 +43,8 @@ class HostExec(Target):
         scratch = os.path.join(workdir, self.name)
         os.makedirs(scratch, exist_ok=True)
         self.spawner = Spawner(scratch_dir=scratch)
+        self.spawner.judge = self
+        self.argv()  # the user's command must exist on this host: refused here, not per run
 
     def ready_once(self) -> Sample:
         return self.spawner.until_marker(self.argv("echo", MARKER))

@@ -142,6 +142,14 @@ def container_spec(argv: list[str], limits=None, name: str | None = None,
                          **spec_limits(limits or Limits()))
 
 
+def load_user_image(target: Target, workdir: str) -> None:
+    """The user's image (``use_image``) into the target's private store, if it has one."""
+    if target.user is not None:
+        from isoinspect.benches.user_image import load_into
+
+        load_into(target.user, target.root, workdir)
+
+
 def _needs_root() -> tuple[bool, str]:
     if os.geteuid() != 0:
         return False, "isoinspect needs root"
@@ -172,21 +180,27 @@ class IsoinspectCLI(Target):
             return False, problem
         return _needs_root()
 
+    takes_images = True
+
     def argv(self, *command: str, remove: bool = True, name: str | None = None) -> list[str]:
         options = ["--rm"] if remove else []
         if name:
             options += ["--name", name]
-        return [self.cli, "--root", self.root, "run", *options, "--network", "none", IMAGE,
-                *(command or COMMAND)]
+        image, default = ((self.user.image_id, self.user.command) if self.user
+                          else (IMAGE, COMMAND))
+        return [self.cli, "--root", self.root, "run", *options, "--network", "none", image,
+                *(command or default)]
 
     def prepare(self, workdir: str) -> None:
         super().prepare(workdir)
         self.root = private_root(workdir, self.name)
+        load_user_image(self, workdir)
         scratch = os.path.join(workdir, self.name)
         os.makedirs(scratch, exist_ok=True)
         env = dict(os.environ)
         env.pop("ISOINSPECT_ROOT", None)
         self.spawner = Spawner(env=env, scratch_dir=scratch)
+        self.spawner.judge = self
 
     def ready_once(self) -> Sample:
         return self.spawner.until_marker(self.argv(*READY_COMMAND))
@@ -212,6 +226,7 @@ class InProcessTarget(Target):
     """A target driving the runtime library in this process, on a private root."""
 
     concurrent = False  # one runtime in one process: it clones from the calling thread
+    takes_images = True
 
     def __init__(self, name: str | None = None, control: bool = False) -> None:
         super().__init__(name, control)
@@ -230,7 +245,15 @@ class InProcessTarget(Target):
     def prepare(self, workdir: str) -> None:
         super().prepare(workdir)
         self.root = private_root(workdir, self.name)
+        load_user_image(self, workdir)
         self._null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+
+    def user_spec(self, default: list[str]):
+        """The spec every lifecycle runs: busybox ``default``, or the user's image and
+        command (the image's entrypoint applied by the runtime, as `run` does)."""
+        if self.user is None:
+            return container_spec(default, remove=True)
+        return container_spec(list(self.user.command), remove=True, image=self.user.image_id)
 
     def cleanup(self) -> None:
         if self._null >= 0:
@@ -270,7 +293,7 @@ class IsoinspectLibrary(InProcessTarget):
         from isoinspect.runtime.runtime import Runtime
 
         self.runtime = Runtime(self.root)
-        self.spec = container_spec(COMMAND, remove=True)
+        self.spec = self.user_spec(COMMAND)
         self.ready_spec = container_spec(READY_COMMAND, remove=True)
 
     # -- one start, in phases ----------------------------------------------------------------
@@ -352,8 +375,7 @@ class IsoinspectLibrary(InProcessTarget):
 
         started, code, t2, t3, t4 = self._guarded(record, body)
         cpu = cpu_now() - cpu0
-        if code != 0:
-            raise TargetError(f"container exited {code}")
+        self.check_exit(code)
         self.last_phases = {"create": (t1 - t0) / 1e9, "start_to_exec": started.startup_seconds,
                             "start_call": (t2 - t1) / 1e9, "wait": (t3 - t2) / 1e9,
                             "remove": (t4 - t3) / 1e9}
@@ -373,8 +395,7 @@ class IsoinspectLibrary(InProcessTarget):
             return Sample((time.perf_counter_ns() - t0) / 1e9, cpu_now() - cpu0), code
 
         sample, code = self._guarded(record, body)
-        if code != 0:
-            raise TargetError(f"container exited {code}")
+        self.check_exit(code)
         return sample
 
     # -- verify ------------------------------------------------------------------------------

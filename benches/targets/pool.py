@@ -13,7 +13,7 @@ import time
 
 from isoinspect.benches.targets.base import (MARKER, READY_COMMAND, Sample, TargetError,
                                              cpu_now, read_marker, wait_exit)
-from isoinspect.benches.targets.isoinspect import COMMAND, InProcessTarget, container_spec
+from isoinspect.benches.targets.isoinspect import COMMAND, InProcessTarget
 
 
 def task_cpu(pid: int) -> float:
@@ -40,8 +40,9 @@ class WarmPoolTarget(InProcessTarget):
         from isoinspect.runtime.runtime import Runtime
         from isoinspect.runtime.warm_pool import WarmPool
 
-        self.pool = WarmPool(Runtime(self.root), container_spec(COMMAND, remove=True),
-                             size=self.size)
+        self.pool = WarmPool(Runtime(self.root), self.user_spec(COMMAND), size=self.size)
+        #: a zygote is handed its whole argv: the user's entrypoint + command, resolved
+        self.command = list(self.user.argv) if self.user else list(COMMAND)
         self.pool.open()
 
     def settle(self) -> None:
@@ -82,20 +83,19 @@ class WarmPoolTarget(InProcessTarget):
         prepared = task_cpu(self.pool.idle[0].pid) if self.pool.idle else 0.0
         cpu0 = cpu_now() + prepared
         t0 = time.perf_counter_ns()
-        started = self._start(list(COMMAND))
+        started = self._start(self.command)
         t1 = time.perf_counter_ns()
         code = self.pool.finish(started)
         t2 = time.perf_counter_ns()
         cpu = cpu_now() - cpu0
         self.settle()
-        if code != 0:
-            raise TargetError(f"container exited {code}")
+        self.check_exit(code)
         self.last_phases = {"hand_off_to_exec": started.startup_seconds,
                             "wait_and_remove": (t2 - t1) / 1e9}
         return Sample((t2 - t0) / 1e9, cpu)
 
     def teardown_once(self) -> Sample:
-        started = self._start(list(COMMAND))
+        started = self._start(self.command)
         try:
             wait_exit(started.pid)
         finally:
@@ -105,8 +105,7 @@ class WarmPoolTarget(InProcessTarget):
             wall = (time.perf_counter_ns() - t0) / 1e9
             cpu = cpu_now() - cpu0
         self.settle()
-        if code != 0:
-            raise TargetError(f"container exited {code}")
+        self.check_exit(code)
         return Sample(wall, cpu)
 
     def cleanup(self) -> None:

@@ -65,6 +65,7 @@ class RuncTarget(Target):
 
     name = "runc"
     notes = "runc run (create+start+wait+delete), Docker's default config and seccomp profile"
+    takes_images = True
     binary_name = "runc"
     global_options: list[str] = []
 
@@ -103,8 +104,15 @@ class RuncTarget(Target):
         os.makedirs(self.state_root, exist_ok=True)
         if os.path.isdir(self.rootfs):
             shutil.rmtree(self.rootfs)
-        subprocess.run(["cp", "-a", base_layer_dir(workdir), self.rootfs], check=True)
+        if self.user is not None:
+            from isoinspect.benches.user_image import rootfs
+
+            source = rootfs(self.user, workdir)
+        else:
+            source = base_layer_dir(workdir)
+        subprocess.run(["cp", "-a", source, self.rootfs], check=True)
         self.spawner = Spawner(scratch_dir=self.base)
+        self.spawner.judge = self
 
     # -- one container, one bundle -------------------------------------------------------------
 
@@ -113,8 +121,10 @@ class RuncTarget(Target):
                  ) -> bundle.Workload:
         """What bench and verify both run: only the command, the limits and binds differ."""
         binds = (bundle.Bind(scratch, self.scratch),) if scratch else ()
+        image = {"env": self.user.env, "cwd": self.user.cwd} if self.user else {}
         return bundle.Workload(tuple(argv), limits=limits or bundle.Limits(),
-                               cgroups_path=f"/{CGROUP_PARENT}/{container_id}", binds=binds)
+                               cgroups_path=f"/{CGROUP_PARENT}/{container_id}", binds=binds,
+                               **image)
 
     def write_bundle(self, container_id: str, argv: list[str],
                      limits: bundle.Limits | None = None, scratch: str | None = None) -> str:
@@ -146,7 +156,8 @@ class RuncTarget(Target):
                               self.spawner.until_marker)
 
     def lifecycle_once(self) -> Sample:
-        return self._run_once(["/bin/" + LIFECYCLE_COMMAND[0]], self.spawner.run_sample)
+        argv = list(self.user.argv) if self.user else ["/bin/" + LIFECYCLE_COMMAND[0]]
+        return self._run_once(argv, self.spawner.run_sample)
 
     def teardown_once(self) -> Sample:
         container_id = self._new_id()

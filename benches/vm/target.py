@@ -22,6 +22,8 @@ from isoinspect.benches.targets.base import Sample, Target, TargetError
 class QemuTarget(Target):
     name = "qemu"
     measures = "start-to-exec"
+    no_image_reason = ("cannot run an arbitrary image (the guest boots its own kernel and "
+                       "busybox initramfs)")
     slow = True
     notes = "QEMU start to the guest's init ready marker (Debian kernel + busybox initramfs)"
     concurrent = False
