@@ -82,6 +82,9 @@ def _setup(plan: InitPlan) -> None:
     for procs in plan.cgroup_procs:
         with open(procs, "w") as handle:
             handle.write("0")
+    if plan.mount_ns_fd >= 0:  # joined here, not by the runtime: its own view stays its own
+        sc.setns(plan.mount_ns_fd, sc.CLONE_NEWNS)
+        os.close(plan.mount_ns_fd)
     if plan.new_cgroupns:
         sc.unshare(sc.CLONE_NEWCGROUP)
     os.umask(0o022)
@@ -165,8 +168,10 @@ def drop_privileges(process: ProcessPlan) -> str:
     """
     rlimits.apply_rlimits(process.rlimits)
     uid, gid, groups, home = resolve_user(process.user)
+    groups = groups + list(process.additional_gids)  # runc: the user's groups, then these
+    caps = process.caps if process.caps is not None else capabilities.CapSets(bounding=0)
     if process.no_new_privileges:
-        capabilities.switch_user(uid, gid, groups, process.caps)
+        capabilities.switch_user(uid, gid, groups, caps)
         sc.make_non_dumpable()  # a uid change resets it to fs.suid_dumpable, which may be 1
         sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
         if process.seccomp:
@@ -174,7 +179,7 @@ def drop_privileges(process: ProcessPlan) -> str:
     else:
         if process.seccomp:
             sc.load_seccomp_filter(process.seccomp)
-        capabilities.switch_user(uid, gid, groups, process.caps)
+        capabilities.switch_user(uid, gid, groups, caps)
         sc.make_non_dumpable()
     return home
 

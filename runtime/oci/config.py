@@ -14,7 +14,7 @@ import re
 from isoinspect.runtime.errors import IsoinspectError
 from isoinspect.runtime.linux import namespaces
 
-JOINABLE_NAMESPACES = ("pid", "network", "ipc", "uts", "cgroup")
+JOINABLE_NAMESPACES = ("pid", "network", "ipc", "uts", "cgroup", "mount")
 HOOK_KINDS = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart",
               "poststop")
 ID_PATTERN = re.compile(r"^[\w+\-.]+$")
@@ -93,6 +93,11 @@ def check_process_section(process: dict) -> None:
         raise ConfigError("process.user needs integer uid and gid")
     for key in ("uid", "gid"):  # uint32, and (uid_t)-1 means "no change" to the kernel
         check_number(user.get(key, 0), f"process.user.{key}", 0, UINT32_MAX - 1)
+    gids = user.get("additionalGids") or []
+    if not isinstance(gids, list):
+        raise ConfigError("process.user.additionalGids must be a list of integers")
+    for gid in gids:
+        check_number(gid, "process.user.additionalGids[]", 0, UINT32_MAX - 1)
     from isoinspect.runtime.linux import capabilities
     for kind, names in (process.get("capabilities") or {}).items():
         for name in names or ():
@@ -113,6 +118,8 @@ def check_process_section(process: dict) -> None:
 
 
 def check_namespaces(config: dict, bundle: str) -> None:
+    """A kind left out of linux.namespaces is the runtime's own (the spec); what runc refuses
+    without a namespace of its own (new or joined) is refused too."""
     seen = set()
     for entry in linux(config).get("namespaces") or ():
         kind = entry.get("type")
@@ -121,16 +128,40 @@ def check_namespaces(config: dict, bundle: str) -> None:
         if kind in seen:
             raise ConfigError(f"namespace {kind!r} listed twice")
         seen.add(kind)
-        if kind in ("user", "time"):
-            raise ConfigError(f"{kind} namespaces are not supported by isoinspect yet")
+        if kind == "time":
+            raise ConfigError("time namespaces are not supported by isoinspect yet")
         path = entry.get("path")
         if path:
             if kind not in JOINABLE_NAMESPACES:
                 raise ConfigError(f"joining an existing {kind} namespace is not supported")
             if not os.path.exists(path):
                 raise ConfigError(f"namespace {kind} path {path}: no such file")
-    if "mount" not in seen:
-        raise ConfigError("a mount namespace is required (linux.namespaces has no 'mount')")
+    section = linux(config)
+    if "mount" not in seen and (section.get("maskedPaths") or section.get("readonlyPaths")):
+        raise ConfigError("unable to restrict sys entries without a private MNT namespace "
+                          "(maskedPaths/readonlyPaths need a mount namespace)")
+    if config.get("hostname") and "uts" not in seen:
+        raise ConfigError("unable to set hostname without a private UTS namespace")
+    mappings = section.get("uidMappings") or section.get("gidMappings")
+    if mappings and "user" not in seen:
+        raise ConfigError("user namespace mappings specified, but linux.namespaces has no user")
+    if "user" in seen:
+        check_id_mappings(section)
+
+
+def check_id_mappings(section: dict) -> None:
+    """A new user namespace needs uid and gid maps that map the container's root."""
+    for key in ("uidMappings", "gidMappings"):
+        entries = section.get(key)
+        if not isinstance(entries, list) or not entries:
+            raise ConfigError(f"linux.{key} is required with a user namespace")
+        for entry in entries:
+            if not isinstance(entry, dict):
+                raise ConfigError(f"linux.{key}: each entry must be an object")
+            for field in ("containerID", "hostID", "size"):
+                check_number(entry.get(field), f"linux.{key}[].{field}", 0, UINT32_MAX)
+        if not any(e["containerID"] == 0 and e["size"] > 0 for e in entries):
+            raise ConfigError(f"linux.{key}: no mapping for the container's root (0)")
 
 
 def check_mounts(config: dict, bundle: str) -> None:
@@ -207,6 +238,10 @@ def check_resources(config: dict, bundle: str) -> None:
     for rule in resources.get("devices") or ():
         if not isinstance(rule, dict):
             raise ConfigError("linux.resources.devices: each rule must be an object")
+        if rule.get("type") not in (None, "a", "b", "c"):  # the spec's (and runc's) types
+            raise ConfigError(f"linux.resources.devices: invalid cgroup device type "
+                              f"{rule.get('type')!r} (a, b or c; a FIFO node goes in "
+                              "linux.devices)")
     try:
         translate.resources(config)
     except (ValueError, TypeError) as exc:

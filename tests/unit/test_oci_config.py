@@ -41,6 +41,40 @@ def test_valid_config_passes(bundle):
     cfg.validate(base_config(), bundle)
 
 
+def test_namespaces_left_out_are_the_runtimes_own(bundle):
+    """The spec: a kind not listed is shared with the runtime; even none at all is valid."""
+    config = base_config()
+    config.pop("hostname")
+    config["linux"]["namespaces"] = []
+    cfg.validate(config, bundle)
+    assert translate.namespaces(config) == (0, [], set())
+
+
+def test_a_mount_namespace_path_is_left_to_the_init(bundle):
+    config = base_config()
+    config["linux"]["namespaces"][1] = {"type": "mount", "path": "/proc/self/ns/mnt"}
+    cfg.validate(config, bundle)
+    flags, joins, new = translate.namespaces(config)
+    assert joins == [] and "mount" not in new and not flags & sc.CLONE_NEWNS
+    assert translate.mount_namespace_path(config) == "/proc/self/ns/mnt"
+    assert "mount" in translate.namespace_kinds(config)
+
+
+def test_five_capability_sets_and_additional_gids():
+    process = {"capabilities": {"bounding": ["CAP_KILL", "CAP_CHOWN"],
+                                "effective": ["CAP_KILL"], "permitted": ["CAP_KILL"],
+                                "inheritable": ["CAP_CHOWN"], "ambient": ["CAP_KILL"]},
+               "user": {"uid": 1, "gid": 2, "additionalGids": [7, 3]}}
+    sets = translate.capability_sets(process)
+    kill, chown = 1 << 5, 1 << 0
+    assert (sets.bounding, sets.effective, sets.permitted, sets.inheritable, sets.ambient) == \
+        (kill | chown, kill, kill, chown, kill)
+    assert sets.for_user(1) is sets  # a bundle's sets hold for any user
+    assert translate.additional_gids(process) == [7, 3]
+    docker = capabilities.CapSets.docker(kill)
+    assert docker.for_user(0) is docker and docker.for_user(1).effective == 0
+
+
 @pytest.mark.parametrize("mutate, message", [
     (lambda c: c.update(ociVersion="2.0"), "ociVersion"),
     (lambda c: c["root"].update(path="nope"), "no such directory"),
@@ -49,8 +83,19 @@ def test_valid_config_passes(bundle):
     (lambda c: c["process"].update(cwd="relative"), "process.cwd"),
     (lambda c: c["linux"]["namespaces"].append({"type": "bogus"}), "unknown namespace type"),
     (lambda c: c["linux"]["namespaces"].append({"type": "pid"}), "listed twice"),
-    (lambda c: c["linux"]["namespaces"].append({"type": "user"}), "not supported"),
-    (lambda c: c["linux"].update(namespaces=[{"type": "pid"}]), "mount namespace"),
+    (lambda c: c["linux"]["namespaces"].append({"type": "time"}), "not supported"),
+    (lambda c: c["linux"]["namespaces"].append({"type": "user"}), "uidMappings is required"),
+    (lambda c: (c["linux"]["namespaces"].append({"type": "user"}),
+                c["linux"].update(uidMappings=[{"containerID": 1, "hostID": 5, "size": 1}],
+                                  gidMappings=[{"containerID": 0, "hostID": 5, "size": 1}])),
+     "no mapping for the container's root"),
+    (lambda c: c["linux"].update(uidMappings=[{"containerID": 0, "hostID": 5, "size": 1}]),
+     "no user"),
+    (lambda c: c["linux"].update(namespaces=[{"type": "pid"}, {"type": "uts"}],
+                                 maskedPaths=["/proc/kcore"]), "private MNT namespace"),
+    (lambda c: c["linux"].update(namespaces=[{"type": "pid"}, {"type": "mount"}]),
+     "private UTS namespace"),
+    (lambda c: c["process"]["user"].update(additionalGids=[1, -2]), "additionalGids"),
     (lambda c: c["linux"]["namespaces"].__setitem__(
         0, {"type": "pid", "path": "/nonexistent/ns"}), "no such file"),
     (lambda c: c["mounts"].append({"destination": "rel"}), "absolute"),
@@ -116,7 +161,7 @@ def test_namespaces_translation():
 
 def test_process_translation():
     process = base_config()["process"]
-    assert translate.capability_mask(process) == capabilities.mask_of(["CHOWN", "KILL"])
+    assert translate.capability_sets(process).bounding == capabilities.mask_of(["CHOWN", "KILL"])
     assert translate.rlimits(process) == [("nofile", 1024, 2048)]
     assert translate.user_spec({"user": {"uid": 5, "gid": 7}}) == "5:7"
 
