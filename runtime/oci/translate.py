@@ -74,7 +74,9 @@ def rlimits(process: dict) -> list[tuple[str, int, int]]:
 
 def _rlim(value: int) -> int:
     import resource
-    return resource.RLIM_INFINITY if value < 0 or value >= (1 << 64) - 1 else value
+    # rlim_t is unsigned, Python passes it as a signed 64-bit number: from 2**63 up it is
+    # as good as unlimited (and cannot be passed otherwise)
+    return resource.RLIM_INFINITY if value < 0 or value >= (1 << 63) else value
 
 
 def process_plan(process: dict, seccomp: bytes | None, container_nnp: bool = False):

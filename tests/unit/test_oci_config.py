@@ -291,3 +291,11 @@ def test_parse_signal():
     assert parse_signal("KILL") == 9 and parse_signal("SIGTERM") == 15
     assert parse_signal("9") == 9
     assert parse_signal("SIGBOGUS") is None
+
+
+def test_rlimits_from_2_to_the_63_up_are_unlimited():
+    """uint64 in the spec; Python passes rlim_t signed, so those values mean unlimited."""
+    import resource
+    section = {"rlimits": [{"type": "RLIMIT_MEMLOCK", "soft": 1 << 63, "hard": (1 << 64) - 1}]}
+    assert translate.rlimits(section) == [("memlock", resource.RLIM_INFINITY,
+                                           resource.RLIM_INFINITY)]
