@@ -122,6 +122,12 @@ def mask_of(names: list[str] | tuple[str, ...]) -> int:
     return mask
 
 
+def known_names(names) -> list[str]:
+    """The names this table knows (a newer kernel's capability is left out, not an error)."""
+    return [name for name in names if name.strip().upper().removeprefix("CAP_")
+            in CAPABILITY_NUMBERS]
+
+
 def names_of(mask: int) -> list[str]:
     """Canonical names (CAP_...) of the known capabilities set in a mask, lowest first."""
     return [cap_name(n) for n in range(LAST_KNOWN_CAP + 1) if mask >> n & 1]
@@ -252,7 +258,7 @@ class CapSets(Frozen):
     def from_oci(cls, section: dict | None) -> "CapSets":
         """An OCI ``process.capabilities`` object: each set as given, absent = empty."""
         section = section or {}
-        return cls(**{kind: mask_of(section.get(kind) or ())
+        return cls(**{kind: mask_of(known_names(section.get(kind) or ()))
                       for kind in ("bounding", "effective", "permitted", "inheritable",
                                    "ambient")})
 

@@ -59,6 +59,13 @@ def capability_sets(process: dict) -> capabilities.CapSets:
     return capabilities.CapSets.from_oci(process.get("capabilities"))
 
 
+def unknown_capabilities(process: dict) -> list[str]:
+    """Names in process.capabilities this runtime cannot grant (warned about, left out)."""
+    names = {name for names in (process.get("capabilities") or {}).values()
+             for name in names or ()}
+    return sorted(names - set(capabilities.known_names(names)))
+
+
 def additional_gids(process: dict) -> list[int]:
     return [int(gid) for gid in (process.get("user") or {}).get("additionalGids") or ()]
 

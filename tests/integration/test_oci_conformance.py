@@ -235,6 +235,19 @@ def test_non_root_user_ends_with_the_sets_it_asks_through_create_and_start(peers
         assert subprocess.run([*peers.exe(runtime), "delete", cid]).returncode == 0
 
 
+def test_unknown_capability_is_a_warning_not_a_failure(peers):
+    """The spec asks for a warning; runc 1.1.5 logs one and leaves the name out."""
+    def mutate(config):
+        config["process"]["capabilities"]["bounding"].append("CAP_ISOINSPECT_BOGUS")
+    iso, runc = peers.both(peers.bundle(mutate))
+    for outcome in (iso, runc):
+        assert outcome.code == 0, outcome.err
+        assert "ignoring unknown or unavailable capabilities" in outcome.err
+        assert "CAP_ISOINSPECT_BOGUS" in outcome.err
+        assert outcome.fields["CapBnd"] == _hex(cap_mask("AUDIT_WRITE", "KILL",
+                                                         "NET_BIND_SERVICE"))
+
+
 # ---- namespaces ----------------------------------------------------------------------------
 
 KINDS = ("mnt", "pid", "net", "ipc", "uts", "cgroup")

@@ -102,8 +102,7 @@ def test_five_capability_sets_and_additional_gids():
     (lambda c: c["mounts"].append({"destination": "/a/../b"}), ".."),
     (lambda c: c.update(hooks={"prestartt": []}), "unknown hook kind"),
     (lambda c: c.update(hooks={"prestart": [{"path": "rel"}]}), "must be absolute"),
-    (lambda c: c["process"]["capabilities"].update(bounding=["CAP_BOGUS"]),
-     "unknown capability"),
+    (lambda c: c["process"]["capabilities"].update(bounding="CAP_KILL"), "list of names"),
     (lambda c: c["process"].update(rlimits=[{"type": "RLIMIT_BOGUS"}]), "unknown type"),
     (lambda c: c["linux"].update(rootfsPropagation="weird"), "rootfsPropagation"),
     (lambda c: c["linux"].update(seccomp={"defaultAction": "SCMP_ACT_NOPE"}), "seccomp"),
@@ -299,3 +298,12 @@ def test_rlimits_from_2_to_the_63_up_are_unlimited():
     section = {"rlimits": [{"type": "RLIMIT_MEMLOCK", "soft": 1 << 63, "hard": (1 << 64) - 1}]}
     assert translate.rlimits(section) == [("memlock", resource.RLIM_INFINITY,
                                            resource.RLIM_INFINITY)]
+
+
+def test_unknown_capabilities_are_left_out_with_a_warning(bundle):
+    config = base_config()
+    config["process"]["capabilities"]["bounding"] += ["CAP_BOGUS", "CAP_FROM_A_NEWER_KERNEL"]
+    cfg.validate(config, bundle)  # the spec: warn, do not fail
+    process = config["process"]
+    assert translate.unknown_capabilities(process) == ["CAP_BOGUS", "CAP_FROM_A_NEWER_KERNEL"]
+    assert translate.capability_sets(process).bounding == capabilities.mask_of(["CHOWN", "KILL"])
