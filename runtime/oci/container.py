@@ -131,6 +131,8 @@ def create(store: Store, cid: str, bundle: str, pid_file: str | None = None,
     unknown = translate.unknown_capabilities(process_spec)
     if unknown:  # the spec: a warning, not a failure (runc 1.1 does the same)
         _warn(f"ignoring unknown or unavailable capabilities: {', '.join(unknown)}")
+    for message in translate.ignored_labels(process_spec):
+        _warn(message)
     if process_spec.get("terminal") and not console_socket:
         raise cfg.ConfigError("process.terminal is true: --console-socket is required")
     os.makedirs(store.root, 0o711, exist_ok=True)

@@ -66,6 +66,15 @@ def unknown_capabilities(process: dict) -> list[str]:
     return sorted(names - set(capabilities.known_names(names)))
 
 
+def ignored_labels(process: dict) -> list[str]:
+    """process.apparmorProfile/selinuxLabel: isoinspect applies neither (its `features` says
+    so), so each given is a warning. runc refuses them where the host lacks the LSM."""
+    return [f"process.{key} {process[key]!r} is ignored: isoinspect-runc applies no "
+            f"{lsm} labels" for key, lsm in (("apparmorProfile", "AppArmor"),
+                                                ("selinuxLabel", "SELinux"))
+            if process.get(key)]
+
+
 def additional_gids(process: dict) -> list[int]:
     return [int(gid) for gid in (process.get("user") or {}).get("additionalGids") or ()]
 

@@ -248,6 +248,16 @@ def test_unknown_capability_is_a_warning_not_a_failure(peers):
                                                          "NET_BIND_SERVICE"))
 
 
+def test_apparmor_profile_on_a_host_without_apparmor(peers):
+    """A host reason: this kernel has no AppArmor, so runc 1.1.5 fails writing
+    /proc/self/attr/exec; isoinspect-runc applies no LSM label anywhere and says so."""
+    assert not os.path.exists("/sys/module/apparmor/parameters/enabled")
+    iso, runc = peers.both(peers.bundle(
+        lambda config: config["process"].update(apparmorProfile="isoinspect-none")))
+    assert iso.code == 0 and "apparmorProfile 'isoinspect-none' is ignored" in iso.err
+    assert runc.code == 1 and "unable to apply apparmor profile" in runc.err
+
+
 # ---- namespaces ----------------------------------------------------------------------------
 
 KINDS = ("mnt", "pid", "net", "ipc", "uts", "cgroup")

@@ -307,3 +307,9 @@ def test_unknown_capabilities_are_left_out_with_a_warning(bundle):
     process = config["process"]
     assert translate.unknown_capabilities(process) == ["CAP_BOGUS", "CAP_FROM_A_NEWER_KERNEL"]
     assert translate.capability_sets(process).bounding == capabilities.mask_of(["CHOWN", "KILL"])
+
+
+def test_lsm_labels_are_named_as_ignored():
+    assert translate.ignored_labels({}) == []
+    warnings = translate.ignored_labels({"apparmorProfile": "p", "selinuxLabel": "l"})
+    assert [w.split()[0] for w in warnings] == ["process.apparmorProfile", "process.selinuxLabel"]
