@@ -258,6 +258,37 @@ def test_apparmor_profile_on_a_host_without_apparmor(peers):
     assert runc.code == 1 and "unable to apply apparmor profile" in runc.err
 
 
+def test_exec_without_a_process_file_gets_the_bundles_process(peers):
+    """`exec ID CMD`: the bundle's process section (user, additionalGids, capabilities, env)
+    with the command replaced, as runc reads it from the bundle."""
+    wanted = ["CAP_KILL", "CAP_NET_BIND_SERVICE"]
+
+    def mutate(config):
+        config["process"]["capabilities"] = {kind: list(wanted) for kind in
+                                             ("bounding", "effective", "permitted",
+                                              "inheritable", "ambient")}
+        config["process"]["user"] = {"uid": 1000, "gid": 1000, "additionalGids": [9]}
+        config["process"]["env"].append("ISOINSPECT_FROM_BUNDLE=yes")
+    bundle = peers.bundle(mutate, args=["sleep", "60"])
+    for runtime in ("iso", "runc"):
+        cid = peers.cid(runtime, "-exec")
+        for step in (["create", "--bundle", bundle, cid], ["start", cid]):
+            done = subprocess.run([*peers.exe(runtime), *step], stdin=subprocess.DEVNULL,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                  timeout=60)
+            assert done.returncode == 0, (runtime, step)
+        done = subprocess.run([*peers.exe(runtime), "exec", "--env", "ISOINSPECT_EXTRA=1", cid,
+                               "sh", "-c", READBACK + "; echo env: $ISOINSPECT_FROM_BUNDLE"
+                               "$ISOINSPECT_EXTRA"], capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, (runtime, done.stderr)
+        fields = parse(done.stdout)
+        assert fields["CapEff"] == fields["CapAmb"] == _hex(cap_mask(*wanted)), runtime
+        assert (fields["Uid"].split()[0], fields["Groups"], fields["env"]) == \
+            ("1000", "9", "yes1"), runtime
+        subprocess.run([*peers.exe(runtime), "delete", "--force", cid], capture_output=True,
+                       timeout=60)
+
+
 # ---- namespaces ----------------------------------------------------------------------------
 
 KINDS = ("mnt", "pid", "net", "ipc", "uts", "cgroup")
