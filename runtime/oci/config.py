@@ -187,10 +187,49 @@ def check_hooks(config: dict, bundle: str) -> None:
                 raise ConfigError(f"hooks.{kind}: path must be absolute, got {path!r}")
 
 
+IPC_SYSCTLS = ("kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem",
+               "kernel.shmall", "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced")
+
+
 def check_sysctl(config: dict, bundle: str) -> None:
+    """Only sysctls of a namespace the container does not share with the runtime (runc's
+    rule): with a kind left out of linux.namespaces, or joined at the runtime's own, the
+    write would change the host's value."""
+    own = _own_namespaces(config)
     for key in linux(config).get("sysctl") or {}:
         if "/" in key or ".." in key.split("."):
             raise ConfigError(f"sysctl {key!r}: bad name")
+        if key in IPC_SYSCTLS or key.startswith("fs.mqueue."):
+            kind = "ipc"
+        elif key.startswith("net."):
+            kind = "network"
+        elif key == "kernel.domainname":
+            kind = "uts"
+        elif key == "kernel.hostname":
+            raise ConfigError(f"sysctl {key!r} is not allowed: it conflicts with 'hostname'")
+        else:
+            raise ConfigError(f"sysctl {key!r} is not in a separate kernel namespace")
+        if kind not in own:
+            raise ConfigError(f"sysctl {key!r} is not allowed in the runtime's (host's) "
+                              f"{kind} namespace")
+
+
+def _own_namespaces(config: dict) -> set[str]:
+    """Kinds the container does not share with the runtime: new ones, and joined ones that
+    are not the runtime's own (same device and inode as /proc/self/ns/<kind>)."""
+    own = set()
+    for entry in linux(config).get("namespaces") or ():
+        kind, path = entry.get("type"), entry.get("path")
+        if not path:
+            own.add(kind)
+            continue
+        try:
+            joined, mine = os.stat(path), os.stat(f"/proc/self/ns/{namespaces.PROC_BY_OCI[kind]}")
+        except (OSError, KeyError):
+            continue
+        if (joined.st_dev, joined.st_ino) != (mine.st_dev, mine.st_ino):
+            own.add(kind)
+    return own
 
 
 def check_paths(config: dict, bundle: str) -> None:

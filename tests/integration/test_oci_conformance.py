@@ -398,6 +398,26 @@ def test_fifo_device_node_and_cgroup_rule_types(peers):
     assert runc.code == 1 and 'invalid cgroup device type \\"p\\"' in runc.err
 
 
+def test_sysctl_only_in_a_namespace_of_its_own(peers):
+    """A network sysctl is written in the container's network namespace; without one it would
+    be the host's: both runtimes refuse (runc's validator rule)."""
+    def own(config):
+        config["linux"]["sysctl"] = {"net.ipv4.ip_forward": "1"}
+        config["process"]["args"] = ["sh", "-c", READBACK + "; echo forward: "
+                                     "$(cat /proc/sys/net/ipv4/ip_forward)"]
+    iso, runc = peers.both(peers.bundle(own, tag="own"))
+    for outcome in (iso, runc):
+        assert outcome.code == 0, outcome.err
+        assert outcome.fields["forward"] == "1" and not outcome.ns_same_as_runtime("net")
+
+    def shared(config):
+        _only(("mnt", "pid", "ipc", "uts"))(config)
+        config["linux"]["sysctl"] = {"net.ipv4.ip_forward": "1"}
+    iso, runc = peers.both(peers.bundle(shared, tag="shared"), tag="-shared")
+    assert iso.code == 1 and "not allowed in the runtime's (host's) network" in iso.err
+    assert runc.code == 1 and "not allowed in host network namespace" in runc.err
+
+
 def test_empty_hostname_keeps_the_runtimes(peers):
     """hostname "" with a new UTS namespace: nothing is set, the name is the runtime's."""
     iso, runc = peers.both(peers.bundle(lambda config: config.update(hostname="")))

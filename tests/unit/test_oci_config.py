@@ -313,3 +313,27 @@ def test_lsm_labels_are_named_as_ignored():
     assert translate.ignored_labels({}) == []
     warnings = translate.ignored_labels({"apparmorProfile": "p", "selinuxLabel": "l"})
     assert [w.split()[0] for w in warnings] == ["process.apparmorProfile", "process.selinuxLabel"]
+
+
+@pytest.mark.parametrize("key, namespaces, message", [
+    ("net.ipv4.ip_forward", ["mount", "network"], None),
+    ("net.ipv4.ip_forward", ["mount"], "host's\\) network namespace"),
+    ("net.ipv4.ip_forward", [("network", "/proc/self/ns/net")], "host's\\) network"),
+    ("kernel.shmmax", ["ipc"], None),
+    ("fs.mqueue.msg_max", ["mount"], "ipc namespace"),
+    ("kernel.domainname", ["uts"], None),
+    ("kernel.hostname", ["uts"], "conflicts with 'hostname'"),
+    ("vm.swappiness", ["mount", "network", "ipc", "uts"], "not in a separate kernel namespace"),
+])
+def test_sysctls_only_of_namespaces_not_shared_with_the_runtime(bundle, key, namespaces, message):
+    """runc's rule: writing a sysctl of a namespace shared with the runtime changes the host."""
+    config = base_config()
+    config.pop("hostname")
+    config["linux"].update(sysctl={key: "1"}, namespaces=[
+        {"type": ns} if isinstance(ns, str) else {"type": ns[0], "path": ns[1]}
+        for ns in namespaces])
+    if message is None:
+        cfg.validate(config, bundle)
+    else:
+        with pytest.raises(cfg.ConfigError, match=message):
+            cfg.validate(config, bundle)
