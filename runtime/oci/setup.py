@@ -154,7 +154,7 @@ class BundleRoot(Frozen):
         # After pivot_root: an absolute symlink in the image cannot lead outside any more.
         paths_policy.readonly_paths("", self.readonly)
         paths_policy.mask_paths("", self.masked)
-        if self.propagation_after:
+        if self.propagation_after and self.own_mounts:  # else "/" is a mount of the host's
             sc.mount(None, "/", None, self.propagation_after)
         check_executable(plan.process)
         if self.terminal:
