@@ -322,13 +322,29 @@ def test_namespaces_left_out_are_the_runtimes(peers, kinds):
 def test_no_mount_namespace_in_the_real_host_namespace_leaves_nothing(peers, rootfs):
     """isoinspect-runc only (runc would make the host's / rslave): the container sees the
     host's mount namespace, chrooted into root.path; `delete` detaches the bundle's mounts."""
-    bundle = peers.bundle(_only(("pid", "net", "ipc", "uts")),
-                          args=["sh", "-c", READBACK + "; ls /proc/1/status"])
+    def mutate(config):
+        _only(("pid", "net", "ipc", "uts"))(config)
+        config["linux"]["rootfsPropagation"] = "rshared"  # must not reach the host's mounts
+    bundle = peers.bundle(mutate, args=["sh", "-c", READBACK + "; ls /proc/1/status"])
+    before = _propagation_of_host_mounts()
     outcome = peers.run("iso", bundle, wrap=False)
     assert outcome.code == 0, outcome.err
     assert outcome.fields["ns.mnt"] == os.readlink("/proc/self/ns/mnt")
     with open("/proc/self/mountinfo") as handle:
         assert not [line for line in handle if rootfs in line]
+    after = _propagation_of_host_mounts()  # other tests on this host add and remove mounts
+    assert {p: after[p] for p in before if p in after} == \
+        {p: before[p] for p in before if p in after} and "/" in after
+
+
+def _propagation_of_host_mounts() -> dict[str, str]:
+    """Mount point -> its optional fields (shared:N, master:N) in /proc/self/mountinfo."""
+    points = {}
+    with open("/proc/self/mountinfo") as handle:
+        for line in handle:
+            fields = line.split()
+            points[fields[4]] = " ".join(fields[6:fields.index("-")])
+    return points
 
 
 def test_joining_a_mount_namespace_by_path(peers):
