@@ -94,6 +94,7 @@ def _setup(plan: InitPlan) -> None:
         _wait_for_parent(plan.sync_fd)
     root.pivot(plan)
     root.after_pivot(plan)
+    os.umask(plan.umask)
     if plan.console_fd >= 0:  # run -t: the container's own devpts names the terminal
         from isoinspect.runtime.oci.console import become_terminal
         become_terminal(plan.console_fd, plan.console_size)

@@ -47,6 +47,7 @@ class InitPlan(Frozen):
     hostname: object = None  # str, or None to keep the (shared) UTS namespace's name
     own_net: bool = True  # a fresh network namespace: bring its loopback up
     read_only: bool = False  # remount the root read-only after set-up
+    umask: int = 0o022  # the command's (OCI process.user.umask), set once the root is made
     exec_stub_fd: int = -1  # sealed exec stub made by the parent (runtime/linux/sealed_exec)
     userns_sync_fd: int = -1  # new user namespace: wait for the parent to write id maps
     sync_fd: int = -1  # wait here for the parent's pre-start hooks ("g" = go on)

@@ -93,6 +93,8 @@ def check_process_section(process: dict) -> None:
         raise ConfigError("process.user needs integer uid and gid")
     for key in ("uid", "gid"):  # uint32, and (uid_t)-1 means "no change" to the kernel
         check_number(user.get(key, 0), f"process.user.{key}", 0, UINT32_MAX - 1)
+    if user.get("umask") is not None:
+        check_number(user["umask"], "process.user.umask", 0, UINT32_MAX)
     gids = user.get("additionalGids") or []
     if not isinstance(gids, list):
         raise ConfigError("process.user.additionalGids must be a list of integers")

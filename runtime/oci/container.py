@@ -276,6 +276,7 @@ def _create_init(store: Store, state: OciState, config: dict, pid_file: str | No
         cgroup_procs=[] if "user" in new else manager.procs_files(),
         new_cgroupns="cgroup" in new,
         read_only=bool((config.get("root") or {}).get("readonly")) and "mount" in kinds,
+        umask=translate.umask(process_spec),
         hostname=config.get("hostname") if "uts" in kinds else None,
         own_net="network" in new,
         before_exec=_start_container_hooks(start_hooks, hook_state) if start_hooks else None)

@@ -59,6 +59,12 @@ def capability_sets(process: dict) -> capabilities.CapSets:
     return capabilities.CapSets.from_oci(process.get("capabilities"))
 
 
+def umask(process: dict) -> int:
+    """process.user.umask (uint32; the kernel keeps its low 9 bits), runc's 022 if absent."""
+    value = (process.get("user") or {}).get("umask")
+    return 0o022 if value is None else int(value) & 0o777
+
+
 def unknown_capabilities(process: dict) -> list[str]:
     """Names in process.capabilities this runtime cannot grant (warned about, left out)."""
     names = {name for names in (process.get("capabilities") or {}).values()

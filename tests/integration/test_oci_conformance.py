@@ -434,6 +434,17 @@ def test_sysctl_only_in_a_namespace_of_its_own(peers):
     assert runc.code == 1 and "not allowed in host network namespace" in runc.err
 
 
+def test_process_user_umask(peers):
+    """process.user.umask (spec 1.1) is the command's umask; absent, 022."""
+    def mutate(config):
+        config["process"]["user"]["umask"] = 0o077
+        config["process"]["args"] = ["sh", "-c", "echo umask: $(umask)"]
+    iso, runc = peers.both(peers.bundle(mutate))
+    for outcome in (iso, runc):
+        assert outcome.code == 0, outcome.err
+        assert outcome.fields["umask"] == "0077"
+
+
 def test_empty_hostname_keeps_the_runtimes(peers):
     """hostname "" with a new UTS namespace: nothing is set, the name is the runtime's."""
     iso, runc = peers.both(peers.bundle(lambda config: config.update(hostname="")))

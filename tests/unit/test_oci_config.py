@@ -337,3 +337,9 @@ def test_sysctls_only_of_namespaces_not_shared_with_the_runtime(bundle, key, nam
     else:
         with pytest.raises(cfg.ConfigError, match=message):
             cfg.validate(config, bundle)
+
+
+def test_umask():
+    assert translate.umask({}) == 0o022
+    assert translate.umask({"user": {"umask": 0o077}}) == 0o077
+    assert translate.umask({"user": {"umask": 0o10077}}) == 0o077
