@@ -138,6 +138,13 @@ def check_namespaces(config: dict, bundle: str) -> None:
                 raise ConfigError(f"joining an existing {kind} namespace is not supported")
             if not os.path.exists(path):
                 raise ConfigError(f"namespace {kind} path {path}: no such file")
+    own = _own_namespaces(config)
+    if "mount" in seen and "mount" not in own:  # runc would pivot_root the host's tree
+        raise ConfigError("linux.namespaces: the mount namespace given is the runtime's own; "
+                          "leave mount out of linux.namespaces to share it")
+    if config.get("hostname") and "uts" in seen and "uts" not in own:
+        raise ConfigError("hostname: the uts namespace given is the runtime's own "
+                          "(it would rename the host)")
     section = linux(config)
     if "mount" not in seen and (section.get("maskedPaths") or section.get("readonlyPaths")):
         raise ConfigError("unable to restrict sys entries without a private MNT namespace "

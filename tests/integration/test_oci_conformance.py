@@ -370,6 +370,13 @@ def test_joining_a_mount_namespace_by_path(peers):
         finally:
             holder.kill()
             holder.wait()
+    # The runtime's own mount namespace by path: runc would pivot_root the host's tree there (not
+    # run here for that reason); isoinspect-runc refuses it before touching anything.
+    def own(config):
+        config["linux"]["namespaces"][-1] = {"type": "mount",
+                                             "path": f"/proc/{os.getpid()}/ns/mnt"}
+    refused = peers.run("iso", peers.bundle(own, tag="own"), tag="-own", wrap=False)
+    assert refused.code == 1 and "is the runtime's own" in refused.err
 
 
 def test_user_namespace_with_the_bundles_mappings(peers):

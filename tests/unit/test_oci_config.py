@@ -53,7 +53,6 @@ def test_namespaces_left_out_are_the_runtimes_own(bundle):
 def test_a_mount_namespace_path_is_left_to_the_init(bundle):
     config = base_config()
     config["linux"]["namespaces"][1] = {"type": "mount", "path": "/proc/self/ns/mnt"}
-    cfg.validate(config, bundle)
     flags, joins, new = translate.namespaces(config)
     assert joins == [] and "mount" not in new and not flags & sc.CLONE_NEWNS
     assert translate.mount_namespace_path(config) == "/proc/self/ns/mnt"
@@ -96,6 +95,10 @@ def test_five_capability_sets_and_additional_gids():
     (lambda c: c["linux"].update(namespaces=[{"type": "pid"}, {"type": "mount"}]),
      "private UTS namespace"),
     (lambda c: c["process"]["user"].update(additionalGids=[1, -2]), "additionalGids"),
+    (lambda c: c["linux"]["namespaces"].__setitem__(
+        1, {"type": "mount", "path": "/proc/self/ns/mnt"}), "mount namespace given is the run"),
+    (lambda c: c["linux"]["namespaces"].__setitem__(
+        3, {"type": "uts", "path": "/proc/self/ns/uts"}), "it would rename the host"),
     (lambda c: c["linux"]["namespaces"].__setitem__(
         0, {"type": "pid", "path": "/nonexistent/ns"}), "no such file"),
     (lambda c: c["mounts"].append({"destination": "rel"}), "absolute"),
