@@ -346,3 +346,18 @@ def test_umask():
     assert translate.umask({}) == 0o022
     assert translate.umask({"user": {"umask": 0o077}}) == 0o077
     assert translate.umask({"user": {"umask": 0o10077}}) == 0o077
+
+
+def test_a_fifo_node_adds_no_device_rule_for_either_cgroup_driver():
+    """linux.devices type p is a FIFO: no devices-cgroup rule (v1 file or v2 eBPF filter)."""
+    from isoinspect.runtime.cgroups.resources import format_device_rule
+    from isoinspect.runtime.cgroups.v2 import devices as v2_devices
+    config = base_config()
+    config["linux"]["devices"] = [{"path": "/dev/f", "type": "p"},
+                                  {"path": "/dev/u", "type": "u", "major": 7, "minor": 9}]
+    config["linux"]["resources"] = {"devices": [{"allow": False, "access": "rwm"}]}
+    rules = translate.resources(config).device_rules
+    assert [r[0] for r in rules if r[0] not in "abc"] == []
+    assert ("c", 7, 9, "rwm", True) in rules  # "u" (unbuffered char) is a char device
+    assert [format_device_rule(r) for r in rules][0] == "a *:* rwm"
+    assert v2_devices.program(v2_devices.emulate(rules))  # the v2 filter builds from them
