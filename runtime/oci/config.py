@@ -296,9 +296,26 @@ def check_resources(config: dict, bundle: str) -> None:
         raise ConfigError(f"linux.resources: {exc}") from None
 
 
+def check_root_reachable_in_user_namespace(config: dict, bundle: str) -> None:
+    """A new user namespace's root is an ordinary host uid: it must be able to search its way
+    to root.path (the check of `run --userns remap`), or the set-up fails with a bare EACCES."""
+    if not any(e.get("type") == "user" and not e.get("path")
+               for e in linux(config).get("namespaces") or ()):
+        return
+    from isoinspect.runtime.userns import blocking_directory
+    uid, gid = (next(e["hostID"] for e in linux(config)[key] if e["containerID"] == 0)
+                for key in ("uidMappings", "gidMappings"))
+    path = root_path(config, bundle)
+    blocked = blocking_directory(path, uid, gid)
+    if blocked:
+        raise ConfigError(f"root.path {path}: {blocked} is not searchable by the container's "
+                          f"root (host uid {uid}, from linux.uidMappings); make it "
+                          "world-searchable (chmod o+x) or move the bundle")
+
+
 CHECKS = (check_version, check_root, check_process, check_namespaces, check_mounts,
           check_hooks, check_sysctl, check_paths, check_propagation, check_seccomp,
-          check_resources)
+          check_resources, check_root_reachable_in_user_namespace)
 
 PROPAGATION = {"private": 1 << 18, "rprivate": (1 << 18) | 16384, "slave": 1 << 19,
                "rslave": (1 << 19) | 16384, "shared": 1 << 20, "rshared": (1 << 20) | 16384,

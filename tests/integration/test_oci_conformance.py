@@ -399,6 +399,24 @@ def test_user_namespace_with_the_bundles_mappings(peers):
             _hex(cap_mask("AUDIT_WRITE", "KILL", "NET_BIND_SERVICE"))
 
 
+def test_user_namespace_root_that_cannot_reach_root_path(peers, tmp_path, rootfs):
+    """root.path below a directory the mapped root may not search (pytest's 0700 tmp): both
+    fail; isoinspect-runc says which directory before touching anything, runc with EACCES."""
+    private = tmp_path / "private-rootfs"
+    shutil.copytree(rootfs, private, symlinks=True)
+    assert any(not os.stat(parent).st_mode & 0o001 for parent in private.parents)
+
+    def mutate(config):
+        config["root"]["path"] = str(private)
+        config["linux"]["namespaces"].append({"type": "user"})
+        mapping = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+        config["linux"].update(uidMappings=mapping, gidMappings=mapping)
+    iso, runc = peers.both(peers.bundle(mutate))
+    assert iso.code == 1 and "is not searchable by the container's root (host uid 100000" \
+        in iso.err
+    assert runc.code == 1 and "permission denied" in runc.err
+
+
 # ---- devices, hostname, masked and read-only paths -----------------------------------------
 
 def test_fifo_device_node_and_cgroup_rule_types(peers):
