@@ -133,13 +133,13 @@ def features() -> dict:
 
 def _process_from_args(args) -> dict:
     from isoinspect.runtime.oci import exec_ as ex
-    if args.process:
-        spec = ex.load_process(args.process)
-    else:
+    if not args.process:  # the bundle's process with the flags' overrides (runc's way)
         if not args.args:
             raise SystemExit("isoinspect-runc exec: give --process FILE or a command")
-        spec = {"args": list(args.args), "cwd": "/", "terminal": args.tty,
-                "env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]}
+        from isoinspect.runtime.oci.container import Store
+        return ex.process_from_bundle(Store(args.root), args.id, args.args, args.cwd,
+                                      args.env, args.user, args.tty)
+    spec = ex.load_process(args.process)
     if args.cwd:
         spec["cwd"] = args.cwd
     if args.env:

@@ -82,6 +82,9 @@ def _setup(plan: InitPlan) -> None:
     for procs in plan.cgroup_procs:
         with open(procs, "w") as handle:
             handle.write("0")
+    if plan.mount_ns_fd >= 0:  # joined here, not by the runtime: its own view stays its own
+        sc.setns(plan.mount_ns_fd, sc.CLONE_NEWNS)
+        os.close(plan.mount_ns_fd)
     if plan.new_cgroupns:
         sc.unshare(sc.CLONE_NEWCGROUP)
     os.umask(0o022)
@@ -91,6 +94,7 @@ def _setup(plan: InitPlan) -> None:
         _wait_for_parent(plan.sync_fd)
     root.pivot(plan)
     root.after_pivot(plan)
+    os.umask(plan.umask)
     if plan.console_fd >= 0:  # run -t: the container's own devpts names the terminal
         from isoinspect.runtime.oci.console import become_terminal
         become_terminal(plan.console_fd, plan.console_size)
@@ -165,8 +169,10 @@ def drop_privileges(process: ProcessPlan) -> str:
     """
     rlimits.apply_rlimits(process.rlimits)
     uid, gid, groups, home = resolve_user(process.user)
+    groups = groups + list(process.additional_gids)  # runc: the user's groups, then these
+    caps = process.caps if process.caps is not None else capabilities.CapSets(bounding=0)
     if process.no_new_privileges:
-        capabilities.switch_user(uid, gid, groups, process.caps)
+        capabilities.switch_user(uid, gid, groups, caps)
         sc.make_non_dumpable()  # a uid change resets it to fs.suid_dumpable, which may be 1
         sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
         if process.seccomp:
@@ -174,7 +180,7 @@ def drop_privileges(process: ProcessPlan) -> str:
     else:
         if process.seccomp:
             sc.load_seccomp_filter(process.seccomp)
-        capabilities.switch_user(uid, gid, groups, process.caps)
+        capabilities.switch_user(uid, gid, groups, caps)
         sc.make_non_dumpable()
     return home
 

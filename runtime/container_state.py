@@ -109,6 +109,7 @@ class OciState(Frozen):
     poststop_hooks: list = []
     seccomp_path: str = ""  # the compiled filter, for `exec` ("" without seccomp)
     no_new_privileges: bool = False  # process.noNewPrivileges, the default for `exec`
+    host_mounts: list = []  # no mount namespace: mount points made in the runtime's own
 
 
 def encode(state: Frozen) -> dict:

@@ -24,7 +24,8 @@ class ProcessPlan(Frozen):
     env: list
     workdir: str = "/"
     user: str = "0:0"  # "uid[:gid]" or a name, resolved inside the container
-    caps: int = 0  # capability bit mask kept (bounding = permitted = effective)
+    additional_gids: list = []  # OCI user.additionalGids: after the user's /etc/group ones
+    caps: object = None  # capabilities.CapSets (None: none at all)
     rlimits: list = []  # [(name, soft, hard)]
     seccomp: object = None  # compiled BPF program (bytes) or None
     no_new_privileges: bool = True
@@ -42,9 +43,11 @@ class InitPlan(Frozen):
     pdeathsig: int = 0  # signal when the parent dies (foreground runs: SIGKILL)
     cgroup_procs: list = []  # cgroup.procs files to join (empty: the parent put us there)
     new_cgroupns: bool = True
+    mount_ns_fd: int = -1  # an existing mount namespace to join (OCI path), after the cgroup
     hostname: object = None  # str, or None to keep the (shared) UTS namespace's name
     own_net: bool = True  # a fresh network namespace: bring its loopback up
     read_only: bool = False  # remount the root read-only after set-up
+    umask: int = 0o022  # the command's (OCI process.user.umask), set once the root is made
     exec_stub_fd: int = -1  # sealed exec stub made by the parent (runtime/linux/sealed_exec)
     userns_sync_fd: int = -1  # new user namespace: wait for the parent to write id maps
     sync_fd: int = -1  # wait here for the parent's pre-start hooks ("g" = go on)

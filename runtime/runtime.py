@@ -203,15 +203,8 @@ class Runtime:
         """Write the child's id maps and cgroup membership, then let it continue."""
         from isoinspect.runtime import userns
 
-        try:
-            userns.write_maps(launch.pid, record.userns)
-            for procs in cgroup_procs:
-                with open(procs, "w") as handle:
-                    handle.write(str(launch.pid))
-        except BaseException:
-            launch.abort()
-            raise
-        launch.release_user_namespace()
+        ranges = record.userns
+        userns.map_child(launch, [(0, *ranges["uid"])], [(0, *ranges["gid"])], cgroup_procs)
 
     def _run_prestart_hooks(self, hooks: list, record: ContainerState,
                             launch: Launch) -> ContainerState:
@@ -280,7 +273,8 @@ class Runtime:
         return ProcessPlan(
             argv=argv or record.argv, env=env or record.env,
             workdir=workdir or record.workdir, user=user or record.user,
-            caps=capabilities.parse_capabilities(spec["cap_add"], spec["cap_drop"]),
+            caps=capabilities.CapSets.docker(
+                capabilities.parse_capabilities(spec["cap_add"], spec["cap_drop"])),
             rlimits=self.default_rlimits(bool(record.userns)),
             seccomp=self._seccomp_program() if spec["seccomp"] else None)
 

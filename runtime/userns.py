@@ -40,12 +40,29 @@ def prepare_dirs(paths: list[str], ranges: dict) -> None:
         os.chown(path, uid, gid)
 
 
-def write_maps(pid: int, ranges: dict) -> None:
-    """Map 0..count-1 in the child's namespace to the host range (we are root outside)."""
-    for kind in ("uid", "gid"):
-        first, count = ranges[kind]
+def write_id_maps(pid: int, uid_lines: list[tuple[int, int, int]],
+                  gid_lines: list[tuple[int, int, int]]) -> None:
+    """Write (container id, host id, size) lines to the child's uid_map and gid_map: the
+    `run --userns remap` range or an OCI bundle's uidMappings/gidMappings."""
+    for kind, lines in (("uid", uid_lines), ("gid", gid_lines)):
         with open(f"/proc/{pid}/{kind}_map", "w") as handle:
-            handle.write(f"0 {first} {count}\n")
+            handle.write("".join(f"{inner} {outer} {size}\n" for inner, outer, size in lines))
+
+
+def map_child(launch, uid_lines: list[tuple[int, int, int]],
+              gid_lines: list[tuple[int, int, int]], cgroup_procs: list[str]) -> None:
+    """The parent's side of a child cloned into a new user namespace: write its id maps and
+    put it in its cgroup (those files belong to the host's root, whom the child is not any
+    more), then let it go on; on failure the child is killed."""
+    try:
+        write_id_maps(launch.pid, uid_lines, gid_lines)
+        for procs in cgroup_procs:
+            with open(procs, "w") as handle:
+                handle.write(str(launch.pid))
+    except BaseException:
+        launch.abort()
+        raise
+    launch.release_user_namespace()
 
 
 def blocking_directory(path: str, uid: int, gid: int) -> str | None:

@@ -41,6 +41,8 @@ def resolve_user(spec: str, etc: str = "/etc") -> tuple[int, int, list[int], str
                 raise IsoinspectError(f"unable to find group {group}: no matching entries in "
                                       "group file")
             gid = int(match[2])
-    extra = sorted({int(g[2]) for g in groups
-                    if len(g) >= 4 and name and name in g[3].split(",") and g[2].isdigit()})
+    # The user's /etc/group memberships only when no group is named (libcontainer's rule,
+    # which Docker and runc follow: "uid:gid" gets no supplementary groups from the image).
+    extra = [] if group else sorted({int(g[2]) for g in groups if len(g) >= 4 and name and
+                                     name in g[3].split(",") and g[2].isdigit()})
     return uid, gid, extra, home

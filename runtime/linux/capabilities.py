@@ -3,37 +3,43 @@
 A capability set is handled as an int bit mask (bit n = capability number n), the form capset(2)
 and /proc/<pid>/status (CapEff, CapBnd...) use.
 
-What a container process gets, as Docker does it (moby ``oci.SetCapabilities`` since 20.10.14,
-the fix for CVE-2022-24769):
+What a container process gets is a ``CapSets``: the five sets of an OCI
+``process.capabilities`` (bounding, effective, permitted, inheritable, ambient), applied each as
+given, the way runc does for a bundle. `isoinspect run` builds them with Docker's rule (moby
+``oci.SetCapabilities`` since 20.10.14, the fix for CVE-2022-24769): ``CapSets.docker(mask)``
 - bounding set = the mask, for every user: the most any later exec (set-uid or file capabilities
   included) can ever give back;
 - user 0: effective = permitted = the mask; inheritable and ambient empty;
-- any other user: effective = permitted = inheritable = ambient = empty, which is also what
-  execve() leaves a non-root process without file capabilities.
-Inheritable stays empty even for root (the brief suggested mask): a non-empty inheritable set
-is what CVE-2022-24769 was about, it would hand the mask to programs with inheritable file
-capabilities run by a non-root user.
+- any other user: effective = permitted = inheritable = ambient = empty. The user is only known
+  inside the container (a name in its /etc/passwd), so that rule is applied there
+  (``CapSets.for_user``).
 
 The order the container child must use (the one runc uses), done by ``switch_user``:
  1. drop the bounding set      PR_CAPBSET_DROP needs CAP_SETPCAP in the effective set
  2. clear ambient
- 3. PR_SET_KEEPCAPS=1          so setuid() to non-zero does not wipe the permitted set (with
-                               Docker's rule a non-root user ends with nothing anyway, so
-                               this matters only if non-root users ever get capabilities)
+ 3. PR_SET_KEEPCAPS=1          so setuid() to non-zero does not wipe the permitted set: a
+                               non-root user of a bundle keeps the capabilities it asks for
  4. setgroups, setresgid, setresuid   these need CAP_SETGID/CAP_SETUID, still effective here
  5. PR_SET_KEEPCAPS=0
- 6. capset(effective, permitted, inheritable)   last: it removes the powers the steps above use
+ 6. capset(effective, permitted, inheritable)   it removes the powers the steps above use
+ 7. raise each ambient capability (PR_CAP_AMBIENT_RAISE): only possible once it is in both
+    the permitted and inheritable sets; one that is not is left out silently, as runc does.
+    Ambient is what a non-root process keeps across execve (then permitted = effective =
+    ambient), so the exec'd command of a non-root user ends with the sets the bundle asks.
 Anything else that needs privileges (rlimits above the hard limit, mounts, sethostname) comes
 before; no_new_privs and seccomp may come after (with no_new_privs set, seccomp needs no
 capability). After the set-up, exec.
 
-Only os is imported at module level: this module is on the container start path. The ctypes
+Only os and the project's Frozen are imported at module level: this module is on the
+container start path. The ctypes
 wrappers (``syscalls``) are imported by the functions that make system calls.
 """
 
 from __future__ import annotations
 
 import os
+
+from isoinspect.runtime.frozen import Frozen
 
 # Index = capability number (linux/capability.h), names without the CAP_ prefix.
 CAPABILITY_NAMES = (
@@ -114,6 +120,12 @@ def mask_of(names: list[str] | tuple[str, ...]) -> int:
     for name in names:
         mask |= 1 << cap_number(name)
     return mask
+
+
+def known_names(names) -> list[str]:
+    """The names this table knows (a newer kernel's capability is left out, not an error)."""
+    return [name for name in names if name.strip().upper().removeprefix("CAP_")
+            in CAPABILITY_NUMBERS]
 
 
 def names_of(mask: int) -> list[str]:
@@ -199,12 +211,12 @@ def _kernel_mask(mask: int, last: int) -> int:
     return mask & ((1 << (last + 1)) - 1)
 
 
-def _capset(sc, granted: int) -> None:
-    """capset(granted, granted, 0); EPERM names the capabilities this process lacks itself."""
+def _capset(sc, effective: int, permitted: int, inheritable: int = 0) -> None:
+    """capset; EPERM names the capabilities this process lacks itself."""
     try:
-        sc.capset(granted, granted, 0)
+        sc.capset(effective, permitted, inheritable)
     except PermissionError:
-        missing = granted & ~sc.capget()[1]
+        missing = (permitted | effective) & ~sc.capget()[1]
         if not missing:
             raise
         raise PermissionError(1, "capset: the runtime itself lacks "
@@ -223,24 +235,72 @@ def apply_capabilities(mask: int) -> None:
     mask = _kernel_mask(mask, last)
     drop_bounding_set(mask, last)
     clear_ambient()
-    _capset(_syscalls(), mask)
+    _capset(_syscalls(), mask, mask)
 
 
-def switch_user(uid: int, gid: int, groups: list[int] | tuple[int, ...], mask: int) -> None:
-    """Become the container user with Docker's capabilities, in runc's order (see module doc).
+class CapSets(Frozen):
+    """The five capability sets of a container process, as bit masks (OCI
+    ``process.capabilities``); ``docker_rule``: a non-root user gets only the bounding set."""
 
-    uid 0 ends with effective = permitted = bounding = mask; any other uid with only the
-    bounding set = mask and every other set empty (CapEff 0), so only a set-uid-root or
-    file-capability binary can regain capabilities, and never more than mask.
+    bounding: int
+    effective: int = 0
+    permitted: int = 0
+    inheritable: int = 0
+    ambient: int = 0
+    docker_rule: bool = False
+
+    @classmethod
+    def docker(cls, mask: int) -> "CapSets":
+        """Docker's sets for `run` (see the module doc): root gets mask, others nothing."""
+        return cls(bounding=mask, effective=mask, permitted=mask, docker_rule=True)
+
+    @classmethod
+    def from_oci(cls, section: dict | None) -> "CapSets":
+        """An OCI ``process.capabilities`` object: each set as given, absent = empty."""
+        section = section or {}
+        return cls(**{kind: mask_of(known_names(section.get(kind) or ()))
+                      for kind in ("bounding", "effective", "permitted", "inheritable",
+                                   "ambient")})
+
+    def for_user(self, uid: int) -> "CapSets":
+        """The sets ``uid`` ends with: Docker's rule keeps only bounding for non-root."""
+        if self.docker_rule and uid != 0:
+            return CapSets(bounding=self.bounding)
+        return self
+
+
+def raise_ambient(mask: int, last: int) -> None:
+    """Raise each ambient capability of mask; one not in both permitted and inheritable is
+    refused by the kernel (EPERM) and left out, as runc does (kernels before 4.3: EINVAL)."""
+    sc = _syscalls()
+    for number in range(last + 1):
+        if mask >> number & 1:
+            try:
+                sc.prctl(sc.PR_CAP_AMBIENT, sc.PR_CAP_AMBIENT_RAISE, number)
+            except OSError as exc:
+                if exc.errno not in (1, 22):  # EPERM, EINVAL
+                    raise
+
+
+def switch_user(uid: int, gid: int, groups: list[int] | tuple[int, ...],
+                caps: "CapSets | int") -> None:
+    """Become the container user with its capability sets, in runc's order (see module doc).
+
+    ``caps`` as an int is Docker's rule for that mask (``CapSets.docker``).
     """
+    if isinstance(caps, int):
+        caps = CapSets.docker(caps)
     sc = _syscalls()
     last = last_cap()
-    mask = _kernel_mask(mask, last)
-    drop_bounding_set(mask, last)
+    sets = caps.for_user(uid)
+    drop_bounding_set(_kernel_mask(sets.bounding, last), last)
     clear_ambient()
     sc.prctl(sc.PR_SET_KEEPCAPS, 1)
     os.setgroups(list(groups))
     os.setresgid(gid, gid, gid)
     os.setresuid(uid, uid, uid)
     sc.prctl(sc.PR_SET_KEEPCAPS, 0)
-    _capset(sc, mask if uid == 0 else 0)
+    _capset(sc, _kernel_mask(sets.effective, last), _kernel_mask(sets.permitted, last),
+            _kernel_mask(sets.inheritable, last))
+    if sets.ambient:
+        raise_ambient(_kernel_mask(sets.ambient, last), last)

@@ -50,3 +50,18 @@ def mount_points_under(target: str, mountinfo: str = MOUNTINFO) -> list[str]:
             if point == base or point.startswith(base + "/"):
                 points.add(point)
     return sorted(points, key=lambda p: (p.count("/"), p))
+
+
+def detach_tree(target: str, mountinfo: str = MOUNTINFO) -> None:
+    """Lazily unmount every mount at or below ``target``, children first (stacked mounts
+    included): what a container that shared the runtime's mount namespace left there."""
+    for _ in range(16):  # a bound limit on stacked mounts at one point
+        points = mount_points_under(target, mountinfo)
+        if not points:
+            return
+        for point in reversed(points):
+            try:
+                sc.umount2(point, sc.MNT_DETACH)
+            except OSError as exc:
+                if exc.errno not in (errno.EINVAL, errno.ENOENT):
+                    raise

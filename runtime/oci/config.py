@@ -14,7 +14,7 @@ import re
 from isoinspect.runtime.errors import IsoinspectError
 from isoinspect.runtime.linux import namespaces
 
-JOINABLE_NAMESPACES = ("pid", "network", "ipc", "uts", "cgroup")
+JOINABLE_NAMESPACES = ("pid", "network", "ipc", "uts", "cgroup", "mount")
 HOOK_KINDS = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart",
               "poststop")
 ID_PATTERN = re.compile(r"^[\w+\-.]+$")
@@ -93,14 +93,21 @@ def check_process_section(process: dict) -> None:
         raise ConfigError("process.user needs integer uid and gid")
     for key in ("uid", "gid"):  # uint32, and (uid_t)-1 means "no change" to the kernel
         check_number(user.get(key, 0), f"process.user.{key}", 0, UINT32_MAX - 1)
-    from isoinspect.runtime.linux import capabilities
-    for kind, names in (process.get("capabilities") or {}).items():
-        for name in names or ():
-            try:
-                capabilities.cap_number(name)
-            except ValueError:
-                raise ConfigError(f"process.capabilities.{kind}: unknown capability "
-                                  f"{name!r}") from None
+    if user.get("umask") is not None:
+        check_number(user["umask"], "process.user.umask", 0, UINT32_MAX)
+    gids = user.get("additionalGids") or []
+    if not isinstance(gids, list):
+        raise ConfigError("process.user.additionalGids must be a list of integers")
+    for gid in gids:
+        check_number(gid, "process.user.additionalGids[]", 0, UINT32_MAX - 1)
+    caps = process.get("capabilities") or {}
+    if not isinstance(caps, dict):
+        raise ConfigError("process.capabilities must be an object")
+    for kind, names in caps.items():
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise ConfigError(f"process.capabilities.{kind} must be a list of names")
+    # An unknown name is not an error: the spec asks for a warning, runc 1.1 logs one and
+    # leaves it out (translate.unknown_capabilities, capabilities.CapSets.from_oci).
     from isoinspect.runtime.linux.rlimits import RLIMIT_NUMBERS
     for limit in process.get("rlimits") or ():
         if not isinstance(limit, dict):
@@ -113,6 +120,8 @@ def check_process_section(process: dict) -> None:
 
 
 def check_namespaces(config: dict, bundle: str) -> None:
+    """A kind left out of linux.namespaces is the runtime's own (the spec); what runc refuses
+    without a namespace of its own (new or joined) is refused too."""
     seen = set()
     for entry in linux(config).get("namespaces") or ():
         kind = entry.get("type")
@@ -121,16 +130,47 @@ def check_namespaces(config: dict, bundle: str) -> None:
         if kind in seen:
             raise ConfigError(f"namespace {kind!r} listed twice")
         seen.add(kind)
-        if kind in ("user", "time"):
-            raise ConfigError(f"{kind} namespaces are not supported by isoinspect yet")
+        if kind == "time":
+            raise ConfigError("time namespaces are not supported by isoinspect yet")
         path = entry.get("path")
         if path:
             if kind not in JOINABLE_NAMESPACES:
                 raise ConfigError(f"joining an existing {kind} namespace is not supported")
             if not os.path.exists(path):
                 raise ConfigError(f"namespace {kind} path {path}: no such file")
-    if "mount" not in seen:
-        raise ConfigError("a mount namespace is required (linux.namespaces has no 'mount')")
+    own = _own_namespaces(config)
+    if "mount" in seen and "mount" not in own:  # runc would pivot_root the host's tree
+        raise ConfigError("linux.namespaces: the mount namespace given is the runtime's own; "
+                          "leave mount out of linux.namespaces to share it")
+    if config.get("hostname") and "uts" in seen and "uts" not in own:
+        raise ConfigError("hostname: the uts namespace given is the runtime's own "
+                          "(it would rename the host)")
+    section = linux(config)
+    if "mount" not in seen and (section.get("maskedPaths") or section.get("readonlyPaths")):
+        raise ConfigError("unable to restrict sys entries without a private MNT namespace "
+                          "(maskedPaths/readonlyPaths need a mount namespace)")
+    if config.get("hostname") and "uts" not in seen:
+        raise ConfigError("unable to set hostname without a private UTS namespace")
+    mappings = section.get("uidMappings") or section.get("gidMappings")
+    if mappings and "user" not in seen:
+        raise ConfigError("user namespace mappings specified, but linux.namespaces has no user")
+    if "user" in seen:
+        check_id_mappings(section)
+
+
+def check_id_mappings(section: dict) -> None:
+    """A new user namespace needs uid and gid maps that map the container's root."""
+    for key in ("uidMappings", "gidMappings"):
+        entries = section.get(key)
+        if not isinstance(entries, list) or not entries:
+            raise ConfigError(f"linux.{key} is required with a user namespace")
+        for entry in entries:
+            if not isinstance(entry, dict):
+                raise ConfigError(f"linux.{key}: each entry must be an object")
+            for field in ("containerID", "hostID", "size"):
+                check_number(entry.get(field), f"linux.{key}[].{field}", 0, UINT32_MAX)
+        if not any(e["containerID"] == 0 and e["size"] > 0 for e in entries):
+            raise ConfigError(f"linux.{key}: no mapping for the container's root (0)")
 
 
 def check_mounts(config: dict, bundle: str) -> None:
@@ -156,10 +196,49 @@ def check_hooks(config: dict, bundle: str) -> None:
                 raise ConfigError(f"hooks.{kind}: path must be absolute, got {path!r}")
 
 
+IPC_SYSCTLS = ("kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem",
+               "kernel.shmall", "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced")
+
+
 def check_sysctl(config: dict, bundle: str) -> None:
+    """Only sysctls of a namespace the container does not share with the runtime (runc's
+    rule): with a kind left out of linux.namespaces, or joined at the runtime's own, the
+    write would change the host's value."""
+    own = _own_namespaces(config)
     for key in linux(config).get("sysctl") or {}:
         if "/" in key or ".." in key.split("."):
             raise ConfigError(f"sysctl {key!r}: bad name")
+        if key in IPC_SYSCTLS or key.startswith("fs.mqueue."):
+            kind = "ipc"
+        elif key.startswith("net."):
+            kind = "network"
+        elif key == "kernel.domainname":
+            kind = "uts"
+        elif key == "kernel.hostname":
+            raise ConfigError(f"sysctl {key!r} is not allowed: it conflicts with 'hostname'")
+        else:
+            raise ConfigError(f"sysctl {key!r} is not in a separate kernel namespace")
+        if kind not in own:
+            raise ConfigError(f"sysctl {key!r} is not allowed in the runtime's (host's) "
+                              f"{kind} namespace")
+
+
+def _own_namespaces(config: dict) -> set[str]:
+    """Kinds the container does not share with the runtime: new ones, and joined ones that
+    are not the runtime's own (same device and inode as /proc/self/ns/<kind>)."""
+    own = set()
+    for entry in linux(config).get("namespaces") or ():
+        kind, path = entry.get("type"), entry.get("path")
+        if not path:
+            own.add(kind)
+            continue
+        try:
+            joined, mine = os.stat(path), os.stat(f"/proc/self/ns/{namespaces.PROC_BY_OCI[kind]}")
+        except (OSError, KeyError):
+            continue
+        if (joined.st_dev, joined.st_ino) != (mine.st_dev, mine.st_ino):
+            own.add(kind)
+    return own
 
 
 def check_paths(config: dict, bundle: str) -> None:
@@ -207,15 +286,36 @@ def check_resources(config: dict, bundle: str) -> None:
     for rule in resources.get("devices") or ():
         if not isinstance(rule, dict):
             raise ConfigError("linux.resources.devices: each rule must be an object")
+        if rule.get("type") not in (None, "a", "b", "c"):  # the spec's (and runc's) types
+            raise ConfigError(f"linux.resources.devices: invalid cgroup device type "
+                              f"{rule.get('type')!r} (a, b or c; a FIFO node goes in "
+                              "linux.devices)")
     try:
         translate.resources(config)
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"linux.resources: {exc}") from None
 
 
+def check_root_reachable_in_user_namespace(config: dict, bundle: str) -> None:
+    """A new user namespace's root is an ordinary host uid: it must be able to search its way
+    to root.path (the check of `run --userns remap`), or the set-up fails with a bare EACCES."""
+    if not any(e.get("type") == "user" and not e.get("path")
+               for e in linux(config).get("namespaces") or ()):
+        return
+    from isoinspect.runtime.userns import blocking_directory
+    uid, gid = (next(e["hostID"] for e in linux(config)[key] if e["containerID"] == 0)
+                for key in ("uidMappings", "gidMappings"))
+    path = root_path(config, bundle)
+    blocked = blocking_directory(path, uid, gid)
+    if blocked:
+        raise ConfigError(f"root.path {path}: {blocked} is not searchable by the container's "
+                          f"root (host uid {uid}, from linux.uidMappings); make it "
+                          "world-searchable (chmod o+x) or move the bundle")
+
+
 CHECKS = (check_version, check_root, check_process, check_namespaces, check_mounts,
           check_hooks, check_sysctl, check_paths, check_propagation, check_seccomp,
-          check_resources)
+          check_resources, check_root_reachable_in_user_namespace)
 
 PROPAGATION = {"private": 1 << 18, "rprivate": (1 << 18) | 16384, "slave": 1 << 19,
                "rslave": (1 << 19) | 16384, "shared": 1 << 20, "rshared": (1 << 20) | 16384,

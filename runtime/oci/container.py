@@ -24,7 +24,7 @@ from isoinspect.runtime.errors import IsoinspectError
 from isoinspect.runtime.fsutil import write_atomic
 from isoinspect.runtime.linux import namespaces
 from isoinspect.runtime.oci import config as cfg
-from isoinspect.runtime.oci import translate
+from isoinspect.runtime.oci import shared_ns, translate
 
 OCI_VERSION = "1.0.2"
 DEFAULT_ROOT = "/run/isoinspect-runc"
@@ -128,6 +128,11 @@ def create(store: Store, cid: str, bundle: str, pid_file: str | None = None,
     config = cfg.load_config(bundle)
     cfg.validate(config, bundle)
     process_spec = config["process"]
+    unknown = translate.unknown_capabilities(process_spec)
+    if unknown:  # the spec: a warning, not a failure (runc 1.1 does the same)
+        _warn(f"ignoring unknown or unavailable capabilities: {', '.join(unknown)}")
+    for message in translate.ignored_labels(process_spec):
+        _warn(message)
     if process_spec.get("terminal") and not console_socket:
         raise cfg.ConfigError("process.terminal is true: --console-socket is required")
     os.makedirs(store.root, 0o711, exist_ok=True)
@@ -156,6 +161,7 @@ def create(store: Store, cid: str, bundle: str, pid_file: str | None = None,
 
 
 def _cleanup(state: OciState, directory: str) -> None:
+    shared_ns.undo_mounts(state.host_mounts, _warn)
     if state.cgroup_created:
         try:
             _manager(state.cgroup).destroy()
@@ -213,6 +219,7 @@ def _create_init(store: Store, state: OciState, config: dict, pid_file: str | No
     process_spec = config["process"]
     linux = translate.linux(config)
     flags, joins, new = translate.namespaces(config)
+    kinds = translate.namespace_kinds(config)
     resources = translate.resources(config)
     seccomp = _seccomp_bytes(config)
     if seccomp is not None:
@@ -252,7 +259,11 @@ def _create_init(store: Store, state: OciState, config: dict, pid_file: str | No
         cgroup_dirs=_cgroup_dirs(manager),
         create_container_hooks=translate.hooks(config, "createContainer"),
         hook_state=hook_state, terminal=terminal, console_fd=console_fd,
-        console_size=process_spec.get("consoleSize"))
+        console_size=process_spec.get("consoleSize"), own_mounts="mount" in kinds,
+        userns="user" in new)
+    if "mount" not in kinds:  # mounts made in the runtime's namespace: `delete` undoes them
+        state = state.replace(host_mounts=shared_ns.mount_targets(state.rootfs, mounts))
+        store.save(state)
     fifo = os.path.join(directory, "exec.fifo")
     os.mkfifo(fifo, 0o600)
     start_fd = os.open(fifo, os.O_RDWR | os.O_CLOEXEC)
@@ -262,9 +273,11 @@ def _create_init(store: Store, state: OciState, config: dict, pid_file: str | No
     plan = InitPlan(
         process=process_plan.replace(preserve_fds=max(0, int(preserve_fds))), root=root,
         rootfs=state.rootfs, start_fd=start_fd, pdeathsig=0,
-        cgroup_procs=manager.procs_files(), new_cgroupns="cgroup" in new,
-        read_only=bool((config.get("root") or {}).get("readonly")),
-        hostname=config.get("hostname") if "uts" in new else None,
+        cgroup_procs=[] if "user" in new else manager.procs_files(),
+        new_cgroupns="cgroup" in new,
+        read_only=bool((config.get("root") or {}).get("readonly")) and "mount" in kinds,
+        umask=translate.umask(process_spec),
+        hostname=config.get("hostname") if "uts" in kinds else None,
         own_net="network" in new,
         before_exec=_start_container_hooks(start_hooks, hook_state) if start_hooks else None)
     try:
@@ -281,14 +294,20 @@ def _create_init(store: Store, state: OciState, config: dict, pid_file: str | No
                                f"{exc.strerror}") from None
             finally:
                 os.close(fd)
-        launch = clone_init(plan, flags, pre_start_hooks=bool(pre_hooks), create_start=True)
+        plan = shared_ns.join_mount_namespace(plan, translate.mount_namespace_path(config))
+        launch = clone_init(plan, flags, pre_start_hooks=bool(pre_hooks), create_start=True,
+                            user_namespace="user" in new)
     except BaseException:
         os.close(start_fd)
         raise
     finally:
         if console_sock is not None:
             console_sock.close()
+        if plan.mount_ns_fd >= 0:
+            os.close(plan.mount_ns_fd)
     pid = launch.pid
+    if "user" in new:
+        shared_ns.map_user_namespace(launch, config, manager.procs_files())
     state = state.replace(pid=pid, pid_ticks=process.start_ticks(pid))
     store.save(state)
     try:
@@ -406,6 +425,7 @@ def delete(store: Store, cid: str, force: bool = False) -> None:
         _manager(state.cgroup).destroy()
     except (OSError, ValueError) as exc:
         _warn(f"cgroup {state.cgroup}: {exc}")
+    shared_ns.undo_mounts(state.host_mounts, _warn)
     hooks = state.poststop_hooks
     if hooks:
         from isoinspect.runtime.oci import hooks as hooks_mod

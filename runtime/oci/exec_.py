@@ -28,6 +28,30 @@ def load_process(path: str) -> dict:
     return spec
 
 
+def process_from_bundle(store: Store, cid: str, argv: list[str], cwd: str | None = None,
+                        env: list[str] = (), user: str | None = None,
+                        tty: bool = False) -> dict:
+    """`exec ID ARGS` without --process: the bundle's own process section with these
+    overrides, as runc does (so the command keeps the container's capabilities, user,
+    rlimits and environment; --env adds to it, --cwd and --user replace)."""
+    state = store.load(cid)
+    config = cfg.load_config(state.bundle)
+    spec = dict(config.get("process") or {})
+    spec["args"] = list(argv)
+    spec["env"] = list(spec.get("env") or []) + list(env)
+    spec["terminal"] = bool(tty)
+    spec.setdefault("cwd", "/")
+    if cwd:
+        spec["cwd"] = cwd
+    if user:
+        uid, sep, gid = user.partition(":")
+        spec["user"] = dict(spec.get("user") or {}, uid=int(uid))
+        if sep:
+            spec["user"]["gid"] = int(gid)
+    cfg.check_process_section(spec)
+    return spec
+
+
 def execute(store: Store, cid: str, spec: dict, detach: bool = False,
             pid_file: str | None = None, console_socket: str | None = None) -> int:
     from isoinspect.runtime import enter

@@ -118,22 +118,33 @@ class BundleRoot(Frozen):
     terminal: bool = False
     console_fd: int = -1
     console_size: object = None
+    # False: no mount namespace in linux.namespaces, so the runtime's own (the spec). Then, as
+    # runc does, the mounts go below root.path there and the init chroots into it; unlike
+    # runc, the propagation of the runtime's / is left alone (it is the host's).
+    own_mounts: bool = True
+    userns: bool = False  # a new user namespace: mknod is refused, bind the host's nodes
 
     def before_pivot(self, plan) -> None:
         root = plan.rootfs
-        sc.mount(None, "/", None, self.propagation)
-        sc.mount(root, root, None, sc.MS_BIND | sc.MS_REC)
+        if self.own_mounts:
+            sc.mount(None, "/", None, self.propagation)
+            sc.mount(root, root, None, sc.MS_BIND | sc.MS_REC)
         for mount in self.mounts:
             mount_one(root, mount, self, plan.own_net)
         if self.has_dev:
-            make_devices(root, self.devices)
+            make_devices(root, self.devices, self.userns)
 
     def pivot(self, plan) -> None:
         from isoinspect.runtime import rootfs
         if self.create_container_hooks:  # in the container's mount ns, before pivot_root
             from isoinspect.runtime.oci.hooks import run_hooks_in_child
             run_hooks_in_child(self.create_container_hooks, self.hook_state)
-        rootfs.pivot_into(plan.rootfs)
+        if self.own_mounts:
+            rootfs.pivot_into(plan.rootfs)
+        else:  # pivot_root would move the runtime's own root: chroot, as runc does
+            os.chdir(plan.rootfs)
+            os.chroot(".")
+            os.chdir("/")
 
     def after_pivot(self, plan) -> None:
         from isoinspect.runtime.linux import paths_policy
@@ -143,7 +154,7 @@ class BundleRoot(Frozen):
         # After pivot_root: an absolute symlink in the image cannot lead outside any more.
         paths_policy.readonly_paths("", self.readonly)
         paths_policy.mask_paths("", self.masked)
-        if self.propagation_after:
+        if self.propagation_after and self.own_mounts:  # else "/" is a mount of the host's
             sc.mount(None, "/", None, self.propagation_after)
         check_executable(plan.process)
         if self.terminal:
@@ -224,8 +235,11 @@ def mount_cgroup(dest: str, flags: int, bundle: BundleRoot) -> None:
         sc.mount(None, dest, None, sc.MS_REMOUNT | base | sc.MS_RDONLY, "mode=755")
 
 
-def make_devices(root: str, devices: list[dict]) -> None:
-    """Default nodes, the spec's linux.devices, /dev links and /dev/ptmx -> pts/ptmx."""
+def make_devices(root: str, devices: list[dict], bind: bool = False) -> None:
+    """Default nodes, the spec's linux.devices, /dev links and /dev/ptmx -> pts/ptmx.
+
+    ``bind``: in a user namespace mknod is refused, so the host's node at the same path is
+    bound instead (runc does the same); a FIFO (type p) is still made, mkfifo needs nothing."""
     specs = [{"path": p, "type": "c", "major": ma, "minor": mi, "fileMode": 0o666}
              for p, ma, mi in DEFAULT_DEVICES]
     specs += list(devices)
@@ -236,6 +250,10 @@ def make_devices(root: str, devices: list[dict]) -> None:
         os.makedirs(os.path.dirname(path), 0o755, exist_ok=True)
         if os.path.lexists(path):
             os.unlink(path)
+        if bind and kind != _S_IFIFO:
+            os.close(os.open(path, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o600))
+            sc.mount(dev["path"], path, None, sc.MS_BIND)
+            continue
         os.mknod(path, mode | kind, os.makedev(dev.get("major", 0), dev.get("minor", 0)))
         os.chmod(path, mode)
         if dev.get("uid") is not None or dev.get("gid") is not None:

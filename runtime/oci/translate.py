@@ -18,12 +18,15 @@ def linux(config: dict) -> dict:
 
 
 def namespaces(config: dict) -> tuple[int, list[tuple[str, str]], set[str]]:
-    """(clone flags for new namespaces except cgroup, [(kind, path) to join], new kinds)."""
+    """(clone flags for new namespaces except cgroup, [(kind, path) the runtime joins before
+    the clone], new kinds). A mount namespace given by path is joined by the init itself
+    (``mount_namespace_path``): the runtime must keep its own file system view."""
     flags, joins, new = 0, [], set()
     for entry in linux(config).get("namespaces") or ():
         kind, path = entry["type"], entry.get("path")
         if path:
-            joins.append((kind, path))
+            if kind != "mount":
+                joins.append((kind, path))
         else:
             new.add(kind)
             if kind != "cgroup":  # the child unshares it after joining its cgroup
@@ -31,15 +34,55 @@ def namespaces(config: dict) -> tuple[int, list[tuple[str, str]], set[str]]:
     return flags, joins, new
 
 
-def capability_mask(process: dict) -> int:
-    """The mask for capabilities.switch_user: the bounding set (Docker gives equal sets)."""
-    caps = process.get("capabilities")
-    if caps is None:
-        return 0
-    names = caps.get("bounding")
-    if names is None:
-        names = caps.get("permitted") or caps.get("effective") or []
-    return capabilities.mask_of(names)
+def mount_namespace_path(config: dict) -> str | None:
+    for entry in linux(config).get("namespaces") or ():
+        if entry["type"] == "mount" and entry.get("path"):
+            return entry["path"]
+    return None
+
+
+def namespace_kinds(config: dict) -> set[str]:
+    """Every kind listed, new or joined: what runc's ``Namespaces.Contains`` answers."""
+    return {entry["type"] for entry in linux(config).get("namespaces") or ()}
+
+
+def id_mappings(config: dict) -> tuple[list[tuple[int, int, int]], list[tuple[int, int, int]]]:
+    """linux.uidMappings/gidMappings as (container id, host id, size) lines."""
+    def lines(key: str) -> list[tuple[int, int, int]]:
+        return [(int(m["containerID"]), int(m["hostID"]), int(m["size"]))
+                for m in linux(config).get(key) or ()]
+    return lines("uidMappings"), lines("gidMappings")
+
+
+def capability_sets(process: dict) -> capabilities.CapSets:
+    """process.capabilities -> the five sets, each as given (a set left out is empty)."""
+    return capabilities.CapSets.from_oci(process.get("capabilities"))
+
+
+def umask(process: dict) -> int:
+    """process.user.umask (uint32; the kernel keeps its low 9 bits), runc's 022 if absent."""
+    value = (process.get("user") or {}).get("umask")
+    return 0o022 if value is None else int(value) & 0o777
+
+
+def unknown_capabilities(process: dict) -> list[str]:
+    """Names in process.capabilities this runtime cannot grant (warned about, left out)."""
+    names = {name for names in (process.get("capabilities") or {}).values()
+             for name in names or ()}
+    return sorted(names - set(capabilities.known_names(names)))
+
+
+def ignored_labels(process: dict) -> list[str]:
+    """process.apparmorProfile/selinuxLabel: isoinspect applies neither (its `features` says
+    so), so each given is a warning. runc refuses them where the host lacks the LSM."""
+    return [f"process.{key} {process[key]!r} is ignored: isoinspect-runc applies no "
+            f"{lsm} labels" for key, lsm in (("apparmorProfile", "AppArmor"),
+                                                ("selinuxLabel", "SELinux"))
+            if process.get(key)]
+
+
+def additional_gids(process: dict) -> list[int]:
+    return [int(gid) for gid in (process.get("user") or {}).get("additionalGids") or ()]
 
 
 def rlimits(process: dict) -> list[tuple[str, int, int]]:
@@ -53,7 +96,9 @@ def rlimits(process: dict) -> list[tuple[str, int, int]]:
 
 def _rlim(value: int) -> int:
     import resource
-    return resource.RLIM_INFINITY if value < 0 or value >= (1 << 64) - 1 else value
+    # rlim_t is unsigned, Python passes it as a signed 64-bit number: from 2**63 up it is
+    # as good as unlimited (and cannot be passed otherwise)
+    return resource.RLIM_INFINITY if value < 0 or value >= (1 << 63) else value
 
 
 def process_plan(process: dict, seccomp: bytes | None, container_nnp: bool = False):
@@ -63,7 +108,8 @@ def process_plan(process: dict, seccomp: bytes | None, container_nnp: bool = Fal
     from isoinspect.runtime.init_plan import ProcessPlan
     return ProcessPlan(argv=list(process["args"]), env=environment(process),
                        workdir=process.get("cwd") or "/", user=user_spec(process),
-                       caps=capability_mask(process), rlimits=rlimits(process),
+                       additional_gids=additional_gids(process),
+                       caps=capability_sets(process), rlimits=rlimits(process),
                        seccomp=seccomp,
                        no_new_privileges=bool(process.get("noNewPrivileges", container_nnp)))
 
@@ -130,8 +176,10 @@ def resources(config: dict) -> Resources:
         # runc always allows its default devices (and the spec's device nodes) after the list.
         device_rules += list(DEFAULT_DEVICE_RULES[1:])
         for dev in linux(config).get("devices") or ():
-            device_rules.append((dev.get("type", "c") if dev.get("type") != "u" else "c",
-                                 dev.get("major"), dev.get("minor"), "rwm", True))
+            kind = {"u": "c"}.get(dev.get("type", "c"), dev.get("type", "c"))
+            if kind == "p":  # a FIFO node: no device, nothing for the devices cgroup to allow
+                continue
+            device_rules.append((kind, dev.get("major"), dev.get("minor"), "rwm", True))
     kwargs = {"memory": limit, "memory_swap": swap,
               "memory_reservation": memory.get("reservation") or None,
               "cpu_quota_us": quota, "cpu_shares": shares,

@@ -35,7 +35,8 @@ def test_one_process_builder_for_an_oci_init_and_exec():
                "rlimits": [{"type": "RLIMIT_NOFILE", "soft": 10, "hard": 20}]}
     init = translate.process_plan(section, b"bpf")
     assert (init.argv, init.env, init.workdir, init.user) == (["sh"], ["A=1"], "/tmp", "5:6")
-    assert init.caps == 1 << 5 and init.rlimits == [("nofile", 10, 20)]
+    assert init.caps.bounding == 1 << 5 and init.caps.effective == 0
+    assert init.rlimits == [("nofile", 10, 20)]
     assert init.seccomp == b"bpf" and init.no_new_privileges is False
     # an exec'd process without its own flag gets the container's (runc does the same)
     assert translate.process_plan(section, None, container_nnp=True).no_new_privileges

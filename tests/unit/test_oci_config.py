@@ -41,6 +41,39 @@ def test_valid_config_passes(bundle):
     cfg.validate(base_config(), bundle)
 
 
+def test_namespaces_left_out_are_the_runtimes_own(bundle):
+    """The spec: a kind not listed is shared with the runtime; even none at all is valid."""
+    config = base_config()
+    config.pop("hostname")
+    config["linux"]["namespaces"] = []
+    cfg.validate(config, bundle)
+    assert translate.namespaces(config) == (0, [], set())
+
+
+def test_a_mount_namespace_path_is_left_to_the_init(bundle):
+    config = base_config()
+    config["linux"]["namespaces"][1] = {"type": "mount", "path": "/proc/self/ns/mnt"}
+    flags, joins, new = translate.namespaces(config)
+    assert joins == [] and "mount" not in new and not flags & sc.CLONE_NEWNS
+    assert translate.mount_namespace_path(config) == "/proc/self/ns/mnt"
+    assert "mount" in translate.namespace_kinds(config)
+
+
+def test_five_capability_sets_and_additional_gids():
+    process = {"capabilities": {"bounding": ["CAP_KILL", "CAP_CHOWN"],
+                                "effective": ["CAP_KILL"], "permitted": ["CAP_KILL"],
+                                "inheritable": ["CAP_CHOWN"], "ambient": ["CAP_KILL"]},
+               "user": {"uid": 1, "gid": 2, "additionalGids": [7, 3]}}
+    sets = translate.capability_sets(process)
+    kill, chown = 1 << 5, 1 << 0
+    assert (sets.bounding, sets.effective, sets.permitted, sets.inheritable, sets.ambient) == \
+        (kill | chown, kill, kill, chown, kill)
+    assert sets.for_user(1) is sets  # a bundle's sets hold for any user
+    assert translate.additional_gids(process) == [7, 3]
+    docker = capabilities.CapSets.docker(kill)
+    assert docker.for_user(0) is docker and docker.for_user(1).effective == 0
+
+
 @pytest.mark.parametrize("mutate, message", [
     (lambda c: c.update(ociVersion="2.0"), "ociVersion"),
     (lambda c: c["root"].update(path="nope"), "no such directory"),
@@ -49,16 +82,30 @@ def test_valid_config_passes(bundle):
     (lambda c: c["process"].update(cwd="relative"), "process.cwd"),
     (lambda c: c["linux"]["namespaces"].append({"type": "bogus"}), "unknown namespace type"),
     (lambda c: c["linux"]["namespaces"].append({"type": "pid"}), "listed twice"),
-    (lambda c: c["linux"]["namespaces"].append({"type": "user"}), "not supported"),
-    (lambda c: c["linux"].update(namespaces=[{"type": "pid"}]), "mount namespace"),
+    (lambda c: c["linux"]["namespaces"].append({"type": "time"}), "not supported"),
+    (lambda c: c["linux"]["namespaces"].append({"type": "user"}), "uidMappings is required"),
+    (lambda c: (c["linux"]["namespaces"].append({"type": "user"}),
+                c["linux"].update(uidMappings=[{"containerID": 1, "hostID": 5, "size": 1}],
+                                  gidMappings=[{"containerID": 0, "hostID": 5, "size": 1}])),
+     "no mapping for the container's root"),
+    (lambda c: c["linux"].update(uidMappings=[{"containerID": 0, "hostID": 5, "size": 1}]),
+     "no user"),
+    (lambda c: c["linux"].update(namespaces=[{"type": "pid"}, {"type": "uts"}],
+                                 maskedPaths=["/proc/kcore"]), "private MNT namespace"),
+    (lambda c: c["linux"].update(namespaces=[{"type": "pid"}, {"type": "mount"}]),
+     "private UTS namespace"),
+    (lambda c: c["process"]["user"].update(additionalGids=[1, -2]), "additionalGids"),
+    (lambda c: c["linux"]["namespaces"].__setitem__(
+        1, {"type": "mount", "path": "/proc/self/ns/mnt"}), "mount namespace given is the run"),
+    (lambda c: c["linux"]["namespaces"].__setitem__(
+        3, {"type": "uts", "path": "/proc/self/ns/uts"}), "it would rename the host"),
     (lambda c: c["linux"]["namespaces"].__setitem__(
         0, {"type": "pid", "path": "/nonexistent/ns"}), "no such file"),
     (lambda c: c["mounts"].append({"destination": "rel"}), "absolute"),
     (lambda c: c["mounts"].append({"destination": "/a/../b"}), ".."),
     (lambda c: c.update(hooks={"prestartt": []}), "unknown hook kind"),
     (lambda c: c.update(hooks={"prestart": [{"path": "rel"}]}), "must be absolute"),
-    (lambda c: c["process"]["capabilities"].update(bounding=["CAP_BOGUS"]),
-     "unknown capability"),
+    (lambda c: c["process"]["capabilities"].update(bounding="CAP_KILL"), "list of names"),
     (lambda c: c["process"].update(rlimits=[{"type": "RLIMIT_BOGUS"}]), "unknown type"),
     (lambda c: c["linux"].update(rootfsPropagation="weird"), "rootfsPropagation"),
     (lambda c: c["linux"].update(seccomp={"defaultAction": "SCMP_ACT_NOPE"}), "seccomp"),
@@ -116,7 +163,7 @@ def test_namespaces_translation():
 
 def test_process_translation():
     process = base_config()["process"]
-    assert translate.capability_mask(process) == capabilities.mask_of(["CHOWN", "KILL"])
+    assert translate.capability_sets(process).bounding == capabilities.mask_of(["CHOWN", "KILL"])
     assert translate.rlimits(process) == [("nofile", 1024, 2048)]
     assert translate.user_spec({"user": {"uid": 5, "gid": 7}}) == "5:7"
 
@@ -246,3 +293,71 @@ def test_parse_signal():
     assert parse_signal("KILL") == 9 and parse_signal("SIGTERM") == 15
     assert parse_signal("9") == 9
     assert parse_signal("SIGBOGUS") is None
+
+
+def test_rlimits_from_2_to_the_63_up_are_unlimited():
+    """uint64 in the spec; Python passes rlim_t signed, so those values mean unlimited."""
+    import resource
+    section = {"rlimits": [{"type": "RLIMIT_MEMLOCK", "soft": 1 << 63, "hard": (1 << 64) - 1}]}
+    assert translate.rlimits(section) == [("memlock", resource.RLIM_INFINITY,
+                                           resource.RLIM_INFINITY)]
+
+
+def test_unknown_capabilities_are_left_out_with_a_warning(bundle):
+    config = base_config()
+    config["process"]["capabilities"]["bounding"] += ["CAP_BOGUS", "CAP_FROM_A_NEWER_KERNEL"]
+    cfg.validate(config, bundle)  # the spec: warn, do not fail
+    process = config["process"]
+    assert translate.unknown_capabilities(process) == ["CAP_BOGUS", "CAP_FROM_A_NEWER_KERNEL"]
+    assert translate.capability_sets(process).bounding == capabilities.mask_of(["CHOWN", "KILL"])
+
+
+def test_lsm_labels_are_named_as_ignored():
+    assert translate.ignored_labels({}) == []
+    warnings = translate.ignored_labels({"apparmorProfile": "p", "selinuxLabel": "l"})
+    assert [w.split()[0] for w in warnings] == ["process.apparmorProfile", "process.selinuxLabel"]
+
+
+@pytest.mark.parametrize("key, namespaces, message", [
+    ("net.ipv4.ip_forward", ["mount", "network"], None),
+    ("net.ipv4.ip_forward", ["mount"], "host's\\) network namespace"),
+    ("net.ipv4.ip_forward", [("network", "/proc/self/ns/net")], "host's\\) network"),
+    ("kernel.shmmax", ["ipc"], None),
+    ("fs.mqueue.msg_max", ["mount"], "ipc namespace"),
+    ("kernel.domainname", ["uts"], None),
+    ("kernel.hostname", ["uts"], "conflicts with 'hostname'"),
+    ("vm.swappiness", ["mount", "network", "ipc", "uts"], "not in a separate kernel namespace"),
+])
+def test_sysctls_only_of_namespaces_not_shared_with_the_runtime(bundle, key, namespaces, message):
+    """runc's rule: writing a sysctl of a namespace shared with the runtime changes the host."""
+    config = base_config()
+    config.pop("hostname")
+    config["linux"].update(sysctl={key: "1"}, namespaces=[
+        {"type": ns} if isinstance(ns, str) else {"type": ns[0], "path": ns[1]}
+        for ns in namespaces])
+    if message is None:
+        cfg.validate(config, bundle)
+    else:
+        with pytest.raises(cfg.ConfigError, match=message):
+            cfg.validate(config, bundle)
+
+
+def test_umask():
+    assert translate.umask({}) == 0o022
+    assert translate.umask({"user": {"umask": 0o077}}) == 0o077
+    assert translate.umask({"user": {"umask": 0o10077}}) == 0o077
+
+
+def test_a_fifo_node_adds_no_device_rule_for_either_cgroup_driver():
+    """linux.devices type p is a FIFO: no devices-cgroup rule (v1 file or v2 eBPF filter)."""
+    from isoinspect.runtime.cgroups.resources import format_device_rule
+    from isoinspect.runtime.cgroups.v2 import devices as v2_devices
+    config = base_config()
+    config["linux"]["devices"] = [{"path": "/dev/f", "type": "p"},
+                                  {"path": "/dev/u", "type": "u", "major": 7, "minor": 9}]
+    config["linux"]["resources"] = {"devices": [{"allow": False, "access": "rwm"}]}
+    rules = translate.resources(config).device_rules
+    assert [r[0] for r in rules if r[0] not in "abc"] == []
+    assert ("c", 7, 9, "rwm", True) in rules  # "u" (unbuffered char) is a char device
+    assert [format_device_rule(r) for r in rules][0] == "a *:* rwm"
+    assert v2_devices.program(v2_devices.emulate(rules))  # the v2 filter builds from them

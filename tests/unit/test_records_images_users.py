@@ -129,7 +129,8 @@ def test_resolve_user(tmp_path):
     etc = str(tmp_path)
     assert resolve_user("", etc) == (0, 0, [], "/root")
     assert resolve_user("app", etc) == (1000, 1001, [2000], "/home/app")
-    assert resolve_user("1000:extra", etc) == (1000, 2000, [2000], "/home/app")
+    # a named group: no memberships from /etc/group (libcontainer's rule, Docker's and runc's)
+    assert resolve_user("1000:extra", etc) == (1000, 2000, [], "/home/app")
     assert resolve_user("4242", etc) == (4242, 0, [], "/")
     with pytest.raises(IsoinspectError):
         resolve_user("ghost", etc)
