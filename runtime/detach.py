@@ -71,6 +71,10 @@ def _monitor(runtime: Runtime, record: ContainerState, remove: bool, log_path: s
         except IsoinspectError as exc:
             os.write(write_fd, f"{exc.exit_code} {exc}".encode())
             os._exit(0)
+        except Exception as exc:  # a bug: said in one line rather than "the monitor died"
+            os.write(write_fd, f"125 internal error in the monitor: {type(exc).__name__}: "
+                               f"{exc}".encode())
+            os._exit(1)
         finally:
             os.close(out_w)
             os.close(err_w)

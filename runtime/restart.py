@@ -52,6 +52,10 @@ def _ready_again(runtime: Runtime, record: ContainerState) -> ContainerState:
     if record.status == Status.CREATED:
         if runtime.containers.creator_alive(record.id):
             raise Conflict(f"container {record.name} is being created")
+    # The last monitor records the exit first, then removes the cgroup and undoes the
+    # network, then drops its lock: wait for that before making them again.
+    with runtime.containers.monitor_lock(record.id, blocking=True):
+        pass
     runtime.containers.mark_creator(record.id)
     manager = runtime.cgroup(record)
     manager.create()
