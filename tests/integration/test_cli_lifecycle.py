@@ -15,6 +15,8 @@ import time
 
 import pytest
 
+from conftest import wait_for
+
 NONE = ("--network", "none")
 
 
@@ -22,16 +24,6 @@ def _wait_exited(iso, name: str) -> int:
     """Block until the container has exited (``wait``); its exit code."""
     done = iso("wait", name, check=True, timeout=60)
     return int(done.stdout.strip())
-
-
-def _until(predicate, timeout: float = 30.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _pid(iso, name: str) -> int:
@@ -141,7 +133,8 @@ def test_restart_changes_the_pid_and_keeps_the_network(iso):
         open(f"/proc/{first}/cmdline").read() != open(f"/proc/{second}/cmdline").read()
     state = json.loads(iso("inspect", "lc-restart", check=True).stdout)[0]
     assert state["State"]["Running"] and state["NetworkSettings"]["IPAddress"]
-    _until(lambda: iso("logs", "lc-restart").stdout == "up\nup\n", what="the second run's line")
+    wait_for(lambda: iso("logs", "lc-restart").stdout == "up\nup\n", "the second run's line",
+             timeout=30, interval=0.1)
     stopped = iso("stop", "-t", "1", "lc-restart", check=True)
     assert stopped.returncode == 0
     assert iso("restart", "-t", "1", "lc-restart", check=True).stdout == "lc-restart\n"
@@ -154,8 +147,8 @@ def test_stats_no_stream_memory_within_limit_and_pids(iso):
     iso("run", "-d", *NONE, "--memory", "64m", "--name", "lc-stats", "busybox", "sh", "-c",
         "dd if=/dev/zero of=/dev/shm/fill bs=1M count=20 2>/dev/null; "
         "sleep 300 & sleep 300 & sleep 300 & touch /tmp/ready; wait", check=True)
-    _until(lambda: iso("exec", "lc-stats", "test", "-e", "/tmp/ready").returncode == 0,
-           what="the sleeps")
+    wait_for(lambda: iso("exec", "lc-stats", "test", "-e", "/tmp/ready").returncode == 0,
+             "the sleeps", timeout=30, interval=0.1)
     done = iso("stats", "--no-stream", "--format", "{{.MemUsage}}|{{.MemPerc}}|{{.PIDs}}",
                "lc-stats", check=True)
     usage, percent, pids = done.stdout.strip().split("|")
@@ -178,7 +171,8 @@ def test_stats_stream_prints_readings_until_interrupted(iso):
     iso("run", "-d", *NONE, "--name", "lc-stream", "busybox", "sleep", "300", check=True)
     streaming = iso.popen("stats", "--format", "{{.Name}} {{.PIDs}}")
     try:
-        _until(lambda: select.select([streaming.stdout], [], [], 1)[0], what="a first reading")
+        wait_for(lambda: select.select([streaming.stdout], [], [], 1)[0], "a first reading",
+                 timeout=30)
         first = streaming.stdout.readline()
         second = streaming.stdout.readline()  # the next reading, a second later
     finally:
@@ -192,7 +186,8 @@ def test_top_lists_the_containers_processes_and_no_others(iso):
     iso("run", "-d", *NONE, "--name", "lc-top", "busybox", "sh", "-c",
         "sleep 301 & sleep 302 & wait", check=True)
     iso("run", "-d", *NONE, "--name", "lc-other", "busybox", "sleep", "303", check=True)
-    _until(lambda: len(iso("top", "lc-top").stdout.splitlines()) == 4, what="both sleeps")
+    wait_for(lambda: len(iso("top", "lc-top").stdout.splitlines()) == 4, "both sleeps",
+             timeout=30, interval=0.1)
     lines = iso("top", "lc-top", check=True).stdout.splitlines()
     assert lines[0].split() == ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"]
     assert lines[0].startswith("UID" + " " * 17 + "PID")
