@@ -108,6 +108,19 @@ def _stats_row(stats, ref: str, no_trunc: bool) -> dict:
             "PIDs": str(stats.pids)}
 
 
+def _still_there(runtime, named: list[tuple[str, str]]) -> list:
+    """(name given, current record) of the named containers not removed meanwhile."""
+    from isoinspect.runtime.errors import NotFound
+
+    pairs = []
+    for ref, cid in named:
+        try:
+            pairs.append((ref, runtime.containers.load(cid)))
+        except NotFound:
+            continue
+    return pairs
+
+
 @click.command("stats")
 @click.option("-a", "--all", "all_", is_flag=True, help="All containers (default: running).")
 @click.option("--no-stream", is_flag=True, help="Print one reading and exit.")
@@ -124,12 +137,15 @@ def stats_cmd(ctx: click.Context, all_: bool, no_stream: bool, no_trunc: bool,
     if fmt:
         parse(fmt)  # a bad template fails before the first reading
     runtime = _runtime(ctx)
-    named = [(ref, runtime.get(ref)) for ref in containers]
+    named = [(ref, runtime.get(ref).id) for ref in containers]
     previous: dict = {}
     while True:
-        pairs = named or [(r.name, r) for r in runtime.list(all_)]
         if named:
-            pairs = [(ref, runtime.get(record.id)) for ref, record in named]
+            pairs = _still_there(runtime, named)
+            if not pairs:
+                return  # every container named was removed while we watched
+        else:
+            pairs = [(r.name, r) for r in runtime.list(all_)]
         found, previous = sample(runtime, [record for _, record in pairs], previous, 0.5)
         rows = [_stats_row(stats, ref, no_trunc) for stats, (ref, _) in zip(found, pairs)]
         if not no_stream and sys.stdout.isatty():

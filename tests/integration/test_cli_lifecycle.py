@@ -250,3 +250,24 @@ def test_logs_written_by_an_older_isoinspect_are_still_read(iso):
     assert iso("logs", "--tail", "1", "lc-old", check=True).stdout == "last"
     refused = iso("logs", "-t", "lc-old")
     assert refused.returncode == 1 and len(refused.stderr.splitlines()) == 1
+
+
+def test_two_starts_at_once_run_the_container_once(iso):
+    iso("run", "-d", *NONE, "--name", "lc-twice", "busybox", "sleep", "300", check=True)
+    iso("stop", "-t", "0", "lc-twice", check=True)
+    starts = [iso.popen("start", "lc-twice") for _ in range(2)]
+    results = [(p.wait(timeout=60), p.communicate()) for p in starts]
+    assert any(code == 0 for code, _ in results), results
+    for code, (out, err) in results:  # the other one found it running, or being started
+        assert (code, out) == (0, "lc-twice\n") or (code == 1 and "being started" in err)
+    rows = iso("top", "lc-twice", check=True).stdout.splitlines()[1:]
+    assert len(rows) == 1 and rows[0].endswith("sleep 300")
+
+
+def test_stats_cpu_percent_of_a_busy_loop_under_a_quota(iso):
+    """Docker: CPU % is CPU time over wall time (x100); --cpus 0.5 caps it near 50%."""
+    iso("run", "-d", *NONE, "--cpus", "0.5", "--name", "lc-busy", "busybox", "sh", "-c",
+        "while :; do :; done", check=True)
+    done = iso("stats", "--no-stream", "--format", "{{.CPUPerc}}", "lc-busy", check=True)
+    percent = float(done.stdout.strip().rstrip("%"))
+    assert 1 < percent < 75, done.stdout
