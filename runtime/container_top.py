@@ -1,8 +1,10 @@
 """``isoinspect top``: the container's processes, as ``docker top`` finds them.
 
-The host's ``ps`` runs with the user's options (``-ef`` by default) and its rows are kept when
-their PID column holds a process of the container's cgroup; the last column keeps its spaces
-(the command line). Any ps option works, as long as the output has a PID column.
+The host's ``ps`` runs with the user's options (``-ef`` by default) and ``-q`` with the pids of
+the container's cgroup (so ``-o pid,comm`` alone lists them too), again without ``-q`` where an
+option refuses it; rows are kept when their PID column holds one of those pids, and the last
+column keeps its spaces (the command line). Any ps option works, as long as the output has a
+PID column.
 """
 
 from __future__ import annotations
@@ -53,14 +55,22 @@ def top(runtime: Runtime, ref: str, ps_args: list[str]) -> ProcessTable:
     record = runtime.get(ref)
     if record.status != Status.RUNNING:
         raise Conflict(f"container {record.id} is not running", exit_code=1)
-    pids = set(runtime.cgroup(record).pids())
-    try:
-        done = subprocess.run(["ps", *(ps_args or DEFAULT_PS_ARGS)], capture_output=True,
-                              text=True, timeout=30)
-    except FileNotFoundError:
-        raise IsoinspectError("ps is not installed on this host (package procps)",
-                              exit_code=1) from None
+    pids = runtime.cgroup(record).pids()
+    args = list(ps_args or DEFAULT_PS_ARGS)
+    done = None
+    if pids:  # only these processes, whatever else the options select (-o alone: none)
+        done = _ps(args + ["-q", ",".join(map(str, pids))])
+    if done is None or done.returncode != 0:  # options -q does not mix with (f): filter after
+        done = _ps(args)
     if done.returncode != 0:
         first = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[0]
         raise IsoinspectError(f"ps: {first}", exit_code=1)
-    return parse_ps(done.stdout, pids)
+    return parse_ps(done.stdout, set(pids))
+
+
+def _ps(args: list[str]) -> subprocess.CompletedProcess:
+    try:
+        return subprocess.run(["ps", *args], capture_output=True, text=True, timeout=30)
+    except FileNotFoundError:
+        raise IsoinspectError("ps is not installed on this host (package procps)",
+                              exit_code=1) from None
