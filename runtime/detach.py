@@ -82,7 +82,11 @@ def _monitor(runtime: Runtime, record: ContainerState, remove: bool, log_path: s
         os.close(write_fd)
         from isoinspect.runtime.log_copier import copy_streams  # after the CLI has returned
 
-        copy_streams(out_r, err_r, log_fd)
+        try:
+            exit_fd = os.pidfd_open(started.pid)
+        except OSError:  # before Linux 5.3: wait for the pipes alone
+            exit_fd = -1
+        copy_streams(out_r, err_r, log_fd, exit_fd)
         runtime.wait_child(started)
         if remove:
             runtime.remove(record.id, force=True)

@@ -32,17 +32,34 @@ def split_lines(stream: int, now: int, buffer: bytes) -> tuple[list[bytes], byte
     return records, rest
 
 
-def copy_streams(out_fd: int, err_fd: int, log_fd: int) -> None:
+AFTER_EXIT_SECONDS = 2.0  # how long pipes may stay open once PID 1 has exited
+
+
+def copy_streams(out_fd: int, err_fd: int, log_fd: int, exit_fd: int = -1) -> None:
     """Append what the two pipes carry to ``log_fd`` as records until both reach EOF; the pipe
     descriptors are closed. A failed write (a full disk) loses those lines but keeps draining,
-    so the container never blocks on a full pipe."""
+    so the container never blocks on a full pipe. ``exit_fd`` (a pidfd of PID 1) bounds the
+    wait: should anything outside the container hold a pipe open after PID 1 exited, copying
+    stops AFTER_EXIT_SECONDS later, so the exit code is still recorded."""
     streams = {out_fd: STDOUT, err_fd: STDERR}
     pending = {out_fd: b"", err_fd: b""}
     poller = select.poll()
     for fd in streams:
         poller.register(fd, select.POLLIN)
+    if exit_fd >= 0:
+        poller.register(exit_fd, select.POLLIN)
+    deadline = None
     while streams:
-        for fd, _ in poller.poll():
+        timeout = None
+        if deadline is not None:
+            timeout = (deadline - time.monotonic()) * 1000
+            if timeout <= 0:
+                break
+        for fd, _ in poller.poll(timeout):
+            if fd == exit_fd:
+                poller.unregister(fd)
+                deadline = time.monotonic() + AFTER_EXIT_SECONDS
+                continue
             if fd not in streams:
                 continue
             data = os.read(fd, 65536)
@@ -55,7 +72,15 @@ def copy_streams(out_fd: int, err_fd: int, log_fd: int) -> None:
                 os.close(fd)
                 del streams[fd]
             if records:
-                try:
-                    os.write(log_fd, b"".join(records))
-                except OSError:
-                    pass
+                _append(log_fd, records)
+    for fd, stream in streams.items():  # given up on after the exit: keep what came
+        if pending[fd]:
+            _append(log_fd, [encode(stream, time.time_ns(), pending[fd])])
+        os.close(fd)
+
+
+def _append(log_fd: int, records: list[bytes]) -> None:
+    try:
+        os.write(log_fd, b"".join(records))
+    except OSError:
+        pass

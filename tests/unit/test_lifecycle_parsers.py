@@ -113,3 +113,32 @@ def test_parse_ps_needs_a_pid_column():
 ])
 def test_sizes_as_go_units(size, decimal, binary):
     assert (human_size(size), bytes_size(size)) == (decimal, binary)
+
+
+def test_copy_streams_stops_after_pid1_exit_even_if_a_pipe_stays_open(tmp_path, monkeypatch):
+    import subprocess
+    import threading
+
+    from isoinspect.runtime import log_copier
+
+    monkeypatch.setattr(log_copier, "AFTER_EXIT_SECONDS", 0.2)
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    os.write(out_w, b"kept\npartial")
+    os.close(err_w)
+    child = subprocess.Popen(["sleep", "0.3"])
+    exit_fd = os.pidfd_open(child.pid)
+    path = str(tmp_path / "container-frames.log")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT)
+    copier = threading.Thread(target=copy_streams, args=(out_r, err_r, fd, exit_fd))
+    try:
+        copier.start()
+        copier.join(timeout=30)  # out_w is still open: only the exit ends the copy
+        assert not copier.is_alive()
+    finally:
+        child.wait()
+        os.close(out_w)
+        os.close(exit_fd)
+        os.close(fd)
+    with LogFile(path) as log:
+        assert [r.data for r in log.read_rest()] == [b"kept\n", b"partial"]
