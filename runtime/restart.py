@@ -16,7 +16,7 @@ from typing import Iterator
 
 from isoinspect.runtime.container_logs import Output, follow
 from isoinspect.runtime.container_state import ContainerState, Status
-from isoinspect.runtime.errors import Conflict, NotFound
+from isoinspect.runtime.errors import Conflict, IsoinspectError, NotFound
 from isoinspect.runtime.log_reader import LogFile, LogQuery
 from isoinspect.runtime.records import LOG_FILE
 from isoinspect.runtime.runtime import Runtime
@@ -97,7 +97,10 @@ def start_attached(runtime: Runtime, ref: str, output: Output) -> int:
     offset = os.path.getsize(path) if os.path.exists(path) else 0
     forwarder = SignalForwarder()
     try:
-        record = start(runtime, cid)
+        try:
+            record = start(runtime, cid)
+        except IsoinspectError as exc:  # Docker: 1 when the start fails, whatever the cause
+            raise IsoinspectError(str(exc), exit_code=1) from None
         forwarder.attach(record.pid)
         if record.log != path:  # it was already running, logging to an older file
             path, offset = record.log, os.path.getsize(record.log)

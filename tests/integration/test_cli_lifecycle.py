@@ -216,10 +216,13 @@ def test_top_lists_the_containers_processes_and_no_others(iso):
      "template parsing error: ... can't evaluate field Bogus"),
     (("start", "-a", "lc-err", "lc-err-up"), 1,
      "you cannot start and attach multiple containers at once"),
+    (("start", "lc-err-bad"), 1, 'failed to create shim task: ... exec: "/nonexistent" ...'),
+    (("start", "-a", "lc-err-bad"), 1, "the same message, exit 1"),
 ])
 def test_errors_are_one_line_with_dockers_exit_code(iso, args, code, docker):
     iso("run", *NONE, "--name", "lc-err", "busybox", "true", check=True)
     iso("run", "-d", *NONE, "--name", "lc-err-up", "busybox", "sleep", "300", check=True)
+    assert iso("run", *NONE, "--name", "lc-err-bad", "busybox", "/nonexistent").returncode == 127
     done = iso(*args)
     assert done.returncode == code, (args, done.stderr, docker)
     assert len(done.stderr.splitlines()) == 1 and "Traceback" not in done.stderr, done.stderr
