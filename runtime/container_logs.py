@@ -81,13 +81,21 @@ def show_logs(runtime: Runtime, ref: str, query: LogQuery, output: Output,
     except FileNotFoundError:
         return  # its monitor died before writing anything
     with log:
-        if log.legacy and (output.timestamps or query.since_ns or query.until_ns):
+        if log.legacy and (output.timestamps or query.since_ns is not None
+                           or query.until_ns is not None):
             raise IsoinspectError(f"the log of {record.name} was written by an older isoinspect, "
                                   "without times: -t, --since and --until cannot apply",
                                   exit_code=1)
-        if not follow_output:
+        last = None
+        if query.tail is not None and query.since_ns is None and query.until_ns is None:
+            last = log.read_last(query.tail)
+        if last is not None:
+            output.write(last)
+        elif not follow_output:
             output.write(select(log.read_rest(), query))
+        else:
+            output.write(select(log.read_new(), query))
+        if not follow_output:
             return
-        output.write(select(log.read_new(), query))
         follow(runtime, record.id, log, LogQuery(since_ns=query.since_ns,
                                                  until_ns=query.until_ns), output)

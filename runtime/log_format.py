@@ -9,6 +9,8 @@ the container's whole life) and output needs no escaping.
   record = stream (1 byte: 1 stdout, 2 stderr)
          + time (8 bytes, big-endian: ns since the epoch when the monitor read the line)
          + length (4 bytes, big-endian) + that many bytes of output (the line with its "\\n")
+         + length again (4 bytes), so ``--tail N`` reads N records back from the end
+           instead of the whole file (Docker's json-file reads backwards too)
 
 A line longer than MAX_LINE is cut into several records, and a last line without a newline is
 written when its stream ends (Docker does both, with 16 KiB). Logs written before this format
@@ -23,12 +25,14 @@ from isoinspect.runtime.records import LOG_FILE
 
 STDOUT, STDERR = 1, 2
 HEADER_SIZE = 13
+TRAILER_SIZE = 4
 MAX_LINE = 16384
 
 
 def encode(stream: int, time_ns: int, data: bytes) -> bytes:
     """One record."""
-    return bytes((stream,)) + time_ns.to_bytes(8, "big") + len(data).to_bytes(4, "big") + data
+    length = len(data).to_bytes(4, "big")
+    return bytes((stream,)) + time_ns.to_bytes(8, "big") + length + data + length
 
 
 def is_legacy(path: str) -> bool:

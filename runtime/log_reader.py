@@ -13,7 +13,10 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Iterable
 
-from isoinspect.runtime.log_format import HEADER_SIZE, STDOUT, is_legacy
+from isoinspect.runtime.log_format import HEADER_SIZE, STDERR, STDOUT, TRAILER_SIZE, is_legacy
+
+_FRAME = HEADER_SIZE + TRAILER_SIZE
+_BLOCK = 1 << 16  # bytes read at a time going backwards
 
 
 @dataclass(frozen=True)
@@ -34,17 +37,20 @@ class LogQuery:
     until_ns: int | None = None
 
 
+def _record(buffer: bytes, start: int, length: int) -> LogRecord:
+    return LogRecord(buffer[start], int.from_bytes(buffer[start + 1:start + 9], "big"),
+                     buffer[start + HEADER_SIZE:start + HEADER_SIZE + length])
+
+
 def decode(buffer: bytes) -> tuple[list[LogRecord], int]:
     """The complete records at the start of ``buffer`` and how many bytes they took."""
     records, offset = [], 0
     while offset + HEADER_SIZE <= len(buffer):
         length = int.from_bytes(buffer[offset + 9:offset + 13], "big")
-        end = offset + HEADER_SIZE + length
+        end = offset + _FRAME + length
         if end > len(buffer):
             break
-        records.append(LogRecord(buffer[offset],
-                                 int.from_bytes(buffer[offset + 1:offset + 9], "big"),
-                                 buffer[offset + HEADER_SIZE:end]))
+        records.append(_record(buffer, offset, length))
         offset = end
     return records, offset
 
@@ -79,6 +85,45 @@ class LogFile:
         records, used = decode(buffer)
         self._partial = buffer[used:]
         return records
+
+    def read_last(self, count: int) -> list[LogRecord] | None:
+        """The last ``count`` records, read backwards from the end (what ``--tail`` costs
+        is then what it prints); later reads go on from the end. None when the end is not a
+        whole record (the monitor is writing one) or the log is legacy: read forward then."""
+        if self.legacy or self.offset or self._partial:
+            return None
+        end = cursor = self.size()
+        buffer, buffer_start = b"", end  # the file's bytes [buffer_start, end) read so far
+        found: list[LogRecord] = []
+
+        def have(start: int) -> bool:
+            nonlocal buffer, buffer_start
+            if start < 0:
+                return False
+            if start < buffer_start:
+                # at least double what is held: a long tail costs O(n), not O(n^2)
+                begin = max(0, min(start, buffer_start - max(_BLOCK, len(buffer))))
+                buffer = os.pread(self._fd, buffer_start - begin, begin) + buffer
+                buffer_start = begin
+            return True
+
+        while len(found) < count and cursor > 0:
+            if not have(cursor - TRAILER_SIZE):
+                return None
+            at = cursor - buffer_start
+            length = int.from_bytes(buffer[at - TRAILER_SIZE:at], "big")
+            start = cursor - _FRAME - length
+            if not have(start):
+                return None
+            at = start - buffer_start
+            if buffer[at] not in (STDOUT, STDERR) or \
+                    int.from_bytes(buffer[at + 9:at + 13], "big") != length:
+                return None
+            found.append(_record(buffer, at, length))
+            cursor = start
+        self.offset = end
+        found.reverse()
+        return found
 
     def read_rest(self) -> list[LogRecord]:
         """Everything left, a legacy log's last line without a newline included (the

@@ -24,9 +24,9 @@ def test_records_round_trip_and_a_torn_record_waits():
 
 def test_split_lines_keeps_the_partial_line_and_cuts_long_ones():
     records, rest = split_lines(STDOUT, 1, b"one\ntwo\nthr")
-    assert [r[13:] for r in records] == [b"one\n", b"two\n"] and rest == b"thr"
+    assert [r[13:-4] for r in records] == [b"one\n", b"two\n"] and rest == b"thr"
     records, rest = split_lines(STDERR, 1, b"x" * (MAX_LINE + 10) + b"\n")
-    assert [len(r) - 13 for r in records] == [MAX_LINE, 11] and rest == b""
+    assert [len(r) - 17 for r in records] == [MAX_LINE, 11] and rest == b""
     assert all(r[0] == STDERR for r in records)
 
 
@@ -142,3 +142,35 @@ def test_copy_streams_stops_after_pid1_exit_even_if_a_pipe_stays_open(tmp_path, 
         os.close(fd)
     with LogFile(path) as log:
         assert [r.data for r in log.read_rest()] == [b"kept\n", b"partial"]
+
+
+def _log(tmp_path, records: list[bytes]) -> str:
+    path = tmp_path / "container-frames.log"
+    path.write_bytes(b"".join(records))
+    return str(path)
+
+
+def test_read_last_reads_back_from_the_end_then_follows_on(tmp_path):
+    lines = [encode(STDOUT if i % 3 else STDERR, i, b"line %d\n" % i * (1 + i % 50))
+             for i in range(20000)]
+    path = _log(tmp_path, lines)
+    with LogFile(path) as log:
+        last = log.read_last(3)
+        assert [r.time_ns for r in last] == [19997, 19998, 19999]
+        assert last[0].stream == STDOUT and last[1].stream == STDERR
+        assert log.read_new() == []
+        with open(path, "ab") as handle:
+            handle.write(encode(STDOUT, 20000, b"later\n"))
+        assert [r.data for r in log.read_new()] == [b"later\n"]
+    with LogFile(path) as log:  # more than there are: all of them, in order
+        every = log.read_last(10**6)
+        assert [r.time_ns for r in every] == list(range(20001))
+    with LogFile(path) as log:
+        assert log.read_last(0) == []
+
+
+def test_read_last_gives_up_on_a_torn_end(tmp_path):
+    path = _log(tmp_path, [encode(STDOUT, 1, b"a\n"), encode(STDOUT, 2, b"bb\n")[:-3]])
+    with LogFile(path) as log:
+        assert log.read_last(1) is None
+        assert [r.data for r in log.read_new()] == [b"a\n"]  # forward: the whole ones
