@@ -274,3 +274,22 @@ def test_stats_cpu_percent_of_a_busy_loop_under_a_quota(iso):
     done = iso("stats", "--no-stream", "--format", "{{.CPUPerc}}", "lc-busy", check=True)
     percent = float(done.stdout.strip().rstrip("%"))
     assert 1 < percent < 75, done.stdout
+
+
+def test_stats_net_io_counts_the_containers_own_interface(iso):
+    """docker stats: NET I/O "736B / 0B" (eth0 of the container's namespace, lo left out)."""
+    iso("run", "-d", "--name", "lc-net", "busybox", "sh", "-c",
+        "ping -c 3 -i 0.2 $(ip route | awk '/default/ {print $3}') >/dev/null; "
+        "touch /tmp/pinged; sleep 300", check=True)
+    wait_for(lambda: iso("exec", "lc-net", "test", "-e", "/tmp/pinged").returncode == 0,
+             "the pings", timeout=30, interval=0.1)
+    received, sent = iso("stats", "--no-stream", "--format", "{{.NetIO}}", "lc-net",
+                         check=True).stdout.strip().split(" / ")
+    assert received != "0B" and sent != "0B", (received, sent)
+    loopback = iso("run", "-d", *NONE, "--name", "lc-lo", "busybox", "sh", "-c",
+                   "ping -c 3 -i 0.2 127.0.0.1 >/dev/null; touch /tmp/pinged; sleep 300")
+    assert loopback.returncode == 0
+    wait_for(lambda: iso("exec", "lc-lo", "test", "-e", "/tmp/pinged").returncode == 0,
+             "the loopback pings", timeout=30, interval=0.1)
+    assert iso("stats", "--no-stream", "--format", "{{.NetIO}}", "lc-lo",
+               check=True).stdout == "0B / 0B\n"
