@@ -78,6 +78,9 @@ def start(runtime: Runtime, ref: str) -> ContainerState:
             return record
         if record.status == Status.PAUSED:
             raise Conflict(f"container {record.name} is paused: unpause it instead")
+        if record.spec.get("tty"):  # without its terminal it would run differently, or end
+            raise Conflict(f"container {record.name} was created with -t: start cannot give "
+                           "it a terminal (run it again with run -it)", exit_code=1)
         return start_detached(runtime, _ready_again(runtime, record))
 
 

@@ -217,12 +217,20 @@ def test_top_lists_the_containers_processes_and_no_others(iso):
     (("start", "-a", "lc-err", "lc-err-up"), 1,
      "you cannot start and attach multiple containers at once"),
     (("start", "lc-err-bad"), 1, 'failed to create shim task: ... exec: "/nonexistent" ...'),
+    (("start", "lc-err-tty"), 1, "(docker starts it on a new terminal)"),
     (("start", "-a", "lc-err-bad"), 1, "the same message, exit 1"),
 ])
 def test_errors_are_one_line_with_dockers_exit_code(iso, args, code, docker):
     iso("run", *NONE, "--name", "lc-err", "busybox", "true", check=True)
     iso("run", "-d", *NONE, "--name", "lc-err-up", "busybox", "sleep", "300", check=True)
     assert iso("run", *NONE, "--name", "lc-err-bad", "busybox", "/nonexistent").returncode == 127
+    if args[-1] == "lc-err-tty":  # run -t needs a terminal: make the record directly
+        from isoinspect.runtime.runtime import Runtime
+
+        store = Runtime(iso.root).containers
+        record = store.load(store.lookup("lc-err"))
+        store.save(record.replace(spec={**record.spec, "tty": True}))
+        args = args[:-1] + ("lc-err",)
     done = iso(*args)
     assert done.returncode == code, (args, done.stderr, docker)
     assert len(done.stderr.splitlines()) == 1 and "Traceback" not in done.stderr, done.stderr
