@@ -13,6 +13,7 @@ import time
 import click
 
 from isoinspect.cli.listing import emit, format_options
+from isoinspect.cli.sizes import human_size
 from isoinspect.runtime.errors import IsoinspectError, report_error
 
 
@@ -35,14 +36,6 @@ def _store(ctx: click.Context):
     from isoinspect.runtime.roots import Roots
 
     return ImageStore(Roots(ctx.obj["root"]))
-
-
-def _size(size: float) -> str:
-    for unit in ("B", "kB", "MB", "GB"):
-        if size < 1000 or unit == "GB":
-            return f"{size:.3g}{unit}" if unit != "B" else f"{int(size)}B"
-        size /= 1000
-    return f"{size}"
 
 
 def _ago(created: str) -> str:
@@ -100,7 +93,7 @@ def images_cmd(ctx: click.Context, quiet: bool, ensure_base: bool, ensure_debian
         return
     rows = [{"ID": i["id"][:12], "Repository": i["repository"], "Tag": i["tag"],
              "CreatedAt": i["created"], "CreatedSince": _ago(i["created"]),
-             "Size": _size(i["size"])} for i in images]
+             "Size": human_size(i["size"])} for i in images]
     emit(rows, "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}",
          {"ID": "IMAGE ID", "CreatedSince": "CREATED", "CreatedAt": "CREATED AT"}, fmt, as_json)
 
@@ -194,7 +187,7 @@ def history_cmd(ctx: click.Context, no_trunc: bool, fmt: str | None, as_json: bo
             diff = diff_ids[layer_index] if layer_index < len(diff_ids) else ""
             layer_index += 1
             try:
-                sizes.append(_size(os.stat(store.layer_tar(diff)).st_size))
+                sizes.append(human_size(os.stat(store.layer_tar(diff)).st_size))
             except (FileNotFoundError, ValueError):
                 sizes.append("?")
     chain = [image_id]

@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import json
-import sys
 import time
 
 import click
@@ -24,7 +23,8 @@ from isoinspect.runtime.errors import (DAEMON_EXIT_CODE, USAGE_EXIT_CODE, Isoins
 # docker CLI's "Error response from daemon"; run keeps 125 for failures before the command runs.
 _DOCKER_DAEMON_CODE_COMMANDS = frozenset((
     "ps", "logs", "exec", "kill", "stop", "rm", "wait", "inspect", "gc", "images", "image", "rmi",
-    "tag", "history", "save", "load", "push", "pull", "login", "logout", "build", "network"))
+    "tag", "history", "save", "load", "push", "pull", "login", "logout", "build", "network",
+    "start", "restart", "stats", "top"))
 
 
 def _docker_usage_code(exc: click.UsageError) -> int:
@@ -165,30 +165,6 @@ def ps_cmd(ctx: click.Context, all_: bool, quiet: bool, fmt: str | None, as_json
     emit([_ps_row(r) for r in records], PS_TABLE, PS_HEADERS, fmt, as_json)
 
 
-@cli.command("logs")
-@click.option("-f", "--follow", is_flag=True, help="Keep printing until the container exits.")
-@click.argument("container")
-@click.pass_context
-def logs_cmd(ctx: click.Context, follow: bool, container: str) -> None:
-    """Print the output of a detached container."""
-    runtime = _runtime(ctx)
-    record = runtime.get(container)
-    if not record.log:
-        raise IsoinspectError(f"container {record.name} ran in the foreground: it has no log")
-    out = sys.stdout.buffer
-    with open(record.log, "rb") as handle:
-        while True:
-            chunk = handle.read(65536)
-            if chunk:
-                out.write(chunk)
-                out.flush()
-                continue
-            if not follow or runtime.get(record.id).status != Status.RUNNING:
-                out.write(handle.read())
-                break
-            time.sleep(0.1)
-
-
 @cli.command("exec", context_settings={"allow_interspersed_args": False})
 @click.option("-d", "--detach", is_flag=True, help="Run the command in the background.")
 @click.option("-i", "--interactive", is_flag=True, help="Keep stdin open (relayed with -t).")
@@ -323,7 +299,7 @@ def gc_cmd(ctx: click.Context) -> None:
 # click commands (or one command under the module's own name, for older modules).
 _OPTIONAL_COMMAND_MODULES = ("doctor_cmd", "trace_cmd", "network_cmd", "image_cmd", "bench_cmd",
                             "vm_cmd", "report_cmd", "results_cmd", "verify_cmd",
-                            "exposure_cmd", "isolation_cmd", "compare_cmd")
+                            "exposure_cmd", "isolation_cmd", "compare_cmd", "lifecycle_cmd")
 
 
 def _register_optional() -> None:

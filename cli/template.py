@@ -132,13 +132,14 @@ def _header(template: Template, headers: Mapping[str, str]) -> str:
     return "".join(out)
 
 
-def _align(lines: Sequence[str]) -> list[str]:
-    """Columns at tabs padded to the widest cell plus 3 spaces (Docker's tabwriter)."""
+def align(lines: Sequence[str], min_width: int = 0) -> list[str]:
+    """Columns at tabs padded to the widest cell plus 3 spaces, at least ``min_width``
+    (Docker's tabwriter: 0 for listings, 20 for ``top``)."""
     rows = [line.split("\t") for line in lines]
     widths: dict[int, int] = {}
     for row in rows:
         for index, cell in enumerate(row[:-1]):
-            widths[index] = max(widths.get(index, 0), len(cell))
+            widths[index] = max(widths.get(index, min_width - 3), len(cell))
     return ["".join(cell.ljust(widths[i] + 3) if i < len(row) - 1 else cell
                     for i, cell in enumerate(row)).rstrip() for row in rows]
 
@@ -149,5 +150,5 @@ def format_rows(source: str, rows: Sequence[Mapping[str, Any]],
     template = parse(source)
     lines = [render(template, row) for row in rows]
     if template.table:
-        return _align([_header(template, headers), *lines])
+        return align([_header(template, headers), *lines])
     return lines

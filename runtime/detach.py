@@ -1,9 +1,10 @@
-"""Detached containers (``run -d``): a small monitor process outlives the CLI.
+"""Detached containers (``run -d``, ``start``): a small monitor process outlives the CLI.
 
-The CLI forks a monitor in its own session; the monitor starts the container with its output
-appended to containers/<id>/container.log, tells the CLI (over a pipe) that the command runs or
-why it failed, then waits for the container, records its exit code and, with ``--rm``, removes
-it. This is the role conmon or containerd-shim play for other runtimes.
+The CLI forks a monitor in its own session; the monitor starts the container with its stdout
+and stderr on two pipes, tells the CLI (over a pipe) that the command runs or why it failed,
+then copies both pipes into containers/<id>/container-frames.log as timestamped records
+(runtime/log_format.py), waits for the container, records its exit code and, with ``--rm``,
+removes it. This is the role conmon or containerd-shim play for other runtimes.
 """
 
 from __future__ import annotations
@@ -13,21 +14,28 @@ import os
 from isoinspect.runtime.cgroup_warmup import wait_warmup
 from isoinspect.runtime.container_state import ContainerState
 from isoinspect.runtime.errors import IsoinspectError
+from isoinspect.runtime.records import LOG_FILE
 from isoinspect.runtime.runtime import Runtime
 from isoinspect.runtime.spec import ContainerSpec
 
 
 def run_detached(runtime: Runtime, spec: ContainerSpec) -> ContainerState:
     """Create and start a container in the background; return its record once it runs."""
-    record = runtime.create(spec)
-    log_path = runtime.containers.dir(record.id, "container.log")
+    return start_detached(runtime, runtime.create(spec))
+
+
+def start_detached(runtime: Runtime, record: ContainerState) -> ContainerState:
+    """Start a created container in the background (its monitor forked here); return its
+    record once it runs. Its output is appended to its log, kept across starts."""
+    log_path = runtime.containers.dir(record.id, LOG_FILE)
     record = record.replace(log=log_path)
     runtime.containers.save(record)
+    remove = bool(record.spec.get("remove"))
     read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
     wait_warmup()  # fork with no other thread alive (and the grace period already paid)
     monitor = os.fork()
     if monitor == 0:
-        _monitor(runtime, record, spec, log_path, write_fd)  # never returns
+        _monitor(runtime, record, remove, log_path, write_fd)  # never returns
     os.close(write_fd)
     with os.fdopen(read_fd, "rb") as pipe:
         reply = pipe.read()
@@ -39,7 +47,7 @@ def run_detached(runtime: Runtime, spec: ContainerSpec) -> ContainerState:
         code = int(code_text)
     except ValueError:
         code, message = 125, reply or b"the monitor died before the container started"
-    if spec.remove:
+    if remove:
         try:
             runtime.remove(record.id, force=True)
         except IsoinspectError:
@@ -47,26 +55,40 @@ def run_detached(runtime: Runtime, spec: ContainerSpec) -> ContainerState:
     raise IsoinspectError(message.decode(errors="replace"), exit_code=code)
 
 
-def _monitor(runtime: Runtime, record: ContainerState, spec: ContainerSpec, log_path: str,
+def _monitor(runtime: Runtime, record: ContainerState, remove: bool, log_path: str,
              write_fd: int) -> None:
     code = 0
     try:
         os.setsid()
         devnull = os.open("/dev/null", os.O_RDWR)
-        log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+        log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
+        out_r, out_w = os.pipe2(os.O_CLOEXEC)
+        err_r, err_w = os.pipe2(os.O_CLOEXEC)
         for fd in (0, 1, 2):
-            os.dup2(devnull if fd == 0 else log_fd, fd)
+            os.dup2(devnull, fd)
         try:
-            started = runtime.start(record, stdio=(0, 1, 2), die_with_parent=False)
+            started = runtime.start(record, stdio=(0, out_w, err_w), die_with_parent=False)
         except IsoinspectError as exc:
             os.write(write_fd, f"{exc.exit_code} {exc}".encode())
             os._exit(0)
+        except Exception as exc:  # a bug: said in one line rather than "the monitor died"
+            os.write(write_fd, f"125 internal error in the monitor: {type(exc).__name__}: "
+                               f"{exc}".encode())
+            os._exit(1)
+        finally:
+            os.close(out_w)
+            os.close(err_w)
         os.write(write_fd, b"ok")
         os.close(write_fd)
-        for fd in (1, 2):
-            os.dup2(devnull, fd)
+        from isoinspect.runtime.log_copier import copy_streams  # after the CLI has returned
+
+        try:
+            exit_fd = os.pidfd_open(started.pid)
+        except OSError:  # before Linux 5.3: wait for the pipes alone
+            exit_fd = -1
+        copy_streams(out_r, err_r, log_fd, exit_fd)
         runtime.wait_child(started)
-        if spec.remove:
+        if remove:
             runtime.remove(record.id, force=True)
     except BaseException:
         code = 1

@@ -5,7 +5,9 @@
   containers/<id>/state.bin.spare  its spare, swapped in by the next update
   containers/<id>/upper, work overlayfs upper and work dirs (the container's writes)
   containers/<id>/rootfs      mount point of the overlay, inside the container's mount ns only
-  containers/<id>/container.log  output of a detached container
+  containers/<id>/container-frames.log  stdout and stderr of a detached or started container,
+                              as timestamped records (runtime/log_format.py)
+  containers/<id>/container.log  the same, from an older isoinspect (streams merged, no times)
   names/<name>                holds the id; created with O_EXCL so a name is taken exactly once
 
 Records are replaced atomically, so a reader never sees half a record, and without needing
@@ -31,6 +33,8 @@ _ADJECTIVES = ("brave", "calm", "eager", "fast", "keen", "lucid", "quiet", "shar
 _NOUNS = ("otter", "falcon", "lynx", "heron", "badger", "marten", "osprey", "kestrel", "ibis",
           "gecko", "puffin", "wombat", "tapir", "okapi", "quokka", "serval")
 
+
+LOG_FILE = "container-frames.log"  # see runtime/log_format.py
 
 NAME_MAX = 255  # a name is a file name under names/: Linux's NAME_MAX bytes
 
@@ -109,11 +113,12 @@ class ContainerStore:
                 pass
 
     def mark_creator(self, cid: str) -> None:
-        """Note which process is creating this container (first thing in its directory), so
-        `gc` can tell a start in progress from one whose runtime was killed."""
+        """Note which process is creating this container (first thing in its directory) or
+        starting it again, so `gc` can tell a start in progress from one whose runtime was
+        killed."""
         from isoinspect.runtime.process import start_ticks
 
-        os.makedirs(self.dir(cid))
+        os.makedirs(self.dir(cid), exist_ok=True)
         with open(self.dir(cid, "creator"), "w") as handle:
             handle.write(f"{os.getpid()} {start_ticks(os.getpid())}")
 

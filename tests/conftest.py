@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -58,6 +59,18 @@ def pytest_sessionfinish(session, exitstatus):
                          f"{held[:5]} ({len(held)} in all)\n")
     # The host as found? links, routes, iptables, mounts, cgroup hierarchies: else the run fails.
     host_state.session_finish(session)
+
+
+def wait_for(check, what: str, timeout: float = 10, interval: float = 0.01):
+    """Poll ``check`` until it returns something true (returned); AssertionError naming
+    ``what`` after ``timeout`` seconds. Tests wait this way, never with fixed sleeps."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what}")
 
 
 def pytest_report_header(config):

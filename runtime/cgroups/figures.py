@@ -45,6 +45,8 @@ class Memory:
     low: int | None = None          # memory.low (v1 memory.soft_limit_in_bytes)
     swap_current: int | None = None  # memory.swap.current (v2 only)
     swap_max: int | None = None     # memory.swap.max (v1 memsw - limit; None: no swap accounting)
+    inactive_file: int | None = None  # memory.stat inactive_file (v1 total_inactive_file):
+    #                                   page cache reclaimed first; `stats` leaves it out (Docker)
     events: MemoryEvents = field(default_factory=MemoryEvents)
     pressure: dict | None = None    # memory.pressure (PSI: {"some": {...}, "full": {...}})
 
@@ -216,6 +218,7 @@ def _memory_v2(d: str) -> Memory | None:
                   low=fs.read_int(d, "memory.low"),
                   swap_current=fs.read_int(d, "memory.swap.current"),
                   swap_max=fs.read_int(d, "memory.swap.max"),
+                  inactive_file=(fs.read_keyed(d, "memory.stat") or {}).get("inactive_file"),
                   events=MemoryEvents(**{k: events.get(k) for k in
                                          ("low", "high", "max", "oom", "oom_kill")}),
                   pressure=_pressure(d, "memory"))
@@ -230,8 +233,10 @@ def _memory_v1(d: str | None, unified: str | None) -> Memory | None:
     swap = None if memsw is None else -1 if -1 in (memsw, limit) or limit is None \
         else memsw - limit
     oom = fs.read_keyed(d, "memory.oom_control") or {}
+    stat = fs.read_keyed(d, "memory.stat") or {}
     return Memory(current=current, peak=fs.read_int(d, "memory.max_usage_in_bytes"), max=limit,
                   low=fs.read_int(d, "memory.soft_limit_in_bytes"), swap_max=swap,
+                  inactive_file=stat.get("total_inactive_file"),
                   events=MemoryEvents(max=fs.read_int(d, "memory.failcnt"),
                                       oom_kill=oom.get("oom_kill")),
                   pressure=_pressure(unified, "memory"))

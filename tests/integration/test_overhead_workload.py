@@ -13,6 +13,7 @@ import time
 
 import pytest
 
+from conftest import wait_for
 from isoinspect.benches.overhead import program
 from isoinspect.benches.overhead.program import TESTS, parse
 
@@ -162,16 +163,6 @@ def test_pauses_mark_each_test_and_count_the_warm_up_ops(binary):
         assert figure.ok and figure.all_ops > figure.ops, figure
     plain = parse(run([binary, "-t", "20", "getppid"]).stdout)
     assert plain[0].ok and plain[0].all_ops == 0
-
-
-def wait_for(check, what: str, timeout: float = 10):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.01)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def terminate(process: subprocess.Popen) -> None:
