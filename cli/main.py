@@ -24,7 +24,8 @@ from isoinspect.runtime.errors import (DAEMON_EXIT_CODE, USAGE_EXIT_CODE, Isoins
 # docker CLI's "Error response from daemon"; run keeps 125 for failures before the command runs.
 _DOCKER_DAEMON_CODE_COMMANDS = frozenset((
     "ps", "logs", "exec", "kill", "stop", "rm", "wait", "inspect", "gc", "images", "image", "rmi",
-    "tag", "history", "save", "load", "push", "pull", "login", "logout", "build", "network"))
+    "tag", "history", "save", "load", "push", "pull", "login", "logout", "build", "network",
+    "cp", "port", "events"))
 
 
 def _docker_usage_code(exc: click.UsageError) -> int:
@@ -323,7 +324,8 @@ def gc_cmd(ctx: click.Context) -> None:
 # click commands (or one command under the module's own name, for older modules).
 _OPTIONAL_COMMAND_MODULES = ("doctor_cmd", "trace_cmd", "network_cmd", "image_cmd", "bench_cmd",
                             "vm_cmd", "report_cmd", "results_cmd", "verify_cmd",
-                            "exposure_cmd", "isolation_cmd", "compare_cmd")
+                            "exposure_cmd", "isolation_cmd", "compare_cmd", "port_cmd",
+                            "copy_cmd", "events_cmd")
 
 
 def _register_optional() -> None:
