@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-from typing import Iterator
+from typing import Callable, Iterator
 
 from isoinspect.runtime import process
 from isoinspect.runtime.container_state import ContainerState, Status
@@ -32,10 +32,47 @@ PSEUDO_FS = frozenset(("proc", "sysfs", "cgroup", "cgroup2", "devpts", "mqueue",
 
 
 class ContainerRoot:
-    """An open container root: ``fd`` (a directory) and the devices not to walk into."""
+    """An open container root: ``fd`` (a directory), the devices not to walk into, and its
+    user namespace's id ranges ({"uid": (first, count), "gid": ...}, None without one)."""
 
-    def __init__(self, fd: int, skip_devices: frozenset, read_only: bool) -> None:
+    def __init__(self, fd: int, skip_devices: frozenset, read_only: bool,
+                 userns: dict | None = None, userns_fd: int = -1) -> None:
         self.fd, self.skip_devices, self.read_only = fd, skip_devices, read_only
+        self.userns = userns
+        self.userns_fd = userns_fd  # a running remapped container's user namespace, or -1
+
+    @property
+    def ids_shifted(self) -> bool:
+        """Do writes see host ids (shifted by us into its range), not the container's?"""
+        return bool(self.userns) and self.userns_fd < 0
+
+    def write_as_its_root(self, write: Callable[[], None]) -> None:
+        """Run ``write()`` where writes into the root are allowed: here, or for a running
+        remapped container in a child that joined its user namespace as its root (its overlay
+        belongs to that namespace, where the host's root is unmapped: EOVERFLOW)."""
+        if self.userns_fd < 0:
+            write()
+            return
+        from isoinspect.runtime.pipes import read_all
+
+        read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
+        pid = os.fork()
+        if pid == 0:
+            code = 0
+            try:
+                os.close(read_fd)
+                sc.setns(self.userns_fd, sc.CLONE_NEWUSER)
+                os.setresgid(0, 0, 0)
+                os.setresuid(0, 0, 0)
+                write()
+            except BaseException as exc:  # noqa: BLE001 - reported by the parent
+                os.write(write_fd, (str(exc) or type(exc).__name__).encode()[:4000])
+                code = 1
+            os._exit(code)
+        os.close(write_fd)
+        message = read_all(read_fd).decode(errors="replace")
+        if process.exit_code_from_status(os.waitpid(pid, 0)[1]) != 0:
+            raise IsoinspectError(message or "the copy into the container failed", exit_code=1)
 
     def open(self, path: str, flags: int) -> int:
         """``path`` (any form: absolute, ``../``, through symlinks) opened inside the root."""
@@ -66,13 +103,19 @@ def _pseudo_devices(pid: int) -> frozenset:
 @contextlib.contextmanager
 def _running_root(record: ContainerState) -> Iterator[ContainerRoot]:
     fd = os.open(f"/proc/{record.pid}/root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    userns_fd = -1
     try:
-        # Checked after the open: the pid was this container's while we opened it.
+        if record.userns:
+            userns_fd = os.open(f"/proc/{record.pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+        # Checked after the opens: the pid was this container's while we opened them.
         if not process.is_alive(record.pid, record.pid_ticks):
             raise Conflict(f"container {record.name} stopped while it was being opened")
-        yield ContainerRoot(fd, _pseudo_devices(record.pid), bool(record.spec.get("read_only")))
+        yield ContainerRoot(fd, _pseudo_devices(record.pid), bool(record.spec.get("read_only")),
+                            record.userns, userns_fd)
     finally:
         os.close(fd)
+        if userns_fd >= 0:
+            os.close(userns_fd)
 
 
 @contextlib.contextmanager
@@ -99,7 +142,8 @@ def _mounted_root(runtime, record: ContainerState) -> Iterator[ContainerRoot]:
             mount_all(target, mounts)
         fd = os.open(target, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
         try:
-            yield ContainerRoot(fd, frozenset(), bool(record.spec.get("read_only")))
+            yield ContainerRoot(fd, frozenset(), bool(record.spec.get("read_only")),
+                                record.userns)
         finally:
             os.close(fd)
     finally:

@@ -90,14 +90,49 @@ def _choose_target(dest: str, src_is_dir: bool, src_arcname: str, open_dir) -> _
     return _Target(fd, os.path.basename(dest.rstrip("/")))
 
 
+OVERFLOW_ID = 65534  # what a user namespace shows for a host id it does not map
+
+
+def _from_host(userns: dict | None):
+    """Host owners -> the container's (``cp -a`` out of a ``--userns remap`` container)."""
+    if not userns:
+        return lambda uid, gid: (uid, gid)
+
+    def shift(value: int, kind: str) -> int:
+        first, count = userns[kind]
+        return value - first if 0 <= value - first < count else OVERFLOW_ID
+
+    return lambda uid, gid: (shift(uid, "uid"), shift(gid, "gid"))
+
+
+def _to_host(archive: tarfile.TarFile, userns: dict | None, keep: bool) -> None:
+    """Owners of the members as the host must store them for a remapped container seen from
+    the host (a stopped one): its root's unless ``keep`` (-a), shifted into its range, as
+    Docker does with remapped roots. A running one is written from inside its namespace."""
+    if not userns:
+        return
+    for member in archive.getmembers():
+        for kind in ("uid", "gid"):
+            first, count = userns[kind]
+            value = getattr(member, kind) if keep else 0
+            if not 0 <= value < count:
+                raise IsoinspectError(f"{member.name!r}: {kind} {value} is not mapped in the "
+                                      "container's user namespace", exit_code=1)
+            setattr(member, kind, first + value)
+
+
 def _spool(runtime) -> BinaryIO:
     return tempfile.TemporaryFile(prefix="isoinspect-cp-", dir=runtime.roots.data_dir)
 
 
-def _unpack(spool: BinaryIO, target_fd: int, policy: Policy) -> None:
+def _unpack(spool: BinaryIO, target_fd: int, policy: Policy, userns: dict | None = None,
+            keep: bool = False) -> None:
+    """Unpack the spooled archive into ``target_fd``; into a remapped container (``userns``)
+    owners are always set, shifted into its range."""
     spool.seek(0)
     try:
         archive = tarfile.open(fileobj=spool, mode="r:")
+        _to_host(archive, userns, keep)
     except tarfile.TarError as exc:
         raise IsoinspectError(f"not a valid tar archive: {exc}", exit_code=1) from None
     with archive:
@@ -137,7 +172,8 @@ def copy_from_container(runtime, src: Endpoint, dest: str, options: CopyOptions,
             if src.path.endswith("/") and not _is_dir(top):
                 raise NotFound(f"{src.path} is not a directory in container {src.container}")
             tree = TreeOptions(devices=dest == "-", keep_setid=options.archive or dest == "-",
-                               skip_devices=root.skip_devices, warn=_warn)
+                               skip_devices=root.skip_devices, ids=_from_host(root.userns),
+                               warn=_warn)
             arcname = _arcname(src.path)
             if dest == "-":
                 out = stdout or sys.stdout.buffer
@@ -168,10 +204,11 @@ def copy_into_container(runtime, src: str, dest: Endpoint, options: CopyOptions,
     """``cp SRC CONTAINER:DEST`` (SRC ``-``: a tar stream on ``stdin``, unpacked into the
     directory DEST, as Docker requires)."""
     assert dest.container is not None
-    policy = Policy(owners=options.archive, devices=True, whiteouts=False)
     with open_root(runtime, dest.container) as root:
         if root.read_only:
             raise Conflict("container rootfs is marked read-only")
+        policy = Policy(owners=options.archive or root.ids_shifted, devices=True,
+                        whiteouts=False)
 
         def open_container_dir(path: str) -> int:
             return root.open(path or "/", os.O_RDONLY | os.O_DIRECTORY)
@@ -201,8 +238,10 @@ def copy_into_container(runtime, src: str, dest: Endpoint, options: CopyOptions,
                         raise
                 finally:
                     os.close(top)
+            shift = root.userns if root.ids_shifted else None
             try:
-                _unpack(spool, target_fd, policy)
+                root.write_as_its_root(
+                    lambda: _unpack(spool, target_fd, policy, shift, options.archive))
             finally:
                 os.close(target_fd)
 

@@ -29,6 +29,7 @@ class TreeOptions:
     devices: bool = True  # device nodes and fifos as tar entries (else skipped with a warning)
     keep_setid: bool = True  # setuid/setgid bits as found (else cleared)
     skip_devices: frozenset = frozenset()  # st_dev of mounts not to walk (a container's /proc)
+    ids: Callable[[int, int], tuple[int, int]] = lambda uid, gid: (uid, gid)  # owners as stored
     warn: Callable[[str], None] = lambda message: None
 
 
@@ -40,7 +41,7 @@ def _info(arcname: str, st: os.stat_result, options: TreeOptions) -> tarfile.Tar
     info = tarfile.TarInfo(arcname)
     mode = stat.S_IMODE(st.st_mode)
     info.mode = mode if options.keep_setid else mode & ~_SETID
-    info.uid, info.gid = st.st_uid, st.st_gid
+    info.uid, info.gid = options.ids(st.st_uid, st.st_gid)
     info.uname = info.gname = ""
     info.mtime = int(st.st_mtime)
     return info

@@ -16,11 +16,12 @@ import time
 
 import pytest
 
+from test_runtime_real import userns_iso  # noqa: F401 (fixture)
 from test_security_archives import entry, tar_bytes
 
 
-def _run(iso, name: str, script: str) -> None:
-    iso("run", "-d", "--name", name, "--network", "none", "busybox", "sh", "-c",
+def _run(iso, name: str, script: str, *flags: str) -> None:
+    iso("run", "-d", "--name", name, "--network", "none", *flags, "busybox", "sh", "-c",
         script + "\ntouch /ready; sleep 300", check=True)
     deadline = time.monotonic() + 30
     while iso("exec", name, "test", "-e", "/ready").returncode != 0:
@@ -228,3 +229,33 @@ def test_cp_symlink_swap_race_never_reaches_the_host(iso, tmp_path, host_dir):
             pass
         _host_untouched(host_dir)
     assert outcomes["ok"] > 0, outcomes  # the race was really run, not always refused
+
+
+def test_cp_owners_in_a_remapped_user_namespace(userns_iso, tmp_path):
+    """--userns remap: what cp writes belongs to the container's root (or, with -a, to the
+    same ids inside the container), and -a out of it gives the container's ids back. Docker:
+    the same with userns-remap (it shifts ids through the daemon's mapping)."""
+    iso = userns_iso
+    _run(iso, "isotest-cpu", "echo x > /mine && chown 5:6 /mine", "--userns", "remap")
+    plain, kept = tmp_path / "plain", tmp_path / "kept"
+    plain.write_text("p\n")
+    kept.write_text("k\n")
+    os.chown(kept, 1234, 4321)
+    # Into / (its upper dir): this runtime does not shift image layers, so a remapped
+    # container cannot itself write under an image directory such as /tmp (EOVERFLOW).
+    iso("cp", str(plain), "isotest-cpu:/", check=True)
+    iso("cp", "-a", str(kept), "isotest-cpu:/", check=True)
+    owners = iso("exec", "isotest-cpu", "stat", "-c", "%u:%g", "/plain", "/kept",
+                 check=True).stdout.split()
+    assert owners == ["0:0", "1234:4321"]
+    iso("cp", "-a", "isotest-cpu:/mine", str(tmp_path / "back"), check=True)
+    back = os.stat(tmp_path / "back")
+    assert (back.st_uid, back.st_gid) == (5, 6)
+    # Stopped, it is mounted from the host's side: the same owners, shifted by us.
+    iso("stop", "-t", "0", "isotest-cpu", check=True)
+    iso("cp", "-a", str(kept), "isotest-cpu:/kept2", check=True)
+    iso("cp", str(plain), "isotest-cpu:/plain2", check=True)
+    iso("cp", "-a", "isotest-cpu:/kept2", str(tmp_path / "kept2"), check=True)
+    iso("cp", "-a", "isotest-cpu:/plain2", str(tmp_path / "plain2"), check=True)
+    assert os.stat(tmp_path / "kept2").st_uid == 1234
+    assert os.stat(tmp_path / "plain2").st_uid == 0
