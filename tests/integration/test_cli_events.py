@@ -103,3 +103,18 @@ def test_events_refuses_bad_arguments(iso):
                  ["--format", "x", "--json"]):
         result = iso("events", "--until", "0s", *args)
         assert result.returncode == 125 and result.stderr.count("\n") == 1, result.stderr
+
+
+def test_image_events_of_tag_and_rmi(iso):
+    """Docker: `docker tag` gives an image "tag" event, `docker rmi` of a tag "untag", and
+    "delete" once the image itself goes."""
+    since = str(time.time() - 1)
+    iso("tag", "busybox", "isotest/ev:1", check=True)
+    iso("rmi", "isotest/ev:1", check=True)
+    shaped = [json.loads(line) for line in iso(
+        "events", "--since", since, "--until", "0s", "--filter", "type=image",
+        "--filter", "image=isotest/ev:1", "--json",
+        check=True).stdout.splitlines()]
+    assert [(e["Action"], e["Actor"]["Attributes"]["name"]) for e in shaped] == [
+        ("tag", "isotest/ev:1"), ("untag", "isotest/ev:1")]
+    assert shaped[0]["Actor"]["ID"].startswith("sha256:")
