@@ -7,8 +7,6 @@ import time
 
 import click
 
-from isoinspect.cli.listing import FORMAT_HELP
-
 
 @click.command("events")
 @click.option("--since", metavar="TIME", help="Show events from TIME: a duration before now "
@@ -18,7 +16,9 @@ from isoinspect.cli.listing import FORMAT_HELP
 @click.option("-f", "--filter", "filters", multiple=True, metavar="KEY=VALUE",
               help="container=NAME|ID, event=ACTION, type=container|image, image=NAME "
                    "(repeat a key for alternatives).")
-@click.option("--format", "fmt", metavar="TEMPLATE", help=FORMAT_HELP)
+@click.option("--format", "fmt", metavar="TEMPLATE",
+              help="Go-template-like output per event: '{{.Action}} {{.Actor.ID}}', "
+                   "'{{.Actor.Attributes.exitCode}}', '{{json .}}' or 'json'.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line (Docker's "
               "fields: Type, Action, Actor, time, timeNano...).")
 @click.pass_context

@@ -117,7 +117,7 @@ def test_cp_tar_streams_both_ways(iso):
     assert _raw(iso, "cp", "-", "isotest-cps:/srv", data=b"not a tar" * 100).returncode == 1
 
 
-def test_cp_stopped_and_created_containers(iso, tmp_path):
+def test_cp_stopped_containers(iso, tmp_path):
     """Docker copies from and into stopped containers (their rootfs stays until rm): we mount
     it again in a private mount namespace that disappears with the cp process."""
     iso("run", "--name", "isotest-cpx", "--network", "none", "busybox", "sh", "-c",
