@@ -24,7 +24,7 @@ from isoinspect.runtime.errors import (DAEMON_EXIT_CODE, USAGE_EXIT_CODE, Isoins
 _DOCKER_DAEMON_CODE_COMMANDS = frozenset((
     "ps", "logs", "exec", "kill", "stop", "rm", "wait", "inspect", "gc", "images", "image", "rmi",
     "tag", "history", "save", "load", "push", "pull", "login", "logout", "build", "network",
-    "start", "restart", "stats", "top"))
+    "start", "restart", "stats", "top", "cp", "port", "events"))
 
 
 def _docker_usage_code(exc: click.UsageError) -> int:
@@ -299,7 +299,8 @@ def gc_cmd(ctx: click.Context) -> None:
 # click commands (or one command under the module's own name, for older modules).
 _OPTIONAL_COMMAND_MODULES = ("doctor_cmd", "trace_cmd", "network_cmd", "image_cmd", "bench_cmd",
                             "vm_cmd", "report_cmd", "results_cmd", "verify_cmd",
-                            "exposure_cmd", "isolation_cmd", "compare_cmd", "lifecycle_cmd")
+                            "exposure_cmd", "isolation_cmd", "compare_cmd", "lifecycle_cmd",
+                            "port_cmd", "copy_cmd", "events_cmd")
 
 
 def _register_optional() -> None:

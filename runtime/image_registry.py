@@ -20,6 +20,7 @@ import shutil
 
 from isoinspect.runtime import digests
 from isoinspect.runtime.credentials import Credentials
+from isoinspect.runtime.events import image_event
 from isoinspect.runtime.image_archive import (MT_DOCKER_LIST, MT_DOCKER_MANIFEST, MT_OCI_INDEX,
                                                MT_OCI_MANIFEST, oci_manifest)
 from isoinspect.runtime.images import ImageStore, LayerBatch, start_settings
@@ -157,6 +158,7 @@ def pull(store: ImageStore, ref: str, credentials: Credentials | tuple | None = 
                 batch.add(target, expect=diff)
                 lines.append(f"{short}: Pull complete")
             store.add_image(config_raw, [name] if name else [])
+        image_event(store.roots, "pull", image_id, reference.familiar)
         lines.append(f"Digest: sha256:{hashlib.sha256(manifest_raw).hexdigest()}")
         lines.append(f"Status: Downloaded image for {reference.familiar} ({image_id[:12]})")
     finally:

@@ -23,6 +23,7 @@ import os
 
 from isoinspect.runtime import digests
 from isoinspect.runtime.errors import IsoinspectError, NotFound
+from isoinspect.runtime.events import image_event
 from isoinspect.runtime.fsutil import write_atomic
 from isoinspect.runtime.roots import Roots
 
@@ -179,6 +180,7 @@ class ImageStore:
         tags_dir = self.roots.data("tags")
         os.makedirs(tags_dir, exist_ok=True)
         write_atomic(os.path.join(tags_dir, _tag_file(name)), image_id.encode())
+        image_event(self.roots, "tag", image_id, name)
 
     def untag(self, ref: str) -> bool:
         try:
@@ -337,6 +339,7 @@ class ImageStore:
         done = []
         if by_tag:
             self.untag(ref)
+            image_event(self.roots, "untag", image_id, normalize_ref(ref))
             done.append(f"Untagged: {normalize_ref(ref)}")
             if self.tags_of(image_id):
                 return done
@@ -347,12 +350,14 @@ class ImageStore:
                                       "forced): image is referenced in multiple repositories")
             for tag in tags:
                 self.untag(tag)
+                image_event(self.roots, "untag", image_id, tag)
                 done.append(f"Untagged: {tag}")
         if users:
             return done  # forced: untagged, but its layers stay while containers use them
         if any(self.parent(other) == image_id for other in self.image_ids()):
             return done  # still the base of another image's build step: kept as cache
         self._delete_image(image_id)
+        image_event(self.roots, "delete", image_id, normalize_ref(ref))
         done.append(f"Deleted: sha256:{image_id}")
         done += self.collect_layers()
         return done

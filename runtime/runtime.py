@@ -21,6 +21,7 @@ from isoinspect.runtime.cgroup_warmup import wait_warmup
 from isoinspect.runtime.cgroups import make_manager
 from isoinspect.runtime.container_state import ContainerState, Status
 from isoinspect.runtime.errors import Conflict, IsoinspectError, NotFound, out_of_space
+from isoinspect.runtime.events import container_event
 from isoinspect.runtime.images import ImageStore
 from isoinspect.runtime.init_plan import InitPlan, ProcessPlan
 from isoinspect.runtime.linux import capabilities, rlimits, seccomp_profile
@@ -126,6 +127,7 @@ class Runtime:
             if full is not None:
                 raise full from None
             raise
+        container_event(self.roots, "create", record)
         return record
 
     @staticmethod
@@ -196,6 +198,7 @@ class Runtime:
             self._finish(record)
             raise IsoinspectError(record.error, exit_code=record.exit_code)
         self.containers.save(record)
+        container_event(self.roots, "start", record)
         return Started(record, pid, begin, ready)
 
     def _map_user_namespace(self, record: ContainerState, launch: Launch,
@@ -342,6 +345,7 @@ class Runtime:
         """Record the exit, release the cgroup, undo hooks, then let readers of the record go."""
         try:
             self.containers.save(record)
+            container_event(self.roots, "die", record, exitCode=record.exit_code)
             self._release_cgroup(record)
             self._run_poststop_hooks(record)
         finally:
@@ -406,6 +410,7 @@ class Runtime:
                                         finished_at=time.time(),
                                         error="the container's monitor died; exit code unknown")
                 self.containers.save(record)
+                container_event(self.roots, "die", record, exitCode=255)
         return record
 
     def list(self, all_containers: bool = False) -> list[ContainerState]:
@@ -427,6 +432,7 @@ class Runtime:
             os.kill(record.pid, signal_number)
         except ProcessLookupError:
             pass
+        container_event(self.roots, "kill", record, signal=signal_number)
         return record
 
     def stop(self, ref: str, timeout: float = 10.0) -> ContainerState:
@@ -434,9 +440,12 @@ class Runtime:
         record = self.get(ref)
         if record.status != Status.RUNNING:
             return record
+        container_event(self.roots, "kill", record, signal=SIGTERM)
         process.kill_and_wait(record.pid, record.pid_ticks,
                               ((SIGTERM, timeout), (SIGKILL, 10.0)))
-        return self.wait(record.id, timeout=10.0)
+        record = self.wait(record.id, timeout=10.0)
+        container_event(self.roots, "stop", record)
+        return record
 
     def wait(self, ref: str, timeout: float | None = None) -> ContainerState:
         """Block until the container has exited and its exit code is recorded."""
@@ -467,6 +476,7 @@ class Runtime:
         self.cgroup(record).destroy()
         self._managers.pop(record.id, None)
         self.containers.delete(record)
+        container_event(self.roots, "destroy", record)
         return record
 
     def _discard(self, record: ContainerState) -> None:

@@ -69,8 +69,9 @@ def member_parts(name: str, member: str) -> list[str]:
 class _Tree:
     """Directory fds under the target, opened one component at a time, symlinks never followed."""
 
-    def __init__(self, target: str) -> None:
-        self.root = os.open(target, _DIR_FLAGS)
+    def __init__(self, target: str | int) -> None:
+        # An fd is a directory the caller already opened safely (e.g. inside a container).
+        self.root = os.dup(target) if isinstance(target, int) else os.open(target, _DIR_FLAGS)
         self._cached: tuple[tuple[str, ...], int] | None = None
 
     def close(self) -> None:
@@ -274,8 +275,9 @@ def _finish_dirs(tree: _Tree, dirs: list, policy: Policy) -> None:
             os.close(fd)
 
 
-def extract(archive: tarfile.TarFile, target: str, policy: Policy) -> None:
-    """Unpack every member of ``archive`` under the existing directory ``target``.
+def extract(archive: tarfile.TarFile, target: str | int, policy: Policy) -> None:
+    """Unpack every member of ``archive`` under the existing directory ``target`` (a path, or
+    an open directory fd, which stays the caller's).
 
     Raises UnsafeArchive (an IsoinspectError naming the member) on anything hostile and
     IsoinspectError on an unreadable archive; the caller removes ``target`` then. Member names

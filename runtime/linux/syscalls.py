@@ -151,6 +151,25 @@ def mount_setattr(target: str, attr_set: int, attr_clr: int = 0,
            "mount_setattr", target)
 
 
+# openat2(2) (Linux 5.6): path resolution the kernel confines to a directory.
+SYS_openat2 = 437
+RESOLVE_NO_MAGICLINKS = 0x02
+RESOLVE_IN_ROOT = 0x10
+
+
+class _OpenHow(ctypes.Structure):
+    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64),
+                ("resolve", ctypes.c_uint64)]
+
+
+def openat2(dir_fd: int, path: str, flags: int, resolve: int, mode: int = 0) -> int:
+    """openat2(2): ``path`` opened with ``resolve`` rules (e.g. RESOLVE_IN_ROOT: every
+    symlink and ``..`` stays under ``dir_fd``, atomically). ENOSYS before Linux 5.6."""
+    how = _OpenHow(flags, mode, resolve)
+    return _check(_libc.syscall(SYS_openat2, ctypes.c_int(dir_fd), _b(path), ctypes.byref(how),
+                                ctypes.c_size_t(ctypes.sizeof(how))), "openat2", path)
+
+
 def pivot_root(new_root: str, put_old: str) -> None:
     """pivot_root(2): make new_root the root of the calling mount namespace."""
     _check(_libc.syscall(SYS_pivot_root, _b(new_root), _b(put_old)), "pivot_root", new_root)

@@ -1,0 +1,120 @@
+"""``isoinspect events`` against real containers: the lifecycle of a run in order with its exit
+code, filters, Docker's JSON shape, and a follower that is interrupted cleanly.
+
+Docker: ``docker events --since T --until now`` lists create, (attach, network connect,)
+start, die (exitCode), destroy for ``docker run --rm``; ``stop`` adds kill (signal=15), die,
+stop; Ctrl-C ends a follower with status 0 and no message. Ours has no attach/network events.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import signal
+import threading
+import time
+
+
+def _actions(lines: list[str], cid: str) -> list[str]:
+    return [line.split()[2] for line in lines if cid in line]
+
+
+def test_events_of_a_run_in_order_with_exit_code(iso):
+    since = str(time.time() - 1)
+    iso("run", "--name", "isotest-ev", "--network", "none", "busybox", "sh", "-c", "exit 3")
+    cid = json.loads(iso("inspect", "isotest-ev", check=True).stdout)[0]["Id"]
+    iso("rm", "isotest-ev", check=True)
+    listed = iso("events", "--since", since, "--until", str(time.time()), check=True)
+    lines = listed.stdout.splitlines()
+    assert _actions(lines, cid) == ["create", "start", "die", "destroy"]
+    die = next(line for line in lines if " die " in line and cid in line)
+    assert "exitCode=3" in die and "name=isotest-ev" in die and die.split()[1] == "container"
+    only_die = iso("events", "--since", since, "--until", "0s", "--filter", "event=die",
+                   "--filter", "container=isotest-ev", "--json", check=True)
+    shaped = [json.loads(line) for line in only_die.stdout.splitlines()]
+    assert len(shaped) == 1
+    assert shaped[0]["Action"] == "die" and shaped[0]["Actor"]["ID"] == cid
+    assert shaped[0]["Actor"]["Attributes"]["exitCode"] == "3"
+    assert shaped[0]["Type"] == "container" and shaped[0]["from"] == "busybox"
+    formatted = iso("events", "--since", "10m", "--until", "0s", "--filter",
+                    f"container={cid[:12]}", "--format",
+                    "{{.Action}}:{{.Actor.Attributes.exitCode}}", check=True)
+    assert formatted.stdout.splitlines() == ["create:<no value>", "start:<no value>", "die:3",
+                                             "destroy:<no value>"]
+    # A window before the run has none of its events.
+    assert cid not in iso("events", "--since", "1h", "--until", str(float(since) - 60),
+                          check=True).stdout
+
+
+def test_events_of_stop_and_kill(iso):
+    since = str(time.time() - 1)
+    iso("run", "-d", "--name", "isotest-evs", "--network", "none", "busybox", "sleep", "300",
+        check=True)
+    iso("stop", "-t", "1", "isotest-evs", check=True)  # PID 1 ignores SIGTERM: SIGKILL
+    iso("run", "-d", "--name", "isotest-evk", "--network", "none", "busybox", "sh", "-c",
+        "trap 'exit 10' USR1; while :; do sleep 1; done", check=True)
+    iso("kill", "-s", "USR1", "isotest-evk", check=True)
+    iso("wait", "isotest-evk", check=True)
+    lines = iso("events", "--since", since, "--until", "0s", "--filter", "type=container",
+                check=True).stdout.splitlines()
+    stopped = [line for line in lines if "name=isotest-evs" in line]
+    assert [line.split()[2] for line in stopped] == ["create", "start", "kill", "die", "stop"]
+    assert "signal=15" in stopped[2] and "exitCode=137" in stopped[3]
+    killed = [line for line in lines if "name=isotest-evk" in line]
+    assert [line.split()[2] for line in killed] == ["create", "start", "kill", "die"]
+    assert "signal=10" in killed[2] and "exitCode=10" in killed[3]
+
+
+def test_follower_sees_a_run_and_ends_quietly_on_ctrl_c(iso):
+    """Started before the run; --since covers a follower slow to start on a busy host."""
+    since = str(time.time() - 1)
+    follower = iso.popen("events", "--since", since, "--filter", "container=isotest-evf")
+    try:
+        iso("run", "--rm", "--name", "isotest-evf", "--network", "none", "busybox", "true",
+            check=True)
+        lines: queue.Queue = queue.Queue()
+
+        def pump() -> None:
+            for line in follower.stdout:
+                lines.put(line)
+
+        threading.Thread(target=pump, daemon=True).start()
+        seen: list[str] = []
+        while not any(" destroy " in line for line in seen):
+            try:
+                seen.append(lines.get(timeout=30))
+            except queue.Empty:
+                raise AssertionError(f"the follower saw only {seen}") from None
+        assert [line.split()[2] for line in seen] == ["create", "start", "die", "destroy"]
+        assert follower.poll() is None  # still following
+        follower.send_signal(signal.SIGINT)
+        follower.wait(timeout=30)
+        err = follower.stderr.read()
+    finally:
+        if follower.poll() is None:
+            follower.kill()
+            follower.wait()
+    assert follower.returncode == 0 and err == ""
+    assert lines.empty()
+
+
+def test_events_refuses_bad_arguments(iso):
+    for args in (["--since", "yesterday"], ["--filter", "colour=red"],
+                 ["--format", "x", "--json"]):
+        result = iso("events", "--until", "0s", *args)
+        assert result.returncode == 125 and result.stderr.count("\n") == 1, result.stderr
+
+
+def test_image_events_of_tag_and_rmi(iso):
+    """Docker: `docker tag` gives an image "tag" event, `docker rmi` of a tag "untag", and
+    "delete" once the image itself goes."""
+    since = str(time.time() - 1)
+    iso("tag", "busybox", "isotest/ev:1", check=True)
+    iso("rmi", "isotest/ev:1", check=True)
+    shaped = [json.loads(line) for line in iso(
+        "events", "--since", since, "--until", "0s", "--filter", "type=image",
+        "--filter", "image=isotest/ev:1", "--json",
+        check=True).stdout.splitlines()]
+    assert [(e["Action"], e["Actor"]["Attributes"]["name"]) for e in shaped] == [
+        ("tag", "isotest/ev:1"), ("untag", "isotest/ev:1")]
+    assert shaped[0]["Actor"]["ID"].startswith("sha256:")
