@@ -404,7 +404,8 @@ def overhead(runs: Sequence[dict]):
     """bench overhead: one row per (run, target, test): status and reason, p50 value as shown
     (``value`` + ``value_unit``), p50 seconds per op, the ratio to the host and the ratio over
     the target's own cpu control (each with its CI), the harness-suspect flag, the accelerator
-    of a VM target (empty otherwise)."""
+    of a VM target (empty otherwise), the file system a file test wrote in and whether a device
+    test's writes stayed in memory (``no_device``)."""
     rows = []
     for run_id, r in _results(runs, "overhead"):
         ratio, lo, hi = _bounds(r.get("ratio"))
@@ -418,10 +419,12 @@ def overhead(runs: Sequence[dict]):
                      "control": control, "control_lo": control_lo, "control_hi": control_hi,
                      "harness_suspect": bool(r.get("harness_suspect")),
                      "accelerator": str((r.get("labels") or {}).get("accelerator") or ""),
-                     "errors": int(r.get("error_count") or 0)})
+                     "errors": int(r.get("error_count") or 0),
+                     "fs": str(r.get("fs") or ""), "no_device": bool(r.get("no_device"))})
     return _frame(rows, ["run", "target", "test", "status", "reason", "value", "value_unit",
                          "n", "p50", "ratio", "ratio_lo", "ratio_hi", "control", "control_lo",
-                         "control_hi", "harness_suspect", "accelerator", "errors"])
+                         "control_hi", "harness_suspect", "accelerator", "errors", "fs",
+                         "no_device"])
 
 
 def _per(total: Any, n: Any) -> float | None:

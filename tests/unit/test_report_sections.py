@@ -221,3 +221,23 @@ def test_every_kind_with_only_its_required_fields_renders(tmp_path):
     text = render.render(load.load_runs([write(tmp_path, record_of(bare))]))
     ids = re.findall(r'<section id="([^"]+)">', text)
     assert {SECTION_OF[kind] for kind in RESULT_KINDS} <= set(ids)
+
+
+def test_a_device_test_written_to_memory_is_flagged_in_the_overhead_table(tmp_path):
+    """An fsync figure from a tmpfs (gVisor's /tmp, the VM's root) is memory's: its cell and
+    the notes say so, and its ratio is not called slower or faster than the host's."""
+    results = [r for r in full()["results"] if r["kind"] == "overhead"]
+    for target, fs, magic in (("host", "ext4", "0xef53"), ("runc", "tmpfs", "0x1021994")):
+        fsync = copy.deepcopy(next(r for r in results
+                                   if (r["target"], r["test"]) == (target, "getppid")))
+        fsync.update(test="file_fsync", value_unit="MiB/s", fs=fs, fs_magic=magic)
+        if fs == "tmpfs":
+            fsync.update(no_device=True, device_note="fsync does not reach a device")
+        results.append(fsync)
+    text = render.render(load.load_runs([write(tmp_path, record_of(results))]))
+    part = section_html(text, "workload-overhead")
+    row = re.search(r"<tr><td>file_fsync</td>.*?</tr>", part, re.S).group(0)
+    assert row.count(" · tmpfs, no device") == 1 and 'class="warn"' in row
+    assert "runc · file_fsync: fsync does not reach a device (tmpfs/overlay-in-memory) — it " \
+           "wrote to tmpfs" in part
+    assert "host · file_fsync: fsync does not reach" not in part
