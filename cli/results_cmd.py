@@ -156,7 +156,7 @@ def show(ref: str, results_dir: str | None, as_json: bool, goals: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="JSON instead of a table.")
 def compare_cmd(baseline: str, new: str, results_dir: str | None, as_json: bool) -> None:
     """NEW against BASELINE: p50 ratio with a 95% CI per matching result, beyond noise or
-    not."""
+    not (density: MiB per instance, a mean, and the p50 start per target and level)."""
     from isoinspect.benches.compare import compare, format_comparison
     from isoinspect.benches.record import load
 
