@@ -493,6 +493,27 @@ def exposure(runs: Sequence[dict]):
                          "capability_names", "namespaces_shared", "shares_host_kernel"])
 
 
+def exposure_per_op(runs: Sequence[dict]):
+    """exposure of the workload program (``--workload overhead`` or one of its tests): one row
+    per (run, runtime, workload, test): the program's status and figure, its operations, the
+    host syscalls of its window, per operation, the distinct ones, the top [(name, per op)]."""
+    rows = []
+    for run_id, r in _results(runs, "exposure"):
+        for t in r.get("tests") or []:
+            if not isinstance(t, dict) or "test" not in t:
+                continue
+            top = [(str(x.get("name", "?")), x.get("per_op")) for x in t.get("top") or []
+                   if isinstance(x, dict)]
+            rows.append({"run": run_id, "runtime": r["runtime"], "workload": r["workload"],
+                         "test": str(t["test"]), "status": str(t.get("status") or ""),
+                         "reason": str(t.get("reason") or ""), "ops": t.get("ops"),
+                         "value": t.get("value"), "unit": str(t.get("unit") or ""),
+                         "calls": t.get("calls"), "per_op": t.get("calls_per_op"),
+                         "distinct": t.get("distinct"), "top": top})
+    return _frame(rows, ["run", "runtime", "workload", "test", "status", "reason", "ops",
+                         "value", "unit", "calls", "per_op", "distinct", "top"])
+
+
 def isolation(runs: Sequence[dict]):
     """One row per (run, runtime): status, reason, the properties and evidence objects."""
     rows = [{"run": run_id, "runtime": r["runtime"], "status": r["status"],
