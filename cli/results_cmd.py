@@ -93,6 +93,8 @@ def _overhead_line(result: dict) -> list[str]:
     shown = f"{number(value)} {result.get('value_unit', '')}" if n and value is not None else "-"
     ratio = ratio_text(result.get("ratio")) or ("-" if n else str(result.get("reason"))[:60])
     flag = "  harness suspect" if result.get("harness_suspect") else ""
+    if result.get("no_device"):
+        flag += f"  {result.get('fs')}: fsync does not reach a device"
     return ["overhead", str(result.get("target")), str(result.get("test")),
             str(result.get("status")), str(n), shown, ratio,
             ratio_text(result.get("control_ratio")) + flag]

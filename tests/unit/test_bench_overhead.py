@@ -124,7 +124,7 @@ def fsync(ns: float, fs: str, magic: str) -> Figure:
     return Figure("file_fsync", "ok", 10, ns, 1e9 / ns, "MiB/s", fs=fs, fs_magic=magic)
 
 
-def test_fsync_to_a_memory_file_system_is_flagged_in_cells_table_and_record():
+def test_fsync_to_a_memory_file_system_is_flagged_in_cells_table_and_record(tmp_path):
     """gVisor's /tmp is its own tmpfs: its fsync is "faster than the host" because it never
     leaves memory; the cell says so (from the fs the workload found, not the target's name)."""
     def rounds(ns: float, fs: str, magic: str) -> list[dict[str, Figure]]:
@@ -152,6 +152,17 @@ def test_fsync_to_a_memory_file_system_is_flagged_in_cells_table_and_record():
         result["device_note"]
     host = cells[("host", "file_fsync")].to_result(series[("host", "file_fsync")], infos[0])
     assert host["fs"] == "ext4" and "no_device" not in host
+    from click.testing import CliRunner
+
+    from isoinspect.cli.results_cmd import results
+
+    record = RunRecord.create("bench overhead", directory=str(tmp_path), machine={})
+    record.extend(r for _, r in bench.Overhead(tests, 3, 50, infos, series,
+                                               list(cells.values())).results())
+    out = CliRunner().invoke(results, ["show", record.path]).output
+    shown = [line for line in out.splitlines() if "file_fsync" in line]
+    assert [line.split()[1] for line in shown if "does not reach a device" in line] == ["runsc"]
+    assert "tmpfs: fsync does not reach a device" in shown[-1]
 
 
 def test_control_ratio_ci_of_constant_samples_is_exact():
