@@ -93,6 +93,8 @@ def _overhead_line(result: dict) -> list[str]:
     shown = f"{number(value)} {result.get('value_unit', '')}" if n and value is not None else "-"
     ratio = ratio_text(result.get("ratio")) or ("-" if n else str(result.get("reason"))[:60])
     flag = "  harness suspect" if result.get("harness_suspect") else ""
+    if result.get("no_device"):
+        flag += f"  {result.get('fs')}: fsync does not reach a device"
     return ["overhead", str(result.get("target")), str(result.get("test")),
             str(result.get("status")), str(n), shown, ratio,
             ratio_text(result.get("control_ratio")) + flag]
@@ -156,7 +158,7 @@ def show(ref: str, results_dir: str | None, as_json: bool, goals: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="JSON instead of a table.")
 def compare_cmd(baseline: str, new: str, results_dir: str | None, as_json: bool) -> None:
     """NEW against BASELINE: p50 ratio with a 95% CI per matching result, beyond noise or
-    not."""
+    not (density: MiB per instance, a mean, and the p50 start per target and level)."""
     from isoinspect.benches.compare import compare, format_comparison
     from isoinspect.benches.record import load
 

@@ -1,7 +1,7 @@
 """What changed between two runs, for the report.
 
-The statistics are benches.compare's (per matching (kind, subject, metric): p50 of each run, the
-ratio new / baseline with a bootstrap 95 % CI, ``beyond_noise`` when it excludes 1); here they
+The statistics are benches.compare's (per matching (kind, subject, metric): p50 of each run (the
+mean MiB per instance for density), the ratio new / baseline with a bootstrap 95 % CI, ``beyond_noise`` when it excludes 1); here they
 become a DataFrame for the table and the chart. Verification verdicts that changed are listed
 separately.
 """
@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from isoinspect.benches import compare as bench_compare
 
-COLUMNS = ["kind", "subject", "metric", "label", "p50_baseline", "p50_new", "ratio", "ci_lo",
-           "ci_hi", "beyond_noise"]
+COLUMNS = ["kind", "subject", "metric", "label", "statistic", "unit", "p50_baseline", "p50_new",
+           "ratio", "ci_lo", "ci_hi", "beyond_noise"]
 
 
 def compare(baseline: dict, new: dict):
@@ -20,7 +20,8 @@ def compare(baseline: dict, new: dict):
 
     rows = [{**{k: row[k] for k in COLUMNS if k in row},
              "label": f"{row['kind']}: {row['subject']} ({row['metric']})",
-             "ci_lo": row["ci"][0], "ci_hi": row["ci"][1]}
+             "ci_lo": row["ci"][0] if row["ci"] else None,
+             "ci_hi": row["ci"][1] if row["ci"] else None}
             for row in bench_compare.compare(baseline, new)["rows"]]
     return pd.DataFrame(rows, columns=COLUMNS)
 

@@ -404,7 +404,8 @@ def overhead(runs: Sequence[dict]):
     """bench overhead: one row per (run, target, test): status and reason, p50 value as shown
     (``value`` + ``value_unit``), p50 seconds per op, the ratio to the host and the ratio over
     the target's own cpu control (each with its CI), the harness-suspect flag, the accelerator
-    of a VM target (empty otherwise)."""
+    of a VM target (empty otherwise), the file system a file test wrote in and whether a device
+    test's writes stayed in memory (``no_device``)."""
     rows = []
     for run_id, r in _results(runs, "overhead"):
         ratio, lo, hi = _bounds(r.get("ratio"))
@@ -418,10 +419,12 @@ def overhead(runs: Sequence[dict]):
                      "control": control, "control_lo": control_lo, "control_hi": control_hi,
                      "harness_suspect": bool(r.get("harness_suspect")),
                      "accelerator": str((r.get("labels") or {}).get("accelerator") or ""),
-                     "errors": int(r.get("error_count") or 0)})
+                     "errors": int(r.get("error_count") or 0),
+                     "fs": str(r.get("fs") or ""), "no_device": bool(r.get("no_device"))})
     return _frame(rows, ["run", "target", "test", "status", "reason", "value", "value_unit",
                          "n", "p50", "ratio", "ratio_lo", "ratio_hi", "control", "control_lo",
-                         "control_hi", "harness_suspect", "accelerator", "errors"])
+                         "control_hi", "harness_suspect", "accelerator", "errors", "fs",
+                         "no_device"])
 
 
 def _per(total: Any, n: Any) -> float | None:
@@ -488,6 +491,27 @@ def exposure(runs: Sequence[dict]):
                          "per_second", "failed_share", "seconds", "top", "seccomp",
                          "seccomp_allowed", "seccomp_profile", "capabilities",
                          "capability_names", "namespaces_shared", "shares_host_kernel"])
+
+
+def exposure_per_op(runs: Sequence[dict]):
+    """exposure of the workload program (``--workload overhead`` or one of its tests): one row
+    per (run, runtime, workload, test): the program's status and figure, its operations, the
+    host syscalls of its window, per operation, the distinct ones, the top [(name, per op)]."""
+    rows = []
+    for run_id, r in _results(runs, "exposure"):
+        for t in r.get("tests") or []:
+            if not isinstance(t, dict) or "test" not in t:
+                continue
+            top = [(str(x.get("name", "?")), x.get("per_op")) for x in t.get("top") or []
+                   if isinstance(x, dict)]
+            rows.append({"run": run_id, "runtime": r["runtime"], "workload": r["workload"],
+                         "test": str(t["test"]), "status": str(t.get("status") or ""),
+                         "reason": str(t.get("reason") or ""), "ops": t.get("ops"),
+                         "value": t.get("value"), "unit": str(t.get("unit") or ""),
+                         "calls": t.get("calls"), "per_op": t.get("calls_per_op"),
+                         "distinct": t.get("distinct"), "top": top})
+    return _frame(rows, ["run", "runtime", "workload", "test", "status", "reason", "ops",
+                         "value", "unit", "calls", "per_op", "distinct", "top"])
 
 
 def isolation(runs: Sequence[dict]):

@@ -131,16 +131,19 @@ def _comparison(runs: Sequence[dict]) -> Section:
                            "can be flagged by chance alone.")
     for run in runs[1:]:
         frame = compare.compare(baseline, run)
-        table = tables.Table(["kind", "subject", "metric", "baseline p50 ms", "new p50 ms",
+        table = tables.Table(["kind", "subject", "metric", "baseline (p50 ms)", "new (p50 ms)",
                               "ratio (95% CI)", "verdict"], css="numbers",
-                             title=f"{run['run_id']} vs {baseline['run_id']}")
+                             title=f"{run['run_id']} vs {baseline['run_id']}",
+                             caption="Times: p50 in ms; memory: mean MiB per instance")
         for row in frame.itertuples():
-            verdict = ("slower, beyond noise" if row.ratio > 1 else "faster, beyond noise") \
-                if row.beyond_noise else "within noise"
+            more, less = ("more", "less") if row.unit == "bytes" else ("slower", "faster")
+            verdict = (f"{more}, beyond noise" if row.ratio > 1 else f"{less}, beyond noise") \
+                if row.beyond_noise else "within noise" if not tables.missing(row.ci_lo) \
+                else "no interval (1 sample)"
             table.rows.append([tables.Cell(row.kind), tables.Cell(row.subject, "text"),
                                tables.Cell(row.metric, "text"),
-                               tables.Cell(tables.ms(row.p50_baseline)),
-                               tables.Cell(tables.ms(row.p50_new)),
+                               tables.Cell(tables.compared(row.p50_baseline, row.unit)),
+                               tables.Cell(tables.compared(row.p50_new, row.unit)),
                                tables.Cell(tables.ratio_text(row.ratio, row.ci_lo, row.ci_hi)),
                                tables.Cell(verdict, ("text bad" if row.ratio > 1 else
                                                      "text ok") if row.beyond_noise else "text")])

@@ -1,10 +1,12 @@
 """The report's exposure section (``isoinspect exposure``): the host system calls each runtime's
-processes made for the same workload, next to what each was allowed."""
+processes made for the same workload, next to what each was allowed; for the workload program
+of bench overhead (``--workload overhead``), host syscalls per operation of each of its tests."""
 
 from __future__ import annotations
 
 from typing import Sequence
 
+from isoinspect.benches.exposure import per_op_text
 from isoinspect.reports import load
 from isoinspect.reports.render import Section
 from isoinspect.reports.palette import colour as runtime_color, ordered as runtime_order
@@ -29,11 +31,24 @@ CAPTION = (
     "axis).")
 
 
+PER_OP_CAPTION = (
+    "Host system calls per operation of each test of the workload program (bench overhead's), "
+    "over the window between the program's pauses (warm-up operations included), and how many "
+    "distinct system calls that window reached (hover: the top ones per operation). 1.000 is "
+    "one host call per operation, the bare system call; below 1 the runtime answered the "
+    "workload's calls itself.")
+
+
 def section(frames: dict, runs: Sequence[dict]) -> Section:
-    return filled(Section(ID, "Host kernel exposure", lead=LEAD),
-                  frame_of(frames, runs, "exposure", load.exposure),
-                  f"No exposure measurement (isoinspect exposure) in {where(runs)}.",
-                  table=table, findings=findings, notes=notes, chart=syscalls_chart)
+    out = filled(Section(ID, "Host kernel exposure", lead=LEAD),
+                 frame_of(frames, runs, "exposure", load.exposure),
+                 f"No exposure measurement (isoinspect exposure) in {where(runs)}.",
+                 table=table, findings=findings, notes=notes, chart=syscalls_chart)
+    per_op = frame_of(frames, runs, "exposure_per_op", load.exposure_per_op)
+    if not out.empty and not per_op.empty:
+        out.findings += per_op_findings(per_op)
+        out.tables.append(per_op_table(per_op))
+    return out
 
 
 def notes(frame) -> list[str]:
@@ -112,6 +127,61 @@ def findings(frame) -> list[str]:
         out.append(f"{workload}: host syscalls from fewest, " + ", ".join(
             f"{r.runtime} {rate(r.total)} ({rate(r.distinct)} distinct)"
             for r in part.itertuples()) + ".")
+    return out
+
+
+def per_op_cell(row) -> Cell:
+    """``calls/op`` over ``N distinct``; the program's status where it did not measure."""
+    if not real(row.per_op):
+        css = "status-unsupported" if row.status == "unsupported" else "status-error"
+        return Cell(row.status or "–", css, row.reason, short(row.reason, 30))
+    top = ", ".join(f"{name} {per_op:.3g}/op" if real(per_op) else name
+                    for name, per_op in row.top[:TOP_SHOWN])
+    distinct = f"{int(row.distinct)} distinct" if real(row.distinct) else ""
+    return Cell(per_op_text(row.per_op), "", top, distinct)
+
+
+def per_op_table(frame) -> Table:
+    """Rows: the program's tests in its order; columns: runtimes (workload noted when the
+    runs hold more than the ``overhead`` one)."""
+    columns = [(runtime, workload) for workload in dict.fromkeys(frame.workload)
+               for runtime in runtime_order(frame[frame.workload == workload].runtime)]
+    several = len({w for _, w in columns}) > 1
+    out = Table(["test"] + [f"{r} ({w})" if several else r for r, w in columns],
+                css="numbers", title="Host syscalls per workload operation",
+                caption=PER_OP_CAPTION)
+    for test in dict.fromkeys(frame.test):
+        part = frame[frame.test == test]
+        cells = []
+        for runtime, workload in columns:
+            rows = list(part[(part.runtime == runtime) & (part.workload == workload)]
+                        .itertuples())
+            cells.append(per_op_cell(rows[0]) if rows else Cell("not run", "status-none"))
+        out.rows.append([Cell(test, "text")] + cells)
+    return out
+
+
+def per_op_findings(frame) -> list[str]:
+    """Per runtime, the median over tests of host syscalls per operation, and the test that
+    reached the most distinct host syscalls: one sentence for the table's gist."""
+    import statistics
+
+    ok = frame[[real(p) for p in frame.per_op]]
+    parts, widest = [], []
+    for runtime in runtime_order(ok.runtime):
+        rows = list(ok[ok.runtime == runtime].itertuples())
+        parts.append(f"{runtime} {per_op_text(statistics.median(r.per_op for r in rows))} "
+                     f"({len(rows)} tests)")
+        top = max((r for r in rows if real(r.distinct)), key=lambda r: r.distinct, default=None)
+        if top is not None:
+            widest.append(f"{runtime} {int(top.distinct)} ({top.test})")
+    if not parts:
+        return []
+    out = [f"Host syscalls per workload operation, median over the program's tests: "
+           f"{', '.join(parts)}."]
+    if widest:
+        out.append("Most distinct host syscalls reached by one test: " + ", ".join(widest)
+                   + ".")
     return out
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from isoinspect.benches.overhead.summary import BASELINE, CONTROL, CONTROL_BAND, number
+from isoinspect.benches.overhead.summary import (BASELINE, CONTROL, CONTROL_BAND, NO_DEVICE,
+                                                 number)
 from isoinspect.reports import load
 from isoinspect.reports.render import Section
 from isoinspect.reports.palette import colour as runtime_color, ordered as runtime_order
@@ -67,11 +68,14 @@ def cell(row, vm: bool) -> Cell:
     if vm and real(row.control):
         note += f" · /{CONTROL} " + interval(row.control, row.control_lo, row.control_hi)
     css, title = "", ""
+    if row.no_device:
+        css, title = "warn", f"{NO_DEVICE}: it wrote to {row.fs}"
+        note += f" · {row.fs}, no device"
     if row.harness_suspect:
         css, title = "warn", (f"harness suspect: this target's {CONTROL} control is outside "
                               f"[{CONTROL_BAND[0]}, {CONTROL_BAND[1]}]× the host's")
         note += " · suspect"
-    elif real(row.ratio_lo) and row.ratio_lo > 1:
+    elif not row.no_device and real(row.ratio_lo) and row.ratio_lo > 1:
         title = "slower than the host beyond noise (the interval excludes 1)"
     return Cell(text, css, title, note)
 
@@ -135,6 +139,9 @@ def notes(frame) -> list[str]:
             else row.test
         seen[f"{row.target} · {scope}: {row.status}" +
              (f": {row.reason}" if row.reason else "")] = None
+    for row in frame[frame.no_device & (frame.status == "ok")].itertuples():
+        seen[f"{row.target} · {row.test}: {NO_DEVICE} — it wrote to {row.fs}, so its figure is "
+             "memory's, not a disk's (faster than the host's is no gain)"] = None
     for target in dict.fromkeys(frame[frame.harness_suspect].target):
         seen[f"{target}: harness suspect — its {CONTROL} control is outside "
              f"[{CONTROL_BAND[0]}, {CONTROL_BAND[1]}]× the host's; its ratios may reflect "

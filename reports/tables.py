@@ -55,6 +55,13 @@ def ms(seconds: Any) -> str:
     return f"{value:.2f}" if value >= 1 else f"{value:.3g}"
 
 
+def compared(value: Any, unit: str) -> str:
+    """A compared row's statistic: seconds in ms, bytes in MiB (benches.compare's units)."""
+    if unit == "bytes":
+        return "–" if missing(value) else f"{number(value / 2 ** 20)} MiB"
+    return ms(value)
+
+
 def us(seconds: Any) -> str:
     """Seconds as microseconds (namespace operations are µs-scale)."""
     return "–" if missing(seconds) else f"{seconds * 1e6:,.1f}"
@@ -81,7 +88,7 @@ def factor(value: float) -> str:
 
 
 def ratio_text(ratio: float, lo: float | None, hi: float | None) -> str:
-    if lo is None or hi is None:
+    if missing(lo) or missing(hi):
         return f"{factor(ratio)}×"
     return f"{factor(ratio)}× [{factor(lo)}, {factor(hi)}]"
 

@@ -63,12 +63,16 @@ TESTS: tuple[WorkloadTest, ...] = (
 )
 TEST_NAMES: tuple[str, ...] = tuple(test.name for test in TESTS)
 STATUSES = ("ok", "unsupported", "error")
+#: file systems held in memory (statfs f_type names the program prints): a write there, fsync
+#: included, never reaches a device, so a file test's time there is not a device's
+MEMORY_FS = ("tmpfs", "ramfs")
 
 
 @dataclass(frozen=True)
 class Figure:
     """One ``@@W`` line. ok: ops, ns_per_op, value and unit set; otherwise reason set.
-    ``all_ops``: with ``-p`` only (else 0), every op between the test's pauses, warm-up too."""
+    ``all_ops``: with ``-p`` only (else 0), every op between the test's pauses, warm-up too.
+    ``fs``/``fs_magic``: a file test's directory's file system (statfs f_type), else ""."""
     test: str
     status: str
     ops: int = 0
@@ -77,10 +81,17 @@ class Figure:
     unit: str = ""
     reason: str = ""
     all_ops: int = 0
+    fs: str = ""
+    fs_magic: str = ""
 
     @property
     def ok(self) -> bool:
         return self.status == "ok"
+
+    @property
+    def in_memory(self) -> bool:
+        """The test's file was on a memory file system: no write of it reached a device."""
+        return self.fs in MEMORY_FS
 
 
 # ------------------------------------------------------------------ output
@@ -109,6 +120,22 @@ def _number(fields: dict[str, str], key: str, kind: type) -> int | float:
     return number
 
 
+def _fs(fields: dict[str, str]) -> dict[str, str]:
+    """``fs`` and ``fs_magic`` (both or neither; the magic in hex), as Figure keywords."""
+    if "fs" not in fields and "fs_magic" not in fields:
+        return {}
+    if "fs" not in fields or "fs_magic" not in fields:
+        raise ValueError("fs= and fs_magic= go together")
+    magic = fields["fs_magic"]
+    try:
+        int(magic, 16)
+    except ValueError:
+        raise ValueError(f"fs_magic={magic!r} is not hexadecimal") from None
+    if not magic.lower().startswith("0x"):
+        raise ValueError(f"fs_magic={magic!r} is not 0x<hex>")
+    return {"fs": fields["fs"], "fs_magic": magic.lower()}
+
+
 def _figure(line: str) -> Figure:
     fields = _fields(line)
     test, status = fields.get("test"), fields.get("status")
@@ -116,16 +143,18 @@ def _figure(line: str) -> Figure:
         raise ValueError(f"unknown test {test!r}")
     if status not in STATUSES:
         raise ValueError(f"status {status!r} is not one of {', '.join(STATUSES)}")
+    fs = _fs(fields)
     if status != "ok":
         if "reason" not in fields:
             raise ValueError("no reason=")
-        return Figure(test, status, reason=fields["reason"])
+        return Figure(test, status, reason=fields["reason"], **fs)
     if "unit" not in fields:
         raise ValueError("no unit=")
     return Figure(test, status, ops=int(_number(fields, "ops", int)),
                   ns_per_op=float(_number(fields, "ns_per_op", float)),
                   value=float(_number(fields, "value", float)), unit=fields["unit"],
-                  all_ops=int(_number(fields, "all_ops", int)) if "all_ops" in fields else 0)
+                  all_ops=int(_number(fields, "all_ops", int)) if "all_ops" in fields else 0,
+                  **fs)
 
 
 def parse(text: str) -> list[Figure]:

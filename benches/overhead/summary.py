@@ -19,6 +19,9 @@ BASELINE = "host"
 CONTROL = "cpu"
 #: a container target's cpu control outside this band means the harness, not the target
 CONTROL_BAND = (0.85, 1.18)
+#: tests whose point is the device under the file system (their write must leave memory)
+DEVICE_TESTS = ("file_fsync", "file_direct")
+NO_DEVICE = "fsync does not reach a device (tmpfs/overlay-in-memory)"
 
 
 @dataclass
@@ -33,9 +36,16 @@ class Series:
     unit: str = ""
     unsupported: str = ""
     errors: list[str] = field(default_factory=list)
+    #: the file system the test wrote in (the last round's that said; "" if none did)
+    fs: str = ""
+    fs_magic: str = ""
+    in_memory: bool = False
 
     def add(self, round_index: int, figure) -> None:
         """Record one round's figure of this test (ok, unsupported or error)."""
+        if getattr(figure, "fs", ""):   # the tools suite's figures name no file system
+            self.fs, self.fs_magic = figure.fs, figure.fs_magic
+            self.in_memory = self.in_memory or figure.in_memory
         if figure.status == "ok" and figure.ns_per_op is not None and figure.ns_per_op > 0:
             self.rounds.append(round_index)
             self.seconds.append(figure.ns_per_op / 1e9)
@@ -79,6 +89,10 @@ class Cell:
     ratio: dict | None = None
     control: dict | None = None
     harness_suspect: bool = False
+    fs: str = ""
+    fs_magic: str = ""
+    #: a device test (DEVICE_TESTS) that wrote to a memory file system: its figure is memory's
+    no_device: bool = False
 
     def to_result(self, series: Series, info: TargetInfo) -> dict:
         """The RunRecord ``overhead`` result (samples in seconds per op, like every record)."""
@@ -95,6 +109,10 @@ class Cell:
             out["labels"] = dict(info.labels)
         if self.harness_suspect:
             out["harness_suspect"] = True
+        if self.fs:
+            out["fs"], out["fs_magic"] = self.fs, self.fs_magic
+        if self.no_device:
+            out["no_device"], out["device_note"] = True, no_device_text(self)
         errors = series.errors + info.errors
         if errors:
             out["errors"], out["error_count"] = errors[:10], len(errors)
@@ -161,7 +179,9 @@ def cells_for(infos: list[TargetInfo], series: dict[tuple[str, str], Series],
         for test in tests:
             one = series.setdefault((info.name, test), Series(info.name, test))
             status, reason = status_of(one, info)
-            cell = Cell(info.name, test, status, reason, one.unit)
+            cell = Cell(info.name, test, status, reason, one.unit, fs=one.fs,
+                        fs_magic=one.fs_magic,
+                        no_device=one.in_memory and test in DEVICE_TESTS)
             if one.seconds:
                 cell.summary = stats.summarize(one.seconds)
                 cell.value = stats.median(one.values)
@@ -175,6 +195,11 @@ def cells_for(infos: list[TargetInfo], series: dict[tuple[str, str], Series],
             if cell.target == name:
                 cell.harness_suspect = True
     return cells
+
+
+def no_device_text(cell: Cell) -> str:
+    """Why a device test's figure is memory's: the file system it found (statfs f_type)."""
+    return f"{NO_DEVICE}: wrote to {cell.fs} ({cell.fs_magic})"
 
 
 def suspects(cells: list[Cell], infos: list[TargetInfo]) -> list[str]:
@@ -213,6 +238,8 @@ def cell_text(cell: Cell, with_control: bool = False) -> str:
     if cell.status != "ok":
         return cell.status
     text = f"{number(cell.value)} {cell.unit}"
+    if cell.no_device:
+        text += f" [{cell.fs}]"
     if cell.ratio:
         text += f" ({ratio_text(cell.ratio)})"
     if with_control and cell.control:
@@ -252,6 +279,8 @@ def notes(cells: list[Cell], infos: list[TargetInfo]) -> list[str]:
         if cell.status in ("unsupported", "error") and cell.reason and \
                 not any(i.name == cell.target and i.status != "ok" for i in infos):
             out.append(f"  {cell.target} {cell.test}: {cell.status}: {cell.reason}")
+    out += [f"  {cell.target} {cell.test}: {no_device_text(cell)}" for cell in cells
+            if cell.no_device and cell.status == "ok"]
     for name in dict.fromkeys(c.target for c in cells if c.harness_suspect):
         out.append(warning(name, next(c for c in cells if c.target == name
                                       and c.test == CONTROL)))

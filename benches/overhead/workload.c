@@ -17,13 +17,17 @@
  *   @@W test=<name> status=unsupported reason=<no_spaces_reason>
  *   @@W test=<name> status=error reason=<no_spaces_reason>
  *
- * and `@@W-END tests=<n> ok=<k>` after the last one. `-p MS` (isoinspect exposure's windows)
- * pauses MS milliseconds before and after each test, in nanosleep, so an observer can read
- * counters while the program makes no system call: before a test's pause it prints
- * `@@W-BEGIN test=<name>`, and its ok line gains `all_ops=<int>` (warm-up ops included: every
- * operation made between the two pauses). ns_per_op is always time per unit of work
- * (lower is better); value/unit is the figure shown to readers. Exit code 0, or 2 for bad
- * arguments. Files are created in DIR (default /tmp) and removed, also on SIGINT/SIGTERM/SIGHUP.
+ * and `@@W-END tests=<n> ok=<k>` after the last one. A test that works on a file in DIR
+ * (open_read_close, stat, file_*) ends its line, whatever its status, with
+ * ` fs=<name> fs_magic=0x<hex>`: statfs(DIR)'s f_type, so a reader can tell a write that
+ * reached a device from one held in memory (tmpfs: gVisor's own /tmp, a VM's tmpfs root).
+ * `-p MS` (isoinspect exposure's windows) pauses MS milliseconds before and after each test,
+ * in nanosleep, so an observer can read counters while the program makes no system call:
+ * before a test's pause it prints `@@W-BEGIN test=<name>`, and its ok line gains
+ * `all_ops=<int>` (warm-up ops included: every operation made between the two pauses).
+ * ns_per_op is always time per unit of work (lower is better); value/unit is the figure shown
+ * to readers. Exit code 0, or 2 for bad arguments. Files are created in DIR (default /tmp)
+ * and removed, also on SIGINT/SIGTERM/SIGHUP.
  * Build: gcc -static -O2 -Wall -o isoinspect-workload workload.c
  */
 #define _GNU_SOURCE
@@ -83,6 +87,7 @@ struct test {
     int (*setup)(struct run *);
     int (*batch)(struct run *, long reps);
     void (*teardown)(struct run *);
+    int in_dir;                /* works on a file in DIR: its line carries fs= and fs_magic= */
 };
 
 static const char *opt_dir = "/tmp";
@@ -806,8 +811,8 @@ static int file_direct_batch(struct run *r, long reps)
 static const struct test tests[] = {
     {"cpu", "ms", PER_OP, 1e6, NULL, cpu_batch, NULL},
     {"getppid", "ns", PER_OP, 1, NULL, getppid_batch, NULL},
-    {"open_read_close", "ns", PER_OP, 1, orc_setup, orc_batch, file_teardown},
-    {"stat", "ns", PER_OP, 1, stat_setup, stat_batch, file_teardown},
+    {"open_read_close", "ns", PER_OP, 1, orc_setup, orc_batch, file_teardown, 1},
+    {"stat", "ns", PER_OP, 1, stat_setup, stat_batch, file_teardown, 1},
     {"fork", "us", PER_OP, 1e3, NULL, fork_batch, NULL},
     {"exec", "us", PER_OP, 1e3, NULL, exec_batch, NULL},
     {"pipe", "ns", PER_OP, 1, pipe_setup, ping_pong_batch, child_teardown},
@@ -815,10 +820,10 @@ static const struct test tests[] = {
     {"page_fault", "faults/s", RATE, 0, fault_setup, fault_batch, NULL},
     {"tcp_rtt", "us", PER_OP, 1e3, tcp_rtt_setup, ping_pong_batch, child_teardown},
     {"tcp_stream", "MiB/s", RATE, 0, tcp_stream_setup, tcp_stream_batch, child_teardown},
-    {"file_write", "MiB/s", RATE, 0, file_write_setup, file_write_batch, file_teardown},
-    {"file_read", "MiB/s", RATE, 0, file_read_setup, file_read_batch, file_teardown},
-    {"file_fsync", "MiB/s", RATE, 0, file_fsync_setup, file_fsync_batch, file_teardown},
-    {"file_direct", "MiB/s", RATE, 0, file_direct_setup, file_direct_batch, file_teardown},
+    {"file_write", "MiB/s", RATE, 0, file_write_setup, file_write_batch, file_teardown, 1},
+    {"file_read", "MiB/s", RATE, 0, file_read_setup, file_read_batch, file_teardown, 1},
+    {"file_fsync", "MiB/s", RATE, 0, file_fsync_setup, file_fsync_batch, file_teardown, 1},
+    {"file_direct", "MiB/s", RATE, 0, file_direct_setup, file_direct_batch, file_teardown, 1},
 };
 #define NTESTS ((int)(sizeof tests / sizeof tests[0]))
 
@@ -873,6 +878,17 @@ static int measure(const struct test *t, struct run *r, long long *ops, long lon
     return 0;
 }
 
+/* ` fs=<name> fs_magic=0x<hex>` of DIR (statfs's f_type; `fs=unknown fs_magic=0x0` if statfs
+ * fails): where the test's file was, so memory-held writes (tmpfs) are told from a device's. */
+static void print_fs(void)
+{
+    struct statfs sfs;
+    if (statfs(opt_dir, &sfs) == 0)
+        printf(" fs=%s fs_magic=0x%lx", fs_name(sfs.f_type), (unsigned long)sfs.f_type);
+    else
+        printf(" fs=unknown fs_magic=0x0");
+}
+
 /* Run one test, print its line; 1 if it was ok. */
 static int run_test(const struct test *t)
 {
@@ -892,13 +908,15 @@ static int run_test(const struct test *t)
                t->name, ops, ns_per_op, value, t->unit);
         if (opt_pause_ms > 0)
             printf(" all_ops=%lld", ops + warm_ops);
-        printf("\n");
     } else {
         if (r.status == ST_OK)
             fail_plain(&r, "no_measurement");
-        printf("@@W test=%s status=%s reason=%s\n", t->name,
+        printf("@@W test=%s status=%s reason=%s", t->name,
                r.status == ST_UNSUPPORTED ? "unsupported" : "error", r.reason);
     }
+    if (t->in_dir)
+        print_fs();
+    printf("\n");
     fflush(stdout);
     return measured == 0;
 }

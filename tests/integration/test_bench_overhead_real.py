@@ -200,7 +200,8 @@ def test_ctrl_c_keeps_what_was_measured_cleans_up_and_exits_130(tmp_path, scratc
 def test_runsc_docker_and_the_vm_run_the_workload(tmp_path, scratch):
     out = tmp_path / "overhead.json"
     begin = time.monotonic()
-    run, pid = _run("--targets", "runsc,docker,qemu", "--tests", "cpu,getppid,tcp_rtt,file_write",
+    run, pid = _run("--targets", "runsc,docker,qemu", "--tests",
+                    "cpu,getppid,tcp_rtt,file_write,file_fsync",
                     "--rounds", "2", "--duration-ms", "50", "--json", str(out),
                     "--results-dir", str(tmp_path / "results"), timeout=150, scratch=scratch)
     took = time.monotonic() - begin
@@ -208,10 +209,24 @@ def test_runsc_docker_and_the_vm_run_the_workload(tmp_path, scratch):
     data = record_mod.load(str(out))
     results = _by_key(data)
     for target in ("runsc", "docker", "qemu"):
-        for test in ("cpu", "getppid", "tcp_rtt", "file_write"):
+        for test in ("cpu", "getppid", "tcp_rtt", "file_write", "file_fsync"):
             result = results[(target, test)]
             assert result["status"] == "ok", (target, test, result.get("reason"))
             assert len(result["samples"]) == 2 and result["ratio"]["ratio"] > 0
+    # where each wrote, from statfs inside it: gVisor's /tmp is the Sentry's own tmpfs and the
+    # guest's root is a tmpfs, so their fsync never reaches a device; Docker's /tmp is the
+    # container's overlay, on the host's disk; the host's /tmp is whatever stat(1) says
+    host_magic = "0x" + subprocess.run(["stat", "-f", "-c", "%t", "/tmp"], capture_output=True,
+                                       text=True).stdout.strip()
+    assert results[("host", "file_fsync")]["fs_magic"] == host_magic
+    for target in ("runsc", "qemu"):
+        fsync = results[(target, "file_fsync")]
+        assert (fsync["fs"], fsync["fs_magic"], fsync.get("no_device")) == \
+            ("tmpfs", "0x1021994", True), (target, fsync)
+        assert f"{target} file_fsync: fsync does not reach a device" in run.stdout
+    docker = results[("docker", "file_fsync")]
+    assert (docker["fs"], docker["fs_magic"]) == ("overlay", "0x794c7630"), docker
+    assert "no_device" not in docker and "fs" not in results[("docker", "getppid")]
     vm = results[("qemu", "getppid")]
     assert vm["labels"]["accelerator"] in ("tcg", "kvm")
     assert vm["control_ratio"]["ratio"] > 0

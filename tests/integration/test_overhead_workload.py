@@ -63,6 +63,18 @@ def test_all_prints_one_line_per_test_in_order_and_the_end(binary, tmp_path):
                     else 1e9 / figure.ns_per_op)
         assert figure.value == pytest.approx(expected, rel=1e-3, abs=1e-3), figure
     assert os.listdir(tmp_path) == []   # every test removed its files
+    # a file test's line names the file system it wrote in: statfs f_type, as stat(1) reads it
+    magic = "0x" + run(["stat", "-f", "-c", "%t", str(tmp_path)]).stdout.strip()
+    file_tests = {"open_read_close", "stat", "file_write", "file_read", "file_fsync",
+                  "file_direct"}
+    for figure in figures:
+        if figure.test in file_tests:
+            assert figure.fs_magic == magic and figure.fs, figure
+            assert not figure.in_memory, figure          # tmp_path is on a disk here
+        else:
+            assert (figure.fs, figure.fs_magic) == ("", ""), figure
+    if magic == "0xef53":
+        assert by_name["file_fsync"].fs == "ext4"
 
 
 def getppid_run(binary: str, ms: int) -> tuple[int, float, float, float]:
@@ -135,6 +147,8 @@ def test_o_direct_on_tmpfs_is_unsupported_not_an_error(binary):
     assert (direct.status, direct.reason) == ("unsupported",
                                               "o_direct_not_supported_by_tmpfs")
     assert write.ok
+    for figure in (direct, write):   # TMPFS_MAGIC, a write that never leaves memory
+        assert (figure.fs, figure.fs_magic, figure.in_memory) == ("tmpfs", "0x1021994", True)
     assert result.stdout.splitlines()[-1] == "@@W-END tests=2 ok=1"
     assert leftovers == []
 

@@ -120,6 +120,51 @@ def test_table_rows_are_tests_columns_targets_vm_with_its_control():
     assert "1.00 us (x1.00 [0.99, 1.01])" in cpu
 
 
+def fsync(ns: float, fs: str, magic: str) -> Figure:
+    return Figure("file_fsync", "ok", 10, ns, 1e9 / ns, "MiB/s", fs=fs, fs_magic=magic)
+
+
+def test_fsync_to_a_memory_file_system_is_flagged_in_cells_table_and_record(tmp_path):
+    """gVisor's /tmp is its own tmpfs: its fsync is "faster than the host" because it never
+    leaves memory; the cell says so (from the fs the workload found, not the target's name)."""
+    def rounds(ns: float, fs: str, magic: str) -> list[dict[str, Figure]]:
+        return [{"cpu": ok("cpu", 1000), "file_fsync": fsync(ns, fs, magic)}] * 3
+
+    infos = INFOS[:2] + [summary.TargetInfo("runsc", "ok")]
+    series = collect({"host": rounds(4e6, "ext4", "0xef53"),
+                      "runc": rounds(4.2e6, "overlay", "0x794c7630"),
+                      "runsc": rounds(2e5, "tmpfs", "0x1021994")})
+    tests = ["cpu", "file_fsync"]
+    cells = {(c.target, c.test): c for c in summary.cells_for(infos, series, tests)}
+    assert cells[("runsc", "file_fsync")].no_device
+    assert not cells[("host", "file_fsync")].no_device
+    assert not cells[("runc", "file_fsync")].no_device
+    assert not cells[("runsc", "cpu")].no_device   # no file, nothing to flag
+    lines = summary.format_table(list(cells.values()), infos, tests)
+    row = next(line for line in lines if line.startswith("file_fsync"))
+    assert "[tmpfs]" in row and row.count("[tmpfs]") == 1
+    assert ("  runsc file_fsync: fsync does not reach a device (tmpfs/overlay-in-memory): "
+            "wrote to tmpfs (0x1021994)") in lines
+    result = cells[("runsc", "file_fsync")].to_result(series[("runsc", "file_fsync")],
+                                                      infos[2])
+    assert result["no_device"] is True and result["fs"] == "tmpfs"
+    assert result["fs_magic"] == "0x1021994" and "does not reach a device" in \
+        result["device_note"]
+    host = cells[("host", "file_fsync")].to_result(series[("host", "file_fsync")], infos[0])
+    assert host["fs"] == "ext4" and "no_device" not in host
+    from click.testing import CliRunner
+
+    from isoinspect.cli.results_cmd import results
+
+    record = RunRecord.create("bench overhead", directory=str(tmp_path), machine={})
+    record.extend(r for _, r in bench.Overhead(tests, 3, 50, infos, series,
+                                               list(cells.values())).results())
+    out = CliRunner().invoke(results, ["show", record.path]).output
+    shown = [line for line in out.splitlines() if "file_fsync" in line]
+    assert [line.split()[1] for line in shown if "does not reach a device" in line] == ["runsc"]
+    assert "tmpfs: fsync does not reach a device" in shown[-1]
+
+
 def test_control_ratio_ci_of_constant_samples_is_exact():
     ratio = stats.control_ratio_ci([8.0] * 4, [2.0] * 4, [1.0] * 3, [1.0] * 3)
     assert ratio["ratio"] == 4.0 and ratio["ci"] == [4.0, 4.0]

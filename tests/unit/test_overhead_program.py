@@ -41,7 +41,27 @@ def test_parse_reads_all_ops_of_a_paused_run_and_skips_its_begin_lines():
                                   unit="ns", all_ops=120)]
 
 
+def test_parse_reads_the_file_system_of_a_file_test_whatever_its_status():
+    text = ("@@W test=file_fsync status=ok ops=144 ns_per_op=203580.069 value=4912.072 "
+            "unit=MiB/s fs=tmpfs fs_magic=0x1021994\n"
+            "@@W test=file_direct status=unsupported reason=o_direct_not_supported_by_tmpfs "
+            "fs=tmpfs fs_magic=0x1021994\n"
+            "@@W test=file_write status=ok ops=5 ns_per_op=4.7e6 value=212.7 unit=MiB/s "
+            "fs=ext4 fs_magic=0xEF53\n")
+    fsync, direct, write = parse(text)
+    assert (fsync.fs, fsync.fs_magic, fsync.in_memory) == ("tmpfs", "0x1021994", True)
+    assert (direct.status, direct.fs, direct.in_memory) == ("unsupported", "tmpfs", True)
+    assert (write.fs, write.fs_magic, write.in_memory) == ("ext4", "0xef53", False)
+    getppid, = parse("@@W test=getppid status=ok ops=1 ns_per_op=60 value=60 unit=ns\n")
+    assert (getppid.fs, getppid.fs_magic, getppid.in_memory) == ("", "", False)
+
+
 @pytest.mark.parametrize("line, why", [
+    ("@@W test=stat status=ok ops=1 ns_per_op=1 value=1 unit=ns fs=ext4", "go together"),
+    ("@@W test=stat status=ok ops=1 ns_per_op=1 value=1 unit=ns fs_magic=0xef53",
+     "go together"),
+    ("@@W test=stat status=error reason=x fs=ext4 fs_magic=ext4", "not hexadecimal"),
+    ("@@W test=stat status=error reason=x fs=ext4 fs_magic=ef53", "not 0x<hex>"),
     ("@@W test=cpu status=ok ops=88 ns_per_op=2.5 value=2.5", "no unit="),
     ("@@W test=cpu status=ok ops=8.5 ns_per_op=2.5 value=2.5 unit=ms", "not an int"),
     ("@@W test=cpu status=ok ops=88 ns_per_op=fast value=2.5 unit=ms", "not a number"),

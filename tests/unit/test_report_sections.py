@@ -15,6 +15,7 @@ import re
 
 import pytest
 
+from isoinspect.benches.exposure import per_op_text
 from isoinspect.benches.record import RESULT_KINDS, RecordError
 from isoinspect.reports import load, palette, render
 from isoinspect.reports import section_density, section_exposure, section_overhead
@@ -221,3 +222,66 @@ def test_every_kind_with_only_its_required_fields_renders(tmp_path):
     text = render.render(load.load_runs([write(tmp_path, record_of(bare))]))
     ids = re.findall(r'<section id="([^"]+)">', text)
     assert {SECTION_OF[kind] for kind in RESULT_KINDS} <= set(ids)
+
+
+def test_a_device_test_written_to_memory_is_flagged_in_the_overhead_table(tmp_path):
+    """An fsync figure from a tmpfs (gVisor's /tmp, the VM's root) is memory's: its cell and
+    the notes say so, and its ratio is not called slower or faster than the host's."""
+    results = [r for r in full()["results"] if r["kind"] == "overhead"]
+    for target, fs, magic in (("host", "ext4", "0xef53"), ("runc", "tmpfs", "0x1021994")):
+        fsync = copy.deepcopy(next(r for r in results
+                                   if (r["target"], r["test"]) == (target, "getppid")))
+        fsync.update(test="file_fsync", value_unit="MiB/s", fs=fs, fs_magic=magic)
+        if fs == "tmpfs":
+            fsync.update(no_device=True, device_note="fsync does not reach a device")
+        results.append(fsync)
+    text = render.render(load.load_runs([write(tmp_path, record_of(results))]))
+    part = section_html(text, "workload-overhead")
+    row = re.search(r"<tr><td>file_fsync</td>.*?</tr>", part, re.S).group(0)
+    assert row.count(" · tmpfs, no device") == 1 and 'class="warn"' in row
+    assert "runc · file_fsync: fsync does not reach a device (tmpfs/overlay-in-memory) — it " \
+           "wrote to tmpfs" in part
+    assert "host · file_fsync: fsync does not reach" not in part
+
+
+def _exposure_overhead() -> list[dict]:
+    """Real per-operation exposure results (isoinspect exposure --workload overhead, runc,
+    isoinspect, runsc, docker, qemu on this machine: capture.py -o exposure-overhead.json)."""
+    with open(os.path.join(FIXTURES, "exposure-overhead.json")) as handle:
+        return json.load(handle)["results"]
+
+
+def test_exposure_shows_host_syscalls_per_operation_of_each_program_test(tmp_path):
+    results = _exposure_overhead()
+    text = render.render(load.load_runs([write(tmp_path, record_of(results))]))
+    part = section_html(text, "exposure")
+    assert "Host syscalls per workload operation</h" in part
+    table = part[part.index("Host syscalls per workload operation</h"):]
+    header = re.findall(r"<th>([^<]*)</th>", table[:table.index("</tr>")])
+    order = ["isoinspect", "runc", "docker", "runsc", "qemu"]     # the report's order
+    assert header == ["test", *order]
+    by_runtime = {r["runtime"]: {t["test"]: t for t in r["tests"]} for r in results}
+    rows = {cells[0]: cells[1:] for cells in table_cells(table)}
+    from isoinspect.benches.overhead.program import TEST_NAMES
+
+    assert list(rows) == list(TEST_NAMES)
+    for test, cells in rows.items():
+        for runtime, cell in zip(order, cells):
+            figure = by_runtime[runtime][test]
+            if figure["calls_per_op"] is None:
+                assert cell == figure["status"], (test, runtime, cell)
+            else:
+                assert cell == per_op_text(figure["calls_per_op"]), (test, runtime, cell)
+    getppid = re.search(r"<tr><td[^>]*>getppid</td>.*?</tr>", table, re.S).group(0)
+    runc = by_runtime["runc"]["getppid"]
+    assert f"1.000<small>{runc['distinct']} distinct</small>" in getppid
+    assert 'title="getppid 1/op' in getppid
+    assert rows["file_direct"][order.index("runsc")] == "unsupported"   # gVisor's /tmp: tmpfs
+    assert "Host syscalls per workload operation, median over the program&#39;s tests: " \
+           "isoinspect " in part
+    assert "Most distinct host syscalls reached by one test: isoinspect " in part
+
+
+def test_exposure_without_program_tests_has_no_per_operation_table(full_text):
+    part = section_html(full_text, "exposure")
+    assert "per workload operation" not in part
