@@ -88,9 +88,9 @@ def parse_mount(value: str) -> BindMount:
     target = (fields.pop("target", None) or fields.pop("destination", None)
               or fields.pop("dst", None))
     if not source:
-        raise UsageError(f"invalid mount config for type \"bind\": field Source must not be empty")
+        raise UsageError("invalid mount config for type \"bind\": field Source must not be empty")
     if not target:
-        raise UsageError(f"invalid mount config for type \"bind\": field Target must not be empty")
+        raise UsageError("invalid mount config for type \"bind\": field Target must not be empty")
     readonly = False
     for key in ("readonly", "ro"):
         if key in fields:
