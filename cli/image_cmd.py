@@ -250,19 +250,14 @@ def _credentials_path(ctx: click.Context) -> str:
 
 
 def _credentials(ctx: click.Context, image: str, username: str | None, password: str | None):
-    """-u/-p, else ISOINSPECT_REGISTRY_USER/_PASSWORD, else what `login` stored for the
-    image's registry (Docker: only the stored ones)."""
-    from isoinspect.runtime.credentials import Credentials, CredentialStore
-    from isoinspect.runtime.registry_names import parse_reference, reference_key
+    """-u/-p ('-p -' reads stdin), else runtime/credentials.credentials_for's choice."""
+    from isoinspect.runtime.credentials import PASSWORD_ENV, credentials_for
 
-    username = username or os.environ.get("ISOINSPECT_REGISTRY_USER")
-    password = password if password is not None else os.environ.get(
-        "ISOINSPECT_REGISTRY_PASSWORD")
+    if password is None:
+        password = os.environ.get(PASSWORD_ENV)
     if password == "-":
         password = sys.stdin.readline().rstrip("\n")
-    if username:
-        return Credentials(username, password or "")
-    return CredentialStore(_credentials_path(ctx)).get(reference_key(parse_reference(image)))
+    return credentials_for(_credentials_path(ctx), image, username, password)
 
 
 def _tls(insecure: tuple):

@@ -48,6 +48,8 @@ RUN_OPTIONS: tuple[tuple[tuple[str, ...], str, str, str, str], ...] = (
      "host (default) or remap: the container's root becomes an unprivileged host uid."),
     (("--security-opt",), "security_opt", "multi", "OPT",
      "seccomp=unconfined disables the default seccomp profile."),
+    (("--pull",), "pull", "value", "POLICY",
+     "missing (default): pull the image if it is not in the store; always; never."),
     (("--trace",), "trace", "flag", "", "Trace the start-up with eBPF; print its timeline."),
 )
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from isoinspect.runtime.errors import UsageError
+from isoinspect.runtime.errors import ImageNotFound, UsageError
 
 
 def execute_run(root: str | None, options: dict, image: str, command: list[str]) -> int:
@@ -40,11 +40,31 @@ def execute_run(root: str | None, options: dict, image: str, command: list[str])
         mounts=options.get("mount") or [], env_files=options.get("env_file") or [],
         tty=bool(options.get("tty")), interactive=bool(options.get("interactive")))
     runtime = Runtime(root)
+    policy = options.get("pull") or "missing"
+    if policy != "missing":
+        from isoinspect.runtime.run_pull import check_policy, pull_image
+
+        if check_policy(policy) == "always":
+            pull_image(runtime.roots, image)
+    try:
+        return _start(runtime, spec, options)
+    except ImageNotFound as exc:  # raised by the lookup create does: nothing was made yet
+        if exc.ref != image:
+            raise
+        from isoinspect.runtime.run_pull import pull_missing
+
+        pull_missing(runtime.roots, image, policy)
+        return _start(runtime, spec, options)
+
+
+def _start(runtime, spec, options: dict) -> int:
+    """Create and start (foreground, detached or traced); the exit code for the CLI."""
     if options.get("trace"):
         if spec.detach or spec.tty:
             raise UsageError("--trace needs a foreground container without -t or --detach")
         from isoinspect.inspector.runtime_adapter import run_with_trace  # BCC only with --trace
 
+        runtime.images.resolve(spec.image)  # a missing image is pulled before tracing starts
         return run_with_trace(runtime, spec)
     if spec.detach:
         if spec.tty:

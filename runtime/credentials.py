@@ -75,3 +75,20 @@ class CredentialStore:
         del auths[key]
         self._write(auths)
         return True
+
+
+USER_ENV, PASSWORD_ENV = "ISOINSPECT_REGISTRY_USER", "ISOINSPECT_REGISTRY_PASSWORD"
+
+
+def credentials_for(path: str, ref: str, username: str | None = None,
+                    password: str | None = None) -> Credentials | None:
+    """What a pull or push of ``ref`` authenticates with: the given user, else
+    ISOINSPECT_REGISTRY_USER/_PASSWORD, else what `login` stored in ``path`` for its registry
+    (Docker: only the stored ones). Shared by pull/push and run's pull of a missing image."""
+    from isoinspect.runtime.registry_names import parse_reference, reference_key
+
+    username = username or os.environ.get(USER_ENV)
+    password = password if password is not None else os.environ.get(PASSWORD_ENV)
+    if username:
+        return Credentials(username, password or "")
+    return CredentialStore(path).get(reference_key(parse_reference(ref)))

@@ -60,6 +60,15 @@ class NotFound(IsoinspectError):
     """An image or container that does not exist."""
 
 
+class ImageNotFound(NotFound):
+    """No local image answers to ``ref``: its own type so that `run` and `create` can pull it
+    (Docker's --pull missing) without looking the image up a second time."""
+
+    def __init__(self, message: str, ref: str) -> None:
+        super().__init__(message)
+        self.ref = ref
+
+
 class Conflict(IsoinspectError):
     """A name already in use, a running container that must be stopped first, ..."""
 

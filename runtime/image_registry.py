@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import shutil
+from typing import Callable
 
 from isoinspect.runtime import digests
 from isoinspect.runtime.credentials import Credentials
@@ -29,6 +30,19 @@ from isoinspect.runtime.registry_names import Reference, api_base, parse_referen
 from isoinspect.runtime.registry_tls import TlsSettings
 
 __all__ = ["Client", "RegistryError", "push", "pull"]
+
+
+class _ProgressLines(list):
+    """The pull's output lines, each handed to ``progress`` (if any) as it is added."""
+
+    def __init__(self, progress: Callable[[str], None] | None) -> None:
+        super().__init__()
+        self.progress = progress
+
+    def append(self, line: str) -> None:
+        super().append(line)
+        if self.progress is not None:
+            self.progress(line)
 
 ACCEPT = ", ".join([MT_OCI_MANIFEST, MT_DOCKER_MANIFEST, MT_OCI_INDEX, MT_DOCKER_LIST])
 
@@ -111,14 +125,18 @@ def _manifest(client: Client, repo: str, reference: Reference) -> tuple[bytes, o
 
 
 def pull(store: ImageStore, ref: str, credentials: Credentials | tuple | None = None,
-         tls: TlsSettings | None = None) -> list[str]:
+         tls: TlsSettings | None = None,
+         progress: Callable[[str], None] | None = None) -> list[str]:
+    """Pull ``ref`` into ``store``; return Docker's progress lines, each also given to
+    ``progress`` as it happens (run's pull of a missing image shows them while it waits)."""
     reference = parse_reference(ref)
     repo, name = reference.path, reference.store_name
     client = Client(api_base(reference), credentials, tls=tls, repository=repo)
-    lines = []
+    lines = _ProgressLines(progress)
     work = None
     try:
         manifest_raw, manifest = _manifest(client, repo, reference)
+        lines.append(f"{reference.tag or reference.digest}: Pulling from {repo}")
         if isinstance(manifest, dict) and "manifests" in manifest:
             choice = next((m for m in manifest["manifests"] if _is_linux_amd64(m)), None)
             if choice is None:
@@ -157,10 +175,12 @@ def pull(store: ImageStore, ref: str, credentials: Credentials | tuple | None = 
                 _download(client, repo, layer_digest, target)
                 batch.add(target, expect=diff)
                 lines.append(f"{short}: Pull complete")
+            up_to_date = bool(name) and store.tags().get(name) == image_id
             store.add_image(config_raw, [name] if name else [])
         image_event(store.roots, "pull", image_id, reference.familiar)
         lines.append(f"Digest: sha256:{hashlib.sha256(manifest_raw).hexdigest()}")
-        lines.append(f"Status: Downloaded image for {reference.familiar} ({image_id[:12]})")
+        lines.append(f"Status: Image is up to date for {reference.familiar}" if up_to_date else
+                     f"Status: Downloaded image for {reference.familiar} ({image_id[:12]})")
     finally:
         client.close()
         if work:

@@ -22,7 +22,7 @@ import marshal
 import os
 
 from isoinspect.runtime import digests
-from isoinspect.runtime.errors import IsoinspectError, NotFound
+from isoinspect.runtime.errors import ImageNotFound, IsoinspectError, NotFound
 from isoinspect.runtime.events import image_event
 from isoinspect.runtime.fsutil import write_atomic
 from isoinspect.runtime.roots import Roots
@@ -88,7 +88,7 @@ class ImageStore:
                 return matches[0]
         hint = " (run `isoinspect images --ensure-base` to create it)" \
             if name == "busybox:latest" else ""
-        raise NotFound(f"unable to find image {ref!r}{hint}")
+        raise ImageNotFound(f"unable to find image {ref!r}{hint}", ref)
 
     def start_info(self, image_id: str) -> dict:
         """Layers (top first, as overlay lower dirs), env, entrypoint, cmd, workdir, user."""

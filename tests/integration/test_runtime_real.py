@@ -326,7 +326,7 @@ def test_detached_rm_removes_itself(iso):
     (["run", "--memory", "12x", "busybox", "true"], "invalid value '12x' for --memory"),
     (["run", "--cpus", "-1", "busybox", "true"], "--cpus"),
     (["run", "--pids-limit", "many", "busybox", "true"], "--pids-limit"),
-    (["run", "nosuchimage", "true"], "unable to find image 'nosuchimage'"),
+    (["run", "--pull", "never", "nosuchimage", "true"], "No such image: nosuchimage:latest"),
     (["run", "--network", "bridge0", "busybox", "true"], "--network"),
     (["run", "--name", "-bad", "busybox", "true"], ""),
     (["run", "--cap-add", "BOGUS", "busybox", "true"], "invalid capability"),
