@@ -11,7 +11,7 @@ import time
 import click
 
 from isoinspect.cli.listing import emit, format_options
-from isoinspect.cli.options import DEFAULTS, RUN_OPTIONS
+from isoinspect.cli.container_command import container_command
 from isoinspect.cli.run_cmd import execute_run
 from isoinspect.runtime.container_state import ContainerState, Status
 from isoinspect.runtime.errors import (DAEMON_EXIT_CODE, USAGE_EXIT_CODE, IsoinspectError,
@@ -24,7 +24,7 @@ from isoinspect.runtime.errors import (DAEMON_EXIT_CODE, USAGE_EXIT_CODE, Isoins
 _DOCKER_DAEMON_CODE_COMMANDS = frozenset((
     "ps", "logs", "exec", "kill", "stop", "rm", "wait", "inspect", "gc", "images", "image", "rmi",
     "tag", "history", "save", "load", "push", "pull", "login", "logout", "build", "network",
-    "start", "restart", "stats", "top", "cp", "port", "events"))
+    "start", "restart", "stats", "top", "cp", "port", "events", "create"))
 
 
 def _docker_usage_code(exc: click.UsageError) -> int:
@@ -87,34 +87,8 @@ def _runtime(ctx: click.Context):
     return Runtime(ctx.obj["root"])
 
 
-def _run_command() -> click.Command:
-    """Build ``run`` from the shared option table."""
-
-    def callback(**kwargs):
-        ctx = click.get_current_context()
-        image, command = kwargs.pop("image"), kwargs.pop("command")
-        for key, value in list(kwargs.items()):
-            if isinstance(value, tuple):
-                kwargs[key] = list(value)
-        ctx.exit(execute_run(ctx.obj["root"], kwargs, image, list(command)))
-
-    params: list[click.Parameter] = []
-    for flags, dest, kind, metavar, help_text in RUN_OPTIONS:
-        if kind == "flag":
-            params.append(click.Option([*flags, dest], is_flag=True, help=help_text))
-        else:
-            params.append(click.Option([*flags, dest], multiple=kind == "multi",
-                                       metavar=metavar, help=help_text,
-                                       default=DEFAULTS["network"] if dest == "network" else None))
-    params.append(click.Argument(["image"]))
-    params.append(click.Argument(["command"], nargs=-1, type=click.UNPROCESSED))
-    return click.Command("run", callback=callback, params=params,
-                         context_settings={"allow_interspersed_args": False,
-                                           "help_option_names": ["--help"]},
-                         help="Run a command in a new container (Docker's flags).")
-
-
-cli.add_command(_run_command())
+cli.add_command(container_command("run", "Run a command in a new container (Docker's flags).",
+                                  execute_run))
 
 
 def _age(timestamp: float) -> str:
@@ -300,7 +274,7 @@ def gc_cmd(ctx: click.Context) -> None:
 _OPTIONAL_COMMAND_MODULES = ("doctor_cmd", "trace_cmd", "network_cmd", "image_cmd", "bench_cmd",
                             "vm_cmd", "report_cmd", "results_cmd", "verify_cmd",
                             "exposure_cmd", "isolation_cmd", "compare_cmd", "lifecycle_cmd",
-                            "port_cmd", "copy_cmd", "events_cmd")
+                            "port_cmd", "copy_cmd", "events_cmd", "create_cmd")
 
 
 def _register_optional() -> None:

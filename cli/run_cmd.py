@@ -7,9 +7,8 @@ import sys
 from isoinspect.runtime.errors import ImageNotFound, UsageError
 
 
-def execute_run(root: str | None, options: dict, image: str, command: list[str]) -> int:
-    """Run a container as the options say; return the exit code for the CLI."""
-    from isoinspect.runtime.runtime import Runtime
+def container_spec(options: dict, image: str, command: list[str]):
+    """The ContainerSpec the options describe (run's and create's), or a one-line refusal."""
     from isoinspect.runtime.spec import ContainerSpec
 
     security = options.get("security_opt") or []
@@ -20,10 +19,7 @@ def execute_run(root: str | None, options: dict, image: str, command: list[str])
     userns_mode = options.get("userns") or "host"
     if userns_mode not in ("host", "remap"):
         raise UsageError(f"invalid value {userns_mode!r} for --userns: expected host or remap")
-    if options.get("tty"):
-        from isoinspect.runtime.terminal import check_input
-        check_input(True, bool(options.get("interactive")))
-    spec = ContainerSpec.from_flags(
+    return ContainerSpec.from_flags(
         image, list(command), memory=options["memory"], memory_swap=options["memory_swap"],
         cpus=options["cpus"], cpu_shares=options["cpu_shares"],
         cpuset_cpus=options["cpuset_cpus"], pids_limit=options["pids_limit"],
@@ -33,13 +29,18 @@ def execute_run(root: str | None, options: dict, image: str, command: list[str])
         env=options["env"], user=options["user"], name=options["name"],
         workdir=options["workdir"], hostname=options["hostname"],
         read_only=options["read_only"], network=options["network"] or "bridge",
-        remove=options["rm"], detach=options["detach"], cap_add=options["cap_add"],
+        remove=options["rm"], detach=bool(options.get("detach")), cap_add=options["cap_add"],
         cap_drop=options["cap_drop"], seccomp="seccomp=unconfined" not in security,
         entrypoint=[entrypoint] if entrypoint else None, userns=userns_mode == "remap",
         publish=options.get("publish") or [], volumes=options.get("volume") or [],
         mounts=options.get("mount") or [], env_files=options.get("env_file") or [],
         tty=bool(options.get("tty")), interactive=bool(options.get("interactive")))
-    runtime = Runtime(root)
+
+
+def with_image(runtime, image: str, options: dict, action: "callable") -> object:
+    """``action()`` (which creates a container of ``image``) under Docker's --pull policy:
+    always pulls first; missing pulls when action's own image lookup misses, then tries again;
+    never turns the miss into Docker's "No such image"."""
     policy = options.get("pull") or "missing"
     if policy != "missing":
         from isoinspect.runtime.run_pull import check_policy, pull_image
@@ -47,14 +48,39 @@ def execute_run(root: str | None, options: dict, image: str, command: list[str])
         if check_policy(policy) == "always":
             pull_image(runtime.roots, image)
     try:
-        return _start(runtime, spec, options)
+        return action()
     except ImageNotFound as exc:  # raised by the lookup create does: nothing was made yet
         if exc.ref != image:
             raise
         from isoinspect.runtime.run_pull import pull_missing
 
         pull_missing(runtime.roots, image, policy)
-        return _start(runtime, spec, options)
+        return action()
+
+
+def execute_run(root: str | None, options: dict, image: str, command: list[str]) -> int:
+    """Run a container as the options say; return the exit code for the CLI."""
+    from isoinspect.runtime.runtime import Runtime
+
+    if options.get("tty"):
+        from isoinspect.runtime.terminal import check_input
+        check_input(True, bool(options.get("interactive")))
+    spec = container_spec(options, image, command)
+    runtime = Runtime(root)
+    return with_image(runtime, image, options, lambda: _start(runtime, spec, options))
+
+
+def execute_create(root: str | None, options: dict, image: str, command: list[str]) -> int:
+    """``create``: a container made as run would make it, left "created" for ``start``;
+    prints its id."""
+    from isoinspect.runtime.runtime import Runtime
+
+    spec = container_spec(options, image, command)
+    runtime = Runtime(root)
+    record = with_image(runtime, image, options, lambda: runtime.create(spec))
+    runtime.containers.keep_created(record.id)
+    sys.stdout.write(record.id + "\n")
+    return 0
 
 
 def _start(runtime, spec, options: dict) -> int:

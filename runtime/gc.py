@@ -102,7 +102,10 @@ def _network() -> list[str]:
 
 
 def _being_created(runtime: Runtime, cid: str, now: float, grace: float) -> bool:
-    """True while the process creating ``cid`` lives (or, if unknown, for a grace period)."""
+    """True while the process creating ``cid`` lives (or, if unknown, for a grace period),
+    and for good once `create` has left it for `start`."""
+    if runtime.containers.kept_created(cid):
+        return True
     alive = runtime.containers.creator_alive(cid)
     if alive is None:
         return now - _mtime(runtime.containers.dir(cid)) < grace

@@ -35,6 +35,7 @@ _NOUNS = ("otter", "falcon", "lynx", "heron", "badger", "marten", "osprey", "kes
 
 
 LOG_FILE = "container-frames.log"  # see runtime/log_format.py
+KEPT_CREATED = "kept"  # the creator file of a container `create` left for `start`
 
 NAME_MAX = 255  # a name is a file name under names/: Linux's NAME_MAX bytes
 
@@ -121,6 +122,20 @@ class ContainerStore:
         os.makedirs(self.dir(cid), exist_ok=True)
         with open(self.dir(cid, "creator"), "w") as handle:
             handle.write(f"{os.getpid()} {start_ticks(os.getpid())}")
+
+    def keep_created(self, cid: str) -> None:
+        """`create` is done: the container stays "created" until `start`, so the creator's
+        exit is no crash for `gc` (creator_alive then answers None)."""
+        with open(self.dir(cid, "creator"), "w") as handle:
+            handle.write(KEPT_CREATED)
+
+    def kept_created(self, cid: str) -> bool:
+        """Was ``cid`` left "created" on purpose by `create`?"""
+        try:
+            with open(self.dir(cid, "creator")) as handle:
+                return handle.read() == KEPT_CREATED
+        except FileNotFoundError:
+            return False
 
     def creator_alive(self, cid: str) -> bool | None:
         """Is the process that created ``cid`` still running? None if unknown."""
