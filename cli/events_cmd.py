@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 import time
 
 import click
+
+from isoinspect.cli.interrupt import ends_on_interrupt
 
 
 @click.command("events")
@@ -22,6 +23,7 @@ import click
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line (Docker's "
               "fields: Type, Action, Actor, time, timeNano...).")
 @click.pass_context
+@ends_on_interrupt
 def events(ctx: click.Context, since: str | None, until: str | None, filters: tuple,
            fmt: str | None, as_json: bool) -> None:
     """Print lifecycle events (create, start, die, kill, stop, destroy; pull, tag, untag,
@@ -46,14 +48,10 @@ def events(ctx: click.Context, since: str | None, until: str | None, filters: tu
         found = iter(event_query.read(log, start, end, match))
     else:
         found = event_query.follow(log, match, start, end)
-    try:
-        for event in found:
-            line = (render(template, event_query.docker_shape(event)) if template
-                    else event_query.docker_line(event))
-            click.echo(line)
-    except KeyboardInterrupt:  # Ctrl-C ends a follow, as it ends docker events: quietly
-        sys.stdout.flush()
-        ctx.exit(0)
+    for event in found:  # a follow ends on Ctrl-C, as docker events (cli/interrupt.py)
+        line = (render(template, event_query.docker_shape(event)) if template
+                else event_query.docker_line(event))
+        click.echo(line)
 
 
 commands = [events]

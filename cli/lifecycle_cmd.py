@@ -9,6 +9,7 @@ import time
 
 import click
 
+from isoinspect.cli.interrupt import ends_on_interrupt
 from isoinspect.cli.listing import emit, format_options
 from isoinspect.cli.sizes import bytes_size, human_size
 from isoinspect.runtime.errors import IsoinspectError
@@ -43,6 +44,7 @@ def _tail(value: str) -> int | None:
 @click.option("--until", metavar="TIME", help="Lines written before TIME (same forms).")
 @click.argument("container")
 @click.pass_context
+@ends_on_interrupt
 def logs_cmd(ctx: click.Context, follow: bool, tail: str, timestamps: bool, since: str | None,
              until: str | None, container: str) -> None:
     """Print a container's output: its stdout to stdout, its stderr to stderr."""
@@ -128,6 +130,7 @@ def _still_there(runtime, named: list[tuple[str, str]]) -> list:
 @format_options
 @click.argument("containers", nargs=-1)
 @click.pass_context
+@ends_on_interrupt
 def stats_cmd(ctx: click.Context, all_: bool, no_stream: bool, no_trunc: bool,
               fmt: str | None, as_json: bool, containers: tuple) -> None:
     """Live resource usage: CPU %, memory / limit, network and block I/O, processes."""

@@ -31,9 +31,9 @@ class Output:
         touched = set()
         for record in records:
             stream = self.err if record.stream == STDERR else self.out
-            if self.timestamps:
-                stream.write(rfc3339_nano(record.time_ns).encode() + b" ")
-            stream.write(record.data)
+            # one write per record: a Ctrl-C between two would leave a time without its line
+            stream.write(rfc3339_nano(record.time_ns).encode() + b" " + record.data
+                         if self.timestamps else record.data)
             touched.add(stream)
         for stream in touched:
             stream.flush()

@@ -56,6 +56,21 @@ def die_of_closed_pipe() -> None:
     os._exit(128 + signal.SIGPIPE)  # not reached unless SIGPIPE is blocked
 
 
+def die_of_interrupt() -> None:
+    """Ctrl-C ended a command that follows a stream (``logs -f``, ``stats``, ``events``): flush
+    what was printed, then die by SIGINT with nothing on stderr, as docker 20.10's CLI does
+    (a shell sees status 130, and a script's loop stops as it should on Ctrl-C)."""
+    import signal
+
+    try:
+        sys.stdout.flush()
+    except (OSError, ValueError):
+        pass
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGINT)
+    os._exit(128 + signal.SIGINT)  # not reached unless SIGINT is blocked
+
+
 class NotFound(IsoinspectError):
     """An image or container that does not exist."""
 
