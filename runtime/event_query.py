@@ -73,7 +73,7 @@ class EventFilter:
 
     def matches(self, event: Event) -> bool:
         for key, accepted in self.values.items():
-            if key == "event" and event.action not in accepted:
+            if key == "event" and not _action_matches(event.action, accepted):
                 return False
             if key == "type" and event.type not in accepted:
                 return False
@@ -86,6 +86,17 @@ class EventFilter:
                               event.id) for value in accepted):
                 return False
         return True
+
+
+# Actions that carry the command after a colon ("exec_start: sh -c ls"): dockerd matches a
+# filter naming one of them bare by prefix, every other filter exactly.
+_PREFIX_ACTIONS = frozenset(("exec_create", "exec_start", "health_status"))
+
+
+def _action_matches(action: str, accepted: tuple) -> bool:
+    if action in accepted:
+        return True
+    return not _PREFIX_ACTIONS.isdisjoint(accepted) and action.startswith(accepted)
 
 
 def _decode(line: bytes) -> Event | None:

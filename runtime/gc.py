@@ -78,6 +78,7 @@ def collect(runtime: Runtime, grace: float = _GRACE_SECONDS) -> list[str]:
     done += _orphan_cgroups(runtime, live)
     _remove_empty_parents(runtime)
     done += _stale_names(runtime)
+    done += runtime.containers.collect_removing()
     done += _staging(runtime, grace)
     done += _mounts(runtime)
     done += _network()

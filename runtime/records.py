@@ -35,6 +35,7 @@ _NOUNS = ("otter", "falcon", "lynx", "heron", "badger", "marten", "osprey", "kes
 
 
 LOG_FILE = "container-frames.log"  # see runtime/log_format.py
+REMOVING_PREFIX = ".removing."  # containers/.removing.<id>.<pid>: being deleted by <pid>
 KEPT_CREATED = "kept"  # the creator file of a container `create` left for `start`
 
 NAME_MAX = 255  # a name is a file name under names/: Linux's NAME_MAX bytes
@@ -190,10 +191,44 @@ class ContainerStore:
             raise IsoinspectError(f"multiple containers match {ref!r}: use more characters")
         raise NotFound(f"no such container: {ref}")
 
-    def delete(self, state: ContainerState) -> None:
-        """Remove a container's directory and free its name."""
+    def delete(self, state: ContainerState, announce=None) -> bool:
+        """Remove a container's directory and free its name; ``announce()`` (Docker's destroy
+        event) once it is ours to remove. The directory is renamed to a private name first, so
+        of two removers (`rm -f` and a --rm monitor) one does it and announces it; the other
+        waits for it to be done (so `rm -f` returns after the destroy, as Docker's) and gets
+        False."""
+        gone = os.path.join(self.base, f"{REMOVING_PREFIX}{state.id}.{os.getpid()}")
+        try:
+            os.rename(self.dir(state.id), gone)
+        except FileNotFoundError:
+            self._wait_removed(state.id)
+            return False
         self.release_name(state.name, state.id)
-        remove_tree(self.dir(state.id))
+        if announce is not None:
+            announce()
+        remove_tree(gone)
+        return True
+
+    def _wait_removed(self, cid: str, timeout: float = 10.0) -> None:
+        import time
+
+        deadline = time.monotonic() + timeout
+        prefix = f"{REMOVING_PREFIX}{cid}."
+        while time.monotonic() < deadline and any(
+                entry.startswith(prefix) for entry in os.listdir(self.base)):
+            time.sleep(0.005)
+
+    def collect_removing(self) -> list[str]:
+        """Directories a remover renamed and died before emptying (for `gc`)."""
+        from isoinspect.runtime.process import is_alive
+
+        done = []
+        for entry in os.listdir(self.base) if os.path.isdir(self.base) else []:
+            pid = entry.rpartition(".")[2]
+            if entry.startswith(REMOVING_PREFIX) and pid.isdigit() and not is_alive(int(pid), None):
+                remove_tree(os.path.join(self.base, entry))
+                done.append(f"removed the rest of container {entry.split('.')[1][:12]}")
+        return done
 
 
 class MonitorLock:

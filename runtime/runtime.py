@@ -470,13 +470,19 @@ class Runtime:
             if not force:
                 raise Conflict(f"you cannot remove a running container {record.id[:12]}. "
                                "Stop the container before attempting removal or use -f")
+            container_event(self.roots, "kill", record, signal=SIGKILL)
             process.kill_and_wait(record.pid, record.pid_ticks)
+            if record.id not in self._monitors:  # (ours: wait_child records it later)
+                # Its monitor records the exit and Docker's die event: kill, die, destroy
+                try:
+                    record = self.refresh(record)
+                except NotFound:  # its --rm monitor removed it meanwhile (destroy said so)
+                    return record
         if wants_network(record.spec):  # the monitor may have died before undoing it
             NetworkHook().poststop(self, record)
         self.cgroup(record).destroy()
         self._managers.pop(record.id, None)
-        self.containers.delete(record)
-        container_event(self.roots, "destroy", record)
+        self.containers.delete(record, lambda: container_event(self.roots, "destroy", record))
         return record
 
     def _discard(self, record: ContainerState) -> None:

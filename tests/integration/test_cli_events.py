@@ -15,6 +15,8 @@ import signal
 import threading
 import time
 
+from conftest import wait_for
+
 
 def _actions(lines: list[str], cid: str) -> list[str]:
     return [line.split()[2] for line in lines if cid in line]
@@ -119,3 +121,65 @@ def test_image_events_of_tag_and_rmi(iso):
     assert [(e["Action"], e["Actor"]["Attributes"]["name"]) for e in shaped] == [
         ("tag", "isotest/ev:1"), ("untag", "isotest/ev:1")]
     assert shaped[0]["Actor"]["ID"].startswith("sha256:")
+
+
+def _container_events(iso, since: str, name: str, *filters: str) -> list[dict]:
+    listed = iso("events", "--since", since, "--until", "0s", "--filter", f"container={name}",
+                 *filters, "--json", check=True)
+    return [json.loads(line) for line in listed.stdout.splitlines()]
+
+
+def test_exec_events_as_dockerd_names_them(iso):
+    """Docker 20.10: `docker exec c sh -c 'exit 3'` gives exec_create and exec_start (the
+    action carries the command: "exec_start: sh -c exit 3", "exec_start: true " for one
+    word), then exec_die with exitCode, all with one execID; a command that cannot start gets
+    no exec_die; `exec -d` gets its exec_die when the command ends; `--filter
+    event=exec_start` matches by prefix."""
+    since = str(time.time() - 1)
+    iso("run", "-d", "--name", "isotest-exe", "--network", "none", "busybox", "sleep", "300",
+        check=True)
+    assert iso("exec", "isotest-exe", "sh", "-c", "exit 3").returncode == 3
+    assert iso("exec", "isotest-exe", "true").returncode == 0
+    assert iso("exec", "isotest-exe", "isotest-nosuchcmd").returncode == 126
+    assert iso("exec", "-d", "isotest-exe", "sh", "-c", "sleep 0.2; exit 5").returncode == 0
+    wait_for(lambda: any(e["Action"] == "exec_die" and
+                         e["Actor"]["Attributes"]["exitCode"] == "5"
+                         for e in _container_events(iso, since, "isotest-exe")),
+             "the detached exec's exec_die", timeout=30)
+    events = [e for e in _container_events(iso, since, "isotest-exe")
+              if e["Action"].startswith("exec_")]
+    assert [e["Action"] for e in events] == [
+        "exec_create: sh -c exit 3", "exec_start: sh -c exit 3", "exec_die",
+        "exec_create: true ", "exec_start: true ", "exec_die",
+        "exec_create: isotest-nosuchcmd ", "exec_start: isotest-nosuchcmd ",
+        "exec_create: sh -c sleep 0.2; exit 5", "exec_start: sh -c sleep 0.2; exit 5",
+        "exec_die"]
+    ids = [e["Actor"]["Attributes"]["execID"] for e in events]
+    assert all(len(i) == 64 and int(i, 16) >= 0 for i in ids)
+    assert len(set(ids[0:3])) == len(set(ids[3:6])) == len(set(ids[8:11])) == 1
+    assert len(set(ids)) == 4  # one per exec
+    assert [e["Actor"]["Attributes"].get("exitCode") for e in events if
+            e["Action"] == "exec_die"] == ["3", "0", "5"]
+    assert all(e["Actor"]["Attributes"]["name"] == "isotest-exe" for e in events)
+    starts = _container_events(iso, since, "isotest-exe", "--filter", "event=exec_start")
+    assert [e["Action"] for e in starts] == [e["Action"] for e in events
+                                             if e["Action"].startswith("exec_start")]
+    assert _container_events(iso, since, "isotest-exe", "--filter",
+                             "event=exec_start: true") == []  # dockerd: exact, and it ends " "
+    iso("rm", "-f", "isotest-exe", check=True)
+
+
+def test_rm_force_of_a_running_container_kills_dies_then_destroys(iso):
+    """Docker: `docker rm -f` of a running container: kill (signal=9), die (exitCode=137),
+    destroy; the same when its --rm monitor races to remove it too (one destroy)."""
+    since = str(time.time() - 1)
+    for name, extra in (("isotest-evrm", ()), ("isotest-evrmrm", ("--rm",))):
+        iso("run", "-d", *extra, "--name", name, "--network", "none", "busybox", "sleep", "300",
+            check=True)
+        assert iso("rm", "-f", name, check=True).stdout == f"{name}\n"
+        events = _container_events(iso, since, name)
+        assert [(e["Action"], e["Actor"]["Attributes"].get("signal"),
+                 e["Actor"]["Attributes"].get("exitCode")) for e in events] == [
+            ("create", None, None), ("start", None, None), ("kill", "9", None),
+            ("die", None, "137"), ("destroy", None, None)], name
+    assert iso("ps", "-aq").stdout == ""
