@@ -308,9 +308,8 @@ def pull_cmd(ctx: click.Context, username, password, insecure, image: str) -> No
     """Pull an image from a registry ([HOST[:PORT]/]NAME[:TAG|@DIGEST]; no host: docker.io)."""
     from isoinspect.runtime.image_registry import pull
     _require_root()
-    for line in pull(_store(ctx), image, _credentials(ctx, image, username, password),
-                     tls=_tls(insecure)):
-        click.echo(line)
+    pull(_store(ctx), image, _credentials(ctx, image, username, password), tls=_tls(insecure),
+         progress=click.echo)  # each line as it happens, as docker pull
 
 
 @click.command("login")
