@@ -49,6 +49,18 @@ def test_filters_or_within_a_key_and_across_keys():
             EventFilter.parse([bad])
 
 
+def test_exec_actions_match_by_prefix_as_dockerd_does():
+    """dockerd: a filter naming exec_create, exec_start or health_status bare matches the
+    actions that carry a command after it; any other filter value matches exactly."""
+    start, die = _event("exec_start: sh -c exit 3"), _event("exec_die")
+    assert EventFilter.parse(["event=exec_start"]).matches(start)
+    assert not EventFilter.parse(["event=exec_create"]).matches(start)
+    assert EventFilter.parse(["event=exec_die"]).matches(die)
+    assert not EventFilter.parse(["event=exec_start: sh"]).matches(start)  # exact: no
+    assert not EventFilter.parse(["event=exec"]).matches(start)
+    assert not EventFilter.parse(["event=exec_d"]).matches(die)
+
+
 def test_log_lines_round_trip_and_torn_lines_are_skipped(tmp_path):
     roots = Roots(str(tmp_path))
     record(roots, _event("create"))
