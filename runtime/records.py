@@ -201,7 +201,7 @@ class ContainerStore:
         try:
             os.rename(self.dir(state.id), gone)
         except FileNotFoundError:
-            self._wait_removed(state.id)
+            self.wait_removed(state.id)
             return False
         self.release_name(state.name, state.id)
         if announce is not None:
@@ -209,7 +209,8 @@ class ContainerStore:
         remove_tree(gone)
         return True
 
-    def _wait_removed(self, cid: str, timeout: float = 10.0) -> None:
+    def wait_removed(self, cid: str, timeout: float = 10.0) -> None:
+        """Until another command's removal of ``cid`` (announced first) is done."""
         import time
 
         deadline = time.monotonic() + timeout
@@ -247,7 +248,13 @@ class MonitorLock:
         import fcntl
 
         self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        fcntl.flock(self.fd, fcntl.LOCK_EX if self.blocking else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX if self.blocking else
+                        fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BaseException:  # held (BlockingIOError): no fd left behind
+            os.close(self.fd)
+            self.fd = -1
+            raise
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -472,18 +472,37 @@ class Runtime:
                                "Stop the container before attempting removal or use -f")
             container_event(self.roots, "kill", record, signal=SIGKILL)
             process.kill_and_wait(record.pid, record.pid_ticks)
-            if record.id not in self._monitors:  # (ours: wait_child records it later)
-                # Its monitor records the exit and Docker's die event: kill, die, destroy
-                try:
-                    record = self.refresh(record)
-                except NotFound:  # its --rm monitor removed it meanwhile (destroy said so)
-                    return record
+            try:
+                record = self._exit_recorded(record)
+            except NotFound:  # its --rm monitor removes it (and says destroy): let it finish
+                self.containers.wait_removed(record.id)
+                return record
         if wants_network(record.spec):  # the monitor may have died before undoing it
             NetworkHook().poststop(self, record)
         self.cgroup(record).destroy()
         self._managers.pop(record.id, None)
         self.containers.delete(record, lambda: container_event(self.roots, "destroy", record))
         return record
+
+    def _exit_recorded(self, record: ContainerState, timeout: float = 10.0) -> ContainerState:
+        """After `rm -f` killed it: the record once its monitor has saved the exit and sent
+        Docker's die event (so events read kill, die, destroy), or marked here if the monitor
+        is gone. A monitor that keeps its lock past ``timeout`` (this very process, through
+        another Runtime) is not waited for: its die may then come after the destroy."""
+        if record.id in self._monitors:  # we are its monitor: wait_child records it later
+            return record
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with self.containers.monitor_lock(record.id):
+                    break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    return record
+                time.sleep(0.005)
+            except FileNotFoundError:  # removed by its --rm monitor
+                raise NotFound(f"no such container: {record.id[:12]}") from None
+        return self.refresh(record)
 
     def _discard(self, record: ContainerState) -> None:
         """Undo a half-made container (used when create fails)."""
