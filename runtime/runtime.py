@@ -421,6 +421,8 @@ class Runtime:
             os.kill(record.pid, signal_number)
         except ProcessLookupError:
             pass
+        from isoinspect.runtime.pausing import thaw_if_paused
+        thaw_if_paused(self, record)  # Docker: the signal is delivered, the container unpaused
         return record
 
     def stop(self, ref: str, timeout: float = 10.0) -> ContainerState:
@@ -428,6 +430,8 @@ class Runtime:
         record = self.get(ref)
         if record.status != Status.RUNNING:
             return record
+        from isoinspect.runtime.pausing import thaw_if_paused
+        thaw_if_paused(self, record)
         process.kill_and_wait(record.pid, record.pid_ticks,
                               ((SIGTERM, timeout), (SIGKILL, 10.0)))
         return self.wait(record.id, timeout=10.0)
@@ -455,6 +459,8 @@ class Runtime:
             if not force:
                 raise Conflict(f"you cannot remove a running container {record.id[:12]}. "
                                "Stop the container before attempting removal or use -f")
+            from isoinspect.runtime.pausing import thaw_if_paused
+            thaw_if_paused(self, record)
             process.kill_and_wait(record.pid, record.pid_ticks)
         if wants_network(record.spec):  # the monitor may have died before undoing it
             NetworkHook().poststop(self, record)
