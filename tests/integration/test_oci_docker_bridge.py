@@ -15,6 +15,7 @@ import subprocess
 import pytest
 
 from isoinspect.benches.private_dockerd import DOCKER, IMAGE, PrivateDocker
+from test_oci_ops import cgroup_file
 
 BRIDGE = "10.213.77.1/24"  # the private docker0 (inside the daemon's netns only)
 SUBNET_PREFIX = "10.213.77."
@@ -45,17 +46,6 @@ def docker():
         daemon.stop()
 
 
-def _cgroup_file(pid: int, controller: str, name: str) -> str:
-    """A file of the container's v1 ``controller`` cgroup (this host is hybrid), from its pid."""
-    with open(f"/proc/{pid}/cgroup") as handle:
-        for line in handle:
-            _, controllers, path = line.rstrip("\n").split(":", 2)
-            if controller in controllers.split(","):
-                with open(f"/sys/fs/cgroup/{controller}{path}/{name}") as value:
-                    return value.read().strip()
-    raise AssertionError(f"no {controller} cgroup for {pid}")
-
-
 def test_default_bridge_update_pause_through_isoinspect_runc(docker):
     before = _host_links()
     assert not any(a.startswith(SUBNET_PREFIX) for a in before["addresses"])
@@ -78,9 +68,9 @@ def test_default_bridge_update_pause_through_isoinspect_runc(docker):
     result = docker("update", "--memory", "64m", "--memory-swap", "128m", "--pids-limit", "33",
                     "isoinspect-br-a")
     assert result.returncode == 0, result.stderr
-    assert _cgroup_file(pid, "memory", "memory.limit_in_bytes") == str(64 << 20)
-    assert _cgroup_file(pid, "memory", "memory.memsw.limit_in_bytes") == str(128 << 20)
-    assert _cgroup_file(pid, "pids", "pids.max") == "33"
+    assert cgroup_file(pid, "memory", "memory.limit_in_bytes") == str(64 << 20)
+    assert cgroup_file(pid, "memory", "memory.memsw.limit_in_bytes") == str(128 << 20)
+    assert cgroup_file(pid, "pids", "pids.max") == "33"
     inside = docker("exec", "isoinspect-br-a", "cat",
                     "/sys/fs/cgroup/memory/memory.limit_in_bytes").stdout.strip()
     assert inside == str(64 << 20)
@@ -89,11 +79,11 @@ def test_default_bridge_update_pause_through_isoinspect_runc(docker):
     assert docker("pause", "isoinspect-br-a").returncode == 0
     assert docker("inspect", "-f", "{{.State.Status}}", "isoinspect-br-a").stdout.strip() == \
         "paused"
-    assert _cgroup_file(pid, "freezer", "freezer.state") == "FROZEN"
+    assert cgroup_file(pid, "freezer", "freezer.state") == "FROZEN"
     assert docker("unpause", "isoinspect-br-a").returncode == 0
     assert docker("inspect", "-f", "{{.State.Status}}", "isoinspect-br-a").stdout.strip() == \
         "running"
-    assert _cgroup_file(pid, "freezer", "freezer.state") == "THAWED"
+    assert cgroup_file(pid, "freezer", "freezer.state") == "THAWED"
     result = docker("exec", "isoinspect-br-a", "echo", "alive")
     assert result.stdout.strip() == "alive", result.stderr
     # docker kill of a paused container: delivered (Docker 20.10 unpauses after signalling).

@@ -4,7 +4,8 @@ goes on), kill/delete of a paused container, and `features` (every listed namesp
 
 Each behaviour runs the same bundle under isoinspect-runc and under the host's runc 1.1.5, and
 compares. Both place the container at cgroupsPath /isoinspect-oci/<id>, so the same files are
-read back for each.
+read back for each. The last test drives the same operations on a container of `isoinspect run`
+(`isoinspect update`, `pause`, `unpause`, with Docker's messages and `ps`'s "(Paused)").
 """
 
 from __future__ import annotations
@@ -298,3 +299,82 @@ def test_features_lists_only_what_runs(runtimes):
     for key in ("namespaces", "capabilities"):
         assert set(features["linux"][key]) <= set(runc_features["linux"][key]), key
     assert features["linux"]["apparmor"] == {"enabled": False}
+
+
+def cgroup_file(pid: int, controller: str, name: str) -> str:
+    """A file of process ``pid``'s cgroup for ``controller`` (v1), or its unified one (v2)."""
+    with open(f"/proc/{pid}/cgroup") as handle:
+        entries = [line.rstrip("\n").split(":", 2) for line in handle]
+    for _, controllers, path in entries:
+        if controller in controllers.split(","):
+            return open(f"/sys/fs/cgroup/{controller}{path}/{name}").read().strip()
+    unified = next(path for _, controllers, path in entries if controllers == "")
+    return open(f"/sys/fs/cgroup{unified}/{name}").read().strip()
+
+
+def _iso_counter(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/root/tmp/count") as handle:
+            return int(handle.read().strip() or 0)
+    except (FileNotFoundError, ValueError):
+        return 0
+
+
+def _iso_counter_above(pid: int, value: int, timeout: float = 20) -> int:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and _iso_counter(pid) <= value:
+        time.sleep(0.05)
+    return _iso_counter(pid)
+
+
+def test_isoinspect_update_pause_unpause(iso):
+    """Docker's update/pause/unpause on a container of `isoinspect run`: limits read back from
+    its cgroup and enforced, the freezer holds it, ps says (Paused); Docker's refusals."""
+    name = "isoinspect-ops-c"
+    result = iso("run", "-d", "--name", name, "busybox", *COUNTER)
+    assert result.returncode == 0, result.stderr
+    cid = result.stdout.strip()
+    pid = int(iso("inspect", "-f", "{{.State.Pid}}", name).stdout)
+    result = iso("update", "-m", "24m", "--memory-swap", "24m", "--pids-limit", "12",
+                 "--cpus", "0.5", name)
+    assert (result.returncode, result.stdout) == (0, name + "\n"), result.stderr
+    assert cgroup_file(pid, "memory", "memory.limit_in_bytes"
+                       if os.path.isdir("/sys/fs/cgroup/memory") else "memory.max") == \
+        str(24 << 20)
+    assert cgroup_file(pid, "pids", "pids.max") == "12"
+    assert iso("inspect", "-f", "{{.HostConfig.Memory}} {{.HostConfig.PidsLimit}} "
+               "{{.HostConfig.NanoCpus}}", name).stdout.split() == \
+        [str(24 << 20), "12", "500000000"]
+    result = iso("exec", name, "sh", "-c", ALLOCATE)
+    assert (result.returncode, result.stdout) == (137, ""), (result.returncode, result.stdout)
+    # Docker's refusals: its messages and exit codes.
+    result = iso("update", "-m", "1m", name)
+    assert result.returncode == 1 and "minimum memory limit allowed is 6MB" in result.stderr
+    assert iso("update", name).returncode == 1
+    assert iso("update", "-m", "abc", name).returncode == 125
+    assert iso("update", "-m", "64m", "isoinspect-no-such").returncode == 1
+
+    first = _iso_counter_above(pid, 0)
+    assert first > 0
+    assert iso("pause", name).stdout == name + "\n"
+    assert "(Paused)" in iso("ps", "--format", "{{.Status}}").stdout
+    assert iso("inspect", "-f", "{{.State.Status}} {{.State.Paused}}", name).stdout.split() == \
+        ["paused", "true"]
+    held = _iso_counter(pid)
+    time.sleep(1.0)
+    assert _iso_counter(pid) == held
+    result = iso("pause", name)
+    assert result.returncode == 1 and f"Container {cid} is already paused" in result.stderr
+    result = iso("exec", name, "true")
+    assert result.returncode == 1 and "is paused" in result.stderr
+    result = iso("rm", name)
+    assert result.returncode == 1
+    assert iso("unpause", name).returncode == 0
+    assert _iso_counter_above(pid, held) > held
+    result = iso("unpause", name)
+    assert result.returncode == 1 and f"Container {cid} is not paused" in result.stderr
+    # kill of a paused container: delivered (Docker 20.10 unpauses it after signalling).
+    assert iso("pause", name).returncode == 0
+    assert iso("kill", name).returncode == 0
+    assert iso("wait", name).stdout.strip() == "137"
+    assert iso("rm", name).returncode == 0
