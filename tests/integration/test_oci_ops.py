@@ -165,9 +165,8 @@ def test_update_limits_read_back_and_enforced(runtimes):
     assert {k: v for k, v in results["runc"].items() if k != "forks"} == same, results
 
 
-def _counter(runc: Runc, cid: str) -> int:
+def _counter(pid: int) -> int:
     """The container's counter, through its root as seen from the host."""
-    pid = runc.state(cid)["pid"]
     try:
         with open(f"/proc/{pid}/root/tmp/count") as handle:
             return int(handle.read().strip() or 0)
@@ -175,14 +174,12 @@ def _counter(runc: Runc, cid: str) -> int:
         return 0
 
 
-def _wait_counter_above(runc: Runc, cid: str, value: int, timeout: float = 20) -> int:
+def _counter_above(pid: int, value: int, timeout: float = 20) -> int:
+    """Wait (up to ``timeout``, generous under load) for the counter to pass ``value``."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        current = _counter(runc, cid)
-        if current > value:
-            return current
+    while time.monotonic() < deadline and _counter(pid) <= value:
         time.sleep(0.05)
-    return _counter(runc, cid)
+    return _counter(pid)
 
 
 COUNTER = ["sh", "-c", "i=0; while true; do i=$((i+1)); echo $i > /tmp/count; sleep 0.05; "
@@ -196,22 +193,22 @@ def _frozen(cid: str) -> bool:
 def _pause_behaviour(runc: Runc, prefix: str) -> dict:
     seen = {}
     cid = f"{prefix}-p"
-    _start(runc, cid, COUNTER, f"b-{cid}")
-    first = _wait_counter_above(runc, cid, 0)
+    pid = _start(runc, cid, COUNTER, f"b-{cid}")
+    first = _counter_above(pid, 0)
     seen["counting"] = first > 0
     seen["pause"] = runc("pause", cid).returncode
     seen["state"] = runc.state(cid)["status"]
     seen["frozen"] = _frozen(cid)
-    held = _counter(runc, cid)
+    held = _counter(pid)
     time.sleep(1.0)  # 20 ticks of the counter if it were running
-    seen["held"] = _counter(runc, cid) == held
+    seen["held"] = _counter(pid) == held
     seen["pause_again"] = runc("pause", cid).returncode
     result = runc("delete", cid)
     seen["delete_paused"] = (result.returncode, "paused" in result.stderr + open(runc.log).read())
     seen["frozen_after_delete"] = _frozen(cid)
     seen["resume"] = runc("resume", cid).returncode
     seen["state_resumed"] = runc.state(cid)["status"]
-    seen["counts_again"] = _wait_counter_above(runc, cid, held) > held
+    seen["counts_again"] = _counter_above(pid, held) > held
     seen["resume_again"] = runc("resume", cid).returncode
     # A paused container and signals: TERM stays pending, KILL thaws and kills.
     runc("pause", cid)
@@ -312,21 +309,6 @@ def cgroup_file(pid: int, controller: str, name: str) -> str:
     return open(f"/sys/fs/cgroup{unified}/{name}").read().strip()
 
 
-def _iso_counter(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/root/tmp/count") as handle:
-            return int(handle.read().strip() or 0)
-    except (FileNotFoundError, ValueError):
-        return 0
-
-
-def _iso_counter_above(pid: int, value: int, timeout: float = 20) -> int:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and _iso_counter(pid) <= value:
-        time.sleep(0.05)
-    return _iso_counter(pid)
-
-
 def test_isoinspect_update_pause_unpause(iso):
     """Docker's update/pause/unpause on a container of `isoinspect run`: limits read back from
     its cgroup and enforced, the freezer holds it, ps says (Paused); Docker's refusals."""
@@ -354,15 +336,15 @@ def test_isoinspect_update_pause_unpause(iso):
     assert iso("update", "-m", "abc", name).returncode == 125
     assert iso("update", "-m", "64m", "isoinspect-no-such").returncode == 1
 
-    first = _iso_counter_above(pid, 0)
+    first = _counter_above(pid, 0)
     assert first > 0
     assert iso("pause", name).stdout == name + "\n"
     assert "(Paused)" in iso("ps", "--format", "{{.Status}}").stdout
     assert iso("inspect", "-f", "{{.State.Status}} {{.State.Paused}}", name).stdout.split() == \
         ["paused", "true"]
-    held = _iso_counter(pid)
+    held = _counter(pid)
     time.sleep(1.0)
-    assert _iso_counter(pid) == held
+    assert _counter(pid) == held
     result = iso("pause", name)
     assert result.returncode == 1 and f"Container {cid} is already paused" in result.stderr
     result = iso("exec", name, "true")
@@ -370,7 +352,7 @@ def test_isoinspect_update_pause_unpause(iso):
     result = iso("rm", name)
     assert result.returncode == 1
     assert iso("unpause", name).returncode == 0
-    assert _iso_counter_above(pid, held) > held
+    assert _counter_above(pid, held) > held
     result = iso("unpause", name)
     assert result.returncode == 1 and f"Container {cid} is not paused" in result.stderr
     # kill of a paused container: delivered (Docker 20.10 unpauses it after signalling).
