@@ -336,7 +336,12 @@ class Runtime:
         finally:
             if forwarder is not None:
                 forwarder.restore()
-        record = started.record = started.record.replace(
+        record = started.record
+        try:  # `isoinspect update` may have changed the limits since: keep what it saved
+            record = record.replace(spec=self.containers.load(record.id).spec)
+        except IsoinspectError:
+            pass
+        record = started.record = record.replace(
             status=Status.STOPPED, exit_code=process.exit_code_from_status(status),
             finished_at=time.time())
         self._finish(record)
