@@ -114,6 +114,9 @@ def _update_behaviour(runc: Runc, cid: str) -> dict:
     _start(runc, cid, ["sleep", "1000"], f"b-{cid}")
     seen = {}
     seen["alloc_before"] = runc("exec", cid, "sh", "-c", ALLOCATE, timeout=60).stdout.strip()
+    # The period alone, with no quota yet.
+    assert runc("update", "--cpu-period", "40000", cid).returncode == 0
+    seen["period_alone"] = _read(cid, "cpu", "cpu.cfs_period_us", "cpu.max")
     result = runc("update", "--memory", "24m", "--memory-swap", "24m", "--pids-limit", "6",
                   "--cpu-quota", "20000", "--cpu-period", "50000", cid)
     seen["update"] = (result.returncode, result.stderr)
@@ -149,6 +152,7 @@ def test_update_limits_read_back_and_enforced(runtimes):
     ours = results["isoinspect-runc"]
     assert ours["alloc_before"] == "survived"  # no limit yet: 80 MB fits
     assert ours["update"] == (0, "")
+    assert ours["period_alone"] in ("40000", "max 40000")
     assert ours["memory"] == str(24 << 20) and ours["pids"] == "6"
     assert ours["cpu"] in (("30000", "50000"), ("30000 50000", "30000 50000"))
     # Over the new limit (no swap to escape to): the allocating shell is OOM-killed.

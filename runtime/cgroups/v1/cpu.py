@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from .. import fs
+from ..resources import CPU_PERIOD_DEFAULT
 
 NAME = "cpu"
 
@@ -14,7 +15,8 @@ def needed(res) -> bool:
 
 def apply(directory: str, res) -> list[str]:
     if res.cpu_quota_us is not None:
-        if res.cpu_quota_us != -1:
+        # With no quota the period matters only when one is asked for (`update --cpu-period`).
+        if res.cpu_quota_us != -1 or res.cpu_period_us != CPU_PERIOD_DEFAULT:
             fs.write_value(directory, "cpu.cfs_period_us", res.cpu_period_us)
         fs.write_value(directory, "cpu.cfs_quota_us", res.cpu_quota_us)
     if res.cpu_shares is not None:
