@@ -9,7 +9,7 @@
     ps [--format table|json] ID     list     run --bundle B ID     features     --version
     update [-r FILE|-] [--memory M] [--memory-swap M] [--memory-reservation M] [--cpu-quota N]
            [--cpu-period N] [--cpu-share N] [--cpuset-cpus L] [--cpuset-mems L]
-           [--pids-limit N] [--blkio-weight N] ID
+           [--pids-limit N] [--blkio-weight N] [--cpu-rt-period N] [--cpu-rt-runtime N] ID
     write-launcher VENV   (replace pip's script by a faster `python -I -S` one)
 
 argparse (not click) keeps the start path light. ``--systemd-cgroup`` is accepted and ignored
@@ -195,7 +195,8 @@ def dispatch(args) -> int:
                 print(f"{s['id']:<24} {s['pid']:<8} {s['status']:<10} {s['bundle']}")
     elif cmd == "update":
         from isoinspect.runtime.oci import update as up
-        for warning in up.update(store, args.id, up.from_args(args)):
+        change, warnings = up.from_args(args)
+        for warning in warnings + up.update(store, args.id, change):
             oc._warn(warning)
     elif cmd == "features":
         print(json.dumps(features(), indent=2))

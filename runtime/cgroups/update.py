@@ -31,6 +31,8 @@ class ResourceUpdate:
     cpuset_mems: str | None = None
     pids_limit: int | None = None
     blkio_weight: int | None = None
+    cpu_rt_period_us: int | None = None
+    cpu_rt_runtime_us: int | None = None
 
     def changes(self) -> dict:
         """The fields set, by name."""
@@ -78,7 +80,9 @@ def from_oci(section: object) -> ResourceUpdate:
         cpuset_cpus=_text(cpu.get("cpus"), "cpu.cpus"),
         cpuset_mems=_text(cpu.get("mems"), "cpu.mems"),
         pids_limit=_number(parts["pids"].get("limit"), "pids.limit"),
-        blkio_weight=_number(parts["blockIO"].get("weight"), "blockIO.weight"))
+        blkio_weight=_number(parts["blockIO"].get("weight"), "blockIO.weight"),
+        cpu_rt_period_us=_number(cpu.get("realtimePeriod"), "cpu.realtimePeriod"),
+        cpu_rt_runtime_us=_number(cpu.get("realtimeRuntime"), "cpu.realtimeRuntime"))
 
 
 def resources_for(manager, update: ResourceUpdate) -> Resources:

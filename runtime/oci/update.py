@@ -26,7 +26,15 @@ FLAGS = (
     ("cpuset_mems", "cpuset_mems", str),
     ("pids_limit", "pids_limit", int),
     ("blkio_weight", "blkio_weight", int),
+    ("cpu_rt_period", "cpu_rt_period_us", int),
+    ("cpu_rt_runtime", "cpu_rt_runtime_us", int),
 )
+# Accepted as runc does: kernel memory limits are ignored with its warning; Intel RDT schemas
+# are refused (`features` says intelRdt is not enabled).
+KERNEL_MEMORY = ("kernel_memory", "kernel_memory_tcp")
+KERNEL_MEMORY_IGNORED = "Kernel memory settings are ignored and will be removed"
+RDT = (("l3_cache_schema", "Intel RDT/CAT: l3 cache schema is not enabled"),
+       ("mem_bw_schema", "Intel RDT/MBA: memory bandwidth schema is not enabled"))
 
 
 def add_arguments(parser) -> None:
@@ -37,6 +45,8 @@ def add_arguments(parser) -> None:
         if flag == "cpu_share":
             names.append("--cpu-shares")
         parser.add_argument(*names, dest=flag, default=None)
+    for flag in KERNEL_MEMORY + tuple(name for name, _ in RDT):
+        parser.add_argument("--" + flag.replace("_", "-"), dest=flag, default=None)
     parser.add_argument("id")
 
 
@@ -50,12 +60,21 @@ def _read_resources(path: str) -> object:
         raise ValueError(f"resources {path}: not JSON: {exc.msg}") from None
 
 
-def from_args(args):
-    """The update asked for (a ResourceUpdate): the JSON of ``--resources`` alone when given
+def from_args(args) -> tuple:
+    """(the ResourceUpdate asked for, warnings): the JSON of ``--resources`` alone when given
     (runc ignores the flags then), else the flags."""
     from isoinspect.runtime.cgroups.update import ResourceUpdate, from_oci
     if args.resources:
-        return from_oci(_read_resources(args.resources))
+        section = _read_resources(args.resources)
+        change = from_oci(section)
+        memory = section.get("memory") if isinstance(section, dict) else None
+        kernel = isinstance(memory, dict) and any(memory.get(k) for k in ("kernel", "kernelTCP"))
+        return change, [KERNEL_MEMORY_IGNORED] if kernel else []
+    for flag, message in RDT:
+        if getattr(args, flag) is not None:
+            raise oc.OciError(message)
+    warnings = [KERNEL_MEMORY_IGNORED] if any(getattr(args, f) is not None
+                                              for f in KERNEL_MEMORY) else []
     values = {}
     for flag, field, parse in FLAGS:
         text = getattr(args, flag)
@@ -65,7 +84,7 @@ def from_args(args):
             values[field] = parse(text)
         except ValueError:
             raise ValueError(f"invalid value {text!r} for --{flag.replace('_', '-')}") from None
-    return ResourceUpdate(**values)
+    return ResourceUpdate(**values), warnings
 
 
 def update(store: oc.Store, cid: str, change) -> list[str]:

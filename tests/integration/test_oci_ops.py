@@ -106,6 +106,7 @@ def _oom_kills(cid: str) -> int | None:
     return memory.events.oom_kill if memory and memory.events else None
 
 
+RT_PERIOD = "/sys/fs/cgroup/cpu/cpu.rt_period_us"
 ALLOCATE = "x=$(head -c 80000000 /dev/zero | tr '\\0' a); echo survived"
 
 
@@ -141,6 +142,14 @@ def _update_behaviour(runc: Runc, cid: str) -> dict:
     seen["memory_json"] = _read(cid, "memory", "memory.limit_in_bytes", "memory.max")
     seen["pids_json"] = _read(cid, "pids", "pids.max", "pids.max")
     seen["bad_json"] = runc("update", "-r", "-", cid, input="{not json").returncode
+    # runc's other flags: kernel memory ignored (a warning), Intel RDT refused, the real-time
+    # period written; a real-time runtime above the parent's (0 here) is refused by the kernel.
+    seen["kernel_memory"] = runc("update", "--kernel-memory", "100m", cid).returncode
+    seen["l3"] = runc("update", "--l3-cache-schema", "L3:0=f", cid).returncode
+    seen["rt_period"] = runc("update", "--cpu-rt-period", "500000", cid).returncode
+    if os.path.exists(RT_PERIOD):
+        seen["rt_period_file"] = _read(cid, "cpu", "cpu.rt_period_us", "")
+    seen["rt_runtime_over_parent"] = runc("update", "--cpu-rt-runtime", "1000", cid).returncode
     return seen
 
 
@@ -164,6 +173,9 @@ def test_update_limits_read_back_and_enforced(runtimes):
     assert ours["json_update"] == 0
     assert ours["memory_json"] == str(48 << 20) and ours["pids_json"] == "9"
     assert ours["bad_json"] == 1
+    assert (ours["kernel_memory"], ours["l3"], ours["rt_runtime_over_parent"]) == (0, 1, 1)
+    if os.path.exists(RT_PERIOD):  # cgroup v1 with RT group scheduling
+        assert (ours["rt_period"], ours["rt_period_file"]) == (0, "500000")
     assert results["runc"]["forks"][1], results
     same = {k: v for k, v in ours.items() if k != "forks"}
     assert {k: v for k, v in results["runc"].items() if k != "forks"} == same, results

@@ -43,11 +43,18 @@ def _args(*argv: str) -> argparse.Namespace:
 
 
 def test_runc_flags():
-    change = oci_update.from_args(_args("--memory", "64m", "--memory-swap", "-1",
-                                        "--cpu-shares", "100", "--pids-limit", "7"))
+    change, warnings = oci_update.from_args(_args("--memory", "64m", "--memory-swap", "-1",
+                                                  "--cpu-shares", "100", "--pids-limit", "7",
+                                                  "--cpu-rt-runtime", "1000"))
     assert change == ResourceUpdate(memory=64 << 20, memory_swap=-1, cpu_shares=100,
-                                    pids_limit=7)
-    assert oci_update.from_args(_args("--cpu-share", "3")).cpu_shares == 3
+                                    pids_limit=7, cpu_rt_runtime_us=1000)
+    assert warnings == []
+    assert oci_update.from_args(_args("--cpu-share", "3"))[0].cpu_shares == 3
+    # runc 1.1.5: kernel memory is ignored with a warning; RDT schemas are refused.
+    change, warnings = oci_update.from_args(_args("--kernel-memory", "100m"))
+    assert change.changes() == {} and warnings == [oci_update.KERNEL_MEMORY_IGNORED]
+    with pytest.raises(oci_update.oc.OciError, match="l3 cache schema is not enabled"):
+        oci_update.from_args(_args("--l3-cache-schema", "L3:0=f"))
     with pytest.raises(ValueError, match="invalid value 'x' for --pids-limit"):
         oci_update.from_args(_args("--pids-limit", "x"))
 

@@ -1,5 +1,6 @@
-"""v1 cpu controller: CFS bandwidth (cpu.cfs_period_us, cpu.cfs_quota_us), cpu.shares, cpu.stat
-(nr_periods, nr_throttled, throttled_time in ns)."""
+"""v1 cpu controller: CFS bandwidth (cpu.cfs_period_us, cpu.cfs_quota_us), cpu.shares, the
+real-time budget (cpu.rt_period_us, cpu.rt_runtime_us), cpu.stat (nr_periods, nr_throttled,
+throttled_time in ns)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ NAME = "cpu"
 
 
 def needed(res) -> bool:
-    return res.cpu_quota_us is not None or res.cpu_shares is not None
+    return res.cpu_quota_us is not None or res.cpu_shares is not None \
+        or res.cpu_rt_period_us is not None or res.cpu_rt_runtime_us is not None
 
 
 def apply(directory: str, res) -> list[str]:
@@ -21,4 +23,7 @@ def apply(directory: str, res) -> list[str]:
         fs.write_value(directory, "cpu.cfs_quota_us", res.cpu_quota_us)
     if res.cpu_shares is not None:
         fs.write_value(directory, "cpu.shares", res.cpu_shares)
+    # The period first, as runc: a runtime is checked against the period in place.
+    fs.write_fields(directory, (("cpu.rt_period_us", res.cpu_rt_period_us),
+                                ("cpu.rt_runtime_us", res.cpu_rt_runtime_us)))
     return []
