@@ -24,7 +24,7 @@ from isoinspect.runtime.errors import (DAEMON_EXIT_CODE, USAGE_EXIT_CODE, Isoins
 _DOCKER_DAEMON_CODE_COMMANDS = frozenset((
     "ps", "logs", "exec", "kill", "stop", "rm", "wait", "inspect", "gc", "images", "image", "rmi",
     "tag", "history", "save", "load", "push", "pull", "login", "logout", "build", "network",
-    "start", "restart", "stats", "top", "cp", "port", "events"))
+    "start", "restart", "stats", "top", "cp", "port", "events", "update", "pause", "unpause"))
 
 
 def _docker_usage_code(exc: click.UsageError) -> int:
@@ -126,10 +126,11 @@ def _age(timestamp: float) -> str:
     return f"{seconds} second{'s' if seconds != 1 else ''}"
 
 
-def _status(record: ContainerState) -> str:
-    """Docker's STATUS column: "Up 3 minutes", "Exited (0) 2 seconds ago", "Created"."""
+def _status(record: ContainerState, paused: bool = False) -> str:
+    """Docker's STATUS column: "Up 3 minutes", "Up 3 minutes (Paused)", "Exited (0) 2 seconds
+    ago", "Created"."""
     if record.status == Status.RUNNING:
-        return f"Up {_age(record.started_at)}"
+        return f"Up {_age(record.started_at)}" + (" (Paused)" if paused else "")
     if record.status == Status.STOPPED:
         return f"Exited ({record.exit_code}) {_age(record.finished_at)} ago"
     return "Created"
@@ -140,14 +141,15 @@ PS_TABLE = ("table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status
 PS_HEADERS = {"ID": "CONTAINER ID", "RunningFor": "CREATED", "CreatedAt": "CREATED AT"}
 
 
-def _ps_row(record: ContainerState) -> dict:
-    """One container with ``docker ps``'s field names."""
+def _ps_row(record: ContainerState, paused: bool = False) -> dict:
+    """One container with ``docker ps``'s field names (``paused``: its cgroup is frozen)."""
     command = " ".join(record.argv)
     command = command if len(command) <= 20 else command[:19] + "…"
     return {"ID": record.id[:12], "Image": record.image, "Command": f'"{command}"',
             "CreatedAt": time.strftime("%Y-%m-%d %H:%M:%S %z", time.localtime(record.created)),
-            "RunningFor": f"{_age(record.created)} ago", "State": record.status.docker,
-            "Status": _status(record), "Names": record.name, "Pid": record.pid or 0}
+            "RunningFor": f"{_age(record.created)} ago",
+            "State": "paused" if paused else record.status.docker,
+            "Status": _status(record, paused), "Names": record.name, "Pid": record.pid or 0}
 
 
 @cli.command("ps")
@@ -157,12 +159,15 @@ def _ps_row(record: ContainerState) -> dict:
 @click.pass_context
 def ps_cmd(ctx: click.Context, all_: bool, quiet: bool, fmt: str | None, as_json: bool) -> None:
     """List containers."""
-    records = _runtime(ctx).list(all_)
+    runtime = _runtime(ctx)
+    records = runtime.list(all_)
     if quiet:
         for record in records:
             click.echo(record.id[:12])
         return
-    emit([_ps_row(r) for r in records], PS_TABLE, PS_HEADERS, fmt, as_json)
+    from isoinspect.runtime.pausing import is_paused
+    emit([_ps_row(r, is_paused(runtime, r)) for r in records], PS_TABLE, PS_HEADERS, fmt,
+         as_json)
 
 
 @cli.command("exec", context_settings={"allow_interspersed_args": False})
@@ -300,7 +305,7 @@ def gc_cmd(ctx: click.Context) -> None:
 _OPTIONAL_COMMAND_MODULES = ("doctor_cmd", "trace_cmd", "network_cmd", "image_cmd", "bench_cmd",
                             "vm_cmd", "report_cmd", "results_cmd", "verify_cmd",
                             "exposure_cmd", "isolation_cmd", "compare_cmd", "lifecycle_cmd",
-                            "port_cmd", "copy_cmd", "events_cmd")
+                            "port_cmd", "copy_cmd", "events_cmd", "update_cmd", "pause_cmd")
 
 
 def _register_optional() -> None:

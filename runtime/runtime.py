@@ -335,7 +335,12 @@ class Runtime:
         finally:
             if forwarder is not None:
                 forwarder.restore()
-        record = started.record = started.record.replace(
+        record = started.record
+        try:  # `isoinspect update` may have changed the limits since: keep what it saved
+            record = record.replace(spec=self.containers.load(record.id).spec)
+        except IsoinspectError:
+            pass
+        record = started.record = record.replace(
             status=Status.STOPPED, exit_code=process.exit_code_from_status(status),
             finished_at=time.time())
         self._finish(record)
@@ -433,6 +438,8 @@ class Runtime:
         except ProcessLookupError:
             pass
         container_event(self.roots, "kill", record, signal=signal_number)
+        from isoinspect.runtime.pausing import thaw_if_paused
+        thaw_if_paused(self, record)  # Docker: the signal is delivered, the container unpaused
         return record
 
     def stop(self, ref: str, timeout: float = 10.0) -> ContainerState:
@@ -441,6 +448,8 @@ class Runtime:
         if record.status != Status.RUNNING:
             return record
         container_event(self.roots, "kill", record, signal=SIGTERM)
+        from isoinspect.runtime.pausing import thaw_if_paused
+        thaw_if_paused(self, record)
         process.kill_and_wait(record.pid, record.pid_ticks,
                               ((SIGTERM, timeout), (SIGKILL, 10.0)))
         record = self.wait(record.id, timeout=10.0)
@@ -470,6 +479,8 @@ class Runtime:
             if not force:
                 raise Conflict(f"you cannot remove a running container {record.id[:12]}. "
                                "Stop the container before attempting removal or use -f")
+            from isoinspect.runtime.pausing import thaw_if_paused
+            thaw_if_paused(self, record)
             process.kill_and_wait(record.pid, record.pid_ticks)
         if wants_network(record.spec):  # the monitor may have died before undoing it
             NetworkHook().poststop(self, record)
