@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
 import time
 
 import pytest
@@ -270,20 +271,39 @@ def test_pause_resume_and_paused_kill_delete(runtimes):
     assert results["runc"] == runc_expected, results["runc"]
 
 
-def _namespace_config(kind: str):
+def _namespace_config(kind: str, searchable_root: str):
     def mutate(config: dict) -> None:
         config["linux"]["namespaces"] = [{"type": kind}] + \
             ([{"type": "mount"}] if kind != "mount" else [])
         config["linux"]["resources"] = {}
+        if kind != "uts":  # runc refuses a hostname without a UTS namespace of its own
+            config.pop("hostname", None)
         if kind == "user":
             mapping = [{"containerID": 0, "hostID": 100000, "size": 65536}]
             config["linux"].update(uidMappings=mapping, gidMappings=mapping)
-        if kind != "network":
+            config["root"]["path"] = searchable_root  # the mapped root must reach it
+            # proc, mqueue and sysfs are mounted only by the owner of their namespaces (as
+            # with runc): a user namespace comes with the others
+            config["linux"]["namespaces"] = [{"type": t} for t in (
+                "user", "mount", "pid", "ipc", "uts", "network", "cgroup")]
+        if kind not in ("network", "user"):  # sysfs needs a network namespace of its own
             config["mounts"] = [m for m in config["mounts"] if m["type"] != "sysfs"]
     return mutate
 
 
-def test_features_lists_only_what_runs(runtimes):
+@pytest.fixture
+def searchable_rootfs(busybox_rootfs):
+    """A copy of the busybox root below a world-searchable directory: pytest's own temporary
+    directories are 0700, which a remapped root cannot search."""
+    top = tempfile.mkdtemp(prefix="isoinspect-ops-")
+    os.chmod(top, 0o755)
+    root = os.path.join(top, "rootfs")
+    shutil.copytree(busybox_rootfs, root, symlinks=True)
+    yield root
+    shutil.rmtree(top)
+
+
+def test_features_lists_only_what_runs(runtimes, searchable_rootfs):
     """Every namespace type `features` lists runs (the container's /proc/self/ns link differs
     from the host's); the seccomp actions listed compile; the lists are within runc's."""
     ours, host = runtimes["isoinspect-runc"], runtimes["runc"]
@@ -296,7 +316,7 @@ def test_features_lists_only_what_runs(runtimes):
     for kind in listed:
         proc = namespaces.PROC_BY_OCI[kind]
         bundle = ours.bundle(["readlink", f"/proc/self/ns/{proc}"], f"ns-{kind}",
-                             _namespace_config(kind))
+                             _namespace_config(kind, searchable_rootfs))
         ours.ids.append(f"isoinspect-ns-{kind}")
         result = ours("run", "--bundle", bundle, f"isoinspect-ns-{kind}")
         assert result.returncode == 0, (kind, result.stderr)
