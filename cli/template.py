@@ -4,19 +4,20 @@ Supported: text; ``{{.}}``; ``{{.Field}}`` and ``{{.A.B}}``; ``{{json .X}}``, ``
 ``{{lower .X}}``; a ``table`` prefix (a header row, columns aligned at tabs); the literal
 escapes ``\\t`` and ``\\n`` (as the docker CLI replaces them); ``json`` alone for one JSON object
 per line (``docker ps --format json``). A field that does not exist is an error, as in Docker.
+``ps`` prints through this on its click-free fast path, so it imports neither typing nor
+dataclasses (~14 ms together).
 """
 
 from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from isoinspect.runtime.errors import DAEMON_EXIT_CODE, UsageError
 
 _ACTION = re.compile(r"\{\{-?\s*(.*?)\s*-?\}\}")
-_FUNCTIONS: dict[str, Callable[[Any], str]] = {
+_FUNCTIONS: dict[str, Callable[[object], str]] = {
     "json": lambda value: json.dumps(value, separators=(",", ":")),
     "upper": lambda value: _text(value).upper(),
     "lower": lambda value: _text(value).lower(),
@@ -30,21 +31,28 @@ class TemplateError(UsageError):
         super().__init__(f"template: {message}", exit_code=DAEMON_EXIT_CODE)
 
 
-@dataclass(frozen=True)
 class Action:
     """One ``{{...}}``: an optional function applied to a field path (() is ``.``)."""
 
-    function: str | None
-    path: tuple[str, ...]
+    __slots__ = ("function", "path")
+
+    def __init__(self, function: str | None, path: tuple[str, ...]) -> None:
+        self.function, self.path = function, path
+
+    def __repr__(self) -> str:
+        return f"Action({self.function!r}, {self.path!r})"
 
 
-@dataclass(frozen=True)
 class Template:
     """A parsed --format: literal strings and actions in order; ``table`` adds a header."""
 
-    parts: tuple[str | Action, ...]
-    table: bool
-    source: str
+    __slots__ = ("parts", "table", "source")
+
+    def __init__(self, parts: tuple[str | Action, ...], table: bool, source: str) -> None:
+        self.parts, self.table, self.source = parts, table, source
+
+    def __repr__(self) -> str:
+        return f"Template({self.parts!r}, {self.table!r}, {self.source!r})"
 
 
 def _parse_path(text: str, source: str) -> tuple[str, ...]:
@@ -87,7 +95,7 @@ def parse(source: str) -> Template:
     return Template(tuple(parts), table, source)
 
 
-def _text(value: Any) -> str:
+def _text(value: object) -> str:
     """Go's default printing: true/false, <nil>, [a b] for lists, map[k:v] for maps."""
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -100,7 +108,7 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-def _lookup(obj: Any, path: tuple[str, ...], source: str) -> Any:
+def _lookup(obj: object, path: tuple[str, ...], source: str) -> object:
     for name in path:
         if not isinstance(obj, Mapping) or name not in obj:
             raise TemplateError(f"{source!r}: can't evaluate field {name}")
@@ -108,7 +116,7 @@ def _lookup(obj: Any, path: tuple[str, ...], source: str) -> Any:
     return obj
 
 
-def render(template: Template, obj: Mapping[str, Any]) -> str:
+def render(template: Template, obj: Mapping[str, object]) -> str:
     """Fill the template with one object (a row of ``ps``, one ``inspect`` result...)."""
     out = []
     for part in template.parts:
@@ -143,7 +151,7 @@ def _align(lines: Sequence[str]) -> list[str]:
                     for i, cell in enumerate(row)).rstrip() for row in rows]
 
 
-def format_rows(source: str, rows: Sequence[Mapping[str, Any]],
+def format_rows(source: str, rows: Sequence[Mapping[str, object]],
                 headers: Mapping[str, str]) -> list[str]:
     """The output lines for ``--format source`` over ``rows`` (headers: field -> column name)."""
     template = parse(source)
