@@ -23,6 +23,24 @@ def _container_entry(name: str) -> bool:
     return name.startswith(PREFIX) and is_hex(name[len(PREFIX):], 12)
 
 
+def made_in(pid: int, factory):
+    """``factory()`` called inside the network namespace of ``pid``, then back in ours (setns
+    on this thread only): for sockets, which stay in the netns they were created in."""
+    own = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        target = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            sc.setns(target, sc.CLONE_NEWNET)
+            try:
+                return factory()
+            finally:
+                sc.setns(own, sc.CLONE_NEWNET)
+        finally:
+            os.close(target)
+    finally:
+        os.close(own)
+
+
 def path_for(container_id: str) -> str:
     return os.path.join(NETNS_DIR, f"{PREFIX}{container_id[:12]}")
 

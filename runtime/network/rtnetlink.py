@@ -217,20 +217,7 @@ class Rtnl:
 
 
 def rtnl_in(pid: int) -> Rtnl:
-    """An Rtnl socket bound in the network namespace of ``pid`` (setns on this thread only
-    while the socket is made: a netlink socket stays in the netns it was created in)."""
-    from isoinspect.runtime.linux import syscalls as sc
+    """An Rtnl socket bound in the network namespace of ``pid``."""
+    from isoinspect.runtime.network.netns import made_in
 
-    own = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        target = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            sc.setns(target, sc.CLONE_NEWNET)
-            try:
-                return Rtnl()
-            finally:
-                sc.setns(own, sc.CLONE_NEWNET)
-        finally:
-            os.close(target)
-    finally:
-        os.close(own)
+    return made_in(pid, Rtnl)
