@@ -162,6 +162,8 @@ class Runtime:
         begin = time.monotonic_ns()
         hooks = [hook for hook in self.prestart_hooks if hook.wants(record)]
         plan = self.init_plan(record, stdio, die_with_parent, console_fd, console_size)
+        if hooks and all(getattr(hook, "late", False) for hook in hooks):
+            plan = plan.replace(late_sync=True)
         flags = sc.CLONE_NEWNS | sc.CLONE_NEWUTS | sc.CLONE_NEWIPC | sc.CLONE_NEWPID
         if record.spec["network"] != "host":
             flags |= sc.CLONE_NEWNET
