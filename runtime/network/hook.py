@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import fcntl
 import os
-import signal
 from contextlib import ExitStack, contextmanager
 
 from isoinspect.runtime import process
 from isoinspect.runtime.container_state import ContainerState
 from isoinspect.runtime.digests import is_hex
 from isoinspect.runtime.errors import NotFound
+from isoinspect.runtime.linux.signals import SIGTERM
 from isoinspect.runtime.network import bridge, files, netns
 from isoinspect.runtime.network.ipam import Ipam
 from isoinspect.runtime.network.netlink import iproute
@@ -93,7 +93,7 @@ def _teardown(holder: dict) -> list[str]:
     done = []
     if holder.get("proxy") and process.is_alive(holder["proxy"], holder.get("proxy_ticks")):
         try:
-            os.kill(holder["proxy"], signal.SIGTERM)
+            os.kill(holder["proxy"], SIGTERM)
             done.append(f"stopped port proxy {holder['proxy']}")
         except ProcessLookupError:
             pass
