@@ -77,6 +77,7 @@ def _imported(iso, *args: str) -> set[str]:
     ("run", "--rm", "busybox", "true"), ("ps", "-a"), ("rm", "nope"), ("--version",),
     ("exec", "nope", "true"), ("stop", "nope"), ("kill", "nope")])
 def test_hot_commands_import_neither_click_nor_pyroute2(iso, args):
+    iso("run", "--rm", "--network", "none", "busybox", "true", check=True)  # caches made
     modules = _imported(iso, *args)
     assert "isoinspect.cli.entry" in modules  # the measurement saw the imports at all
     heavy = ["click", "pyroute2", "dataclasses", "typing"]
