@@ -6,14 +6,13 @@
 from __future__ import annotations
 
 import json
-import time
 
 import click
 
 from isoinspect.cli.listing import emit, format_options
 from isoinspect.cli.options import DEFAULTS, RUN_OPTIONS
+from isoinspect.cli.ps_rows import PS_HEADERS, PS_TABLE, ps_row
 from isoinspect.cli.run_cmd import execute_run
-from isoinspect.runtime.container_state import ContainerState, Status
 from isoinspect.runtime.errors import (DAEMON_EXIT_CODE, USAGE_EXIT_CODE, IsoinspectError,
                                       UsageError, die_of_closed_pipe, report_error,
                                       report_unexpected)
@@ -117,41 +116,6 @@ def _run_command() -> click.Command:
 cli.add_command(_run_command())
 
 
-def _age(timestamp: float) -> str:
-    seconds = max(0, int(time.time() - timestamp))
-    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
-        if seconds >= size:
-            count = seconds // size
-            return f"{count} {unit}{'s' if count > 1 else ''}"
-    return f"{seconds} second{'s' if seconds != 1 else ''}"
-
-
-def _status(record: ContainerState, paused: bool = False) -> str:
-    """Docker's STATUS column: "Up 3 minutes", "Up 3 minutes (Paused)", "Exited (0) 2 seconds
-    ago", "Created"."""
-    if record.status == Status.RUNNING:
-        return f"Up {_age(record.started_at)}" + (" (Paused)" if paused else "")
-    if record.status == Status.STOPPED:
-        return f"Exited ({record.exit_code}) {_age(record.finished_at)} ago"
-    return "Created"
-
-
-PS_TABLE = ("table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t"
-            "{{.Names}}")
-PS_HEADERS = {"ID": "CONTAINER ID", "RunningFor": "CREATED", "CreatedAt": "CREATED AT"}
-
-
-def _ps_row(record: ContainerState, paused: bool = False) -> dict:
-    """One container with ``docker ps``'s field names (``paused``: its cgroup is frozen)."""
-    command = " ".join(record.argv)
-    command = command if len(command) <= 20 else command[:19] + "…"
-    return {"ID": record.id[:12], "Image": record.image, "Command": f'"{command}"',
-            "CreatedAt": time.strftime("%Y-%m-%d %H:%M:%S %z", time.localtime(record.created)),
-            "RunningFor": f"{_age(record.created)} ago",
-            "State": "paused" if paused else record.status.docker,
-            "Status": _status(record, paused), "Names": record.name, "Pid": record.pid or 0}
-
-
 @cli.command("ps")
 @click.option("-a", "--all", "all_", is_flag=True, help="Show stopped containers too.")
 @click.option("-q", "--quiet", is_flag=True, help="Only print ids.")
@@ -166,7 +130,7 @@ def ps_cmd(ctx: click.Context, all_: bool, quiet: bool, fmt: str | None, as_json
             click.echo(record.id[:12])
         return
     from isoinspect.runtime.pausing import is_paused
-    emit([_ps_row(r, is_paused(runtime, r)) for r in records], PS_TABLE, PS_HEADERS, fmt,
+    emit([ps_row(r, is_paused(runtime, r)) for r in records], PS_TABLE, PS_HEADERS, fmt,
          as_json)
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import time
 
-from isoinspect.runtime import process, rootfs
+from isoinspect.runtime import process
 from isoinspect.runtime.cgroup_warmup import wait_warmup
 from isoinspect.runtime.cgroups import make_manager
 from isoinspect.runtime.container_state import ContainerState, Status
@@ -24,17 +24,18 @@ from isoinspect.runtime.errors import Conflict, IsoinspectError, NotFound, out_o
 from isoinspect.runtime.events import container_event
 from isoinspect.runtime.images import ImageStore
 from isoinspect.runtime.init_plan import InitPlan, ProcessPlan
-from isoinspect.runtime.linux import capabilities, rlimits, seccomp_profile
-from isoinspect.runtime.linux import syscalls as sc
+from isoinspect.runtime.linux import namespaces
 from isoinspect.runtime.linux.signals import SIGKILL, SIGTERM
-from isoinspect.runtime.overlay_root import OverlayRoot
 from isoinspect.runtime.network import NetworkHook, wants_network
-from isoinspect.runtime.launch import Launch, clone_init
 from isoinspect.runtime.records import ContainerStore
 from isoinspect.runtime.roots import Roots
 from isoinspect.runtime.signal_forwarding import SignalForwarder
 from isoinspect.runtime.spec import ContainerSpec
 
+
+# The set-up modules (rootfs, launch and the child, capabilities, rlimits, seccomp, ctypes'
+# syscalls: ~4 ms of imports) are imported where a container is made or started, so ps, rm,
+# stop and kill, which only read records and signal processes, never load them.
 
 
 def require_root() -> None:
@@ -115,6 +116,8 @@ class Runtime:
             owner = None
             if record.userns:
                 owner = (record.userns["uid"][0], record.userns["gid"][0])
+            from isoinspect.runtime import rootfs
+
             rootfs.write_identity_files(self.containers.dir(cid, "upper"), record.lower,
                                         record.hostname, owner)
             manager = self.cgroup(record)
@@ -164,9 +167,14 @@ class Runtime:
         begin = time.monotonic_ns()
         hooks = [hook for hook in self.prestart_hooks if hook.wants(record)]
         plan = self.init_plan(record, stdio, die_with_parent, console_fd, console_size)
-        flags = sc.CLONE_NEWNS | sc.CLONE_NEWUTS | sc.CLONE_NEWIPC | sc.CLONE_NEWPID
+        if hooks and all(getattr(hook, "late", False) for hook in hooks):
+            plan = plan.replace(late_sync=True)
+        from isoinspect.runtime.launch import clone_init
+
+        flags = namespaces.CLONE_NEWNS | namespaces.CLONE_NEWUTS | namespaces.CLONE_NEWIPC | \
+            namespaces.CLONE_NEWPID
         if record.spec["network"] != "host":
-            flags |= sc.CLONE_NEWNET
+            flags |= namespaces.CLONE_NEWNET
         user_namespace = bool(record.userns)
         cgroup_procs = plan.cgroup_procs
         if user_namespace:
@@ -201,18 +209,19 @@ class Runtime:
         container_event(self.roots, "start", record)
         return Started(record, pid, begin, ready)
 
-    def _map_user_namespace(self, record: ContainerState, launch: Launch,
+    def _map_user_namespace(self, record: ContainerState, launch: object,
                             cgroup_procs: list[str]) -> None:
-        """Write the child's id maps and cgroup membership, then let it continue."""
+        """Write the child's id maps and cgroup membership, then let it continue (``launch``:
+        a runtime.launch.Launch, not imported at module level: see above)."""
         from isoinspect.runtime import userns
 
         ranges = record.userns
         userns.map_child(launch, [(0, *ranges["uid"])], [(0, *ranges["gid"])], cgroup_procs)
 
     def _run_prestart_hooks(self, hooks: list, record: ContainerState,
-                            launch: Launch) -> ContainerState:
-        """Run hooks while the container waits before pivot_root; on failure kill it,
-        re-raise. Returns the state as the hooks left it."""
+                            launch: object) -> ContainerState:
+        """Run hooks while the container waits (``launch``: a runtime.launch.Launch); on
+        failure kill it, re-raise. Returns the state as the hooks left it."""
         try:
             for hook in hooks:
                 record = hook.prestart(self, record, launch.pid) or record
@@ -244,6 +253,8 @@ class Runtime:
         """The typed plan the container's first process follows (runtime/init_plan.py)."""
         manager = self.cgroup(record)
         cid = record.id
+        from isoinspect.runtime.overlay_root import OverlayRoot
+
         root = OverlayRoot(lower=record.lower, upper=self.containers.dir(cid, "upper"),
                            work=self.containers.dir(cid, "work"),
                            cgroup2=self._cgroup_mode() == "unified",
@@ -272,6 +283,8 @@ class Runtime:
                      env: list[str] | None = None, workdir: str | None = None,
                      user: str | None = None) -> ProcessPlan:
         """The container's command and privileges; `exec` overrides the command's parts."""
+        from isoinspect.runtime.linux import capabilities
+
         spec = record.spec
         return ProcessPlan(
             argv=argv or record.argv, env=env or record.env,
@@ -287,6 +300,8 @@ class Runtime:
         A user-namespaced child sets them from inside its namespace, where raising a hard
         limit is never allowed: there they are capped to this process's current limits.
         """
+        from isoinspect.runtime.linux import rlimits
+
         if self._rlimits is None:
             self._rlimits = rlimits.default_rlimits()
         if not user_namespace:
@@ -307,6 +322,8 @@ class Runtime:
     def _seccomp_program(self) -> bytes:
         if self._seccomp is None:
             cache = self.roots.data("seccomp")
+            from isoinspect.runtime.linux import seccomp_profile
+
             self._seccomp = seccomp_profile.load_default_filter_bytes(cache)
         return self._seccomp
 
