@@ -1,0 +1,100 @@
+"""Small static C programs isoinspect compiles itself, cached by the hash of their source.
+
+``bench overhead``'s workload (benches/overhead/program.py) and the ``run -d`` monitor
+(runtime/monitor_program.py) are single C files built with ``gcc -static -O2`` once per source
+version, at set-up (scripts/setup.sh) or on first use, into <cache>/<kind>/<sha256[:12]>/.
+Static, so the same binary runs on the host and inside any image, and maps no shared library.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from typing import Callable
+
+from isoinspect.runtime.errors import IsoinspectError
+from isoinspect.runtime.fsutil import write_atomic
+
+DEFAULT_CACHE = "/var/cache/isoinspect"
+CFLAGS = ("-static", "-O2", "-Wall")
+
+
+@dataclass(frozen=True)
+class StaticProgram:
+    """One C file and what its build is called. ``kind`` names the cache folder and errors;
+    ``check`` (optional) runs the fresh binary and raises IsoinspectError if it disagrees with
+    its Python side, before the binary is put in place."""
+    kind: str
+    source: str
+    binary_name: str
+    check: Callable[[str], None] | None = None
+
+    def read_source(self) -> bytes:
+        with open(self.source, "rb") as handle:
+            return handle.read()
+
+    def source_hash(self, source: bytes | None = None) -> str:
+        """The build's cache key (and the program's version, for records)."""
+        return hashlib.sha256(self.read_source() if source is None else source).hexdigest()[:12]
+
+    def cache_root(self, cache_dir: str | None = None) -> str:
+        """``cache_dir``, else $ISOINSPECT_CACHE/<kind> (or $ISOINSPECT_CACHE_DIR/<kind>),
+        else /var/cache/isoinspect/<kind>."""
+        if cache_dir:
+            return cache_dir
+        base = (os.environ.get("ISOINSPECT_CACHE") or os.environ.get("ISOINSPECT_CACHE_DIR")
+                or DEFAULT_CACHE)
+        return os.path.join(base, self.kind)
+
+    def binary_path(self, cache_dir: str | None = None, source: bytes | None = None) -> str:
+        """Where the build of this source is (or will be): <cache>/<hash>/<binary_name>."""
+        return os.path.join(self.cache_root(cache_dir), self.source_hash(source),
+                            self.binary_name)
+
+    def ensure_built(self, cache_dir: str | None = None) -> str:
+        """Path of the static binary for this source, compiled once per source hash (built
+        into a temporary file, then renamed: concurrent builders never see half a binary)."""
+        source = self.read_source()
+        binary = self.binary_path(cache_dir, source)
+        if os.access(binary, os.X_OK):
+            return binary
+        directory = os.path.dirname(binary)
+        try:
+            os.makedirs(directory, exist_ok=True)
+        except OSError as exc:
+            raise IsoinspectError(f"cannot create the {self.kind} cache {directory}: "
+                                  f"{exc.strerror}") from None
+        # what was built, for reading
+        write_atomic(os.path.join(directory, os.path.basename(self.source)), source)
+        temp = temp_name(binary)
+        try:
+            self._compile(source, temp)
+            os.chmod(temp, 0o755)
+            if self.check is not None:
+                self.check(temp)
+            os.replace(temp, binary)
+        finally:
+            if os.path.exists(temp):
+                os.unlink(temp)
+        return binary
+
+    def _compile(self, source: bytes, output: str) -> None:
+        """gcc from the exact bytes that were hashed, into ``output``."""
+        gcc = shutil.which("gcc")
+        if gcc is None:
+            raise IsoinspectError(f"building the {self.kind} program: gcc not found "
+                                  "(install gcc and libc6-dev; scripts/setup.sh does)")
+        result = subprocess.run([gcc, *CFLAGS, "-o", output, "-x", "c", "-"], input=source,
+                                capture_output=True, timeout=300)
+        if result.returncode != 0:
+            tail = "\n".join(result.stderr.decode(errors="replace").strip().splitlines()[-8:])
+            raise IsoinspectError(f"building the {self.kind} program with gcc -static failed "
+                                  f"(are gcc and libc6-dev, the static libc, installed?):\n{tail}")
+
+
+def temp_name(path: str) -> str:
+    """A name next to ``path`` no concurrent builder uses."""
+    return f"{path}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
