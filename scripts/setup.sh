@@ -9,6 +9,7 @@
 #   e) the fast `isoinspect` launcher (replaces pip's console script)
 #   f) the built-in base image (`isoinspect images --ensure-base`)
 #   g) the static workload program of `bench overhead` (built once per source version)
+#   h) the static monitor program of `run -d` (runtime/monitor.c, likewise)
 #
 # A second run does no apt/pip work and takes well under a few seconds.
 # Environment: ISOINSPECT_VENV (default <repo>/.venv), ISOINSPECT_SKIP_APT=1 to skip step a.
@@ -165,6 +166,20 @@ step_workload() {
     SUMMARY+=("workload: $path")
 }
 
+# ---------------------------------------------------------------- h) run -d monitor program
+# runtime/monitor.c, cached under /var/cache/isoinspect/monitor/<source hash>/ (else built by the
+# first `run -d`; without gcc the Python monitor is used).
+step_monitor() {
+    local path
+    if ! path="$("$VENV/bin/python" -m isoinspect.runtime.monitor_program build </dev/null)"; then
+        if is_root; then die "building the monitor program failed"; fi
+        log "WARNING: the monitor program was not built (not root: its cache is root's)"
+        SUMMARY+=("monitor: NOT BUILT")
+        return
+    fi
+    SUMMARY+=("monitor: $path")
+}
+
 step_apt
 step_headers
 step_tracefs
@@ -172,6 +187,7 @@ step_venv
 step_launcher
 step_base_image
 step_workload
+step_monitor
 
 ELAPSED_MS=$(( ($(date +%s%N) - START_NS) / 1000000 ))
 IFS=';'
