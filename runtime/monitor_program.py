@@ -13,8 +13,8 @@ import os
 import subprocess
 import sys
 
-from isoinspect.runtime.errors import IsoinspectError, report_error
-from isoinspect.runtime.static_program import StaticProgram
+from isoinspect.runtime.errors import IsoinspectError
+from isoinspect.runtime.static_program import StaticProgram, build_main
 
 SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "monitor.c")
 BINARY_NAME = "isoinspect-monitor"
@@ -41,18 +41,7 @@ def monitor_binary(cache_dir: str | None = None) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="python -m isoinspect.runtime.monitor_program",
-                                     description="Build the monitor program of run -d.")
-    parser.add_argument("command", choices=["build"], help="build (if needed), print the path")
-    parser.add_argument("--cache-dir", help="instead of $ISOINSPECT_CACHE/monitor")
-    args = parser.parse_args(argv)
-    try:
-        print(MONITOR.ensure_built(args.cache_dir))
-    except IsoinspectError as exc:
-        return report_error(exc, parser.prog)
-    return 0
+    return build_main(MONITOR, "isoinspect.runtime.monitor_program", "run -d", argv)
 
 
 if __name__ == "__main__":

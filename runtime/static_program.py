@@ -95,6 +95,26 @@ class StaticProgram:
                                   f"(are gcc and libc6-dev, the static libc, installed?):\n{tail}")
 
 
+def build_main(program: StaticProgram, module: str, what: str,
+               argv: list[str] | None = None) -> int:
+    """``python -m <module> build [--cache-dir DIR]``: build if needed, print the path
+    (scripts/setup.sh builds every static program this way)."""
+    import argparse
+
+    from isoinspect.runtime.errors import report_error
+
+    parser = argparse.ArgumentParser(prog=f"python -m {module}",
+                                     description=f"Build the {program.kind} program of {what}.")
+    parser.add_argument("command", choices=["build"], help="build (if needed), print the path")
+    parser.add_argument("--cache-dir", help=f"instead of $ISOINSPECT_CACHE/{program.kind}")
+    args = parser.parse_args(argv)
+    try:
+        print(program.ensure_built(args.cache_dir))
+    except IsoinspectError as exc:
+        return report_error(exc, parser.prog)
+    return 0
+
+
 def temp_name(path: str) -> str:
     """A name next to ``path`` no concurrent builder uses."""
     return f"{path}.{os.getpid()}.{os.urandom(4).hex()}.tmp"

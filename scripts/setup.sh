@@ -155,29 +155,27 @@ step_base_image() {
 
 # ---------------------------------------------------------------- g) workload program
 # Cached under /var/cache/isoinspect/workload/<source hash>/: a second run only hashes the source.
-step_workload() {
+# build_static KIND MODULE: `python -m MODULE build`, its path in the summary.
+build_static() {
     local path
-    if ! path="$("$VENV/bin/python" -m isoinspect.benches.overhead.program build </dev/null)"; then
-        if is_root; then die "building the workload program failed"; fi
-        log "WARNING: the workload program was not built (not root: its cache is root's)"
-        SUMMARY+=("workload: NOT BUILT")
+    if ! path="$("$VENV/bin/python" -m "$2" build </dev/null)"; then
+        if is_root; then die "building the $1 program failed"; fi
+        log "WARNING: the $1 program was not built (not root: its cache is root's)"
+        SUMMARY+=("$1: NOT BUILT")
         return
     fi
-    SUMMARY+=("workload: $path")
+    SUMMARY+=("$1: $path")
+}
+
+step_workload() {
+    build_static workload isoinspect.benches.overhead.program
 }
 
 # ---------------------------------------------------------------- h) run -d monitor program
 # runtime/monitor.c, cached under /var/cache/isoinspect/monitor/<source hash>/ (else built by the
 # first `run -d`; without gcc the Python monitor is used).
 step_monitor() {
-    local path
-    if ! path="$("$VENV/bin/python" -m isoinspect.runtime.monitor_program build </dev/null)"; then
-        if is_root; then die "building the monitor program failed"; fi
-        log "WARNING: the monitor program was not built (not root: its cache is root's)"
-        SUMMARY+=("monitor: NOT BUILT")
-        return
-    fi
-    SUMMARY+=("monitor: $path")
+    build_static monitor isoinspect.runtime.monitor_program
 }
 
 step_apt

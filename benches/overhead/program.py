@@ -9,7 +9,6 @@ a one-file layer (``layer_dir()``). ``parse`` turns its ``@@W`` lines into typed
 
 from __future__ import annotations
 
-import argparse
 import math
 import os
 import shutil
@@ -17,9 +16,9 @@ import subprocess
 import sys
 from dataclasses import dataclass
 
-from isoinspect.runtime.errors import IsoinspectError, report_error
+from isoinspect.runtime.errors import IsoinspectError
 from isoinspect.runtime.fsutil import remove_tree
-from isoinspect.runtime.static_program import StaticProgram, temp_name
+from isoinspect.runtime.static_program import StaticProgram, build_main, temp_name
 
 SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "workload.c")
 BINARY_NAME = "isoinspect-workload"
@@ -235,16 +234,7 @@ def layer_dir(cache_dir: str | None = None) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m isoinspect.benches.overhead.program",
-                                     description="Build the workload program of bench overhead.")
-    parser.add_argument("command", choices=["build"], help="build (if needed), print the path")
-    parser.add_argument("--cache-dir", help="instead of $ISOINSPECT_CACHE/workload")
-    args = parser.parse_args(argv)
-    try:
-        print(ensure_built(args.cache_dir))
-    except IsoinspectError as exc:
-        return report_error(exc, parser.prog)
-    return 0
+    return build_main(_program(), "isoinspect.benches.overhead.program", "bench overhead", argv)
 
 
 if __name__ == "__main__":
