@@ -30,7 +30,7 @@ from isoinspect.runtime.linux.signals import SIGKILL, SIGTERM
 from isoinspect.runtime.overlay_root import OverlayRoot
 from isoinspect.runtime.network import NetworkHook, wants_network
 from isoinspect.runtime.launch import Launch, clone_init
-from isoinspect.runtime.records import ContainerStore
+from isoinspect.runtime.records import ContainerStore, MonitorLock
 from isoinspect.runtime.roots import Roots
 from isoinspect.runtime.signal_forwarding import SignalForwarder
 from isoinspect.runtime.spec import ContainerSpec
@@ -60,8 +60,9 @@ class Started:
 class Runtime:
     """One isoinspect installation (state root + cgroup root)."""
 
-    def __init__(self, root: str | None = None, cgroup_root: str = "/sys/fs/cgroup") -> None:
-        self.roots = Roots(root, cgroup_root=cgroup_root)
+    def __init__(self, root: str | None = None, cgroup_root: str = "/sys/fs/cgroup",
+                 roots: Roots | None = None) -> None:
+        self.roots = roots or Roots(root, cgroup_root=cgroup_root)
         self.images = ImageStore(self.roots)
         self.containers = ContainerStore(self.roots)
         self._seccomp: bytes | None = None
@@ -335,11 +336,26 @@ class Runtime:
         finally:
             if forwarder is not None:
                 forwarder.restore()
-        record = started.record = started.record.replace(
-            status=Status.STOPPED, exit_code=process.exit_code_from_status(status),
-            finished_at=time.time())
-        self._finish(record)
+        record = started.record = self.record_exit(started.record, status)
         return record.exit_code
+
+    def record_exit(self, record: ContainerState, status: int,
+                    finished_at: float | None = None,
+                    lock: MonitorLock | None = None) -> ContainerState:
+        """Record the wait status of the container's PID 1 and finish it (cgroup, hooks, then
+        the monitor lock). ``lock``: the one a monitor process inherited (runtime/monitor_exit)."""
+        if lock is not None:
+            self._monitors[record.id] = lock
+        record = record.replace(status=Status.STOPPED,
+                                exit_code=process.exit_code_from_status(status),
+                                finished_at=time.time() if finished_at is None else finished_at)
+        self._finish(record)
+        return record
+
+    def monitor_lock_fd(self, cid: str) -> int:
+        """The descriptor of the monitor lock this process holds for ``cid`` (handed down to
+        the C monitor, runtime/detach.py)."""
+        return self._monitors[cid].fd
 
     def _finish(self, record: ContainerState) -> None:
         """Record the exit, release the cgroup, undo hooks, then let readers of the record go."""
