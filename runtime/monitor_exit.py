@@ -31,7 +31,10 @@ def cleanup_argv(runtime: Runtime, cid: str, lock_fd: int, remove: bool) -> list
     package_parent = os.path.dirname(os.path.dirname(os.path.abspath(isoinspect.__file__)))
     code = (f"import sys; sys.path[:0] = [{package_parent!r}]; "
             "from isoinspect.runtime.monitor_exit import main; sys.exit(main())")
-    return [sys.executable, "-I", "-c", code, *runtime.roots.fields(), cid, str(lock_fd),
+    # -S (no site: ~12 ms less per exit) when that folder alone holds the whole package, as
+    # the fast launcher's does; an editable install's subpackages need site's import hook.
+    flags = "-IS" if os.path.isdir(os.path.join(package_parent, "isoinspect", "runtime")) else "-I"
+    return [sys.executable, flags, "-c", code, *runtime.roots.fields(), cid, str(lock_fd),
             "rm" if remove else "keep"]
 
 
