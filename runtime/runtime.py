@@ -487,6 +487,7 @@ class Runtime:
                 raise Conflict(f"you cannot remove a running container {record.id[:12]}. "
                                "Stop the container before attempting removal or use -f")
             process.kill_and_wait(record.pid, record.pid_ticks)
+            self._await_monitor(record.id)
         if wants_network(record.spec):  # the monitor may have died before undoing it
             NetworkHook().poststop(self, record)
         self.cgroup(record).destroy()
@@ -494,6 +495,23 @@ class Runtime:
         self.containers.delete(record)
         container_event(self.roots, "destroy", record)
         return record
+
+    def _await_monitor(self, cid: str, timeout: float = 30.0) -> None:
+        """Wait (bounded) until another process's monitor has recorded the exit: it writes in
+        the container's directory, which a removal must not delete under it (ENOTEMPTY)."""
+        if cid in self._monitors:   # we are its monitor: a second flock here would deadlock
+            return
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with self.containers.monitor_lock(cid):
+                    return
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    return
+                time.sleep(0.01)
+            except FileNotFoundError:
+                return
 
     def _discard(self, record: ContainerState) -> None:
         """Undo a half-made container (used when create fails)."""

@@ -127,3 +127,14 @@ def test_without_gcc_the_python_monitor_does_the_same(iso, tmp_path):
     assert (logs.stdout, logs.stderr) == ("out\n", "err\n")
     built = [name for _, _, names in os.walk(tmp_path / "cache") for name in names]
     assert "isoinspect-monitor" not in built
+
+
+def test_rm_f_waits_for_the_monitor_recording_the_exit(iso):
+    """rm -f kills the container; its monitor's teardown then writes the record in the
+    container's directory: the removal waits for it rather than failing (ENOTEMPTY)."""
+    for round_ in range(25):
+        name = f"mon-rmf-{round_}"
+        iso("run", "-d", *NONE, "--name", name, "busybox", "sleep", "300", check=True)
+        _monitor_exe(_parent(_pid(iso, name)))
+        iso("rm", "-f", name, check=True)
+        assert name not in iso("ps", "-a", check=True).stdout
