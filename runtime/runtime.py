@@ -27,7 +27,7 @@ from isoinspect.runtime.init_plan import InitPlan, ProcessPlan
 from isoinspect.runtime.linux import namespaces
 from isoinspect.runtime.linux.signals import SIGKILL, SIGTERM
 from isoinspect.runtime.network import NetworkHook, wants_network
-from isoinspect.runtime.records import ContainerStore
+from isoinspect.runtime.records import ContainerStore, MonitorLock
 from isoinspect.runtime.roots import Roots
 from isoinspect.runtime.signal_forwarding import SignalForwarder
 from isoinspect.runtime.spec import ContainerSpec
@@ -61,8 +61,9 @@ class Started:
 class Runtime:
     """One isoinspect installation (state root + cgroup root)."""
 
-    def __init__(self, root: str | None = None, cgroup_root: str = "/sys/fs/cgroup") -> None:
-        self.roots = Roots(root, cgroup_root=cgroup_root)
+    def __init__(self, root: str | None = None, cgroup_root: str = "/sys/fs/cgroup",
+                 roots: Roots | None = None) -> None:
+        self.roots = roots or Roots(root, cgroup_root=cgroup_root)
         self.images = ImageStore(self.roots)
         self.containers = ContainerStore(self.roots)
         self._seccomp: bytes | None = None
@@ -352,16 +353,30 @@ class Runtime:
         finally:
             if forwarder is not None:
                 forwarder.restore()
-        record = started.record
+        record = started.record = self.record_exit(started.record, status)
+        return record.exit_code
+
+    def record_exit(self, record: ContainerState, status: int,
+                    finished_at: float | None = None,
+                    lock: MonitorLock | None = None) -> ContainerState:
+        """Record the wait status of the container's PID 1 and finish it (cgroup, hooks, then
+        the monitor lock). ``lock``: the one a monitor process inherited (runtime/monitor_exit)."""
+        if lock is not None:
+            self._monitors[record.id] = lock
         try:  # `isoinspect update` may have changed the limits since: keep what it saved
             record = record.replace(spec=self.containers.load(record.id).spec)
         except IsoinspectError:
             pass
-        record = started.record = record.replace(
-            status=Status.STOPPED, exit_code=process.exit_code_from_status(status),
-            finished_at=time.time())
+        record = record.replace(status=Status.STOPPED,
+                                exit_code=process.exit_code_from_status(status),
+                                finished_at=time.time() if finished_at is None else finished_at)
         self._finish(record)
-        return record.exit_code
+        return record
+
+    def monitor_lock_fd(self, cid: str) -> int:
+        """The descriptor of the monitor lock this process holds for ``cid`` (handed down to
+        the C monitor, runtime/detach.py)."""
+        return self._monitors[cid].fd
 
     def _finish(self, record: ContainerState) -> None:
         """Record the exit, release the cgroup, undo hooks, then let readers of the record go."""
@@ -499,6 +514,7 @@ class Runtime:
             from isoinspect.runtime.pausing import thaw_if_paused
             thaw_if_paused(self, record)
             process.kill_and_wait(record.pid, record.pid_ticks)
+            self._await_monitor(record.id)
         if wants_network(record.spec):  # the monitor may have died before undoing it
             NetworkHook().poststop(self, record)
         self.cgroup(record).destroy()
@@ -506,6 +522,23 @@ class Runtime:
         self.containers.delete(record)
         container_event(self.roots, "destroy", record)
         return record
+
+    def _await_monitor(self, cid: str, timeout: float = 30.0) -> None:
+        """Wait (bounded) until another process's monitor has recorded the exit: it writes in
+        the container's directory, which a removal must not delete under it (ENOTEMPTY)."""
+        if cid in self._monitors:   # we are its monitor: a second flock here would deadlock
+            return
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with self.containers.monitor_lock(cid):
+                    return
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    return
+                time.sleep(0.01)
+            except FileNotFoundError:
+                return
 
     def _discard(self, record: ContainerState) -> None:
         """Undo a half-made container (used when create fails)."""
