@@ -53,14 +53,18 @@ def sweep_stale_netns(netns_dir: str = netns.NETNS_DIR) -> list[str]:
 
 class PrivateDocker:
     """A dockerd of our own in its own netns, with ``isoinspect`` registered as a runtime
-    (no bridge, no iptables: containers use ``--network none``). Use as a context manager, or
-    call ``stop`` in a ``finally``."""
+    (no bridge, no iptables: containers use ``--network none``). With ``bridge`` (an address
+    like "10.213.77.1/24") it makes Docker's default bridge network, docker0, inside its own
+    netns: containers on it reach each other there, and the host's docker0 is another link in
+    another namespace. Use as a context manager, or call ``stop`` in a ``finally``."""
 
-    def __init__(self, runtime_path: str = RUNC_CLI, netns_dir: str = netns.NETNS_DIR) -> None:
+    def __init__(self, runtime_path: str = RUNC_CLI, netns_dir: str = netns.NETNS_DIR,
+                 bridge: str | None = None) -> None:
         self.dir = tempfile.mkdtemp(prefix="isodock-", dir="/tmp")
         self.sock = os.path.join(self.dir, "docker.sock")
         self.env = dict(os.environ, DOCKER_HOST=f"unix://{self.sock}", DOCKER=DOCKER or "")
         self.runtime_path = runtime_path
+        self.bridge = bridge  # docker0's address/prefix (--bip), or None for --bridge=none
         self.netns_dir = netns_dir
         self.netns_path = os.path.join(netns_dir,
                                        f"{NETNS_PREFIX}{os.getpid()}-{os.urandom(3).hex()}")
@@ -83,7 +87,8 @@ class PrivateDocker:
                 shutil.which("dockerd") or "dockerd", "--config-file", config,
                 "--data-root", f"{self.dir}/data", "--exec-root", f"{self.dir}/exec",
                 "--pidfile", f"{self.dir}/docker.pid", "-H", f"unix://{self.sock}",
-                "--bridge=none", "--iptables=false", "--ip-masq=false",
+                *(["--bip", self.bridge] if self.bridge else ["--bridge=none"]),
+                "--iptables=false", "--ip-masq=false",
                 "--containerd-namespace", ns, "--containerd-plugins-namespace", f"{ns}-plugins"]
 
     def start(self, image: str | None = IMAGE) -> None:

@@ -1,4 +1,5 @@
-"""The ``isoinspect`` entry point: a click-free fast path for ``run``, click for the rest.
+"""The ``isoinspect`` entry point: click-free fast paths for ``run`` and the hot small
+commands (rm, stop, kill, ps, exec, --version: cli/fast_commands.py), click for the rest.
 
 Importing click costs ~45 ms, more than a whole runc start, so ``isoinspect run ...`` is parsed
 by the option table's small parser and goes straight to the runtime. Anything the fast parser
@@ -26,9 +27,20 @@ def _split_globals(args: list[str]) -> tuple[str | None, list[str]] | None:
 
 def _fast_run(argv: list[str]) -> int | None:
     split = _split_globals(argv)
-    if split is None or not split[1] or split[1][0] != "run":
+    if split is None or not split[1]:
         return None
     root, args = split
+    if args == ["--version"]:
+        from isoinspect.cli.fast_commands import version_text
+
+        sys.stdout.write(version_text())
+        return 0
+    if args[0] != "run":
+        import os
+
+        from isoinspect.cli.fast_commands import run_fast
+
+        return run_fast(root or os.environ.get("ISOINSPECT_ROOT"), args[0], args[1:])
     from isoinspect.runtime.cgroup_warmup import start_warmup
 
     start_warmup()

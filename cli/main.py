@@ -6,14 +6,13 @@
 from __future__ import annotations
 
 import json
-import time
 
 import click
 
 from isoinspect.cli.listing import emit, format_options
 from isoinspect.cli.container_command import container_command
+from isoinspect.cli.ps_rows import PS_HEADERS, PS_TABLE, ps_row
 from isoinspect.cli.run_cmd import execute_run
-from isoinspect.runtime.container_state import ContainerState, Status
 from isoinspect.runtime.errors import (DAEMON_EXIT_CODE, USAGE_EXIT_CODE, IsoinspectError,
                                       UsageError, die_of_closed_pipe, report_error,
                                       report_unexpected)
@@ -24,7 +23,8 @@ from isoinspect.runtime.errors import (DAEMON_EXIT_CODE, USAGE_EXIT_CODE, Isoins
 _DOCKER_DAEMON_CODE_COMMANDS = frozenset((
     "ps", "logs", "exec", "kill", "stop", "rm", "wait", "inspect", "gc", "images", "image", "rmi",
     "tag", "history", "save", "load", "push", "pull", "login", "logout", "build", "network",
-    "start", "restart", "stats", "top", "cp", "port", "events", "create"))
+    "start", "restart", "stats", "top", "cp", "port", "events", "update", "pause", "unpause",
+    "create"))
 
 
 def _docker_usage_code(exc: click.UsageError) -> int:
@@ -91,39 +91,6 @@ cli.add_command(container_command("run", "Run a command in a new container (Dock
                                   execute_run))
 
 
-def _age(timestamp: float) -> str:
-    seconds = max(0, int(time.time() - timestamp))
-    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
-        if seconds >= size:
-            count = seconds // size
-            return f"{count} {unit}{'s' if count > 1 else ''}"
-    return f"{seconds} second{'s' if seconds != 1 else ''}"
-
-
-def _status(record: ContainerState) -> str:
-    """Docker's STATUS column: "Up 3 minutes", "Exited (0) 2 seconds ago", "Created"."""
-    if record.status == Status.RUNNING:
-        return f"Up {_age(record.started_at)}"
-    if record.status == Status.STOPPED:
-        return f"Exited ({record.exit_code}) {_age(record.finished_at)} ago"
-    return "Created"
-
-
-PS_TABLE = ("table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t"
-            "{{.Names}}")
-PS_HEADERS = {"ID": "CONTAINER ID", "RunningFor": "CREATED", "CreatedAt": "CREATED AT"}
-
-
-def _ps_row(record: ContainerState) -> dict:
-    """One container with ``docker ps``'s field names."""
-    command = " ".join(record.argv)
-    command = command if len(command) <= 20 else command[:19] + "…"
-    return {"ID": record.id[:12], "Image": record.image, "Command": f'"{command}"',
-            "CreatedAt": time.strftime("%Y-%m-%d %H:%M:%S %z", time.localtime(record.created)),
-            "RunningFor": f"{_age(record.created)} ago", "State": record.status.docker,
-            "Status": _status(record), "Names": record.name, "Pid": record.pid or 0}
-
-
 @cli.command("ps")
 @click.option("-a", "--all", "all_", is_flag=True, help="Show stopped containers too.")
 @click.option("-q", "--quiet", is_flag=True, help="Only print ids.")
@@ -131,12 +98,15 @@ def _ps_row(record: ContainerState) -> dict:
 @click.pass_context
 def ps_cmd(ctx: click.Context, all_: bool, quiet: bool, fmt: str | None, as_json: bool) -> None:
     """List containers."""
-    records = _runtime(ctx).list(all_)
+    runtime = _runtime(ctx)
+    records = runtime.list(all_)
     if quiet:
         for record in records:
             click.echo(record.id[:12])
         return
-    emit([_ps_row(r) for r in records], PS_TABLE, PS_HEADERS, fmt, as_json)
+    from isoinspect.runtime.pausing import is_paused
+    emit([ps_row(r, is_paused(runtime, r)) for r in records], PS_TABLE, PS_HEADERS, fmt,
+         as_json)
 
 
 @cli.command("exec", context_settings={"allow_interspersed_args": False})
@@ -274,7 +244,8 @@ def gc_cmd(ctx: click.Context) -> None:
 _OPTIONAL_COMMAND_MODULES = ("doctor_cmd", "trace_cmd", "network_cmd", "image_cmd", "bench_cmd",
                             "vm_cmd", "report_cmd", "results_cmd", "verify_cmd",
                             "exposure_cmd", "isolation_cmd", "compare_cmd", "lifecycle_cmd",
-                            "port_cmd", "copy_cmd", "events_cmd", "create_cmd")
+                            "port_cmd", "copy_cmd", "events_cmd", "update_cmd", "pause_cmd",
+                            "create_cmd")
 
 
 def _register_optional() -> None:

@@ -7,6 +7,9 @@
     exec [--process F] [--detach]
     [--pid-file F] [--console-socket S] [--tty] [--cwd D] [--env K=V] ID [ARGS...]
     ps [--format table|json] ID     list     run --bundle B ID     features     --version
+    update [-r FILE|-] [--memory M] [--memory-swap M] [--memory-reservation M] [--cpu-quota N]
+           [--cpu-period N] [--cpu-share N] [--cpuset-cpus L] [--cpuset-mems L]
+           [--pids-limit N] [--blkio-weight N] [--cpu-rt-period N] [--cpu-rt-runtime N] ID
     write-launcher VENV   (replace pip's script by a faster `python -I -S` one)
 
 argparse (not click) keeps the start path light. ``--systemd-cgroup`` is accepted and ignored
@@ -80,6 +83,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("ps_args", nargs=argparse.REMAINDER)
     sub.add_parser("list").add_argument("-q", "--quiet", action="store_true")
     sub.add_parser("features")
+    from isoinspect.runtime.oci.update import add_arguments as update_arguments
+    update_arguments(sub.add_parser("update"))
     return parser
 
 
@@ -110,25 +115,8 @@ def _log(args, level: str, message: str) -> None:
 
 
 def features() -> dict:
-    from isoinspect.runtime.linux import seccomp_profile
-    from isoinspect.runtime.oci.setup import FLAG_OPTIONS, PROPAGATION_OPTIONS
-    from isoinspect.runtime.linux.capabilities import CAPABILITY_NAMES
-    return {
-        "ociVersionMin": "1.0.0", "ociVersionMax": OCI_SPEC_VERSION,
-        "hooks": ["prestart", "createRuntime", "createContainer", "startContainer",
-                  "poststart", "poststop"],
-        "mountOptions": sorted(set(FLAG_OPTIONS) | set(PROPAGATION_OPTIONS)),
-        "linux": {
-            "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "uts"],
-            "capabilities": ["CAP_" + n for n in CAPABILITY_NAMES],
-            "cgroup": {"v1": True, "v2": True, "systemd": False, "systemdUser": False},
-            "seccomp": {"enabled": True, "actions": list(seccomp_profile.ACTIONS[:-1]),
-                        "operators": sorted(seccomp_profile.OPERATORS),
-                        "archs": sorted(seccomp_profile.ARCHES)},
-            "apparmor": {"enabled": False}, "selinux": {"enabled": False},
-        },
-        "annotations": {"org.isoinspect.runtime.version": VERSION},
-    }
+    from isoinspect.runtime.oci.features import features as supported
+    return supported(OCI_SPEC_VERSION, VERSION)
 
 
 def _process_from_args(args) -> dict:
@@ -205,6 +193,11 @@ def dispatch(args) -> int:
             print(f"{'ID':<24} {'PID':<8} {'STATUS':<10} BUNDLE")
             for s in states:
                 print(f"{s['id']:<24} {s['pid']:<8} {s['status']:<10} {s['bundle']}")
+    elif cmd == "update":
+        from isoinspect.runtime.oci import update as up
+        change, warnings = up.from_args(args)
+        for warning in warnings + up.update(store, args.id, change):
+            oc._warn(warning)
     elif cmd == "features":
         print(json.dumps(features(), indent=2))
     else:

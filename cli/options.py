@@ -68,16 +68,33 @@ def parse_run_args(args: list[str]) -> tuple[dict, str, list[str]]:
     Options stop at the image name, as in Docker. Anything unusual (help, an unknown option,
     a missing value) raises FastParseError so the caller falls back to click.
     """
-    by_flag = {flag: (dest, kind) for flags, dest, kind, _, _ in RUN_OPTIONS for flag in flags}
-    options = {k: (list(v) if isinstance(v, list) else v) for k, v in DEFAULTS.items()}
+    options, positionals = parse_options(RUN_OPTIONS, DEFAULTS, args, interspersed=False)
+    if not positionals:
+        raise FastParseError("missing image")
+    return options, positionals[0], positionals[1:]
+
+
+def parse_options(table: tuple, defaults: dict, args: list[str],
+                  interspersed: bool) -> tuple[dict, list[str]]:
+    """(options, positionals) of ``args`` by an option table (entries start with flags, dest,
+    kind). Without ``interspersed`` options stop at the first positional (run, exec: the
+    rest is the command); with it they may come anywhere before ``--``, as click allows."""
+    by_flag = {flag: (entry[1], entry[2]) for entry in table for flag in entry[0]}
+    options = {k: (list(v) if isinstance(v, list) else v) for k, v in defaults.items()}
+    positionals: list[str] = []
     index = 0
     while index < len(args):
         arg = args[index]
         if arg == "--":
-            index += 1
+            positionals += args[index + 1:]
             break
         if not arg.startswith("-") or arg == "-":
-            break
+            if not interspersed:
+                positionals += args[index:]
+                break
+            positionals.append(arg)
+            index += 1
+            continue
         flag, eq, inline = arg.partition("=")
         if flag not in by_flag and _short_flags(arg, by_flag):
             for letter in arg[1:]:  # -it = -i -t
@@ -105,9 +122,7 @@ def parse_run_args(args: list[str]) -> tuple[dict, str, list[str]]:
             options[dest].append(value)
         else:
             options[dest] = value
-    if index >= len(args):
-        raise FastParseError("missing image")
-    return options, args[index], args[index + 1:]
+    return options, positionals
 
 
 def _short_flags(arg: str, by_flag: dict) -> bool:

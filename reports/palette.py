@@ -16,11 +16,13 @@ from typing import Iterable
 #: the reading order: bare host baselines, our runtime, OCI runtimes, Docker, gVisor, the VM,
 #: then the control (verify's isoinspect without limits)
 ORDER = ("host", "host-exec", "unshare", "isoinspect", "isoinspect-lib", "isoinspect-cli",
-         "isoinspect-pool", "runc", "crun", "docker", "runsc", "qemu", "control")
+         "isoinspect-cli-bridge", "isoinspect-pool", "runc", "crun", "docker", "runsc", "qemu",
+         "control")
 COLOURS = {
     "host": "#7f7f7f", "host-exec": "#7f7f7f", "unshare": "#bcbd22",
     "isoinspect": "#1f77b4", "isoinspect-lib": "#1f77b4", "isoinspect-cli": "#17becf",
-    "isoinspect-pool": "#aec7e8", "runc": "#2ca02c", "crun": "#98df8a", "docker": "#9467bd",
+    "isoinspect-cli-bridge": "#0e7c8a", "isoinspect-pool": "#aec7e8", "runc": "#2ca02c",
+    "crun": "#98df8a", "docker": "#9467bd",
     "runsc": "#ff7f0e", "qemu": "#8c564b", "control": "#e377c2",
 }
 #: colours for names not in COLOURS (picked by a hash of the name)

@@ -15,7 +15,7 @@ import os
 from isoinspect.runtime.cgroups.layout import ROOT, UNIFIED, parse_proc_cgroup, read_layout
 
 
-def _own_cgroup_procs(proc_self_cgroup: str = "/proc/self/cgroup",
+def own_cgroup_procs(proc_self_cgroup: str = "/proc/self/cgroup",
                       cgroup_root: str = ROOT) -> str | None:
     """cgroup.procs of a hierarchy this process is in, preferring cgroup v2, then pids. The
     layout read here is the one the runtime's cgroup manager reuses (read once per process)."""
@@ -62,7 +62,7 @@ def start_warmup() -> None:
     """Start the no-op cgroup move in a background thread (root only; cheap to call)."""
     if os.geteuid() != 0:
         return
-    procs = _own_cgroup_procs()
+    procs = own_cgroup_procs()
     if procs is None:
         return
     import _thread

@@ -90,8 +90,8 @@ def _setup(plan: InitPlan) -> None:
     os.umask(0o022)
     root = plan.root
     root.before_pivot(plan)
-    if plan.sync_fd >= 0:  # the parent's pre-start hooks (network, OCI prestart) run now
-        _wait_for_parent(plan.sync_fd)
+    if plan.sync_fd >= 0 and not plan.late_sync:  # the parent's pre-start hooks (OCI
+        _wait_for_parent(plan.sync_fd)              # prestart, tracing) run now
     root.pivot(plan)
     root.after_pivot(plan)
     os.umask(plan.umask)
@@ -104,6 +104,8 @@ def _setup(plan: InitPlan) -> None:
         sc.sethostname(plan.hostname)
     if plan.own_net:
         bring_up_loopback()
+    if plan.sync_fd >= 0 and plan.late_sync:  # bridge networking was set up meanwhile
+        _wait_for_parent(plan.sync_fd)
 
 
 def _wait_for_parent(fd: int) -> None:

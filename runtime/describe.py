@@ -23,6 +23,7 @@ def describe_container(runtime: Runtime, record: ContainerState) -> dict:
                                                                    record.pid_ticks)
     manager = runtime.cgroup(record)
     stats = manager.stats().to_dict() if running else {}
+    paused = running and manager.frozen()
     return {
         "Id": record.id,
         "Name": "/" + record.name,
@@ -31,7 +32,8 @@ def describe_container(runtime: Runtime, record: ContainerState) -> dict:
         "Args": record.argv[1:],
         "Image": record.image_id,
         "State": {
-            "Status": record.status.docker, "Running": running, "Pid": record.pid if running else 0,
+            "Status": "paused" if paused else record.status.docker, "Running": running,
+            "Paused": paused, "Pid": record.pid if running else 0,
             "ExitCode": record.exit_code or 0, "Error": record.error,
             "StartedAt": _iso(record.started_at), "FinishedAt": _iso(record.finished_at),
         },

@@ -15,7 +15,12 @@ _HEX = frozenset("0123456789abcdef")
 
 def is_hex64(value: object) -> bool:
     """True for exactly 64 lowercase hex digits (an image id, a digest without its algorithm)."""
-    return isinstance(value, str) and len(value) == 64 and _HEX.issuperset(value)
+    return is_hex(value, 64)
+
+
+def is_hex(value: object, length: int) -> bool:
+    """True for exactly ``length`` lowercase hex digits (12: a short container id)."""
+    return isinstance(value, str) and len(value) == length and _HEX.issuperset(value)
 
 
 def check(value: object, what: str = "digest") -> str:

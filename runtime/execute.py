@@ -32,6 +32,9 @@ def exec_in_container(runtime: Runtime, ref: str, argv: list[str], env: list[str
     record = runtime.get(ref)
     if record.status != Status.RUNNING:
         raise Conflict(f"container {record.name} is not running")
+    from isoinspect.runtime.pausing import is_paused
+    if is_paused(runtime, record):
+        raise Conflict(f"Container {record.id} is paused, unpause the container before exec")
     if user:
         parse_user(user)
     merged = dict(item.partition("=")[::2] for item in record.env + parse_env(env or []))

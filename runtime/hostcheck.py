@@ -449,5 +449,8 @@ def cgroup_checks(mountinfo_path: str = MOUNTINFO) -> list[Check]:
     except OSError as exc:
         return [Check("cgroup mode", Status.FAIL,
                       f"cannot read {mountinfo_path}: {exc.strerror}")]
+    from isoinspect.runtime.cgroups import dynmods
+
     return [check_cgroup_mode(setup), *check_cgroup_controllers(setup),
-            check_cgroups_usable(setup), check_device_filter(setup)]
+            check_cgroups_usable(setup), check_device_filter(setup),
+            dynmods.check(mountinfo_path)]

@@ -51,6 +51,8 @@ class InitPlan(Frozen):
     exec_stub_fd: int = -1  # sealed exec stub made by the parent (runtime/linux/sealed_exec)
     userns_sync_fd: int = -1  # new user namespace: wait for the parent to write id maps
     sync_fd: int = -1  # wait here for the parent's pre-start hooks ("g" = go on)
+    late_sync: bool = False  # ...just before exec instead of before pivot_root (the hooks
+    #                          need only the namespaces: bridge networking)
     ready_fd: int = -1  # create/start split: report "r" here once set up...
     start_fd: int = -1  # ...then wait on this for `start`
     before_exec: object = None  # callable(plan) -> ProcessPlan | None, after `start`

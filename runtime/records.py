@@ -244,6 +244,13 @@ class MonitorLock:
     def __init__(self, path: str, blocking: bool) -> None:
         self.path, self.blocking, self.fd = path, blocking, -1
 
+    @classmethod
+    def inherited(cls, path: str, fd: int) -> "MonitorLock":
+        """The lock held through ``fd``, received across exec from the monitor that took it."""
+        lock = cls(path, False)
+        lock.fd = fd
+        return lock
+
     def __enter__(self) -> "MonitorLock":
         import fcntl
 

@@ -21,7 +21,6 @@ import fcntl
 import os
 
 from isoinspect.runtime.fsutil import write_atomic
-from isoinspect.runtime.linux import syscalls as sc
 
 SPARE_SUFFIX = ".spare"
 HEADROOM = 8192  # room for what a record gains after its first write (exit code, error text)
@@ -75,6 +74,8 @@ def _rewrite_in_place(dir_fd: int, name: str, data: bytes) -> bool:
             offset += os.pwrite(fd, view[offset:], offset)
     finally:
         os.close(fd)
+    from isoinspect.runtime.linux import syscalls as sc  # ctypes: not for readers (ps, rm)
+
     try:
         sc.rename_exchange(dir_fd, name + SPARE_SUFFIX, name)
     except OSError as exc:

@@ -40,6 +40,20 @@ class Roots:
                               or default_parent)
         self.cgroup_root = cgroup_root
 
+    @classmethod
+    def exact(cls, data_dir: str, run_dir: str, cgroup_parent: str,
+              cgroup_root: str) -> "Roots":
+        """The same directories as another process's Roots (its fields passed on as they are,
+        with no environment or default in between)."""
+        roots = cls.__new__(cls)
+        roots.data_dir, roots.run_dir = data_dir, run_dir
+        roots.cgroup_parent, roots.cgroup_root = cgroup_parent, cgroup_root
+        return roots
+
+    def fields(self) -> list[str]:
+        """What ``exact`` takes, in its order."""
+        return [self.data_dir, self.run_dir, self.cgroup_parent, self.cgroup_root]
+
     def data(self, *parts: str) -> str:
         return os.path.join(self.data_dir, *parts)
 

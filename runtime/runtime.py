@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import time
 
-from isoinspect.runtime import process, rootfs
+from isoinspect.runtime import process
 from isoinspect.runtime.cgroup_warmup import wait_warmup
 from isoinspect.runtime.cgroups import make_manager
 from isoinspect.runtime.container_state import ContainerState, Status
@@ -24,17 +24,18 @@ from isoinspect.runtime.errors import Conflict, IsoinspectError, NotFound, out_o
 from isoinspect.runtime.events import container_event
 from isoinspect.runtime.images import ImageStore
 from isoinspect.runtime.init_plan import InitPlan, ProcessPlan
-from isoinspect.runtime.linux import capabilities, rlimits, seccomp_profile
-from isoinspect.runtime.linux import syscalls as sc
+from isoinspect.runtime.linux import namespaces
 from isoinspect.runtime.linux.signals import SIGKILL, SIGTERM
-from isoinspect.runtime.overlay_root import OverlayRoot
 from isoinspect.runtime.network import NetworkHook, wants_network
-from isoinspect.runtime.launch import Launch, clone_init
-from isoinspect.runtime.records import ContainerStore
+from isoinspect.runtime.records import ContainerStore, MonitorLock
 from isoinspect.runtime.roots import Roots
 from isoinspect.runtime.signal_forwarding import SignalForwarder
 from isoinspect.runtime.spec import ContainerSpec
 
+
+# The set-up modules (rootfs, launch and the child, capabilities, rlimits, seccomp, ctypes'
+# syscalls: ~4 ms of imports) are imported where a container is made or started, so ps, rm,
+# stop and kill, which only read records and signal processes, never load them.
 
 
 def require_root() -> None:
@@ -60,8 +61,9 @@ class Started:
 class Runtime:
     """One isoinspect installation (state root + cgroup root)."""
 
-    def __init__(self, root: str | None = None, cgroup_root: str = "/sys/fs/cgroup") -> None:
-        self.roots = Roots(root, cgroup_root=cgroup_root)
+    def __init__(self, root: str | None = None, cgroup_root: str = "/sys/fs/cgroup",
+                 roots: Roots | None = None) -> None:
+        self.roots = roots or Roots(root, cgroup_root=cgroup_root)
         self.images = ImageStore(self.roots)
         self.containers = ContainerStore(self.roots)
         self._seccomp: bytes | None = None
@@ -115,6 +117,8 @@ class Runtime:
             owner = None
             if record.userns:
                 owner = (record.userns["uid"][0], record.userns["gid"][0])
+            from isoinspect.runtime import rootfs
+
             rootfs.write_identity_files(self.containers.dir(cid, "upper"), record.lower,
                                         record.hostname, owner)
             manager = self.cgroup(record)
@@ -164,9 +168,14 @@ class Runtime:
         begin = time.monotonic_ns()
         hooks = [hook for hook in self.prestart_hooks if hook.wants(record)]
         plan = self.init_plan(record, stdio, die_with_parent, console_fd, console_size)
-        flags = sc.CLONE_NEWNS | sc.CLONE_NEWUTS | sc.CLONE_NEWIPC | sc.CLONE_NEWPID
+        if hooks and all(getattr(hook, "late", False) for hook in hooks):
+            plan = plan.replace(late_sync=True)
+        from isoinspect.runtime.launch import clone_init
+
+        flags = namespaces.CLONE_NEWNS | namespaces.CLONE_NEWUTS | namespaces.CLONE_NEWIPC | \
+            namespaces.CLONE_NEWPID
         if record.spec["network"] != "host":
-            flags |= sc.CLONE_NEWNET
+            flags |= namespaces.CLONE_NEWNET
         user_namespace = bool(record.userns)
         cgroup_procs = plan.cgroup_procs
         if user_namespace:
@@ -201,18 +210,19 @@ class Runtime:
         container_event(self.roots, "start", record)
         return Started(record, pid, begin, ready)
 
-    def _map_user_namespace(self, record: ContainerState, launch: Launch,
+    def _map_user_namespace(self, record: ContainerState, launch: object,
                             cgroup_procs: list[str]) -> None:
-        """Write the child's id maps and cgroup membership, then let it continue."""
+        """Write the child's id maps and cgroup membership, then let it continue (``launch``:
+        a runtime.launch.Launch, not imported at module level: see above)."""
         from isoinspect.runtime import userns
 
         ranges = record.userns
         userns.map_child(launch, [(0, *ranges["uid"])], [(0, *ranges["gid"])], cgroup_procs)
 
     def _run_prestart_hooks(self, hooks: list, record: ContainerState,
-                            launch: Launch) -> ContainerState:
-        """Run hooks while the container waits before pivot_root; on failure kill it,
-        re-raise. Returns the state as the hooks left it."""
+                            launch: object) -> ContainerState:
+        """Run hooks while the container waits (``launch``: a runtime.launch.Launch); on
+        failure kill it, re-raise. Returns the state as the hooks left it."""
         try:
             for hook in hooks:
                 record = hook.prestart(self, record, launch.pid) or record
@@ -244,6 +254,8 @@ class Runtime:
         """The typed plan the container's first process follows (runtime/init_plan.py)."""
         manager = self.cgroup(record)
         cid = record.id
+        from isoinspect.runtime.overlay_root import OverlayRoot
+
         root = OverlayRoot(lower=record.lower, upper=self.containers.dir(cid, "upper"),
                            work=self.containers.dir(cid, "work"),
                            cgroup2=self._cgroup_mode() == "unified",
@@ -272,6 +284,8 @@ class Runtime:
                      env: list[str] | None = None, workdir: str | None = None,
                      user: str | None = None) -> ProcessPlan:
         """The container's command and privileges; `exec` overrides the command's parts."""
+        from isoinspect.runtime.linux import capabilities
+
         spec = record.spec
         return ProcessPlan(
             argv=argv or record.argv, env=env or record.env,
@@ -287,6 +301,8 @@ class Runtime:
         A user-namespaced child sets them from inside its namespace, where raising a hard
         limit is never allowed: there they are capped to this process's current limits.
         """
+        from isoinspect.runtime.linux import rlimits
+
         if self._rlimits is None:
             self._rlimits = rlimits.default_rlimits()
         if not user_namespace:
@@ -307,6 +323,8 @@ class Runtime:
     def _seccomp_program(self) -> bytes:
         if self._seccomp is None:
             cache = self.roots.data("seccomp")
+            from isoinspect.runtime.linux import seccomp_profile
+
             self._seccomp = seccomp_profile.load_default_filter_bytes(cache)
         return self._seccomp
 
@@ -335,11 +353,30 @@ class Runtime:
         finally:
             if forwarder is not None:
                 forwarder.restore()
-        record = started.record = started.record.replace(
-            status=Status.STOPPED, exit_code=process.exit_code_from_status(status),
-            finished_at=time.time())
-        self._finish(record)
+        record = started.record = self.record_exit(started.record, status)
         return record.exit_code
+
+    def record_exit(self, record: ContainerState, status: int,
+                    finished_at: float | None = None,
+                    lock: MonitorLock | None = None) -> ContainerState:
+        """Record the wait status of the container's PID 1 and finish it (cgroup, hooks, then
+        the monitor lock). ``lock``: the one a monitor process inherited (runtime/monitor_exit)."""
+        if lock is not None:
+            self._monitors[record.id] = lock
+        try:  # `isoinspect update` may have changed the limits since: keep what it saved
+            record = record.replace(spec=self.containers.load(record.id).spec)
+        except IsoinspectError:
+            pass
+        record = record.replace(status=Status.STOPPED,
+                                exit_code=process.exit_code_from_status(status),
+                                finished_at=time.time() if finished_at is None else finished_at)
+        self._finish(record)
+        return record
+
+    def monitor_lock_fd(self, cid: str) -> int:
+        """The descriptor of the monitor lock this process holds for ``cid`` (handed down to
+        the C monitor, runtime/detach.py)."""
+        return self._monitors[cid].fd
 
     def _finish(self, record: ContainerState) -> None:
         """Record the exit, release the cgroup, undo hooks, then let readers of the record go."""
@@ -433,6 +470,8 @@ class Runtime:
         except ProcessLookupError:
             pass
         container_event(self.roots, "kill", record, signal=signal_number)
+        from isoinspect.runtime.pausing import thaw_if_paused
+        thaw_if_paused(self, record)  # Docker: the signal is delivered, the container unpaused
         return record
 
     def stop(self, ref: str, timeout: float = 10.0) -> ContainerState:
@@ -441,6 +480,8 @@ class Runtime:
         if record.status != Status.RUNNING:
             return record
         container_event(self.roots, "kill", record, signal=SIGTERM)
+        from isoinspect.runtime.pausing import thaw_if_paused
+        thaw_if_paused(self, record)
         process.kill_and_wait(record.pid, record.pid_ticks,
                               ((SIGTERM, timeout), (SIGKILL, 10.0)))
         record = self.wait(record.id, timeout=10.0)
@@ -470,10 +511,15 @@ class Runtime:
             if not force:
                 raise Conflict(f"you cannot remove a running container {record.id[:12]}. "
                                "Stop the container before attempting removal or use -f")
+            from isoinspect.runtime.pausing import thaw_if_paused
+            thaw_if_paused(self, record)
             container_event(self.roots, "kill", record, signal=SIGKILL)
             process.kill_and_wait(record.pid, record.pid_ticks)
             try:
-                record = self._exit_recorded(record)
+                if self._await_monitor(record.id):  # its exit and Docker's die: recorded
+                    record = self.refresh(record)  # (or marked here if its monitor died)
+                elif not os.path.isdir(self.containers.dir(record.id)):
+                    raise NotFound(record.id)
             except NotFound:  # its --rm monitor removes it (and says destroy): let it finish
                 self.containers.wait_removed(record.id)
                 return record
@@ -484,25 +530,24 @@ class Runtime:
         self.containers.delete(record, lambda: container_event(self.roots, "destroy", record))
         return record
 
-    def _exit_recorded(self, record: ContainerState, timeout: float = 10.0) -> ContainerState:
-        """After `rm -f` killed it: the record once its monitor has saved the exit and sent
-        Docker's die event (so events read kill, die, destroy), or marked here if the monitor
-        is gone. A monitor that keeps its lock past ``timeout`` (this very process, through
-        another Runtime) is not waited for: its die may then come after the destroy."""
-        if record.id in self._monitors:  # we are its monitor: wait_child records it later
-            return record
+    def _await_monitor(self, cid: str, timeout: float = 30.0) -> bool:
+        """Wait (bounded) until another process's monitor has recorded the exit: it writes in
+        the container's directory, which a removal must not delete under it (ENOTEMPTY).
+        True once its lock was free (exit recorded, or the monitor is gone); False if we are
+        its monitor, it kept the lock past ``timeout`` or the directory went meanwhile."""
+        if cid in self._monitors:   # we are its monitor: a second flock here would deadlock
+            return False
         deadline = time.monotonic() + timeout
         while True:
             try:
-                with self.containers.monitor_lock(record.id):
-                    break
+                with self.containers.monitor_lock(cid):
+                    return True
             except BlockingIOError:
                 if time.monotonic() >= deadline:
-                    return record
-                time.sleep(0.005)
-            except FileNotFoundError:  # removed by its --rm monitor
-                raise NotFound(f"no such container: {record.id[:12]}") from None
-        return self.refresh(record)
+                    return False
+                time.sleep(0.01)
+            except FileNotFoundError:
+                return False
 
     def _discard(self, record: ContainerState) -> None:
         """Undo a half-made container (used when create fails)."""

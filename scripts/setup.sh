@@ -9,6 +9,7 @@
 #   e) the fast `isoinspect` launcher (replaces pip's console script)
 #   f) the built-in base image (`isoinspect images --ensure-base`)
 #   g) the static workload program of `bench overhead` (built once per source version)
+#   h) the static monitor program of `run -d` (runtime/monitor.c, likewise)
 #
 # A second run does no apt/pip work and takes well under a few seconds.
 # Environment: ISOINSPECT_VENV (default <repo>/.venv), ISOINSPECT_SKIP_APT=1 to skip step a.
@@ -154,15 +155,27 @@ step_base_image() {
 
 # ---------------------------------------------------------------- g) workload program
 # Cached under /var/cache/isoinspect/workload/<source hash>/: a second run only hashes the source.
-step_workload() {
+# build_static KIND MODULE: `python -m MODULE build`, its path in the summary.
+build_static() {
     local path
-    if ! path="$("$VENV/bin/python" -m isoinspect.benches.overhead.program build </dev/null)"; then
-        if is_root; then die "building the workload program failed"; fi
-        log "WARNING: the workload program was not built (not root: its cache is root's)"
-        SUMMARY+=("workload: NOT BUILT")
+    if ! path="$("$VENV/bin/python" -m "$2" build </dev/null)"; then
+        if is_root; then die "building the $1 program failed"; fi
+        log "WARNING: the $1 program was not built (not root: its cache is root's)"
+        SUMMARY+=("$1: NOT BUILT")
         return
     fi
-    SUMMARY+=("workload: $path")
+    SUMMARY+=("$1: $path")
+}
+
+step_workload() {
+    build_static workload isoinspect.benches.overhead.program
+}
+
+# ---------------------------------------------------------------- h) run -d monitor program
+# runtime/monitor.c, cached under /var/cache/isoinspect/monitor/<source hash>/ (else built by the
+# first `run -d`; without gcc the Python monitor is used).
+step_monitor() {
+    build_static monitor isoinspect.runtime.monitor_program
 }
 
 step_apt
@@ -172,6 +185,7 @@ step_venv
 step_launcher
 step_base_image
 step_workload
+step_monitor
 
 ELAPSED_MS=$(( ($(date +%s%N) - START_NS) / 1000000 ))
 IFS=';'

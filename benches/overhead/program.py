@@ -9,8 +9,6 @@ a one-file layer (``layer_dir()``). ``parse`` turns its ``@@W`` lines into typed
 
 from __future__ import annotations
 
-import argparse
-import hashlib
 import math
 import os
 import shutil
@@ -18,14 +16,13 @@ import subprocess
 import sys
 from dataclasses import dataclass
 
-from isoinspect.runtime.errors import IsoinspectError, report_error
-from isoinspect.runtime.fsutil import remove_tree, write_atomic
+from isoinspect.runtime.errors import IsoinspectError
+from isoinspect.runtime.fsutil import remove_tree
+from isoinspect.runtime.static_program import StaticProgram, build_main, temp_name
 
 SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "workload.c")
 BINARY_NAME = "isoinspect-workload"
 LAYER_PATH = f"usr/local/bin/{BINARY_NAME}"   # where every target's image gets it
-DEFAULT_CACHE = "/var/cache/isoinspect"
-CFLAGS = ("-static", "-O2", "-Wall")
 
 
 @dataclass(frozen=True)
@@ -174,44 +171,6 @@ def parse(text: str) -> list[Figure]:
 
 # ------------------------------------------------------------------ build and cache
 
-def _source() -> bytes:
-    with open(SOURCE, "rb") as handle:
-        return handle.read()
-
-
-def source_hash(source: bytes | None = None) -> str:
-    """The build's cache key (and the workload's version, for records)."""
-    return hashlib.sha256(_source() if source is None else source).hexdigest()[:12]
-
-
-def cache_root(cache_dir: str | None = None) -> str:
-    """Where builds live: ``cache_dir``, else $ISOINSPECT_CACHE/workload (or the project's
-    $ISOINSPECT_CACHE_DIR/workload), else /var/cache/isoinspect/workload."""
-    if cache_dir:
-        return cache_dir
-    base = (os.environ.get("ISOINSPECT_CACHE") or os.environ.get("ISOINSPECT_CACHE_DIR")
-            or DEFAULT_CACHE)
-    return os.path.join(base, "workload")
-
-
-def _temp_name(path: str) -> str:
-    return f"{path}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
-
-
-def _compile(source: bytes, output: str) -> None:
-    """gcc from the exact bytes that were hashed, into ``output``; IsoinspectError if it fails."""
-    gcc = shutil.which("gcc")
-    if gcc is None:
-        raise IsoinspectError("building the workload program: gcc not found "
-                              "(install gcc and libc6-dev; scripts/setup.sh does)")
-    result = subprocess.run([gcc, *CFLAGS, "-o", output, "-x", "c", "-"], input=source,
-                            capture_output=True, timeout=300)
-    if result.returncode != 0:
-        tail = "\n".join(result.stderr.decode(errors="replace").strip().splitlines()[-8:])
-        raise IsoinspectError(f"building the workload program with gcc -static failed "
-                              f"(are gcc and libc6-dev, the static libc, installed?):\n{tail}")
-
-
 def _check_tests(binary: str) -> None:
     """The binary lists exactly TESTS, in order: the two sides of the contract agree."""
     listed = subprocess.run([binary, "--list"], capture_output=True, text=True,
@@ -221,35 +180,30 @@ def _check_tests(binary: str) -> None:
                               f"{list(TEST_NAMES)}")
 
 
+def _program() -> StaticProgram:
+    """The workload as a static program (SOURCE read at each call: tests point it elsewhere)."""
+    return StaticProgram("workload", SOURCE, BINARY_NAME, _check_tests)
+
+
+def source_hash(source: bytes | None = None) -> str:
+    """The build's cache key (and the workload's version, for records)."""
+    return _program().source_hash(source)
+
+
+def cache_root(cache_dir: str | None = None) -> str:
+    """Where builds live: ``cache_dir``, else $ISOINSPECT_CACHE/workload (or the project's
+    $ISOINSPECT_CACHE_DIR/workload), else /var/cache/isoinspect/workload."""
+    return _program().cache_root(cache_dir)
+
+
 def binary_path(cache_dir: str | None = None, source: bytes | None = None) -> str:
     """Where the build of this source is (or will be): <cache>/<source hash>/isoinspect-workload."""
-    return os.path.join(cache_root(cache_dir), source_hash(source), BINARY_NAME)
+    return _program().binary_path(cache_dir, source)
 
 
 def ensure_built(cache_dir: str | None = None) -> str:
-    """Path of the static workload binary for this source, compiled once per source hash
-    (build into a temporary file, then rename: concurrent builders never see half a binary)."""
-    source = _source()
-    binary = binary_path(cache_dir, source)
-    if os.access(binary, os.X_OK):
-        return binary
-    directory = os.path.dirname(binary)
-    try:
-        os.makedirs(directory, exist_ok=True)
-    except OSError as exc:
-        raise IsoinspectError(f"cannot create the workload cache {directory}: "
-                              f"{exc.strerror}") from None
-    write_atomic(os.path.join(directory, "workload.c"), source)   # what was built, for reading
-    temp = _temp_name(binary)
-    try:
-        _compile(source, temp)
-        os.chmod(temp, 0o755)
-        _check_tests(temp)
-        os.replace(temp, binary)
-    finally:
-        if os.path.exists(temp):
-            os.unlink(temp)
-    return binary
+    """Path of the static workload binary for this source, compiled once per source hash."""
+    return _program().ensure_built(cache_dir)
 
 
 def layer_dir(cache_dir: str | None = None) -> str:
@@ -259,7 +213,7 @@ def layer_dir(cache_dir: str | None = None) -> str:
     layer = os.path.join(os.path.dirname(binary), "layer")
     if os.path.isfile(os.path.join(layer, LAYER_PATH)):
         return layer
-    temp = _temp_name(layer)
+    temp = temp_name(layer)
     try:
         folder = temp
         for part in ["", *LAYER_PATH.split("/")[:-1]]:   # temp, usr, usr/local, usr/local/bin
@@ -280,16 +234,7 @@ def layer_dir(cache_dir: str | None = None) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m isoinspect.benches.overhead.program",
-                                     description="Build the workload program of bench overhead.")
-    parser.add_argument("command", choices=["build"], help="build (if needed), print the path")
-    parser.add_argument("--cache-dir", help="instead of $ISOINSPECT_CACHE/workload")
-    args = parser.parse_args(argv)
-    try:
-        print(ensure_built(args.cache_dir))
-    except IsoinspectError as exc:
-        return report_error(exc, parser.prog)
-    return 0
+    return build_main(_program(), "isoinspect.benches.overhead.program", "bench overhead", argv)
 
 
 if __name__ == "__main__":

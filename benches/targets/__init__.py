@@ -9,7 +9,8 @@ from __future__ import annotations
 from isoinspect.benches.targets.base import METRICS, Sample, Target, TargetError, safe_version
 from isoinspect.benches.targets.docker import DockerTarget
 from isoinspect.benches.targets.host import HostExec, UnshareTarget
-from isoinspect.benches.targets.isoinspect import IsoinspectCLI, IsoinspectLibrary
+from isoinspect.benches.targets.isoinspect import (IsoinspectCLI, IsoinspectCLIBridge,
+                                                  IsoinspectLibrary)
 from isoinspect.benches.targets.pool import WarmPoolTarget
 from isoinspect.benches.targets.runc import CrunTarget, RuncTarget, RunscTarget
 from isoinspect.runtime.errors import USAGE_EXIT_CODE, UsageError
@@ -19,7 +20,8 @@ FLOOR = "host-exec"
 ALIASES = {"host": FLOOR}  # `--targets host`
 
 __all__ = ["FLOOR", "METRICS", "REFERENCE", "CrunTarget", "DockerTarget", "HostExec",
-           "IsoinspectCLI", "IsoinspectLibrary", "RuncTarget", "RunscTarget", "Sample", "Target",
+           "IsoinspectCLI", "IsoinspectCLIBridge", "IsoinspectLibrary", "RuncTarget",
+           "RunscTarget", "Sample", "Target",
            "TargetError", "UnshareTarget", "WarmPoolTarget", "default_targets", "safe_version",
            "select"]
 
@@ -27,7 +29,8 @@ __all__ = ["FLOOR", "METRICS", "REFERENCE", "CrunTarget", "DockerTarget", "HostE
 def default_targets() -> list[Target]:
     from isoinspect.benches.vm.target import QemuTarget
 
-    return [HostExec(), UnshareTarget(), IsoinspectCLI(), IsoinspectLibrary(), WarmPoolTarget(),
+    return [HostExec(), UnshareTarget(), IsoinspectCLI(), IsoinspectCLIBridge(),
+            IsoinspectLibrary(), WarmPoolTarget(),
             RuncTarget(), CrunTarget(), RunscTarget(), DockerTarget(), QemuTarget()]
 
 

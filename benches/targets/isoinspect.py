@@ -222,6 +222,19 @@ class IsoinspectCLI(Target):
             clean_root(self.root)
 
 
+class IsoinspectCLIBridge(IsoinspectCLI):
+    """``isoinspect --root R run --rm busybox CMD``: the default bridge network (a veth pair,
+    an address and a route per start); issue 20 judges it against the no-network CLI start."""
+
+    name = "isoinspect-cli-bridge"
+    notes = "as isoinspect-cli, on the default bridge network (veth, address, route, netns name)"
+
+    def argv(self, *command: str, remove: bool = True, name: str | None = None) -> list[str]:
+        argv = super().argv(*command, remove=remove, name=name)
+        at = argv.index("--network")
+        return argv[:at] + argv[at + 2:]
+
+
 class InProcessTarget(Target):
     """A target driving the runtime library in this process, on a private root."""
 

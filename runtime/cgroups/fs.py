@@ -54,6 +54,17 @@ def write_if_present(directory: str, name: str, value: str | int) -> bool:
     return True
 
 
+def write_first_present(directory: str, names: tuple[str, ...], value: str | int,
+                        what: str) -> None:
+    """Write ``value`` to the first of ``names`` that exists (files that depend on the kernel's
+    configuration, e.g. a BFQ or a CFQ weight); ENOENT naming ``what`` if none does."""
+    for name in names:
+        if write_if_present(directory, name, value):
+            return
+    raise OSError(errno.ENOENT, f"cgroup: {what} is not supported here: no "
+                  f"{' or '.join(names)} in {directory}")
+
+
 def write_fields(directory: str, pairs) -> None:
     """write_value for each (name, value) pair whose value is not None, in order."""
     for name, value in pairs:

@@ -20,8 +20,8 @@ SIGKILL = 9  # the signal module is not imported on the start path
 class CgroupManager:
     """One container's cgroup, in one (v2) or several (v1) hierarchies.
 
-    Drivers implement ``dirs``, ``hierarchy_dirs``, ``create``, ``apply``, ``freeze`` and
-    ``thaw``; the rest works on top of them and may be specialised (v2 kills through cgroup.kill).
+    Drivers implement ``dirs``, ``hierarchy_dirs``, ``create``, ``apply``, ``freeze``,
+    ``thaw`` and ``frozen``; the rest works on top of them and may be specialised (v2 kills through cgroup.kill).
     """
 
     version = 0
@@ -48,6 +48,11 @@ class CgroupManager:
         raise NotImplementedError
 
     def thaw(self, timeout: float = 2.0) -> None:
+        raise NotImplementedError
+
+    def frozen(self) -> bool:
+        """Whether the freezer holds the cgroup frozen (a paused container, for pause's callers
+        to tell from a running one; False where there is no freezer)."""
         raise NotImplementedError
 
     def hierarchy_dirs(self) -> dict[str, str]:

@@ -39,7 +39,9 @@ _FIELDS = (
     "cpu_quota_us", "cpu_period_us", "cpu_shares", "cpuset_cpus", "cpuset_mems",
     "pids_limit", "device_rules",
     "blkio_read_bps", "blkio_write_bps", "blkio_read_iops", "blkio_write_iops",
+    "blkio_weight", "cpu_rt_period_us", "cpu_rt_runtime_us",
 )
+BLKIO_WEIGHT_MIN, BLKIO_WEIGHT_MAX = 10, 1000
 BLKIO_FIELDS = ("blkio_read_bps", "blkio_write_bps", "blkio_read_iops", "blkio_write_iops")
 
 
@@ -59,6 +61,10 @@ class Resources:
                          (e.g. DEFAULT_DEVICE_RULES): v1 writes devices.allow/deny, v2 attaches
                          an eBPF device program built from them (v2/devices.py)
     blkio_*              lists of (major, minor, value): bytes/s or IO/s per block device
+    blkio_weight         proportional I/O weight 10..1000 (v1 blkio[.bfq].weight, v2
+                         io[.bfq].weight): only where an I/O scheduler offers one (BFQ/CFQ)
+    cpu_rt_period_us     real-time scheduling budget (v1 cpu.rt_period_us / cpu.rt_runtime_us,
+    cpu_rt_runtime_us    kernels with RT group scheduling); cgroup v2 has none: refused there
     """
 
     __slots__ = _FIELDS
@@ -73,7 +79,8 @@ class Resources:
                  blkio_write_bps: list[tuple[int, int, int]] | None = None,
                  blkio_read_iops: list[tuple[int, int, int]] | None = None,
                  blkio_write_iops: list[tuple[int, int, int]] | None = None,
-                 cpus: float | None = None) -> None:
+                 blkio_weight: int | None = None, cpu_rt_period_us: int | None = None,
+                 cpu_rt_runtime_us: int | None = None, cpus: float | None = None) -> None:
         self.memory = memory
         self.memory_swap = memory_swap
         self.memory_reservation = memory_reservation
@@ -92,6 +99,9 @@ class Resources:
         self.blkio_write_bps = _throttle_list(blkio_write_bps)
         self.blkio_read_iops = _throttle_list(blkio_read_iops)
         self.blkio_write_iops = _throttle_list(blkio_write_iops)
+        self.blkio_weight = blkio_weight
+        self.cpu_rt_period_us = cpu_rt_period_us
+        self.cpu_rt_runtime_us = cpu_rt_runtime_us
         self.validate()
 
     def validate(self) -> None:
@@ -225,6 +235,10 @@ def check_cpu(res: Resources) -> None:
                               or quota > INT64_MAX):
         raise ValueError(f"resources: cpu_quota_us must be 1000..{INT64_MAX} or -1, "
                          f"got {quota!r}")
+    for name in ("cpu_rt_period_us", "cpu_rt_runtime_us"):
+        value = getattr(res, name)
+        if value is not None and (not _is_int(value) or value < -1 or value > INT64_MAX):
+            raise ValueError(f"resources: {name} must be -1..{INT64_MAX}, got {value!r}")
     shares = res.cpu_shares
     if shares is not None and (not _is_int(shares) or not SHARES_MIN <= shares <= SHARES_MAX):
         raise ValueError(f"resources: cpu_shares must be {SHARES_MIN}..{SHARES_MAX}, "
@@ -268,6 +282,11 @@ def check_blkio(res: Resources) -> None:
             if len(entry) != 3 or not all(_is_int(v) and 0 <= v <= INT64_MAX for v in entry):
                 raise ValueError(f"resources: {name} entry {entry!r} is not "
                                  "(major, minor, value) with integers 0..2^63-1")
+    weight = res.blkio_weight
+    if weight is not None and (not _is_int(weight)
+                               or not BLKIO_WEIGHT_MIN <= weight <= BLKIO_WEIGHT_MAX):
+        raise ValueError(f"resources: blkio_weight must be {BLKIO_WEIGHT_MIN}.."
+                         f"{BLKIO_WEIGHT_MAX}, got {weight!r}")
 
 
 CHECKS = (check_memory, check_cpu, check_cpuset, check_pids, check_devices, check_blkio)

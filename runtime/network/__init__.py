@@ -21,6 +21,10 @@ def wants_network(spec: dict) -> bool:
 class NetworkHook:
     """Runtime pre-start/post-stop hook for bridge and user networks (imports on use)."""
 
+    #: It needs only the container's netns and upper dir, so the child mounts its root and
+    #: pivots while the veth is made, and waits just before exec (InitPlan.late_sync).
+    late = True
+
     def wants(self, state: ContainerState) -> bool:
         return wants_network(state.spec)
 

@@ -1,4 +1,5 @@
-"""Bridges and veth pairs, through pyroute2's netlink (no ``ip`` command).
+"""Bridges and veth pairs, through netlink (no ``ip`` command): a start's veth through the
+direct rtnetlink requests (rtnetlink.py), bridges and listings through pyroute2.
 
 The host end of a container's veth is ``iso<id12>`` (enslaved to the network's bridge), the
 other end is created directly in the container's netns as ``eth0``: no rename, no move.
@@ -12,7 +13,7 @@ import ipaddress
 import os
 
 from isoinspect.runtime.errors import IsoinspectError
-from isoinspect.runtime.network.netlink import iproute_in
+from isoinspect.runtime.network.rtnetlink import Rtnl, rtnl_in
 
 VETH_PREFIX = "iso"
 BRIDGE_PREFIX = "isoinspect"
@@ -26,9 +27,13 @@ def _netlink_errno(exc: BaseException) -> int | None:
     return getattr(exc, "code", None)
 
 
+def bridge_exists(network: dict) -> bool:
+    return os.path.exists(f"/sys/class/net/{network['bridge']}")
+
+
 def ensure_bridge(ipr, network: dict) -> bool:
     """Create the network's bridge with its gateway address, up; True if it was made now."""
-    if os.path.exists(f"/sys/class/net/{network['bridge']}"):
+    if bridge_exists(network):
         return False
     subnet = ipaddress.IPv4Network(network["subnet"])
     try:
@@ -57,21 +62,24 @@ def delete_link(ipr, name: str) -> bool:
     return True
 
 
-def connect(ipr, network: dict, container_id: str, pid: int, address: str) -> dict:
+def connect(network: dict, container_id: str, pid: int, address: str) -> dict:
     """veth pair bridge <-> container's eth0 with ``address``, default route via the gateway."""
     host_end = veth_name(container_id)
-    bridge = ipr.link_lookup(ifname=network["bridge"])[0]
-    ipr.link("add", ifname=host_end, kind="veth", peer={"ifname": "eth0", "net_ns_pid": pid})
-    index = ipr.link_lookup(ifname=host_end)[0]
-    ipr.link("set", index=index, master=bridge, state="up")
     prefix = ipaddress.IPv4Network(network["subnet"]).prefixlen
-    with iproute_in(pid) as inside:
-        eth0 = inside.link_lookup(ifname="eth0")[0]
-        inside.addr("add", index=eth0, address=address, prefixlen=prefix)
-        inside.link("set", index=eth0, state="up")
-        inside.route("add", dst="0.0.0.0/0", gateway=network["gateway"])
-        mac = inside.get_links(eth0)[0].get_attr("IFLA_ADDRESS")
-    return {"veth": host_end, "mac": mac, "prefixlen": prefix}
+    with Rtnl() as here:
+        here.add_veth(host_end, "eth0", pid, here.link(network["bridge"]).index)
+    with rtnl_in(pid) as inside:
+        eth0 = inside.link("eth0")
+        inside.add_address(eth0.index, address, prefix)
+        inside.set_up(eth0.index)
+        inside.add_default_route(network["gateway"])
+    return {"veth": host_end, "mac": eth0.mac, "prefixlen": prefix}
+
+
+def delete_veth(name: str) -> bool:
+    """Delete a container's veth by its host end's name (its peer goes with it)."""
+    with Rtnl() as here:
+        return here.delete_link(name)
 
 
 def links_named(ipr, prefix: str) -> list[str]:

@@ -1,10 +1,9 @@
-"""pyroute2's IPRoute, imported without ``pyroute2/__init__`` and usable inside a netns.
+"""pyroute2's IPRoute, imported without ``pyroute2/__init__`` (bridges, listings, gc, doctor).
 
 ``import pyroute2`` loads its whole object database (asyncio, sqlite, multiprocessing): about
 110 ms, more than a container start. The netlink classes we use do not need it, so the packages
-are registered bare first, which leaves about 20 ms. Entering a container's netns uses
-setns(2) on this thread only long enough to open a netlink socket there: no helper process,
-unlike pyroute2's NetNS.
+are registered bare first, which leaves about 20 ms. A container start does not use it at all
+(rtnetlink.py speaks the few messages it needs); bridges, listings, gc and doctor do.
 """
 
 from __future__ import annotations
@@ -68,21 +67,3 @@ def _no_platform_probes():
 def iproute():
     """An IPRoute socket in this process's network namespace."""
     return _import_iproute()()
-
-
-def iproute_in(pid: int):
-    """An IPRoute socket bound inside the network namespace of ``pid``."""
-    from isoinspect.runtime.linux import syscalls as sc
-
-    cls = _import_iproute()
-    own = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
-    target = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        sc.setns(target, sc.CLONE_NEWNET)
-        try:
-            return cls()
-        finally:
-            sc.setns(own, sc.CLONE_NEWNET)
-    finally:
-        os.close(own)
-        os.close(target)

@@ -83,9 +83,11 @@ def status_of(store: Store, state: OciState) -> Status:
     """Derived, as runc does: init gone -> stopped; exec FIFO still there -> created."""
     if not process.is_alive(state.pid, state.pid_ticks):
         return Status.STOPPED
+    if state.paused:  # runc pauses a created container too, and says "paused" then
+        return Status.PAUSED
     if os.path.exists(os.path.join(store.dir(state.id), "exec.fifo")):
         return Status.CREATED
-    return Status.PAUSED if state.paused else Status.RUNNING
+    return Status.RUNNING
 
 
 def public_state(store: Store, state: OciState) -> dict:
@@ -398,11 +400,27 @@ def kill(store: Store, cid: str, sig: int = 15, all_processes: bool = False) -> 
                 os.kill(pid, sig)
             except ProcessLookupError:
                 pass
+        if status == Status.PAUSED and sig == SIGKILL:
+            _thaw_for_kill(state)
         return
     try:
         os.kill(state.pid, sig)
     except ProcessLookupError:
         raise OciError("container not running") from None
+    if status == Status.PAUSED and sig == SIGKILL:
+        _thaw_for_kill(state)
+
+
+SIGKILL = 9
+
+
+def _thaw_for_kill(state: OciState) -> None:
+    """A frozen task takes no signal, not even SIGKILL (cgroup v1), until thawed: runc thaws a
+    paused container it SIGKILLs. Other signals stay pending while it is paused, as with runc."""
+    try:
+        _manager(state.cgroup).thaw()
+    except (OSError, ValueError, TimeoutError):
+        pass
 
 
 def delete(store: Store, cid: str, force: bool = False) -> None:
@@ -411,14 +429,10 @@ def delete(store: Store, cid: str, force: bool = False) -> None:
         raise OciError(f"container {cid} does not exist")
     state = store.load(cid)
     status = status_of(store, state)
+    if status in (Status.RUNNING, Status.PAUSED) and not force:
+        raise OciError(f"cannot delete container {cid} that is not stopped: {status}")
     if status == Status.PAUSED:
-        try:
-            _manager(state.cgroup).thaw()
-        except (OSError, ValueError):
-            pass
-        status = Status.RUNNING
-    if status == Status.RUNNING and not force:
-        raise OciError(f"cannot delete container {cid} that is not stopped: running")
+        _thaw_for_kill(state)  # or kill_and_wait's SIGKILL would wait for a frozen init
     if status != Status.STOPPED:
         process.kill_and_wait(state.pid, state.pid_ticks)
     try:
@@ -439,7 +453,7 @@ def delete(store: Store, cid: str, force: bool = False) -> None:
 def pause(store: Store, cid: str) -> None:
     """Freeze every process of the container (cgroup freezer), like `runc pause`."""
     state = store.load(cid)
-    if status_of(store, state) != Status.RUNNING:
+    if status_of(store, state) not in (Status.RUNNING, Status.CREATED):
         raise OciError(f"container {cid} is not running")
     _manager(state.cgroup).freeze()
     store.save(state.replace(paused=True))

@@ -98,6 +98,30 @@ def test_limits_reach_the_v2_cgroup(iso):
     assert not os.path.exists(directory)
 
 
+def test_update_and_pause_on_v2(iso):
+    """isoinspect update writes memory.max, memory.swap.max (swap alone), pids.max and cpu.max
+    (the period kept); pause/unpause set cgroup.freeze, confirmed by cgroup.events."""
+    cid = iso("run", "-d", "--network", "none", "--memory", "64m", "--memory-swap", "64m",
+              "busybox", "sleep", "60", check=True).stdout.strip()
+    directory = os.path.join(BASE, json.loads(iso("inspect", cid, check=True).stdout)[0]
+                             ["CgroupPath"])
+
+    def read(name):
+        with open(os.path.join(directory, name)) as handle:
+            return handle.read().strip()
+
+    iso("update", "-m", "32m", "--memory-swap", "48m", "--pids-limit", "9", "--cpu-quota",
+        "20000", cid, check=True)
+    assert [read(n) for n in ("memory.max", "memory.swap.max", "pids.max", "cpu.max")] == \
+        [str(32 << 20), str(16 << 20), "9", "20000 100000"]
+    iso("pause", cid, check=True)
+    assert "frozen 1" in read("cgroup.events") and read("cgroup.freeze") == "1"
+    assert iso("inspect", "-f", "{{.State.Status}}", cid).stdout.strip() == "paused"
+    iso("unpause", cid, check=True)
+    assert "frozen 0" in read("cgroup.events")
+    iso("rm", "-f", cid, check=True)
+
+
 def test_memory_limit_oom_kills(iso):
     result = iso("run", "--rm", "--network", "none", "--memory", "16m", "--memory-swap", "16m",
                  "busybox", "sh", "-c",

@@ -248,7 +248,8 @@ def test_drop_page_cache_writes_3(tmp_path):
 
 def test_target_selection():
     names = [t.name for t in select(None)]
-    assert names == ["host-exec", "unshare", "isoinspect-cli", "isoinspect-lib",
+    assert names == ["host-exec", "unshare", "isoinspect-cli", "isoinspect-cli-bridge",
+                     "isoinspect-lib",
                      "isoinspect-pool", "runc", "crun", "runsc", "docker", "qemu"]
     assert [t.name for t in select(["runc", "host-exec"])] == ["runc", "host-exec"]
     with pytest.raises(UsageError, match="unknown target"):

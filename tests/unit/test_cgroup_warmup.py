@@ -54,9 +54,9 @@ def test_own_cgroup_procs_prefers_cgroup2_then_pids(tmp_path):
     (root / "unified" / "cgroup.controllers").write_text("")
     own = tmp_path / "cgroup"
     own.write_text("9:name=systemd:/\n8:pids:/b\n0::/a\n")
-    assert cgroup_warmup._own_cgroup_procs(str(own), str(root)) == \
+    assert cgroup_warmup.own_cgroup_procs(str(own), str(root)) == \
         str(root / "unified" / "a" / "cgroup.procs")
     (root / "unified" / "a" / "cgroup.procs").unlink()
-    assert cgroup_warmup._own_cgroup_procs(str(own), str(root)) == \
+    assert cgroup_warmup.own_cgroup_procs(str(own), str(root)) == \
         str(root / "pids" / "b" / "cgroup.procs")
-    assert cgroup_warmup._own_cgroup_procs(str(tmp_path / "missing"), str(root)) is None
+    assert cgroup_warmup.own_cgroup_procs(str(tmp_path / "missing"), str(root)) is None

@@ -142,6 +142,8 @@ def test_swap_unsupported_without_memsw_is_a_warning(root, writes):
 
 @pytest.mark.parametrize("kwargs, expected", [
     ({"cpu_quota_us": -1}, [("cpu.cfs_quota_us", "-1")]),
+    ({"cpu_quota_us": -1, "cpu_period_us": 40000},
+     [("cpu.cfs_period_us", "40000"), ("cpu.cfs_quota_us", "-1")]),
     ({"cpu_quota_us": 20000, "cpu_period_us": 50000},
      [("cpu.cfs_period_us", "50000"), ("cpu.cfs_quota_us", "20000")]),
     ({"pids_limit": -1}, [("pids.max", "max")]),

@@ -28,6 +28,11 @@ def _set(directory: str, state: str, timeout: float) -> None:
     fs.wait_for(reached, timeout, f"{directory}/{STATE} to become {state}")
 
 
+def is_frozen(directory: str) -> bool:
+    """FROZEN only: FREEZING is a freeze still in progress (or stuck), not a paused cgroup."""
+    return fs.read_value(directory, STATE) == "FROZEN"
+
+
 def freeze(directory: str, timeout: float = 2.0) -> None:
     _set(directory, "FROZEN", timeout)
 

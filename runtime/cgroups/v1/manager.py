@@ -81,6 +81,9 @@ class V1Manager(CgroupManager):
     def thaw(self, timeout: float = 2.0) -> None:
         freezer.thaw(self._freezer_dir(), timeout)
 
+    def frozen(self) -> bool:
+        return self._can_freeze() and freezer.is_frozen(self._freezer_dir())
+
     def _can_freeze(self) -> bool:
         return "freezer" in self.mounts
 

@@ -10,10 +10,14 @@ NAME = "cpu"
 
 
 def needed(res) -> bool:
-    return res.cpu_quota_us is not None or res.cpu_shares is not None
+    return res.cpu_quota_us is not None or res.cpu_shares is not None \
+        or res.cpu_rt_period_us is not None or res.cpu_rt_runtime_us is not None
 
 
 def apply(directory: str, res) -> list[str]:
+    if res.cpu_rt_period_us is not None or res.cpu_rt_runtime_us is not None:
+        raise ValueError("resources: real-time CPU limits (cpu_rt_period_us, "
+                         "cpu_rt_runtime_us) do not exist on cgroup v2")
     quota = res.cpu_quota_us
     if quota is not None:
         fs.write_value(directory, "cpu.max",

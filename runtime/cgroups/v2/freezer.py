@@ -15,13 +15,13 @@ def apply(directory: str, res) -> list[str]:
     return []
 
 
-def _frozen(directory: str) -> bool:
+def is_frozen(directory: str) -> bool:
     return (fs.read_keyed(directory, "cgroup.events") or {}).get("frozen") == 1
 
 
 def _set(directory: str, frozen: bool, timeout: float) -> None:
     fs.write_value(directory, "cgroup.freeze", 1 if frozen else 0)
-    fs.wait_for(lambda: _frozen(directory) == frozen, timeout,
+    fs.wait_for(lambda: is_frozen(directory) == frozen, timeout,
                 f"{directory}/cgroup.events to show frozen {int(frozen)}")
 
 

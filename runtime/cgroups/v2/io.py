@@ -1,5 +1,6 @@
 """v2 io controller: io.max, one line per device "MAJ:MIN rbps=N wbps=N riops=N wiops=N"
-("max" lifts a limit; the v1-style value 0 maps to it). figures.py reads io.stat
+("max" lifts a limit; the v1-style value 0 maps to it), and the weight (io.bfq.weight or
+io.weight, "default N"). figures.py reads io.stat
 ("MAJ:MIN rbytes=N wbytes=N rios=N wios=N dbytes=N dios=N")."""
 
 from __future__ import annotations
@@ -11,8 +12,12 @@ KEYS = (("blkio_read_bps", "rbps"), ("blkio_write_bps", "wbps"),
         ("blkio_read_iops", "riops"), ("blkio_write_iops", "wiops"))
 
 
+WEIGHT_FILES = ("io.bfq.weight", "io.weight")
+
+
 def needed(res) -> bool:
-    return any(getattr(res, field) is not None for field, _ in KEYS)
+    return res.blkio_weight is not None or \
+        any(getattr(res, field) is not None for field, _ in KEYS)
 
 
 def apply(directory: str, res) -> list[str]:
@@ -22,4 +27,7 @@ def apply(directory: str, res) -> list[str]:
             per_device.setdefault(f"{major}:{minor}", []).append(f"{key}={value or 'max'}")
     for device, settings in per_device.items():
         fs.write_value(directory, "io.max", device + " " + " ".join(settings))
+    if res.blkio_weight is not None:
+        fs.write_first_present(directory, WEIGHT_FILES, f"default {res.blkio_weight}",
+                               "io weight")
     return []

@@ -65,6 +65,9 @@ class V2Manager(CgroupManager):
     def thaw(self, timeout: float = 2.0) -> None:
         freezer.thaw(self.dir, timeout)
 
+    def frozen(self) -> bool:
+        return freezer.is_frozen(self.dir)
+
     def _can_freeze(self) -> bool:
         return fs.has_file(self.dir, "cgroup.freeze")
 
