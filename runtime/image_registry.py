@@ -177,6 +177,8 @@ def pull(store: ImageStore, ref: str, credentials: Credentials | tuple | None = 
                 lines.append(f"{short}: Pull complete")
             up_to_date = bool(name) and store.tags().get(name) == image_id
             store.add_image(config_raw, [name] if name else [])
+            if reference.digest:
+                store.remember_digest(ref, image_id)
         image_event(store.roots, "pull", image_id, reference.familiar)
         lines.append(f"Digest: sha256:{hashlib.sha256(manifest_raw).hexdigest()}")
         lines.append(f"Status: Image is up to date for {reference.familiar}" if up_to_date else

@@ -77,6 +77,10 @@ class ImageStore:
                 return handle.read().strip()
         except FileNotFoundError:
             pass
+        if "@" in name:  # NAME@sha256:... as pulled (a digest is no tag: kept apart)
+            image_id = self._by_digest(name)
+            if image_id:
+                return image_id
         candidate = ref[7:] if ref.startswith("sha256:") else ref
         if len(candidate) >= 4 and all(c in "0123456789abcdef" for c in candidate):
             try:
@@ -89,6 +93,21 @@ class ImageStore:
         hint = " (run `isoinspect images --ensure-base` to create it)" \
             if name == "busybox:latest" else ""
         raise ImageNotFound(f"unable to find image {ref!r}{hint}", ref)
+
+    def _by_digest(self, name: str) -> str | None:
+        try:
+            with open(self.roots.data("digests", _tag_file(name))) as handle:
+                image_id = handle.read().strip()
+        except FileNotFoundError:
+            return None
+        return image_id if self.has_image(image_id) else None  # its image may be gone
+
+    def remember_digest(self, ref: str, image_id: str) -> None:
+        """``pull NAME@sha256:...``: the image that reference names, so `run` finds it by the
+        same words (Docker's RepoDigests), without making it a tag `images` would list."""
+        os.makedirs(self.roots.data("digests"), exist_ok=True)
+        write_atomic(self.roots.data("digests", _tag_file(normalize_ref(ref))),
+                     image_id.encode())
 
     def start_info(self, image_id: str) -> dict:
         """Layers (top first, as overlay lower dirs), env, entrypoint, cmd, workdir, user."""

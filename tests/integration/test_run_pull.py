@@ -39,14 +39,16 @@ def _login(iso, host: str) -> None:
     iso("login", "-u", USER, "--password-stdin", host, input=PASSWORD + "\n", check=True)
 
 
-def _push(pusher, tmp_path, ref: str, word: str) -> None:
-    """Build an image whose command prints ``word`` (from a layer of its own) as ``ref``; push."""
+def _push(pusher, tmp_path, ref: str, word: str) -> str:
+    """Build an image whose command prints ``word`` (from a layer of its own) as ``ref``; push;
+    return the manifest digest the registry gave."""
     ctx = tmp_path / f"ctx-{word}"
     ctx.mkdir()
     (ctx / "Dockerfile").write_text(f'FROM busybox\nRUN echo {word} > /which\n'
                                     'CMD ["cat", "/which"]\n')
     pusher("build", "-t", ref, str(ctx), timeout=120, check=True)
-    pusher("push", ref, check=True, timeout=120)
+    pushed = pusher("push", ref, check=True, timeout=120).stdout.splitlines()[-1]
+    return pushed.split("digest: ")[1].split()[0]  # "TAG: digest: sha256:... size: N"
 
 
 def _image_id(iso, ref: str) -> str:
@@ -88,6 +90,19 @@ def test_run_pulls_a_missing_image_then_always_and_never(iso, pusher, host, tmp_
     assert never.returncode == 125
     assert never.stderr == f"isoinspect: No such image: {host}/isoinspect-pull/none:latest\n"
     assert iso("ps", "-aq").stdout == ""
+
+
+def test_run_by_digest_pulls_once_and_lists_no_tag(iso, pusher, host, tmp_path):
+    digest = _push(pusher, tmp_path, f"{host}/isoinspect-pull/dig:1", "pinned")
+    ref = f"{host}/isoinspect-pull/dig@{digest}"
+    _login(iso, host)
+    first = iso("run", "--rm", ref, timeout=120)
+    assert first.returncode == 0 and first.stdout == "pinned\n", first.stderr
+    assert first.stderr.splitlines()[:2] == [f"Unable to find image '{ref}' locally",
+                                             f"{digest}: Pulling from isoinspect-pull/dig"]
+    again = iso("run", "--rm", ref)
+    assert (again.returncode, again.stdout, again.stderr) == (0, "pinned\n", "")
+    assert "@" not in iso("images", check=True).stdout  # a digest is no tag
 
 
 def test_missing_image_the_registry_lacks_is_docker_shaped(iso, host):
