@@ -497,8 +497,10 @@ class Runtime:
             if record.status == Status.STOPPED:
                 return record
             if record.status == Status.CREATED:
-                raise Conflict(f"container {record.name} was never started")
-            if not process.is_alive(record.pid, record.pid_ticks):
+                # `create` left it for `start`, or a start runs: wait, as docker wait does
+                if not (self.containers.kept_created(cid) or self.containers.creator_alive(cid)):
+                    raise Conflict(f"container {record.name} was never started")
+            elif not process.is_alive(record.pid, record.pid_ticks):
                 return self.refresh(record)
             if deadline is not None and time.monotonic() >= deadline:
                 raise IsoinspectError(f"timed out waiting for container {record.name}")

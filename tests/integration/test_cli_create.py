@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 
 from conftest import wait_for
 
@@ -48,6 +49,22 @@ def test_created_container_starts_detached_and_rm_removes_an_unstarted_one(iso):
     wait_for(lambda: cid[:12] not in iso("ps", "-aq").stdout, "the --rm container removed")
     assert iso("rm", other, check=True).stdout.strip() == other  # never started
     assert iso("ps", "-aq").stdout == ""
+
+
+def test_wait_on_a_created_container_blocks_until_it_ran(iso):
+    """docker wait of a Created container returns once it has been started and exited."""
+    iso("create", "--name", "isoinspect-waited", "busybox", "sh", "-c", "exit 7", check=True)
+    waiter = iso.popen("wait", "isoinspect-waited")
+    try:
+        time.sleep(0.5)  # (not a timing assert: only a chance to return early, wrongly)
+        assert waiter.poll() is None, waiter.communicate()
+        iso("start", "isoinspect-waited", check=True)
+        out, err = waiter.communicate(timeout=60)
+    finally:
+        if waiter.poll() is None:
+            waiter.kill()
+            waiter.communicate()
+    assert (waiter.returncode, out, err) == (0, "7\n", "")
 
 
 def test_create_refuses_as_docker_create_does(iso):
