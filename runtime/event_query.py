@@ -197,7 +197,8 @@ def docker_shape(event: Event) -> dict:
     """The event as ``docker events --format '{{json .}}'`` prints it."""
     seconds = event.time_ns // 1_000_000_000
     shaped = {"Type": event.type, "Action": event.action,
-              "Actor": {"ID": event.id, "Attributes": Attributes(event.attributes)},
+              "Actor": {"ID": event.id,  # keys sorted, as Go writes a map
+                        "Attributes": Attributes(sorted(event.attributes.items()))},
               "scope": "local", "time": seconds, "timeNano": event.time_ns}
     if event.type == "container":
         shaped.update(status=event.action, id=event.id, **{"from": event.attributes["image"]})

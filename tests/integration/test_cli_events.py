@@ -161,6 +161,7 @@ def test_exec_events_as_dockerd_names_them(iso):
     assert [e["Actor"]["Attributes"].get("exitCode") for e in events if
             e["Action"] == "exec_die"] == ["3", "0", "5"]
     assert all(e["Actor"]["Attributes"]["name"] == "isotest-exe" for e in events)
+    assert list(events[2]["Actor"]["Attributes"]) == ["execID", "exitCode", "image", "name"]
     starts = _container_events(iso, since, "isotest-exe", "--filter", "event=exec_start")
     assert [e["Action"] for e in starts] == [e["Action"] for e in events
                                              if e["Action"].startswith("exec_start")]
