@@ -75,6 +75,8 @@ def show_logs(runtime: Runtime, ref: str, query: LogQuery, output: Output,
               follow_output: bool = False) -> None:
     """``logs``: the selected records, then with ``follow_output`` what comes next."""
     record = runtime.get(ref)
+    if record.status == Status.CREATED and not record.log:
+        return  # never started (`create`): nothing written yet, as docker logs says
     path = log_path(record)
     try:
         log = LogFile(path)

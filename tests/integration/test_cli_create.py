@@ -24,6 +24,9 @@ def test_create_cp_start_rm(iso, tmp_path):
     assert _status(iso, "isoinspect-made") == "Created"
     state = json.loads(iso("inspect", "isoinspect-made", check=True).stdout)[0]["State"]
     assert state["Status"] == "created" and state["Pid"] == 0
+    for args in (("logs",), ("logs", "-f")):  # docker: nothing yet, exit 0, no waiting
+        logs = iso(*args, "isoinspect-made", timeout=30)
+        assert (logs.returncode, logs.stdout, logs.stderr) == (0, "", ""), args
     assert iso("gc", check=True).returncode == 0  # not taken for a runtime that died
     assert _status(iso, "isoinspect-made") == "Created"
 
