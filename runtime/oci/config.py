@@ -14,7 +14,7 @@ import re
 from isoinspect.runtime.errors import IsoinspectError
 from isoinspect.runtime.linux import namespaces
 
-JOINABLE_NAMESPACES = ("pid", "network", "ipc", "uts", "cgroup", "mount")
+JOINABLE_NAMESPACES = ("pid", "network", "ipc", "uts", "cgroup", "mount", "user")
 HOOK_KINDS = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart",
               "poststop")
 ID_PATTERN = re.compile(r"^[\w+\-.]+$")
@@ -159,7 +159,9 @@ def check_namespaces(config: dict, bundle: str) -> None:
 
 
 def check_id_mappings(section: dict) -> None:
-    """A new user namespace needs uid and gid maps that map the container's root."""
+    """A user namespace needs uid and gid maps that map the container's root: a new one gets
+    them written; a joined one has its own, and runc 1.1.5 still wants them (its HostRootUID
+    owns the device nodes), so they are required for both."""
     for key in ("uidMappings", "gidMappings"):
         entries = section.get(key)
         if not isinstance(entries, list) or not entries:

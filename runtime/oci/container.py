@@ -262,7 +262,7 @@ def _create_init(store: Store, state: OciState, config: dict, pid_file: str | No
         create_container_hooks=translate.hooks(config, "createContainer"),
         hook_state=hook_state, terminal=terminal, console_fd=console_fd,
         console_size=process_spec.get("consoleSize"), own_mounts="mount" in kinds,
-        userns="user" in new)
+        userns="user" in kinds)
     if "mount" not in kinds:  # mounts made in the runtime's namespace: `delete` undoes them
         state = state.replace(host_mounts=shared_ns.mount_targets(state.rootfs, mounts))
         store.save(state)
@@ -282,6 +282,7 @@ def _create_init(store: Store, state: OciState, config: dict, pid_file: str | No
         hostname=config.get("hostname") if "uts" in kinds else None,
         own_net="network" in new,
         before_exec=_start_container_hooks(start_hooks, hook_state) if start_hooks else None)
+    userns_fd = -1
     try:
         # Namespaces given by path are joined by this process before the clone: the
         # clone's child is then created in them (pid: its children only; others at once).
@@ -297,8 +298,12 @@ def _create_init(store: Store, state: OciState, config: dict, pid_file: str | No
             finally:
                 os.close(fd)
         plan = shared_ns.join_mount_namespace(plan, translate.mount_namespace_path(config))
+        userns_fd = shared_ns.open_user_namespace(translate.user_namespace_path(config))
+        if userns_fd >= 0:  # the helper joins the cgroup while it is still the host's root
+            plan = plan.replace(cgroup_procs=[])
         launch = clone_init(plan, flags, pre_start_hooks=bool(pre_hooks), create_start=True,
-                            user_namespace="user" in new)
+                            user_namespace="user" in new, join_user_ns_fd=userns_fd,
+                            cgroup_procs=manager.procs_files() if userns_fd >= 0 else [])
     except BaseException:
         os.close(start_fd)
         raise
@@ -307,6 +312,8 @@ def _create_init(store: Store, state: OciState, config: dict, pid_file: str | No
             console_sock.close()
         if plan.mount_ns_fd >= 0:
             os.close(plan.mount_ns_fd)
+        if userns_fd >= 0:
+            os.close(userns_fd)
     pid = launch.pid
     if "user" in new:
         shared_ns.map_user_namespace(launch, config, manager.procs_files())
