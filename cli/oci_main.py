@@ -4,8 +4,9 @@
                     COMMAND ...
     create --bundle B [--pid-file F] [--console-socket S] ID     start ID     state ID
     kill [--all] ID [SIGNAL]     delete [--force] ID     pause ID     resume ID
-    exec [--process F] [--detach]
-    [--pid-file F] [--console-socket S] [--tty] [--cwd D] [--env K=V] ID [ARGS...]
+    exec [--process F] [--detach] [--pid-file F] [--console-socket S] [--tty] [--cwd D]
+         [--env K=V] [--user UID[:GID]] [--additional-gids G] [--cap CAP] [--no-new-privs]
+         [--ignore-paused] [--preserve-fds N] ID [ARGS...]
     ps [--format table|json] ID     list     run --bundle B ID     features     --version
     update [-r FILE|-] [--memory M] [--memory-swap M] [--memory-reservation M] [--cpu-quota N]
            [--cpu-period N] [--cpu-share N] [--cpuset-cpus L] [--cpuset-mems L]
@@ -75,6 +76,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-u", "--user", default=None)
     p.add_argument("--preserve-fds", type=int, default=0)
     p.add_argument("--no-new-privs", action="store_true")
+    p.add_argument("-c", "--cap", action="append", default=[])
+    p.add_argument("-g", "--additional-gids", action="append", default=[])
+    p.add_argument("--ignore-paused", action="store_true")
     p.add_argument("id")
     p.add_argument("args", nargs=argparse.REMAINDER)
     p = sub.add_parser("ps")
@@ -120,24 +124,17 @@ def features() -> dict:
 
 
 def _process_from_args(args) -> dict:
+    """The exec'd process: --process FILE or the bundle's process, with the flags applied."""
     from isoinspect.runtime.oci import exec_ as ex
+    flags = ex.ExecFlags(cwd=args.cwd, env=list(args.env), user=args.user, tty=args.tty,
+                         caps=list(args.cap), additional_gids=list(args.additional_gids),
+                         no_new_privs=args.no_new_privs)
     if not args.process:  # the bundle's process with the flags' overrides (runc's way)
         if not args.args:
             raise SystemExit("isoinspect-runc exec: give --process FILE or a command")
         from isoinspect.runtime.oci.container import Store
-        return ex.process_from_bundle(Store(args.root), args.id, args.args, args.cwd,
-                                      args.env, args.user, args.tty)
-    spec = ex.load_process(args.process)
-    if args.cwd:
-        spec["cwd"] = args.cwd
-    if args.env:
-        spec["env"] = list(spec.get("env") or []) + list(args.env)
-    if args.user:
-        uid, _, gid = args.user.partition(":")
-        spec["user"] = {"uid": int(uid), "gid": int(gid or 0)}
-    if args.tty:
-        spec["terminal"] = True
-    return spec
+        return ex.process_from_bundle(Store(args.root), args.id, args.args, flags)
+    return ex.apply_flags(ex.load_process(args.process), flags)
 
 
 def dispatch(args) -> int:
@@ -168,7 +165,7 @@ def dispatch(args) -> int:
     elif cmd == "exec":
         from isoinspect.runtime.oci import exec_ as ex
         return ex.execute(store, args.id, _process_from_args(args), args.detach,
-                          args.pid_file, args.console_socket)
+                          args.pid_file, args.console_socket, args.ignore_paused)
     elif cmd == "ps":
         pids = oc.ps(store, args.id)
         if args.format == "json":
@@ -246,9 +243,11 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(exc, OSError):
             message = f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else "")
         _log(args, "error", message)
-        # runc's codes: 1 for any failure; 126/127 when the container's command could not run
+        # runc's codes: 1 for any failure (255 for `exec`'s); 126/127 when the container's
+        # command could not run
         code = getattr(exc, "exit_code", 1)
-        return report_error(message, "isoinspect-runc", code if code in (126, 127) else 1)
+        failed = 255 if args.command == "exec" else 1
+        return report_error(message, "isoinspect-runc", code if code in (126, 127) else failed)
     from isoinspect.runtime.oci import container as oc
     for warning in oc.warnings():
         _log(args, "warning", warning)

@@ -302,6 +302,68 @@ def test_exec_without_a_process_file_gets_the_bundles_process(peers):
                        timeout=60)
 
 
+EXEC_READBACK = READBACK + "; grep NoNewPrivs /proc/self/status; echo cwd: $(pwd); echo env: $A"
+EXEC_FIELDS = ("Uid", "Gid", "Groups", "CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb",
+               "NoNewPrivs", "cwd", "env")
+
+
+def test_exec_flags_read_back_against_runc(peers):
+    """exec --user/--additional-gids/--cap/--no-new-privs/--cwd/--env change the bundle's
+    process as runc's do (--cap: every set but inheritable, so a non-root user cannot raise
+    it as ambient); a paused container refuses exec unless --ignore-paused, whose process
+    waits frozen until `resume`."""
+    wanted = ["CAP_KILL", "CAP_NET_BIND_SERVICE"]
+    bundle = peers.bundle(_user_1000_with(wanted, noNewPrivileges=False), args=["sleep", "120"])
+    runs = {
+        "root": ["--user", "0:0", "--cap", "CAP_CHOWN", "-g", "4242", "-g", "5", "--cwd", "/tmp", "--env", "A=1", "--no-new-privs"],
+        "user": ["--cap", "CAP_CHOWN", "--cap", "CAP_SYS_TIME", "--user", "1000"],
+        "plain": [],
+    }
+    seen: dict[str, dict] = {}
+    for runtime in ("iso", "runc"):
+        cid = _started(peers, runtime, bundle, "-x")
+        for name, flags in runs.items():
+            done = subprocess.run([*peers.exe(runtime), "exec", *flags, cid, "sh", "-c",
+                                   EXEC_READBACK], capture_output=True, text=True, timeout=60)
+            assert done.returncode == 0, (runtime, name, done.stderr)
+            fields = parse(done.stdout)
+            seen[f"{runtime}.{name}"] = {key: fields.get(key) for key in EXEC_FIELDS}
+        bad = subprocess.run([*peers.exe(runtime), "exec", "--user", "nobody", cid, "true"],
+                             capture_output=True, text=True, timeout=60)
+        seen[f"{runtime}.bad_user"] = {"code": bad.returncode,
+                                       "says": "as int for uid failed" in bad.stderr}
+        assert subprocess.run([*peers.exe(runtime), "pause", cid]).returncode == 0
+        refused = subprocess.run([*peers.exe(runtime), "exec", cid, "true"],
+                                 capture_output=True, text=True, timeout=60)
+        waiting = subprocess.Popen([*peers.exe(runtime), "exec", "--ignore-paused", cid,
+                                    "echo", "thawed"], stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True)
+        time.sleep(1.5)
+        frozen = waiting.poll() is None
+        assert subprocess.run([*peers.exe(runtime), "resume", cid]).returncode == 0
+        out, err = waiting.communicate(timeout=60)
+        seen[f"{runtime}.paused"] = {
+            "refused": (refused.returncode, "use --ignore-paused to override" in refused.stderr),
+            "waited_frozen": frozen, "after_resume": (waiting.returncode, out.strip())}
+        subprocess.run([*peers.exe(runtime), "delete", "--force", cid], capture_output=True,
+                       timeout=60)
+    kill, bind, chown, time_ = (cap_mask(n) for n in ("KILL", "NET_BIND_SERVICE", "CHOWN",
+                                                       "SYS_TIME"))
+    root, user = seen["iso.root"], seen["iso.user"]
+    assert (root["Uid"], root["Gid"], root["Groups"]) == ("0\t0\t0\t0", "0\t0\t0\t0",
+                                                          "5 9 4242"), root
+    assert (root["NoNewPrivs"], root["cwd"], root["env"]) == ("1", "/tmp", "1"), root
+    assert int(root["CapEff"], 16) == kill | bind | chown, root
+    assert int(user["CapBnd"], 16) == kill | bind | chown | time_, user
+    assert int(user["CapEff"], 16) == kill | bind and user["Uid"].startswith("1000"), user
+    assert seen["iso.plain"]["NoNewPrivs"] == "0"
+    assert seen["iso.bad_user"] == {"code": 255, "says": True}  # runc's code for exec
+    assert seen["iso.paused"] == {"refused": (255, True), "waited_frozen": True,
+                                  "after_resume": (0, "thawed")}
+    for key in ("root", "user", "plain", "bad_user", "paused"):  # runc 1.1.5 agrees
+        assert seen[f"runc.{key}"] == seen[f"iso.{key}"], key
+
+
 # ---- namespaces ----------------------------------------------------------------------------
 
 KINDS = ("mnt", "pid", "net", "ipc", "uts", "cgroup")
