@@ -91,8 +91,8 @@ class OciState(Frozen):
     """A container of ``isoinspect-runc`` (state.json): what its later commands need.
 
     Its status is not stored: `state` derives it from the init process and the exec FIFO
-    (``oci.container.status_of``), as runc does; only a pause, which leaves no other trace
-    than the freezer, is recorded.
+    (``oci.container.status_of``), as runc does, a pause from the freezer; ``paused`` records
+    only what the last pause/resume did.
     """
 
     id: str

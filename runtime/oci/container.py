@@ -80,14 +80,24 @@ class Store:
 
 
 def status_of(store: Store, state: OciState) -> Status:
-    """Derived, as runc does: init gone -> stopped; exec FIFO still there -> created."""
+    """Derived, as runc does: init gone -> stopped; frozen -> paused; exec FIFO still there
+    -> created."""
     if not process.is_alive(state.pid, state.pid_ticks):
         return Status.STOPPED
-    if state.paused:  # runc pauses a created container too, and says "paused" then
+    if _frozen(state):  # runc pauses a created container too, and says "paused" then
         return Status.PAUSED
     if os.path.exists(os.path.join(store.dir(state.id), "exec.fifo")):
         return Status.CREATED
     return Status.RUNNING
+
+
+def _frozen(state: OciState) -> bool:
+    """What the freezer says, as runc reads it: a container frozen by someone else (the
+    cgroup file written directly) is paused too, one thawed behind our back is not."""
+    try:
+        return _manager(state.cgroup).frozen()
+    except (OSError, ValueError):
+        return False
 
 
 def public_state(store: Store, state: OciState) -> dict:
