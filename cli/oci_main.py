@@ -13,7 +13,9 @@
            [--pids-limit N] [--blkio-weight N] [--cpu-rt-period N] [--cpu-rt-runtime N] ID
     write-launcher VENV   (replace pip's script by a faster `python -I -S` one)
 
-argparse (not click) keeps the start path light. ``--systemd-cgroup`` is accepted and ignored
+create, start, state, kill and delete (containerd's shim runs them on every container) are
+parsed by cli/oci_args.py and import neither argparse nor json nor re (runtime/json_lite.py);
+every other command line goes to argparse (never click). ``--systemd-cgroup`` is accepted and ignored
 (cgroupfs paths are used; a systemd-style "slice:prefix:name" cgroupsPath is mapped to
 "slice/prefix-name.scope"). ``--debug``, ``--criu``, ``--rootless`` and create's
 ``--no-pivot`` and ``--no-new-keyring`` are accepted and ignored too (``--preserve-fds N`` keeps
@@ -24,17 +26,19 @@ to stderr and, with --log, to the log file (JSON lines {"level","msg","time"} wi
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import sys
-import time
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # argparse only for the commands cli/oci_args.py leaves to it
+    import argparse
 
 VERSION = "0.1.0"
 OCI_SPEC_VERSION = "1.0.2"
 
 
 def _parser() -> argparse.ArgumentParser:
+    import argparse
     parser = argparse.ArgumentParser(prog="isoinspect-runc", add_help=True)
     parser.add_argument("--root", default=None)
     parser.add_argument("--log", default=None)
@@ -105,10 +109,12 @@ def _create_args(p: argparse.ArgumentParser) -> None:
 def _log(args, level: str, message: str) -> None:
     if not getattr(args, "log", None):
         return
+    import time
+    from isoinspect.runtime.json_lite import dumps
     try:
         with open(args.log, "a") as handle:
             if args.log_format == "json":
-                handle.write(json.dumps({"level": level, "msg": message,
+                handle.write(dumps({"level": level, "msg": message,
                                          "time": time.strftime("%Y-%m-%dT%H:%M:%SZ",
                                                                time.gmtime())}) + "\n")
             else:
@@ -149,7 +155,8 @@ def dispatch(args) -> int:
     elif cmd == "start":
         oc.start(store, args.id)
     elif cmd == "state":
-        print(json.dumps(oc.state_of(store, args.id), indent=2))
+        from isoinspect.runtime.json_lite import dumps
+        print(dumps(oc.state_of(store, args.id), indent=2))
     elif cmd == "pause":
         oc.pause(store, args.id)
     elif cmd == "resume":
@@ -169,6 +176,7 @@ def dispatch(args) -> int:
     elif cmd == "ps":
         pids = oc.ps(store, args.id)
         if args.format == "json":
+            import json
             print(json.dumps(pids))
         else:
             import subprocess
@@ -196,6 +204,7 @@ def dispatch(args) -> int:
         for warning in warnings + up.update(store, args.id, change):
             oc._warn(warning)
     elif cmd == "features":
+        import json
         print(json.dumps(features(), indent=2))
     else:
         _parser().print_help(sys.stderr)
@@ -230,8 +239,8 @@ def main(argv: list[str] | None = None) -> int:
 
         print(write_launcher(argv[1]))
         return 0
-    parser = _parser()
-    args = parser.parse_args(argv)
+    from isoinspect.cli.oci_args import parse
+    args = parse(argv) or _parser().parse_args(argv)
     if args.version:
         print(f"isoinspect-runc version {VERSION}\nspec: {OCI_SPEC_VERSION}")
         return 0

@@ -105,6 +105,7 @@ class OciState(Frozen):
     pid_ticks: object = None
     cgroup_created: bool = False  # this container made its cgroup (so delete removes it)
     paused: bool = False
+    freezer_file: str = ""  # what `state` reads for "paused" (CgroupManager.freezer_file)
     poststart_hooks: list = []  # config.json's hooks that run after `create` has returned
     poststop_hooks: list = []
     seccomp_path: str = ""  # the compiled filter, for `exec` ("" without seccomp)

@@ -21,6 +21,7 @@ from isoinspect.runtime.cgroup_warmup import wait_warmup
 from isoinspect.runtime.cgroups import make_manager
 from isoinspect.runtime.container_state import ContainerState, Status
 from isoinspect.runtime.errors import Conflict, IsoinspectError, NotFound, out_of_space
+from isoinspect.runtime.errors import require_root  # noqa: F401 - callers import it from here
 from isoinspect.runtime.events import container_event
 from isoinspect.runtime.images import ImageStore
 from isoinspect.runtime.init_plan import InitPlan, ProcessPlan
@@ -35,12 +36,6 @@ from isoinspect.runtime.roots import Roots
 from isoinspect.runtime.signal_forwarding import SignalForwarder
 from isoinspect.runtime.spec import ContainerSpec
 
-
-
-def require_root() -> None:
-    if os.geteuid() != 0:
-        raise IsoinspectError("isoinspect must run as root (namespaces, mounts and cgroups "
-                              "need it): try sudo", exit_code=1)
 
 
 class Started:

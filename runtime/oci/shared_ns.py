@@ -60,6 +60,8 @@ def mount_targets(rootfs: str, mounts: list[dict]) -> list[str]:
 
 def undo_mounts(targets: list[str], warn) -> None:
     """Detach what a container sharing the runtime's mount namespace mounted, deepest first."""
+    if not targets:  # the usual case: no ctypes for `delete`
+        return
     from isoinspect.runtime.linux.mount_tree import detach_tree
     for target in sorted(set(targets), key=len, reverse=True):
         try:
