@@ -87,6 +87,9 @@ class Workload:
     binds: tuple[Bind, ...] = ()
     hostname: str = HOSTNAME
     readonly_root: bool = False
+    uid: int = 0                   # process.user: an image's User, resolved in its root
+    gid: int = 0
+    additional_gids: tuple[int, ...] = ()
 
 
 def device_numbers(path: str) -> tuple[int, int]:
@@ -190,7 +193,7 @@ def config(rootfs: str, workload: Workload, cgroupns: bool | None = None) -> dic
     return {
         "ociVersion": OCI_VERSION,
         "process": {
-            "terminal": False, "user": {"uid": 0, "gid": 0}, "args": list(workload.argv),
+            "terminal": False, "user": process_user(workload), "args": list(workload.argv),
             "env": list(workload.env), "cwd": workload.cwd,
             "capabilities": {kind: list(caps) for kind in ("bounding", "effective",
                                                            "permitted")},
@@ -202,6 +205,14 @@ def config(rootfs: str, workload: Workload, cgroupns: bool | None = None) -> dic
         "mounts": mounts,
         "linux": linux,
     }
+
+
+def process_user(workload: Workload) -> dict:
+    """process.user: additionalGids only when there are some (runc's own specs omit it)."""
+    user: dict = {"uid": workload.uid, "gid": workload.gid}
+    if workload.additional_gids:
+        user["additionalGids"] = list(workload.additional_gids)
+    return user
 
 
 def write(directory: str, rootfs: str, workload: Workload, cgroupns: bool | None = None) -> str:

@@ -39,6 +39,7 @@ class UserImage:
     cwd: str
     layers: tuple[str, ...]      # unpacked layer dirs in the user's store, top first
     store_root: str | None       # the user's isoinspect root (None: the default one)
+    user: str = ""               # the image's User ("" = root), as `run` takes it
 
     def label(self) -> str:
         return f"{self.ref} ({' '.join(self.argv)})"
@@ -57,7 +58,20 @@ def resolve(ref: str, command: list[str], store_root: str | None = None) -> User
         raise UsageError(f"image {ref!r} has no command: give one after --")
     return UserImage(ref=ref, image_id=image_id, command=tuple(command), argv=tuple(argv),
                      env=tuple(info["env"]), cwd=info["workdir"] or "/",
-                     layers=tuple(info["layers"]), store_root=store_root)
+                     layers=tuple(info["layers"]), store_root=store_root,
+                     user=info.get("user") or "")
+
+
+def process_user(image: UserImage, root: str) -> tuple[int, int, tuple[int, ...]]:
+    """(uid, gid, supplementary gids) of the image's User, from the passwd and group files
+    of its root file system ``root`` (resolved inside it: they come from the image), by the
+    rules `run` follows (runtime/users.py)."""
+    from isoinspect.runtime.scoped_path import resolve_in_dir
+    from isoinspect.runtime.users import resolve_user
+
+    files = (resolve_in_dir(root, "/etc/passwd"), resolve_in_dir(root, "/etc/group"))
+    uid, gid, groups, _ = resolve_user(image.user, files=files)
+    return uid, gid, tuple(groups)
 
 
 def archive(image: UserImage, workdir: str) -> str:

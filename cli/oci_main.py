@@ -4,15 +4,18 @@
                     COMMAND ...
     create --bundle B [--pid-file F] [--console-socket S] ID     start ID     state ID
     kill [--all] ID [SIGNAL]     delete [--force] ID     pause ID     resume ID
-    exec [--process F] [--detach]
-    [--pid-file F] [--console-socket S] [--tty] [--cwd D] [--env K=V] ID [ARGS...]
+    exec [--process F] [--detach] [--pid-file F] [--console-socket S] [--tty] [--cwd D]
+         [--env K=V] [--user UID[:GID]] [--additional-gids G] [--cap CAP] [--no-new-privs]
+         [--ignore-paused] [--preserve-fds N] ID [ARGS...]
     ps [--format table|json] ID     list     run --bundle B ID     features     --version
     update [-r FILE|-] [--memory M] [--memory-swap M] [--memory-reservation M] [--cpu-quota N]
            [--cpu-period N] [--cpu-share N] [--cpuset-cpus L] [--cpuset-mems L]
            [--pids-limit N] [--blkio-weight N] [--cpu-rt-period N] [--cpu-rt-runtime N] ID
     write-launcher VENV   (replace pip's script by a faster `python -I -S` one)
 
-argparse (not click) keeps the start path light. ``--systemd-cgroup`` is accepted and ignored
+create, start, state, kill and delete (containerd's shim runs them on every container) are
+parsed by cli/oci_args.py and import neither argparse nor json nor re (runtime/json_lite.py);
+every other command line goes to argparse (never click). ``--systemd-cgroup`` is accepted and ignored
 (cgroupfs paths are used; a systemd-style "slice:prefix:name" cgroupsPath is mapped to
 "slice/prefix-name.scope"). ``--debug``, ``--criu``, ``--rootless`` and create's
 ``--no-pivot`` and ``--no-new-keyring`` are accepted and ignored too (``--preserve-fds N`` keeps
@@ -23,17 +26,19 @@ to stderr and, with --log, to the log file (JSON lines {"level","msg","time"} wi
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import sys
-import time
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # argparse only for the commands cli/oci_args.py leaves to it
+    import argparse
 
 VERSION = "0.1.0"
 OCI_SPEC_VERSION = "1.0.2"
 
 
 def _parser() -> argparse.ArgumentParser:
+    import argparse
     parser = argparse.ArgumentParser(prog="isoinspect-runc", add_help=True)
     parser.add_argument("--root", default=None)
     parser.add_argument("--log", default=None)
@@ -75,6 +80,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-u", "--user", default=None)
     p.add_argument("--preserve-fds", type=int, default=0)
     p.add_argument("--no-new-privs", action="store_true")
+    p.add_argument("-c", "--cap", action="append", default=[])
+    p.add_argument("-g", "--additional-gids", action="append", default=[])
+    p.add_argument("--ignore-paused", action="store_true")
     p.add_argument("id")
     p.add_argument("args", nargs=argparse.REMAINDER)
     p = sub.add_parser("ps")
@@ -101,10 +109,12 @@ def _create_args(p: argparse.ArgumentParser) -> None:
 def _log(args, level: str, message: str) -> None:
     if not getattr(args, "log", None):
         return
+    import time
+    from isoinspect.runtime.json_lite import dumps
     try:
         with open(args.log, "a") as handle:
             if args.log_format == "json":
-                handle.write(json.dumps({"level": level, "msg": message,
+                handle.write(dumps({"level": level, "msg": message,
                                          "time": time.strftime("%Y-%m-%dT%H:%M:%SZ",
                                                                time.gmtime())}) + "\n")
             else:
@@ -120,24 +130,17 @@ def features() -> dict:
 
 
 def _process_from_args(args) -> dict:
+    """The exec'd process: --process FILE or the bundle's process, with the flags applied."""
     from isoinspect.runtime.oci import exec_ as ex
+    flags = ex.ExecFlags(cwd=args.cwd, env=list(args.env), user=args.user, tty=args.tty,
+                         caps=list(args.cap), additional_gids=list(args.additional_gids),
+                         no_new_privs=args.no_new_privs)
     if not args.process:  # the bundle's process with the flags' overrides (runc's way)
         if not args.args:
             raise SystemExit("isoinspect-runc exec: give --process FILE or a command")
         from isoinspect.runtime.oci.container import Store
-        return ex.process_from_bundle(Store(args.root), args.id, args.args, args.cwd,
-                                      args.env, args.user, args.tty)
-    spec = ex.load_process(args.process)
-    if args.cwd:
-        spec["cwd"] = args.cwd
-    if args.env:
-        spec["env"] = list(spec.get("env") or []) + list(args.env)
-    if args.user:
-        uid, _, gid = args.user.partition(":")
-        spec["user"] = {"uid": int(uid), "gid": int(gid or 0)}
-    if args.tty:
-        spec["terminal"] = True
-    return spec
+        return ex.process_from_bundle(Store(args.root), args.id, args.args, flags)
+    return ex.apply_flags(ex.load_process(args.process), flags)
 
 
 def dispatch(args) -> int:
@@ -152,7 +155,8 @@ def dispatch(args) -> int:
     elif cmd == "start":
         oc.start(store, args.id)
     elif cmd == "state":
-        print(json.dumps(oc.state_of(store, args.id), indent=2))
+        from isoinspect.runtime.json_lite import dumps
+        print(dumps(oc.state_of(store, args.id), indent=2))
     elif cmd == "pause":
         oc.pause(store, args.id)
     elif cmd == "resume":
@@ -168,10 +172,11 @@ def dispatch(args) -> int:
     elif cmd == "exec":
         from isoinspect.runtime.oci import exec_ as ex
         return ex.execute(store, args.id, _process_from_args(args), args.detach,
-                          args.pid_file, args.console_socket)
+                          args.pid_file, args.console_socket, args.ignore_paused)
     elif cmd == "ps":
         pids = oc.ps(store, args.id)
         if args.format == "json":
+            import json
             print(json.dumps(pids))
         else:
             import subprocess
@@ -199,6 +204,7 @@ def dispatch(args) -> int:
         for warning in warnings + up.update(store, args.id, change):
             oc._warn(warning)
     elif cmd == "features":
+        import json
         print(json.dumps(features(), indent=2))
     else:
         _parser().print_help(sys.stderr)
@@ -233,8 +239,8 @@ def main(argv: list[str] | None = None) -> int:
 
         print(write_launcher(argv[1]))
         return 0
-    parser = _parser()
-    args = parser.parse_args(argv)
+    from isoinspect.cli.oci_args import parse
+    args = parse(argv) or _parser().parse_args(argv)
     if args.version:
         print(f"isoinspect-runc version {VERSION}\nspec: {OCI_SPEC_VERSION}")
         return 0
@@ -246,9 +252,11 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(exc, OSError):
             message = f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else "")
         _log(args, "error", message)
-        # runc's codes: 1 for any failure; 126/127 when the container's command could not run
+        # runc's codes: 1 for any failure (255 for `exec`'s); 126/127 when the container's
+        # command could not run
         code = getattr(exc, "exit_code", 1)
-        return report_error(message, "isoinspect-runc", code if code in (126, 127) else 1)
+        failed = 255 if args.command == "exec" else 1
+        return report_error(message, "isoinspect-runc", code if code in (126, 127) else failed)
     from isoinspect.runtime.oci import container as oc
     for warning in oc.warnings():
         _log(args, "warning", warning)

@@ -76,6 +76,7 @@ def _setup(plan: InitPlan) -> None:
         # (its files belong to the host's root, whom we are not any more); then become root
         # of the namespace, which gives back the full capability set inside it.
         _wait_for_parent(plan.userns_sync_fd)
+    if plan.userns_sync_fd >= 0 or plan.joined_userns:
         os.setgroups([])
         os.setresgid(0, 0, 0)
         os.setresuid(0, 0, 0)

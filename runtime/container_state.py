@@ -91,8 +91,8 @@ class OciState(Frozen):
     """A container of ``isoinspect-runc`` (state.json): what its later commands need.
 
     Its status is not stored: `state` derives it from the init process and the exec FIFO
-    (``oci.container.status_of``), as runc does; only a pause, which leaves no other trace
-    than the freezer, is recorded.
+    (``oci.container.status_of``), as runc does, a pause from the freezer; ``paused`` records
+    only what the last pause/resume did.
     """
 
     id: str
@@ -105,6 +105,7 @@ class OciState(Frozen):
     pid_ticks: object = None
     cgroup_created: bool = False  # this container made its cgroup (so delete removes it)
     paused: bool = False
+    freezer_file: str = ""  # what `state` reads for "paused" (CgroupManager.freezer_file)
     poststart_hooks: list = []  # config.json's hooks that run after `create` has returned
     poststop_hooks: list = []
     seccomp_path: str = ""  # the compiled filter, for `exec` ("" without seccomp)

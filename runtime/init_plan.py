@@ -50,6 +50,7 @@ class InitPlan(Frozen):
     umask: int = 0o022  # the command's (OCI process.user.umask), set once the root is made
     exec_stub_fd: int = -1  # sealed exec stub made by the parent (runtime/linux/sealed_exec)
     userns_sync_fd: int = -1  # new user namespace: wait for the parent to write id maps
+    joined_userns: bool = False  # cloned in an existing user namespace: become its root
     sync_fd: int = -1  # wait here for the parent's pre-start hooks ("g" = go on)
     late_sync: bool = False  # ...just before exec instead of before pivot_root (the hooks
     #                          need only the namespaces: bridge networking)

@@ -10,6 +10,9 @@ learns the outcome from pipes only:
   ready optional (create/start split): the child writes "r" once set up and then blocks on
         the plan's start_fd (the OCI exec FIFO) until `start`
   userns optional: a new user namespace waits for the parent to write its id maps
+An existing user namespace (OCI path) is joined by a short-lived helper that clones the init as
+the caller's child (CLONE_PARENT), runc's nsexec stage 1: setns(CLONE_NEWUSER) cannot be undone,
+and the init's new namespaces must be owned by the joined one.
 """
 
 from __future__ import annotations
@@ -92,8 +95,11 @@ def _go(fd: int) -> None:
 
 
 def clone_init(plan: InitPlan, flags: int, *, pre_start_hooks: bool = False,
-               create_start: bool = False, user_namespace: bool = False) -> Launch:
+               create_start: bool = False, user_namespace: bool = False,
+               join_user_ns_fd: int = -1, cgroup_procs: list[str] = ()) -> Launch:
     """Clone with ``flags`` (CLONE_NEW*); the child runs ``plan`` (runtime/child.py).
+    ``join_user_ns_fd``: an existing user namespace the init is cloned in (``cgroup_procs``
+    are joined before it, while the helper is still the host's root).
 
     The pipes are made here and put in the plan; the sealed exec stub too (made by the
     parent: cheaper than in a forked child, see child.new_exec_stub).
@@ -110,8 +116,12 @@ def clone_init(plan: InitPlan, flags: int, *, pre_start_hooks: bool = False,
             flags |= sc.CLONE_NEWUSER
         stub = child.new_exec_stub(err_w)
         plan = plan.replace(err_fd=err_w, sync_fd=sync_r, ready_fd=ready_w,
-                            userns_sync_fd=userns_r, exec_stub_fd=stub)
-        pid = sc.clone_process(flags)
+                            userns_sync_fd=userns_r, exec_stub_fd=stub,
+                            joined_userns=join_user_ns_fd >= 0)
+        if join_user_ns_fd >= 0:
+            pid = _clone_in_user_namespace(plan, flags, join_user_ns_fd, cgroup_procs)
+        else:
+            pid = sc.clone_process(flags)
     except BaseException:
         close_all(err_r, err_w, sync_r, sync_w, ready_r, ready_w, userns_r, userns_w, stub)
         raise
@@ -119,3 +129,34 @@ def clone_init(plan: InitPlan, flags: int, *, pre_start_hooks: bool = False,
         child.run_child(plan)  # never returns
     close_all(err_w, sync_r, ready_w, userns_r, stub, plan.start_fd)
     return Launch(pid, err_r, sync_w, ready_r, userns_w)
+
+
+def _clone_in_user_namespace(plan: InitPlan, flags: int, userns_fd: int,
+                             cgroup_procs: list[str]) -> int:
+    """The init's pid, cloned (as our child) by a helper that joined the user namespace."""
+    pid_r, pid_w = os.pipe2(os.O_CLOEXEC)
+    helper = sc.clone_process(0)
+    if helper == 0:  # only system calls from here: this is a raw copy of the caller
+        code = 1
+        try:
+            os.close(pid_r)
+            for procs in cgroup_procs:
+                with open(procs, "w") as handle:
+                    handle.write("0")
+            sc.setns(userns_fd, sc.CLONE_NEWUSER)
+            pid = sc.clone_process(flags | sc.CLONE_PARENT)
+            if pid == 0:
+                os.close(pid_w)
+                child.run_child(plan)  # never returns
+            os.write(pid_w, str(pid).encode())
+            code = 0
+        except BaseException as exc:
+            os.write(pid_w, f"!cannot join user namespace: {exc}".encode(errors="replace"))
+        finally:
+            os._exit(code)
+    os.close(pid_w)
+    answer = read_all(pid_r).decode(errors="replace")
+    process.wait_status(helper)
+    if not answer.isdigit():
+        raise OSError(answer.lstrip("!") or "user namespace helper failed")
+    return int(answer)

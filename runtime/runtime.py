@@ -21,6 +21,7 @@ from isoinspect.runtime.cgroup_warmup import wait_warmup
 from isoinspect.runtime.cgroups import make_manager
 from isoinspect.runtime.container_state import ContainerState, Status
 from isoinspect.runtime.errors import Conflict, IsoinspectError, NotFound, out_of_space
+from isoinspect.runtime.errors import require_root  # noqa: F401 - callers import it from here
 from isoinspect.runtime.events import container_event
 from isoinspect.runtime.images import ImageStore
 from isoinspect.runtime.init_plan import InitPlan, ProcessPlan
@@ -36,12 +37,6 @@ from isoinspect.runtime.spec import ContainerSpec
 # The set-up modules (rootfs, launch and the child, capabilities, rlimits, seccomp, ctypes'
 # syscalls: ~4 ms of imports) are imported where a container is made or started, so ps, rm,
 # stop and kill, which only read records and signal processes, never load them.
-
-
-def require_root() -> None:
-    if os.geteuid() != 0:
-        raise IsoinspectError("isoinspect must run as root (namespaces, mounts and cgroups "
-                              "need it): try sudo", exit_code=1)
 
 
 class Started:

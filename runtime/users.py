@@ -18,10 +18,14 @@ def _read_entries(path: str) -> list[list[str]]:
         return []
 
 
-def resolve_user(spec: str, etc: str = "/etc") -> tuple[int, int, list[int], str]:
-    """'' / 'root' / '1000' / 'nobody:nogroup' -> (uid, gid, supplementary gids, home)."""
+def resolve_user(spec: str, etc: str = "/etc",
+                 files: tuple[str, str] | None = None) -> tuple[int, int, list[int], str]:
+    """'' / 'root' / '1000' / 'nobody:nogroup' -> (uid, gid, supplementary gids, home).
+    ``files``: the (passwd, group) paths, when not ``etc``'s (an image's, resolved in its
+    root by the caller)."""
+    passwd_path, group_path = files or (f"{etc}/passwd", f"{etc}/group")
     user, _, group = (spec or "0").partition(":")
-    passwd = _read_entries(f"{etc}/passwd")
+    passwd = _read_entries(passwd_path)
     entry = next((e for e in passwd if len(e) >= 6 and (e[0] == user or
                                                           (user.isdigit() and e[2] == user))),
                  None)
@@ -31,7 +35,7 @@ def resolve_user(spec: str, etc: str = "/etc") -> tuple[int, int, list[int], str
         uid, gid, home, name = int(user), 0, "/", ""
     else:
         raise IsoinspectError(f"unable to find user {user}: no matching entries in passwd file")
-    groups = _read_entries(f"{etc}/group")
+    groups = _read_entries(group_path)
     if group:
         if group.isdigit():
             gid = int(group)

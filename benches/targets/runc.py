@@ -79,6 +79,7 @@ class RuncTarget(Target):
         self._ids = itertools.count()
         self._prefix = f"isoinspect-bench-{os.getpid()}"
         self.base: str | None = None
+        self.image_user: tuple[int, int, tuple[int, ...]] = (0, 0, ())
 
     def version(self) -> str:
         if not self.binary:
@@ -105,9 +106,10 @@ class RuncTarget(Target):
         if os.path.isdir(self.rootfs):
             shutil.rmtree(self.rootfs)
         if self.user is not None:
-            from isoinspect.benches.user_image import rootfs
+            from isoinspect.benches.user_image import process_user, rootfs
 
             source = rootfs(self.user, workdir)
+            self.image_user = process_user(self.user, source)
         else:
             source = base_layer_dir(workdir)
         subprocess.run(["cp", "-a", source, self.rootfs], check=True)
@@ -121,7 +123,11 @@ class RuncTarget(Target):
                  ) -> bundle.Workload:
         """What bench and verify both run: only the command, the limits and binds differ."""
         binds = (bundle.Bind(scratch, self.scratch),) if scratch else ()
-        image = {"env": self.user.env, "cwd": self.user.cwd} if self.user else {}
+        image = {}
+        if self.user:  # the image's ENV, WORKDIR and USER, as `docker run` applies them
+            uid, gid, groups = self.image_user
+            image = {"env": self.user.env, "cwd": self.user.cwd, "uid": uid, "gid": gid,
+                     "additional_gids": groups}
         return bundle.Workload(tuple(argv), limits=limits or bundle.Limits(),
                                cgroups_path=f"/{CGROUP_PARENT}/{container_id}", binds=binds,
                                **image)

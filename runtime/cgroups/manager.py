@@ -59,6 +59,12 @@ class CgroupManager:
         """This cgroup's directory per hierarchy key (a v1 controller, or layout.UNIFIED)."""
         raise NotImplementedError
 
+    def freezer_file(self) -> str:
+        """The file that says whether the cgroup is frozen (v1 freezer.state: FROZEN; v2
+        cgroup.events: a "frozen 1" line), for callers that check it without a manager; ""
+        where there is no freezer."""
+        raise NotImplementedError
+
     # ---- shared -------------------------------------------------------------------------------
     def stats(self):
         """Usage, limits and enforcement counters (figures.Figures, the vocabulary the inspector

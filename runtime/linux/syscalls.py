@@ -24,6 +24,7 @@ CLONE_NEWUSER = _namespaces.CLONE_NEWUSER
 CLONE_NEWPID = _namespaces.CLONE_NEWPID
 CLONE_NEWNET = _namespaces.CLONE_NEWNET
 CLONE_NEWTIME = _namespaces.CLONE_NEWTIME
+CLONE_PARENT = 0x00008000  # the new process is the caller's parent's child (runc's stage 2)
 
 # Mount flags (linux/mount.h).
 MS_RDONLY = 1

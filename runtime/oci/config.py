@@ -7,17 +7,16 @@ one-line message; ``validate`` runs them all in order.
 
 from __future__ import annotations
 
-import json
 import os
-import re
 
 from isoinspect.runtime.errors import IsoinspectError
+from isoinspect.runtime.json_lite import loads
 from isoinspect.runtime.linux import namespaces
 
-JOINABLE_NAMESPACES = ("pid", "network", "ipc", "uts", "cgroup", "mount")
+JOINABLE_NAMESPACES = ("pid", "network", "ipc", "uts", "cgroup", "mount", "user")
 HOOK_KINDS = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart",
               "poststop")
-ID_PATTERN = re.compile(r"^[\w+\-.]+$")
+ID_EXTRA_CHARACTERS = "_+-."  # besides letters and digits (runc's ^[\w+-.]+$)
 
 
 INT64_MAX, UINT64_MAX, UINT32_MAX = (1 << 63) - 1, (1 << 64) - 1, (1 << 32) - 1
@@ -34,7 +33,8 @@ def check_number(value: object, where: str, low: int, high: int) -> None:
 
 
 def check_id(container_id: str) -> None:
-    if not container_id or not ID_PATTERN.match(container_id) or container_id in (".", ".."):
+    if not container_id or container_id in (".", "..") or \
+            not all(ch.isalnum() or ch in ID_EXTRA_CHARACTERS for ch in container_id):
         raise ConfigError(f"invalid container id {container_id!r}: use letters, digits, "
                           "'_', '+', '-' and '.'")
 
@@ -44,7 +44,7 @@ def load_config(bundle: str) -> dict:
     path = os.path.join(bundle, "config.json")
     try:
         with open(path) as handle:
-            config = json.load(handle)
+            config = loads(handle.read())
     except FileNotFoundError:
         raise ConfigError(f"bundle {bundle}: config.json not found") from None
     except (OSError, ValueError) as exc:
@@ -159,7 +159,9 @@ def check_namespaces(config: dict, bundle: str) -> None:
 
 
 def check_id_mappings(section: dict) -> None:
-    """A new user namespace needs uid and gid maps that map the container's root."""
+    """A user namespace needs uid and gid maps that map the container's root: a new one gets
+    them written; a joined one has its own, and runc 1.1.5 still wants them (its HostRootUID
+    owns the device nodes), so they are required for both."""
     for key in ("uidMappings", "gidMappings"):
         entries = section.get(key)
         if not isinstance(entries, list) or not entries:

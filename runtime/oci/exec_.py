@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 
 from isoinspect.runtime.container_state import Status
+from isoinspect.runtime.frozen import Frozen
 from isoinspect.runtime.oci import config as cfg
 from isoinspect.runtime.oci import translate
 from isoinspect.runtime.oci.container import OciError, Store, _manager, _write_pid_file, status_of
@@ -28,36 +29,82 @@ def load_process(path: str) -> dict:
     return spec
 
 
-def process_from_bundle(store: Store, cid: str, argv: list[str], cwd: str | None = None,
-                        env: list[str] = (), user: str | None = None,
-                        tty: bool = False) -> dict:
-    """`exec ID ARGS` without --process: the bundle's own process section with these
-    overrides, as runc does (so the command keeps the container's capabilities, user,
-    rlimits and environment; --env adds to it, --cwd and --user replace)."""
-    state = store.load(cid)
-    config = cfg.load_config(state.bundle)
-    spec = dict(config.get("process") or {})
-    spec["args"] = list(argv)
-    spec["env"] = list(spec.get("env") or []) + list(env)
-    spec["terminal"] = bool(tty)
+class ExecFlags(Frozen):
+    """`exec`'s flags that change the process (runc's getProcess): --cwd and --user replace,
+    --env and --additional-gids add, --cap adds a capability (spelt CAP_X; another name is
+    warned about and left out) to every set but inheritable (runc's choice), --no-new-privs sets noNewPrivileges, --tty the terminal."""
+
+    cwd: object = None  # str or None
+    env: list = []
+    user: object = None  # "uid[:gid]" (numbers only, as runc) or None
+    tty: bool = False
+    caps: list = []
+    additional_gids: list = []
+    no_new_privs: bool = False
+
+
+def apply_flags(spec: dict, flags: ExecFlags) -> dict:
+    """A copy of the process section ``spec`` with ``flags`` applied, then validated."""
+    spec = dict(spec)
+    spec["env"] = list(spec.get("env") or []) + list(flags.env)
     spec.setdefault("cwd", "/")
-    if cwd:
-        spec["cwd"] = cwd
-    if user:
-        uid, sep, gid = user.partition(":")
-        spec["user"] = dict(spec.get("user") or {}, uid=int(uid))
+    if flags.tty:
+        spec["terminal"] = True
+    if flags.cwd:
+        spec["cwd"] = flags.cwd
+    user = dict(spec.get("user") or {})
+    if flags.user:
+        uid, sep, gid = flags.user.partition(":")
+        user["uid"] = _number(uid, "uid")
         if sep:
-            spec["user"]["gid"] = int(gid)
+            user["gid"] = _number(gid, "gid")
+    if flags.additional_gids:
+        user["additionalGids"] = list(user.get("additionalGids") or []) + \
+            [_number(str(gid), "additional gid") for gid in flags.additional_gids]
+    spec["user"] = user
+    if flags.caps:
+        caps = {kind: list(names or ()) for kind, names in
+                (spec.get("capabilities") or {}).items()}
+        for kind in ("bounding", "effective", "permitted", "ambient"):
+            caps[kind] = caps.get(kind, []) + list(flags.caps)
+        spec["capabilities"] = caps
+    if flags.no_new_privs:
+        spec["noNewPrivileges"] = True
     cfg.check_process_section(spec)
     return spec
 
 
+def _number(text: str, what: str) -> int:
+    if not text.isdigit():
+        raise cfg.ConfigError(f"parsing {text!r} as int for {what} failed")
+    return int(text)
+
+
+def process_from_bundle(store: Store, cid: str, argv: list[str],
+                        flags: ExecFlags = ExecFlags()) -> dict:
+    """`exec ID ARGS` without --process: the bundle's own process section with the flags
+    applied, as runc does (so the command keeps the container's capabilities, user, rlimits
+    and environment)."""
+    state = store.load(cid)
+    config = cfg.load_config(state.bundle)
+    spec = dict(config.get("process") or {})
+    spec["args"] = list(argv)
+    spec["terminal"] = False
+    return apply_flags(spec, flags)
+
+
 def execute(store: Store, cid: str, spec: dict, detach: bool = False,
-            pid_file: str | None = None, console_socket: str | None = None) -> int:
+            pid_file: str | None = None, console_socket: str | None = None,
+            ignore_paused: bool = False) -> int:
+    """Start ``spec`` in the container; a paused one is refused unless ``ignore_paused``
+    (the process then waits frozen in its cgroup until `resume`, as with runc)."""
     from isoinspect.runtime import enter
 
     state = store.load(cid)
-    if status_of(store, state) not in (Status.RUNNING, Status.CREATED):
+    status = status_of(store, state)
+    if status == Status.PAUSED and not ignore_paused:
+        raise OciError("cannot exec in a paused container (use --ignore-paused to override)")
+    if status not in (Status.RUNNING, Status.CREATED, Status.PAUSED):
         raise OciError("cannot exec in a stopped container")
     terminal = bool(spec.get("terminal"))
     if terminal and not console_socket:

@@ -10,8 +10,9 @@ poststop failures are logged only, as the spec says.
 
 from __future__ import annotations
 
-import json
 import os
+
+from isoinspect.runtime.json_lite import dumps
 
 
 class HookError(Exception):
@@ -29,7 +30,7 @@ def run_hook(hook: dict, state: dict) -> None:
     timeout = hook.get("timeout")
     try:
         result = subprocess.run(args, executable=hook["path"], env=env,
-                                input=json.dumps(state).encode(), capture_output=True,
+                                input=dumps(state).encode(), capture_output=True,
                                 timeout=timeout if timeout and timeout > 0 else None,
                                 close_fds=True)
     except subprocess.TimeoutExpired:
@@ -57,7 +58,7 @@ def run_hooks_in_child(hooks: list[dict], state: dict) -> None:
         state["pid"] = int(os.readlink("/proc/self"))  # the host's /proc: the host pid
     except (OSError, ValueError):
         pass
-    data = json.dumps(state).encode()
+    data = dumps(state).encode()
     for hook in hooks:
         read_fd, write_fd = os.pipe()
         pid = os.fork()

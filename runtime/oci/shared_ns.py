@@ -7,6 +7,8 @@
 - No mount namespace in linux.namespaces: the container shares the runtime's (the spec), the
   bundle's mounts are made below root.path there and outlive the init; ``delete`` detaches
   them (``undo_mounts``), which runc leaves to the caller.
+- A user namespace given by path is joined by a helper that clones the init (runtime/launch.py);
+  the runtime's own one by path is no namespace to join (setns would refuse it).
 - A new user namespace: the runtime writes the bundle's uidMappings/gidMappings, with the
   code of `run --userns remap` (runtime/userns.py).
 """
@@ -29,6 +31,23 @@ def join_mount_namespace(plan, path: str | None):
     return plan.replace(mount_ns_fd=fd)
 
 
+def open_user_namespace(path: str | None) -> int:
+    """A descriptor of the user namespace at ``path`` to clone the init in, or -1 when none is
+    given or it is the runtime's own (the container then shares it, as with no entry)."""
+    if not path:
+        return -1
+    from isoinspect.runtime.oci.config import ConfigError
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise ConfigError(f"cannot open user namespace {path}: {exc.strerror}") from None
+    joined, mine = os.fstat(fd), os.stat("/proc/self/ns/user")
+    if (joined.st_dev, joined.st_ino) == (mine.st_dev, mine.st_ino):
+        os.close(fd)
+        return -1
+    return fd
+
+
 def mount_targets(rootfs: str, mounts: list[dict]) -> list[str]:
     """Where the bundle's mounts land below ``rootfs`` (symlinks resolved inside it, as the
     init resolves them), as /proc/self/mountinfo names them."""
@@ -41,6 +60,8 @@ def mount_targets(rootfs: str, mounts: list[dict]) -> list[str]:
 
 def undo_mounts(targets: list[str], warn) -> None:
     """Detach what a container sharing the runtime's mount namespace mounted, deepest first."""
+    if not targets:  # the usual case: no ctypes for `delete`
+        return
     from isoinspect.runtime.linux.mount_tree import detach_tree
     for target in sorted(set(targets), key=len, reverse=True):
         try:

@@ -20,12 +20,14 @@ def linux(config: dict) -> dict:
 def namespaces(config: dict) -> tuple[int, list[tuple[str, str]], set[str]]:
     """(clone flags for new namespaces except cgroup, [(kind, path) the runtime joins before
     the clone], new kinds). A mount namespace given by path is joined by the init itself
-    (``mount_namespace_path``): the runtime must keep its own file system view."""
+    (``mount_namespace_path``): the runtime must keep its own file system view; a user
+    namespace by a helper that clones the init (``user_namespace_path``): joining one cannot
+    be undone."""
     flags, joins, new = 0, [], set()
     for entry in linux(config).get("namespaces") or ():
         kind, path = entry["type"], entry.get("path")
         if path:
-            if kind != "mount":
+            if kind not in ("mount", "user"):
                 joins.append((kind, path))
         else:
             new.add(kind)
@@ -34,11 +36,20 @@ def namespaces(config: dict) -> tuple[int, list[tuple[str, str]], set[str]]:
     return flags, joins, new
 
 
-def mount_namespace_path(config: dict) -> str | None:
+def joined_path(config: dict, kind: str) -> str | None:
+    """The path of the ``kind`` namespace the bundle joins, or None (new or the runtime's)."""
     for entry in linux(config).get("namespaces") or ():
-        if entry["type"] == "mount" and entry.get("path"):
+        if entry["type"] == kind and entry.get("path"):
             return entry["path"]
     return None
+
+
+def mount_namespace_path(config: dict) -> str | None:
+    return joined_path(config, "mount")
+
+
+def user_namespace_path(config: dict) -> str | None:
+    return joined_path(config, "user")
 
 
 def namespace_kinds(config: dict) -> set[str]:

@@ -40,24 +40,32 @@ def _no_docker_image_left(pid: int) -> None:
     assert left == []
 
 
-def test_own_image_and_command_in_every_target(iso, tmp_path):
+def _bench_built_image(iso, tmp_path, dockerfile: str, tag: str, targets: str,
+                       *command: str) -> tuple[str, int]:
+    """Build ``dockerfile`` (with a /mark file in its context) as ``tag`` and bench ``command``
+    in it on ``targets``, which must all succeed: (stdout, the bench's pid)."""
     context = tmp_path / "context"
     context.mkdir()
     (context / "mark").write_text("from-the-image\n")
-    (context / "Dockerfile").write_text("FROM busybox\nCOPY mark /mark\nENV MARK=yes\n"
-                                        "WORKDIR /work\n")
-    iso("build", "--network", "none", "-t", "isoinspect-benchimg:1", str(context), check=True,
-        timeout=300)
-    bench, out, err = _bench(iso, tmp_path, "--targets", TARGETS, "--image",
-                             "isoinspect-benchimg:1", "--", "sh", "-c", CHECK)
+    (context / "Dockerfile").write_text(dockerfile)
+    iso("build", "--network", "none", "-t", tag, str(context), check=True, timeout=300)
+    bench, out, err = _bench(iso, tmp_path, "--targets", targets, "--image", tag, "--",
+                             *command)
     assert bench.returncode == 0, out + err
     results = _lifecycle(_record(tmp_path))
-    for target in TARGETS.split(","):
+    for target in targets.split(","):
         assert results[target]["status"] == "ok", results[target]
         assert len(results[target]["samples"]) == 3
+    return out, bench.pid
+
+
+def test_own_image_and_command_in_every_target(iso, tmp_path):
+    out, pid = _bench_built_image(iso, tmp_path, "FROM busybox\nCOPY mark /mark\nENV MARK=yes\n"
+                                  "WORKDIR /work\n", "isoinspect-benchimg:1", TARGETS,
+                                  "sh", "-c", CHECK)
     assert "image isoinspect-benchimg:1: sh -c" in out
     assert _record(tmp_path)["config"]["image"] == "isoinspect-benchimg:1"
-    _no_docker_image_left(bench.pid)
+    _no_docker_image_left(pid)
 
 
 def test_busybox_echo_records_results(iso, tmp_path):
@@ -101,3 +109,22 @@ def test_targets_that_cannot_run_an_image_say_why(iso, tmp_path):
     results = _lifecycle(_record(tmp_path))
     assert results["qemu"]["status"] == "unsupported"
     assert results["unshare"]["status"] == "ok"  # named: it runs `true` on the host
+
+
+def test_image_user_applies_in_every_target(iso, tmp_path):
+    """The image's USER (a name, resolved in the image's /etc/passwd and /etc/group as `run`
+    and Docker resolve it) is the process user of runc's and runsc's bundles too (crun
+    refuses this hybrid host): the command fails the bench unless it runs as nobody
+    (65534:65534) with the image's group membership."""
+    check = 'test "$(id -u):$(id -g)" = 65534:65534 && id -G | grep -qw 4343'
+    _, pid = _bench_built_image(
+        iso, tmp_path, "FROM busybox\nRUN echo 'isoinspect-extra:x:4343:nobody' >> /etc/group\n"
+        "USER nobody\n", "isoinspect-benchuser:1", "isoinspect-cli,runc,runsc,docker",
+        "sh", "-c", check)
+    _no_docker_image_left(pid)
+    # The same check as root fails, in runc's bundle as in Docker: the bench says so.
+    bench, out, err = _bench(iso, tmp_path, "--targets", "runc,docker", "--image", "busybox",
+                             "--", "sh", "-c", check)
+    assert bench.returncode == 1 and "runc: Command terminated with non-zero exit code: 1" \
+        in err and "docker: Command terminated with non-zero exit code: 1" in err, err
+    iso("rmi", "isoinspect-benchuser:1")

@@ -258,25 +258,38 @@ def test_apparmor_profile_on_a_host_without_apparmor(peers):
     assert runc.code == 1 and "unable to apply apparmor profile" in runc.err
 
 
+def _started(peers, runtime: str, bundle: str, tag: str) -> str:
+    """A container of ``bundle`` created and started under ``runtime``: its id."""
+    cid = peers.cid(runtime, tag)
+    for step in (["create", "--bundle", bundle, cid], ["start", cid]):
+        done = subprocess.run([*peers.exe(runtime), *step], stdin=subprocess.DEVNULL,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)
+        assert done.returncode == 0, (runtime, step)
+    return cid
+
+
+def _user_1000_with(caps: list[str], **process):
+    """A mutation: uid 1000 (gid 1000, additional gid 9) holding ``caps`` in all five sets."""
+    def mutate(config):
+        config["process"]["capabilities"] = {kind: list(caps) for kind in
+                                             ("bounding", "effective", "permitted",
+                                              "inheritable", "ambient")}
+        config["process"]["user"] = {"uid": 1000, "gid": 1000, "additionalGids": [9]}
+        config["process"].update(process)
+    return mutate
+
+
 def test_exec_without_a_process_file_gets_the_bundles_process(peers):
     """`exec ID CMD`: the bundle's process section (user, additionalGids, capabilities, env)
     with the command replaced, as runc reads it from the bundle."""
     wanted = ["CAP_KILL", "CAP_NET_BIND_SERVICE"]
 
     def mutate(config):
-        config["process"]["capabilities"] = {kind: list(wanted) for kind in
-                                             ("bounding", "effective", "permitted",
-                                              "inheritable", "ambient")}
-        config["process"]["user"] = {"uid": 1000, "gid": 1000, "additionalGids": [9]}
+        _user_1000_with(wanted)(config)
         config["process"]["env"].append("ISOINSPECT_FROM_BUNDLE=yes")
     bundle = peers.bundle(mutate, args=["sleep", "60"])
     for runtime in ("iso", "runc"):
-        cid = peers.cid(runtime, "-exec")
-        for step in (["create", "--bundle", bundle, cid], ["start", cid]):
-            done = subprocess.run([*peers.exe(runtime), *step], stdin=subprocess.DEVNULL,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                  timeout=60)
-            assert done.returncode == 0, (runtime, step)
+        cid = _started(peers, runtime, bundle, "-exec")
         done = subprocess.run([*peers.exe(runtime), "exec", "--env", "ISOINSPECT_EXTRA=1", cid,
                                "sh", "-c", READBACK + "; echo env: $ISOINSPECT_FROM_BUNDLE"
                                "$ISOINSPECT_EXTRA"], capture_output=True, text=True, timeout=60)
@@ -287,6 +300,68 @@ def test_exec_without_a_process_file_gets_the_bundles_process(peers):
             ("1000", "9", "yes1"), runtime
         subprocess.run([*peers.exe(runtime), "delete", "--force", cid], capture_output=True,
                        timeout=60)
+
+
+EXEC_READBACK = READBACK + "; grep NoNewPrivs /proc/self/status; echo cwd: $(pwd); echo env: $A"
+EXEC_FIELDS = ("Uid", "Gid", "Groups", "CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb",
+               "NoNewPrivs", "cwd", "env")
+
+
+def test_exec_flags_read_back_against_runc(peers):
+    """exec --user/--additional-gids/--cap/--no-new-privs/--cwd/--env change the bundle's
+    process as runc's do (--cap: every set but inheritable, so a non-root user cannot raise
+    it as ambient); a paused container refuses exec unless --ignore-paused, whose process
+    waits frozen until `resume`."""
+    wanted = ["CAP_KILL", "CAP_NET_BIND_SERVICE"]
+    bundle = peers.bundle(_user_1000_with(wanted, noNewPrivileges=False), args=["sleep", "120"])
+    runs = {
+        "root": ["--user", "0:0", "--cap", "CAP_CHOWN", "-g", "4242", "-g", "5", "--cwd", "/tmp", "--env", "A=1", "--no-new-privs"],
+        "user": ["--cap", "CAP_CHOWN", "--cap", "CAP_SYS_TIME", "--user", "1000"],
+        "plain": [],
+    }
+    seen: dict[str, dict] = {}
+    for runtime in ("iso", "runc"):
+        cid = _started(peers, runtime, bundle, "-x")
+        for name, flags in runs.items():
+            done = subprocess.run([*peers.exe(runtime), "exec", *flags, cid, "sh", "-c",
+                                   EXEC_READBACK], capture_output=True, text=True, timeout=60)
+            assert done.returncode == 0, (runtime, name, done.stderr)
+            fields = parse(done.stdout)
+            seen[f"{runtime}.{name}"] = {key: fields.get(key) for key in EXEC_FIELDS}
+        bad = subprocess.run([*peers.exe(runtime), "exec", "--user", "nobody", cid, "true"],
+                             capture_output=True, text=True, timeout=60)
+        seen[f"{runtime}.bad_user"] = {"code": bad.returncode,
+                                       "says": "as int for uid failed" in bad.stderr}
+        assert subprocess.run([*peers.exe(runtime), "pause", cid]).returncode == 0
+        refused = subprocess.run([*peers.exe(runtime), "exec", cid, "true"],
+                                 capture_output=True, text=True, timeout=60)
+        waiting = subprocess.Popen([*peers.exe(runtime), "exec", "--ignore-paused", cid,
+                                    "echo", "thawed"], stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True)
+        time.sleep(1.5)
+        frozen = waiting.poll() is None
+        assert subprocess.run([*peers.exe(runtime), "resume", cid]).returncode == 0
+        out, err = waiting.communicate(timeout=60)
+        seen[f"{runtime}.paused"] = {
+            "refused": (refused.returncode, "use --ignore-paused to override" in refused.stderr),
+            "waited_frozen": frozen, "after_resume": (waiting.returncode, out.strip())}
+        subprocess.run([*peers.exe(runtime), "delete", "--force", cid], capture_output=True,
+                       timeout=60)
+    kill, bind, chown, time_ = (cap_mask(n) for n in ("KILL", "NET_BIND_SERVICE", "CHOWN",
+                                                       "SYS_TIME"))
+    root, user = seen["iso.root"], seen["iso.user"]
+    assert (root["Uid"], root["Gid"], root["Groups"]) == ("0\t0\t0\t0", "0\t0\t0\t0",
+                                                          "5 9 4242"), root
+    assert (root["NoNewPrivs"], root["cwd"], root["env"]) == ("1", "/tmp", "1"), root
+    assert int(root["CapEff"], 16) == kill | bind | chown, root
+    assert int(user["CapBnd"], 16) == kill | bind | chown | time_, user
+    assert int(user["CapEff"], 16) == kill | bind and user["Uid"].startswith("1000"), user
+    assert seen["iso.plain"]["NoNewPrivs"] == "0"
+    assert seen["iso.bad_user"] == {"code": 255, "says": True}  # runc's code for exec
+    assert seen["iso.paused"] == {"refused": (255, True), "waited_frozen": True,
+                                  "after_resume": (0, "thawed")}
+    for key in ("root", "user", "plain", "bad_user", "paused"):  # runc 1.1.5 agrees
+        assert seen[f"runc.{key}"] == seen[f"iso.{key}"], key
 
 
 # ---- namespaces ----------------------------------------------------------------------------
@@ -397,6 +472,57 @@ def test_user_namespace_with_the_bundles_mappings(peers):
         assert not outcome.ns_same_as_runtime("user")
         assert outcome.fields["null"] == "3" and outcome.fields["CapEff"] == \
             _hex(cap_mask("AUDIT_WRITE", "KILL", "NET_BIND_SERVICE"))
+
+
+def _user_namespace_holder() -> subprocess.Popen:
+    """A process in a user namespace of its own, mapped by the test (as root): 0 -> 100000."""
+    holder = subprocess.Popen(["unshare", "--user", "sleep", "300"])
+    deadline = time.monotonic() + 10
+    while os.readlink(f"/proc/{holder.pid}/ns/user") == os.readlink("/proc/self/ns/user"):
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    for name in ("uid_map", "gid_map"):
+        with open(f"/proc/{holder.pid}/{name}", "w") as handle:
+            handle.write("0 100000 65536\n")
+    return holder
+
+
+def test_joining_a_user_namespace_by_path(peers):
+    """linux.namespaces [{type: user, path}]: the init runs in that namespace with its maps
+    (the bundle's are required by runc 1.1.5 but not written), as its root, and the new
+    namespaces belong to it: proc is mounted, the hostname set, devices bound."""
+    mapping = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    for runtime in ("iso", "runc"):
+        holder = _user_namespace_holder()
+        try:
+            def mutate(config, pid=holder.pid, maps=True):
+                config["linux"]["namespaces"] = [{"type": "user",
+                                                  "path": f"/proc/{pid}/ns/user"}] + \
+                    [{"type": t} for t in ("mount", "pid", "ipc", "uts", "network", "cgroup")]
+                if maps:
+                    config["linux"].update(uidMappings=mapping, gidMappings=mapping)
+                config["process"]["args"][-1] += ("; echo uidmap: $(cat /proc/self/uid_map); "
+                                                  "echo null: $(head -c 3 /dev/zero | wc -c)")
+            outcome = peers.run(runtime, peers.bundle(mutate, tag=runtime), tag="-j")
+            assert outcome.code == 0, (runtime, outcome.err)
+            fields = outcome.fields
+            assert fields["ns.user"] == os.readlink(f"/proc/{holder.pid}/ns/user"), runtime
+            assert fields["uidmap"] == "0 100000 65536", runtime
+            assert fields["Uid"] == "0\t0\t0\t0" and fields["hostname"] == "runc", runtime
+            assert fields["null"] == "3" and fields["CapEff"] == \
+                _hex(cap_mask("AUDIT_WRITE", "KILL", "NET_BIND_SERVICE")), runtime
+            assert not outcome.ns_same_as_runtime("pid") and \
+                fields["ns.pid"] != os.readlink(f"/proc/{holder.pid}/ns/pid"), runtime
+            # No mappings at all: runc 1.1.5 wants them even for a joined namespace.
+            refused = peers.run(runtime, peers.bundle(
+                lambda config, pid=holder.pid: mutate(config, pid, maps=False),
+                tag=f"{runtime}-nomap"), tag="-n")
+            assert refused.code == 1, (runtime, refused.out)
+            assert ("linux.uidMappings is required" if runtime == "iso" else
+                    "no uid mappings found") in refused.err, (runtime, refused.err)
+        finally:
+            holder.kill()
+            holder.wait()
 
 
 def test_user_namespace_root_that_cannot_reach_root_path(peers, tmp_path, rootfs):

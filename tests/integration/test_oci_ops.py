@@ -271,6 +271,56 @@ def test_pause_resume_and_paused_kill_delete(runtimes):
     assert results["runc"] == runc_expected, results["runc"]
 
 
+def _write_freezer(cid: str, frozen: bool) -> None:
+    """Freeze or thaw the container's cgroup by writing its file directly (no runtime), then
+    wait (generously) for the kernel to finish."""
+    dirs = make_manager(f"isoinspect-oci/{cid}").hierarchy_dirs()
+    if "freezer" in dirs:
+        path, value = os.path.join(dirs["freezer"], "freezer.state"), \
+            ("FROZEN" if frozen else "THAWED")
+    else:
+        path, value = os.path.join(dirs[UNIFIED], "cgroup.freeze"), str(int(frozen))
+    with open(path, "w") as handle:
+        handle.write(value)
+    deadline = time.monotonic() + 20
+    while _frozen(cid) != frozen:
+        assert time.monotonic() < deadline, f"{path} still not {value}"
+        time.sleep(0.05)
+
+
+def _freezer_behind_the_back(runc: Runc, cid: str) -> dict:
+    seen = {}
+    _start(runc, cid, ["sleep", "1000"], f"b-{cid}")
+    _write_freezer(cid, True)
+    seen["frozen_directly"] = runc.state(cid)["status"]
+    seen["resume"] = runc("resume", cid).returncode
+    seen["after_resume"] = (runc.state(cid)["status"], _frozen(cid))
+    seen["pause"] = runc("pause", cid).returncode
+    _write_freezer(cid, False)
+    seen["thawed_directly"] = runc.state(cid)["status"]
+    seen["resume_thawed"] = runc("resume", cid).returncode
+    seen["list"] = [line.split()[2] for line in runc("list").stdout.splitlines()[1:]
+                    if line.split()[0] == cid]
+    _write_freezer(cid, True)
+    seen["delete_frozen"] = runc("delete", cid).returncode
+    seen["delete_force_frozen"] = runc("delete", "--force", cid).returncode
+    seen["gone"] = not _cgroup_dirs(cid)
+    return seen
+
+
+def test_state_reads_the_freezer(runtimes):
+    """A container frozen by writing its cgroup's freezer file (not through `pause`) is
+    "paused" for state, list, resume and delete; one thawed that way is running: as runc."""
+    results = {name: _freezer_behind_the_back(runc, f"isoinspect-fz{i}")
+               for i, (name, runc) in enumerate(runtimes.items())}
+    expected = {"frozen_directly": "paused", "resume": 0, "after_resume": ("running", False),
+                "pause": 0, "thawed_directly": "running", "resume_thawed": 1,
+                "list": ["running"], "delete_frozen": 1, "delete_force_frozen": 0,
+                "gone": True}
+    assert results["isoinspect-runc"] == expected, results
+    assert results["runc"] == expected, results  # runc 1.1.5 reads the freezer too
+
+
 def _namespace_config(kind: str, searchable_root: str):
     def mutate(config: dict) -> None:
         config["linux"]["namespaces"] = [{"type": kind}] + \

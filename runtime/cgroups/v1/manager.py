@@ -87,6 +87,9 @@ class V1Manager(CgroupManager):
     def _can_freeze(self) -> bool:
         return "freezer" in self.mounts
 
+    def freezer_file(self) -> str:
+        return self._freezer_dir() + "/" + freezer.STATE if self._can_freeze() else ""
+
     def hierarchy_dirs(self) -> dict[str, str]:
         found = dict(self._by_controller)
         if self.unified:

@@ -71,6 +71,9 @@ class V2Manager(CgroupManager):
     def _can_freeze(self) -> bool:
         return fs.has_file(self.dir, "cgroup.freeze")
 
+    def freezer_file(self) -> str:
+        return self.dir + "/cgroup.events"
+
     def kill_all(self, sig: int = SIGKILL, timeout: float = 2.0) -> int:
         """SIGKILL through cgroup.kill (Linux 5.14+: atomic, forks included); other signals, or
         older kernels, freeze and signal each process (CgroupManager.kill_all)."""

@@ -1,0 +1,113 @@
+"""JSON in and out without ``import json``, for the commands containerd runs per container.
+
+``import json`` imports ``re`` (and with it enum, functools, collections): ~5 ms of the ~15 ms
+an ``isoinspect-runc state`` spends importing. The parsing and string escaping are C code in
+``_json`` anyway; this module drives them directly: ``loads`` through the C scanner (the one
+``json.loads`` uses), ``dumps`` with ``json.dumps``' output for the plain values a state file
+or the OCI state holds (dict with str keys, list, str, int, float, bool, None). Anything else,
+or a Python without ``_json``, goes through the json module.
+"""
+
+from __future__ import annotations
+
+try:
+    import _json
+except ImportError:  # pragma: no cover - CPython always has it
+    _json = None
+
+
+class _Context:
+    """The attributes the C scanner reads from a JSONDecoder (json.decoder's defaults)."""
+
+    strict = True
+    object_hook = None
+    object_pairs_hook = None
+    parse_float = float
+    parse_int = int
+
+    @staticmethod
+    def parse_constant(name: str) -> float:
+        return {"-Infinity": float("-inf"), "Infinity": float("inf"), "NaN": float("nan")}[name]
+
+
+_scan = _json.make_scanner(_Context()) if _json is not None else None
+
+
+def loads(text: str | bytes):
+    """json.loads for a whole document; ValueError (json.JSONDecodeError's base) if it is
+    not one."""
+    if isinstance(text, bytes):
+        text = text.decode()
+    if _scan is None:
+        import json
+        return json.loads(text)
+    start = _skip_space(text, 0)
+    try:
+        value, end = _scan(text, start)
+    except StopIteration:
+        raise ValueError(f"Expecting value: char {start}") from None
+    if _skip_space(text, end) != len(text):
+        raise ValueError(f"Extra data: char {end}")
+    return value
+
+
+def _skip_space(text: str, index: int) -> int:
+    while index < len(text) and text[index] in " \t\n\r":
+        index += 1
+    return index
+
+
+def dumps(value, indent: int | None = None) -> str:
+    """json.dumps(value, indent=indent), byte for byte, for plain values."""
+    if _json is None:
+        import json
+        return json.dumps(value, indent=indent)
+    parts: list[str] = []
+    _dump(value, parts, indent, 0)
+    return "".join(parts)
+
+
+def _dump(value, parts: list[str], indent: int | None, depth: int) -> None:
+    if isinstance(value, str):
+        parts.append(_json.encode_basestring_ascii(value))
+    elif value is None:
+        parts.append("null")
+    elif value is True:
+        parts.append("true")
+    elif value is False:
+        parts.append("false")
+    elif isinstance(value, int):
+        parts.append(int.__repr__(value))
+    elif isinstance(value, float) and value == value and value not in (float("inf"),
+                                                                       float("-inf")):
+        parts.append(float.__repr__(value))
+    elif isinstance(value, dict) and all(isinstance(key, str) for key in value):
+        _dump_items([(_json.encode_basestring_ascii(k) + ": ", v) for k, v in value.items()],
+                    "{", "}", parts, indent, depth)
+    elif isinstance(value, (list, tuple)):
+        _dump_items([("", v) for v in value], "[", "]", parts, indent, depth)
+    else:  # NaN, non-str keys, other types: the json module's rules and errors
+        import json
+        text = json.dumps(value, indent=indent)
+        if indent is not None and depth:
+            text = text.replace("\n", "\n" + " " * (indent * depth))
+        parts.append(text)
+
+
+def _dump_items(items: list[tuple[str, object]], opening: str, closing: str,
+                parts: list[str], indent: int | None, depth: int) -> None:
+    if not items:
+        parts.append(opening + closing)
+        return
+    if indent is None:
+        inner, separator, outer = "", ", ", ""
+    else:
+        inner = "\n" + " " * (indent * (depth + 1))
+        separator, outer = "," + inner, "\n" + " " * (indent * depth)
+    parts.append(opening + inner)
+    for number, (prefix, item) in enumerate(items):
+        if number:
+            parts.append(separator)
+        parts.append(prefix)
+        _dump(item, parts, indent, depth + 1)
+    parts.append(outer + closing)
