@@ -23,7 +23,7 @@ def set_size(fd: int, rows: int, cols: int) -> None:
 
 
 def send_master(socket_path: str, master: int) -> None:
-    import array  # noqa: F401  (send_on needs it: loaded before the caller leaves the host root)
+    import array  # noqa: F401  (for send_on, loaded before the root changes)
     import socket
 
     name = "/dev/ptmx"  # what runc sends: the master's name
