@@ -87,6 +87,28 @@ def test_hot_commands_import_neither_click_nor_pyroute2(iso, args):
     assert not found, (args, sorted(found))
 
 
+@pytest.mark.parametrize("args", [("ps", "-a"), ("rm", "nope"), ("stop", "nope"),
+                                  ("kill", "nope")])
+def test_state_readers_load_no_start_modules(iso, args):
+    """ps, rm, stop and kill read records and signal: the start path's modules, the image
+    store, collections (via collections.abc) and, for ps, the cgroup drivers stay unloaded."""
+    iso("run", "--rm", "--network", "none", "busybox", "true", check=True)  # caches made
+    iso("run", "-d", "--network", "none", "--name", "isoinspect-fast-ps", "busybox", "sleep",
+        "60", check=True)  # a running container: ps reads its freezer
+    try:
+        modules = _imported(iso, *args)
+    finally:
+        iso("rm", "-f", "isoinspect-fast-ps")
+    assert "isoinspect.runtime.runtime" in modules, sorted(modules)
+    start = {"collections", "isoinspect.runtime.images", "isoinspect.runtime.cgroup_warmup",
+             "isoinspect.runtime.init_plan", "isoinspect.runtime.spec",
+             "isoinspect.runtime.signal_forwarding", "isoinspect.runtime.linux.namespaces",
+             "isoinspect.runtime.cgroups.resources"}
+    if args[0] == "ps":
+        start |= {"isoinspect.runtime.cgroups.v1.manager", "isoinspect.runtime.cgroups.v2.manager"}
+    assert not start & modules, (args, sorted(start & modules))
+
+
 def _links() -> set[str]:
     return set(os.listdir("/sys/class/net"))
 
