@@ -105,6 +105,7 @@ def test_state_readers_load_no_start_modules(iso, args):
              "isoinspect.runtime.init_plan", "isoinspect.runtime.spec",
              "isoinspect.runtime.signal_forwarding", "isoinspect.runtime.linux.namespaces",
              "isoinspect.runtime.cgroups.resources"}
+    start |= {f"isoinspect.runtime.cgroups.v1.{c}" for c in ("cpu", "memory", "pids", "blkio")}
     if args[0] == "ps":
         start |= {"isoinspect.runtime.cgroups.v1.manager", "isoinspect.runtime.cgroups.v2.manager"}
     assert not start & modules, (args, sorted(start & modules))
