@@ -14,6 +14,7 @@ learns the outcome from pipes only:
 
 from __future__ import annotations
 
+import errno
 import os
 
 from isoinspect.runtime import child, process
@@ -91,12 +92,40 @@ def _go(fd: int) -> None:
         os.close(fd)
 
 
+# Whether clone3(CLONE_INTO_CGROUP) works here: None until the first try, False once the
+# kernel (< 5.7) or a seccomp filter refused it, so later starts go straight to clone.
+_into_cgroup_works: bool | None = None
+_REFUSED = (errno.ENOSYS, errno.EPERM, errno.E2BIG)
+
+
+def _clone(plan: InitPlan, flags: int, into_cgroup: str | None) -> tuple[int, InitPlan]:
+    """Clone the first process; with ``into_cgroup`` (a v2 directory, the plan's one
+    cgroup.procs file) the kernel puts it there at birth and the child writes nothing.
+    The plan the child must follow comes back with the pid."""
+    global _into_cgroup_works
+    if into_cgroup is not None and _into_cgroup_works is not False:
+        try:
+            fd = os.open(into_cgroup, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            try:
+                pid = sc.clone_into_cgroup(flags, fd)
+            finally:
+                os.close(fd)  # in the child too: it has no use for it
+            _into_cgroup_works = True
+            return pid, plan.replace(cgroup_procs=[])
+        except OSError as exc:  # no child exists: the write below gives its usual error
+            if exc.errno in _REFUSED:
+                _into_cgroup_works = False
+    return sc.clone_process(flags), plan
+
+
 def clone_init(plan: InitPlan, flags: int, *, pre_start_hooks: bool = False,
-               create_start: bool = False, user_namespace: bool = False) -> Launch:
+               create_start: bool = False, user_namespace: bool = False,
+               into_cgroup: str | None = None) -> Launch:
     """Clone with ``flags`` (CLONE_NEW*); the child runs ``plan`` (runtime/child.py).
 
     The pipes are made here and put in the plan; the sealed exec stub too (made by the
-    parent: cheaper than in a forked child, see child.new_exec_stub).
+    parent: cheaper than in a forked child, see child.new_exec_stub). ``into_cgroup``: on
+    pure cgroup v2, the container's cgroup directory, which it is cloned into.
     """
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
     sync_r = sync_w = ready_r = ready_w = userns_r = userns_w = stub = -1
@@ -111,7 +140,7 @@ def clone_init(plan: InitPlan, flags: int, *, pre_start_hooks: bool = False,
         stub = child.new_exec_stub(err_w)
         plan = plan.replace(err_fd=err_w, sync_fd=sync_r, ready_fd=ready_w,
                             userns_sync_fd=userns_r, exec_stub_fd=stub)
-        pid = sc.clone_process(flags)
+        pid, plan = _clone(plan, flags, into_cgroup)
     except BaseException:
         close_all(err_r, err_w, sync_r, sync_w, ready_r, ready_w, userns_r, userns_w, stub)
         raise

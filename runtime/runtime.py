@@ -185,6 +185,10 @@ class Runtime:
             flags |= namespaces.CLONE_NEWNET
         user_namespace = bool(record.userns)
         cgroup_procs = plan.cgroup_procs
+        # Pure v2: cloned straight into its cgroup (no cgroup.procs write, launch._clone)
+        into_cgroup = None
+        if self._cgroup_mode() == "unified" and len(cgroup_procs) == 1 and not user_namespace:
+            into_cgroup = os.path.dirname(cgroup_procs[0])
         if user_namespace:
             # Joined by us: the cgroup files belong to the host's root, whom the child is not.
             plan = plan.replace(cgroup_procs=[])
@@ -193,7 +197,7 @@ class Runtime:
         wait_warmup()
         try:
             launch = clone_init(plan, flags, pre_start_hooks=bool(hooks),
-                                user_namespace=user_namespace)
+                                user_namespace=user_namespace, into_cgroup=into_cgroup)
         except BaseException:
             monitor.__exit__(None, None, None)
             raise
