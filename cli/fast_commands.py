@@ -84,7 +84,8 @@ def run_fast(root: str | None, command: str, args: list[str]) -> int | None:
 
 
 def _runtime(root: str | None):
-    from isoinspect.runtime.runtime import Runtime, require_root
+    from isoinspect.runtime.errors import require_root
+    from isoinspect.runtime.runtime import Runtime
 
     require_root()
     return Runtime(root)

@@ -8,7 +8,9 @@ the decorator: ``ps``'s fast path (cli/fast_commands.py) prints through emit too
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Mapping, Sequence
+# collections.abc's classes, from the module os has already loaded: collections.abc itself
+# imports collections (~1.5 ms on ps's fast path)
+from _collections_abc import Callable, Mapping, Sequence
 
 from isoinspect.cli.template import format_rows
 from isoinspect.runtime.errors import UsageError

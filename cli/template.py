@@ -10,7 +10,9 @@ dataclasses (~14 ms together), nor re (parsed by hand) nor json (only for ``{{js
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+# collections.abc's classes, from the module os has already loaded: collections.abc itself
+# imports collections (~1.5 ms on ps's fast path)
+from _collections_abc import Callable, Mapping, Sequence
 
 from isoinspect.runtime.errors import DAEMON_EXIT_CODE, UsageError
 

@@ -88,6 +88,13 @@ class Conflict(IsoinspectError):
     """A name already in use, a running container that must be stopped first, ..."""
 
 
+def require_root() -> None:
+    """Namespaces, mounts and cgroups need root: say so once, before touching anything."""
+    if os.geteuid() != 0:
+        raise IsoinspectError("isoinspect must run as root (namespaces, mounts and cgroups "
+                              "need it): try sudo", exit_code=1)
+
+
 def out_of_space(exc: BaseException, where: str) -> IsoinspectError | None:
     """A one-line error for ENOSPC/EDQUOT while writing under ``where``; None for others."""
     if isinstance(exc, OSError) and exc.errno in (28, 122):  # ENOSPC, EDQUOT

@@ -17,6 +17,7 @@ and the init's new namespaces must be owned by the joined one.
 
 from __future__ import annotations
 
+import errno
 import os
 
 from isoinspect.runtime import child, process
@@ -94,15 +95,43 @@ def _go(fd: int) -> None:
         os.close(fd)
 
 
+# Whether clone3(CLONE_INTO_CGROUP) works here: None until the first try, False once the
+# kernel (< 5.7) or a seccomp filter refused it, so later starts go straight to clone.
+_into_cgroup_works: bool | None = None
+_REFUSED = (errno.ENOSYS, errno.EPERM, errno.E2BIG)
+
+
+def _clone(plan: InitPlan, flags: int, into_cgroup: str | None) -> tuple[int, InitPlan]:
+    """Clone the first process; with ``into_cgroup`` (a v2 directory, the plan's one
+    cgroup.procs file) the kernel puts it there at birth and the child writes nothing.
+    The plan the child must follow comes back with the pid."""
+    global _into_cgroup_works
+    if into_cgroup is not None and _into_cgroup_works is not False:
+        try:
+            fd = os.open(into_cgroup, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            try:
+                pid = sc.clone_into_cgroup(flags, fd)
+            finally:
+                os.close(fd)  # in the child too: it has no use for it
+            _into_cgroup_works = True
+            return pid, plan.replace(cgroup_procs=[])
+        except OSError as exc:  # no child exists: the write below gives its usual error
+            if exc.errno in _REFUSED:
+                _into_cgroup_works = False
+    return sc.clone_process(flags), plan
+
+
 def clone_init(plan: InitPlan, flags: int, *, pre_start_hooks: bool = False,
                create_start: bool = False, user_namespace: bool = False,
-               join_user_ns_fd: int = -1, cgroup_procs: list[str] = ()) -> Launch:
+               join_user_ns_fd: int = -1, cgroup_procs: list[str] = (),
+               into_cgroup: str | None = None) -> Launch:
     """Clone with ``flags`` (CLONE_NEW*); the child runs ``plan`` (runtime/child.py).
     ``join_user_ns_fd``: an existing user namespace the init is cloned in (``cgroup_procs``
     are joined before it, while the helper is still the host's root).
 
     The pipes are made here and put in the plan; the sealed exec stub too (made by the
-    parent: cheaper than in a forked child, see child.new_exec_stub).
+    parent: cheaper than in a forked child, see child.new_exec_stub). ``into_cgroup``: on
+    pure cgroup v2, the container's cgroup directory, which it is cloned into.
     """
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
     sync_r = sync_w = ready_r = ready_w = userns_r = userns_w = stub = -1
@@ -121,7 +150,7 @@ def clone_init(plan: InitPlan, flags: int, *, pre_start_hooks: bool = False,
         if join_user_ns_fd >= 0:
             pid = _clone_in_user_namespace(plan, flags, join_user_ns_fd, cgroup_procs)
         else:
-            pid = sc.clone_process(flags)
+            pid, plan = _clone(plan, flags, into_cgroup)
     except BaseException:
         close_all(err_r, err_w, sync_r, sync_w, ready_r, ready_w, userns_r, userns_w, stub)
         raise

@@ -15,8 +15,11 @@ from isoinspect.runtime.errors import Conflict
 
 
 def is_paused(runtime, record: ContainerState) -> bool:
-    """A running container whose cgroup is frozen."""
-    return record.status == Status.RUNNING and runtime.cgroup(record).frozen()
+    """A running container whose cgroup is frozen (read without building its cgroup driver)."""
+    if record.status != Status.RUNNING:
+        return False
+    from isoinspect.runtime.cgroups.manager import is_frozen
+    return is_frozen(record.cgroup, runtime.roots.cgroup_root)
 
 
 def pause(runtime, ref: str) -> ContainerState:

@@ -65,6 +65,10 @@ def wait_gone(pid: int, ticks: int | None = None, timeout: float = 10.0,
     With ``reap`` a child of ours is waited for (its status is dropped); any other process is
     polled through /proc, where a zombie counts as gone. True if it is gone.
     """
+    if not reap and proc == "/proc":
+        exited = _wait_exit(pid, ticks, timeout)
+        if exited is not None:
+            return exited
     deadline = time.monotonic() + timeout
     while True:
         if reap:
@@ -79,6 +83,27 @@ def wait_gone(pid: int, ticks: int | None = None, timeout: float = 10.0,
         if time.monotonic() >= deadline:
             return False
         time.sleep(0.005)
+
+
+def _wait_exit(pid: int, ticks: int | None, timeout: float) -> bool | None:
+    """Wait on a pidfd, which wakes at the exit, rather than polling /proc every 5 ms (a stop
+    answers ~2.5 ms sooner on average); None where pidfds are missing (Linux < 5.3)."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return True
+    except (AttributeError, OSError):
+        return None
+    try:
+        if not is_alive(pid, ticks):  # a zombie, or the pid now names another process
+            return True
+        import select
+
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        return bool(poller.poll(None if timeout == float("inf") else max(0, timeout) * 1000))
+    finally:
+        os.close(fd)
 
 
 def kill_and_wait(pid: int, ticks: int | None = None, steps=((9, 10.0),),

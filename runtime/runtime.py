@@ -17,21 +17,21 @@ import os
 import time
 
 from isoinspect.runtime import process
-from isoinspect.runtime.cgroup_warmup import wait_warmup
-from isoinspect.runtime.cgroups import make_manager
 from isoinspect.runtime.container_state import ContainerState, Status
-from isoinspect.runtime.errors import Conflict, IsoinspectError, NotFound, out_of_space
-from isoinspect.runtime.errors import require_root  # noqa: F401 - callers import it from here
+from isoinspect.runtime.errors import (Conflict, IsoinspectError, NotFound, out_of_space,
+                                       require_root)
 from isoinspect.runtime.events import container_event
-from isoinspect.runtime.images import ImageStore
-from isoinspect.runtime.init_plan import InitPlan, ProcessPlan
-from isoinspect.runtime.linux import namespaces
 from isoinspect.runtime.linux.signals import SIGKILL, SIGTERM
 from isoinspect.runtime.network import NetworkHook, wants_network
 from isoinspect.runtime.records import ContainerStore, MonitorLock
 from isoinspect.runtime.roots import Roots
-from isoinspect.runtime.signal_forwarding import SignalForwarder
-from isoinspect.runtime.spec import ContainerSpec
+
+TYPE_CHECKING = False  # typing itself is not imported on the hot commands' path
+if TYPE_CHECKING:  # names for annotations only: imported where they are used
+    from isoinspect.runtime.images import ImageStore
+    from isoinspect.runtime.init_plan import InitPlan, ProcessPlan
+    from isoinspect.runtime.signal_forwarding import SignalForwarder
+    from isoinspect.runtime.spec import ContainerSpec
 
 
 # The set-up modules (rootfs, launch and the child, capabilities, rlimits, seccomp, ctypes'
@@ -59,7 +59,7 @@ class Runtime:
     def __init__(self, root: str | None = None, cgroup_root: str = "/sys/fs/cgroup",
                  roots: Roots | None = None) -> None:
         self.roots = roots or Roots(root, cgroup_root=cgroup_root)
-        self.images = ImageStore(self.roots)
+        self._images: ImageStore | None = None
         self.containers = ContainerStore(self.roots)
         self._seccomp: bytes | None = None
         self._cgroup_setup: str | None = None
@@ -71,6 +71,15 @@ class Runtime:
         # the inspector registering the container's cgroup), and after it exits. prestart may
         # return an updated ContainerState (e.g. with its network), None otherwise.
         self.prestart_hooks: list = [NetworkHook()]
+
+    @property
+    def images(self) -> ImageStore:
+        """The image store, opened on first use (ps, rm, stop and kill never need it)."""
+        if self._images is None:
+            from isoinspect.runtime.images import ImageStore
+
+            self._images = ImageStore(self.roots)
+        return self._images
 
     # -- creating --------------------------------------------------------------------------
 
@@ -167,12 +176,19 @@ class Runtime:
             plan = plan.replace(late_sync=True)
         from isoinspect.runtime.launch import clone_init
 
+        from isoinspect.runtime.cgroup_warmup import wait_warmup
+        from isoinspect.runtime.linux import namespaces
+
         flags = namespaces.CLONE_NEWNS | namespaces.CLONE_NEWUTS | namespaces.CLONE_NEWIPC | \
             namespaces.CLONE_NEWPID
         if record.spec["network"] != "host":
             flags |= namespaces.CLONE_NEWNET
         user_namespace = bool(record.userns)
         cgroup_procs = plan.cgroup_procs
+        # Pure v2: cloned straight into its cgroup (no cgroup.procs write, launch._clone)
+        into_cgroup = None
+        if self._cgroup_mode() == "unified" and len(cgroup_procs) == 1 and not user_namespace:
+            into_cgroup = os.path.dirname(cgroup_procs[0])
         if user_namespace:
             # Joined by us: the cgroup files belong to the host's root, whom the child is not.
             plan = plan.replace(cgroup_procs=[])
@@ -181,7 +197,7 @@ class Runtime:
         wait_warmup()
         try:
             launch = clone_init(plan, flags, pre_start_hooks=bool(hooks),
-                                user_namespace=user_namespace)
+                                user_namespace=user_namespace, into_cgroup=into_cgroup)
         except BaseException:
             monitor.__exit__(None, None, None)
             raise
@@ -251,6 +267,8 @@ class Runtime:
         cid = record.id
         from isoinspect.runtime.overlay_root import OverlayRoot
 
+        from isoinspect.runtime.init_plan import InitPlan
+
         root = OverlayRoot(lower=record.lower, upper=self.containers.dir(cid, "upper"),
                            work=self.containers.dir(cid, "work"),
                            cgroup2=self._cgroup_mode() == "unified",
@@ -280,6 +298,8 @@ class Runtime:
                      user: str | None = None) -> ProcessPlan:
         """The container's command and privileges; `exec` overrides the command's parts."""
         from isoinspect.runtime.linux import capabilities
+
+        from isoinspect.runtime.init_plan import ProcessPlan
 
         spec = record.spec
         return ProcessPlan(
@@ -387,6 +407,8 @@ class Runtime:
 
     def run(self, spec: ContainerSpec, stdio: tuple = (None, None, None)) -> int:
         """Create, start and wait for a container in the foreground; return its exit code."""
+        from isoinspect.runtime.signal_forwarding import SignalForwarder
+
         record = self.create(spec)
         forwarder = SignalForwarder()
         null = -1
@@ -414,6 +436,8 @@ class Runtime:
         """The cgroup manager of a container (built once per container and process)."""
         manager = self._managers.get(record.id)
         if manager is None:
+            from isoinspect.runtime.cgroups import make_manager
+
             manager = self._managers[record.id] = make_manager(record.cgroup,
                                                                self.roots.cgroup_root)
         return manager

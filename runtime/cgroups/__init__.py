@@ -9,9 +9,16 @@
 Only os, errno, time and these modules are imported: this package is on the start path.
 """
 
-from .layout import Layout, read_layout
-from .manager import CgroupManager, list_children, make_manager
-from .resources import DEFAULT_DEVICE_RULES, Resources
+# Loaded on first use (PEP 562): importing one submodule (ps's freezer reader, the layout)
+# does not load the others.
+_EXPORTS = {"Layout": "layout", "read_layout": "layout", "CgroupManager": "manager",
+            "list_children": "manager", "make_manager": "manager",
+            "DEFAULT_DEVICE_RULES": "resources", "Resources": "resources"}
+__all__ = sorted(_EXPORTS)
 
-__all__ = ["CgroupManager", "DEFAULT_DEVICE_RULES", "Layout", "Resources", "list_children",
-           "make_manager", "read_layout"]
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(__import__(f"{__name__}.{module}", fromlist=[name]), name)

@@ -171,6 +171,20 @@ def check_path(path: str) -> str:
     return path
 
 
+def is_frozen(path: str, root: str = ROOT, mountinfo: str | None = MOUNTINFO) -> bool:
+    """What ``make_manager(path, root).frozen()`` answers, loading only the freezer's reader:
+    ``ps`` asks it of every running container and needs no driver (nor its controllers)."""
+    found = read_layout(root, mountinfo)
+    if found.mode == "unified":
+        from .v2 import freezer as v2_freezer
+        return v2_freezer.is_frozen(found.v2.rstrip("/") + "/" + check_path(path))
+    mount = found.v1.get("freezer")
+    if mount is None:
+        return False
+    from .v1 import freezer as v1_freezer
+    return v1_freezer.is_frozen(mount + "/" + check_path(path))
+
+
 def make_manager(path: str, root: str = ROOT, mountinfo: str | None = MOUNTINFO,
                  join_unified: bool = True) -> CgroupManager:
     """The driver for the host's layout (see layout.read_layout), for cgroup ``path``

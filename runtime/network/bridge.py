@@ -67,19 +67,18 @@ def connect(network: dict, container_id: str, pid: int, address: str) -> dict:
     host_end = veth_name(container_id)
     prefix = ipaddress.IPv4Network(network["subnet"]).prefixlen
     with Rtnl() as here:
-        here.add_veth(host_end, "eth0", pid, here.link(network["bridge"]).index)
+        master = here.link(network["bridge"]).index
+        try:
+            here.add_veth(host_end, "eth0", pid, master)
+        except FileExistsError:  # this container's last veth, still on its way out (restart)
+            here.delete_link(host_end)
+            here.add_veth(host_end, "eth0", pid, master)
     with rtnl_in(pid) as inside:
         eth0 = inside.link("eth0")
         inside.add_address(eth0.index, address, prefix)
         inside.set_up(eth0.index)
         inside.add_default_route(network["gateway"])
     return {"veth": host_end, "mac": eth0.mac, "prefixlen": prefix}
-
-
-def delete_veth(name: str) -> bool:
-    """Delete a container's veth by its host end's name (its peer goes with it)."""
-    with Rtnl() as here:
-        return here.delete_link(name)
 
 
 def links_named(ipr, prefix: str) -> list[str]:

@@ -72,6 +72,36 @@ def test_run_true(iso):
     assert iso.containers_cgroups() == []
 
 
+def test_library_start_clones_into_the_cgroup(iso):
+    """Pure v2: the first process is created in its cgroup by clone3(CLONE_INTO_CGROUP), so
+    it writes no cgroup.procs (no wait for the attach lock's RCU grace period): the launch
+    says the call worked and the process is in the container's cgroup from the start."""
+    from isoinspect.runtime import launch
+    from isoinspect.runtime.runtime import Runtime
+    from isoinspect.runtime.spec import ContainerSpec
+
+    runtime = Runtime(iso.root)
+    record = runtime.create(ContainerSpec("busybox", ["sh", "-c", "cat /proc/self/cgroup"],
+                                          network="none", pids_limit=50))
+    read, write = os.pipe()
+    try:
+        started = runtime.start(record, (None, write, None))
+        os.close(write)
+        write = -1
+        assert launch._into_cgroup_works is True
+        with open(os.path.join(BASE, record.cgroup, "pids.max")) as handle:
+            assert handle.read().strip() == "50"  # its limits were there before it ran
+        assert runtime.wait_child(started) == 0
+        with os.fdopen(read) as handle:
+            read = -1
+            assert handle.read().strip() == "0::/"  # its own cgroup, seen from its cgroupns
+    finally:
+        for fd in (read, write):
+            if fd >= 0:
+                os.close(fd)
+        runtime.remove(record.id, force=True)
+
+
 def test_limits_reach_the_v2_cgroup(iso):
     cid = iso("run", "-d", "--network", "none", "--memory", "64m", "--memory-swap", "64m",
               "--pids-limit", "20", "--cpus", "0.5", "--cpu-shares", "512", "--cpuset-cpus", "0",

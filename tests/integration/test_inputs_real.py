@@ -271,6 +271,9 @@ def test_overlay_failure_on_a_bridge_start_is_reported_as_such(iso):
         assert state["State"]["Status"] == "exited"
         cid = state["Id"]
         assert not os.path.lexists(netns.path_for(cid))
+        deadline = time.monotonic() + 10  # a veth goes with its netns, asynchronously
+        while os.path.exists(f"/sys/class/net/iso{cid[:12]}") and time.monotonic() < deadline:
+            time.sleep(0.05)
         assert not os.path.exists(f"/sys/class/net/iso{cid[:12]}")
         iso("rm", "-f", name, check=True)
     assert state_entries(iso.root) == {"containers": [], "names": []}

@@ -61,6 +61,18 @@ def _traces(cid: str) -> list[str]:
     return left
 
 
+def _left(*cids: str, settle: float = 10.0) -> list[str]:
+    """The traces of ``cids`` once they are gone, or those still there after ``settle``
+    seconds: a stopped container's veth goes with its netns, which the kernel destroys
+    asynchronously (runtime/network/hook.py)."""
+    deadline = time.monotonic() + settle
+    while True:
+        left = [t for cid in cids for t in _traces(cid)]
+        if not left or time.monotonic() >= deadline:
+            return left
+        time.sleep(0.05)
+
+
 def _run_d(iso, *args: str) -> str:
     return iso("run", "-d", *args, check=True).stdout.strip()
 
@@ -110,7 +122,7 @@ def test_same_network_by_name_other_network_unreachable(iso, nets):
     assert blocked.returncode != 0 and "1 packets transmitted, 0 packets received" in \
         blocked.stdout, blocked.stdout
     iso("rm", "-f", srv, other, check=True)
-    assert _traces(srv) == [] and _traces(other) == []
+    assert _left(srv, other) == []
 
 
 def test_peers_hosts_files_follow_joins_and_leaves(iso, nets):
@@ -120,7 +132,7 @@ def test_peers_hosts_files_follow_joins_and_leaves(iso, nets):
     assert "second" in iso("exec", "first", "cat", "/etc/hosts", check=True).stdout
     iso("rm", "-f", second, check=True)
     assert "second" not in iso("exec", "first", "cat", "/etc/hosts", check=True).stdout
-    assert _traces(second) == []
+    assert _left(second) == []
     iso("rm", "-f", first, check=True)
 
 
@@ -136,7 +148,7 @@ def test_published_port_reaches_the_container_and_goes_with_it(iso):
     assert busy.returncode == 125 and busy.stderr.count("\n") == 1 and "cannot publish" in \
         busy.stderr
     iso("rm", "-f", cid, check=True)
-    assert _traces(cid) == []
+    assert _left(cid) == []
     deadline = time.monotonic() + 30
     while True:  # the proxy is gone: the port can be bound again
         try:
@@ -153,7 +165,7 @@ def test_published_port_reaches_the_container_and_goes_with_it(iso):
 def test_no_leaks_after_failed_start_and_crash_plus_gc(iso):
     failed = iso("run", "--name", "broken", "busybox", "no-such-command")
     assert failed.returncode == 127
-    assert _traces(_inspect(iso, "broken")["Id"]) == []
+    assert _left(_inspect(iso, "broken")["Id"]) == []
     cid = _run_d(iso, "busybox", "sleep", "600")
     pid = _inspect(iso, cid)["State"]["Pid"]
     with open(f"/proc/{pid}/status") as handle:
@@ -167,7 +179,7 @@ def test_no_leaks_after_failed_start_and_crash_plus_gc(iso):
     assert _traces(cid), "expected leftovers of a crashed container before gc"
     result = iso("gc", check=True)
     assert "released address of dead container" in result.stdout
-    assert _traces(cid) == []
+    assert _left(cid) == []
 
 
 def test_concurrent_starts_get_distinct_addresses(iso):
@@ -180,7 +192,7 @@ def test_concurrent_starts_get_distinct_addresses(iso):
     addresses = [_inspect(iso, cid)["NetworkSettings"]["IPAddress"] for cid in ids]
     assert len(set(addresses)) == 8 and all(addresses)
     iso("rm", "-f", *ids, check=True)
-    assert [t for cid in ids for t in _traces(cid)] == []
+    assert _left(*ids) == []
 
 
 def test_network_cli_bad_input_is_one_line(iso):

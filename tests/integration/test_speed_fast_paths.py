@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -87,6 +88,29 @@ def test_hot_commands_import_neither_click_nor_pyroute2(iso, args):
     assert not found, (args, sorted(found))
 
 
+@pytest.mark.parametrize("args", [("ps", "-a"), ("rm", "nope"), ("stop", "nope"),
+                                  ("kill", "nope")])
+def test_state_readers_load_no_start_modules(iso, args):
+    """ps, rm, stop and kill read records and signal: the start path's modules, the image
+    store, collections (via collections.abc) and, for ps, the cgroup drivers stay unloaded."""
+    iso("run", "--rm", "--network", "none", "busybox", "true", check=True)  # caches made
+    iso("run", "-d", "--network", "none", "--name", "isoinspect-fast-ps", "busybox", "sleep",
+        "60", check=True)  # a running container: ps reads its freezer
+    try:
+        modules = _imported(iso, *args)
+    finally:
+        iso("rm", "-f", "isoinspect-fast-ps")
+    assert "isoinspect.runtime.runtime" in modules, sorted(modules)
+    start = {"collections", "isoinspect.runtime.images", "isoinspect.runtime.cgroup_warmup",
+             "isoinspect.runtime.init_plan", "isoinspect.runtime.spec",
+             "isoinspect.runtime.signal_forwarding", "isoinspect.runtime.linux.namespaces",
+             "isoinspect.runtime.cgroups.resources"}
+    start |= {f"isoinspect.runtime.cgroups.v1.{c}" for c in ("cpu", "memory", "pids", "blkio")}
+    if args[0] == "ps":
+        start |= {"isoinspect.runtime.cgroups.v1.manager", "isoinspect.runtime.cgroups.v2.manager"}
+    assert not start & modules, (args, sorted(start & modules))
+
+
 def _links() -> set[str]:
     return set(os.listdir("/sys/class/net"))
 
@@ -115,6 +139,42 @@ def test_bridge_start_through_rtnetlink(iso):
             assert handle.read().strip() == "up"
     finally:
         iso("rm", "-f", cid, check=True)
-    assert f"iso{cid[:12]}" not in _links()
-    assert not {n for n in _links() - before if n.startswith("iso")}
     assert not os.path.exists(f"/run/netns/isoinspect-{cid[:12]}")
+    assert _veth_gone(cid)
+    assert not {n for n in _links() - before if n.startswith("iso")}
+
+
+def _veth_gone(cid: str, settle: float = 10.0) -> bool:
+    """The veth goes with the container's netns, destroyed by the kernel asynchronously."""
+    deadline = time.monotonic() + settle
+    while f"iso{cid[:12]}" in _links():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def _ifindex(cid: str) -> str:
+    with open(f"/sys/class/net/iso{cid[:12]}/ifindex") as handle:
+        return handle.read().strip()
+
+
+def test_bridge_start_while_the_old_veth_lingers(iso):
+    """A stop leaves the veth to the kernel; a start that finds its name still taken (here
+    the old netns is held open, so it stays) replaces the old link and reaches its gateway."""
+    cid = iso("run", "-d", "busybox", "sleep", "300", check=True).stdout.strip()
+    held = os.open(f"/run/netns/isoinspect-{cid[:12]}", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        old_index = _ifindex(cid)
+        iso("stop", "-t", "0", cid, check=True)
+        assert _ifindex(cid) == old_index  # still there: its netns is held
+        iso("start", cid, check=True)
+        assert _ifindex(cid) != old_index
+        done = iso("exec", cid, "sh", "-c",
+                   "ping -c 1 -W 5 $(ip route | awk '/default/ {print $3}') >/dev/null && "
+                   "echo ok", check=True)
+        assert done.stdout.strip() == "ok"
+    finally:
+        os.close(held)
+        iso("rm", "-f", cid, check=True)
+    assert _veth_gone(cid)

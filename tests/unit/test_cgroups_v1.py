@@ -300,3 +300,11 @@ def test_remove_all_hierarchies_and_list_children(root):
     assert all(os.path.isdir(os.path.dirname(d)) for d in cg.dirs())  # parents stay
     assert list_children(root=root, mountinfo=None) == []
     cg.remove()  # already gone: no error
+
+
+def test_controller_names_follow_the_modules():
+    """The names the driver keys its hierarchies by (without importing the controllers) are
+    the controller modules' own, in the order limits are applied."""
+    from isoinspect.runtime.cgroups.v1.manager import CONTROLLER_NAMES, controllers
+
+    assert CONTROLLER_NAMES == tuple(c.NAME for c in controllers())

@@ -13,9 +13,18 @@ import errno
 from .. import fs
 from ..layout import ROOT, UNIFIED, read_layout
 from ..manager import CgroupManager
-from . import blkio, cpu, cpuacct, cpuset, devices, freezer, memory, pids
 
-CONTROLLERS = (cpu, cpuacct, cpuset, memory, devices, freezer, blkio, pids)
+# The controllers, in the order limits are applied. Their modules are imported by the steps
+# that use them (create, apply, freeze): rm and the monitor's teardown only remove
+# directories, ~1 ms of imports less.
+CONTROLLER_NAMES = ("cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "blkio", "pids")
+
+
+def controllers() -> tuple:
+    """The controller modules, in CONTROLLER_NAMES's order."""
+    from . import blkio, cpu, cpuacct, cpuset, devices, freezer, memory, pids
+
+    return (cpu, cpuacct, cpuset, memory, devices, freezer, blkio, pids)
 
 
 class V1Manager(CgroupManager):
@@ -30,7 +39,8 @@ class V1Manager(CgroupManager):
         super().__init__(path, root)
         if hierarchies is None:
             hierarchies = read_layout(root).v1
-        self.mounts = {c.NAME: hierarchies[c.NAME] for c in CONTROLLERS if c.NAME in hierarchies}
+        self.mounts = {name: hierarchies[name] for name in CONTROLLER_NAMES
+                       if name in hierarchies}
         self.unified = unified
         self._by_controller = {name: mount + "/" + self.path
                                for name, mount in self.mounts.items()}
@@ -53,18 +63,21 @@ class V1Manager(CgroupManager):
         cpuset_dir = self._by_controller.get("cpuset")
         for directory in self._dirs:
             if directory == cpuset_dir:
+                from . import cpuset
+
                 cpuset.prepare(self.mounts["cpuset"], self.path)
             else:
                 fs.make_dir(directory)
 
     def apply(self, resources) -> list[str]:
         resources.validate()
-        missing = [c.NAME for c in CONTROLLERS if c.needed(resources) and c.NAME not in self.mounts]
+        missing = [c.NAME for c in controllers()
+                   if c.needed(resources) and c.NAME not in self.mounts]
         if missing:
             raise OSError(errno.ENOENT, f"cgroup v1: the requested limits need the "
                           f"{', '.join(missing)} hierarchy, which is not mounted under {self.root}")
         warnings: list[str] = []
-        for controller in CONTROLLERS:
+        for controller in controllers():
             if controller.needed(resources):
                 warnings += controller.apply(self._by_controller[controller.NAME], resources)
         return warnings
@@ -76,12 +89,18 @@ class V1Manager(CgroupManager):
         return directory
 
     def freeze(self, timeout: float = 2.0) -> None:
+        from . import freezer
+
         freezer.freeze(self._freezer_dir(), timeout)
 
     def thaw(self, timeout: float = 2.0) -> None:
+        from . import freezer
+
         freezer.thaw(self._freezer_dir(), timeout)
 
     def frozen(self) -> bool:
+        from . import freezer
+
         return self._can_freeze() and freezer.is_frozen(self._freezer_dir())
 
     def _can_freeze(self) -> bool:
