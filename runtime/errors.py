@@ -89,7 +89,8 @@ class Conflict(IsoinspectError):
 
 
 def require_root() -> None:
-    """Namespaces, mounts and cgroups need root: say so once, before touching anything."""
+    """Namespaces, mounts and cgroups need root: say so once, before touching anything. Here,
+    not in runtime.py, so that fast paths (`isoinspect-runc create`, `ps`) need not import it."""
     if os.geteuid() != 0:
         raise IsoinspectError("isoinspect must run as root (namespaces, mounts and cgroups "
                               "need it): try sudo", exit_code=1)
@@ -133,9 +134,3 @@ def report_unexpected(exc: Exception, prog: str = "isoinspect") -> int:
     return report_error(f"internal error: {type(exc).__name__}: {exc} "
                         "(set ISOINSPECT_DEBUG=1 for details)", prog, exit_code=125)
 
-
-def require_root() -> None:
-    """Here, not in runtime.py: `isoinspect-runc create` checks it without importing that."""
-    if os.geteuid() != 0:
-        raise IsoinspectError("isoinspect must run as root (namespaces, mounts and cgroups "
-                              "need it): try sudo", exit_code=1)

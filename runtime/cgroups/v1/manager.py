@@ -107,6 +107,8 @@ class V1Manager(CgroupManager):
         return "freezer" in self.mounts
 
     def freezer_file(self) -> str:
+        from . import freezer
+
         return self._freezer_dir() + "/" + freezer.STATE if self._can_freeze() else ""
 
     def hierarchy_dirs(self) -> dict[str, str]:
