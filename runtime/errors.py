@@ -133,4 +133,3 @@ def report_unexpected(exc: Exception, prog: str = "isoinspect") -> int:
         return report_error(full, prog)
     return report_error(f"internal error: {type(exc).__name__}: {exc} "
                         "(set ISOINSPECT_DEBUG=1 for details)", prog, exit_code=125)
-
