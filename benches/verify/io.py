@@ -21,6 +21,9 @@ from isoinspect.runtime.diagnostics import Status
 RATE = 2 << 20
 BLOCK = 64 << 10
 FILE_MB = 32
+# How long a slow start may take before the first bytes reach the device: a TCG guest on a busy
+# host can take seconds to flush its first direct write; nothing moving by then is a FAIL.
+FIRST_BYTES_GRACE_S = 15.0
 WRITE = ("echo io-ready; sleep 1; "
          "dd if=/dev/zero of={path} bs=64k count={count} oflag=direct 2>&1; echo io-done; "
          "sleep 60")
@@ -76,9 +79,19 @@ def check_io(rt: Target, ctx: Context, direction: str) -> list[dict]:
     try:
         box.wait_for("io-ready", timeout=60)
         t0 = time.monotonic()
-        while time.monotonic() - t0 < 1 + ctx.warmup + ctx.window:
-            t.append(round(time.monotonic() - t0, 3))
+        planned = 1 + ctx.warmup + ctx.window
+        first_moved = None
+        while True:
+            now = time.monotonic() - t0
+            t.append(round(now, 3))
             value.append(device_bytes(box, loop.device)[direction])
+            if first_moved is None and value[-1] != value[0]:
+                first_moved = now
+            if first_moved is not None and now >= max(planned,
+                                                      first_moved + ctx.warmup + ctx.window):
+                break
+            if first_moved is None and now >= planned + FIRST_BYTES_GRACE_S:
+                break
             time.sleep(0.05)
         output = box.output()
     finally:
