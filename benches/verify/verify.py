@@ -164,15 +164,18 @@ def run_command(runtime: str, checks: str | None, quick: bool, json_out: bool,
                 results_dir: str | None, workdir: str | None = None, trace: bool = True) -> int:
     """``isoinspect verify``: what the CLI calls; returns the exit code."""
     from isoinspect.benches.record import RunRecord
+    from isoinspect.runtime.errors import IsoinspectError
 
     if os.geteuid() != 0:
-        from isoinspect.runtime.errors import IsoinspectError
-
         raise IsoinspectError("verify starts containers and sets cgroup limits: run it as root")
     runtimes = select(runtime)
     selected = select_checks(checks)
     own = workdir is None
     workdir = workdir or tempfile.mkdtemp(prefix="isoinspect-verify-")
+    try:  # a --workdir that does not exist yet is made (as `mkdir -p`), not an ERROR per check
+        os.makedirs(workdir, exist_ok=True)
+    except OSError as exc:
+        raise IsoinspectError(f"--workdir {workdir}: {exc.strerror}") from None
     ctx = Context(workdir, quick=quick)
     capabilities = {"trace": "off"}
     if trace and any(c.family in ("memory", "pids") for c in selected):

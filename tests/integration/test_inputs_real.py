@@ -277,3 +277,17 @@ def test_overlay_failure_on_a_bridge_start_is_reported_as_such(iso):
         assert not os.path.exists(f"/sys/class/net/iso{cid[:12]}")
         iso("rm", "-f", name, check=True)
     assert state_entries(iso.root) == {"containers": [], "names": []}
+
+
+def test_verify_workdir_is_made_or_refused_in_one_line(iso, tmp_path):
+    """`verify --workdir` of a directory that does not exist yet: made, as `mkdir -p` (it was
+    one "ERROR FileNotFoundError" result per check); one that cannot be made: one line, no
+    check run."""
+    workdir = tmp_path / "not" / "yet"
+    made = iso("verify", "--runtime", "isoinspect", "--checks", "pids-limit", "--quick",
+               "--no-trace", "--workdir", str(workdir), "--results-dir", str(tmp_path / "r"))
+    assert made.returncode == 0, made.stderr
+    assert "PASS" in made.stdout and "FileNotFoundError" not in made.stdout
+    refused = iso("verify", "--runtime", "isoinspect", "--checks", "pids-limit", "--quick",
+                  "--no-trace", "--workdir", "/proc/isoinspect-nope/x")
+    assert_clean_failure(refused, "--workdir /proc/isoinspect-nope/x", "No such file")
