@@ -17,11 +17,10 @@ def cp(ctx: click.Context, archive: bool, follow: bool, src: str, dest: str) -> 
 
     Paths in the container are resolved inside its root (its symlinks included, as Docker
     does); `-` is a tar stream on stdin or stdout. Works on stopped containers too."""
+    from isoinspect.cli.main import _runtime
     from isoinspect.runtime.copy import CopyOptions, copy
-    from isoinspect.runtime.runtime import Runtime, require_root
 
-    require_root()
-    copy(Runtime(ctx.obj["root"]), src, dest, CopyOptions(archive=archive, follow=follow))
+    copy(_runtime(ctx), src, dest, CopyOptions(archive=archive, follow=follow))
 
 
 commands = [cp]

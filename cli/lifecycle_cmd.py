@@ -16,10 +16,9 @@ from isoinspect.runtime.errors import IsoinspectError
 
 
 def _runtime(ctx: click.Context):
-    from isoinspect.runtime.runtime import Runtime, require_root
+    from isoinspect.cli.main import _runtime as runtime_of  # main imports this module
 
-    require_root()
-    return Runtime(ctx.obj["root"])
+    return runtime_of(ctx)
 
 
 def _output(timestamps: bool = False):
