@@ -17,6 +17,8 @@ TEMPLATE = """#!{python} -IS
 # {name} fast launcher (written by isoinspect.cli.launcher; pip's script is replaced)
 import sys
 sys.path[:0] = {paths!r}
+from isoinspect.cli.code_bundle import install
+install({paths[0]!r})
 from {module} import main
 sys.exit(main())
 """
@@ -56,6 +58,9 @@ def write_launcher(venv: str) -> str:
     venv = os.path.abspath(venv)
     python = os.path.join(venv, "bin", "python3")
     paths = [link_tree(venv)]
+    from isoinspect.cli.code_bundle import build
+
+    build(paths[0])
     for name, module in SCRIPTS.items():
         script = os.path.join(venv, "bin", name)
         write_atomic(script, TEMPLATE.format(python=python, name=name, paths=paths,
