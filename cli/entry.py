@@ -41,9 +41,6 @@ def _fast_run(argv: list[str]) -> int | None:
         from isoinspect.cli.fast_commands import run_fast
 
         return run_fast(root or os.environ.get("ISOINSPECT_ROOT"), args[0], args[1:])
-    from isoinspect.runtime.cgroup_warmup import start_warmup
-
-    start_warmup()
     from isoinspect.cli.options import FastParseError, parse_run_args
 
     try:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 
-from isoinspect.runtime.cgroup_warmup import wait_warmup
 from isoinspect.runtime.container_state import ContainerState
 from isoinspect.runtime.errors import IsoinspectError
 from isoinspect.runtime.records import LOG_FILE
@@ -39,7 +38,6 @@ def start_detached(runtime: Runtime, record: ContainerState) -> ContainerState:
     runtime.containers.save(record)
     remove = bool(record.spec.get("remove"))
     read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
-    wait_warmup()  # fork with no other thread alive (and the grace period already paid)
     monitor = os.fork()
     if monitor == 0:
         _monitor(runtime, record, remove, log_path, write_fd)  # never returns

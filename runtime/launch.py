@@ -101,11 +101,20 @@ _into_cgroup_works: bool | None = None
 _REFUSED = (errno.ENOSYS, errno.EPERM, errno.E2BIG)
 
 
-def _clone(plan: InitPlan, flags: int, into_cgroup: str | None) -> tuple[int, InitPlan]:
-    """Clone the first process; with ``into_cgroup`` (a v2 directory, the plan's one
-    cgroup.procs file) the kernel puts it there at birth and the child writes nothing.
-    The plan the child must follow comes back with the pid."""
+def clone_target(cgroup_procs: list[str]) -> str | None:
+    """The cgroup v2 directory among the files a first process joins (their only
+    cgroup.procs: pure v2's cgroup, or a hybrid host's unified one; v1's are ``tasks``), which
+    clone3 can create it in, or None."""
+    v2 = [path for path in cgroup_procs if path.endswith("/cgroup.procs")]
+    return os.path.dirname(v2[0]) if len(v2) == 1 else None
+
+
+def _clone(plan: InitPlan, flags: int) -> tuple[int, InitPlan]:
+    """Clone the first process; the kernel puts it in the plan's cgroup v2 directory at birth
+    (clone_target) and the child writes only the rest (v1's ``tasks``). The plan the child
+    must follow comes back with the pid."""
     global _into_cgroup_works
+    into_cgroup = clone_target(plan.cgroup_procs)
     if into_cgroup is not None and _into_cgroup_works is not False:
         try:
             fd = os.open(into_cgroup, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -114,7 +123,8 @@ def _clone(plan: InitPlan, flags: int, into_cgroup: str | None) -> tuple[int, In
             finally:
                 os.close(fd)  # in the child too: it has no use for it
             _into_cgroup_works = True
-            return pid, plan.replace(cgroup_procs=[])
+            return pid, plan.replace(cgroup_procs=[path for path in plan.cgroup_procs
+                                                    if os.path.dirname(path) != into_cgroup])
         except OSError as exc:  # no child exists: the write below gives its usual error
             if exc.errno in _REFUSED:
                 _into_cgroup_works = False
@@ -123,15 +133,14 @@ def _clone(plan: InitPlan, flags: int, into_cgroup: str | None) -> tuple[int, In
 
 def clone_init(plan: InitPlan, flags: int, *, pre_start_hooks: bool = False,
                create_start: bool = False, user_namespace: bool = False,
-               join_user_ns_fd: int = -1, cgroup_procs: list[str] = (),
-               into_cgroup: str | None = None) -> Launch:
+               join_user_ns_fd: int = -1, cgroup_procs: list[str] = ()) -> Launch:
     """Clone with ``flags`` (CLONE_NEW*); the child runs ``plan`` (runtime/child.py).
     ``join_user_ns_fd``: an existing user namespace the init is cloned in (``cgroup_procs``
     are joined before it, while the helper is still the host's root).
 
     The pipes are made here and put in the plan; the sealed exec stub too (made by the
-    parent: cheaper than in a forked child, see child.new_exec_stub). ``into_cgroup``: on
-    pure cgroup v2, the container's cgroup directory, which it is cloned into.
+    parent: cheaper than in a forked child, see child.new_exec_stub). ``plan.cgroup_procs``
+    come from CgroupManager.self_join_files; its v2 directory is given to clone3 (_clone).
     """
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
     sync_r = sync_w = ready_r = ready_w = userns_r = userns_w = stub = -1
@@ -150,7 +159,7 @@ def clone_init(plan: InitPlan, flags: int, *, pre_start_hooks: bool = False,
         if join_user_ns_fd >= 0:
             pid = _clone_in_user_namespace(plan, flags, join_user_ns_fd, cgroup_procs)
         else:
-            pid, plan = _clone(plan, flags, into_cgroup)
+            pid, plan = _clone(plan, flags)
     except BaseException:
         close_all(err_r, err_w, sync_r, sync_w, ready_r, ready_w, userns_r, userns_w, stub)
         raise

@@ -176,7 +176,6 @@ class Runtime:
             plan = plan.replace(late_sync=True)
         from isoinspect.runtime.launch import clone_init
 
-        from isoinspect.runtime.cgroup_warmup import wait_warmup
         from isoinspect.runtime.linux import namespaces
 
         flags = namespaces.CLONE_NEWNS | namespaces.CLONE_NEWUTS | namespaces.CLONE_NEWIPC | \
@@ -184,20 +183,15 @@ class Runtime:
         if record.spec["network"] != "host":
             flags |= namespaces.CLONE_NEWNET
         user_namespace = bool(record.userns)
-        cgroup_procs = plan.cgroup_procs
-        # Pure v2: cloned straight into its cgroup (no cgroup.procs write, launch._clone)
-        into_cgroup = None
-        if self._cgroup_mode() == "unified" and len(cgroup_procs) == 1 and not user_namespace:
-            into_cgroup = os.path.dirname(cgroup_procs[0])
+        cgroup_procs = self.cgroup(record).procs_files()  # a user namespace's: written by us
         if user_namespace:
             # Joined by us: the cgroup files belong to the host's root, whom the child is not.
             plan = plan.replace(cgroup_procs=[])
         monitor = self.containers.monitor_lock(record.id)
         monitor.__enter__()
-        wait_warmup()
         try:
             launch = clone_init(plan, flags, pre_start_hooks=bool(hooks),
-                                user_namespace=user_namespace, into_cgroup=into_cgroup)
+                                user_namespace=user_namespace)
         except BaseException:
             monitor.__exit__(None, None, None)
             raise
@@ -277,7 +271,7 @@ class Runtime:
             process=self.process_plan(record), root=root,
             rootfs=self.containers.dir(cid, "rootfs"), stdio=stdio,
             pdeathsig=SIGKILL if die_with_parent else 0,
-            cgroup_procs=manager.procs_files(), new_cgroupns=True,
+            cgroup_procs=manager.self_join_files(), new_cgroupns=True,
             hostname=record.hostname, own_net=record.spec["network"] != "host",
             read_only=record.spec["read_only"], mounts=self._bind_mounts(record),
             console_fd=console_fd, console_size=console_size)

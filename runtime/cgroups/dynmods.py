@@ -3,7 +3,9 @@
 Moving a process into a cgroup (a write to cgroup.procs, which every container start makes)
 write-locks the global cgroup_threadgroup_rwsem. By default that is a per-CPU rwsem whose
 writer waits for an RCU grace period (7-15 ms measured on this host) unless another writer
-passed within about one; runtime/cgroup_warmup.py overlaps that wait with the CLI's start-up.
+passed within about one. A container start avoids the write lock (CgroupManager.self_join_files:
+v1's ``tasks`` for the new process's one thread, clone3 into the v2 directory), but any other
+move of a whole process (``exec`` into a container, a user namespace's start) still pays it.
 Linux 6.0+ can keep the lock in its slow mode instead (kernel commit 6a010a49b63a): the
 ``favordynmods`` option of a cgroup2 mount (a cgroup v1 hierarchy takes it only when first
 mounted, not on remount), CONFIG_CGROUP_FAVOR_DYNMODS, or from 6.7 the boot option
@@ -18,6 +20,7 @@ from __future__ import annotations
 import os
 import time
 
+from isoinspect.runtime.cgroups.layout import ROOT, UNIFIED, parse_proc_cgroup, read_layout
 from isoinspect.runtime.diagnostics import Check, Status
 
 NAME = "cgroup attach latency"
@@ -57,11 +60,27 @@ def time_attach(procs: str, writes: int = 2) -> list[float]:
     return took
 
 
+def own_cgroup_procs(proc_self_cgroup: str = "/proc/self/cgroup",
+                      cgroup_root: str = ROOT) -> str | None:
+    """cgroup.procs of a hierarchy this process is in, preferring cgroup v2, then pids: where
+    time_attach moves this process to the cgroup it is already in (a no-op move that needs
+    the same lock)."""
+    try:
+        with open(proc_self_cgroup) as handle:
+            paths = parse_proc_cgroup(handle.read())
+        layout = read_layout(cgroup_root)
+    except OSError:
+        return None
+    for key in (UNIFIED, "pids"):
+        directory = layout.dir_of(key, paths[key]) if key in paths else None
+        if directory and os.path.exists(directory + "/cgroup.procs"):
+            return directory + "/cgroup.procs"
+    return None
+
+
 def check(mountinfo_path: str = "/proc/self/mountinfo",
           cmdline_path: str = "/proc/cmdline", procs: str | None = None) -> Check:
     """Whether favordynmods is on, and the measured cost of a first and a second attach."""
-    from isoinspect.runtime.cgroup_warmup import own_cgroup_procs
-
     try:
         with open(mountinfo_path) as handle:
             mountinfo = handle.read()

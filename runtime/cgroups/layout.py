@@ -2,7 +2,7 @@
 
 The one reader of the cgroup mounts in /proc/self/mountinfo and of /proc/PID/cgroup, used by the
 runtime (which driver, each controller's directory), the inspector (finding any runtime's
-container), doctor and the start-up warm-up::
+container), and doctor::
 
     layout = read_layout()          # Layout(mode="hybrid", root="/sys/fs/cgroup",
                                     #        v2="/sys/fs/cgroup/unified", v1={"cpu": ..., ...})

@@ -76,6 +76,12 @@ class CgroupManager:
         """cgroup.procs of every hierarchy: a child writes "0" to each to join before exec."""
         return [d + "/cgroup.procs" for d in self.dirs()]
 
+    def self_join_files(self) -> list[str]:
+        """What a new, still single-threaded first process writes "0" to, to enter this cgroup
+        itself before exec. v2 moves whole processes only (cgroup.procs); the v1 driver gives
+        its hierarchies' ``tasks`` files instead (V1Manager.self_join_files)."""
+        return self.procs_files()
+
     def add_task(self, pid: int) -> None:
         """Move process ``pid`` (all its threads) into this cgroup in every hierarchy."""
         for directory in self.dirs():

@@ -304,7 +304,7 @@ def _create_init(store: Store, state: OciState, config: dict, pid_file: str | No
     plan = InitPlan(
         process=process_plan.replace(preserve_fds=max(0, int(preserve_fds))), root=root,
         rootfs=state.rootfs, start_fd=start_fd, pdeathsig=0,
-        cgroup_procs=[] if "user" in new else manager.procs_files(),
+        cgroup_procs=[] if "user" in new else manager.self_join_files(),
         new_cgroupns="cgroup" in new,
         read_only=bool((config.get("root") or {}).get("readonly")) and "mount" in kinds,
         umask=translate.umask(process_spec),
@@ -332,7 +332,7 @@ def _create_init(store: Store, state: OciState, config: dict, pid_file: str | No
             plan = plan.replace(cgroup_procs=[])
         launch = clone_init(plan, flags, pre_start_hooks=bool(pre_hooks), create_start=True,
                             user_namespace="user" in new, join_user_ns_fd=userns_fd,
-                            cgroup_procs=manager.procs_files() if userns_fd >= 0 else [])
+                            cgroup_procs=manager.self_join_files() if userns_fd >= 0 else [])
     except BaseException:
         os.close(start_fd)
         raise

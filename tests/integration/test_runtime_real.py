@@ -227,6 +227,20 @@ def test_cap_add_and_drop(iso):
     assert caps("--cap-drop", "ALL") == 0
 
 
+def test_the_first_process_is_in_its_cgroup_in_every_hierarchy(iso):
+    """It joins v1 through ``tasks`` and (hybrid, v2) is cloned into its v2 cgroup: every line
+    of its /proc/PID/cgroup but the controller-less name=systemd one names its cgroup."""
+    cid = iso("run", "-d", "--network", "none", "busybox", "sleep", "30").stdout.strip()
+    try:
+        inspected = json.loads(iso("inspect", cid).stdout)[0]
+        with open(f"/proc/{inspected['State']['Pid']}/cgroup") as handle:
+            lines = [line.split(":", 2) for line in handle.read().splitlines()]
+        joined = [path for _, names, path in lines if not names.startswith("name=")]
+        assert joined and all(path == "/" + inspected["CgroupPath"] for path in joined), lines
+    finally:
+        iso("rm", "-f", cid)
+
+
 def test_limits_reach_the_cgroup_files(iso):
     script = ("cat /proc/self/cgroup | grep -E ':(memory|pids|cpu|cpuset):' | cut -d: -f3 "
               "| sort -u")

@@ -101,7 +101,7 @@ def test_state_readers_load_no_start_modules(iso, args):
     finally:
         iso("rm", "-f", "isoinspect-fast-ps")
     assert "isoinspect.runtime.runtime" in modules, sorted(modules)
-    start = {"collections", "isoinspect.runtime.images", "isoinspect.runtime.cgroup_warmup",
+    start = {"collections", "isoinspect.runtime.images",
              "isoinspect.runtime.init_plan", "isoinspect.runtime.spec",
              "isoinspect.runtime.signal_forwarding", "isoinspect.runtime.linux.namespaces",
              "isoinspect.runtime.cgroups.resources"}

@@ -64,6 +64,22 @@ def test_hybrid_dirs_include_unified_for_a_cgroup_id(root):
     assert len(plain.procs_files()) == 8 and plain.cgroup_id() is None
 
 
+def test_a_first_process_joins_v1_through_tasks_and_is_cloned_into_unified(root):
+    """v1's ``tasks`` (moving the one thread needs no global lock, so no RCU grace period),
+    the unified hierarchy's cgroup.procs: the one directory clone3 is given."""
+    from isoinspect.runtime.launch import clone_target
+
+    cg = manager_for(root)
+    files = cg.self_join_files()
+    unified = os.path.join(root, "unified", CONTAINER)
+    assert files == [os.path.join(d, "tasks") for d in cg.dirs()[:-1]] + \
+        [unified + "/cgroup.procs"]
+    assert clone_target(files) == unified
+    plain = make_manager(CONTAINER, root=root, mountinfo=None, join_unified=False)
+    assert all(f.endswith("/tasks") for f in plain.self_join_files())
+    assert clone_target(plain.self_join_files()) is None
+
+
 def test_legacy_combined_mount_is_one_dir(legacy):
     cg = manager_for(legacy)
     combined = os.path.join(legacy, "cpu,cpuacct", CONTAINER)

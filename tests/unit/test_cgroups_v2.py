@@ -211,7 +211,7 @@ def test_stats_unlimited_values(root):
 def test_procs_files_add_task_pids(recorded):
     cg = manager_for(recorded)
     procs = os.path.join(recorded, CONTAINER, "cgroup.procs")
-    assert cg.procs_files() == [procs]
+    assert cg.procs_files() == [procs] == cg.self_join_files()
     assert cg.pids() == [95]
     cg.add_task(4242)
     assert Path(procs).read_text() == "4242"

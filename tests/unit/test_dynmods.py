@@ -34,3 +34,21 @@ def test_check_says_off_with_the_trade_off_and_measures_an_attach(tmp_path):
         assert found.data["first_ms"] >= 0 and "cgroup.procs write took" in found.detail
     mountinfo.write_text(TUNED)
     assert dynmods.check(str(mountinfo), str(cmdline), str(procs)).data["favordynmods"]
+
+
+def test_own_cgroup_procs_prefers_cgroup2_then_pids(tmp_path):
+    """doctor finds its own cgroup through the one layout reader (a hybrid fake tree)."""
+    root = tmp_path / "cg"
+    for directory in ("unified/a", "pids/b"):
+        (root / directory).mkdir(parents=True)
+        (root / directory / "cgroup.procs").write_text("")
+    (root / "pids" / "cgroup.procs").write_text("")
+    (root / "unified" / "cgroup.controllers").write_text("")
+    own = tmp_path / "cgroup"
+    own.write_text("9:name=systemd:/\n8:pids:/b\n0::/a\n")
+    assert dynmods.own_cgroup_procs(str(own), str(root)) == \
+        str(root / "unified" / "a" / "cgroup.procs")
+    (root / "unified" / "a" / "cgroup.procs").unlink()
+    assert dynmods.own_cgroup_procs(str(own), str(root)) == \
+        str(root / "pids" / "b" / "cgroup.procs")
+    assert dynmods.own_cgroup_procs(str(tmp_path / "missing"), str(root)) is None
