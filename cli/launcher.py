@@ -60,7 +60,10 @@ def write_launcher(venv: str) -> str:
     paths = [link_tree(venv)]
     from isoinspect.cli.code_bundle import build
 
-    build(paths[0])
+    try:
+        build(paths[0])
+    except (OSError, SyntaxError, ValueError) as exc:  # only slower without it
+        print(f"launcher: no code bundle ({exc}); imports read each module", file=sys.stderr)
     for name, module in SCRIPTS.items():
         script = os.path.join(venv, "bin", name)
         write_atomic(script, TEMPLATE.format(python=python, name=name, paths=paths,
