@@ -74,10 +74,12 @@ def profile_library(runs: int = 200, warmup: int = 10, top: int = 10, sort: str 
 TIMELINE_STEPS = (
     ("isoinspect.runtime.runtime:Runtime", "init_plan", "parent: build plan"),
     ("isoinspect.runtime.linux.syscalls", "clone_process", "clone (parent side)"),
+    ("isoinspect.runtime.linux.syscalls", "clone_into_cgroup", "clone into cgroup (parent side)"),
     ("isoinspect.runtime.process", "start_ticks", "parent: read start ticks"),
     ("isoinspect.runtime.runtime", "read_all", "parent: wait for exec (pipe EOF)"),
     ("isoinspect.runtime.records:ContainerStore", "save", "parent: save record"),
     ("isoinspect.runtime.child", "wire_stdio", "child: stdio"),
+    ("isoinspect.runtime.child", "join_cgroups", "child: join cgroups"),
     ("isoinspect.runtime.linux.syscalls", "unshare", "child: unshare cgroup ns"),
     ("isoinspect.runtime.rootfs", "make_mounts_private", "child: make mounts private"),
     ("isoinspect.runtime.rootfs", "mount_overlay", "child: mount overlay"),

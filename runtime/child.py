@@ -80,9 +80,7 @@ def _setup(plan: InitPlan) -> None:
         os.setgroups([])
         os.setresgid(0, 0, 0)
         os.setresuid(0, 0, 0)
-    for procs in plan.cgroup_procs:
-        with open(procs, "w") as handle:
-            handle.write("0")
+    join_cgroups(plan.cgroup_procs)
     if plan.mount_ns_fd >= 0:  # joined here, not by the runtime: its own view stays its own
         sc.setns(plan.mount_ns_fd, sc.CLONE_NEWNS)
         os.close(plan.mount_ns_fd)
@@ -186,6 +184,14 @@ def drop_privileges(process: ProcessPlan) -> str:
         capabilities.switch_user(uid, gid, groups, caps)
         sc.make_non_dumpable()
     return home
+
+
+def join_cgroups(files: list[str]) -> None:
+    """Move this (single-threaded) process into its cgroup: "0" is the writer itself, and
+    the files are CgroupManager.self_join_files (v1's ``tasks``: no global lock)."""
+    for path in files:
+        with open(path, "w") as handle:
+            handle.write("0")
 
 
 def new_exec_stub(err_fd: int) -> int:

@@ -178,9 +178,7 @@ def _clone_in_user_namespace(plan: InitPlan, flags: int, userns_fd: int,
         code = 1
         try:
             os.close(pid_r)
-            for procs in cgroup_procs:
-                with open(procs, "w") as handle:
-                    handle.write("0")
+            child.join_cgroups(cgroup_procs)
             sc.setns(userns_fd, sc.CLONE_NEWUSER)
             pid = sc.clone_process(flags | sc.CLONE_PARENT)
             if pid == 0:
