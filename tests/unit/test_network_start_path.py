@@ -1,0 +1,53 @@
+"""What a bridged start pays before its first netlink message: the modules it imports and the
+address arithmetic that replaces ipaddress there; and a stop that changes nothing writes
+nothing (``rm`` of a container whose monitor already gave its address back)."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import subprocess
+import sys
+
+import pytest
+
+from isoinspect.runtime.network import addresses
+from isoinspect.runtime.network.ipam import Ipam
+
+
+@pytest.mark.parametrize("subnet", ["10.213.0.0/16", "10.214.7.0/24", "192.168.9.8/29",
+                                    "172.16.0.0/30", "10.0.0.2/31", "10.0.0.9/32"])
+def test_hosts_match_ipaddress(subnet):
+    expected = [str(address) for address in ipaddress.IPv4Network(subnet).hosts()]
+    assert [addresses.to_text(value) for value in addresses.hosts(subnet)] == expected
+    assert addresses.prefixlen(subnet) == ipaddress.IPv4Network(subnet).prefixlen
+    assert addresses.to_int(expected[-1]) == int(ipaddress.IPv4Address(expected[-1]))
+
+
+def test_the_hook_imports_no_heavy_module():
+    """The hook is imported after the clone, while the container waits for its veth: no
+    contextlib, json, re, ipaddress (nor pyroute2) on that path."""
+    package_parent = os.path.join(sys.prefix, "isoinspect-src")  # the fast launchers' tree
+    heavy = ("contextlib", "json", "re", "ipaddress", "typing", "pyroute2")
+    code = (f"import sys; sys.path[:0] = [{package_parent!r}]; "
+            "import isoinspect.runtime.network.hook; "
+            f"print(' '.join(m for m in {heavy!r} if m in sys.modules) or '-')")
+    out = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True,
+                         text=True, cwd="/", check=False)
+    assert out.stdout.split() == ["-"], out.stdout + out.stderr
+
+
+def test_an_unchanged_allocation_file_is_not_rewritten(tmp_path):
+    network = {"name": "n", "subnet": "10.9.0.0/24", "gateway": "10.9.0.1"}
+    with Ipam(str(tmp_path), network) as ipam:
+        assert ipam.allocate({"id": "a" * 64}) == "10.9.0.2"
+    path = os.path.join(str(tmp_path), "n.json")
+    before = os.stat(path).st_ino
+    with Ipam(str(tmp_path), network) as ipam:
+        assert ipam.release("b" * 64) is None  # a second detach: nothing held
+    assert os.stat(path).st_ino == before
+    with Ipam(str(tmp_path), network) as ipam:
+        assert ipam.release("a" * 64)["id"] == "a" * 64
+    assert os.stat(path).st_ino != before
+    with Ipam(str(tmp_path), network) as ipam:
+        assert ipam.holders == {}
