@@ -16,22 +16,28 @@ from isoinspect.runtime.container_state import ContainerState
 from isoinspect.runtime.digests import is_hex
 from isoinspect.runtime.errors import NotFound
 from isoinspect.runtime.linux.signals import SIGTERM
-from isoinspect.runtime.network import bridge, files, netns
+from isoinspect.runtime.network import files, netns
 from isoinspect.runtime.network.ipam import Ipam
 from isoinspect.runtime.network.store import NetworkStore, state_dir
 
 # No contextlib at module level: with the collections and functools it imports it costs
 # ~2-3 ms of a bridged start (this module is imported after the clone, on the critical path).
+# bridge (rtnetlink, struct, _socket) is imported by the functions making links: ``rm`` of a
+# stopped container needs none of it.
 
 
 def _is_veth(name: str) -> bool:
     """Our veth host end: iso + 12 hex digits (``re`` costs ~6 ms to import on the start path)."""
+    from isoinspect.runtime.network import bridge
+
     return name.startswith(bridge.VETH_PREFIX) and is_hex(name[len(bridge.VETH_PREFIX):], 12)
 
 
 def attach(record: ContainerState, pid: int, upper: str) -> dict:
     """Connect container ``record`` (a ContainerState, PID 1 ``pid``) to its network; return
     what it got."""
+    from isoinspect.runtime.network import bridge
+
     network = NetworkStore().get(record.spec["network"])
     ports = _ports(record.spec.get("publish"))
     sockets = []
@@ -131,6 +137,8 @@ def collect() -> list[str]:
     """``gc``: free what dead containers held, then anything of ours no holder claims."""
     from contextlib import ExitStack
 
+    from isoinspect.runtime.network import bridge
+
     done: list[str] = []
     store = NetworkStore()
     live: set[str] = set()
@@ -162,6 +170,7 @@ def collect() -> list[str]:
 def remove_network(name: str) -> dict:
     """``network rm``: refuse while containers use it; delete its bridge, rules and file."""
     from isoinspect.runtime.errors import Conflict
+    from isoinspect.runtime.network import bridge
 
     store = NetworkStore()
     network = store.get(name)

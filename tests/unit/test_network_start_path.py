@@ -26,9 +26,11 @@ def test_hosts_match_ipaddress(subnet):
 
 def test_the_hook_imports_no_heavy_module():
     """The hook is imported after the clone, while the container waits for its veth: no
-    contextlib, json, re, ipaddress (nor pyroute2) on that path."""
+    contextlib, json, re, ipaddress (nor pyroute2) on that path; ``rm`` of a stopped container
+    imports it too, and needs neither ctypes nor the netlink code."""
     package_parent = os.path.join(sys.prefix, "isoinspect-src")  # the fast launchers' tree
-    heavy = ("contextlib", "json", "re", "ipaddress", "typing", "pyroute2")
+    heavy = ("contextlib", "json", "re", "ipaddress", "typing", "pyroute2", "ctypes",
+             "isoinspect.runtime.network.rtnetlink")
     code = (f"import sys; sys.path[:0] = [{package_parent!r}]; "
             "import isoinspect.runtime.network.hook; "
             f"print(' '.join(m for m in {heavy!r} if m in sys.modules) or '-')")
