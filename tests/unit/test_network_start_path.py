@@ -39,6 +39,19 @@ def test_the_hook_imports_no_heavy_module():
     assert out.stdout.split() == ["-"], out.stdout + out.stderr
 
 
+def test_the_netlink_code_imports_no_socket_module():
+    """rtnetlink speaks through a libc socket and os.read/os.write: no socket, not even
+    _socket (a shared library to load), on the bridged start path."""
+    package_parent = os.path.join(sys.prefix, "isoinspect-src")
+    code = (f"import sys; sys.path[:0] = [{package_parent!r}]; "
+            "from isoinspect.runtime.network.rtnetlink import Rtnl; "
+            "rtnl = Rtnl(); print(rtnl.link('lo').index); rtnl.close(); "
+            "print(' '.join(m for m in ('socket', '_socket') if m in sys.modules) or '-')")
+    out = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True,
+                         text=True, cwd="/", check=False)
+    assert out.stdout.split() == ["1", "-"], out.stdout + out.stderr
+
+
 def test_an_unchanged_allocation_file_is_not_rewritten(tmp_path):
     network = {"name": "n", "subnet": "10.9.0.0/24", "gateway": "10.9.0.1"}
     with Ipam(str(tmp_path), network) as ipam:
