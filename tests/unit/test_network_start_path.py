@@ -66,3 +66,28 @@ def test_an_unchanged_allocation_file_is_not_rewritten(tmp_path):
     assert os.stat(path).st_ino != before
     with Ipam(str(tmp_path), network) as ipam:
         assert ipam.holders == {}
+
+
+def test_a_stop_already_undone_is_seen_without_the_hook(tmp_path, monkeypatch):
+    """``rm`` after the monitor's poststop: no address, no netns name, so nothing to import
+    or lock; either one left means the full detach runs."""
+    from isoinspect.runtime.network import holds_nothing, netns
+
+    monkeypatch.setenv("ISOINSPECT_NETWORK_DIR", str(tmp_path))
+    cid, other = "ab" * 32, "cd" * 32
+    assert holds_nothing("bridge", cid)  # no allocation file at all
+    network = {"name": "bridge", "subnet": "10.9.0.0/24", "gateway": "10.9.0.1"}
+    with Ipam(os.path.join(str(tmp_path), "state"), network) as ipam:
+        ipam.allocate({"id": cid, "name": "x"})
+        ipam.allocate({"id": other, "name": "y"})
+    assert not holds_nothing("bridge", cid)
+    with Ipam(os.path.join(str(tmp_path), "state"), network) as ipam:
+        ipam.release(cid)
+    assert holds_nothing("bridge", cid) and not holds_nothing("bridge", other)
+    path = netns.path_for(cid)  # a netns name left (its monitor died before undoing it)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    open(path, "w").close()
+    try:
+        assert not holds_nothing("bridge", cid)
+    finally:
+        os.unlink(path)
