@@ -22,7 +22,7 @@ from isoinspect.runtime.network.store import NetworkStore, state_dir
 
 # No contextlib at module level: with the collections and functools it imports it costs
 # ~2-3 ms of a bridged start (this module is imported after the clone, on the critical path).
-# bridge (rtnetlink, struct, _socket) is imported by the functions making links: ``rm`` of a
+# bridge (rtnetlink, struct) is imported by the functions making links: ``rm`` of a
 # stopped container needs none of it.
 
 
