@@ -28,28 +28,29 @@ def test_the_hook_imports_no_heavy_module():
     """The hook is imported after the clone, while the container waits for its veth: no
     contextlib, json, re, ipaddress (nor pyroute2) on that path; ``rm`` of a stopped container
     imports it too, and needs neither ctypes nor the netlink code."""
-    package_parent = os.path.join(sys.prefix, "isoinspect-src")  # the fast launchers' tree
     heavy = ("contextlib", "json", "re", "ipaddress", "typing", "pyroute2", "ctypes",
              "isoinspect.runtime.network.rtnetlink")
-    code = (f"import sys; sys.path[:0] = [{package_parent!r}]; "
-            "import isoinspect.runtime.network.hook; "
-            f"print(' '.join(m for m in {heavy!r} if m in sys.modules) or '-')")
-    out = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True,
-                         text=True, cwd="/", check=False)
-    assert out.stdout.split() == ["-"], out.stdout + out.stderr
+    assert _loaded_after("import isoinspect.runtime.network.hook", heavy) == ["-"]
 
 
 def test_the_netlink_code_imports_no_socket_module():
     """rtnetlink speaks through a libc socket and os.read/os.write: no socket, not even
     _socket (a shared library to load), on the bridged start path."""
+    statements = ("from isoinspect.runtime.network.rtnetlink import Rtnl; rtnl = Rtnl(); "
+                  "print(rtnl.link('lo').index); rtnl.close()")
+    assert _loaded_after(statements, ("socket", "_socket")) == ["1", "-"]
+
+
+def _loaded_after(statements: str, modules: tuple[str, ...]) -> list[str]:
+    """What ``statements`` print in a fresh interpreter started as the fast launcher starts
+    (-I -S, the venv's isoinspect-src tree), then which of ``modules`` it loaded ('-': none)."""
     package_parent = os.path.join(sys.prefix, "isoinspect-src")
-    code = (f"import sys; sys.path[:0] = [{package_parent!r}]; "
-            "from isoinspect.runtime.network.rtnetlink import Rtnl; "
-            "rtnl = Rtnl(); print(rtnl.link('lo').index); rtnl.close(); "
-            "print(' '.join(m for m in ('socket', '_socket') if m in sys.modules) or '-')")
+    code = (f"import sys; sys.path[:0] = [{package_parent!r}]; {statements}; "
+            f"print(' '.join(m for m in {modules!r} if m in sys.modules) or '-')")
     out = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True,
                          text=True, cwd="/", check=False)
-    assert out.stdout.split() == ["1", "-"], out.stdout + out.stderr
+    assert out.returncode == 0, out.stderr
+    return out.stdout.split()
 
 
 def test_an_unchanged_allocation_file_is_not_rewritten(tmp_path):
