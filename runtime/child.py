@@ -41,6 +41,12 @@ def run_child(plan: InitPlan) -> None:
         # Privileges are dropped before a create/start split waits (as runc does): `start`
         # and a warm-pool hand-off then only release the exec.
         home, stub = prepare(process, plan.err_fd, plan.exec_stub_fd)
+        if plan.sync_fd >= 0 and plan.late_sync:
+            # Bridge networking was set up meanwhile. Waited for after the privileges are
+            # dropped (~0.6 ms: signals, user, capabilities, seccomp), which overlap the
+            # parent's veth instead of following it; the create/start split below waits there
+            # too (seccomp profiles allow read/close: the command needs them anyway).
+            _wait_for_parent(plan.sync_fd)
         if plan.ready_fd >= 0:
             # create/start split (OCI, warm pool): say "set up", block until `start`.
             os.write(plan.ready_fd, b"r")
@@ -103,8 +109,6 @@ def _setup(plan: InitPlan) -> None:
         sc.sethostname(plan.hostname)
     if plan.own_net:
         bring_up_loopback()
-    if plan.sync_fd >= 0 and plan.late_sync:  # bridge networking was set up meanwhile
-        _wait_for_parent(plan.sync_fd)
 
 
 def _wait_for_parent(fd: int) -> None:

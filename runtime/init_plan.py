@@ -52,8 +52,8 @@ class InitPlan(Frozen):
     userns_sync_fd: int = -1  # new user namespace: wait for the parent to write id maps
     joined_userns: bool = False  # cloned in an existing user namespace: become its root
     sync_fd: int = -1  # wait here for the parent's pre-start hooks ("g" = go on)
-    late_sync: bool = False  # ...just before exec instead of before pivot_root (the hooks
-    #                          need only the namespaces: bridge networking)
+    late_sync: bool = False  # ...just before exec (privileges dropped) instead of before
+    #                          pivot_root (the hooks need only the namespaces: bridge networking)
     ready_fd: int = -1  # create/start split: report "r" here once set up...
     start_fd: int = -1  # ...then wait on this for `start`
     before_exec: object = None  # callable(plan) -> ProcessPlan | None, after `start`

@@ -5,8 +5,8 @@ The one start sequence of `isoinspect run` (Runtime.start, also build steps and 
 learns the outcome from pipes only:
   err   close-on-exec: EOF with nothing written = the command was exec'd; text = why not
   sync  optional: the child waits on it before pivot_root (with plan.late_sync: just before
-        exec) while the parent runs pre-start hooks (OCI prestart/createRuntime, tracing;
-        bridge networking late), then "g" lets it go on
+        exec, its privileges dropped) while the parent runs pre-start hooks (OCI
+        prestart/createRuntime, tracing; bridge networking late), then "g" lets it go on
   ready optional (create/start split): the child writes "r" once set up and then blocks on
         the plan's start_fd (the OCI exec FIFO) until `start`
   userns optional: a new user namespace waits for the parent to write its id maps

@@ -9,10 +9,10 @@ Deleting the host end deletes both; so does the container's netns going away.
 from __future__ import annotations
 
 import errno
-import ipaddress
 import os
 
 from isoinspect.runtime.errors import IsoinspectError
+from isoinspect.runtime.network.addresses import prefixlen
 from isoinspect.runtime.network.rtnetlink import Rtnl, rtnl_in
 
 VETH_PREFIX = "iso"
@@ -35,7 +35,6 @@ def ensure_bridge(ipr, network: dict) -> bool:
     """Create the network's bridge with its gateway address, up; True if it was made now."""
     if bridge_exists(network):
         return False
-    subnet = ipaddress.IPv4Network(network["subnet"])
     try:
         ipr.link("add", ifname=network["bridge"], kind="bridge")
     except Exception as exc:  # pyroute2's NetlinkError
@@ -44,7 +43,7 @@ def ensure_bridge(ipr, network: dict) -> bool:
                                   "support in this kernel? use --network none)") from None
         return False
     index = ipr.link_lookup(ifname=network["bridge"])[0]
-    ipr.addr("add", index=index, address=network["gateway"], prefixlen=subnet.prefixlen)
+    ipr.addr("add", index=index, address=network["gateway"], prefixlen=prefixlen(network["subnet"]))
     ipr.link("set", index=index, state="up")
     return True
 
@@ -65,7 +64,7 @@ def delete_link(ipr, name: str) -> bool:
 def connect(network: dict, container_id: str, pid: int, address: str) -> dict:
     """veth pair bridge <-> container's eth0 with ``address``, default route via the gateway."""
     host_end = veth_name(container_id)
-    prefix = ipaddress.IPv4Network(network["subnet"]).prefixlen
+    prefix = prefixlen(network["subnet"])
     with Rtnl() as here:
         master = here.link(network["bridge"]).index
         try:

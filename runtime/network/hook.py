@@ -10,33 +10,41 @@ from __future__ import annotations
 
 import fcntl
 import os
-from contextlib import ExitStack, contextmanager
 
 from isoinspect.runtime import process
 from isoinspect.runtime.container_state import ContainerState
 from isoinspect.runtime.digests import is_hex
 from isoinspect.runtime.errors import NotFound
 from isoinspect.runtime.linux.signals import SIGTERM
-from isoinspect.runtime.network import bridge, files, netns
+from isoinspect.runtime.network import files, netns
 from isoinspect.runtime.network.ipam import Ipam
-from isoinspect.runtime.network.netlink import iproute
 from isoinspect.runtime.network.store import NetworkStore, state_dir
 
+# No contextlib at module level: with the collections and functools it imports it costs
+# ~2-3 ms of a bridged start (this module is imported after the clone, on the critical path).
+# bridge (rtnetlink, struct) is imported by the functions making links: ``rm`` of a
+# stopped container needs none of it.
 
 
 def _is_veth(name: str) -> bool:
     """Our veth host end: iso + 12 hex digits (``re`` costs ~6 ms to import on the start path)."""
+    from isoinspect.runtime.network import bridge
+
     return name.startswith(bridge.VETH_PREFIX) and is_hex(name[len(bridge.VETH_PREFIX):], 12)
 
 
 def attach(record: ContainerState, pid: int, upper: str) -> dict:
     """Connect container ``record`` (a ContainerState, PID 1 ``pid``) to its network; return
     what it got."""
-    from isoinspect.runtime.network.ports import bind_all, parse_publish, start_proxy
+    from isoinspect.runtime.network import bridge
 
     network = NetworkStore().get(record.spec["network"])
-    ports = [parse_publish(text) for text in record.spec.get("publish") or []]
-    sockets = bind_all(ports) if ports else []
+    ports = _ports(record.spec.get("publish"))
+    sockets = []
+    if ports:
+        from isoinspect.runtime.network.ports import bind_all
+
+        sockets = bind_all(ports)
     cid = record.id
     etc = os.path.join(upper, "etc")
     hosts = os.path.join(etc, "hosts") if os.path.isdir(etc) else ""
@@ -46,9 +54,9 @@ def attach(record: ContainerState, pid: int, upper: str) -> dict:
     state = state_dir()
     try:
         if not bridge.bridge_exists(network):  # first use only: pyroute2 makes the bridge
-            with iproute() as ipr:
+            with _iproute() as ipr:
                 if bridge.ensure_bridge(ipr, network):  # no lock needed (EEXIST-safe)
-                    with _firewall_lock() as firewall:
+                    with _FirewallLock() as firewall:
                         firewall.allow_bridge(network["bridge"])
         with Ipam(state, network) as ipam:  # one short critical section per start
             holder["netns"] = netns.path_for(cid)
@@ -60,6 +68,8 @@ def attach(record: ContainerState, pid: int, upper: str) -> dict:
         netns.bind(cid, pid)
         link = bridge.connect(network, cid, pid, address)
         if sockets:
+            from isoinspect.runtime.network.ports import start_proxy
+
             holder["proxy"] = start_proxy(ports, sockets, address, pid)
             sockets = []
             holder["proxy_ticks"] = process.start_ticks(holder["proxy"])
@@ -71,6 +81,22 @@ def attach(record: ContainerState, pid: int, upper: str) -> dict:
     return {"name": network["name"], "id": network["id"], "bridge": network["bridge"],
             "ip": address, "prefixlen": link["prefixlen"], "gateway": network["gateway"],
             "mac": link["mac"], "veth": link["veth"], "netns": holder["netns"], "ports": ports}
+
+
+def _iproute():
+    """pyroute2's IPRoute (netlink.py, and contextlib with it, only on the paths using it)."""
+    from isoinspect.runtime.network.netlink import iproute as make
+
+    return make()
+
+
+def _ports(publish: list[str] | None) -> list[dict]:
+    """The parsed -p options (the ports module, and its ipaddress, only when there are)."""
+    if not publish:
+        return []
+    from isoinspect.runtime.network.ports import parse_publish
+
+    return [parse_publish(text) for text in publish]
 
 
 def detach(network_name: str, container_id: str) -> list[str]:
@@ -109,6 +135,10 @@ def _teardown(holder: dict) -> list[str]:
 
 def collect() -> list[str]:
     """``gc``: free what dead containers held, then anything of ours no holder claims."""
+    from contextlib import ExitStack
+
+    from isoinspect.runtime.network import bridge
+
     done: list[str] = []
     store = NetworkStore()
     live: set[str] = set()
@@ -129,7 +159,7 @@ def collect() -> list[str]:
             if os.path.basename(path)[len(netns.PREFIX):] not in live:
                 netns.unbind(path)
                 done.append(f"removed orphan netns {path}")
-        with iproute() as ipr:
+        with _iproute() as ipr:
             for name in bridge.links_named(ipr, bridge.VETH_PREFIX):
                 if _is_veth(name) and name[len(bridge.VETH_PREFIX):] not in live:
                     bridge.delete_link(ipr, name)
@@ -140,6 +170,7 @@ def collect() -> list[str]:
 def remove_network(name: str) -> dict:
     """``network rm``: refuse while containers use it; delete its bridge, rules and file."""
     from isoinspect.runtime.errors import Conflict
+    from isoinspect.runtime.network import bridge
 
     store = NetworkStore()
     network = store.get(name)
@@ -151,10 +182,10 @@ def remove_network(name: str) -> dict:
         for holder in list(ipam.holders.values()):
             ipam.release(holder["id"])
             _teardown(holder)
-        with iproute() as ipr:
+        with _iproute() as ipr:
             bridge.delete_link(ipr, network["bridge"])
             last = not bridge.links_named(ipr, bridge.BRIDGE_PREFIX)
-        with _firewall_lock() as firewall:
+        with _FirewallLock() as firewall:
             firewall.forget_bridge(network["bridge"])
             if last:
                 firewall.remove_chain()
@@ -174,16 +205,22 @@ def endpoints(network: dict) -> dict[str, dict]:
                 if process.is_alive(holder["pid"], holder["ticks"])}
 
 
-@contextmanager
-def _firewall_lock():
-    """Serialise changes to our iptables chain across networks (imported only then)."""
-    from isoinspect.runtime.network import firewall
+class _FirewallLock:
+    """Serialise changes to our iptables chain across networks; ``with`` gives the firewall
+    module (imported only then). A class, not @contextmanager: see the imports above."""
 
-    os.makedirs(state_dir(), exist_ok=True)
-    fd = os.open(os.path.join(state_dir(), "firewall.lock"),
-                 os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield firewall
-    finally:
-        os.close(fd)
+    def __enter__(self):
+        from isoinspect.runtime.network import firewall
+
+        os.makedirs(state_dir(), exist_ok=True)
+        self.fd = os.open(os.path.join(state_dir(), "firewall.lock"),
+                          os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX)
+        except BaseException:
+            os.close(self.fd)
+            raise
+        return firewall
+
+    def __exit__(self, *exc: object) -> None:
+        os.close(self.fd)

@@ -9,12 +9,12 @@ addresses of containers that died without their monitor.
 from __future__ import annotations
 
 import fcntl
-import ipaddress
-import json
 import os
 
+from isoinspect.runtime import json_lite
 from isoinspect.runtime.errors import IsoinspectError
 from isoinspect.runtime.fsutil import write_atomic
+from isoinspect.runtime.network import addresses
 
 
 class Ipam:
@@ -26,6 +26,7 @@ class Ipam:
         self.lock_path = os.path.join(directory, f"{network['name']}.lock")
         self._fd = -1
         self.holders: dict[str, dict] = {}
+        self._saved = ""  # the file's text as read: unchanged holders are not written back
 
     def __enter__(self) -> "Ipam":
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
@@ -33,7 +34,8 @@ class Ipam:
         fcntl.flock(self._fd, fcntl.LOCK_EX)
         try:
             with open(self.path) as handle:
-                self.holders = json.load(handle)
+                self._saved = handle.read()
+            self.holders = json_lite.loads(self._saved)
         except FileNotFoundError:
             self.holders = {}
         except ValueError:
@@ -48,14 +50,17 @@ class Ipam:
             self._fd = -1
 
     def _save(self) -> None:
-        write_atomic(self.path, json.dumps(self.holders).encode())
+        text = json_lite.dumps(self.holders)
+        if text != self._saved:  # a stop already undone (rm after the monitor): no write
+            write_atomic(self.path, text.encode())
+            self._saved = text
 
     def allocate(self, holder: dict) -> str:
         """The lowest free address of the subnet (not the gateway); record its holder."""
-        subnet = ipaddress.IPv4Network(self.network["subnet"])
+        subnet = self.network["subnet"]
         gateway = self.network["gateway"]
-        for address in subnet.hosts():
-            text = str(address)
+        for address in addresses.hosts(subnet):
+            text = addresses.to_text(address)
             if text != gateway and text not in self.holders:
                 self.holders[text] = holder
                 return text

@@ -10,7 +10,9 @@ from __future__ import annotations
 import os
 
 from isoinspect.runtime.digests import is_hex
-from isoinspect.runtime.linux import syscalls as sc
+
+# linux.syscalls (ctypes, ~1-3 ms) is imported where a system call is made: ``rm`` of a stopped
+# container only checks that its name is gone, and a start has it loaded already.
 
 NETNS_DIR = "/run/netns"
 PREFIX = "isoinspect-"
@@ -26,6 +28,8 @@ def _container_entry(name: str) -> bool:
 def made_in(pid: int, factory):
     """``factory()`` called inside the network namespace of ``pid``, then back in ours (setns
     on this thread only): for sockets, which stay in the netns they were created in."""
+    from isoinspect.runtime.linux import syscalls as sc
+
     own = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
     try:
         target = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
@@ -47,6 +51,8 @@ def path_for(container_id: str) -> str:
 
 def bind(container_id: str, pid: int) -> str:
     """Bind the netns of ``pid`` to its /run/netns name; return the path."""
+    from isoinspect.runtime.linux import syscalls as sc
+
     os.makedirs(NETNS_DIR, mode=0o755, exist_ok=True)
     path = path_for(container_id)
     os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o444))
@@ -62,6 +68,8 @@ def unbind(path: str) -> bool:
     """Unmount and delete a /run/netns entry; True if something was there."""
     if not os.path.lexists(path):
         return False
+    from isoinspect.runtime.linux import syscalls as sc
+
     try:
         sc.umount2(path, sc.MNT_DETACH)
     except OSError:

@@ -14,11 +14,15 @@ from __future__ import annotations
 import os
 import struct
 
-# _socket, not socket: the socket module (its enums, selectors) costs ~3-4 ms to import on the
-# start path, and a netlink socket needs none of it.
-import _socket as socket
+from isoinspect.runtime.network.addresses import to_int
 
-# linux/netlink.h
+# No socket module, not even _socket: importing it (a shared library) costs ~0.5-1 ms of a
+# bridged start, and a netlink socket needs none of it: socket(2) through libc (linux.syscalls,
+# loaded on the start path anyway), then os.write and os.read.
+
+# linux/socket.h, linux/netlink.h
+AF_UNSPEC, AF_INET, AF_NETLINK = 0, 2, 16
+SOCK_RAW, SOCK_CLOEXEC = 3, 0o2000000
 NETLINK_ROUTE = 0
 NLMSG_ERROR, NLMSG_DONE = 2, 3
 NLM_F_REQUEST, NLM_F_ACK, NLM_F_EXCL, NLM_F_CREATE = 0x1, 0x4, 0x200, 0x400
@@ -54,7 +58,7 @@ def name_attr(kind: int, name: str) -> bytes:
 
 def ifinfo(index: int = 0, up: bool = False) -> bytes:
     """An ifinfomsg; ``up`` sets IFF_UP (and only it: the change mask)."""
-    return _IFINFO.pack(socket.AF_UNSPEC, 0, index, IFF_UP if up else 0, IFF_UP if up else 0)
+    return _IFINFO.pack(AF_UNSPEC, 0, index, IFF_UP if up else 0, IFF_UP if up else 0)
 
 
 def message(kind: int, flags: int, seq: int, body: bytes) -> bytes:
@@ -92,18 +96,23 @@ def up_request(index: int, seq: int) -> bytes:
     return message(RTM_NEWLINK, NLM_F_REQUEST | NLM_F_ACK, seq, ifinfo(index, up=True))
 
 
+def _packed(address: str) -> bytes:
+    """An IPv4 address in network byte order (inet_aton)."""
+    return to_int(address).to_bytes(4, "big")
+
+
 def address_request(index: int, address: str, prefixlen: int, seq: int) -> bytes:
     """RTM_NEWADDR of an IPv4 address (local = address, as ``ip addr add`` sends it)."""
-    packed = socket.inet_aton(address)
-    body = _IFADDR.pack(socket.AF_INET, prefixlen, 0, RT_SCOPE_UNIVERSE, index) + \
+    packed = _packed(address)
+    body = _IFADDR.pack(AF_INET, prefixlen, 0, RT_SCOPE_UNIVERSE, index) + \
         attr(IFA_LOCAL, packed) + attr(IFA_ADDRESS, packed)
     return message(RTM_NEWADDR, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL, seq, body)
 
 
 def default_route_request(gateway: str, seq: int) -> bytes:
     """RTM_NEWROUTE of 0.0.0.0/0 via ``gateway`` in the main table."""
-    body = _RTMSG.pack(socket.AF_INET, 0, 0, 0, RT_TABLE_MAIN, RTPROT_BOOT, RT_SCOPE_UNIVERSE,
-                       RTN_UNICAST, 0) + attr(RTA_GATEWAY, socket.inet_aton(gateway))
+    body = _RTMSG.pack(AF_INET, 0, 0, 0, RT_TABLE_MAIN, RTPROT_BOOT, RT_SCOPE_UNIVERSE,
+                       RTN_UNICAST, 0) + attr(RTA_GATEWAY, _packed(gateway))
     return message(RTM_NEWROUTE, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL, seq,
                    body)
 
@@ -142,9 +151,11 @@ class Rtnl:
     """A NETLINK_ROUTE socket of one network namespace; one request at a time."""
 
     def __init__(self) -> None:
-        self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC,
-                                  NETLINK_ROUTE)
-        self.sock.bind((0, 0))
+        from isoinspect.runtime.linux import syscalls
+
+        # Unbound: the first write binds it (a port id of its own); written without an
+        # address, a message goes to the kernel.
+        self.fd = syscalls.socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE)
         self.seq = 0
 
     def __enter__(self) -> "Rtnl":
@@ -154,7 +165,9 @@ class Rtnl:
         self.close()
 
     def close(self) -> None:
-        self.sock.close()
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
 
     def next_seq(self) -> int:
         self.seq += 1
@@ -164,10 +177,10 @@ class Rtnl:
         """Send one request; return its reply message (None for a bare ACK); OSError if the
         kernel refused it."""
         seq = _HEADER.unpack_from(data)[3]
-        self.sock.sendto(data, (0, 0))  # to the kernel
+        os.write(self.fd, data)  # to the kernel
         reply = None
         while True:
-            chunk = self.sock.recv(65536)
+            chunk = os.read(self.fd, 65536)
             offset = 0
             while offset + _HEADER.size <= len(chunk):
                 length, kind, _, got_seq, _ = _HEADER.unpack_from(chunk, offset)

@@ -8,21 +8,26 @@ bridge ``isoinspect-<4 hex>`` and, unless --subnet is given, the first free 10.2
 
 from __future__ import annotations
 
-import ipaddress
-import json
 import os
-import re
 import time
 
+from isoinspect.runtime import json_lite
 from isoinspect.runtime.errors import Conflict, IsoinspectError, NotFound
 from isoinspect.runtime.fsutil import create_atomic
+
+TYPE_CHECKING = False  # typing itself is not imported on the start path
+if TYPE_CHECKING:  # for annotations only
+    import ipaddress
+
+# ipaddress, re and json are not imported at module level: a bridged start reads a definition
+# here, and those imports (with the enum/functools/collections they pull in) cost several ms.
 
 DEFAULT_NETWORK = "bridge"
 DEFAULT_BRIDGE = "isoinspect0"
 DEFAULT_SUBNET = "10.213.0.0/16"
 BRIDGE_PREFIX = "isoinspect"
 RESERVED = ("none", "host", "default")
-_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$")
+_NAME = r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$"
 
 
 def base_dir() -> str:
@@ -44,7 +49,9 @@ def state_dir() -> str:
 
 def validate_name(name: str) -> str:
     """Raise a one-line error for a name that cannot be a network's."""
-    if not _NAME.match(name) or name in RESERVED:
+    import re
+
+    if not re.match(_NAME, name) or name in RESERVED:
         raise IsoinspectError(f"invalid network name {name!r}: use letters, digits, '_', '.', "
                               "'-' (not none, host or default)")
     return name
@@ -60,6 +67,8 @@ def require_network(name: str) -> None:
 
 def parse_subnet(text: str) -> ipaddress.IPv4Network:
     """An IPv4 subnet with room for a gateway and at least one container."""
+    import ipaddress
+
     try:
         subnet = ipaddress.IPv4Network(text, strict=True)
     except ValueError as exc:
@@ -82,7 +91,7 @@ class NetworkStore:
         """The network called ``name``; the default one is defined on first use."""
         try:
             with open(self._path(name)) as handle:
-                return json.load(handle)
+                return json_lite.loads(handle.read())
         except FileNotFoundError:
             if name == DEFAULT_NETWORK:
                 return self._define_default()
@@ -96,7 +105,7 @@ class NetworkStore:
             return self._write(DEFAULT_NETWORK, DEFAULT_BRIDGE, subnet)
         except Conflict:  # defined concurrently
             with open(self._path(DEFAULT_NETWORK)) as handle:
-                return json.load(handle)
+                return json_lite.loads(handle.read())
 
     def list(self) -> list[dict]:
         self.get(DEFAULT_NETWORK)
@@ -115,6 +124,8 @@ class NetworkStore:
             raise Conflict(f"network {name} already exists (the default network)")
         existing = self.list()
         if subnet_text:
+            import ipaddress
+
             subnet = parse_subnet(subnet_text)
             for other in existing:
                 if subnet.overlaps(ipaddress.IPv4Network(other["subnet"])):
@@ -138,7 +149,7 @@ class NetworkStore:
                    "subnet": str(subnet), "gateway": str(next(subnet.hosts())),
                    "created": time.time()}
         try:  # two creates cannot both win
-            create_atomic(self._path(name), json.dumps(network).encode())
+            create_atomic(self._path(name), json_lite.dumps(network).encode())
         except FileExistsError:
             raise Conflict(f"network with name {name} already exists") from None
         return network
@@ -151,6 +162,8 @@ class NetworkStore:
 
 
 def _free_subnet(existing: list[dict]) -> ipaddress.IPv4Network:
+    import ipaddress
+
     taken = [ipaddress.IPv4Network(other["subnet"]) for other in existing]
     for third in range(256):
         candidate = ipaddress.IPv4Network(f"10.214.{third}.0/24")
