@@ -10,6 +10,16 @@ zygote, and returns once the command has been exec'd (the close-on-exec error pi
 exactly the moment ``Runtime.start`` reports. A background thread refills the pool once a
 container has finished (not during a start, which would compete for the CPU and the GIL).
 
+Removal off the caller's path: ``finish()`` returns once the command's exit status is known;
+the same background thread then records the exit, removes the cgroup and the container's
+directory (``drain()`` waits for that; ``close()`` drains, so nothing outlives the pool). A
+zygote's mount and network namespaces are held open by the pool (descriptors taken while it
+waits), so the command's exit does not unmount its tree (overlay: a sync of the upper file
+system) in the exiting process: the thread's close of those descriptors does, before it removes
+the directories. If the pool's process dies first, ``isoinspect gc`` finds the records (running,
+process gone, --rm) and removes them with their cgroups. Without the thread
+(``background=False``) ``finish()`` removes the container itself before returning.
+
 Why a thread and a GIL-holding clone: the refill thread clones zygotes while the main thread
 waits for containers. ``syscalls.clone_process`` goes through ctypes.CDLL, which releases the
 GIL, so another thread could take the GIL at the moment of the clone and the child would inherit
@@ -22,7 +32,7 @@ descriptors the owner opens while a zygote is being made do not leak into it.
 
 Limits: network "none" or "host" only (no pre-start hooks such as a bridge veth), no user
 namespace remap. Everything a zygote holds (cgroup, state directory, mounts in its namespace)
-is removed by ``close()`` or when its container is finished with ``finish()``.
+is removed by ``close()`` or after its container is finished with ``finish()``.
 """
 
 from __future__ import annotations
@@ -40,12 +50,15 @@ import time
 from isoinspect.runtime import child, process
 from isoinspect.runtime.container_state import ContainerState, Status
 from isoinspect.runtime.errors import IsoinspectError
+from isoinspect.runtime.frozen import Frozen
 from isoinspect.runtime.linux import syscalls as sc
 from isoinspect.runtime.linux.signals import SIGKILL
 from isoinspect.runtime.pipes import read_all
 
 _pylibc = ctypes.PyDLL(None, use_errno=True)
 MAX_COMMAND_BYTES = 65536
+#: namespaces a zygote's descriptors keep alive until its removal (see the module notes)
+HELD_NAMESPACES = ("mnt", "net")
 
 
 def _clone_holding_gil(flags: int) -> int:
@@ -153,12 +166,12 @@ def _receive_command(channel: socket.socket):
 class Zygote:
     """One prepared container process waiting for its command (parent side)."""
 
-    __slots__ = ("record", "pid", "err_r", "go_w", "channel", "prepared_s")
+    __slots__ = ("record", "pid", "err_r", "go_w", "channel", "prepared_s", "held")
 
     def __init__(self, record: ContainerState, pid: int, err_r: int, go_w: int,
-                 channel: socket.socket, prepared_s: float) -> None:
+                 channel: socket.socket, prepared_s: float, held: list[int]) -> None:
         self.record, self.pid, self.err_r, self.go_w = record, pid, err_r, go_w
-        self.channel, self.prepared_s = channel, prepared_s
+        self.channel, self.prepared_s, self.held = channel, prepared_s, held
 
     def close_fds(self) -> None:
         for fd in (self.err_r, self.go_w):
@@ -171,11 +184,43 @@ class Zygote:
         self.channel.close()
 
 
+class Finished(Frozen):
+    """A container whose command has exited, waiting for the pool to remove it."""
+
+    record: ContainerState
+    status: int  # raw waitpid status
+    finished_at: float
+    held: list  # namespace descriptors to close before the removal
+
+
+def hold_namespaces(pid: int) -> list[int]:
+    """Descriptors of ``pid``'s ``HELD_NAMESPACES`` (close-on-exec)."""
+    held: list[int] = []
+    try:
+        for name in HELD_NAMESPACES:
+            held.append(os.open(f"/proc/{pid}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC))
+    except OSError:
+        release(held)
+        raise
+    return held
+
+
+def release(fds: list[int]) -> None:
+    """Close ``fds``; the last reference to a namespace tears it down here."""
+    for fd in fds:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    del fds[:]
+
+
 class WarmPool:
     """``size`` zygotes of ``spec`` kept ready; ``start`` hands one a command.
 
-    Use as a context manager (or call ``close()``): that kills and removes idle zygotes.
-    ``background=False`` refills only inside ``start()``/``fill()`` (no thread).
+    Use as a context manager (or call ``close()``): that kills and removes idle zygotes and
+    waits for the removal of finished ones. ``background=False`` refills only inside
+    ``start()``/``fill()`` and removes inside ``finish()`` (no thread).
     """
 
     def __init__(self, runtime, spec, size: int = 2, background: bool = True) -> None:
@@ -188,6 +233,9 @@ class WarmPool:
             raise IsoinspectError("the warm pool does not support user namespaces", exit_code=2)
         self.runtime, self.spec, self.size = runtime, spec, size
         self.idle: collections.deque[Zygote] = collections.deque()
+        self.finished: collections.deque[Finished] = collections.deque()  # to remove
+        self._removing = 0            # removals taken off ``finished``, not yet done
+        self._held: dict[int, list[int]] = {}  # pid of a started command -> its namespaces
         self.cold_starts = 0          # starts that found the pool empty
         self.errors: list[str] = []
         self._cond = threading.Condition()
@@ -258,7 +306,14 @@ class WarmPool:
         record = record.replace(status=Status.RUNNING, pid=pid,
                                 pid_ticks=process.start_ticks(pid), started_at=time.time())
         runtime.containers.save(record)
-        return Zygote(record, pid, err_r, go_w, parent_end, time.perf_counter() - begin)
+        try:
+            held = hold_namespaces(pid)
+        except OSError as exc:
+            zygote = Zygote(record, pid, err_r, go_w, parent_end, 0.0, [])
+            zygote.close_fds()
+            self._kill(zygote)
+            raise IsoinspectError(f"zygote set-up failed: its namespaces: {exc}") from None
+        return Zygote(record, pid, err_r, go_w, parent_end, time.perf_counter() - begin, held)
 
     def fill(self) -> None:
         """Bring the pool up to ``size`` now (in the calling thread)."""
@@ -283,12 +338,16 @@ class WarmPool:
         return self
 
     def _refill_loop(self) -> None:
+        """Remove finished containers first (their exit is known), then refill."""
         while True:
             with self._cond:
-                while not self._closing and len(self.idle) >= self.size:
+                while (not self.finished and not self._closing
+                       and len(self.idle) >= self.size):
                     self._cond.wait()
-                if self._closing:
+                if not self.finished and self._closing:
                     return
+            if self.remove_finished():
+                continue
             try:
                 self.fill()
             except Exception as exc:  # noqa: BLE001 - reported, the pool goes on cold
@@ -297,6 +356,44 @@ class WarmPool:
                     self._cond.notify_all()
                 time.sleep(0.1)
         # unreachable
+
+    def remove_finished(self) -> bool:
+        """Remove every finished container now (in the calling thread); False if none."""
+        done = False
+        while True:
+            with self._cond:
+                if not self.finished:
+                    return done
+                item = self.finished.popleft()
+                self._removing += 1
+            try:
+                self._remove_finished(item)
+            except Exception as exc:  # noqa: BLE001 - reported; `gc` finds what is left
+                with self._cond:
+                    self.errors.append(f"removing {item.record.id[:12]}: {exc}")
+            finally:
+                with self._cond:
+                    self._removing -= 1
+                    self._cond.notify_all()
+            done = True
+
+    def _remove_finished(self, item: Finished) -> None:
+        release(item.held)  # unmounts the container's tree (its last reference)
+        try:
+            self.runtime.record_exit(item.record, item.status, item.finished_at)
+        finally:
+            self._remove(item.record)
+
+    def drain(self, timeout: float = 60.0) -> bool:
+        """Block until every finished container has been removed (True) or ``timeout``."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self.finished or self._removing:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._cond.wait(min(left, 0.5))
+        return True
 
     def wait_full(self, timeout: float = 60.0) -> bool:
         """Block until the pool holds ``size`` zygotes (True) or ``timeout`` passed."""
@@ -347,16 +444,21 @@ class WarmPool:
         if message:
             self._kill(zygote)
             raise IsoinspectError(message.decode(errors="replace"), exit_code=127)
+        self._held[zygote.pid] = zygote.held
         return Started(zygote.record, zygote.pid, begin, ready)
 
     def finish(self, started) -> int:
-        """Wait for a started command, release its cgroup and remove the container."""
-        try:
-            return self.runtime.wait_child(started)
-        finally:
-            self._remove(started.record)
-            with self._cond:  # refill once a container is done, not while one starts
-                self._cond.notify_all()
+        """Wait for a started command and return its exit code; its container is removed
+        right after by the background thread (see the module notes), or here without one."""
+        status = process.wait_status(started.pid)
+        item = Finished(record=started.record, status=255 << 8 if status is None else status,
+                        finished_at=time.time(), held=self._held.pop(started.pid, []))
+        with self._cond:  # refill once a container is done, not while one starts
+            self.finished.append(item)
+            self._cond.notify_all()
+        if self._thread is None:
+            self.remove_finished()
+        return process.exit_code_from_status(item.status)
 
     def _remove(self, record: ContainerState) -> None:
         try:
@@ -366,16 +468,19 @@ class WarmPool:
 
     def _kill(self, zygote: Zygote) -> None:
         process.kill_and_wait(zygote.pid, steps=((SIGKILL, 10.0),), reap=True)
+        release(zygote.held)
         self._remove(zygote.record)
 
     def close(self) -> None:
-        """Stop refilling, kill and remove every idle zygote."""
+        """Stop refilling, remove finished containers, kill and remove every idle zygote."""
         with self._cond:
             self._closing = True
             self._cond.notify_all()
         if self._thread is not None:
             self._thread.join(timeout=60)
             self._thread = None
+        self.remove_finished()  # what the thread left (or all of it, had it died)
+        self.drain()
         while self.idle:
             zygote = self.idle.popleft()
             zygote.close_fds()

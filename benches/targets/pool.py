@@ -4,6 +4,10 @@ The SOCK-style figure: namespaces, cgroup, overlay root, privileges and seccomp 
 the timer starts; ``settle()`` (untimed) waits until the background thread has refilled the pool,
 so every measured start finds a zygote ready, as a pool sized for its load would. Each run ends
 with that wait too, so the refill never competes with another target's measured start.
+
+Lifecycle ends when ``finish()`` has the exit code: the pool's thread removes the container
+(record, cgroup, directories, its mounts) after that, also inside ``settle()``. ``teardown``
+times that removal to its end (``finish()`` + ``drain()``), so it stays the cost of a removal.
 """
 
 from __future__ import annotations
@@ -46,6 +50,8 @@ class WarmPoolTarget(InProcessTarget):
         self.pool.open()
 
     def settle(self) -> None:
+        if not self.pool.drain():
+            raise TargetError(f"the pool did not remove its containers: {self.pool.errors[-1:]}")
         if not self.pool.wait_full():
             raise TargetError(f"the pool did not refill: {self.pool.errors[-1:]}")
 
@@ -91,7 +97,7 @@ class WarmPoolTarget(InProcessTarget):
         self.settle()
         self.check_exit(code)
         self.last_phases = {"hand_off_to_exec": started.startup_seconds,
-                            "wait_and_remove": (t2 - t1) / 1e9}
+                            "wait_for_exit": (t2 - t1) / 1e9}
         return Sample((t2 - t0) / 1e9, cpu)
 
     def teardown_once(self) -> Sample:
@@ -102,6 +108,7 @@ class WarmPoolTarget(InProcessTarget):
             cpu0 = cpu_now() + task_cpu(started.pid)  # the zombie's own life: not teardown
             t0 = time.perf_counter_ns()
             code = self.pool.finish(started)
+            self.pool.drain()  # the removal itself, done by the pool's thread
             wall = (time.perf_counter_ns() - t0) / 1e9
             cpu = cpu_now() - cpu0
         self.settle()

@@ -77,3 +77,72 @@ def test_an_empty_pool_starts_cold_and_a_closed_pool_kills_its_zygotes(iso):
     with pytest.raises(ProcessLookupError):  # killed and reaped
         os.kill(pid, 0)
     assert runtime.list(all_containers=True) == []
+
+
+def _namespace_fds() -> set[str]:
+    found = set()
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{name}")
+        except OSError:
+            continue
+        if target.startswith(("mnt:[", "net:[")):
+            found.add(target)
+    return found
+
+
+def test_finish_answers_first_and_the_removal_still_completes(iso):
+    """finish() returns the exit code; the pool's thread then removes the container (record,
+    cgroup, directories; the namespaces the pool held for it): drain() waits for that."""
+    runtime = Runtime(iso.root)
+    spec = ContainerSpec("busybox", ["true"], remove=True, network="none")
+    before = _namespace_fds()
+    with WarmPool(runtime, spec, size=1) as pool:
+        zygote = pool.idle[0]
+        # the pool holds the zygote's mount and network namespaces while it waits
+        held = {os.readlink(f"/proc/self/fd/{fd}") for fd in zygote.held}
+        assert held == {os.readlink(f"/proc/{zygote.pid}/ns/{ns}") for ns in ("mnt", "net")}
+        cid = zygote.record.id
+        code, _ = _run(pool, ["sh", "-c", "exit 5"])
+        assert code == 5
+        assert pool.drain()
+        assert not pool.errors
+        assert cid not in {record.id for record in runtime.list(all_containers=True)}
+        assert not os.path.exists(runtime.containers.dir(cid))
+        assert not [path for path in iso.cgroup_dirs() if cid in path]
+        assert not held & _namespace_fds()     # released, so its mounts are gone
+        assert pool.wait_full()
+    assert _namespace_fds() == before
+    assert runtime.list(all_containers=True) == [] and not iso.cgroup_dirs()
+
+
+CRASH = """
+import os, sys
+from isoinspect.runtime import process
+from isoinspect.runtime.runtime import Runtime
+from isoinspect.runtime.spec import ContainerSpec
+from isoinspect.runtime.warm_pool import WarmPool
+
+pool = WarmPool(Runtime(sys.argv[1]), ContainerSpec("busybox", ["true"], remove=True,
+                                                     network="none"), size=1).open()
+started = pool.start(["true"])
+process.wait_status(started.pid)  # exited and reaped; the pool dies before removing it
+os._exit(0)
+"""
+
+
+def test_gc_removes_what_a_pool_that_died_left(iso):
+    """A pool's process killed between a command's exit and its removal (and with zygotes
+    waiting) leaves records, cgroups and directories that `isoinspect gc` removes."""
+    import subprocess
+    import sys
+
+    from isoinspect.runtime import gc
+
+    subprocess.run([sys.executable, "-c", CRASH, iso.root], check=True, timeout=120)
+    runtime = Runtime(iso.root)
+    assert runtime.containers.ids(), "the crashed pool left nothing to collect"
+    gc.collect(runtime)
+    assert runtime.list(all_containers=True) == []
+    assert not runtime.containers.ids()
+    assert not iso.cgroup_dirs()
