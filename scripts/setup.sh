@@ -10,6 +10,7 @@
 #   f) the built-in base image (`isoinspect images --ensure-base`)
 #   g) the static workload program of `bench overhead` (built once per source version)
 #   h) the static monitor program of `run -d` (runtime/monitor.c, likewise)
+#   i) the warm pool's static zygote program (runtime/zygote_stub.c, likewise)
 #
 # A second run does no apt/pip work and takes well under a few seconds.
 # Environment: ISOINSPECT_VENV (default <repo>/.venv), ISOINSPECT_SKIP_APT=1 to skip step a.
@@ -178,6 +179,13 @@ step_monitor() {
     build_static monitor isoinspect.runtime.monitor_program
 }
 
+# ---------------------------------------------------------------- i) warm pool's zygote program
+# runtime/zygote_stub.c, likewise under .../zygote/<source hash>/ (else built by the first pool;
+# without gcc its zygotes wait in Python).
+step_zygote() {
+    build_static zygote isoinspect.runtime.zygote_program
+}
+
 step_apt
 step_headers
 step_tracefs
@@ -186,6 +194,7 @@ step_launcher
 step_base_image
 step_workload
 step_monitor
+step_zygote
 
 ELAPSED_MS=$(( ($(date +%s%N) - START_NS) / 1000000 ))
 IFS=';'

@@ -146,16 +146,26 @@ def stub_image(err_fd: int) -> bytes:
 
 def sealed_stub(err_fd: int) -> int:
     """A close-on-exec memfd holding the stub, sealed against any change, ready to fexecve."""
+    return sealed_program(stub_image(err_fd), STUB_NAME)
+
+
+def sealed_program(image: bytes, name: str) -> int:
+    """A close-on-exec memfd holding the executable ``image``, sealed against any change:
+    a process running it can never have its program rewritten (also the warm pool's
+    runtime/zygote_stub.c)."""
     try:
-        fd = os.memfd_create(STUB_NAME, MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_EXEC)
+        fd = os.memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_EXEC)
     except OSError as exc:
         if exc.errno != errno.EINVAL:  # kernels before 6.3 do not know MFD_EXEC
             raise
-        fd = os.memfd_create(STUB_NAME, MFD_CLOEXEC | MFD_ALLOW_SEALING)
+        fd = os.memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING)
     try:
-        image = stub_image(err_fd)
-        if os.write(fd, image) != len(image):
-            raise OSError(errno.EIO, "short write to the exec stub")
+        view = memoryview(image)
+        while view:
+            written = os.write(fd, view)
+            if written <= 0:
+                raise OSError(errno.EIO, f"short write to the sealed program {name}")
+            view = view[written:]
         os.fchmod(fd, 0o555)  # whatever user the command runs as must be able to exec it
         seals = F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE
         try:

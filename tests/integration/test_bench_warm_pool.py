@@ -146,3 +146,41 @@ def test_gc_removes_what_a_pool_that_died_left(iso):
     assert runtime.list(all_containers=True) == []
     assert not runtime.containers.ids()
     assert not iso.cgroup_dirs()
+
+
+def test_zygotes_wait_in_the_sealed_program_and_exec_like_run(iso):
+    """A zygote waits as runtime/zygote_stub.c from a sealed memfd (no Python left to run at
+    the hand-off); the command gets its argv exactly, only its own stdio, and run's errors."""
+    runtime = Runtime(iso.root)
+    spec = ContainerSpec("busybox", ["true"], remove=True, network="none")
+    with WarmPool(runtime, spec, size=1) as pool:
+        zygote = pool.idle[0]
+        assert os.readlink(f"/proc/{zygote.pid}/exe").startswith("/memfd:isoinspect-zygote")
+        code, out = _run(pool, ["sh", "-c", 'printf "[%s]" "$@"', "x", "a b", "", "ü"])
+        assert (code, out) == (0, "[a b][][ü]".encode())
+        # the command's descriptors: 0, 1, 2 and the one ls reads /proc/self/fd with
+        assert _run(pool, ["ls", "/proc/self/fd"]) == (0, b"0\n1\n2\n3\n")
+        for argv, code, message in (
+                (["not-there"], 127, 'exec: "not-there": executable file not found in $PATH'),
+                (["/not/there"], 127, 'exec: "/not/there": no such file or directory'),
+                (["/etc/passwd"], 126, 'exec: "/etc/passwd": permission denied')):
+            with pytest.raises(IsoinspectError) as failed:
+                pool.start(argv)
+            assert (str(failed.value), failed.value.exit_code) == (message, code)
+        assert pool.wait_full()
+    assert runtime.list(all_containers=True) == []
+
+
+def test_without_the_program_zygotes_wait_in_python(iso, monkeypatch):
+    """No gcc (the program cannot be built): the zygote waits in Python, released by a byte."""
+    from isoinspect.runtime import zygote_program
+
+    monkeypatch.setattr(zygote_program, "sealed_zygote_program", lambda: -1)
+    runtime = Runtime(iso.root)
+    spec = ContainerSpec("busybox", ["true"], remove=True, network="none")
+    with WarmPool(runtime, spec, size=1, background=False) as pool:
+        assert "python" in os.readlink(f"/proc/{pool.idle[0].pid}/exe")
+        assert _run(pool, ["echo", "in python"]) == (0, b"in python\n")
+        with pytest.raises(IsoinspectError, match="not found in"):
+            pool.start(["not-there"])
+    assert runtime.list(all_containers=True) == []
