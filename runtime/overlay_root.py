@@ -20,6 +20,7 @@ class OverlayRoot(Frozen):
     work: str
     cgroup2: bool = False  # mount the container's cgroup2 (unified hosts)
     bind_devices: bool = False  # a user namespace cannot mknod: bind the host's nodes
+    volatile: bool = False  # no syncs of the upper dir: deleted with the container (warm pool)
     masked: tuple = paths_policy.MASKED_PATHS
     readonly: tuple = paths_policy.READONLY_PATHS
 
@@ -29,7 +30,7 @@ class OverlayRoot(Frozen):
             rootfs.make_parent_private(root)
         else:
             rootfs.make_mounts_private()
-        rootfs.mount_overlay(root, self.lower, self.upper, self.work)
+        rootfs.mount_overlay(root, self.lower, self.upper, self.work, self.volatile)
         rootfs.mount_proc_sys(root)
         if self.cgroup2:
             rootfs.mount_cgroup2(root)

@@ -40,16 +40,26 @@ def make_parent_private(root: str) -> None:
     sc.mount(None, parent, None, sc.MS_PRIVATE)
 
 
-def mount_overlay(target: str, lower_dirs: list[str], upper: str, work: str) -> None:
+def mount_overlay(target: str, lower_dirs: list[str], upper: str, work: str,
+                  volatile: bool = False) -> None:
     """The image layers (read-only, top first) under a per-container writable upper dir.
 
     A layer can occur twice in an image (two steps with the same content, e.g. the same COPY
     twice, Docker keeps both); overlayfs refuses a lower dir given twice (ELOOP). Only the
     topmost copy is kept: it already shows everything the lower copy would.
+    ``volatile`` (Linux 5.10+; ignored where refused): no sync of the upper file system, at
+    its unmount above all, for a container whose upper dir is deleted once it exits.
     """
     lower = list(dict.fromkeys(lower_dirs))
     data = f"lowerdir={':'.join(lower)},upperdir={upper},workdir={work}"
     try:
+        if volatile:
+            try:
+                sc.mount("overlay", target, "overlay", 0, data + ",volatile")
+                return
+            except OSError as err:
+                if err.errno != errno.EINVAL:
+                    raise
         sc.mount("overlay", target, "overlay", 0, data)
     except OSError as err:
         missing = next((d for d in lower if not os.path.isdir(d)), None)
