@@ -275,6 +275,7 @@ class WarmPool:
         self.idle: collections.deque[Zygote] = collections.deque()
         self.finished: collections.deque[Finished] = collections.deque()  # to remove
         self._removing = 0            # removals taken off ``finished``, not yet done
+        self._draining = 0            # callers in drain(): no refill until they have left
         self._held: dict[int, list[int]] = {}  # pid of a started command -> its namespaces
         self.cold_starts = 0          # starts that found the pool empty
         self.errors: list[str] = []
@@ -390,11 +391,13 @@ class WarmPool:
         return self
 
     def _refill_loop(self) -> None:
-        """Remove finished containers first (their exit is known), then refill."""
+        """Remove finished containers first (their exit is known), then refill, but not while
+        someone waits in drain(): a spawn's Python would keep the GIL from that caller for up
+        to the switch interval (5 ms) after the removal it waited for was done."""
         while True:
             with self._cond:
                 while (not self.finished and not self._closing
-                       and len(self.idle) >= self.size):
+                       and (len(self.idle) >= self.size or self._draining)):
                     self._cond.wait()
                 if not self.finished and self._closing:
                     return
@@ -440,11 +443,16 @@ class WarmPool:
         """Block until every finished container has been removed (True) or ``timeout``."""
         deadline = time.monotonic() + timeout
         with self._cond:
-            while self.finished or self._removing:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self._cond.wait(min(left, 0.5))
+            self._draining += 1
+            try:
+                while self.finished or self._removing:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        return False
+                    self._cond.wait(min(left, 0.5))
+            finally:
+                self._draining -= 1
+                self._cond.notify_all()  # the refill may go on
         return True
 
     def wait_full(self, timeout: float = 60.0) -> bool:
