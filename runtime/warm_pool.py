@@ -276,6 +276,7 @@ class WarmPool:
         self.finished: collections.deque[Finished] = collections.deque()  # to remove
         self._removing = 0            # removals taken off ``finished``, not yet done
         self._draining = 0            # callers in drain(): no refill until they have left
+        self._refill_due = True       # a zygote was used up (set by finish and failed starts)
         self._held: dict[int, list[int]] = {}  # pid of a started command -> its namespaces
         self.cold_starts = 0          # starts that found the pool empty
         self.errors: list[str] = []
@@ -393,11 +394,16 @@ class WarmPool:
     def _refill_loop(self) -> None:
         """Remove finished containers first (their exit is known), then refill, but not while
         someone waits in drain(): a spawn's Python would keep the GIL from that caller for up
-        to the switch interval (5 ms) after the removal it waited for was done."""
+        to the switch interval (5 ms) after the removal it waited for was done. A refill is
+        due once a container is done, never because a start took a zygote: waking up for any
+        other reason (drain's notify) must not make it spawn beside the next start."""
         while True:
             with self._cond:
-                while (not self.finished and not self._closing
-                       and (len(self.idle) >= self.size or self._draining)):
+                while not self.finished and not self._closing:
+                    if len(self.idle) >= self.size:
+                        self._refill_due = False
+                    elif self._refill_due and not self._draining:
+                        break
                     self._cond.wait()
                 if not self.finished and self._closing:
                     return
@@ -500,7 +506,8 @@ class WarmPool:
             zygote.close_fds()
             self._kill(zygote)
             with self._cond:
-                self._cond.notify_all()  # refill
+                self._refill_due = True
+                self._cond.notify_all()
             raise
         ready = time.monotonic_ns()
         zygote.close_fds()
@@ -522,6 +529,7 @@ class WarmPool:
                         finished_at=time.time(), held=held)
         with self._cond:  # refill once a container is done, not while one starts
             self.finished.append(item)
+            self._refill_due = True
             self._cond.notify_all()
         if self._thread is None:
             self.remove_finished()
