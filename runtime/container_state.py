@@ -85,6 +85,9 @@ class ContainerState(Frozen):
     log: str = ""  # output file of a detached container ("" in the foreground)
     userns: object = None  # {"uid": [...], "gid": [...]} with --userns remap
     network: object = None  # what its network hook attached (address, ports, netns)
+    # Its monitor released the cgroup and undid the network after the exit: `rm` then skips
+    # both (the cgroup manager alone costs ~3 ms to build); a monitor that died leaves False.
+    released: bool = False
 
 
 class OciState(Frozen):

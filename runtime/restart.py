@@ -61,7 +61,7 @@ def _ready_again(runtime: Runtime, record: ContainerState) -> ContainerState:
     manager.create()
     manager.apply(_spec(record).resources())
     record = record.replace(status=Status.CREATED, pid=0, pid_ticks=None, exit_code=None,
-                            error="", network=None)
+                            error="", network=None, released=False)
     runtime.containers.save(record)
     return record
 

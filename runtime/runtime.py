@@ -244,14 +244,17 @@ class Runtime:
         launch.release()
         return record
 
-    def _run_poststop_hooks(self, record: ContainerState) -> None:
-        """Undo what pre-start hooks made (e.g. a veth); errors must not hide the exit."""
+    def _run_poststop_hooks(self, record: ContainerState) -> bool:
+        """Undo what pre-start hooks made (e.g. a veth); errors must not hide the exit.
+        True when every hook succeeded."""
+        done = True
         for hook in self.prestart_hooks:
             if hook.wants(record):
                 try:
                     hook.poststop(self, record)
-                except Exception:  # noqa: BLE001 - best effort; `gc` retries
-                    pass
+                except Exception:  # noqa: BLE001 - best effort; `rm` and `gc` retry
+                    done = False
+        return done
 
     def init_plan(self, record: ContainerState, stdio: tuple = (None, None, None),
                   die_with_parent: bool = True, console_fd: int = -1,
@@ -393,7 +396,11 @@ class Runtime:
             self.containers.save(record)
             container_event(self.roots, "die", record, exitCode=record.exit_code)
             self._release_cgroup(record)
-            self._run_poststop_hooks(record)
+            if self._run_poststop_hooks(record):  # so `rm` need not do either again
+                try:
+                    self.containers.save(record.replace(released=True))
+                except OSError:  # removed meanwhile by an `rm` (which then did both)
+                    pass
         finally:
             monitor = self._monitors.pop(record.id, None)
             if monitor is not None:
@@ -538,10 +545,12 @@ class Runtime:
             except NotFound:  # its --rm monitor removes it (and says destroy): let it finish
                 self.containers.wait_removed(record.id)
                 return record
-        if wants_network(record.spec):  # the monitor may have died before undoing it
-            NetworkHook().poststop(self, record)
-        self.cgroup(record).destroy()
-        self._managers.pop(record.id, None)
+        if not (record.released and record.status == Status.STOPPED):
+            # its monitor died (or failed) before releasing them: done here
+            if wants_network(record.spec):
+                NetworkHook().poststop(self, record)
+            self.cgroup(record).destroy()
+            self._managers.pop(record.id, None)
         self.containers.delete(record, lambda: container_event(self.roots, "destroy", record))
         return record
 

@@ -138,3 +138,40 @@ def test_rm_f_waits_for_the_monitor_recording_the_exit(iso):
         _monitor_exe(_parent(_pid(iso, name)))
         iso("rm", "-f", name, check=True)
         assert name not in iso("ps", "-a", check=True).stdout
+
+
+def _record(iso, name: str):
+    from isoinspect.runtime.records import ContainerStore
+
+    store = ContainerStore(iso.roots)
+    return store.load(store.lookup(name))
+
+
+def test_the_monitor_marks_its_teardown_done_so_rm_skips_it(iso):
+    """Issue 20: a monitor that released the cgroup (and the network) says so in the record,
+    and `rm` does not build the cgroup manager again; a restart makes them again."""
+    iso("run", *NONE, "--name", "mon-fg", "busybox", "true", check=True)
+    iso("run", "-d", *NONE, "--name", "mon-bg", "busybox", "sleep", "300", check=True)
+    iso("stop", "-t", "0", "mon-bg", check=True)
+    wait_for(lambda: _record(iso, "mon-bg").released, "the monitor's teardown", 30, 0.02)
+    assert _record(iso, "mon-fg").released
+    assert iso.cgroup_dirs() == []
+    iso("start", "mon-bg", check=True)
+    assert not _record(iso, "mon-bg").released   # a new run: its cgroup exists again
+    iso("rm", "-f", "mon-fg", "mon-bg", check=True)
+    assert iso("ps", "-aq", check=True).stdout == ""
+
+
+def test_rm_after_a_killed_monitor_still_removes_the_cgroup(iso):
+    """No teardown ran (its monitor died): `rm` releases the cgroup itself."""
+    iso("run", "-d", *NONE, "--name", "mon-dead", "busybox", "sleep", "300", check=True)
+    pid = _pid(iso, "mon-dead")
+    monitor = _parent(pid)
+    _monitor_exe(monitor)
+    os.kill(monitor, signal.SIGKILL)
+    wait_for(lambda: _parent(pid) != monitor, "the container to be re-parented", 30)
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: not is_alive(pid, None), "the container to exit", 30)
+    assert len(iso.cgroup_dirs()) > 0
+    assert iso("rm", "mon-dead", check=True).stdout == "mon-dead\n"
+    assert iso.cgroup_dirs() == []

@@ -87,3 +87,25 @@ def test_the_launcher_serves_the_cli_from_the_bundle(tmp_path):
     out = subprocess.run([sys.executable, "-I", "-S", "-c", probe, script],
                          capture_output=True, text=True, check=True).stdout
     assert out.strip() == "BundleFinder"
+
+
+def test_a_detached_monitors_teardown_imports_from_the_bundle(tmp_path, monkeypatch):
+    """Issue 20: `stop` waits for the monitor's teardown, a fresh Python: its modules come from
+    the launcher's bundle, as the CLI's do, not each through a path search."""
+    import subprocess
+
+    import isoinspect
+    from isoinspect.cli.launcher import link_tree
+    from isoinspect.runtime.monitor_exit import cleanup_argv
+    from isoinspect.runtime.runtime import Runtime
+
+    src = link_tree(str(tmp_path / "venv"))  # the fast launcher's tree, and its bundle
+    code_bundle.build(src)
+    monkeypatch.setattr(isoinspect, "__file__", os.path.join(src, "isoinspect", "__init__.py"))
+    argv = cleanup_argv(Runtime(str(tmp_path / "root")), "ab" * 32, 99, False)
+    code = argv[argv.index("-c") + 1]
+    assert code.endswith("sys.exit(main())")
+    probe = code[:-len("sys.exit(main())")] + (
+        "print(type(sys.modules['isoinspect.runtime.runtime'].__loader__).__name__)")
+    done = subprocess.run([argv[0], argv[1], "-c", probe], capture_output=True, text=True)
+    assert (done.returncode, done.stdout.strip()) == (0, "BundleFinder"), done.stderr

@@ -95,3 +95,34 @@ def test_hand_made_json_lines_are_json():
     event = Event(time_ns=7, type="container", action="die", id="x",
                   attributes={"name": 'q"uote\\back\nnew\x01ctl é', "exitCode": "3"})
     assert json.loads(encode(event)) == event.to_dict()
+
+
+@pytest.mark.parametrize("attributes", [{}, {"name": "web-1", "image": "busybox:1.36"},
+                                        {"name": "a b", "exitCode": "137", "signal": "15"},
+                                        {"name": "é", "image": "x"}, {"name": "tab\there"},
+                                        {"name": "q'uote<>&{}"}, {"del": "\x7f"}])
+def test_event_lines_are_json_dumps_byte_for_byte(attributes):
+    """The hand-made line for plain text and json_lite's for the rest: json.dumps' bytes."""
+    import json
+
+    from isoinspect.runtime.events import encode
+
+    event = Event(time_ns=1700000000123456789, type="container", action="destroy",
+                  id="ab" * 32, attributes=attributes)
+    expected = json.dumps({"time_ns": event.time_ns, "type": "container", "action": "destroy",
+                           "id": event.id, "attributes": attributes}) + "\n"
+    assert encode(event) == expected.encode()
+
+
+def test_a_plain_event_line_imports_no_json_code():
+    """rm and stop write plain events: neither json_lite nor _json is loaded for them."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from isoinspect.runtime.events import Event, encode; "
+            "encode(Event(time_ns=1, type='container', action='destroy', id='x', "
+            "attributes={'name': 'web', 'image': 'busybox'})); "
+            "print(sorted(m for m in sys.modules if 'json' in m))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True)
+    assert done.stdout.strip() == "[]"
