@@ -48,27 +48,15 @@ def _rotate(path: str, fd: int) -> None:
         pass
 
 
-def _plain(text: str) -> bool:
-    """Is ``text`` its own JSON string body (printable ASCII, no quote or backslash)?"""
-    return text.isascii() and text.isprintable() and '"' not in text and "\\" not in text
-
-
 def encode(event: Event) -> bytes:
-    """The event as one JSON line (read back with json.loads), byte for byte json.dumps'.
-
-    Names, ids and numbers are plain text almost always: then the line is put together here
-    (rm and stop skip importing json_lite and _json, ~0.5 ms); anything else goes through
-    json_lite, since ``import json`` pulls in re and enum: ~10 ms on the start path."""
-    attributes = {str(k): str(v) for k, v in event.attributes.items()}
-    texts = (event.type, event.action, event.id, *attributes, *attributes.values())
-    if all(_plain(text) for text in texts):
-        pairs = ", ".join(f'"{key}": "{value}"' for key, value in attributes.items())
-        return (f'{{"time_ns": {int(event.time_ns)}, "type": "{event.type}", "action": '
-                f'"{event.action}", "id": "{event.id}", "attributes": {{{pairs}}}}}\n').encode()
+    """The event as one JSON line (read back with json.loads); json_lite, since ``import
+    json`` pulls in re and enum: ~10 ms on the start path (and plain text, names, ids and
+    numbers, needs not even ``_json``)."""
     from isoinspect.runtime.json_lite import dumps
 
     return (dumps({"time_ns": int(event.time_ns), "type": event.type, "action": event.action,
-                   "id": event.id, "attributes": attributes})
+                   "id": event.id, "attributes": {str(k): str(v)
+                                                  for k, v in event.attributes.items()}})
             + "\n").encode(errors="replace")
 
 
