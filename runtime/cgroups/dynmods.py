@@ -107,5 +107,6 @@ def check(mountinfo_path: str = "/proc/self/mountinfo",
     return Check(NAME, Status.OK, f"{OPTION} off (the kernel default){measured}",
                  "opt-in tuning, host-wide, never applied by isoinspect: mount cgroup2 with -o "
                  f"{OPTION} (v1: only at mount time) or boot with {BOOT_OPTION}=true (Linux "
-                 "6.7+); a start's attach then skips the RCU grace period, but every fork and "
+                 "6.7+); an exec's attach then skips the RCU grace period (a start needs no "
+                 "such attach), but every fork and "
                  "exit gets slower", data=data)
