@@ -222,13 +222,15 @@ def test_run_steps_clone_with_no_other_thread(iso, tmp_path, monkeypatch, networ
     from isoinspect.runtime.runtime import Runtime
 
     threads_at_clone: list[int] = []
-    real_clone = sc.clone_process
 
-    def counting_clone(flags: int) -> int:
-        threads_at_clone.append(len(os.listdir("/proc/self/task")))
-        return real_clone(flags)
+    def counting(real):
+        def clone(*args) -> int:  # clone_process(flags), clone_into_cgroup(flags, fd)
+            threads_at_clone.append(len(os.listdir("/proc/self/task")))
+            return real(*args)
+        return clone
 
-    monkeypatch.setattr(sc, "clone_process", counting_clone)
+    for name in ("clone_process", "clone_into_cgroup"):  # the latter where v2 is mounted
+        monkeypatch.setattr(sc, name, counting(getattr(sc, name)))
     ctx = str(tmp_path / "ctx")
     write(f"{ctx}/Dockerfile", "FROM busybox\n" + RUN_STEPS)
     output = open(tmp_path / "build.log", "w")
