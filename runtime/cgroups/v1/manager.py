@@ -57,11 +57,12 @@ class V1Manager(CgroupManager):
 
     def self_join_files(self) -> list[str]:
         """``tasks`` in every v1 hierarchy, cgroup.procs in the unified one. Writing "0" to
-        ``tasks`` moves only the writing thread, which the kernel does without the global
-        threadgroup lock (since 5.17: its writer waits for an RCU grace period): measured here,
-        0.1 ms against 7.2 ms for a first cgroup.procs write. The writer has no other thread,
-        so that is the whole process. The unified directory is given to clone3 instead where
-        it can be (launch.clone_target)."""
+        ``tasks`` moves only the writing thread, which a recent kernel does without the global
+        threadgroup lock whose writer waits for an RCU grace period (the kernel's "optimize
+        single thread migration"; a kernel without it only pays that wait, as before): on this
+        host's 6.18, 0.1 ms against 7.2 ms for a first cgroup.procs write. The writer has no
+        other thread, so that is the whole process. The unified directory is given to clone3
+        instead where it can be (launch.clone_target)."""
         unified = self.unified + "/" + self.path if self.unified else None
         return [d + ("/cgroup.procs" if d == unified else "/tasks") for d in self._dirs]
 
