@@ -183,9 +183,10 @@ class Runtime:
         if record.spec["network"] != "host":
             flags |= namespaces.CLONE_NEWNET
         user_namespace = bool(record.userns)
-        cgroup_procs = self.cgroup(record).procs_files()  # a user namespace's: written by us
+        cgroup_procs: list[str] = []
         if user_namespace:
             # Joined by us: the cgroup files belong to the host's root, whom the child is not.
+            cgroup_procs = self.cgroup(record).procs_files()
             plan = plan.replace(cgroup_procs=[])
         monitor = self.containers.monitor_lock(record.id)
         monitor.__enter__()
